@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from store.models.base import Base, Timestamps
+
+
+class Organisation(Timestamps, Base):
+    """A customer: every other row belongs to exactly one organisation."""
+
+    __tablename__ = "organisations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # Off by default, as WiggleDesk ships it: an admin turns the API on for the organisation.
+    api_enabled: Mapped[bool] = mapped_column(default=False)
+    # Outbox sequence counter; bumping it row-locks the organisation until commit, so events
+    # become visible to the pull API in sequence order.
+    last_event_seq: Mapped[int] = mapped_column(default=0)

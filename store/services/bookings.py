@@ -1,0 +1,212 @@
+"""Bookings: create, change, cancel, check in and out; and the queries the API pages through."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, exists, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from store import outbox
+from store.columns import utcnow
+from store.errors import Conflict, Invalid, NotAllowed, NotFound
+from store.models import LIVE_STATUSES, Booking, BookingStatus, Desk, Member, MemberStatus, TeamMembership
+from store.models.booking import DESK_OVERLAP, MEMBER_OVERLAP
+
+# Check-in opens this long before the booking starts.
+CHECK_IN_OPENS = timedelta(minutes=30)
+
+
+def _describe(booking: Booking) -> dict[str, Any]:
+    return {
+        "booking_id": booking.id,
+        "member_id": booking.member_id,
+        "desk_id": booking.desk_id,
+        "start": booking.start_at,
+        "end": booking.end_at,
+        "status": booking.status,
+        "reason": booking.reason,
+        "source": booking.source,
+    }
+
+
+def _check_times(start: datetime, end: datetime) -> None:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise Invalid("times need a UTC offset", field="start")
+    if end <= start:
+        raise Invalid("end must be after start", field="end")
+
+
+def _active_desk(session: Session, organisation_id: int, desk_id: int) -> Desk:
+    desk = session.get(Desk, desk_id)
+    if desk is None or desk.organisation_id != organisation_id:
+        raise NotFound(f"no desk {desk_id}", field="desk_id")
+    if not desk.active:
+        raise NotAllowed(f"desk {desk.label!r} is not bookable", field="desk_id")
+    return desk
+
+
+def _flush_or_conflict(session: Session) -> None:
+    """Flush, turning the database's overlap guards into a Conflict that names the clash."""
+    try:
+        session.flush()
+    except IntegrityError as error:
+        message = str(error.orig)
+        if DESK_OVERLAP in message:
+            raise Conflict("the desk is already booked for that time", code="desk_unavailable") from error
+        if MEMBER_OVERLAP in message:
+            raise Conflict("the member already has a booking at that time", code="member_busy") from error
+        raise
+
+
+def create(
+    session: Session,
+    member: Member,
+    *,
+    start: datetime,
+    end: datetime,
+    desk_id: int | None = None,
+    details: str = "",
+    reason: str = "WFO",
+    source: str = "api",
+) -> Booking:
+    """Book a slot for an active member, with or without a desk."""
+    _check_times(start, end)
+    if member.status is not MemberStatus.ACTIVE:
+        raise NotAllowed(f"{member.email} is {member.status.value} and cannot book", field="member_id")
+    if desk_id is not None:
+        _active_desk(session, member.organisation_id, desk_id)
+    booking = Booking(
+        organisation_id=member.organisation_id,
+        member_id=member.id,
+        desk_id=desk_id,
+        start_at=start,
+        end_at=end,
+        details=details,
+        reason=reason,
+        source=source,
+        status=BookingStatus.BOOKED,
+    )
+    session.add(booking)
+    _flush_or_conflict(session)
+    outbox.record(session, booking.organisation_id, "booking.created", _describe(booking))
+    return booking
+
+
+def get(session: Session, organisation_id: int, booking_id: int) -> Booking:
+    booking = session.get(Booking, booking_id)
+    if booking is None or booking.organisation_id != organisation_id:
+        raise NotFound(f"no booking {booking_id}")
+    return booking
+
+
+_UNSET: Any = object()
+
+
+def update(
+    session: Session,
+    booking: Booking,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    desk_id: int | None = _UNSET,
+    details: str | None = None,
+    reason: str | None = None,
+) -> Booking:
+    """Move or edit a live booking; records `booking.updated` with what changed."""
+    if booking.status not in LIVE_STATUSES:
+        raise NotAllowed(f"a {booking.status.value} booking cannot be changed")
+    new_start, new_end = start or booking.start_at, end or booking.end_at
+    _check_times(new_start, new_end)
+    changes: dict[str, Any] = {}
+    if new_start != booking.start_at:
+        booking.start_at = changes["start"] = new_start
+    if new_end != booking.end_at:
+        booking.end_at = changes["end"] = new_end
+    if desk_id is not _UNSET and desk_id != booking.desk_id:
+        if desk_id is not None:
+            _active_desk(session, booking.organisation_id, desk_id)
+        booking.desk_id = changes["desk_id"] = desk_id
+    if details is not None and details != booking.details:
+        booking.details = changes["details"] = details
+    if reason is not None and reason != booking.reason:
+        booking.reason = changes["reason"] = reason
+    if changes:
+        _flush_or_conflict(session)
+        outbox.record(session, booking.organisation_id, "booking.updated", {**_describe(booking), "changes": changes})
+    return booking
+
+
+def cancel(session: Session, booking: Booking, *, reason: str = "cancelled_by_member") -> Booking:
+    """Cancel a live booking; the desk is free again."""
+    if booking.status not in LIVE_STATUSES:
+        raise NotAllowed(f"a {booking.status.value} booking cannot be cancelled")
+    booking.status = BookingStatus.CANCELLED
+    booking.cancellation_reason = reason
+    booking.cancelled_at = utcnow()
+    outbox.record(session, booking.organisation_id, "booking.cancelled", {**_describe(booking), "reason": reason})
+    return booking
+
+
+def check_in(session: Session, booking: Booking, *, now: datetime | None = None) -> Booking:
+    """Check in, from CHECK_IN_OPENS before the start until the end."""
+    now = now or utcnow()
+    if booking.status is not BookingStatus.BOOKED:
+        raise NotAllowed(f"a {booking.status.value} booking cannot be checked in")
+    if not booking.start_at - CHECK_IN_OPENS <= now < booking.end_at:
+        raise NotAllowed("check-in opens 30 minutes before the booking starts and closes at its end")
+    booking.status = BookingStatus.CHECKED_IN
+    booking.checked_in_at = now
+    outbox.record(session, booking.organisation_id, "booking.checked_in", _describe(booking))
+    return booking
+
+
+def check_out(session: Session, booking: Booking, *, now: datetime | None = None) -> Booking:
+    """Check out of a checked-in booking; the desk is free for the rest of the slot."""
+    if booking.status is not BookingStatus.CHECKED_IN:
+        raise NotAllowed(f"a {booking.status.value} booking cannot be checked out")
+    booking.status = BookingStatus.CHECKED_OUT
+    booking.checked_out_at = now or utcnow()
+    outbox.record(session, booking.organisation_id, "booking.checked_out", _describe(booking))
+    return booking
+
+
+@dataclass(frozen=True)
+class BookingFilter:
+    """What a booking listing may be narrowed by; every field is optional."""
+
+    member_id: int | None = None
+    team_id: int | None = None
+    desk_id: int | None = None
+    statuses: Sequence[BookingStatus] = ()
+    ends_after: datetime | None = None
+    starts_before: datetime | None = None
+
+
+def select_bookings(organisation_id: int, where: BookingFilter) -> Select[tuple[Booking]]:
+    """The bookings of an organisation matching `where`, unordered."""
+    query = select(Booking).where(Booking.organisation_id == organisation_id)
+    if where.member_id is not None:
+        query = query.where(Booking.member_id == where.member_id)
+    if where.team_id is not None:
+        query = query.where(
+            exists().where(TeamMembership.team_id == where.team_id, TeamMembership.member_id == Booking.member_id)
+        )
+    if where.desk_id is not None:
+        query = query.where(Booking.desk_id == where.desk_id)
+    if where.statuses:
+        query = query.where(Booking.status.in_(where.statuses))
+    if where.ends_after is not None:
+        query = query.where(Booking.end_at > where.ends_after)
+    if where.starts_before is not None:
+        query = query.where(Booking.start_at < where.starts_before)
+    return query
+
+
+def count(session: Session, query: Select[tuple[Booking]]) -> int:
+    """How many rows `query` would return."""
+    return session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0

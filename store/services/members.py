@@ -1,0 +1,296 @@
+"""Membership: inviting, accepting, adding, updating and removing people."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy import update as sql_update
+from sqlalchemy.orm import Session
+
+from store import outbox
+from store.columns import utcnow
+from store.errors import Conflict, Invalid, NotAllowed, NotFound
+from store.models import (
+    LIVE_STATUSES,
+    ApiToken,
+    Booking,
+    BookingStatus,
+    Invitation,
+    InvitationStatus,
+    Member,
+    MemberStatus,
+    Role,
+)
+
+INVITATION_LIFETIME = timedelta(days=14)
+
+
+def normalise_email(email: str) -> str:
+    """Addresses are compared without case and surrounding space."""
+    email = email.strip().lower()
+    local, _, domain = email.partition("@")
+    if not local or "." not in domain or " " in email or len(email) > 320:
+        raise Invalid(f"{email!r} is not an email address", field="email")
+    return email
+
+
+def hash_secret(secret: str) -> str:
+    """SHA-256 of a high-entropy secret: enough to look it up, useless to a thief."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def get(session: Session, organisation_id: int, member_id: int) -> Member:
+    member = session.get(Member, member_id)
+    if member is None or member.organisation_id != organisation_id:
+        raise NotFound(f"no member {member_id}")
+    return member
+
+
+def find_by_email(session: Session, organisation_id: int, email: str) -> Member | None:
+    return session.scalar(
+        select(Member).where(Member.organisation_id == organisation_id, Member.email == normalise_email(email))
+    )
+
+
+def get_by_email(session: Session, organisation_id: int, email: str) -> Member:
+    member = find_by_email(session, organisation_id, email)
+    if member is None:
+        raise NotFound(f"no member with email {email.strip().lower()!r}", field="email")
+    return member
+
+
+def _describe(member: Member) -> dict[str, Any]:
+    return {"member_id": member.id, "email": member.email, "role": member.role, "status": member.status}
+
+
+def invite(
+    session: Session,
+    organisation_id: int,
+    email: str,
+    *,
+    role: Role = Role.MEMBER,
+    display_name: str = "",
+    invited_by: Member | None = None,
+    source: str = "api",
+) -> tuple[Invitation, str]:
+    """Invite someone; returns the invitation and its accept token (to mail, never to store).
+
+    Inviting an invited person again replaces their pending invitation; inviting someone who was
+    removed brings them back as invited. Inviting an active member is a conflict.
+    """
+    email = normalise_email(email)
+    member = find_by_email(session, organisation_id, email)
+    if member is not None and member.status is MemberStatus.ACTIVE:
+        raise Conflict(f"{email} is already a member", code="already_member", field="email")
+    now = utcnow()
+    if member is None:
+        member = Member(organisation_id=organisation_id, email=email, display_name=display_name.strip(), role=role)
+        session.add(member)
+    else:
+        member.status = MemberStatus.INVITED
+        member.removed_at = None
+        _revoke_pending_invitations(session, member, now)
+    token = secrets.token_urlsafe(32)
+    session.flush()
+    invitation = Invitation(
+        organisation_id=organisation_id,
+        member_id=member.id,
+        email=email,
+        token_hash=hash_secret(token),
+        source=source,
+        invited_by_id=invited_by.id if invited_by else None,
+        expires_at=now + INVITATION_LIFETIME,
+    )
+    session.add(invitation)
+    session.flush()
+    outbox.record(
+        session,
+        organisation_id,
+        "membership.invited",
+        {**_describe(member), "invitation_id": invitation.id, "source": source},
+    )
+    return invitation, token
+
+
+def add(
+    session: Session,
+    organisation_id: int,
+    email: str,
+    *,
+    role: Role = Role.MEMBER,
+    display_name: str = "",
+    api_access: bool = False,
+    source: str = "cli",
+) -> Member:
+    """Make someone an active member at once (no invitation), or restore a removed one."""
+    email = normalise_email(email)
+    member = find_by_email(session, organisation_id, email)
+    if member is not None and member.status is MemberStatus.ACTIVE:
+        raise Conflict(f"{email} is already a member", code="already_member", field="email")
+    if member is None:
+        member = Member(organisation_id=organisation_id, email=email)
+        session.add(member)
+    else:
+        _revoke_pending_invitations(session, member, utcnow())
+    member.display_name = display_name.strip() or member.display_name
+    member.role = role
+    member.api_access = api_access
+    member.status = MemberStatus.ACTIVE
+    member.removed_at = None
+    session.flush()
+    outbox.record(session, organisation_id, "membership.added", {**_describe(member), "source": source})
+    return member
+
+
+def _revoke_pending_invitations(session: Session, member: Member, now: datetime) -> None:
+    session.execute(
+        sql_update(Invitation)
+        .where(Invitation.member_id == member.id, Invitation.status == InvitationStatus.PENDING)
+        .values(status=InvitationStatus.REVOKED, revoked_at=now)
+    )
+
+
+def get_invitation(session: Session, organisation_id: int, invitation_id: int) -> Invitation:
+    invitation = session.get(Invitation, invitation_id)
+    if invitation is None or invitation.organisation_id != organisation_id:
+        raise NotFound(f"no invitation {invitation_id}")
+    return invitation
+
+
+def invitation_status(invitation: Invitation, now: datetime | None = None) -> InvitationStatus:
+    """The status as a reader should see it: a pending invitation past its date is expired."""
+    if invitation.status is InvitationStatus.PENDING and invitation.expires_at <= (now or utcnow()):
+        return InvitationStatus.EXPIRED
+    return invitation.status
+
+
+def accept_invitation(session: Session, token: str, *, display_name: str = "") -> Member:
+    """Accept by token: the member becomes active."""
+    invitation = session.scalar(select(Invitation).where(Invitation.token_hash == hash_secret(token)))
+    if invitation is None:
+        raise NotFound("this invitation link is not valid")
+    now = utcnow()
+    status = invitation_status(invitation, now)
+    if status is not InvitationStatus.PENDING:
+        raise NotAllowed(f"this invitation is {status.value}")
+    member = session.get_one(Member, invitation.member_id)
+    invitation.status = InvitationStatus.ACCEPTED
+    invitation.accepted_at = now
+    member.status = MemberStatus.ACTIVE
+    if display_name.strip():
+        member.display_name = display_name.strip()
+    outbox.record(
+        session,
+        member.organisation_id,
+        "membership.accepted",
+        {**_describe(member), "invitation_id": invitation.id},
+    )
+    return member
+
+
+def revoke_invitation(session: Session, invitation: Invitation) -> Invitation:
+    """Withdraw a pending invitation; someone who never joined is left removed."""
+    if invitation_status(invitation) is not InvitationStatus.PENDING:
+        raise NotAllowed(f"only a pending invitation can be revoked; this one is {invitation_status(invitation)}")
+    now = utcnow()
+    invitation.status = InvitationStatus.REVOKED
+    invitation.revoked_at = now
+    member = session.get_one(Member, invitation.member_id)
+    if member.status is MemberStatus.INVITED:
+        member.status = MemberStatus.REMOVED
+        member.removed_at = now
+    outbox.record(
+        session,
+        invitation.organisation_id,
+        "invitation.revoked",
+        {"invitation_id": invitation.id, "member_id": member.id, "email": invitation.email},
+    )
+    return invitation
+
+
+def update(
+    session: Session,
+    member: Member,
+    *,
+    display_name: str | None = None,
+    role: Role | None = None,
+    api_access: bool | None = None,
+) -> Member:
+    """Change a member's name, role or API access; records `member.updated` with what changed."""
+    changes: dict[str, Any] = {}
+    if display_name is not None and display_name.strip() != member.display_name:
+        member.display_name = changes["display_name"] = display_name.strip()
+    if role is not None and role is not member.role:
+        if member.role is Role.ADMIN:
+            _keep_an_admin(session, member)
+        member.role = changes["role"] = role
+    if api_access is not None and api_access != member.api_access:
+        member.api_access = changes["api_access"] = api_access
+    if changes:
+        outbox.record(
+            session,
+            member.organisation_id,
+            "member.updated",
+            {"member_id": member.id, "email": member.email, "changes": changes},
+        )
+    return member
+
+
+def _keep_an_admin(session: Session, leaving: Member) -> None:
+    admins = session.scalar(
+        select(func.count()).where(
+            Member.organisation_id == leaving.organisation_id,
+            Member.role == Role.ADMIN,
+            Member.status == MemberStatus.ACTIVE,
+            Member.id != leaving.id,
+        )
+    )
+    if not admins:
+        raise Conflict("an organisation must keep at least one active admin", code="last_admin")
+
+
+def remove(session: Session, member: Member, *, reason: str = "member_removed") -> bool:
+    """Remove a membership: history stays, live bookings that have not ended are cancelled (one
+    `booking.cancelled` each), API tokens and pending invitations are revoked.
+
+    Returns False, changing nothing, when the member was already removed.
+    """
+    if member.status is MemberStatus.REMOVED:
+        return False
+    if member.role is Role.ADMIN and member.status is MemberStatus.ACTIVE:
+        _keep_an_admin(session, member)
+    now = utcnow()
+    bookings = session.scalars(
+        select(Booking)
+        .where(Booking.member_id == member.id, Booking.status.in_(LIVE_STATUSES), Booking.end_at > now)
+        .order_by(Booking.start_at)
+    ).all()
+    for booking in bookings:
+        booking.status = BookingStatus.CANCELLED
+        booking.cancellation_reason = reason
+        booking.cancelled_at = now
+        outbox.record(
+            session,
+            member.organisation_id,
+            "booking.cancelled",
+            {"booking_id": booking.id, "member_id": member.id, "desk_id": booking.desk_id, "reason": reason},
+        )
+    session.execute(
+        sql_update(ApiToken)
+        .where(ApiToken.member_id == member.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    _revoke_pending_invitations(session, member, now)
+    member.status = MemberStatus.REMOVED
+    member.removed_at = now
+    outbox.record(
+        session,
+        member.organisation_id,
+        "membership.removed",
+        {**_describe(member), "reason": reason, "cancelled_bookings": len(bookings)},
+    )
+    return True

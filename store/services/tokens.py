@@ -1,0 +1,97 @@
+"""API tokens: created with a secret shown once, looked up by its hash, revoked."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from store import outbox
+from store.columns import utcnow
+from store.errors import NotAllowed, NotFound
+from store.models import ApiToken, Member, MemberStatus, Organisation
+from store.services.members import hash_secret
+
+TOKEN_PREFIX = "dsk_"  # noqa: S105 - a marker, not a secret
+# last_used_at is refreshed at most this often, so reads do not each become a write.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def create(session: Session, member: Member, *, name: str = "") -> tuple[ApiToken, str]:
+    """Issue a token; returns the row and the secret, which is never stored or shown again."""
+    if member.status is MemberStatus.REMOVED:
+        raise NotAllowed(f"{member.email} is removed and cannot hold a token")
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        organisation_id=member.organisation_id,
+        member_id=member.id,
+        name=name.strip(),
+        prefix=secret[:12],
+        token_hash=hash_secret(secret),
+    )
+    session.add(token)
+    session.flush()
+    outbox.record(
+        session,
+        member.organisation_id,
+        "api_token.created",
+        {"token_id": token.id, "member_id": member.id, "prefix": token.prefix},
+    )
+    return token, secret
+
+
+def get(session: Session, organisation_id: int, token_id: int) -> ApiToken:
+    token = session.get(ApiToken, token_id)
+    if token is None or token.organisation_id != organisation_id:
+        raise NotFound(f"no token {token_id}")
+    return token
+
+
+def list_for(session: Session, organisation_id: int, member_id: int | None = None) -> list[ApiToken]:
+    query = select(ApiToken).where(ApiToken.organisation_id == organisation_id, ApiToken.revoked_at.is_(None))
+    if member_id is not None:
+        query = query.where(ApiToken.member_id == member_id)
+    return list(session.scalars(query.order_by(ApiToken.id)))
+
+
+def revoke(session: Session, token: ApiToken) -> None:
+    if token.revoked_at is not None:
+        return
+    token.revoked_at = utcnow()
+    outbox.record(
+        session,
+        token.organisation_id,
+        "api_token.revoked",
+        {"token_id": token.id, "member_id": token.member_id, "prefix": token.prefix},
+    )
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a token belongs to, as the API needs it."""
+
+    token_id: int
+    member: Member
+    organisation: Organisation
+
+
+def authenticate(session: Session, secret: str) -> Caller | None:
+    """The caller behind `secret`, or None for an unknown or revoked token or a removed member."""
+    row = session.execute(
+        select(ApiToken, Member, Organisation)
+        .join(Member, Member.id == ApiToken.member_id)
+        .join(Organisation, Organisation.id == ApiToken.organisation_id)
+        .where(ApiToken.token_hash == hash_secret(secret), ApiToken.revoked_at.is_(None))
+    ).one_or_none()
+    if row is None:
+        return None
+    token, member, organisation = row
+    if member.status is MemberStatus.REMOVED:
+        return None
+    now = utcnow()
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+        token.last_used_at = now
+    return Caller(token.id, member, organisation)
