@@ -17,7 +17,8 @@ class InvitationStatus(enum.StrEnum):
 
 
 class Invitation(Timestamps, Base):
-    """An invitation to join; the accept token is mailed and only its hash is kept."""
+    """An invitation to join. The accept token is made when the email is sent (so no secret waits
+    in a queue) and only its hash is kept."""
 
     __tablename__ = "invitations"
 
@@ -26,9 +27,10 @@ class Invitation(Timestamps, Base):
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), index=True)
     email: Mapped[str] = mapped_column(String(320))
     status: Mapped[InvitationStatus] = mapped_column(enum_column(InvitationStatus), default=InvitationStatus.PENDING)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     source: Mapped[str] = mapped_column(String(32), default="api")
     invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
     expires_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
     accepted_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]

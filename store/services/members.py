@@ -76,8 +76,8 @@ def invite(
     display_name: str = "",
     invited_by: Member | None = None,
     source: str = "api",
-) -> tuple[Invitation, str]:
-    """Invite someone; returns the invitation and its accept token (to mail, never to store).
+) -> Invitation:
+    """Invite someone; the email with the accept link is the worker's job (see `issue_invitation_token`).
 
     Inviting an invited person again replaces their pending invitation; inviting someone who was
     removed brings them back as invited. Inviting an active member is a conflict.
@@ -94,13 +94,11 @@ def invite(
         member.status = MemberStatus.INVITED
         member.removed_at = None
         _revoke_pending_invitations(session, member, now)
-    token = secrets.token_urlsafe(32)
     session.flush()
     invitation = Invitation(
         organisation_id=organisation_id,
         member_id=member.id,
         email=email,
-        token_hash=hash_secret(token),
         source=source,
         invited_by_id=invited_by.id if invited_by else None,
         expires_at=now + INVITATION_LIFETIME,
@@ -113,7 +111,24 @@ def invite(
         "membership.invited",
         {**_describe(member), "invitation_id": invitation.id, "source": source},
     )
-    return invitation, token
+    return invitation
+
+
+def issue_invitation_token(session: Session, invitation: Invitation) -> str | None:
+    """A fresh accept token for a pending invitation about to be mailed, or None if it needs no mail.
+
+    Issuing again replaces the previous token, so only the link in the latest email works.
+    """
+    if invitation_status(invitation) is not InvitationStatus.PENDING or invitation.sent_at is not None:
+        return None
+    token = secrets.token_urlsafe(32)
+    invitation.token_hash = hash_secret(token)
+    return token
+
+
+def mark_invitation_sent(session: Session, invitation: Invitation) -> None:
+    """Note that the invitation email went out, so a redelivered job does not send it twice."""
+    invitation.sent_at = utcnow()
 
 
 def add(

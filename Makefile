@@ -1,0 +1,40 @@
+# Two commands set up everything: `make run` and `make test`. The rest are conveniences.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck pytest bench bench-api clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## run: the embedded mode (SQLite + in-process broker) on 127.0.0.1:8000
+run: $(STAMP)
+	$(BIN)/deskbridge db upgrade
+	$(BIN)/deskbridge serve
+
+## test: lint, type-check and the whole test suite
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+## bench: every benchmark (each prints its figures)
+bench: bench-api
+
+bench-api: $(STAMP)
+	$(BIN)/python -m bench.api
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,28 @@
+"""The FastAPI application: WiggleDesk-compatible routes, `/v1`, health and the invitation page."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from api import errors, health, invitation_page
+from api.compat import wiggledesk
+from api.context import ApiContext
+from api.middleware import Guard
+from api.v1 import router as v1
+
+
+def create_app(ctx: ApiContext) -> FastAPI:
+    """Build the app around the store and broker the composition root hands over."""
+    app = FastAPI(
+        title="deskbridge",
+        version="0.1.0",
+        summary="Desk booking in step with directories, calendars and automations.",
+    )
+    app.state.context = ctx
+    errors.install(app)
+    app.add_middleware(Guard, max_body_bytes=ctx.max_body_bytes)
+    app.include_router(health.router)
+    app.include_router(wiggledesk.router)
+    app.include_router(v1.router)
+    app.include_router(invitation_page.router)
+    return app

@@ -1,0 +1,35 @@
+"""What actors need from the composition root: the store and the outside senders.
+
+Actors are module-level functions (Dramatiq's model), so their dependencies are set once per
+process by `configure` (see deskbridge.wiring) and read with `current()`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from worker.mailers import Mailer
+
+
+@dataclass(frozen=True)
+class Runtime:
+    session_factory: sessionmaker[Session]
+    mailer: Mailer
+    public_base_url: str
+    mail_from: str
+
+
+_runtime: Runtime | None = None
+
+
+def configure(runtime: Runtime) -> None:
+    global _runtime
+    _runtime = runtime
+
+
+def current() -> Runtime:
+    if _runtime is None:
+        raise RuntimeError("worker runtime not configured: start through deskbridge (serve, worker)")
+    return _runtime
