@@ -1,0 +1,194 @@
+"""Shared fixtures: the store on SQLite and PostgreSQL, the API, and service availability.
+
+A test that needs PostgreSQL, Redis or SMTP skips with the reason on a laptop without it, and
+fails under CI=true, where every service must be there.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.app import create_app
+from api.context import ApiContext
+from api.ratelimit import MemoryCounter
+from store.db import make_engine, make_session_factory, transaction
+from store.migrate import upgrade
+from store.models import Base, Member, Organisation, OutboxEvent, Role
+from store.services import members, organisations, tokens
+from worker import broker as brokers
+
+POSTGRES_URL = os.environ.get("DESKBRIDGE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("DESKBRIDGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "reference" / "data"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# Actors bind to the global broker when declared: an in-process one for the suite.
+BROKER = brokers.make_broker(None)
+import worker.actors  # noqa: E402, F401
+
+
+def unavailable(service: str, reason: str) -> None:
+    """Skip (laptop) or fail (CI) a test whose service cannot be reached."""
+    message = f"{service} is not reachable: {reason}"
+    if IN_CI:
+        pytest.fail(message + " (CI=true: services must run)")
+    pytest.skip(message)
+
+
+def shared_data(*parts: str) -> Path:
+    """A file of ../shared/reference/data, or skip when the folder is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"reference data not present: {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_engine() -> Iterator[Engine]:
+    """A database of this run's own on the PostgreSQL server, migrated, dropped at the end.
+
+    Its own database, so that runs side by side (or a benchmark) never see each other's rows.
+    """
+    server = make_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    name = f"deskbridge_test_{os.getpid()}"
+    try:
+        with server.connect() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+            connection.execute(text(f"CREATE DATABASE {name}"))
+    except Exception as error:
+        server.dispose()
+        unavailable("PostgreSQL", str(error).splitlines()[0])
+    engine = make_engine(server.url.set(database=name).render_as_string(hide_password=False))
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+    with server.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    server.dispose()
+
+
+def _truncate(engine: Engine) -> None:
+    tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated, empty store: each test runs once on SQLite and once on PostgreSQL."""
+    if request.param == "postgres":
+        pg: Engine = request.getfixturevalue("postgres_engine")
+        _truncate(pg)
+        yield pg
+        return
+    lite = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    upgrade(lite)
+    yield lite
+    lite.dispose()
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
+    """A migrated SQLite store, for tests whose subject is not the database."""
+    lite = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    upgrade(lite)
+    yield lite
+    lite.dispose()
+
+
+@pytest.fixture
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return make_session_factory(engine)
+
+
+def events(factory: sessionmaker[Session], organisation_id: int) -> list[OutboxEvent]:
+    """The organisation's outbox, in order."""
+    with factory() as session:
+        return list(
+            session.query(OutboxEvent).filter_by(organisation_id=organisation_id).order_by(OutboxEvent.seq).all()
+        )
+
+
+@dataclass
+class Org:
+    """An organisation with the API on, an admin and a member, each holding a token."""
+
+    organisation: Organisation
+    admin: Member
+    admin_token: str
+    member: Member
+    member_token: str
+
+
+def make_org(factory: sessionmaker[Session], name: str = "Acme", *, api_enabled: bool = True) -> Org:
+    with transaction(factory) as session:
+        organisation = organisations.create(session, name, timezone="Europe/London")
+        organisations.update_settings(session, organisation, api_enabled=api_enabled)
+        slug = organisation.slug
+        admin = members.add(
+            session, organisation.id, f"admin@{slug}.example", role=Role.ADMIN, display_name="Ada", api_access=True
+        )
+        member = members.add(session, organisation.id, f"will@{slug}.example", display_name="William", api_access=True)
+        _, admin_token = tokens.create(session, admin)
+        _, member_token = tokens.create(session, member)
+    return Org(organisation, admin, admin_token, member, member_token)
+
+
+def make_client(factory: sessionmaker[Session], *, rate_limit: int = 1000, max_body: int = 64 * 1024) -> TestClient:
+    app = create_app(
+        ApiContext(
+            session_factory=factory,
+            counter=MemoryCounter(),
+            public_base_url="http://testserver",
+            broker_ping=lambda: True,
+            rate_limit_per_day=rate_limit,
+            max_body_bytes=max_body,
+        )
+    )
+    return TestClient(app)
+
+
+@pytest.fixture
+def api_factory(sqlite_engine: Engine) -> sessionmaker[Session]:
+    """Sessions on a fresh SQLite store, for API tests."""
+    return make_session_factory(sqlite_engine)
+
+
+@pytest.fixture
+def client(api_factory: sessionmaker[Session]) -> TestClient:
+    return make_client(api_factory)
+
+
+@pytest.fixture
+def org(api_factory: sessionmaker[Session]) -> Org:
+    return make_org(api_factory)
+
+
+@pytest.fixture
+def other_org(api_factory: sessionmaker[Session]) -> Org:
+    return make_org(api_factory, "Globex")
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"token {token}"}
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        unavailable("Redis", str(error))
+    client.flushdb()
+    yield client
+    client.flushdb()
