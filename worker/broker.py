@@ -12,7 +12,7 @@ def make_broker(redis_url: str | None) -> dramatiq.Broker:
 
     Must run before `worker.actors` is imported: actors bind to the global broker when declared.
     """
-    broker: dramatiq.Broker = RedisBroker(url=redis_url) if redis_url else StubBroker()
+    broker: dramatiq.Broker = RedisBroker(url=redis_url) if redis_url else StubBroker()  # type: ignore[no-untyped-call]
     dramatiq.set_broker(broker)
     return broker
 

@@ -187,7 +187,7 @@ class BookingFilter:
     starts_before: datetime | None = None
 
 
-def select_bookings(organisation_id: int, where: BookingFilter) -> Select[tuple[Booking]]:
+def select_bookings(organisation_id: int, where: BookingFilter) -> Select[Booking]:
     """The bookings of an organisation matching `where`, unordered."""
     query = select(Booking).where(Booking.organisation_id == organisation_id)
     if where.member_id is not None:
@@ -207,6 +207,6 @@ def select_bookings(organisation_id: int, where: BookingFilter) -> Select[tuple[
     return query
 
 
-def count(session: Session, query: Select[tuple[Booking]]) -> int:
+def count(session: Session, query: Select[Booking]) -> int:
     """How many rows `query` would return."""
     return session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
