@@ -8,6 +8,8 @@ items as a JSON body even on GET, so `team_name` is read from the body as well a
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -20,6 +22,7 @@ from sqlalchemy.orm import Session
 from api.deps import DB, AdminCaller, ApiCaller, context
 from api.errors import ApiError
 from store.columns import utcnow
+from store.errors import StoreError
 from store.models import Booking, BookingStatus, Desk, Member
 from store.services import bookings, members, teams
 from store.services.bookings import BookingFilter
@@ -35,6 +38,17 @@ class MembershipBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     email_invited: EmailStr
+
+
+@contextmanager
+def _email_field() -> Iterator[None]:
+    """Report the services' `email` field under this API's name for it, `email_invited`."""
+    try:
+        yield
+    except StoreError as error:
+        if error.field == "email":
+            error.field = "email_invited"
+        raise
 
 
 def _membership_reply(request: Request, route: str, member: Member, status: int) -> Response:
@@ -53,7 +67,10 @@ def _membership_reply(request: Request, route: str, member: Member, status: int)
 @router.post("/create_membership_invitation/", status_code=201)
 def create_membership_invitation(body: MembershipBody, request: Request, caller: AdminCaller, db: DB) -> Response:
     """Invite someone by email; the invitation email goes out shortly after."""
-    invitation = members.invite(db, caller.organisation.id, body.email_invited, invited_by=caller.member, source="api")
+    with _email_field():
+        invitation = members.invite(
+            db, caller.organisation.id, body.email_invited, invited_by=caller.member, source="api"
+        )
     member = db.get_one(Member, invitation.member_id)
     db.commit()
     return _membership_reply(request, "create_membership_invitation", member, 201)
@@ -62,8 +79,9 @@ def create_membership_invitation(body: MembershipBody, request: Request, caller:
 @router.post("/remove_membership/", status_code=201)
 def remove_membership(body: MembershipBody, request: Request, caller: AdminCaller, db: DB) -> Response:
     """Remove someone: history stays, future bookings are cancelled, they can no longer book."""
-    member = members.get_by_email(db, caller.organisation.id, body.email_invited)
-    members.remove(db, member, reason="member_removed")
+    with _email_field():
+        member = members.get_by_email(db, caller.organisation.id, body.email_invited)
+        members.remove(db, member, reason="member_removed")
     db.commit()
     return _membership_reply(request, "remove_membership", member, 201)
 
