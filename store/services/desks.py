@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import Select, exists, select
 from sqlalchemy.orm import Session
 
 from store import outbox
@@ -104,3 +104,17 @@ def delete(session: Session, desk: Desk) -> None:
         raise Conflict("this desk has bookings; deactivate it instead", code="desk_has_bookings")
     outbox.record(session, desk.organisation_id, "desk.deleted", _describe(desk))
     session.delete(desk)
+
+
+def select_desks(
+    organisation_id: int, *, active: bool | None = None, kind: str | None = None, building: str | None = None
+) -> Select[Desk]:
+    """The desks of an organisation, narrowed by active flag, kind and building, unordered."""
+    query = select(Desk).where(Desk.organisation_id == organisation_id)
+    if active is not None:
+        query = query.where(Desk.active == active)
+    if kind is not None:
+        query = query.where(Desk.kind == kind)
+    if building is not None:
+        query = query.where(Desk.building == building.strip())
+    return query

@@ -7,7 +7,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
@@ -309,3 +309,41 @@ def remove(session: Session, member: Member, *, reason: str = "member_removed") 
         {**_describe(member), "reason": reason, "cancelled_bookings": len(bookings)},
     )
     return True
+
+
+def select_members(
+    organisation_id: int,
+    *,
+    status: MemberStatus | None = None,
+    role: Role | None = None,
+    email: str | None = None,
+) -> Select[Member]:
+    """The members of an organisation, narrowed by status, role and address (any case), unordered."""
+    query = select(Member).where(Member.organisation_id == organisation_id)
+    if status is not None:
+        query = query.where(Member.status == status)
+    if role is not None:
+        query = query.where(Member.role == role)
+    if email is not None:
+        query = query.where(Member.email == email.strip().lower())
+    return query
+
+
+def select_invitations(
+    organisation_id: int, *, status: InvitationStatus | None = None, now: datetime | None = None
+) -> Select[Invitation]:
+    """The invitations of an organisation, unordered; `status` as `invitation_status` reports it."""
+    query = select(Invitation).where(Invitation.organisation_id == organisation_id)
+    now = now or utcnow()
+    if status is InvitationStatus.PENDING:
+        query = query.where(Invitation.status == InvitationStatus.PENDING, Invitation.expires_at > now)
+    elif status is InvitationStatus.EXPIRED:
+        query = query.where(
+            or_(
+                Invitation.status == InvitationStatus.EXPIRED,
+                and_(Invitation.status == InvitationStatus.PENDING, Invitation.expires_at <= now),
+            )
+        )
+    elif status is not None:
+        query = query.where(Invitation.status == status)
+    return query

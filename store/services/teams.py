@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy import Select, select
 from sqlalchemy import delete as sql_delete
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from store import outbox
@@ -107,3 +107,17 @@ def remove_member(session: Session, team: Team, member: Member) -> bool:
         {"team_id": team.id, "name": team.name, "removed": [member.id]},
     )
     return True
+
+
+def select_teams(organisation_id: int) -> Select[Team]:
+    """The teams of an organisation, unordered."""
+    return select(Team).where(Team.organisation_id == organisation_id)
+
+
+def select_team_members(team: Team) -> Select[Member]:
+    """The members in `team`, unordered."""
+    return (
+        select(Member)
+        .join(TeamMembership, TeamMembership.member_id == Member.id)
+        .where(TeamMembership.team_id == team.id)
+    )

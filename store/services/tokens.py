@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from store import outbox
@@ -95,3 +95,11 @@ def authenticate(session: Session, secret: str) -> Caller | None:
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         token.last_used_at = now
     return Caller(token.id, member, organisation)
+
+
+def select_tokens(organisation_id: int, *, member_id: int | None = None) -> Select[ApiToken]:
+    """The live (unrevoked) tokens of an organisation, or of one member in it, unordered."""
+    query = select(ApiToken).where(ApiToken.organisation_id == organisation_id, ApiToken.revoked_at.is_(None))
+    if member_id is not None:
+        query = query.where(ApiToken.member_id == member_id)
+    return query
