@@ -141,13 +141,15 @@ def update(
     return booking
 
 
-def cancel(session: Session, booking: Booking, *, reason: str = "cancelled_by_member") -> Booking:
+def cancel(
+    session: Session, booking: Booking, *, reason: str = "cancelled_by_member", now: datetime | None = None
+) -> Booking:
     """Cancel a live booking; the desk is free again."""
     if booking.status not in LIVE_STATUSES:
         raise NotAllowed(f"a {booking.status.value} booking cannot be cancelled")
     booking.status = BookingStatus.CANCELLED
     booking.cancellation_reason = reason
-    booking.cancelled_at = utcnow()
+    booking.cancelled_at = now or utcnow()
     outbox.record(session, booking.organisation_id, "booking.cancelled", {**_describe(booking), "reason": reason})
     return booking
 

@@ -18,13 +18,13 @@ from store.models import (
     LIVE_STATUSES,
     ApiToken,
     Booking,
-    BookingStatus,
     Invitation,
     InvitationStatus,
     Member,
     MemberStatus,
     Role,
 )
+from store.services import bookings as booking_service
 
 INVITATION_LIFETIME = timedelta(days=14)
 
@@ -285,15 +285,7 @@ def remove(session: Session, member: Member, *, reason: str = "member_removed") 
         .order_by(Booking.start_at)
     ).all()
     for booking in bookings:
-        booking.status = BookingStatus.CANCELLED
-        booking.cancellation_reason = reason
-        booking.cancelled_at = now
-        outbox.record(
-            session,
-            member.organisation_id,
-            "booking.cancelled",
-            {"booking_id": booking.id, "member_id": member.id, "desk_id": booking.desk_id, "reason": reason},
-        )
+        booking_service.cancel(session, booking, reason=reason, now=now)
     session.execute(
         sql_update(ApiToken)
         .where(ApiToken.member_id == member.id, ApiToken.revoked_at.is_(None))
