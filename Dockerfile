@@ -1,0 +1,34 @@
+# syntax=docker/dockerfile:1
+# One image for every deskbridge service of docker-compose.yml (api, worker, scheduler, migrate):
+# the services differ only in their command. The default command runs the API.
+
+# Build stage: install the project (no dev extras) into a virtual environment.
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+RUN python -m venv /opt/deskbridge
+WORKDIR /src
+# Only what the wheel is built from (.dockerignore keeps the rest out of the context).
+COPY pyproject.toml README.md ./
+COPY api ./api
+COPY connectors ./connectors
+COPY deskbridge ./deskbridge
+COPY store ./store
+COPY worker ./worker
+RUN /opt/deskbridge/bin/pip install . \
+    && /opt/deskbridge/bin/python -m compileall -q /opt/deskbridge/lib
+
+# Runtime stage: the virtual environment only, run by an unprivileged user.
+FROM python:3.11-slim
+ENV PATH=/opt/deskbridge/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+RUN groupadd --system --gid 10001 deskbridge \
+    && useradd --system --uid 10001 --gid deskbridge --home-dir /srv/deskbridge --create-home deskbridge
+COPY --from=build /opt/deskbridge /opt/deskbridge
+USER deskbridge:deskbridge
+WORKDIR /srv/deskbridge
+EXPOSE 8000
+# Exec form: uvicorn is PID 1 and gets SIGTERM itself for a graceful stop.
+CMD ["uvicorn", "deskbridge.asgi:app", "--host", "0.0.0.0", "--port", "8000"]
