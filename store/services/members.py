@@ -80,7 +80,8 @@ def invite(
     """Invite someone; the email with the accept link is the worker's job (see `issue_invitation_token`).
 
     Inviting an invited person again replaces their pending invitation; inviting someone who was
-    removed brings them back as invited. Inviting an active member is a conflict.
+    removed brings them back as invited. Either way the new role applies (a former admin invited
+    as a member comes back as a member). Inviting an active member is a conflict.
     """
     email = normalise_email(email)
     member = find_by_email(session, organisation_id, email)
@@ -92,6 +93,8 @@ def invite(
         session.add(member)
     else:
         member.status = MemberStatus.INVITED
+        member.role = role
+        member.display_name = display_name.strip() or member.display_name
         member.removed_at = None
         _revoke_pending_invitations(session, member, now)
     session.flush()
