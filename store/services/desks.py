@@ -12,6 +12,7 @@ from store.errors import Conflict, Invalid, NotFound
 from store.models import Booking, Desk
 
 KINDS = ("desk", "room", "parking", "locker", "other")
+EDITABLE = ("label", "building", "floor", "zone", "kind", "active")
 
 
 def _describe(desk: Desk) -> dict[str, Any]:
@@ -83,7 +84,11 @@ def list_all(session: Session, organisation_id: int) -> list[Desk]:
 
 
 def update(session: Session, desk: Desk, **fields: Any) -> Desk:
-    """Change label, building, floor, zone, kind or active; records `desk.updated`."""
+    """Change label, building, floor, zone, kind or active (None leaves a field); records `desk.updated`."""
+    for name in fields:
+        if name not in EDITABLE:
+            raise Invalid(f"a desk has no editable field {name!r}", field=name)
+    fields = {name: value.strip() if isinstance(value, str) else value for name, value in fields.items()}
     changes = {name: value for name, value in fields.items() if value is not None and getattr(desk, name) != value}
     if not changes:
         return desk
