@@ -64,10 +64,10 @@ def member_ids(session: Session, team: Team) -> list[int]:
 
 
 def rename(session: Session, team: Team, name: str) -> Team:
-    key = _name_key(name)
-    if key != team.name_key or name != team.name:
+    key, name = _name_key(name), " ".join(name.split())
+    if name != team.name:
         _unique(session, team.organisation_id, key, team.id)
-        team.name, team.name_key = " ".join(name.split()), key
+        team.name, team.name_key = name, key
         outbox.record(session, team.organisation_id, "team.updated", {"team_id": team.id, "name": team.name})
     return team
 
