@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
-from deskbridge.settings import get_settings
+from deskbridge.bootstrap import ensure_first_organisation, welcome
+from deskbridge.commands import desk, member, org, token
+from deskbridge.commands.common import err, fail, out
+from deskbridge.settings import Settings, get_settings
+from store.errors import StoreError
 
 app = typer.Typer(help="deskbridge: desk booking in step with your directories and calendars.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-
-console = Console()
-errors = Console(stderr=True)
+app.add_typer(org.app, name="org")
+app.add_typer(member.app, name="member")
+app.add_typer(token.app, name="token")
+app.add_typer(desk.app, name="desk")
 
 
 @db_app.command("upgrade")
@@ -26,9 +33,13 @@ def db_upgrade() -> None:
     settings = get_settings()
     _ensure_sqlite_folder(settings.database_url)
     engine = make_engine(settings.database_url)
-    upgrade(engine)
-    engine.dispose()
-    console.print("Database is up to date.")
+    try:
+        upgrade(engine)
+    except SQLAlchemyError as error:
+        fail(f"could not migrate the database: {str(getattr(error, 'orig', None) or error).splitlines()[0]}")
+    finally:
+        engine.dispose()
+    out().print("Database is up to date.")
 
 
 def _ensure_sqlite_folder(url: str) -> None:
@@ -38,18 +49,19 @@ def _ensure_sqlite_folder(url: str) -> None:
 
 @app.command()
 def serve() -> None:
-    """Run the API; without a Redis URL, the broker and worker threads run in this process too."""
+    """Run the API; without a Redis URL, the broker and worker threads run in this process too.
+
+    The first start creates an organisation, an admin and an API token, and prints the token once.
+    """
     import uvicorn
 
-    from deskbridge.bootstrap import ensure_first_organisation
     from deskbridge.wiring import build, make_app
     from worker.broker import start_in_process_workers
 
     settings = get_settings()
     _ensure_sqlite_folder(settings.database_url)
     components = build(settings)
-    first = ensure_first_organisation(components.session_factory, settings.default_timezone)
-    _print_welcome(first.organisation, first.admin_email, first.token, settings.public_base_url)
+    greet(components.session_factory, settings)
     workers = None if settings.redis_url else start_in_process_workers(components.broker, settings.worker_threads)
     try:
         uvicorn.run(make_app(components), host=settings.host, port=settings.port, log_level="info")
@@ -58,36 +70,29 @@ def serve() -> None:
             workers.stop()
 
 
-def _print_welcome(organisation: str, admin_email: str, token: str | None, base_url: str) -> None:
-    base = base_url.rstrip("/")
-    console.print(f"[bold]deskbridge[/bold] serving {organisation!r} on {base} (API docs: {base}/docs)")
-    if token is None:
-        console.print(
-            f"Admin: {admin_email}. Its token was printed on the first start; make another with "
-            f"`deskbridge token create {admin_email}`."
-        )
-        return
-    console.print(
-        f"First start: created the organisation, the admin {admin_email} and this API token (shown once, keep it safe):"
-    )
-    console.print(f"\n    [bold green]{token}[/bold green]\n", soft_wrap=True)
-    console.print("Try it:")
-    console.print(f'    http {base}/api/my_upcoming_bookings/ "Authorization: token {token}"', soft_wrap=True)
-    console.print(
-        f'    http POST {base}/api/create_membership_invitation/ "Authorization: token {token}" '
-        "email_invited=someone@example.com\n",
-        soft_wrap=True,
-    )
+def greet(factory: sessionmaker[Session], settings: Settings) -> None:
+    """Make sure the first organisation exists and print the welcome (the token on the first start only)."""
+    try:
+        first = ensure_first_organisation(factory, settings.default_timezone)
+    except StoreError as error:
+        fail(f"could not create the first organisation: {error.message}")
+    except SQLAlchemyError as error:
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+        fail(f"the database is not ready ({reason}); run `deskbridge db upgrade` first.")
+    for line in welcome(first, settings.public_base_url):
+        out().print(line, markup=False, soft_wrap=True)
+    if not settings.smtp_host:
+        out().print(f"No SMTP server set: emails are written to {settings.mail_dir}/ and the log.", markup=False)
+    sys.stdout.flush()  # before uvicorn's logs, even when the output is a pipe or a file
 
 
 @app.command()
 def worker(processes: int = 1, threads: int = 4) -> None:
     """Run Dramatiq workers on the Redis broker (needs DESKBRIDGE_REDIS_URL)."""
     import subprocess
-    import sys
 
     if not get_settings().redis_url:
-        errors.print("DESKBRIDGE_REDIS_URL is not set: `deskbridge serve` runs the workers in-process.")
+        err().print("DESKBRIDGE_REDIS_URL is not set: `deskbridge serve` runs the workers in-process.")
         raise typer.Exit(2)
     command = [sys.executable, "-m", "dramatiq", "deskbridge.worker_main", "-p", str(processes), "-t", str(threads)]
     raise typer.Exit(subprocess.call(command))  # noqa: S603 - our own interpreter and module

@@ -1,0 +1,85 @@
+"""`deskbridge member`: add people at once, grant or revoke API access, remove them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from deskbridge.commands.common import OrgOption, err, fail, organisation, out, store
+from store.models import MemberStatus, Role
+from store.services import members
+
+app = typer.Typer(help="Members of an organisation.", no_args_is_help=True)
+
+EmailArgument = Annotated[str, typer.Argument(help="The member's email address (case does not matter).")]
+
+
+@app.command("add")
+def add(
+    email: EmailArgument,
+    org: OrgOption = None,
+    name: Annotated[str, typer.Option(help="Display name.")] = "",
+    admin: Annotated[bool, typer.Option("--admin", help="Make them an admin.")] = False,
+    api: Annotated[bool, typer.Option("--api", help="Give them API access.")] = False,
+) -> None:
+    """Make someone an active member straight away, without an invitation email."""
+    with store() as session:
+        chosen = organisation(session, org)
+        member = members.add(
+            session,
+            chosen.id,
+            email,
+            role=Role.ADMIN if admin else Role.MEMBER,
+            display_name=name,
+            api_access=api,
+            source="cli",
+        )
+        summary = (
+            f"Added {member.email} to {chosen.slug} as {member.role.value}, "
+            f"API access {'on' if member.api_access else 'off'}."
+        )
+    out().print(summary, markup=False)
+
+
+@app.command("grant-api")
+def grant_api(email: EmailArgument, org: OrgOption = None) -> None:
+    """Let a member use the API with their tokens."""
+    _set_api_access(email, org, allowed=True)
+
+
+@app.command("revoke-api")
+def revoke_api(email: EmailArgument, org: OrgOption = None) -> None:
+    """Stop a member's API use; their tokens stay but are refused."""
+    _set_api_access(email, org, allowed=False)
+
+
+def _set_api_access(email: str, slug: str | None, *, allowed: bool) -> None:
+    with store() as session:
+        chosen = organisation(session, slug)
+        member = members.get_by_email(session, chosen.id, email)
+        if member.status is MemberStatus.REMOVED:
+            fail(f"{member.email} was removed; add them again with `deskbridge member add`.")
+        members.update(session, member, api_access=allowed)
+        address, api_on, org_slug = member.email, chosen.api_enabled, chosen.slug
+    out().print(f"API access for {address} is {'on' if allowed else 'off'}.", markup=False)
+    if allowed and not api_on:
+        err().print(
+            f"Note: the API of {org_slug} is off; `deskbridge org api enable --org {org_slug}` turns it on.",
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+@app.command("remove")
+def remove(email: EmailArgument, org: OrgOption = None) -> None:
+    """Remove a membership: history stays, future bookings are cancelled, API tokens revoked."""
+    with store() as session:
+        chosen = organisation(session, org)
+        member = members.get_by_email(session, chosen.id, email)
+        removed = members.remove(session, member)
+        address = member.email
+    if removed:
+        out().print(f"Removed {address}: future bookings cancelled, API tokens revoked.", markup=False)
+    else:
+        out().print(f"{address} was already removed; nothing changed.", markup=False)
