@@ -4,4 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from api.v1.common import problems
+from api.v1.endpoints import bookings, desks, events, invitations, members, organisation, teams, tokens
+
 router = APIRouter(prefix="/v1")
+
+# Every route behind a token can answer these.
+_AUTHENTICATED = problems(401, 403, 429)
+
+for resource in (organisation, members, invitations, teams, desks, bookings, tokens, events):
+    router.include_router(resource.router, responses=_AUTHENTICATED)
+router.include_router(invitations.public_router)

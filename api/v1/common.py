@@ -1,0 +1,126 @@
+"""What every `/v1` resource shares: request model bases, id and time types, documented errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar
+
+from fastapi import Path, Query
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
+
+from api.errors import PROBLEM_JSON
+from store.models import Role
+from store.services.tokens import Caller
+
+MAX_ID = 2**63 - 1  # what a database integer key holds
+
+ResourceId = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+def path_id(description: str) -> Any:
+    """A positive integer id in the path."""
+    return Path(ge=1, le=MAX_ID, description=description)
+
+
+def query_id(description: str) -> Any:
+    """A positive integer id in the query string."""
+    return Query(ge=1, le=MAX_ID, description=description)
+
+
+def _plus_from_query(value: Any) -> Any:
+    # An unescaped '+' in a query string arrives as a space: '09:00:00 02:00' meant '09:00:00+02:00'.
+    return value.replace(" ", "+") if isinstance(value, str) else value
+
+
+QueryTime = Annotated[AwareDatetime, BeforeValidator(_plus_from_query)]
+
+
+class RequestBody(BaseModel):
+    """A request body: unknown fields are refused, so a typo never passes silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class PatchBody(RequestBody):
+    """A partial update: omitted fields stay as they are; null is refused unless `nullable` lists the field."""
+
+    nullable: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name not in cls.nullable:
+            raise ValueError("This field cannot be null; leave it out to keep the current value.")
+        return value
+
+
+class Resource(BaseModel):
+    """A response model read from a store row."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+def _in_utc(value: datetime) -> datetime:
+    # A row just written still holds the time as the caller sent it; answers are always in UTC.
+    return value.astimezone(UTC)
+
+
+Timestamp = Annotated[datetime, AfterValidator(_in_utc), Field(description="ISO 8601 in UTC, with its offset.")]
+
+
+def is_admin(caller: Caller) -> bool:
+    """Whether the caller is an admin of their organisation."""
+    return caller.member.role is Role.ADMIN
+
+
+_PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "An RFC 9457 problem document.",
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "format": "uri", "description": "Identifies the kind of problem."},
+        "title": {"type": "string", "description": "A short summary of the kind of problem."},
+        "status": {"type": "integer", "description": "The HTTP status code."},
+        "detail": {"type": "string", "description": "What went wrong this time, for a person to read."},
+        "instance": {"type": "string", "description": "The path of the request."},
+        "errors": {
+            "type": "array",
+            "description": "The fields at fault, when the input was wrong.",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "detail": {"type": "string"}},
+                "required": ["field", "detail"],
+            },
+        },
+    },
+}
+
+_MEANINGS = {
+    400: "The body is not valid JSON.",
+    401: "No token, or the token is unknown or revoked.",
+    403: "The organisation's API is off, the member has no API access, or the action needs more rights.",
+    404: "No such resource in the caller's organisation.",
+    409: "The change conflicts with the current state (an overlapping booking, a duplicate name…).",
+    413: "The body is larger than the server accepts.",
+    415: "The body is not JSON.",
+    422: "Invalid input: see `errors` for the fields at fault.",
+    429: "The daily request limit is reached; see `Retry-After`.",
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error responses a route may give, as problem+json."""
+    return {
+        status: {"description": _MEANINGS[status], "content": {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}}}
+        for status in statuses
+    }

@@ -1,0 +1,54 @@
+"""The caller's organisation and its settings."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from pydantic import Field
+
+from api.deps import DB, ApiCaller, admin_without_switch
+from api.v1.common import PatchBody, Resource, Timestamp, problems
+from store.services import organisations
+from store.services.tokens import Caller
+
+router = APIRouter(prefix="/organisation", tags=["organisation"])
+
+
+class OrganisationOut(Resource):
+    """The organisation the caller belongs to."""
+
+    id: int
+    name: str
+    slug: str
+    timezone: str = Field(description="IANA time zone, such as Europe/London: what 'today' means.")
+    api_enabled: bool = Field(description="The API switch: while off, only this settings route answers.")
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class OrganisationPatch(PatchBody):
+    """The settings to change; leave a field out to keep it."""
+
+    timezone: str | None = Field(default=None, max_length=64, description="An IANA time zone name.")
+    api_enabled: bool | None = None
+
+
+@router.get("", summary="Get the organisation")
+def get_organisation(caller: ApiCaller) -> OrganisationOut:
+    """The caller's organisation and its settings."""
+    return OrganisationOut.model_validate(caller.organisation)
+
+
+@router.patch("", summary="Change the organisation's settings", responses=problems(400, 413, 415, 422))
+def update_organisation(
+    body: OrganisationPatch, caller: Annotated[Caller, Depends(admin_without_switch)], db: DB
+) -> OrganisationOut:
+    """Change the time zone or turn the API on or off (admins only).
+
+    This route answers admins even while the API is off, so that they can turn it on.
+    """
+    organisation = caller.organisation
+    organisations.update_settings(db, organisation, timezone=body.timezone, api_enabled=body.api_enabled)
+    db.commit()
+    return OrganisationOut.model_validate(organisation)

@@ -1,0 +1,228 @@
+"""Helpers for the /v1 tests: problem+json checks, a whole-store snapshot, and a furnished organisation."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from store.columns import utcnow
+from store.db import make_engine, transaction
+from store.migrate import upgrade
+from store.models import ApiToken, Base, Role
+from store.services import bookings, desks, members, teams, tokens
+from tests.conftest import Org
+
+Snapshot = dict[str, list[tuple[Any, ...]]]
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "store.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def sqlite_engine(migrated_template: Path, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated SQLite store, copied from one migrated once per run: migrating is most of a test's time."""
+    path = tmp_path / "store.db"
+    shutil.copyfile(migrated_template, path)
+    engine = make_engine(f"sqlite:///{path}")
+    yield engine
+    engine.dispose()
+
+
+def assert_problem(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    """The response is an RFC 9457 problem with `status` (and, if given, the problem `code`)."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["type"].startswith("https://")
+    assert isinstance(body["title"], str)
+    assert body["title"]
+    assert isinstance(body["detail"], str)
+    assert body["detail"]
+    if code is not None:
+        assert body["type"].rsplit("/", 1)[-1] == code, body
+    return body
+
+
+def error_fields(body: dict[str, Any]) -> set[str]:
+    """The fields a 422 problem names."""
+    return {item["field"] for item in body.get("errors", [])}
+
+
+# Authenticating stamps the token's last use (and so its updated_at): not a write of the request's.
+_TOUCHED_BY_AUTH = {("api_tokens", "last_used_at"), ("api_tokens", "updated_at")}
+
+
+def snapshot(factory: sessionmaker[Session]) -> Snapshot:
+    """Every row of every table, but for the columns authentication touches."""
+    with factory() as session:
+        return {
+            table.name: sorted(
+                (
+                    tuple(row)
+                    for row in session.execute(
+                        select(*[c for c in table.c if (table.name, c.name) not in _TOUCHED_BY_AUTH])
+                    )
+                ),
+                key=repr,
+            )
+            for table in Base.metadata.sorted_tables
+        }
+
+
+@contextmanager
+def nothing_written(factory: sessionmaker[Session]) -> Iterator[None]:
+    """The block leaves the store exactly as it found it."""
+    before = snapshot(factory)
+    yield
+    assert snapshot(factory) == before
+
+
+def iso(value: datetime) -> str:
+    return value.isoformat()
+
+
+def hours_from_now(hours: float) -> datetime:
+    return (utcnow() + timedelta(hours=hours)).replace(microsecond=0)
+
+
+def add_member(
+    factory: sessionmaker[Session],
+    org: Org,
+    email: str,
+    *,
+    role: Role = Role.MEMBER,
+    api_access: bool = True,
+) -> tuple[int, str]:
+    """An active member of `org` and a token of theirs."""
+    with transaction(factory) as session:
+        member = members.add(session, org.organisation.id, email, role=role, api_access=api_access)
+        _, secret = tokens.create(session, member)
+        return member.id, secret
+
+
+@dataclass
+class World:
+    """An organisation furnished with one of everything, and the ids every route needs."""
+
+    org: Org
+    member_id: int
+    desk_id: int
+    team_id: int
+    booking_id: int
+    invitation_id: int
+    token_id: int
+
+    def ids(self) -> dict[str, int]:
+        return {
+            "member_id": self.member_id,
+            "desk_id": self.desk_id,
+            "team_id": self.team_id,
+            "booking_id": self.booking_id,
+            "invitation_id": self.invitation_id,
+            "token_id": self.token_id,
+        }
+
+
+def furnish(factory: sessionmaker[Session], org: Org) -> World:
+    """A desk, a team with the member in it, a booking of the member's, a pending invitation."""
+    with transaction(factory) as session:
+        organisation_id = org.organisation.id
+        member = members.get(session, organisation_id, org.member.id)
+        desk = desks.create(session, organisation_id, "11", building="HQ")
+        team = teams.create(session, organisation_id, "Platform")
+        teams.add_member(session, team, member)
+        booking = bookings.create(
+            session, member, start=hours_from_now(0.25), end=hours_from_now(3), desk_id=desk.id, details="Focus"
+        )
+        invitation = members.invite(session, organisation_id, f"new@{org.organisation.slug}.example")
+        token_id = session.scalar(select(ApiToken.id).where(ApiToken.member_id == member.id))
+        assert token_id is not None
+        return World(org, member.id, desk.id, team.id, booking.id, invitation.id, token_id)
+
+
+@pytest.fixture
+def world(api_factory: sessionmaker[Session], org: Org) -> World:
+    return furnish(api_factory, org)
+
+
+@pytest.fixture
+def other_world(api_factory: sessionmaker[Session], other_org: Org) -> World:
+    return furnish(api_factory, other_org)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One /v1 route, called with a plausible request."""
+
+    method: str
+    template: str
+    json: dict[str, Any] | None = None
+    admin_only: bool = False
+
+    def path(self, ids: dict[str, int]) -> str:
+        return self.template.format(**ids)
+
+    @property
+    def has_ids(self) -> bool:
+        return "{" in self.template
+
+
+def every_call() -> list[Call]:
+    """Every authenticated /v1 route (the accept route needs no token and is tested on its own)."""
+    start, end = iso(hours_from_now(30)), iso(hours_from_now(32))
+    return [
+        Call("GET", "/v1/organisation"),
+        Call("PATCH", "/v1/organisation", {"timezone": "Europe/Paris"}, admin_only=True),
+        Call("GET", "/v1/members"),
+        Call("GET", "/v1/members/{member_id}"),
+        Call("PATCH", "/v1/members/{member_id}", {"display_name": "Renamed"}, admin_only=True),
+        Call("DELETE", "/v1/members/{member_id}", admin_only=True),
+        Call("POST", "/v1/invitations", {"email": "someone@new.example"}, admin_only=True),
+        Call("GET", "/v1/invitations"),
+        Call("GET", "/v1/invitations/{invitation_id}"),
+        Call("POST", "/v1/invitations/{invitation_id}/revoke", admin_only=True),
+        Call("POST", "/v1/teams", {"name": "Design"}, admin_only=True),
+        Call("GET", "/v1/teams"),
+        Call("GET", "/v1/teams/{team_id}"),
+        Call("PATCH", "/v1/teams/{team_id}", {"name": "Renamed"}, admin_only=True),
+        Call("DELETE", "/v1/teams/{team_id}", admin_only=True),
+        Call("GET", "/v1/teams/{team_id}/members"),
+        Call("POST", "/v1/teams/{team_id}/members", {"member_ids": [1]}, admin_only=True),
+        Call("DELETE", "/v1/teams/{team_id}/members/{member_id}", admin_only=True),
+        Call("POST", "/v1/desks", {"label": "42"}, admin_only=True),
+        Call("GET", "/v1/desks"),
+        Call("GET", "/v1/desks/{desk_id}"),
+        Call("PATCH", "/v1/desks/{desk_id}", {"zone": "North"}, admin_only=True),
+        Call("DELETE", "/v1/desks/{desk_id}", admin_only=True),
+        Call("POST", "/v1/bookings", {"start": start, "end": end}),
+        Call("GET", "/v1/bookings"),
+        Call("GET", "/v1/bookings/{booking_id}"),
+        Call("PATCH", "/v1/bookings/{booking_id}", {"details": "Moved"}),
+        Call("POST", "/v1/bookings/{booking_id}/cancel"),
+        Call("POST", "/v1/bookings/{booking_id}/check-in"),
+        Call("POST", "/v1/bookings/{booking_id}/check-out"),
+        Call("POST", "/v1/tokens", {"name": "laptop"}),
+        Call("GET", "/v1/tokens"),
+        Call("DELETE", "/v1/tokens/{token_id}"),
+        Call("GET", "/v1/events", admin_only=True),
+    ]
+
+
+PUBLIC_CALLS = [Call("POST", "/v1/invitations/accept", {"token": "x"})]
