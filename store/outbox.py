@@ -3,7 +3,8 @@
 Events wait in the session until commit. Just before commit the organisation's counter is bumped
 (`UPDATE … RETURNING`), which row-locks the organisation until the transaction ends, so an
 organisation's events commit in `seq` order and a reader paging by `seq` never skips one that
-commits late. Rolled-back work leaves no event behind.
+commits late. Rolled-back work leaves no event behind: a rolled-back savepoint drops the events
+recorded inside it, and a transaction that ends without commit (rollback or close) drops them all.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from enum import Enum
 from typing import Any
 
 from sqlalchemy import update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from store.models import Organisation, OutboxEvent
 
@@ -26,9 +27,14 @@ _COMMITTED = "deskbridge.committed_events"
 EventListener = Callable[[list[OutboxEvent]], None]
 
 
+# A pending event: the savepoint it was recorded in (None: the outer transaction), organisation, type, data.
+_Pending = tuple[SessionTransaction | None, int, str, dict[str, Any]]
+
+
 def record(session: Session, organisation_id: int, type_: str, data: dict[str, Any]) -> None:
-    """Queue one event to be written with the current transaction."""
-    session.info.setdefault(_PENDING, []).append((organisation_id, type_, _plain(data)))
+    """Queue one event to be written with the current transaction (or dropped with its savepoint)."""
+    savepoint = session.get_nested_transaction()
+    session.info.setdefault(_PENDING, []).append((savepoint, organisation_id, type_, _plain(data)))
 
 
 def new_event_id() -> str:
@@ -46,29 +52,60 @@ def install(factory: sessionmaker[Session], listeners: Iterable[EventListener] =
 
     callbacks = list(listeners)
 
+    # Releasing a savepoint fires the commit events too; only the real commit writes and tells.
     @event.listens_for(factory, "before_commit")
     def _write_pending(session: Session) -> None:
+        if session.in_nested_transaction():
+            return
         pending = session.info.pop(_PENDING, [])
         if pending:
             session.info.setdefault(_COMMITTED, []).extend(_write(session, pending))
 
     @event.listens_for(factory, "after_commit")
     def _notify(session: Session) -> None:
+        if session.in_nested_transaction():
+            return
         written = session.info.pop(_COMMITTED, [])
         if written:
             for callback in callbacks:
                 callback(written)
 
-    @event.listens_for(factory, "after_rollback")
-    def _discard(session: Session) -> None:
-        session.info.pop(_PENDING, None)
-        session.info.pop(_COMMITTED, None)
+    @event.listens_for(factory, "after_soft_rollback")
+    def _discard(session: Session, rolled_back: SessionTransaction) -> None:
+        # A failed flush rolls back its inner transaction: what really rolls back is the
+        # nearest savepoint around it, or the whole transaction.
+        while not rolled_back.nested and rolled_back.parent is not None:
+            rolled_back = rolled_back.parent
+        if not rolled_back.nested:
+            _forget(session)
+            return
+        pending: list[_Pending] = session.info.get(_PENDING, [])
+        pending[:] = [item for item in pending if not _within(item[0], rolled_back)]
+
+    @event.listens_for(factory, "after_transaction_end")
+    def _end(session: Session, ended: SessionTransaction) -> None:
+        # A session closed without commit or rollback ends its transaction here.
+        if ended.parent is None:
+            _forget(session)
 
 
-def _write(session: Session, pending: list[tuple[int, str, dict[str, Any]]]) -> list[OutboxEvent]:
+def _forget(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+    session.info.pop(_COMMITTED, None)
+
+
+def _within(savepoint: SessionTransaction | None, rolled_back: SessionTransaction) -> bool:
+    while savepoint is not None:
+        if savepoint is rolled_back:
+            return True
+        savepoint = savepoint.parent
+    return False
+
+
+def _write(session: Session, pending: list[_Pending]) -> list[OutboxEvent]:
     session.flush()
     by_org: dict[int, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
-    for organisation_id, type_, data in pending:
+    for _, organisation_id, type_, data in pending:
         by_org[organisation_id].append((type_, data))
     written: list[OutboxEvent] = []
     for organisation_id in sorted(by_org):  # one lock order for every transaction: no deadlocks
