@@ -28,6 +28,10 @@ END = START + hours(8)
 def racing(engine: Engine) -> Iterator[sessionmaker[Session]]:
     """Sessions on the test database with a connection for every racer, so all really start together."""
     pooled = make_engine(engine.url.render_as_string(hide_password=False), pool_size=RACERS, max_overflow=0)
+    if pooled.dialect.name == "sqlite":
+        with pooled.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert pooled.url.database not in (None, "", ":memory:")
     yield make_session_factory(pooled)
     pooled.dispose()
 
