@@ -9,8 +9,8 @@ from api.v1.endpoints import bookings, desks, events, invitations, members, orga
 
 router = APIRouter(prefix="/v1")
 
-# Every route behind a token can answer these.
-_AUTHENTICATED = problems(401, 403, 429)
+# Every route behind a token can answer these (422: its path, query or body is invalid).
+_AUTHENTICATED = problems(401, 403, 422, 429)
 
 for resource in (organisation, members, invitations, teams, desks, bookings, tokens, events):
     router.include_router(resource.router, responses=_AUTHENTICATED)
