@@ -36,11 +36,19 @@ def query_id(description: str) -> Any:
     return Query(ge=1, le=MAX_ID, description=description)
 
 
+def _iso_text(value: Any) -> Any:
+    # pydantic would also take numbers as Unix times; the API speaks ISO 8601 only.
+    if not isinstance(value, str):
+        raise ValueError("Give the time as ISO 8601 text with an offset, such as 2030-01-31T09:00:00+01:00.")
+    return value
+
+
 def _plus_from_query(value: Any) -> Any:
     # An unescaped '+' in a query string arrives as a space: '09:00:00 02:00' meant '09:00:00+02:00'.
     return value.replace(" ", "+") if isinstance(value, str) else value
 
 
+Time = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
 QueryTime = Annotated[AwareDatetime, BeforeValidator(_plus_from_query)]
 
 

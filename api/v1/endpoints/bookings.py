@@ -9,7 +9,8 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response
-from pydantic import AwareDatetime, Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
+from sqlalchemy.orm import Session
 
 from api.deps import DB, ApiCaller
 from api.errors import ApiError
@@ -19,6 +20,7 @@ from api.v1.common import (
     RequestBody,
     Resource,
     ResourceId,
+    Time,
     Timestamp,
     is_admin,
     path_id,
@@ -59,7 +61,7 @@ class BookingOut(Resource):
     updated_at: Timestamp
 
 
-def _end_after_start(end: Timestamp | None, info: ValidationInfo) -> datetime | None:
+def _end_after_start(end: datetime | None, info: ValidationInfo) -> datetime | None:
     start = info.data.get("start")
     if end is not None and start is not None and end <= start:
         raise ValueError("end must be after start")
@@ -69,8 +71,8 @@ def _end_after_start(end: Timestamp | None, info: ValidationInfo) -> datetime | 
 class BookingIn(RequestBody):
     """A new booking. Times are ISO 8601 with an offset; times without one are refused."""
 
-    start: AwareDatetime
-    end: AwareDatetime
+    start: Time
+    end: Time
     desk_id: ResourceId | None = Field(default=None, description="The desk to hold; leave out to book without one.")
     member_id: ResourceId | None = Field(
         default=None, description="Whom the booking is for (admins only); leave out to book for yourself."
@@ -86,8 +88,8 @@ class BookingPatch(PatchBody):
 
     nullable = frozenset({"desk_id"})
 
-    start: AwareDatetime | None = None
-    end: AwareDatetime | None = None
+    start: Time | None = None
+    end: Time | None = None
     desk_id: ResourceId | None = None
     details: Details | None = None
     reason: Reason | None = None
@@ -101,15 +103,12 @@ class CancelIn(RequestBody):
     reason: str = Field(default="", max_length=64)
 
 
-def _owned(caller: Caller, booking: Booking) -> Booking:
+def _booking_for_change(db: Session, caller: Caller, booking_id: int) -> Booking:
     """The booking, if the caller may change it: their own, or any of the organisation's for an admin."""
+    booking = bookings.get(db, caller.organisation.id, booking_id)
     if booking.member_id != caller.member.id and not is_admin(caller):
         raise ApiError(403, "You can only change your own bookings.", code="not_your_booking")
     return booking
-
-
-def _booking_for_change(db: DB, caller: Caller, booking_id: int) -> Booking:
-    return _owned(caller, bookings.get(db, caller.organisation.id, booking_id))
 
 
 @router.post("", status_code=201, summary="Book a slot", responses=problems(400, 404, 409, 413, 415, 422))

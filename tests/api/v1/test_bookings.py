@@ -110,6 +110,8 @@ def test_booking_refuses_bad_input(client: TestClient, api_factory: sessionmaker
         ({"start": iso(start), "end": iso(start)}, {"end"}),
         ({"start": "tomorrow", "end": iso(end)}, {"start"}),
         ({"start": "2031-02-30T09:00:00Z", "end": iso(end)}, {"start"}),
+        ({"start": start.timestamp(), "end": iso(end)}, {"start"}),
+        ({"start": start.date().isoformat(), "end": iso(end)}, {"start"}),
         ({"end": iso(end)}, {"start"}),
         ({**slot(48, 50), "room": "A"}, {"room"}),
         ({**slot(48, 50), "details": "x" * 2001}, {"details"}),
