@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from api import errors, health, invitation_page
 from api.compat import wiggledesk
 from api.context import ApiContext
 from api.middleware import Guard
+from api.usage import TokenUsage
 from api.v1 import router as v1
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
     """Build the app around the store and broker the composition root hands over."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        app.state.token_usage.flush()  # the uses noted since the last batch
+
     app = FastAPI(
+        lifespan=lifespan,
         title="deskbridge",
         version="0.1.0",
         summary="Desk booking in step with directories, calendars and automations.",
     )
     app.state.context = ctx
+    app.state.token_usage = TokenUsage(ctx.session_factory)
     errors.install(app)
     app.add_middleware(Guard, max_body_bytes=ctx.max_body_bytes)
     app.include_router(health.router)

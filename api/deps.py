@@ -19,6 +19,7 @@ _SCHEMES = ("token", "bearer")
 
 
 def context(request: Request) -> ApiContext:
+    """The composition root's hand-over (see api.app.create_app)."""
     ctx: ApiContext = request.app.state.context
     return ctx
 
@@ -49,8 +50,7 @@ def authenticated(request: Request, db: DB) -> Caller:
     caller = tokens.authenticate(db, _secret(request))
     if caller is None:
         raise ApiError(401, "Invalid token.", code="invalid_token", headers={"WWW-Authenticate": "Token"})
-    if db.dirty:  # last_used_at moved on
-        db.commit()
+    request.app.state.token_usage.note(caller.token_id)
     _count_request(request, caller)
     return caller
 
@@ -72,7 +72,11 @@ def _count_request(request: Request, caller: Caller) -> None:
         )
 
 
-def api_caller(caller: Annotated[Caller, Depends(authenticated)]) -> Caller:
+# The access rules do no I/O, so they are `async def`: FastAPI runs them on the event loop instead of
+# handing each to the thread pool.
+
+
+async def api_caller(caller: Annotated[Caller, Depends(authenticated)]) -> Caller:
     """An authenticated caller whose organisation has the API on and who was given API access."""
     if not caller.organisation.api_enabled:
         raise ApiError(
@@ -85,14 +89,14 @@ def api_caller(caller: Annotated[Caller, Depends(authenticated)]) -> Caller:
     return caller
 
 
-def admin_caller(caller: Annotated[Caller, Depends(api_caller)]) -> Caller:
+async def admin_caller(caller: Annotated[Caller, Depends(api_caller)]) -> Caller:
     """An API caller who is an admin of the organisation."""
     if caller.member.role is not Role.ADMIN:
         raise ApiError(403, "Only admins can do this.", code="admin_only")
     return caller
 
 
-def admin_without_switch(caller: Annotated[Caller, Depends(authenticated)]) -> Caller:
+async def admin_without_switch(caller: Annotated[Caller, Depends(authenticated)]) -> Caller:
     """An admin, even while the organisation's API is off: how the switch is turned on."""
     if caller.member.role is not Role.ADMIN:
         raise ApiError(403, "Only admins can do this.", code="admin_only")

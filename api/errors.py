@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from store.errors import Conflict, Invalid, NotAllowed, NotFound, StoreError
@@ -135,9 +136,16 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     return render(request, ApiError(exc.status_code, detail, headers=dict(exc.headers or {})))
 
 
+async def _on_integrity_error(request: Request, exc: Exception) -> JSONResponse:
+    # The services check uniqueness before writing; two requests racing past the same check meet the
+    # database's constraint at commit instead. Nothing was written, and a retry gets the clear answer.
+    return render(request, ApiError(409, "A concurrent change conflicts with this one; retry.", code="conflict"))
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into the right shape."""
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(ApiError, _on_api_error)
     app.add_exception_handler(StoreError, _on_store_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(IntegrityError, _on_integrity_error)

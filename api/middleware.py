@@ -32,16 +32,12 @@ class Guard:
             await _refuse(scope, send, 415, "Send the request body as JSON (Content-Type: application/json).", compat)
             return
 
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise _TooLarge
-            return message
+        if scope["method"] in _BODY_METHODS:
+            body = await _read_body(receive, self.max_body_bytes)
+            if body is None:
+                await _refuse(scope, send, 413, f"The request body is larger than {self.max_body_bytes} bytes.", compat)
+                return
+            receive = _replay(body, receive)
 
         async def stamped_send(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -55,14 +51,38 @@ class Guard:
                     ]
             await send(message)
 
-        try:
-            await self.app(scope, limited_receive, stamped_send)
-        except _TooLarge:
-            await _refuse(scope, send, 413, f"The request body is larger than {self.max_body_bytes} bytes.", compat)
+        await self.app(scope, receive, stamped_send)
 
 
-class _TooLarge(Exception):
-    pass
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it grows past `limit` (a chunked body has no length)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The body read ahead, in one message; then the connection's own messages (a disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
 
 
 def _has_body(headers: dict[str, str]) -> bool:

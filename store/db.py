@@ -20,7 +20,11 @@ def make_engine(url: str, **options: Any) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    options.setdefault("pool_pre_ping", True)
+    # As many pooled connections as an API process runs requests at once (its thread pool), so a
+    # busy process does not open and close connections; recycled rather than pinged before each use.
+    options.setdefault("pool_size", 20)
+    options.setdefault("max_overflow", 20)
+    options.setdefault("pool_recycle", 300)
     return create_engine(url, **options)
 
 

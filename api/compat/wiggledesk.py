@@ -8,15 +8,16 @@ items as a JSON body even on GET, so `team_name` is read from the body as well a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, EmailStr
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from api.deps import DB, AdminCaller, ApiCaller, context
@@ -26,6 +27,7 @@ from store.errors import StoreError
 from store.models import Booking, BookingStatus, Desk, Member
 from store.services import bookings, members, teams
 from store.services.bookings import BookingFilter
+from store.services.tokens import Caller
 
 router = APIRouter(prefix="/api", tags=["WiggleDesk-compatible"])
 
@@ -102,39 +104,43 @@ def _page_number(request: Request) -> int:
     return int(raw)
 
 
-def _page(request: Request, db: Session, query: Any, total: int, render: Any) -> dict[str, Any]:
+Render = Callable[[Any], dict[str, str]]
+
+
+def _page(request: Request, db: Session, query: Select[*tuple[Any, ...]], render: Render) -> JSONResponse:
+    """One Django REST framework page of `query`, counted by the same statement (a window count)."""
     number = _page_number(request)
-    if total and (number - 1) * PAGE_SIZE >= total:
+    rows = db.execute(
+        query.add_columns(func.count().over().label("total")).limit(PAGE_SIZE).offset((number - 1) * PAGE_SIZE)
+    ).all()
+    if not rows and number > 1:
         raise ApiError(404, "Invalid page.")
-    rows = db.execute(query.limit(PAGE_SIZE).offset((number - 1) * PAGE_SIZE)).all()
+    total = rows[0].total if rows else 0
 
     def link(page: int) -> str | None:
         if page < 1 or (page - 1) * PAGE_SIZE >= total:
             return None
-        return (
-            str(request.url.include_query_params(page=page))
-            if page > 1
-            else str(request.url.remove_query_params("page"))
-        )
+        if page == 1:
+            return str(request.url.remove_query_params("page"))
+        return str(request.url.include_query_params(page=page))
 
-    return {
+    body = {
         "count": total,
         "next": link(number + 1),
         "previous": link(number - 1),
         "results": [render(r) for r in rows],
     }
+    return JSONResponse(body)
 
 
-def _booking_page(request: Request, db: Session, caller: ApiCaller, where: BookingFilter) -> dict[str, Any]:
+def _booking_page(request: Request, db: Session, caller: Caller, where: BookingFilter) -> JSONResponse:
     zone = ZoneInfo(caller.organisation.timezone)
-    filtered = bookings.select_bookings(caller.organisation.id, where)
-    total = bookings.count(db, filtered)
-    subquery = filtered.subquery()
+    filtered = bookings.select_bookings(caller.organisation.id, where).subquery()
     query = (
-        select(subquery, Desk.label, Member.display_name, Member.email)
-        .join(Member, Member.id == subquery.c.member_id)
-        .outerjoin(Desk, Desk.id == subquery.c.desk_id)
-        .order_by(subquery.c.start_at, subquery.c.id)
+        select(filtered, Desk.label, Member.display_name, Member.email)
+        .join(Member, Member.id == filtered.c.member_id)
+        .outerjoin(Desk, Desk.id == filtered.c.desk_id)
+        .order_by(filtered.c.start_at, filtered.c.id)
     )
 
     def render(row: Any) -> dict[str, str]:
@@ -148,7 +154,7 @@ def _booking_page(request: Request, db: Session, caller: ApiCaller, where: Booki
             "booking_reason": row.reason,
         }
 
-    return _page(request, db, query, total, render)
+    return _page(request, db, query, render)
 
 
 def _local(value: datetime, zone: ZoneInfo) -> str:
@@ -172,7 +178,7 @@ async def _team_name(request: Request) -> str:
 @router.get("/teams_upcoming_bookings/")
 def teams_upcoming_bookings(
     request: Request, team_name: Annotated[str, Depends(_team_name)], caller: ApiCaller, db: DB
-) -> dict[str, Any]:
+) -> JSONResponse:
     """The upcoming bookings (ending after now) of everyone in the team named `team_name`."""
     team = teams.get_by_name(db, caller.organisation.id, team_name)
     where = BookingFilter(team_id=team.id, ends_after=utcnow(), statuses=SHOWN_STATUSES)
@@ -180,20 +186,20 @@ def teams_upcoming_bookings(
 
 
 @router.get("/bookings/")
-def my_bookings(request: Request, caller: ApiCaller, db: DB) -> dict[str, Any]:
+def my_bookings(request: Request, caller: ApiCaller, db: DB) -> JSONResponse:
     """All of the caller's bookings: past, present and future."""
     return _booking_page(request, db, caller, BookingFilter(member_id=caller.member.id, statuses=SHOWN_STATUSES))
 
 
 @router.get("/my_upcoming_bookings/")
-def my_upcoming_bookings(request: Request, caller: ApiCaller, db: DB) -> dict[str, Any]:
+def my_upcoming_bookings(request: Request, caller: ApiCaller, db: DB) -> JSONResponse:
     """The caller's bookings that end after now."""
     where = BookingFilter(member_id=caller.member.id, ends_after=utcnow(), statuses=SHOWN_STATUSES)
     return _booking_page(request, db, caller, where)
 
 
 @router.get("/users_in_office/")
-def users_in_office(request: Request, caller: ApiCaller, db: DB) -> dict[str, Any]:
+def users_in_office(request: Request, caller: ApiCaller, db: DB) -> JSONResponse:
     """Everyone with a booking during today, in the organisation's time zone."""
     zone = ZoneInfo(caller.organisation.timezone)
     today = utcnow().astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -210,10 +216,9 @@ def users_in_office(request: Request, caller: ApiCaller, db: DB) -> dict[str, An
         .subquery()
     )
     query = select(Member.email, Member.display_name).where(Member.id.in_(select(in_office.c.member_id)))
-    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
     query = query.order_by(Member.display_name, Member.email)
 
     def render(row: Any) -> dict[str, str]:
         return {"email": row.email, "username": row.display_name or row.email.split("@", 1)[0]}
 
-    return _page(request, db, query, total, render)
+    return _page(request, db, query, render)

@@ -22,6 +22,7 @@ from store.models import (
     InvitationStatus,
     Member,
     MemberStatus,
+    Organisation,
     Role,
 )
 from store.services import bookings as booking_service
@@ -243,9 +244,10 @@ def update(
     if display_name is not None and display_name.strip() != member.display_name:
         member.display_name = changes["display_name"] = display_name.strip()
     if role is not None and role is not member.role:
-        if member.role is Role.ADMIN:
-            _keep_an_admin(session, member)
+        was_admin = member.role is Role.ADMIN
         member.role = changes["role"] = role
+        if was_admin:
+            _keep_an_admin(session, member)
     if api_access is not None and api_access != member.api_access:
         member.api_access = changes["api_access"] = api_access
     if changes:
@@ -259,6 +261,14 @@ def update(
 
 
 def _keep_an_admin(session: Session, leaving: Member) -> None:
+    """Refuse a change that leaves the organisation without an active admin.
+
+    Called after the change is made: the rows are written first and the organisation is locked
+    last, the order the outbox also takes at commit, so two admins demoting each other at once
+    queue up instead of both passing, and no transaction waits for a lock another one holds.
+    """
+    session.flush()
+    session.execute(select(Organisation.id).where(Organisation.id == leaving.organisation_id).with_for_update())
     admins = session.scalar(
         select(func.count()).where(
             Member.organisation_id == leaving.organisation_id,
@@ -279,8 +289,7 @@ def remove(session: Session, member: Member, *, reason: str = "member_removed") 
     """
     if member.status is MemberStatus.REMOVED:
         return False
-    if member.role is Role.ADMIN and member.status is MemberStatus.ACTIVE:
-        _keep_an_admin(session, member)
+    was_active_admin = member.role is Role.ADMIN and member.status is MemberStatus.ACTIVE
     now = utcnow()
     bookings = session.scalars(
         select(Booking)
@@ -297,6 +306,8 @@ def remove(session: Session, member: Member, *, reason: str = "member_removed") 
     _revoke_pending_invitations(session, member, now)
     member.status = MemberStatus.REMOVED
     member.removed_at = now
+    if was_active_admin:
+        _keep_an_admin(session, member)
     outbox.record(
         session,
         member.organisation_id,

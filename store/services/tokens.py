@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from store import outbox
@@ -16,8 +17,6 @@ from store.models import ApiToken, Member, MemberStatus, Organisation
 from store.services.members import hash_secret
 
 TOKEN_PREFIX = "dsk_"  # noqa: S105 - a marker, not a secret
-# last_used_at is refreshed at most this often, so reads do not each become a write.
-LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def create(session: Session, member: Member, *, name: str = "") -> tuple[ApiToken, str]:
@@ -79,22 +78,30 @@ class Caller:
 
 
 def authenticate(session: Session, secret: str) -> Caller | None:
-    """The caller behind `secret`, or None for an unknown or revoked token or a removed member."""
+    """The caller behind `secret`, or None for an unknown or revoked token or a member who is not active.
+
+    Reads only: callers note the use with `record_use`, in batches, so requests do not each write.
+    """
     row = session.execute(
-        select(ApiToken, Member, Organisation)
+        select(ApiToken.id, Member, Organisation)
         .join(Member, Member.id == ApiToken.member_id)
         .join(Organisation, Organisation.id == ApiToken.organisation_id)
-        .where(ApiToken.token_hash == hash_secret(secret), ApiToken.revoked_at.is_(None))
+        .where(
+            ApiToken.token_hash == hash_secret(secret),
+            ApiToken.revoked_at.is_(None),
+            Member.status == MemberStatus.ACTIVE,
+        )
     ).one_or_none()
     if row is None:
         return None
-    token, member, organisation = row
-    if member.status is MemberStatus.REMOVED:
-        return None
-    now = utcnow()
-    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
-        token.last_used_at = now
-    return Caller(token.id, member, organisation)
+    token_id, member, organisation = row
+    return Caller(token_id, member, organisation)
+
+
+def record_use(session: Session, token_ids: Collection[int], at: datetime) -> None:
+    """Note that these tokens were used at `at` (bookkeeping: no event)."""
+    if token_ids:
+        session.execute(update(ApiToken).where(ApiToken.id.in_(token_ids)).values(last_used_at=at))
 
 
 def select_tokens(organisation_id: int, *, member_id: int | None = None) -> Select[ApiToken]:

@@ -2,13 +2,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.columns import utcnow
 from store.db import transaction
 from store.errors import NotAllowed, NotFound
-from store.models import ApiToken
+from store.models import ApiToken, Member
 from store.services import members, tokens
 from tests.conftest import Org, make_org
 from tests.store.conftest import Outbox, member_in, refused
@@ -42,32 +41,33 @@ def test_removed_member_cannot_get_a_token(session_factory: sessionmaker[Session
         tokens.create(attempt.session, member_in(attempt.session, acme))
 
 
-def test_authenticate_finds_the_caller_and_notes_use(session_factory: sessionmaker[Session], acme: Org) -> None:
+def test_authenticate_finds_the_caller_and_writes_nothing(session_factory: sessionmaker[Session], acme: Org) -> None:
     with transaction(session_factory) as session:
         caller = tokens.authenticate(session, acme.member_token)
+        assert not session.dirty
+        assert not session.new
     assert caller is not None
     assert (caller.member.id, caller.organisation.id) == (acme.member.id, acme.organisation.id)
-    used = _token(session_factory, caller.token_id).last_used_at
-    assert used is not None
-    assert utcnow() - used < timedelta(minutes=1)
+    assert _token(session_factory, caller.token_id).last_used_at is None
 
 
-def test_last_use_is_refreshed_at_most_once_a_minute(session_factory: sessionmaker[Session], acme: Org) -> None:
+def test_record_use_stamps_the_tokens_given(session_factory: sessionmaker[Session], acme: Org) -> None:
+    at = utcnow() - timedelta(seconds=5)
     with transaction(session_factory) as session:
         caller = tokens.authenticate(session, acme.member_token)
-    assert caller is not None
-    first = _token(session_factory, caller.token_id).last_used_at
+        assert caller is not None
+        tokens.record_use(session, [caller.token_id], at)
+        tokens.record_use(session, [], at)
+    assert _token(session_factory, caller.token_id).last_used_at == at
+
+
+def test_authenticate_refuses_an_invited_member(session_factory: sessionmaker[Session], acme: Org) -> None:
     with transaction(session_factory) as session:
-        tokens.authenticate(session, acme.member_token)
-    assert _token(session_factory, caller.token_id).last_used_at == first
-    long_ago = utcnow() - timedelta(hours=1)
+        invitation = members.invite(session, acme.organisation.id, "newcomer@example.com")
+        newcomer = session.get_one(Member, invitation.member_id)
+        _, secret = tokens.create(session, newcomer)
     with transaction(session_factory) as session:
-        session.execute(update(ApiToken).where(ApiToken.id == caller.token_id).values(last_used_at=long_ago))
-    with transaction(session_factory) as session:
-        tokens.authenticate(session, acme.member_token)
-    refreshed = _token(session_factory, caller.token_id).last_used_at
-    assert refreshed is not None
-    assert refreshed > long_ago + timedelta(minutes=59)
+        assert tokens.authenticate(session, secret) is None
 
 
 def test_authenticate_refuses_unknown_secret(session_factory: sessionmaker[Session], acme: Org) -> None:

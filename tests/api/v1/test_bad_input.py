@@ -69,10 +69,6 @@ def test_oversized_body_is_413(
     assert_problem(response, 413, "body_too_large")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api/middleware.py raises _TooLarge inside the app's body read; FastAPI turns it into a 400",
-)
 def test_oversized_body_without_length_is_413(
     client: TestClient, api_factory: sessionmaker[Session], world: World
 ) -> None:
