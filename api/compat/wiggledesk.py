@@ -133,14 +133,26 @@ def _page(request: Request, db: Session, query: Select[*tuple[Any, ...]], render
     return JSONResponse(body)
 
 
+_ROW_COLUMNS = (
+    Booking.id,
+    Booking.start_at,
+    Booking.end_at,
+    Booking.details,
+    Booking.reason,
+    Desk.label,
+    Member.display_name,
+    Member.email,
+)
+
+
 def _booking_page(request: Request, db: Session, caller: Caller, where: BookingFilter) -> JSONResponse:
     zone = ZoneInfo(caller.organisation.timezone)
-    filtered = bookings.select_bookings(caller.organisation.id, where).subquery()
     query = (
-        select(filtered, Desk.label, Member.display_name, Member.email)
-        .join(Member, Member.id == filtered.c.member_id)
-        .outerjoin(Desk, Desk.id == filtered.c.desk_id)
-        .order_by(filtered.c.start_at, filtered.c.id)
+        select(*_ROW_COLUMNS)
+        .join(Member, Member.id == Booking.member_id)
+        .outerjoin(Desk, Desk.id == Booking.desk_id)
+        .where(*bookings.booking_conditions(caller.organisation.id, where))
+        .order_by(Booking.start_at, Booking.id)
     )
 
     def render(row: Any) -> dict[str, str]:

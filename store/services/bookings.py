@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, exists, func, select
+from sqlalchemy import ColumnElement, Select, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -189,24 +189,29 @@ class BookingFilter:
     starts_before: datetime | None = None
 
 
-def select_bookings(organisation_id: int, where: BookingFilter) -> Select[Booking]:
-    """The bookings of an organisation matching `where`, unordered."""
-    query = select(Booking).where(Booking.organisation_id == organisation_id)
+def booking_conditions(organisation_id: int, where: BookingFilter) -> list[ColumnElement[bool]]:
+    """The WHERE clauses selecting an organisation's bookings that match `where`."""
+    clauses: list[ColumnElement[bool]] = [Booking.organisation_id == organisation_id]
     if where.member_id is not None:
-        query = query.where(Booking.member_id == where.member_id)
+        clauses.append(Booking.member_id == where.member_id)
     if where.team_id is not None:
-        query = query.where(
+        clauses.append(
             exists().where(TeamMembership.team_id == where.team_id, TeamMembership.member_id == Booking.member_id)
         )
     if where.desk_id is not None:
-        query = query.where(Booking.desk_id == where.desk_id)
+        clauses.append(Booking.desk_id == where.desk_id)
     if where.statuses:
-        query = query.where(Booking.status.in_(where.statuses))
+        clauses.append(Booking.status.in_(where.statuses))
     if where.ends_after is not None:
-        query = query.where(Booking.end_at > where.ends_after)
+        clauses.append(Booking.end_at > where.ends_after)
     if where.starts_before is not None:
-        query = query.where(Booking.start_at < where.starts_before)
-    return query
+        clauses.append(Booking.start_at < where.starts_before)
+    return clauses
+
+
+def select_bookings(organisation_id: int, where: BookingFilter) -> Select[Booking]:
+    """The bookings of an organisation matching `where`, unordered."""
+    return select(Booking).where(*booking_conditions(organisation_id, where))
 
 
 def count(session: Session, query: Select[Booking]) -> int:
