@@ -3,6 +3,7 @@
 from store.models.api_token import ApiToken
 from store.models.base import Base
 from store.models.booking import LIVE_STATUSES, Booking, BookingStatus
+from store.models.delivery import Delivery, DeliveryAttempt, DeliveryStatus
 from store.models.desk import Desk
 from store.models.external_identity import ExternalIdentity
 from store.models.invitation import Invitation, InvitationStatus
@@ -10,6 +11,7 @@ from store.models.member import Member, MemberStatus, Role
 from store.models.organisation import Organisation
 from store.models.outbox_event import OutboxEvent
 from store.models.team import Team, TeamMembership
+from store.models.webhook_endpoint import EndpointKind, PayloadFormat, WebhookEndpoint
 
 __all__ = [
     "LIVE_STATUSES",
@@ -17,7 +19,11 @@ __all__ = [
     "Base",
     "Booking",
     "BookingStatus",
+    "Delivery",
+    "DeliveryAttempt",
+    "DeliveryStatus",
     "Desk",
+    "EndpointKind",
     "ExternalIdentity",
     "Invitation",
     "InvitationStatus",
@@ -25,7 +31,9 @@ __all__ = [
     "MemberStatus",
     "Organisation",
     "OutboxEvent",
+    "PayloadFormat",
     "Role",
     "Team",
     "TeamMembership",
+    "WebhookEndpoint",
 ]
