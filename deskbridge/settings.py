@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, description="Largest request body the API accepts.")
     worker_threads: int = Field(default=4, description="Worker threads of the in-process broker (embedded mode).")
     log_level: str = Field(default="INFO", description="Logging level.")
+    allow_private_webhooks: bool = Field(
+        default=False,
+        description="Let webhooks reach private, loopback and link-local addresses (embedded mode, tests).",
+    )
+    webhook_retry_scale: float = Field(
+        default=1.0, gt=0, description="Multiplies the webhook retry delays (tests compress them with e.g. 0.001)."
+    )
 
 
 @lru_cache

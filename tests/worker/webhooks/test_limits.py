@@ -1,0 +1,81 @@
+"""Per-endpoint slots: a busy endpoint is refused a slot at once, other endpoints are not; in-process and in Redis."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import redis
+
+from tests.conftest import REDIS_URL
+from worker.webhooks import limits
+from worker.webhooks.limits import configure_limits, endpoint_slot
+
+
+@pytest.fixture(params=["in-process", "redis"])
+def backend(request: pytest.FixtureRequest) -> redis.Redis | None:
+    """Each test runs in-process (None) and on Redis (its client; skips or fails as redis_client does)."""
+    if request.param == "redis":
+        client: redis.Redis = request.getfixturevalue("redis_client")
+        return client
+    return None
+
+
+def configure(backend: redis.Redis | None, per_endpoint: int) -> None:
+    configure_limits(REDIS_URL if backend is not None else None, per_endpoint)
+
+
+def test_a_held_slot_refuses_the_next_for_that_endpoint_only(backend: redis.Redis | None) -> None:
+    configure(backend, 1)
+    with endpoint_slot(1) as first:
+        assert first is True
+        with endpoint_slot(1) as second:
+            assert second is False
+        with endpoint_slot(2) as other:
+            assert other is True
+        if backend is not None:
+            assert backend.get(f"{limits.KEY_PREFIX}1") == b"1"  # counted in Redis, where every worker sees it
+    with endpoint_slot(1) as again:
+        assert again is True
+
+
+def test_a_slot_is_given_back_when_the_delivery_raises(backend: redis.Redis | None) -> None:
+    configure(backend, 1)
+
+    def failing_delivery() -> None:
+        with endpoint_slot("ep_1") as held:
+            assert held
+            raise RuntimeError("delivery failed")
+
+    with pytest.raises(RuntimeError):
+        failing_delivery()
+    with endpoint_slot("ep_1") as again:
+        assert again
+
+
+def test_concurrent_deliveries_get_at_most_the_limit(backend: redis.Redis | None) -> None:
+    configure(backend, 3)
+    release = threading.Event()
+    all_tried = threading.Barrier(11)
+    results: list[bool] = []
+
+    def deliver() -> None:
+        with endpoint_slot(7) as acquired:
+            results.append(acquired)
+            all_tried.wait(timeout=10)
+            release.wait(timeout=10)
+
+    threads = [threading.Thread(target=deliver) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    all_tried.wait(timeout=10)
+    release.set()
+    for thread in threads:
+        thread.join(timeout=10)
+
+    assert sorted(results) == [False] * 7 + [True] * 3
+
+
+def test_the_limit_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        configure_limits(None, 0)
