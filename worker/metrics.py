@@ -1,0 +1,121 @@
+"""Prometheus metrics of the worker and the API, in prometheus_client's default registry.
+
+Actor durations and failures come from `ActorMetrics`, a small Dramatiq middleware, rather than
+Dramatiq's own `Prometheus` middleware: that one keeps a registry of its own, switches the process
+to multi-process mode only after boot (too late for metrics made at import) and always binds an
+HTTP server on 0.0.0.0:9191 in a forked process. Ours records into the same registry as the
+delivery metrics, so one scrape (`exposition()`, behind the API's /metrics) shows everything.
+
+Several processes (uvicorn or dramatiq with more than one process): set PROMETHEUS_MULTIPROC_DIR to
+an empty folder shared by them before they start; prometheus_client then writes every process's
+values there and `exposition()` sums them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.common import dq_name
+from dramatiq.middleware import Middleware
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+DELIVERIES = Counter(
+    "deskbridge_webhook_deliveries_total",
+    "Webhook delivery attempts by outcome: succeeded, retry (failed, will be tried again), "
+    "exhausted (failed for the last time) or refused (SSRF guard).",
+    ["outcome"],
+)
+DELIVERY_LATENCY = Histogram(
+    "deskbridge_webhook_delivery_latency_seconds",
+    "From the event's commit to the receiver's 2xx, retries included.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200, 36000, 86400, 172800),
+)
+DELIVERY_DURATION = Histogram(
+    "deskbridge_webhook_request_duration_seconds",
+    "HTTP round trip of one webhook request.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30),
+)
+OUTBOX_LAG = Gauge(
+    "deskbridge_outbox_lag_seconds",
+    "Age of the oldest committed event not yet turned into deliveries (0 when none waits).",
+    multiprocess_mode="mostrecent",
+)
+QUEUE_DEPTH = Gauge(
+    "deskbridge_queue_depth",
+    "Messages waiting in a Dramatiq queue (`name.DQ`: delayed, such as retries not yet due).",
+    ["queue"],
+    multiprocess_mode="mostrecent",
+)
+ACTOR_DURATION = Histogram(
+    "deskbridge_actor_duration_seconds",
+    "Time Dramatiq actors spent on a message.",
+    ["queue", "actor"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+ACTOR_FAILURES = Counter(
+    "deskbridge_actor_failures_total", "Messages whose actor raised (each retry counts).", ["queue", "actor"]
+)
+
+
+class ActorMetrics(Middleware):
+    """Records every processed message's duration and whether the actor raised."""
+
+    def __init__(self) -> None:
+        self._started: dict[str, float] = {}
+
+    def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        self._started[message.message_id] = time.perf_counter()
+
+    def after_process_message(
+        self, broker: dramatiq.Broker, message: Any, *, result: Any = None, exception: BaseException | None = None
+    ) -> None:
+        started = self._started.pop(message.message_id, None)
+        labels = (message.queue_name, message.actor_name)
+        if started is not None:
+            ACTOR_DURATION.labels(*labels).observe(time.perf_counter() - started)
+        if exception is not None:
+            ACTOR_FAILURES.labels(*labels).inc()
+
+    after_skip_message = after_process_message
+
+
+def enable_worker_metrics(broker: dramatiq.Broker) -> None:
+    """Add `ActorMetrics` to `broker` (once); call before workers start."""
+    if not any(isinstance(middleware, ActorMetrics) for middleware in broker.middleware):
+        broker.add_middleware(ActorMetrics())
+
+
+def record_queue_depth(broker: dramatiq.Broker) -> None:
+    """Set `QUEUE_DEPTH` for every queue declared on `broker` (call right before a scrape, or on a schedule)."""
+    for queue in broker.get_declared_queues():
+        for name in (queue, dq_name(queue)):
+            QUEUE_DEPTH.labels(name).set(_waiting(broker, name))
+
+
+def _waiting(broker: dramatiq.Broker, queue: str) -> int:
+    if isinstance(broker, RedisBroker):
+        return int(broker.client.llen(f"{broker.namespace}:{queue}"))
+    stub_queue = broker.queues.get(queue)
+    return stub_queue.qsize() if stub_queue is not None else 0
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics as Prometheus text and its content type (of every process when in multi-process mode)."""
+    registry = REGISTRY
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return generate_latest(registry), CONTENT_TYPE_LATEST
