@@ -1,9 +1,12 @@
 """The scheduler process of the production layout: `python -m deskbridge.scheduler`.
 
-Nothing is scheduled yet (polls and subscription renewals arrive with the connector issues, and so
-will a `deskbridge scheduler` command). Until then this is a well-behaved placeholder: it logs that
-it idles, touches a heartbeat file on every tick (the container's health check reads its age) and
-stops promptly and cleanly on SIGTERM or SIGINT.
+Runs `worker.scheduler.default_jobs` while it holds the leader lock in Redis; a second scheduler
+waits and takes over when the first dies. Without DESKBRIDGE_REDIS_URL there is nobody to share a
+lock with, so it leads alone (the embedded `deskbridge serve` runs its scheduler in-process instead).
+
+Leader or waiting, it touches a heartbeat file on every tick while its scheduler thread lives (the
+container's health check, `--check`, reads its age), and stops cleanly on SIGTERM or SIGINT,
+releasing the lock so a waiting scheduler leads at once.
 """
 
 from __future__ import annotations
@@ -15,6 +18,11 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the health check (--check) runs often: it imports nothing heavy
+    from worker.leader import LeaderLock
+    from worker.scheduler import Scheduler
 
 log = logging.getLogger("deskbridge.scheduler")
 
@@ -22,12 +30,15 @@ HEARTBEAT = Path("/tmp/deskbridge-scheduler.heartbeat")  # noqa: S108 - a livene
 TICK_SECONDS = 10.0
 
 
-def run(stop: threading.Event, heartbeat: Path = HEARTBEAT, tick: float = TICK_SECONDS) -> None:
-    """Tick until `stop` is set, touching `heartbeat` each time."""
-    log.info("scheduler: nothing scheduled yet")
-    while not stop.is_set():
-        heartbeat.touch()
-        stop.wait(tick)
+def run(scheduler: Scheduler, stop: threading.Event, heartbeat: Path = HEARTBEAT, tick: float = TICK_SECONDS) -> None:
+    """Start `scheduler` and touch `heartbeat` every `tick` until `stop` is set or the scheduler dies; then stop it."""
+    scheduler.start()
+    try:
+        while not stop.is_set() and scheduler.is_alive:
+            heartbeat.touch()
+            stop.wait(tick)
+    finally:
+        scheduler.stop()
     log.info("scheduler: stopped")
 
 
@@ -39,6 +50,16 @@ def is_alive(heartbeat: Path = HEARTBEAT, max_age: float = 3 * TICK_SECONDS) -> 
         return False
 
 
+def make_lock(redis_url: str | None) -> LeaderLock:
+    """The leader lock in Redis, or a lock that always leads when there is no Redis."""
+    from worker.leader import LocalLeaderLock, RedisLeaderLock
+
+    if redis_url:
+        return RedisLeaderLock.from_url(redis_url)
+    log.warning("scheduler: DESKBRIDGE_REDIS_URL is not set; leading alone (run only one scheduler)")
+    return LocalLeaderLock()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the scheduler until SIGTERM/SIGINT; with `--check`, exit 0 if one is alive, 1 if not."""
     parser = argparse.ArgumentParser(
@@ -46,16 +67,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--check", action="store_true", help="health check: is the heartbeat fresh?")
     parser.add_argument("--heartbeat", type=Path, default=HEARTBEAT, help="heartbeat file (default: %(default)s)")
-    parser.add_argument("--tick", type=float, default=TICK_SECONDS, help="seconds between ticks")
+    parser.add_argument("--tick", type=float, default=TICK_SECONDS, help="seconds between heartbeat touches")
     args = parser.parse_args(argv)
     if args.check:
         return 0 if is_alive(args.heartbeat, 3 * args.tick) else 1
 
     from deskbridge.settings import get_settings
+    from deskbridge.wiring import build
+    from worker import runtime
+    from worker.scheduler import Scheduler, default_jobs
 
-    logging.basicConfig(
-        level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
-    )
+    settings = get_settings()
+    build(settings)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -64,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    run(stop, args.heartbeat, args.tick)
+    run(Scheduler(default_jobs(runtime.current()), make_lock(settings.redis_url)), stop, args.heartbeat, args.tick)
     return 0
 
 

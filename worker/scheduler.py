@@ -1,0 +1,139 @@
+"""Periodic jobs (relay safety net, due retries, later polls and renewals), run by one leader at a time.
+
+APScheduler runs the jobs on their intervals; around it, a heartbeat thread holds the leader lock.
+A scheduler that does not hold the lock polls for it on every heartbeat and starts the jobs once it
+does; one that loses it (Redis gone, or a pause longer than the lock's time to live) stops starting
+jobs at once. Jobs must therefore be idempotent and safe to overlap with a last run elsewhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from worker.leader import LeaderLock, LocalLeaderLock
+from worker.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Job:
+    """`func` run every `seconds` (first right after this scheduler becomes the leader)."""
+
+    name: str
+    seconds: float
+    func: Callable[[], None]
+
+
+def default_jobs(runtime: Runtime) -> list[Job]:
+    """The periodic work of a deskbridge deployment; one line per job, e.g.
+
+    Job("webhooks.relay", 30, partial(webhooks.relay_pending, runtime)),
+    """
+    return []
+
+
+class Scheduler:
+    """Runs `jobs` while holding `lock`; `start()` it, `stop()` it. Renews the lock every `heartbeat` seconds."""
+
+    def __init__(self, jobs: Sequence[Job], lock: LeaderLock, *, heartbeat: float = HEARTBEAT_SECONDS) -> None:
+        names = [job.name for job in jobs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"job names must be unique: {names}")
+        self.jobs = tuple(jobs)
+        self.lock = lock
+        self.heartbeat = heartbeat
+        self._stopping = threading.Event()
+        self._runner: BackgroundScheduler | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this scheduler currently runs the jobs."""
+        return self._runner is not None
+
+    @property
+    def is_alive(self) -> bool:
+        """Whether the heartbeat thread runs (it only ends after `stop()`)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> Scheduler:
+        """Start the heartbeat thread, which leads when it can; returns self."""
+        if self._thread is not None:
+            raise RuntimeError("a scheduler starts once")
+        self._thread = threading.Thread(target=self._run, name="deskbridge-scheduler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Stop: wait for running jobs to end, then release the lock so another scheduler can lead at once."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                self._beat()
+                self._stopping.wait(self.heartbeat)
+        finally:
+            if self._runner is not None:
+                self._step_down(wait=True)
+                self._release()
+
+    def _beat(self) -> None:
+        try:
+            if self._runner is None:
+                if self.lock.acquire():
+                    log.info("scheduler: leading; running %d job(s)", len(self.jobs))
+                    self._runner = self._start_jobs()
+            elif not self.lock.extend():
+                log.warning("scheduler: lost the leader lock; jobs stopped, waiting to lead again")
+                self._step_down(wait=False)
+        except Exception:
+            # Without the lock's answer this process cannot know it still leads, so it stops leading.
+            log.exception("scheduler: leader lock unavailable")
+            if self._runner is not None:
+                self._step_down(wait=False)
+
+    def _start_jobs(self) -> BackgroundScheduler:
+        runner = BackgroundScheduler(timezone=UTC)
+        now = datetime.now(UTC)
+        for job in self.jobs:
+            runner.add_job(
+                job.func,
+                IntervalTrigger(seconds=job.seconds, timezone=UTC),
+                id=job.name,
+                name=job.name,
+                next_run_time=now,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
+        runner.start()
+        return runner
+
+    def _step_down(self, *, wait: bool) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.shutdown(wait=wait)
+
+    def _release(self) -> None:
+        try:
+            self.lock.release()
+        except Exception:
+            log.exception("scheduler: could not release the leader lock; it expires on its own")
+
+
+def start_in_process(jobs: Sequence[Job], *, heartbeat: float = HEARTBEAT_SECONDS) -> Scheduler:
+    """Run `jobs` in this process, always as the leader (the embedded mode); `.stop()` the result on shutdown."""
+    return Scheduler(jobs, LocalLeaderLock(), heartbeat=heartbeat).start()
