@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.context import ApiContext
 from api.errors import ApiError
@@ -24,10 +25,20 @@ def context(request: Request) -> ApiContext:
     return ctx
 
 
-def session(request: Request) -> Iterator[Session]:
-    """A store session for the request. Routes that change state commit it themselves."""
-    with context(request).session_factory() as db:
+async def session(request: Request) -> AsyncIterator[Session]:
+    """A store session for the request. Routes that change state commit it themselves.
+
+    Made on the event loop (no I/O until a query); closed on the thread pool when it holds a
+    connection, since handing the connection back ends its transaction over the network.
+    """
+    db = context(request).session_factory()
+    try:
         yield db
+    finally:
+        if db.get_bind() is not None and db.in_transaction():
+            await run_in_threadpool(db.close)
+        else:
+            db.close()
 
 
 DB = Annotated[Session, Depends(session)]

@@ -17,16 +17,15 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, EmailStr
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, exists, func, select
 from sqlalchemy.orm import Session
 
 from api.deps import DB, AdminCaller, ApiCaller, context
 from api.errors import ApiError
-from store.columns import utcnow
+from store.columns import UTCDateTime, utcnow
 from store.errors import StoreError
-from store.models import Booking, BookingStatus, Desk, Member
-from store.services import bookings, members, teams
-from store.services.bookings import BookingFilter
+from store.models import Booking, BookingStatus, Desk, Member, TeamMembership
+from store.services import members, teams
 from store.services.tokens import Caller
 
 router = APIRouter(prefix="/api", tags=["WiggleDesk-compatible"])
@@ -71,7 +70,11 @@ def create_membership_invitation(body: MembershipBody, request: Request, caller:
     """Invite someone by email; the invitation email goes out shortly after."""
     with _email_field():
         invitation = members.invite(
-            db, caller.organisation.id, body.email_invited, invited_by=caller.member, source="api"
+            db,
+            caller.organisation.id,
+            body.email_invited,
+            invited_by=members.get(db, caller.organisation.id, caller.member.id),
+            source="api",
         )
     member = db.get_one(Member, invitation.member_id)
     db.commit()
@@ -107,12 +110,13 @@ def _page_number(request: Request) -> int:
 Render = Callable[[Any], dict[str, str]]
 
 
-def _page(request: Request, db: Session, query: Select[*tuple[Any, ...]], render: Render) -> JSONResponse:
-    """One Django REST framework page of `query`, counted by the same statement (a window count)."""
+def _page(
+    request: Request, db: Session, query: Select[*tuple[Any, ...]], params: dict[str, Any], render: Render
+) -> JSONResponse:
+    """One Django REST framework page of a prebuilt `query` (see `_listing`), which counts its own rows."""
     number = _page_number(request)
-    rows = db.execute(
-        query.add_columns(func.count().over().label("total")).limit(PAGE_SIZE).offset((number - 1) * PAGE_SIZE)
-    ).all()
+    page = {"limit": PAGE_SIZE, "offset": (number - 1) * PAGE_SIZE}
+    rows = db.connection().execute(query, params | page).all()
     if not rows and number > 1:
         raise ApiError(404, "Invalid page.")
     total = rows[0].total if rows else 0
@@ -133,27 +137,48 @@ def _page(request: Request, db: Session, query: Select[*tuple[Any, ...]], render
     return JSONResponse(body)
 
 
-_ROW_COLUMNS = (
-    Booking.id,
-    Booking.start_at,
-    Booking.end_at,
-    Booking.details,
-    Booking.reason,
-    Desk.label,
-    Member.display_name,
-    Member.email,
-)
+def _listing(query: Select[*tuple[Any, ...]]) -> Select[*tuple[Any, ...]]:
+    """`query` paged by `:limit`/`:offset`, each row carrying the total (a window count)."""
+    return (
+        query.add_columns(func.count().over().label("total"))
+        .limit(bindparam("limit", type_=Integer))
+        .offset(bindparam("offset", type_=Integer))
+    )
 
 
-def _booking_page(request: Request, db: Session, caller: Caller, where: BookingFilter) -> JSONResponse:
-    zone = ZoneInfo(caller.organisation.timezone)
-    query = (
-        select(*_ROW_COLUMNS)
+def _bookings_where(*conditions: ColumnElement[bool]) -> Select[*tuple[Any, ...]]:
+    return _listing(
+        select(
+            Booking.id,
+            Booking.start_at,
+            Booking.end_at,
+            Booking.details,
+            Booking.reason,
+            Desk.label,
+            Member.display_name,
+            Member.email,
+        )
         .join(Member, Member.id == Booking.member_id)
         .outerjoin(Desk, Desk.id == Booking.desk_id)
-        .where(*bookings.booking_conditions(caller.organisation.id, where))
+        .where(Booking.organisation_id == bindparam("organisation_id"), Booking.status.in_(SHOWN_STATUSES), *conditions)
         .order_by(Booking.start_at, Booking.id)
     )
+
+
+# The listings are built once: these routes are the API's busiest, and building a statement costs
+# more than running it. Values arrive as bound parameters.
+_MINE = Booking.member_id == bindparam("member_id")
+_UPCOMING = Booking.end_at > bindparam("now", type_=UTCDateTime())
+_IN_TEAM = exists().where(TeamMembership.team_id == bindparam("team_id"), TeamMembership.member_id == Booking.member_id)
+MY_BOOKINGS = _bookings_where(_MINE)
+MY_UPCOMING_BOOKINGS = _bookings_where(_MINE, _UPCOMING)
+TEAM_UPCOMING_BOOKINGS = _bookings_where(_IN_TEAM, _UPCOMING)
+
+
+def _booking_page(
+    request: Request, db: Session, caller: Caller, query: Select[*tuple[Any, ...]], **params: Any
+) -> JSONResponse:
+    zone = ZoneInfo(caller.organisation.timezone)
 
     def render(row: Any) -> dict[str, str]:
         return {
@@ -166,7 +191,7 @@ def _booking_page(request: Request, db: Session, caller: Caller, where: BookingF
             "booking_reason": row.reason,
         }
 
-    return _page(request, db, query, render)
+    return _page(request, db, query, {"organisation_id": caller.organisation.id, **params}, render)
 
 
 def _local(value: datetime, zone: ZoneInfo) -> str:
@@ -193,21 +218,35 @@ def teams_upcoming_bookings(
 ) -> JSONResponse:
     """The upcoming bookings (ending after now) of everyone in the team named `team_name`."""
     team = teams.get_by_name(db, caller.organisation.id, team_name)
-    where = BookingFilter(team_id=team.id, ends_after=utcnow(), statuses=SHOWN_STATUSES)
-    return _booking_page(request, db, caller, where)
+    return _booking_page(request, db, caller, TEAM_UPCOMING_BOOKINGS, team_id=team.id, now=utcnow())
 
 
 @router.get("/bookings/")
 def my_bookings(request: Request, caller: ApiCaller, db: DB) -> JSONResponse:
     """All of the caller's bookings: past, present and future."""
-    return _booking_page(request, db, caller, BookingFilter(member_id=caller.member.id, statuses=SHOWN_STATUSES))
+    return _booking_page(request, db, caller, MY_BOOKINGS, member_id=caller.member.id)
 
 
 @router.get("/my_upcoming_bookings/")
 def my_upcoming_bookings(request: Request, caller: ApiCaller, db: DB) -> JSONResponse:
     """The caller's bookings that end after now."""
-    where = BookingFilter(member_id=caller.member.id, ends_after=utcnow(), statuses=SHOWN_STATUSES)
-    return _booking_page(request, db, caller, where)
+    return _booking_page(request, db, caller, MY_UPCOMING_BOOKINGS, member_id=caller.member.id, now=utcnow())
+
+
+# Members with a booking overlapping [:day_start, :day_end).
+USERS_IN_OFFICE = _listing(
+    select(Member.email, Member.display_name)
+    .where(
+        exists().where(
+            Booking.member_id == Member.id,
+            Booking.organisation_id == bindparam("organisation_id"),
+            Booking.status.in_(SHOWN_STATUSES),
+            Booking.start_at < bindparam("day_end", type_=UTCDateTime()),
+            Booking.end_at > bindparam("day_start", type_=UTCDateTime()),
+        )
+    )
+    .order_by(Member.display_name, Member.email)
+)
 
 
 @router.get("/users_in_office/")
@@ -215,22 +254,10 @@ def users_in_office(request: Request, caller: ApiCaller, db: DB) -> JSONResponse
     """Everyone with a booking during today, in the organisation's time zone."""
     zone = ZoneInfo(caller.organisation.timezone)
     today = utcnow().astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
-    day_start, day_end = today, (today + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    in_office = (
-        select(Booking.member_id)
-        .where(
-            Booking.organisation_id == caller.organisation.id,
-            Booking.status.in_(SHOWN_STATUSES),
-            Booking.start_at < day_end,
-            Booking.end_at > day_start,
-        )
-        .distinct()
-        .subquery()
-    )
-    query = select(Member.email, Member.display_name).where(Member.id.in_(select(in_office.c.member_id)))
-    query = query.order_by(Member.display_name, Member.email)
+    tomorrow = (today + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    params = {"organisation_id": caller.organisation.id, "day_start": today, "day_end": tomorrow}
 
     def render(row: Any) -> dict[str, str]:
         return {"email": row.email, "username": row.display_name or row.email.split("@", 1)[0]}
 
-    return _page(request, db, query, render)
+    return _page(request, db, USERS_IN_OFFICE, params, render)

@@ -7,13 +7,13 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from store import outbox
 from store.columns import utcnow
 from store.errors import NotAllowed, NotFound
-from store.models import ApiToken, Member, MemberStatus, Organisation
+from store.models import ApiToken, Member, MemberStatus, Organisation, Role
 from store.services.members import hash_secret
 
 TOKEN_PREFIX = "dsk_"  # noqa: S105 - a marker, not a secret
@@ -69,12 +69,50 @@ def revoke(session: Session, token: ApiToken) -> None:
 
 
 @dataclass(frozen=True)
+class CallerMember:
+    id: int
+    email: str
+    role: Role
+    api_access: bool
+
+
+@dataclass(frozen=True)
+class CallerOrganisation:
+    id: int
+    timezone: str
+    api_enabled: bool
+
+
+@dataclass(frozen=True)
 class Caller:
-    """Who a token belongs to, as the API needs it."""
+    """Who a token belongs to: plain values, read on every request, so no ORM objects to build.
+    Routes that hand the member to a service load it (`members.get`)."""
 
     token_id: int
-    member: Member
-    organisation: Organisation
+    member: CallerMember
+    organisation: CallerOrganisation
+
+
+# Built once: every API request runs it, and building a statement costs more than running it.
+_AUTHENTICATE = (
+    select(
+        ApiToken.id,
+        Member.id,
+        Member.email,
+        Member.role,
+        Member.api_access,
+        Organisation.id,
+        Organisation.timezone,
+        Organisation.api_enabled,
+    )
+    .join(Member, Member.id == ApiToken.member_id)
+    .join(Organisation, Organisation.id == ApiToken.organisation_id)
+    .where(
+        ApiToken.token_hash == bindparam("token_hash"),
+        ApiToken.revoked_at.is_(None),
+        Member.status == MemberStatus.ACTIVE,
+    )
+)
 
 
 def authenticate(session: Session, secret: str) -> Caller | None:
@@ -82,20 +120,15 @@ def authenticate(session: Session, secret: str) -> Caller | None:
 
     Reads only: callers note the use with `record_use`, in batches, so requests do not each write.
     """
-    row = session.execute(
-        select(ApiToken.id, Member, Organisation)
-        .join(Member, Member.id == ApiToken.member_id)
-        .join(Organisation, Organisation.id == ApiToken.organisation_id)
-        .where(
-            ApiToken.token_hash == hash_secret(secret),
-            ApiToken.revoked_at.is_(None),
-            Member.status == MemberStatus.ACTIVE,
-        )
-    ).one_or_none()
+    row = session.execute(_AUTHENTICATE, {"token_hash": hash_secret(secret)}).one_or_none()
     if row is None:
         return None
-    token_id, member, organisation = row
-    return Caller(token_id, member, organisation)
+    token_id, member_id, email, role, api_access, organisation_id, timezone, api_enabled = row
+    return Caller(
+        token_id,
+        CallerMember(member_id, email, role, api_access),
+        CallerOrganisation(organisation_id, timezone, api_enabled),
+    )
 
 
 def record_use(session: Session, token_ids: Collection[int], at: datetime) -> None:

@@ -118,11 +118,12 @@ def create_booking(body: BookingIn, response: Response, caller: ApiCaller, db: D
     A desk or member already booked for an overlapping time is a 409 conflict; an unknown desk or
     member a 404.
     """
-    member = caller.member
+    member_id = caller.member.id
     if body.member_id is not None and body.member_id != caller.member.id:
         if not is_admin(caller):
             raise ApiError(403, "Only admins can book for someone else.", code="admin_only")
-        member = members.get(db, caller.organisation.id, body.member_id)
+        member_id = body.member_id
+    member = members.get(db, caller.organisation.id, member_id)
     booking = bookings.create(
         db,
         member,

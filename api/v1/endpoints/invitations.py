@@ -78,7 +78,7 @@ def create_invitation(body: InvitationIn, response: Response, caller: AdminCalle
         body.email,
         role=body.role,
         display_name=body.display_name,
-        invited_by=caller.member,
+        invited_by=members.get(db, caller.organisation.id, caller.member.id),
         source="api",
     )
     db.commit()

@@ -35,9 +35,9 @@ class OrganisationPatch(PatchBody):
 
 
 @router.get("", summary="Get the organisation")
-def get_organisation(caller: ApiCaller) -> OrganisationOut:
+def get_organisation(caller: ApiCaller, db: DB) -> OrganisationOut:
     """The caller's organisation and its settings."""
-    return OrganisationOut.model_validate(caller.organisation)
+    return OrganisationOut.model_validate(organisations.get(db, caller.organisation.id))
 
 
 @router.patch("", summary="Change the organisation's settings", responses=problems(400, 413, 415, 422))
@@ -48,7 +48,7 @@ def update_organisation(
 
     This route answers admins even while the API is off, so that they can turn it on.
     """
-    organisation = caller.organisation
+    organisation = organisations.get(db, caller.organisation.id)
     organisations.update_settings(db, organisation, timezone=body.timezone, api_enabled=body.api_enabled)
     db.commit()
     return OrganisationOut.model_validate(organisation)

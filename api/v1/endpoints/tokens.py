@@ -48,7 +48,7 @@ class TokenIn(RequestBody):
 @router.post("", status_code=201, summary="Create a token", responses=problems(400, 413, 415, 422))
 def create_token(body: TokenIn, caller: ApiCaller, db: DB) -> TokenCreated:
     """Issue a new API token for yourself. The response holds the secret, which is never shown again."""
-    token, secret = tokens.create(db, caller.member, name=body.name)
+    token, secret = tokens.create(db, members.get(db, caller.organisation.id, caller.member.id), name=body.name)
     db.commit()
     return TokenCreated.model_validate({**TokenOut.model_validate(token).model_dump(), "secret": secret})
 
