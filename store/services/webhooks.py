@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy import Row, Select, or_, select, update
+from sqlalchemy import Row, Select, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -349,15 +349,26 @@ def relay(session: Session, *, limit: int = 500, now: datetime) -> list[int]:
     ]
     created = _insert_missing(session, rows)
     session.execute(
-        update(OutboxEvent)
-        .where(OutboxEvent.id.in_([event.id for event in events]))
-        .values(relayed_at=now)
-        .execution_options(synchronize_session=False)
+        update(OutboxEvent).where(OutboxEvent.id.in_([event.id for event in events])).values(relayed_at=now)
     )
     paused = {endpoint.id for group in endpoints.values() for endpoint in group if endpoint.paused}
     position = {event.id: index for index, event in enumerate(events)}
     due = sorted((position[event_id], endpoint_id, delivery_id) for delivery_id, endpoint_id, event_id in created)
     return [delivery_id for _, endpoint_id, delivery_id in due if endpoint_id not in paused]
+
+
+def has_unrelayed(session: Session) -> bool:
+    """Whether unrelayed events remain that no other relay is holding (so relaying again has work)."""
+    # Events another relay has locked are skipped: they are in hand, and waiting on them would spin.
+    found = session.scalar(
+        select(OutboxEvent.id).where(OutboxEvent.relayed_at.is_(None)).limit(1).with_for_update(skip_locked=True)
+    )
+    return found is not None
+
+
+def oldest_unrelayed(session: Session) -> datetime | None:
+    """When the oldest event still waiting for the relay was written (the outbox lag), or None."""
+    return session.scalar(select(func.min(OutboxEvent.created_at)).where(OutboxEvent.relayed_at.is_(None)))
 
 
 def _take_unrelayed(session: Session, limit: int) -> Sequence[Row[Any]]:
@@ -659,8 +670,8 @@ def _delete_hook(session: Session, endpoint: WebhookEndpoint) -> None:
 def due_deliveries(session: Session, *, now: datetime, limit: int = 1000) -> list[int]:
     """Pending deliveries due by `now` whose endpoint is neither paused nor disabled, soonest first.
 
-    The scheduler's safety net for deliveries whose job was lost. Deliveries just relayed or
-    scheduled are due too: pass a `now` some time in the past to leave those to their own jobs.
+    The scheduler's safety net for deliveries whose job was lost or whose retry is far off. Whoever
+    enqueues a delivery `lease`s it, so that the sweep leaves it to its job meanwhile.
     """
     return list(
         session.scalars(
@@ -676,6 +687,20 @@ def due_deliveries(session: Session, *, now: datetime, limit: int = 1000) -> lis
             .limit(limit)
         )
     )
+
+
+def lease(session: Session, delivery_ids: Sequence[int], *, until: datetime) -> None:
+    """Hold pending deliveries away from `due_deliveries` until `until` (bookkeeping: no event).
+
+    For deliveries just enqueued: if their job is lost (a worker killed, a broker emptied), the
+    sweep finds them again once the lease runs out. An attempt's outcome sets the next time anew.
+    """
+    if delivery_ids:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(delivery_ids), Delivery.status == DeliveryStatus.PENDING)
+            .values(next_attempt_at=until)
+        )
 
 
 # --- the deliveries log and replays ------------------------------------------------------------

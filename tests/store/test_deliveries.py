@@ -307,6 +307,26 @@ def test_relay_and_attempts_record_no_events(
         assert session.scalar(select(func.count()).where(OutboxEvent.relayed_at.is_(None))) == 0
 
 
+def test_has_and_oldest_unrelayed(session_factory: sessionmaker[Session], drained: Org, box: SecretBox) -> None:
+    with session_factory() as session:
+        assert webhooks.has_unrelayed(session) is False
+        assert webhooks.oldest_unrelayed(session) is None
+    desk_events(session_factory, drained, "A", "B")
+    with session_factory() as session:
+        written = sorted(session.scalars(select(OutboxEvent.created_at).where(OutboxEvent.relayed_at.is_(None))))
+        assert webhooks.has_unrelayed(session) is True
+        assert webhooks.oldest_unrelayed(session) == written[0]
+    relay(session_factory, limit=1)
+    with session_factory() as session:
+        assert webhooks.has_unrelayed(session) is True
+        assert webhooks.oldest_unrelayed(session) == written[1]
+    with transaction(session_factory) as session:
+        webhooks.relay(session, now=utcnow())
+        assert webhooks.has_unrelayed(session) is False  # what this relay took counts as relayed
+    with session_factory() as session:
+        assert webhooks.oldest_unrelayed(session) is None
+
+
 # --- attempt context -----------------------------------------------------------------------------
 
 
@@ -611,6 +631,29 @@ def test_due_deliveries_soonest_first_and_only_deliverable(
         assert webhooks.due_deliveries(session, now=now + timedelta(seconds=5)) == [d, c, a]
         assert webhooks.due_deliveries(session, now=now + timedelta(seconds=5), limit=2) == [d, c]
     assert {delivery.endpoint_id for delivery in deliveries(session_factory, live)} == {live}
+
+
+def test_a_lease_keeps_deliveries_from_the_sweep_until_it_ends(
+    session_factory: sessionmaker[Session], drained: Org, box: SecretBox
+) -> None:
+    endpoint(session_factory, drained, box, event_types=["desk.created"])
+    desk_events(session_factory, drained, "A", "B", "C")
+    now = utcnow()
+    until = now + timedelta(minutes=5)
+    with transaction(session_factory) as session:
+        a, b, c = webhooks.relay(session, now=now)
+        webhooks.lease(session, [a, b, c], until=until)
+        webhooks.lease(session, [], until=until)
+    attempt(session_factory, c, OK, now=now)
+    with transaction(session_factory) as session:
+        webhooks.lease(session, [c], until=now + timedelta(days=1))  # finished: left alone
+    with session_factory() as session:
+        assert webhooks.due_deliveries(session, now=now) == []
+        assert webhooks.due_deliveries(session, now=until) == [a, b]
+    assert load(session_factory, Delivery, c).next_attempt_at is None
+    # The attempt's outcome sets the next time anew.
+    result = attempt(session_factory, a, FAIL, now=now)
+    assert load(session_factory, Delivery, a).next_attempt_at == result.next_attempt_at == now + timedelta(seconds=5)
 
 
 # --- the log -------------------------------------------------------------------------------------

@@ -68,6 +68,11 @@ def _pairs(factory: sessionmaker[Session]) -> Counter[tuple[int, str]]:
         return Counter((row[0], row[1]) for row in session.execute(select(Delivery.endpoint_id, Delivery.event_id)))
 
 
+def _others_have_work(factory: sessionmaker[Session]) -> bool:
+    with factory() as session:
+        return webhooks.has_unrelayed(session)
+
+
 def test_racing_relays_cover_every_event_once(pooled: sessionmaker[Session]) -> None:
     _, event_ids = _setup(pooled)
     barrier = threading.Barrier(RELAYS)
@@ -101,7 +106,9 @@ def test_postgres_relays_skip_each_others_events(postgres: sessionmaker[Session]
         # Without SKIP LOCKED the second relay would wait for the first: fail fast instead of hanging.
         second.execute(text("SET LOCAL lock_timeout = '5s'"))
         taken_first = webhooks.relay(first, limit=EVENTS // 2, now=utcnow())
+        assert _others_have_work(postgres)
         taken_second = webhooks.relay(second, limit=EVENTS, now=utcnow())
+        assert not _others_have_work(postgres)  # every unrelayed event is held by a relay
         first.commit()
         second.commit()
     finally:
