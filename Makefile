@@ -12,10 +12,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## run: the embedded mode (SQLite + in-process broker) on 127.0.0.1:8000
+## run: the embedded mode (SQLite + in-process broker) on 127.0.0.1:8000; webhooks may target this
+## machine and its network (DESKBRIDGE_ALLOW_PRIVATE_WEBHOOKS=false to refuse, as in production)
 run: $(STAMP)
 	$(BIN)/deskbridge db upgrade
-	$(BIN)/deskbridge serve
+	DESKBRIDGE_ALLOW_PRIVATE_WEBHOOKS=$${DESKBRIDGE_ALLOW_PRIVATE_WEBHOOKS:-true} $(BIN)/deskbridge serve
 
 ## test: lint, type-check and the whole test suite
 test: lint typecheck pytest

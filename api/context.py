@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.ratelimit import Counter
+from store.secret_box import SecretBox
 
 
 @dataclass(frozen=True)
@@ -18,3 +20,9 @@ class ApiContext:
     broker_ping: Callable[[], bool]
     rate_limit_per_day: int = 1000
     max_body_bytes: int = 64 * 1024
+    secret_box: SecretBox | None = None
+    # Webhooks: the SSRF rule, the client test sends go through, and how a resumed or replayed backlog
+    # is queued (in event order).
+    allow_private_webhooks: bool = False
+    webhook_client: httpx.Client | None = None
+    enqueue_backlog: Callable[[list[int]], None] = lambda _ids: None

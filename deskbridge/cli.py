@@ -49,23 +49,29 @@ def _ensure_sqlite_folder(url: str) -> None:
 
 @app.command()
 def serve() -> None:
-    """Run the API; without a Redis URL, the broker and worker threads run in this process too.
+    """Run the API; without a Redis URL, the broker, worker threads and scheduler run in this process too.
 
     The first start creates an organisation, an admin and an API token, and prints the token once.
     """
     import uvicorn
 
     from deskbridge.wiring import build, make_app
+    from worker import runtime
     from worker.broker import start_in_process_workers
+    from worker.scheduler import default_jobs, start_in_process
 
     settings = get_settings()
     _ensure_sqlite_folder(settings.database_url)
     components = build(settings)
     greet(components.session_factory, settings)
-    workers = None if settings.redis_url else start_in_process_workers(components.broker, settings.worker_threads)
+    embedded = not settings.redis_url
+    workers = start_in_process_workers(components.broker, settings.worker_threads) if embedded else None
+    scheduler = start_in_process(default_jobs(runtime.current())) if embedded else None
     try:
         uvicorn.run(make_app(components), host=settings.host, port=settings.port, log_level="info")
     finally:
+        if scheduler is not None:
+            scheduler.stop()
         if workers is not None:
             workers.stop()
 

@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = Field(
         default=None, description="Key for encrypting connector credentials at rest (Fernet, base64)."
     )
+    secret_key_file: Path = Field(
+        default=Path("var/secret.key"),
+        description="Where the embedded mode keeps the key it made when secret_key is unset.",
+    )
     smtp_host: str | None = Field(
         default=None, description="SMTP server for invitation emails; unset writes them to mail_dir."
     )

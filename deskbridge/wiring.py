@@ -17,11 +17,16 @@ from api.context import ApiContext
 from api.ratelimit import Counter, MemoryCounter, RedisCounter
 from deskbridge.settings import Settings
 from store.db import make_engine, make_session_factory
+from store.secret_box import SecretBox
 from worker import broker as brokers
 from worker import relay, runtime
 from worker.mailers import Mailer
 from worker.mailers.folder import FolderMailer
 from worker.mailers.smtp import SMTPMailer
+from worker.metrics import enable_worker_metrics
+from worker.webhooks.limits import configure_limits
+from worker.webhooks.schedule import DEFAULT_DELAYS, scaled
+from worker.webhooks.sender import make_client
 
 
 @dataclass(frozen=True)
@@ -38,17 +43,38 @@ def build(settings: Settings) -> Components:
     engine = make_engine(settings.database_url)
     session_factory = make_session_factory(engine, listeners=[relay.on_commit])
     broker = brokers.make_broker(settings.redis_url)
+    enable_worker_metrics(broker)
+    configure_limits(settings.redis_url)
     runtime.configure(
         runtime.Runtime(
             session_factory=session_factory,
             mailer=make_mailer(settings),
             public_base_url=settings.public_base_url,
             mail_from=settings.mail_from,
+            secret_box=make_secret_box(settings),
+            webhook_client=make_client(allow_private=settings.allow_private_webhooks),
+            retry_delays=scaled(DEFAULT_DELAYS, settings.webhook_retry_scale),
         )
     )
     import worker.actors  # noqa: F401  - declares the actors on the broker just set
 
     return Components(settings, engine, session_factory, broker)
+
+
+def make_secret_box(settings: Settings) -> SecretBox:
+    """The key ring for secrets at rest: DESKBRIDGE_SECRET_KEY (comma-separated, newest first), or in
+    the embedded mode a key made once and kept in `secret_key_file`."""
+    if settings.secret_key is not None:
+        return SecretBox([key.strip() for key in settings.secret_key.get_secret_value().split(",") if key.strip()])
+    path = settings.secret_key_file
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(SecretBox.generate_key())
+        path.chmod(0o600)
+        logging.getLogger(__name__).warning(
+            "DESKBRIDGE_SECRET_KEY is not set: made a key in %s. Set the variable in production.", path
+        )
+    return SecretBox([path.read_text().strip()])
 
 
 def make_mailer(settings: Settings) -> Mailer:
@@ -67,7 +93,10 @@ def make_counter(settings: Settings) -> Counter:
 
 
 def make_app(components: Components) -> FastAPI:
+    from worker import actors
+
     settings = components.settings
+    worker_runtime = runtime.current()
     return create_app(
         ApiContext(
             session_factory=components.session_factory,
@@ -76,5 +105,9 @@ def make_app(components: Components) -> FastAPI:
             broker_ping=partial(brokers.ping, components.broker),
             rate_limit_per_day=settings.rate_limit_per_day,
             max_body_bytes=settings.max_body_bytes,
+            secret_box=worker_runtime.secret_box,
+            allow_private_webhooks=settings.allow_private_webhooks,
+            webhook_client=worker_runtime.webhook_client,
+            enqueue_backlog=actors.enqueue_backlog,
         )
     )

@@ -8,9 +8,42 @@ from __future__ import annotations
 import dramatiq
 
 from worker import invitations, runtime
+from worker.webhooks import delivery
 
 
 @dramatiq.actor(queue_name="email", max_retries=10, min_backoff=5_000, max_backoff=600_000)
 def send_invitation_email(invitation_id: int) -> None:
     """Email the accept link of a pending invitation (no-op if already sent or no longer pending)."""
     invitations.send(runtime.current(), invitation_id)
+
+
+def enqueue_delivery(delivery_id: int, delay_ms: int = 0) -> None:
+    """Put one delivery attempt on the queue, now or after `delay_ms`."""
+    deliver_webhook.send_with_options(args=(delivery_id,), delay=delay_ms or None)
+
+
+# Our own schedule retries failed deliveries (see store.services.webhooks.record_attempt); Dramatiq's
+# retries only cover a crash in between (the attempt is idempotent: a finished delivery is skipped).
+@dramatiq.actor(queue_name="webhooks", max_retries=3, min_backoff=1_000, max_backoff=30_000)
+def deliver_webhook(delivery_id: int) -> None:
+    """Attempt one webhook delivery."""
+    delivery.attempt(runtime.current(), delivery_id, enqueue_delivery)
+
+
+def enqueue_backlog(delivery_ids: list[int]) -> None:
+    """Queue a resumed or replayed backlog, to be attempted one after the other in the order given."""
+    if delivery_ids:
+        delivery.lease(runtime.current(), delivery_ids)
+        deliver_in_order.send(delivery_ids)
+
+
+@dramatiq.actor(queue_name="webhooks", max_retries=3, min_backoff=1_000, max_backoff=30_000)
+def deliver_in_order(delivery_ids: list[int]) -> None:
+    """Attempt a resumed endpoint's backlog one delivery after the other, in event order."""
+    delivery.attempt_in_order(runtime.current(), delivery_ids, enqueue_delivery)
+
+
+@dramatiq.actor(queue_name="relay", max_retries=3, min_backoff=200, max_backoff=5_000)
+def relay_outbox() -> None:
+    """Turn committed events into deliveries and enqueue them."""
+    delivery.relay(runtime.current(), enqueue_delivery)

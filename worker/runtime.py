@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
+from store.secret_box import SecretBox
 from worker.mailers import Mailer
+from worker.webhooks.schedule import DEFAULT_DELAYS
 
 
 @dataclass(frozen=True)
@@ -19,6 +22,9 @@ class Runtime:
     mailer: Mailer
     public_base_url: str
     mail_from: str
+    secret_box: SecretBox
+    webhook_client: httpx.Client
+    retry_delays: tuple[float, ...] = DEFAULT_DELAYS
 
 
 _runtime: Runtime | None = None

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -31,15 +32,20 @@ class Job:
 
     name: str
     seconds: float
-    func: Callable[[], None]
+    func: Callable[[], object]
 
 
 def default_jobs(runtime: Runtime) -> list[Job]:
-    """The periodic work of a deskbridge deployment; one line per job, e.g.
+    """The periodic work of a deskbridge deployment, one line per job."""
+    from worker import actors, maintenance
+    from worker.webhooks import delivery
 
-    Job("webhooks.relay", 30, partial(webhooks.relay_pending, runtime)),
-    """
-    return []
+    return [
+        Job("webhooks.relay", 2, partial(delivery.relay, runtime, actors.enqueue_delivery)),
+        Job("webhooks.sweep", 5, partial(delivery.sweep, runtime, actors.enqueue_delivery)),
+        Job("invitations.sweep", 60, partial(maintenance.resend_unsent_invitations, runtime)),
+        Job("metrics", 15, partial(maintenance.record_gauges, runtime)),
+    ]
 
 
 class Scheduler:

@@ -353,3 +353,19 @@ def select_invitations(
     elif status is not None:
         query = query.where(Invitation.status == status)
     return query
+
+
+def unsent_invitations(session: Session, *, made_before: datetime) -> list[int]:
+    """Pending invitations made before `made_before` whose email never went out (their job was lost)."""
+    return list(
+        session.scalars(
+            select(Invitation.id)
+            .where(
+                Invitation.status == InvitationStatus.PENDING,
+                Invitation.sent_at.is_(None),
+                Invitation.created_at < made_before,
+                Invitation.expires_at > utcnow(),
+            )
+            .order_by(Invitation.id)
+        )
+    )

@@ -18,10 +18,12 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.db import make_session_factory
+from store.secret_box import SecretBox
 from tests.conftest import BROKER
 from worker import relay, runtime
 from worker.mailers import Mailer
 from worker.mailers.smtp import SMTPMailer
+from worker.webhooks.sender import make_client
 
 PUBLIC_BASE_URL = "http://testserver"  # what tests.conftest.make_client answers on
 SENDER = "deskbridge <no-reply@deskbridge.test>"
@@ -137,7 +139,16 @@ def use_mailer(factory: sessionmaker[Session]) -> Configure:
     """Configure the worker runtime on the test's store with the given mailer."""
 
     def configure(mailer: Mailer) -> None:
-        runtime.configure(runtime.Runtime(factory, mailer, PUBLIC_BASE_URL, SENDER))
+        runtime.configure(
+            runtime.Runtime(
+                factory,
+                mailer,
+                PUBLIC_BASE_URL,
+                SENDER,
+                secret_box=SecretBox([SecretBox.generate_key()]),
+                webhook_client=make_client(allow_private=True),
+            )
+        )
 
     return configure
 

@@ -1,0 +1,40 @@
+"""Periodic upkeep run by the scheduler: invitation emails that never left, and the gauges."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import dramatiq
+
+from store.columns import utcnow
+from store.db import transaction
+from store.services import members, webhooks
+from worker import metrics
+from worker.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+# An invitation still unsent this long after it was made lost its job (the broker was down, say).
+UNSENT_AFTER = timedelta(minutes=2)
+
+
+def resend_unsent_invitations(runtime: Runtime) -> int:
+    """Enqueue the email of every pending invitation that was never sent; returns how many."""
+    from worker import actors
+
+    with transaction(runtime.session_factory) as session:
+        waiting = members.unsent_invitations(session, made_before=utcnow() - UNSENT_AFTER)
+    for invitation_id in waiting:
+        actors.send_invitation_email.send(invitation_id)
+    if waiting:
+        logger.info("re-enqueued %d unsent invitation emails", len(waiting))
+    return len(waiting)
+
+
+def record_gauges(runtime: Runtime) -> None:
+    """Outbox lag and queue depths, for /metrics."""
+    with transaction(runtime.session_factory) as session:
+        oldest = webhooks.oldest_unrelayed(session)
+    metrics.OUTBOX_LAG.set((utcnow() - oldest).total_seconds() if oldest else 0.0)
+    metrics.record_queue_depth(dramatiq.get_broker())
