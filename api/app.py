@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import errors, health, invitation_page
+from api import errors, health, invitation_page, metrics
 from api.compat import wiggledesk
 from api.context import ApiContext
 from api.middleware import Guard
@@ -33,7 +33,9 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.state.token_usage = TokenUsage(ctx.session_factory)
     errors.install(app)
     app.add_middleware(Guard, max_body_bytes=ctx.max_body_bytes)
+    app.add_middleware(metrics.RequestMetrics)  # added last: outermost, so it sees every answer
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(wiggledesk.router)
     app.include_router(v1.router)
     app.include_router(invitation_page.router)

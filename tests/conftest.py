@@ -7,7 +7,7 @@ fails under CI=true, where every service must be there.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +23,10 @@ from api.ratelimit import MemoryCounter
 from store.db import make_engine, make_session_factory, transaction
 from store.migrate import upgrade
 from store.models import Base, Member, Organisation, OutboxEvent, Role
+from store.secret_box import SecretBox
 from store.services import members, organisations, tokens
 from worker import broker as brokers
+from worker.webhooks.sender import make_client as make_webhook_client
 
 POSTGRES_URL = os.environ.get("DESKBRIDGE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("DESKBRIDGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -143,7 +145,17 @@ def make_org(factory: sessionmaker[Session], name: str = "Acme", *, api_enabled:
     return Org(organisation, admin, admin_token, member, member_token)
 
 
-def make_client(factory: sessionmaker[Session], *, rate_limit: int = 1000, max_body: int = 64 * 1024) -> TestClient:
+def make_client(
+    factory: sessionmaker[Session],
+    *,
+    rate_limit: int = 1000,
+    max_body: int = 64 * 1024,
+    secret_box: SecretBox | None = None,
+    allow_private_webhooks: bool = True,
+    enqueue_backlog: Callable[[list[int]], None] | None = None,
+) -> TestClient:
+    """The API on `factory`'s store. Private webhook targets are allowed (loopback receivers), as the
+    test settings do; `enqueue_backlog` defaults to queueing nothing."""
     app = create_app(
         ApiContext(
             session_factory=factory,
@@ -152,6 +164,10 @@ def make_client(factory: sessionmaker[Session], *, rate_limit: int = 1000, max_b
             broker_ping=lambda: True,
             rate_limit_per_day=rate_limit,
             max_body_bytes=max_body,
+            secret_box=secret_box or SecretBox([SecretBox.generate_key()]),
+            allow_private_webhooks=allow_private_webhooks,
+            webhook_client=make_webhook_client(allow_private=allow_private_webhooks),
+            enqueue_backlog=enqueue_backlog or (lambda _ids: None),
         )
     )
     return TestClient(app)

@@ -5,13 +5,38 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.v1.common import problems
-from api.v1.endpoints import bookings, desks, events, invitations, members, organisation, teams, tokens
+from api.v1.endpoints import (
+    bookings,
+    deliveries,
+    desks,
+    events,
+    hooks,
+    invitations,
+    members,
+    organisation,
+    teams,
+    tokens,
+    webhooks,
+)
 
 router = APIRouter(prefix="/v1")
 
 # Every route behind a token can answer these (422: its path, query or body is invalid).
 _AUTHENTICATED = problems(401, 403, 422, 429)
 
-for resource in (organisation, members, invitations, teams, desks, bookings, tokens, events):
+for resource in (
+    organisation,
+    members,
+    invitations,
+    teams,
+    desks,
+    bookings,
+    tokens,
+    events,
+    webhooks,
+    deliveries,
+    hooks,
+):
     router.include_router(resource.router, responses=_AUTHENTICATED)
+router.include_router(deliveries.events_router, responses=_AUTHENTICATED)
 router.include_router(invitations.public_router)

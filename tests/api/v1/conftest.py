@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from store.columns import utcnow
 from store.db import make_engine, transaction
 from store.migrate import upgrade
-from store.models import ApiToken, Base, Role
-from store.services import bookings, desks, members, teams, tokens
+from store.models import ApiToken, Base, OutboxEvent, Role
+from store.secret_box import SecretBox
+from store.services import bookings, desks, members, teams, tokens, webhooks
 from tests.conftest import Org
 
 Snapshot = dict[str, list[tuple[Any, ...]]]
@@ -128,8 +129,11 @@ class World:
     booking_id: int
     invitation_id: int
     token_id: int
+    webhook_id: int
+    hook_id: int
+    event_id: str  # the booking's booking.created
 
-    def ids(self) -> dict[str, int]:
+    def ids(self) -> dict[str, int | str]:
         return {
             "member_id": self.member_id,
             "desk_id": self.desk_id,
@@ -137,11 +141,20 @@ class World:
             "booking_id": self.booking_id,
             "invitation_id": self.invitation_id,
             "token_id": self.token_id,
+            "webhook_id": self.webhook_id,
+            "hook_id": self.hook_id,
+            "event_id": self.event_id,
+            "event": "booking.created",
         }
 
 
+# Signing secrets of furnished endpoints; the routes walked over them never need them in clear.
+FURNISH_BOX = SecretBox([SecretBox.generate_key()])
+
+
 def furnish(factory: sessionmaker[Session], org: Org) -> World:
-    """A desk, a team with the member in it, a booking of the member's, a pending invitation."""
+    """A desk, a team with the member in it, a booking of the member's, a pending invitation, a
+    webhook endpoint and a REST hook."""
     with transaction(factory) as session:
         organisation_id = org.organisation.id
         member = members.get(session, organisation_id, org.member.id)
@@ -154,7 +167,27 @@ def furnish(factory: sessionmaker[Session], org: Org) -> World:
         invitation = members.invite(session, organisation_id, f"new@{org.organisation.slug}.example")
         token_id = session.scalar(select(ApiToken.id).where(ApiToken.member_id == member.id))
         assert token_id is not None
-        return World(org, member.id, desk.id, team.id, booking.id, invitation.id, token_id)
+        webhook, _ = webhooks.create_endpoint(
+            session, organisation_id, "https://hooks.example.com/deskbridge", box=FURNISH_BOX, event_types=["booking.*"]
+        )
+        hook, _ = webhooks.create_endpoint(
+            session,
+            organisation_id,
+            "https://hooks.example.com/zapier",
+            box=FURNISH_BOX,
+            event_types=["booking.created"],
+            payload_format="array",
+            kind="rest_hook",
+        )
+        ids = (member.id, desk.id, team.id, booking.id, invitation.id, token_id, webhook.id, hook.id)
+    with factory() as session:
+        event_id = session.scalar(
+            select(OutboxEvent.id).where(
+                OutboxEvent.organisation_id == organisation_id, OutboxEvent.type == "booking.created"
+            )
+        )
+    assert event_id is not None
+    return World(org, *ids, event_id)
 
 
 @pytest.fixture
@@ -176,12 +209,12 @@ class Call:
     json: dict[str, Any] | None = None
     admin_only: bool = False
 
-    def path(self, ids: dict[str, int]) -> str:
+    def path(self, ids: dict[str, int | str]) -> str:
         return self.template.format(**ids)
 
     @property
     def has_ids(self) -> bool:
-        return "{" in self.template
+        return "_id}" in self.template  # "{event}" in the samples route is a type, not an id
 
 
 def every_call() -> list[Call]:
@@ -222,6 +255,23 @@ def every_call() -> list[Call]:
         Call("GET", "/v1/tokens"),
         Call("DELETE", "/v1/tokens/{token_id}"),
         Call("GET", "/v1/events", admin_only=True),
+        Call("POST", "/v1/webhooks", {"url": "https://hooks.example.com/new"}, admin_only=True),
+        Call("GET", "/v1/webhooks", admin_only=True),
+        Call("GET", "/v1/webhooks/{webhook_id}", admin_only=True),
+        Call("PATCH", "/v1/webhooks/{webhook_id}", {"description": "Renamed"}, admin_only=True),
+        Call("DELETE", "/v1/webhooks/{webhook_id}", admin_only=True),
+        Call("POST", "/v1/webhooks/{webhook_id}/enable", admin_only=True),
+        Call("GET", "/v1/webhooks/{webhook_id}/secret", admin_only=True),
+        Call("POST", "/v1/webhooks/{webhook_id}/secret/rotate", admin_only=True),
+        Call("POST", "/v1/webhooks/{webhook_id}/test", admin_only=True),
+        Call("GET", "/v1/webhooks/{webhook_id}/deliveries", admin_only=True),
+        Call("POST", "/v1/webhooks/{webhook_id}/deliveries/replay", {"event_id": "evt_x"}, admin_only=True),
+        Call("POST", "/v1/webhooks/{webhook_id}/deliveries/replay-failed", {"since": start}, admin_only=True),
+        Call("GET", "/v1/events/{event_id}/deliveries", admin_only=True),
+        Call("POST", "/v1/hooks", {"target_url": "https://hooks.example.com/z", "event": "booking.*"}, admin_only=True),
+        Call("GET", "/v1/hooks", admin_only=True),
+        Call("DELETE", "/v1/hooks/{hook_id}", admin_only=True),
+        Call("GET", "/v1/hooks/samples/{event}", admin_only=True),
     ]
 
 

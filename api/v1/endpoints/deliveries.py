@@ -1,0 +1,151 @@
+"""The deliveries log (per endpoint and per event) and replays, for admins.
+
+A replay only queues work: the worker sends it, in event order, after the request has committed.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.deps import DB, AdminCaller
+from api.v1.common import RequestBody, Resource, Time, Timestamp, problems
+from api.v1.endpoints.webhooks import Context, Endpoint
+from api.v1.pagination import Keyset, Page, Paging, fetch, page_of
+from store.columns import utcnow
+from store.errors import NotFound
+from store.models import Delivery, OutboxEvent
+from store.services import webhooks
+
+router = APIRouter(prefix="/webhooks/{webhook_id}/deliveries", tags=["webhooks"])
+events_router = APIRouter(prefix="/events", tags=["webhooks"])
+
+KEYSET = Keyset("deliveries", (Delivery.id,))
+EventId = Annotated[str, Field(min_length=1, max_length=40, description="The event's id (evt_…).")]
+DeliveryStatus = Literal["pending", "succeeded", "exhausted"]
+
+
+class AttemptOut(Resource):
+    """One HTTP attempt of a delivery."""
+
+    attempted_at: Timestamp
+    status_code: int | None = Field(description="Null when no answer came.")
+    duration_ms: int
+    response_excerpt: str = Field(description="The start of the answer's body (at most 1 KiB).")
+    error: str | None = Field(description="Timeout, connection error, refused address, redirect…")
+    succeeded: bool
+
+
+class DeliveryOut(BaseModel):
+    """One event on its way to one endpoint, with every attempt made."""
+
+    id: int
+    endpoint_id: int
+    event_id: str = Field(description="Also the `webhook-id` header of every attempt.")
+    event_type: str
+    status: DeliveryStatus = Field(description="pending (waiting for an attempt), succeeded or exhausted.")
+    attempt_count: int = Field(description="Attempts in the current round; a replay starts a new round.")
+    next_attempt_at: Timestamp | None
+    delivered_at: Timestamp | None
+    created_at: Timestamp
+    attempts: list[AttemptOut] = Field(description="Every attempt, of every round, oldest first.")
+
+
+class ReplayIn(RequestBody):
+    """The event to send again."""
+
+    event_id: EventId
+
+
+class ReplayFailedIn(RequestBody):
+    """From when on to send failed deliveries again."""
+
+    since: Time = Field(description="Deliveries made at or after this time (ISO 8601 with an offset).")
+
+
+class Replayed(BaseModel):
+    """The deliveries queued, in the order they will be sent."""
+
+    delivery_ids: list[int]
+
+
+def _render(db: Session, rows: list[Delivery]) -> list[DeliveryOut]:
+    attempts = webhooks.attempts_of(db, [row.id for row in rows])
+    event_ids = {row.event_id for row in rows}
+    types = dict(db.execute(select(OutboxEvent.id, OutboxEvent.type).where(OutboxEvent.id.in_(event_ids))).tuples())
+    return [
+        DeliveryOut(
+            id=row.id,
+            endpoint_id=row.endpoint_id,
+            event_id=row.event_id,
+            event_type=types[row.event_id],
+            status=row.status.value,
+            attempt_count=row.attempts,
+            next_attempt_at=row.next_attempt_at,
+            delivered_at=row.delivered_at,
+            created_at=row.created_at,
+            attempts=[AttemptOut.model_validate(attempt) for attempt in attempts[row.id]],
+        )
+        for row in rows
+    ]
+
+
+@router.get("", summary="List an endpoint's deliveries", responses=problems(404, 422))
+def list_deliveries(
+    endpoint: Endpoint,
+    db: DB,
+    paging: Paging,
+    status: Annotated[DeliveryStatus | None, Query(description="Only deliveries in this state.")] = None,
+    event_id: Annotated[str | None, Query(max_length=40, description="Only the delivery of this event.")] = None,
+) -> Page[DeliveryOut]:
+    """The endpoint's deliveries, oldest first, each with its attempts (admins only)."""
+    query = webhooks.select_deliveries(
+        endpoint.organisation_id, endpoint_id=endpoint.id, event_id=event_id, status=status
+    )
+    rows, cursor = fetch(db, query, KEYSET, paging)
+    return page_of(_render(db, rows), cursor)
+
+
+@router.post("/replay", status_code=202, summary="Replay one event", responses=problems(400, 404, 409, 413, 415))
+def replay_event(body: ReplayIn, endpoint: Endpoint, db: DB, ctx: Context) -> Replayed:
+    """Send one of the organisation's events to the endpoint again, even one it never had (admins
+    only). 404 for an unknown event; 409 when the endpoint is disabled or does not subscribe to it."""
+    delivery_id = webhooks.replay_event(db, endpoint, body.event_id, now=utcnow())
+    paused = endpoint.paused
+    db.commit()
+    if not paused:  # a paused endpoint's pending deliveries go out when it is resumed
+        ctx.enqueue_backlog([delivery_id])
+    return Replayed(delivery_ids=[delivery_id])
+
+
+@router.post(
+    "/replay-failed", status_code=202, summary="Replay failed deliveries", responses=problems(400, 404, 409, 413, 415)
+)
+def replay_failed(body: ReplayFailedIn, endpoint: Endpoint, db: DB, ctx: Context) -> Replayed:
+    """Send again, in event order, every delivery to the endpoint made since `since` that was given
+    up on (admins only). 409 when the endpoint is disabled: enable it first."""
+    delivery_ids = webhooks.replay_failed(db, endpoint, since=body.since, now=utcnow())
+    paused = endpoint.paused
+    db.commit()
+    if delivery_ids and not paused:
+        ctx.enqueue_backlog(delivery_ids)
+    return Replayed(delivery_ids=delivery_ids)
+
+
+@events_router.get("/{event_id}/deliveries", summary="List an event's deliveries", responses=problems(404, 422))
+def list_event_deliveries(
+    event_id: Annotated[str, Path(min_length=1, max_length=40, description="The event's id (evt_…).")],
+    caller: AdminCaller,
+    db: DB,
+    paging: Paging,
+) -> Page[DeliveryOut]:
+    """Where one event went: its delivery to each endpoint, with the attempts (admins only)."""
+    event = db.get(OutboxEvent, event_id)
+    if event is None or event.organisation_id != caller.organisation.id:
+        raise NotFound(f"no event {event_id}")
+    rows, cursor = fetch(db, webhooks.select_deliveries(caller.organisation.id, event_id=event_id), KEYSET, paging)
+    return page_of(_render(db, rows), cursor)
