@@ -5,10 +5,15 @@ Every actor is idempotent: Dramatiq delivers at least once.
 
 from __future__ import annotations
 
+import logging
+
 import dramatiq
 
+from store.columns import utcnow
 from worker import invitations, runtime
 from worker.webhooks import delivery
+
+logger = logging.getLogger(__name__)
 
 
 @dramatiq.actor(queue_name="email", max_retries=10, min_backoff=5_000, max_backoff=600_000)
@@ -31,10 +36,22 @@ def deliver_webhook(delivery_id: int) -> None:
 
 
 def enqueue_backlog(delivery_ids: list[int]) -> None:
-    """Queue a resumed or replayed backlog, to be attempted one after the other in the order given."""
+    """Queue a resumed or replayed backlog, to be attempted one after the other in the order given.
+
+    Called after the change that made the backlog was committed, so it does not raise: when the
+    broker is down the backlog is left to the scheduler's sweep (which sends it one by one, so not
+    strictly in order).
+    """
     if delivery_ids:
-        delivery.lease(runtime.current(), delivery_ids)
-        deliver_in_order.send(delivery_ids)
+        worker_runtime = runtime.current()
+        delivery.lease(worker_runtime, delivery_ids)
+        try:
+            deliver_in_order.send(delivery_ids)
+        except Exception:
+            logger.warning(
+                "could not enqueue a backlog of %d deliveries; the sweep will", len(delivery_ids), exc_info=True
+            )
+            delivery.release(worker_runtime, delivery_ids, utcnow())
 
 
 @dramatiq.actor(queue_name="webhooks", max_retries=3, min_backoff=1_000, max_backoff=30_000)

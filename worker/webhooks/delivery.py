@@ -13,6 +13,8 @@ import random
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
+import httpx
+
 from store.columns import utcnow
 from store.db import transaction
 from store.services import webhooks
@@ -20,7 +22,7 @@ from store.services.webhooks import AttemptOutcome, AttemptResult, DeliveryJob
 from worker import metrics
 from worker.runtime import Runtime
 from worker.webhooks.limits import endpoint_slot
-from worker.webhooks.sender import build_body, event_payload, post, sign_headers
+from worker.webhooks.sender import TIMEOUT_SECONDS, build_body, event_payload, post, sign_headers
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +44,7 @@ def attempt(runtime: Runtime, delivery_id: int, enqueue: Enqueue) -> AttemptResu
         return None
     with endpoint_slot(job.endpoint_id) as free:
         if not free:
-            enqueue(delivery_id, BUSY_RETRY_MS + random.randrange(BUSY_RETRY_MS))
+            _requeue(runtime, delivery_id, BUSY_RETRY_MS + random.randrange(BUSY_RETRY_MS), enqueue, due=utcnow())
             return None
         outcome = _send(runtime, job)
     now = utcnow()
@@ -54,8 +56,22 @@ def attempt(runtime: Runtime, delivery_id: int, enqueue: Enqueue) -> AttemptResu
                 webhooks.lease(session, [delivery_id], until=result.next_attempt_at + LEASE)
     _observe(job, result, outcome, now)
     if result.state == "retry" and result.next_attempt_at is not None and wait <= SHORT_RETRY:
-        enqueue(delivery_id, max(0, int(wait.total_seconds() * 1000)))
+        delay_ms = max(0, int(wait.total_seconds() * 1000))
+        _requeue(runtime, delivery_id, delay_ms, enqueue, due=result.next_attempt_at)
     return result
+
+
+def _requeue(runtime: Runtime, delivery_id: int, delay_ms: int, enqueue: Enqueue, *, due: datetime) -> None:
+    """Enqueue the delivery's next attempt; if the broker fails, leave it to the sweep from `due` on.
+
+    The attempt before is recorded whatever happens here, so this does not raise: a delivery still
+    leased would wait for the lease (minutes) instead of the sweep picking it up once it is due.
+    """
+    try:
+        enqueue(delivery_id, delay_ms)
+    except Exception:
+        logger.warning("could not enqueue delivery %s; the sweep will pick it up", delivery_id, exc_info=True)
+        release(runtime, [delivery_id], due)
 
 
 def _send(runtime: Runtime, job: DeliveryJob) -> AttemptOutcome:
@@ -64,7 +80,8 @@ def _send(runtime: Runtime, job: DeliveryJob) -> AttemptOutcome:
     body = build_body(
         [event_payload(job.event_id, job.event_type, job.event_created_at, job.event_data)], job.payload_format
     )
-    sent = post(runtime.webhook_client, job.url, body, sign_headers(job.event_id, body, secrets, now))
+    headers = sign_headers(job.event_id, body, secrets, now)
+    sent = post(runtime.webhook_client, job.url, body, headers, timeout=request_timeout(runtime.webhook_client))
     return AttemptOutcome(
         status_code=sent.status_code,
         duration_ms=sent.duration_ms,
@@ -73,6 +90,12 @@ def _send(runtime: Runtime, job: DeliveryJob) -> AttemptOutcome:
         retry_after=sent.retry_after,
         gone=sent.gone,
     )
+
+
+def request_timeout(client: httpx.Client) -> float:
+    """Seconds one request may take: the webhook client's read timeout (make_client sets TIMEOUT_SECONDS)."""
+    read = client.timeout.read
+    return TIMEOUT_SECONDS if read is None else read
 
 
 def _observe(job: DeliveryJob, result: AttemptResult, outcome: AttemptOutcome, now: datetime) -> None:
@@ -98,7 +121,7 @@ def relay(runtime: Runtime, enqueue: Enqueue, *, limit: int = 500) -> int:
             due = webhooks.relay(session, limit=limit, now=now)
             webhooks.lease(session, due, until=now + LEASE)
             more = webhooks.has_unrelayed(session)
-        _enqueue_all(due, enqueue)
+        _enqueue_all(runtime, due, enqueue, now)
         total += len(due)
         if not more:
             return total
@@ -110,7 +133,7 @@ def sweep(runtime: Runtime, enqueue: Enqueue, *, limit: int = 1000) -> int:
     with transaction(runtime.session_factory) as session:
         due = webhooks.due_deliveries(session, now=now, limit=limit)
         webhooks.lease(session, due, until=now + LEASE)
-    _enqueue_all(due, enqueue)
+    _enqueue_all(runtime, due, enqueue, now)
     return len(due)
 
 
@@ -129,6 +152,25 @@ def attempt_in_order(runtime: Runtime, delivery_ids: Sequence[int], enqueue: Enq
         attempt(runtime, delivery_id, enqueue)
 
 
-def _enqueue_all(delivery_ids: Sequence[int], enqueue: Enqueue) -> None:
-    for delivery_id in delivery_ids:
-        enqueue(delivery_id, 0)
+def release(runtime: Runtime, delivery_ids: Sequence[int], due: datetime) -> None:
+    """Give leased deliveries whose job never reached the broker back to the sweep, due at `due`.
+
+    Best effort (the broker and the store may be down together): the lease runs out on its own.
+    """
+    try:
+        with transaction(runtime.session_factory) as session:
+            webhooks.lease(session, delivery_ids, until=due)
+    except Exception:
+        logger.exception(
+            "could not release %d deliveries; the sweep gets them when their lease ends", len(delivery_ids)
+        )
+
+
+def _enqueue_all(runtime: Runtime, delivery_ids: Sequence[int], enqueue: Enqueue, due: datetime) -> None:
+    """Enqueue each delivery now; if the broker fails, release the ones not enqueued (due at `due`) and raise."""
+    for index, delivery_id in enumerate(delivery_ids):
+        try:
+            enqueue(delivery_id, 0)
+        except Exception:
+            release(runtime, delivery_ids[index:], due)
+            raise
