@@ -368,6 +368,11 @@ class Pipeline:
         self.workers.append(worker)
         return worker
 
+    def queued(self, queue_name: str) -> int:
+        """Messages of a queue in Redis: waiting, delayed or being worked on."""
+        assert isinstance(self.broker, RedisBroker)
+        return int(self.broker.do_qsize(queue_name))
+
     # --- changes, made as the API would make them ---
 
     def organisation(self, name: str = "Acme") -> int:
