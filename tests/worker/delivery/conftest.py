@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -28,10 +29,11 @@ import dramatiq
 import pytest
 import redis
 from dramatiq.brokers.redis import RedisBroker
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from store.columns import utcnow
 from store.db import make_engine, make_session_factory, transaction
 from store.migrate import upgrade
 from store.models import Base, Delivery, DeliveryAttempt, OutboxEvent, WebhookEndpoint
@@ -334,10 +336,14 @@ class Pipeline:
     factory: sessionmaker[Session]  # commits feed the relay (relay.on_commit), as in production
     quiet: sessionmaker[Session]  # commits that enqueue nothing: the on_commit relay skipped
     broker: dramatiq.Broker
-    box: SecretBox
+    secret_key: str  # the SecretBox key endpoint secrets are encrypted with (DESKBRIDGE_SECRET_KEY)
     mail_dir: Path
     workers: list[dramatiq.Worker] = field(default_factory=list)
     secrets: dict[int, str] = field(default_factory=dict)  # signing secret by endpoint id
+
+    @property
+    def box(self) -> SecretBox:
+        return SecretBox([self.secret_key])
 
     def configure(
         self,
@@ -409,6 +415,12 @@ class Pipeline:
             desks.create(session, organisation_id, label)
         return self.events(organisation_id, "desk.created")[-1].id
 
+    def time_passes(self, delivery_id: int) -> None:
+        """The delivery's next attempt (a long retry, or the end of a lease) comes due: it is now past."""
+        with transaction(self.quiet) as session:
+            due = utcnow() - timedelta(seconds=1)
+            session.execute(update(Delivery).where(Delivery.id == delivery_id).values(next_attempt_at=due))
+
     # --- what the store says ---
 
     def events(self, organisation_id: int, event_type: str | None = None) -> list[OutboxEvent]:
@@ -476,7 +488,7 @@ def make_pipeline(request: pytest.FixtureRequest, receivers: Receivers, tmp_path
             factory=make_session_factory(engine, listeners=[relay.on_commit]),
             quiet=make_session_factory(engine),
             broker=chosen,
-            box=SecretBox([SecretBox.generate_key()]),
+            secret_key=SecretBox.generate_key(),
             mail_dir=tmp_path / "mail",
         )
         pipeline.configure()
