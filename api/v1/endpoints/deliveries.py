@@ -76,7 +76,8 @@ class Replayed(BaseModel):
 def _render(db: Session, rows: list[Delivery]) -> list[DeliveryOut]:
     attempts = webhooks.attempts_of(db, [row.id for row in rows])
     event_ids = {row.event_id for row in rows}
-    types = dict(db.execute(select(OutboxEvent.id, OutboxEvent.type).where(OutboxEvent.id.in_(event_ids))).tuples())
+    query = select(OutboxEvent.id, OutboxEvent.type).where(OutboxEvent.id.in_(event_ids))
+    types = {event_id: event_type for event_id, event_type in db.execute(query)}
     return [
         DeliveryOut(
             id=row.id,
