@@ -47,7 +47,10 @@ class HookOut(Resource):
     def of(cls, endpoint: WebhookEndpoint) -> HookOut:
         """The endpoint as a subscription."""
         return cls(
-            id=endpoint.id, target_url=endpoint.url, event=endpoint.event_types[0], created_at=endpoint.created_at
+            id=endpoint.id,
+            target_url=endpoint.url,
+            event=endpoint.event_types[0] if endpoint.event_types else "*",
+            created_at=endpoint.created_at,
         )
 
 

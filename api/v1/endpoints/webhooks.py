@@ -128,7 +128,7 @@ class RotatedSecretOut(SecretOut):
     previous_valid_until: Timestamp = Field(description="Until when requests are also signed with the old secret.")
 
 
-class TestOutcome(BaseModel):
+class SendOutcome(BaseModel):
     """What the receiver answered to the test event."""
 
     success: bool = Field(description="Whether it answered 2xx.")
@@ -233,7 +233,7 @@ def rotate_secret(endpoint: Endpoint, response: Response, db: DB, ctx: Context) 
 
 
 @router.post("/{webhook_id}/test", summary="Send a test event", responses=problems(404))
-def test_webhook(endpoint: Endpoint, ctx: Context) -> TestOutcome:
+def send_test_event(endpoint: Endpoint, ctx: Context) -> SendOutcome:
     """Send a `webhook.test` event to the endpoint now, signed and shaped as real deliveries are,
     and return what the receiver answered (admins only). Nothing is stored or retried; paused and
     disabled endpoints get it too."""
@@ -245,7 +245,7 @@ def test_webhook(endpoint: Endpoint, ctx: Context) -> TestOutcome:
     body = build_body([payload], endpoint.payload_format)
     secrets = webhooks.signing_secrets(endpoint, secret_box(ctx), now)
     sent = post(ctx.webhook_client, endpoint.url, body, sign_headers(event_id, body, secrets, now))
-    return TestOutcome(
+    return SendOutcome(
         success=sent.success,
         status_code=sent.status_code,
         duration_ms=sent.duration_ms,

@@ -203,3 +203,10 @@ def test_gone_deletes_the_subscription(
     events = api.get("/v1/events", params={"limit": 200}, headers=auth(org.admin_token)).json()["data"]
     [deleted] = [event for event in events if event["type"] == "hook.deleted"]
     assert (deleted["data"]["endpoint_id"], deleted["data"]["reason"]) == (hook["id"], "gone")
+
+
+def test_a_hook_changed_under_webhooks_still_lists(client: TestClient, org: Org) -> None:
+    hook = subscribe(client, org, "booking.created")
+    client.patch(f"/v1/webhooks/{hook['id']}", json={"event_types": []}, headers=auth(org.admin_token))
+    [listed] = client.get("/v1/hooks", headers=auth(org.admin_token)).json()["data"]
+    assert listed["event"] == "*"  # no pattern: every event
