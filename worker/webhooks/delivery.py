@@ -17,6 +17,7 @@ import httpx
 
 from store.columns import utcnow
 from store.db import transaction
+from store.errors import NotFound
 from store.services import webhooks
 from store.services.webhooks import AttemptOutcome, AttemptResult, DeliveryJob
 from worker import metrics
@@ -48,12 +49,18 @@ def attempt(runtime: Runtime, delivery_id: int, enqueue: Enqueue) -> AttemptResu
             return None
         outcome = _send(runtime, job)
     now = utcnow()
-    with transaction(runtime.session_factory) as session:
-        result = webhooks.record_attempt(session, delivery_id, outcome, now=now, delays=runtime.retry_delays)
-        if result.state == "retry" and result.next_attempt_at is not None:
-            wait = result.next_attempt_at - now
-            if wait <= SHORT_RETRY:
-                webhooks.lease(session, [delivery_id], until=result.next_attempt_at + LEASE)
+    try:
+        with transaction(runtime.session_factory) as session:
+            result = webhooks.record_attempt(session, delivery_id, outcome, now=now, delays=runtime.retry_delays)
+            if result.state == "retry" and result.next_attempt_at is not None:
+                wait = result.next_attempt_at - now
+                if wait <= SHORT_RETRY:
+                    webhooks.lease(session, [delivery_id], until=result.next_attempt_at + LEASE)
+    except NotFound:
+        # Deleted during the request with its endpoint (a REST hook whose target answered 410 to
+        # another attempt, or an admin): there is nothing left to record or to retry.
+        logger.info("delivery %s went with its endpoint %s during the attempt", delivery_id, job.endpoint_id)
+        return None
     _observe(job, result, outcome, now)
     if result.state == "retry" and result.next_attempt_at is not None and wait <= SHORT_RETRY:
         delay_ms = max(0, int(wait.total_seconds() * 1000))

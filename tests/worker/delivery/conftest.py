@@ -394,6 +394,7 @@ class Pipeline:
         event_types: Sequence[str] = ("desk.*",),
         payload_format: str = "event",
         paused: bool = False,
+        kind: str = "webhook",
     ) -> int:
         """A webhook endpoint to `url` (default: the receiver's), whose receiver is told the signing secret."""
         target = url or (receiver.url if receiver is not None else None)
@@ -401,7 +402,7 @@ class Pipeline:
         with transaction(self.factory) as session:
             endpoint, secret = webhooks.create_endpoint(
                 session, organisation_id, target, box=self.box, event_types=event_types,
-                payload_format=payload_format, paused=paused,
+                payload_format=payload_format, paused=paused, kind=kind,
             )  # fmt: skip
             endpoint_id = endpoint.id
         self.secrets[endpoint_id] = secret
