@@ -43,11 +43,10 @@ def attempt(runtime: Runtime, delivery_id: int, enqueue: Enqueue) -> AttemptResu
         job = webhooks.attempt_context(session, delivery_id)
     if job is None or job.paused or job.disabled:
         return None
-    with endpoint_slot(job.endpoint_id) as free:
-        if not free:
-            _requeue(runtime, delivery_id, BUSY_RETRY_MS + random.randrange(BUSY_RETRY_MS), enqueue, due=utcnow())
-            return None
-        outcome = _send(runtime, job)
+    outcome = _send_in_slot(runtime, job)
+    if outcome is None:
+        _requeue(runtime, delivery_id, BUSY_RETRY_MS + random.randrange(BUSY_RETRY_MS), enqueue, due=utcnow())
+        return None
     now = utcnow()
     try:
         with transaction(runtime.session_factory) as session:
@@ -79,6 +78,24 @@ def _requeue(runtime: Runtime, delivery_id: int, delay_ms: int, enqueue: Enqueue
     except Exception:
         logger.warning("could not enqueue delivery %s; the sweep will pick it up", delivery_id, exc_info=True)
         release(runtime, [delivery_id], due)
+
+
+def _send_in_slot(runtime: Runtime, job: DeliveryJob) -> AttemptOutcome | None:
+    """Send in one of the endpoint's slots; None when none is free (nothing was sent).
+
+    Once the request went out, its outcome must be recorded: a slot that cannot be given back (the
+    slots' Redis gone meanwhile) is logged and left to expire on its own (limits.SLOT_TTL_MS).
+    """
+    outcome: AttemptOutcome | None = None
+    try:
+        with endpoint_slot(job.endpoint_id) as free:
+            if free:
+                outcome = _send(runtime, job)
+    except Exception:
+        if outcome is None:
+            raise
+        logger.warning("could not give back a slot of endpoint %s; it expires", job.endpoint_id, exc_info=True)
+    return outcome
 
 
 def _send(runtime: Runtime, job: DeliveryJob) -> AttemptOutcome:
