@@ -550,6 +550,8 @@ def record_attempt(
     disabled. A delivery already finished is left alone and its state returned. NotFound when the
     delivery no longer exists.
     """
+    if outcome.gone:
+        _lock_endpoint_of(session, delivery_id)
     delivery = session.scalars(
         select(Delivery).where(Delivery.id == delivery_id).with_for_update().execution_options(populate_existing=True)
     ).one_or_none()
@@ -582,6 +584,21 @@ def record_attempt(
     wait = _retry_wait(delays[delivery.attempts], jitter, rng, outcome.retry_after)
     delivery.next_attempt_at = now + timedelta(seconds=wait)
     return AttemptResult("retry", delivery.attempts, delivery.next_attempt_at)
+
+
+def _lock_endpoint_of(session: Session, delivery_id: int) -> None:
+    """Lock the delivery's endpoint before the delivery itself.
+
+    A 410 may delete a REST hook, and with it every delivery of the hook; several 410s for one hook
+    at once would each hold their own delivery and wait for the others' (a deadlock). Taking the
+    endpoint first makes them queue up: the first deletes, the others find their delivery gone.
+    """
+    session.execute(
+        select(WebhookEndpoint.id)
+        .join(Delivery, Delivery.endpoint_id == WebhookEndpoint.id)
+        .where(Delivery.id == delivery_id)
+        .with_for_update(of=WebhookEndpoint)
+    )
 
 
 def _log_attempt(session: Session, delivery: Delivery, outcome: AttemptOutcome, now: datetime) -> None:

@@ -336,12 +336,6 @@ def test_410_from_a_rest_hook_target_deletes_the_subscription_and_attempts_in_fl
     assert other.types() == ["hook.deleted"]  # once
 
 
-@pytest.mark.xfail(
-    reason="store bug: record_attempt locks the delivery row, then a REST hook's 410 deletes the endpoint, "
-    "whose cascade waits for the other deliveries' row locks: concurrent 410s deadlock on PostgreSQL "
-    "(the victim's actor fails and Dramatiq retries it; the outcome is still right)",
-    strict=False,
-)
 def test_410s_from_a_rest_hook_target_at_once_end_quietly(
     pipeline: Pipeline, receivers: Receivers, caplog: pytest.LogCaptureFixture
 ) -> None:
