@@ -3,7 +3,8 @@
 Attempts are enqueued right away for the first try and for short retries; a long retry (minutes to
 hours) is only written as `next_attempt_at` and picked up by the scheduler's sweep, so no message
 waits for hours in a broker. Whoever enqueues a delivery leases it (`webhooks.lease`) so that the
-sweep does not enqueue it a second time while it waits in the queue.
+sweep does not enqueue it a second time while it waits in the queue; when the broker refuses the
+job (Redis down), the lease is given back (`release`) so that the sweep sends it once it is due.
 """
 
 from __future__ import annotations
