@@ -44,7 +44,10 @@ def build(settings: Settings) -> Components:
     session_factory = make_session_factory(engine, listeners=[relay.on_commit])
     broker = brokers.make_broker(settings.redis_url)
     enable_worker_metrics(broker)
-    configure_limits(settings.redis_url)
+    # In-process, the worker threads are few: one endpoint may hold at most half of them.
+    configure_limits(
+        settings.redis_url, per_endpoint=10 if settings.redis_url else max(1, settings.worker_threads // 2)
+    )
     runtime.configure(
         runtime.Runtime(
             session_factory=session_factory,

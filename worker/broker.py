@@ -12,7 +12,13 @@ def make_broker(redis_url: str | None) -> dramatiq.Broker:
 
     Must run before `worker.actors` is imported: actors bind to the global broker when declared.
     """
-    broker: dramatiq.Broker = RedisBroker(url=redis_url) if redis_url else StubBroker()  # type: ignore[no-untyped-call]
+    # On Redis, a killed worker's unacknowledged messages go back on the queue once its heartbeat is
+    # this old; the check runs on about one broker call in `maintenance_chance`.
+    broker: dramatiq.Broker = (
+        RedisBroker(url=redis_url, heartbeat_timeout=30_000, maintenance_chance=100)  # type: ignore[no-untyped-call]
+        if redis_url
+        else StubBroker()
+    )
     dramatiq.set_broker(broker)
     return broker
 

@@ -702,6 +702,8 @@ def due_deliveries(session: Session, *, now: datetime, limit: int = 1000) -> lis
             )
             .order_by(Delivery.next_attempt_at.asc().nulls_first(), Delivery.event_seq, Delivery.id)
             .limit(limit)
+            # Two sweeps at once (a scheduler handing over) take different deliveries.
+            .with_for_update(of=Delivery, skip_locked=True)
         )
     )
 
