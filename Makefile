@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench bench-api clean
+.PHONY: run test lint typecheck pytest bench bench-api bench-webhooks clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,10 +32,14 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 ## bench: every benchmark (each prints its figures)
-bench: bench-api
+bench: bench-api bench-webhooks
 
 bench-api: $(STAMP)
 	$(BIN)/python -m bench.api
+
+## bench-webhooks: 50,000 events to 2 endpoints through PostgreSQL, Redis and dramatiq workers, beside the ceiling
+bench-webhooks: $(STAMP)
+	$(BIN)/python -m bench.webhooks
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

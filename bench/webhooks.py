@@ -1,0 +1,801 @@
+"""Webhook delivery benchmark: `make bench-webhooks` (`python -m bench.webhooks --help` for the knobs).
+
+Builds its own PostgreSQL database (drops and migrates it) and flushes its own Redis database, makes
+an organisation with 200 desks and 2 webhook endpoints (subscribed to `desk.updated`) pointing at a
+fast loopback receiver in its own process (`bench.webhooks_receiver`), and starts production workers:
+`dramatiq deskbridge.worker_main -p 2 -t 4` as docker-compose.yml runs them, settings from
+DESKBRIDGE_* as in production, private targets allowed for the loopback receiver, no scheduler.
+Events are real outbox events: `store.services.desks.update` calls committed through sessions whose
+commits feed the relay (`worker.relay.on_commit`), as the API's do. Then, in one run:
+
+1. throughput: 50,000 events committed as fast as the producer can (200 per transaction), fanned out
+   to the 2 endpoints = 100,000 deliveries; deliveries/s from the first commit to the receipt that
+   completed the set, and a check that every (endpoint, event) arrived at least once;
+2. latency: a steady 100 events/s (one per transaction) for 25 s; commit-to-receipt p50/p99. The
+   producer takes the commit time right after each commit, the receiver the receipt time: both
+   `time.monotonic()`, one clock for every process of the machine;
+3. the ceiling, workers stopped: a bare event loop posting the same signed payloads (built and signed
+   as the worker does) to the same receiver over raw asyncio streams with keep-alive, as many
+   connections as the workers have threads; and, for reference, the same with `httpx.AsyncClient`.
+
+Targets: >= 1,000 deliveries/s and >= 50% of the ceiling; p99 commit-to-receipt <= 250 ms at 100
+events/s. Beside the figures, the CPU milliseconds each side used per delivery in each phase
+(workers, PostgreSQL, Redis, receiver, this process, and everything else on the machine).
+
+Every phase has a time limit and stops by itself; a throughput phase cut short has the rest of its
+queue dropped (workers restarted on a flushed Redis) so that it does not weigh on the latency phase.
+The receiver and workers are stopped on exit, also on Ctrl-C. `--profile` records the workers with
+py-spy during the throughput phase (bench/results/webhooks-profile.txt, collapsed stacks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import httpx
+import psycopg
+import redis
+from psycopg import sql
+from pydantic import SecretStr
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bench import cpu
+from bench.api import database_pids, sqlalchemy_url
+from bench.webhooks_ceiling import Post, Posted, post_httpx, post_raw
+from deskbridge.settings import Settings
+from deskbridge.wiring import build
+from store.db import make_engine, make_session_factory, transaction
+from store.migrate import upgrade
+from store.models import Delivery, DeliveryAttempt, OutboxEvent
+from store.secret_box import SecretBox
+from store.services import desks, organisations, webhooks
+from worker import relay, runtime
+from worker.webhooks.sender import event_payload
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+DELIVERIES_TARGET = 1000.0  # deliveries/s
+CEILING_TARGET = 0.5  # of the ceiling's deliveries/s
+P99_TARGET_MS = 250.0
+DESKS = 200
+EVENT_TYPE = "desk.updated"
+PATHS = ("/hooks/a", "/hooks/b")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.webhooks", description=__doc__.splitlines()[0] if __doc__ else ""
+    )
+    parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432/postgres", help="a PostgreSQL URL")
+    parser.add_argument("--database", default="deskbridge_bench_webhooks", help="the database to (re)create there")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/13", help="Redis URL (this database is flushed)")
+    parser.add_argument("--port", type=int, default=8091, help="the receiver's port on 127.0.0.1")
+    parser.add_argument("--processes", type=int, default=2, help="dramatiq worker processes (-p)")
+    parser.add_argument("--threads", type=int, default=4, help="threads per worker process (-t)")
+    parser.add_argument("--events", type=int, default=50_000, help="events of the throughput phase")
+    parser.add_argument("--batch", type=int, default=DESKS, help=f"events per transaction there (<= {DESKS})")
+    parser.add_argument("--rate", type=float, default=100.0, help="events/s of the latency phase")
+    parser.add_argument("--steady", type=float, default=25.0, help="seconds of the latency phase")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds each phase may take at most")
+    parser.add_argument("--stall", type=float, default=60.0, help="give a phase up after this long without progress")
+    parser.add_argument("--connections", type=int, help="the ceiling's connections (default: processes x threads)")
+    parser.add_argument("--reference-posts", type=int, default=20_000, help="posts of the httpx reference (0: none)")
+    parser.add_argument("--profile", action="store_true", help="py-spy the workers during the throughput phase")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args(argv)
+    if not 1 <= args.batch <= DESKS:
+        parser.error(f"--batch must be between 1 and {DESKS}")
+    return args
+
+
+# --- database and organisation ---------------------------------------------------------------------
+
+
+def prepare_database(server_url: str, database: str) -> str:
+    """Drop and create `database`, migrate it; its SQLAlchemy URL."""
+    with psycopg.connect(server_url, autocommit=True, connect_timeout=5) as connection:
+        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+    url = sqlalchemy_url(psycopg.conninfo.make_conninfo(server_url, dbname=database))
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    return url
+
+
+@dataclass(frozen=True)
+class Organisation:
+    """The bench organisation: its id, its desks, and its endpoints' signing secrets by receiver path."""
+
+    id: int
+    desk_ids: list[int]
+    secrets: dict[str, str]
+
+
+def create_organisation(factory: sessionmaker[Session], box: SecretBox, base_url: str) -> Organisation:
+    """An organisation with DESKS desks and one endpoint per receiver path, all through store services."""
+    with transaction(factory) as session:
+        organisation = organisations.create(session, "Webhooks bench", slug="webhooks-bench")
+        desk_ids = [desks.create(session, organisation.id, f"D{n:03d}", building="HQ").id for n in range(DESKS)]
+    secrets = {}
+    with transaction(factory) as session:
+        for path in PATHS:
+            _, secret = webhooks.create_endpoint(
+                session, organisation.id, base_url + path, box=box, event_types=[EVENT_TYPE], description=path
+            )
+            secrets[path] = secret
+    return Organisation(organisation.id, desk_ids, secrets)
+
+
+class CommitClock:
+    """A session listener: the monotonic time each event's transaction committed, by event id."""
+
+    def __init__(self) -> None:
+        self.at: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, events: list[OutboxEvent]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for event in events:
+                self.at[event.id] = now
+
+    def take(self) -> dict[str, float]:
+        """The commits heard since the last call."""
+        with self._lock:
+            taken, self.at = self.at, {}
+        return taken
+
+
+# --- processes ------------------------------------------------------------------------------------
+
+
+def start_receiver(port: int, secrets_file: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "bench.webhooks_receiver", f"--port={port}", f"--secrets={secrets_file}"]
+    log = log_path.open("wb")
+    return subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+class Workers:
+    """`dramatiq deskbridge.worker_main -p P -t T` in its own process group, started and stopped on demand."""
+
+    def __init__(self, env: dict[str, str], processes: int, threads: int, log_path: Path) -> None:
+        self.env, self.processes, self.threads, self.log_path = env, processes, threads, log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start the workers and wait until every process logged that it is ready."""
+        dramatiq = shutil.which("dramatiq", path=str(Path(sys.executable).parent)) or "dramatiq"
+        command = [dramatiq, "deskbridge.worker_main", "-p", str(self.processes), "-t", str(self.threads)]
+        log = self.log_path.open("wb")
+        self.process = process = subprocess.Popen(
+            command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"dramatiq exited with {process.returncode}:\n{self.log_path.read_text()[-3000:]}")
+            if self.log_path.read_text().count("is ready for action") >= self.processes:
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"the workers were not ready within {timeout:.0f}s:\n{self.log_path.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        stop_process(self.process)
+        self.process = None
+
+    def pids(self) -> list[int]:
+        """The dramatiq master and its worker processes."""
+        return descendants(self.process.pid) if self.process is not None else []
+
+
+def stop_process(process: subprocess.Popen[bytes] | None, grace: float = 20.0) -> None:
+    """SIGTERM to the process (dramatiq stops its workers itself), then SIGKILL to its group if it lingers."""
+    if process is None:
+        return
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=grace)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # whatever of its group is left (forked workers)
+    process.wait()
+
+
+def descendants(pid: int) -> list[int]:
+    """`pid` and every process below it."""
+    found = [pid]
+    for child in cpu.children(pid):
+        found.extend(descendants(child))
+    return found
+
+
+# --- the receiver ---------------------------------------------------------------------------------
+
+
+class Receiver:
+    """Talks to the receiver's control routes."""
+
+    def __init__(self, base_url: str) -> None:
+        self.client = httpx.Client(base_url=base_url, timeout=60.0, trust_env=False)
+
+    def wait_until_up(self, process: subprocess.Popen[bytes], log_path: Path, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"the receiver exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                self.counts()
+                return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError(f"the receiver did not answer within {timeout:.0f}s")
+
+    def counts(self) -> dict[str, int]:
+        answer: dict[str, int] = self.client.get("/_count").json()
+        return answer
+
+    def reset(self) -> None:
+        self.client.post("/_reset").raise_for_status()
+
+    def first_receipts(self) -> tuple[dict[tuple[str, str], float], int]:
+        """The first receipt time of each (path, webhook-id), and how many requests there were in all."""
+        first: dict[tuple[str, str], float] = {}
+        total = 0
+        for line in self.client.get("/_dump").text.splitlines():
+            at, path, webhook_id = line.split(" ")
+            total += 1
+            key = (path, webhook_id)
+            seen = first.get(key)
+            if seen is None or float(at) < seen:
+                first[key] = float(at)
+        return first, total
+
+    def wait_for(
+        self, expected: int, timeout: float, stall: float, label: str, on_poll: Callable[[], None] | None = None
+    ) -> bool:
+        """Until `expected` distinct deliveries arrived (True), or the time limit or a stall (False).
+
+        `on_poll` is called on every poll (a few times a second).
+        """
+        started = last_change = last_print = time.monotonic()
+        seen = -1
+        while True:
+            if on_poll is not None:
+                on_poll()
+            distinct = self.counts()["distinct"]
+            now = time.monotonic()
+            if distinct >= expected:
+                return True
+            if distinct != seen:
+                seen, last_change = distinct, now
+            if now - started > timeout or now - last_change > stall:
+                print(f"  {label}: gave up with {distinct:,} of {expected:,} after {now - started:.0f}s", flush=True)
+                return False
+            if now - last_print >= 5:
+                print(f"  {label}: {distinct:,} of {expected:,} received", flush=True)
+                last_print = now
+            time.sleep(0.2)
+
+
+# --- CPU ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CpuWatch:
+    """CPU seconds used by each side of the run between `start` and `stop`."""
+
+    workers: Callable[[], list[int]]
+    receiver: int
+    database: Callable[[], list[int]]
+    redis: int | None
+    used: dict[str, float] = field(default_factory=dict)
+    _before: dict[str, dict[int, float]] = field(default_factory=dict)
+    _latest: dict[str, dict[int, float]] = field(default_factory=dict)
+    _machine: tuple[float, float] = (0.0, 0.0)
+    _sampled_at: float = 0.0
+
+    def _read(self) -> dict[str, dict[int, float]]:
+        groups = {
+            "workers": self.workers(),
+            "receiver": [self.receiver],
+            "postgres": self.database(),
+            "redis": [self.redis] if self.redis else [],
+            "bench": [os.getpid()],
+        }
+        return {name: {pid: cpu.process_seconds(pid) for pid in pids} for name, pids in groups.items()}
+
+    def start(self) -> None:
+        self._before = self._read()
+        self._latest = {name: dict(pids) for name, pids in self._before.items()}
+        self._machine = cpu.machine_seconds()
+
+    def sample(self, every: float = 2.0) -> None:
+        """Read again (at most once per `every` seconds), so processes that end before `stop` still count:
+        the pool recycles database connections, and their backends with them."""
+        if time.monotonic() - self._sampled_at < every:
+            return
+        self._sampled_at = time.monotonic()
+        for name, pids in self._read().items():
+            latest = self._latest.setdefault(name, {})
+            for pid, seconds in pids.items():
+                latest[pid] = max(seconds, latest.get(pid, 0.0))
+
+    def stop(self) -> dict[str, float]:
+        self.sample(every=0.0)
+        busy, total = cpu.machine_seconds()
+        self.used = {
+            name: sum(max(0.0, s - self._before[name].get(pid, 0.0)) for pid, s in self._latest[name].items())
+            for name in self._latest
+        }
+        self.used["machine busy"] = busy - self._machine[0]
+        self.used["machine total"] = total - self._machine[1]
+        ours = sum(v for k, v in self.used.items() if not k.startswith("machine"))
+        self.used["others"] = max(0.0, self.used["machine busy"] - ours)
+        return self.used
+
+
+# --- phases ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Delivered:
+    """One phase of deskbridge deliveries: what was committed, what arrived, and how fast."""
+
+    events: int
+    expected: int
+    distinct: int
+    requests: int
+    complete: bool
+    produce_seconds: float
+    seconds: float  # first commit to the receipt that completed the set (or the last one)
+    latencies_ms: list[float]
+    per_endpoint: dict[str, int]
+    missing: int
+    unknown: int
+    signatures: dict[str, int]
+    cpu: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def per_second(self) -> float:
+        return self.distinct / self.seconds if self.seconds else 0.0
+
+    def percentile(self, share: float) -> float:
+        return percentile(self.latencies_ms, share)
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    """The nearest-rank percentile (share in 0..1) of `values`; NaN when there are none."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered) + 0.5) - 1))]
+
+
+def collect(
+    receiver: Receiver, commits: dict[str, float], complete: bool, produce_seconds: float, cpu_used: dict[str, float]
+) -> Delivered:
+    """Match what the receiver got with what was committed."""
+    first, requests = receiver.first_receipts()
+    counts = receiver.counts()
+    latencies = []
+    per_endpoint = dict.fromkeys(PATHS, 0)
+    unknown = 0
+    for (path, webhook_id), received in first.items():
+        committed = commits.get(webhook_id)
+        if committed is None or path not in per_endpoint:
+            unknown += 1
+            continue
+        per_endpoint[path] += 1
+        latencies.append(1000 * (received - committed))
+    expected = len(commits) * len(PATHS)
+    distinct = sum(per_endpoint.values())
+    start = min(commits.values()) if commits else 0.0
+    end = max((first[key] for key in first if key[1] in commits), default=start)
+    return Delivered(
+        events=len(commits),
+        expected=expected,
+        distinct=distinct,
+        requests=requests,
+        complete=complete and distinct == expected,
+        produce_seconds=produce_seconds,
+        seconds=end - start,
+        latencies_ms=latencies,
+        per_endpoint=per_endpoint,
+        missing=expected - distinct,
+        unknown=unknown,
+        signatures={key: counts[key] for key in ("verified", "bad_signatures", "unsigned")},
+        cpu=cpu_used,
+    )
+
+
+def produce_burst(factory: sessionmaker[Session], organisation: Organisation, events: int, batch: int) -> float:
+    """Commit `events` desk updates, `batch` per transaction, as fast as possible; the seconds it took."""
+    started = time.monotonic()
+    made = round_number = 0
+    while made < events:
+        size = min(batch, events - made)
+        with transaction(factory) as session:
+            for desk in desks.list_all(session, organisation.id)[:size]:
+                desks.update(session, desk, floor=f"b{round_number}")
+        made += size
+        round_number += 1
+    return time.monotonic() - started
+
+
+def produce_steady(
+    factory: sessionmaker[Session], organisation: Organisation, rate: float, seconds: float
+) -> tuple[float, float]:
+    """One desk update per transaction at `rate` per second for `seconds`; (seconds taken, worst lateness)."""
+    started = time.monotonic()
+    worst = 0.0
+    for number in range(round(rate * seconds)):
+        due = started + number / rate
+        wait = due - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        else:
+            worst = max(worst, -wait)
+        with transaction(factory) as session:
+            desk = desks.get(session, organisation.id, organisation.desk_ids[number % len(organisation.desk_ids)])
+            desks.update(session, desk, floor=f"s{number}")
+    return time.monotonic() - started, worst
+
+
+def ceiling_posts(factory: sessionmaker[Session], organisation: Organisation, events: int) -> list[Post]:
+    """The first `events` desk.updated events, each for every endpoint: the same payloads the workers sent."""
+    with factory() as session:
+        rows = session.execute(
+            select(OutboxEvent.id, OutboxEvent.type, OutboxEvent.created_at, OutboxEvent.data)
+            .where(OutboxEvent.organisation_id == organisation.id, OutboxEvent.type == EVENT_TYPE)
+            .order_by(OutboxEvent.seq)
+            .limit(events)
+        ).all()
+    return [
+        Post(path, organisation.secrets[path], event_payload(event_id, type_, created_at, data))
+        for event_id, type_, created_at, data in rows
+        for path in PATHS
+    ]
+
+
+def delivery_states(factory: sessionmaker[Session]) -> dict[str, int]:
+    """Deliveries by status, and attempts in all (more attempts than deliveries means retries)."""
+    with factory() as session:
+        states = {
+            str(status): count
+            for status, count in session.execute(select(Delivery.status, func.count()).group_by(Delivery.status))
+        }
+        states["attempts"] = session.scalar(select(func.count()).select_from(DeliveryAttempt)) or 0
+    return states
+
+
+def start_profiler(pid: int, output: Path) -> subprocess.Popen[bytes] | None:
+    """py-spy on the dramatiq master and its worker processes until `stop_profiler` (only samples holding
+    the GIL: where the workers' Python CPU time goes)."""
+    py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    if py_spy is None:
+        print("  py-spy is missing: no profile", flush=True)
+        return None
+    command = [
+        py_spy, "record", "--pid", str(pid), "--subprocesses", "--rate", "100",
+        "--format", "raw", "--output", str(output), "--nonblocking", "--gil",
+    ]  # fmt: skip
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_profiler(profiler: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C to py-spy: it writes what it recorded and exits."""
+    profiler.send_signal(signal.SIGINT)
+    try:
+        profiler.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        profiler.kill()
+        profiler.wait()
+
+
+# --- report ---------------------------------------------------------------------------------------
+
+
+def mark(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
+def print_table(
+    burst: Delivered, steady: Delivered, rate: float, ceiling: Posted | None, reference: Posted | None
+) -> bool:
+    """The figures and targets side by side (`rate`: the latency phase's events/s); whether every target was met."""
+    made = steady.events / steady.produce_seconds if steady.produce_seconds else 0.0
+    at = f"at {rate:g} events/s" + (f" (made {made:.0f}/s)" if made < 0.95 * rate else "")
+    ratio = burst.per_second / ceiling.per_second if ceiling and ceiling.per_second else 0.0
+    p50, p99 = steady.percentile(0.50), steady.percentile(0.99)
+    rate_met = burst.complete and burst.per_second >= DELIVERIES_TARGET
+    ratio_met = burst.complete and ratio >= CEILING_TARGET
+    p99_met = steady.complete and p99 <= P99_TARGET_MS
+    rows = [
+        (
+            f"deskbridge deliveries/s ({burst.expected:,} deliveries)"
+            if burst.complete
+            else f"deskbridge deliveries/s (INCOMPLETE: {burst.distinct:,} of {burst.expected:,})",
+            f"{burst.per_second:,.0f}",
+            f">= {DELIVERIES_TARGET:,.0f}",
+            mark(rate_met),
+        ),
+        (
+            f"ceiling deliveries/s ({ceiling.client})" if ceiling else "ceiling deliveries/s",
+            f"{ceiling.per_second:,.0f}" if ceiling else "-",
+            "",
+            "",
+        ),
+        ("deskbridge / ceiling", f"{ratio:.0%}", f">= {CEILING_TARGET:.0%}", mark(ratio_met)),
+        (f"commit-to-receipt p50 {at}", f"{p50:,.1f} ms", "", ""),
+        (f"commit-to-receipt p99 {at}", f"{p99:,.1f} ms", f"<= {P99_TARGET_MS:.0f} ms", mark(p99_met)),
+    ]
+    if reference is not None and ceiling is not None and ceiling.per_second:
+        rows.append(
+            (
+                f"reference deliveries/s ({reference.client})",
+                f"{reference.per_second:,.0f}",
+                f"{reference.per_second / ceiling.per_second:.0%} of ceiling",
+                "",
+            )
+        )
+    width = max(len(row[0]) for row in rows)
+    header = f"{'figure':{width}}  {'measured':>10}  {'target':>14}  met"
+    print()
+    print(header)
+    print("-" * len(header))
+    for name, value, target, met in rows:
+        print(f"{name:{width}}  {value:>10}  {target:>14}  {met}")
+    print()
+    print(
+        f"Throughput: {burst.events:,} events committed in {burst.produce_seconds:.1f}s "
+        f"({burst.events / max(burst.produce_seconds, 1e-9):,.0f} events/s); "
+        f"{burst.distinct:,} of {burst.expected:,} deliveries arrived in {burst.seconds:.1f}s after the first commit "
+        f"({', '.join(f'{path}: {count:,}' for path, count in burst.per_endpoint.items())} distinct webhook-ids; "
+        f"{burst.requests - burst.distinct - burst.unknown:,} duplicates, {burst.missing:,} missing, "
+        f"{burst.unknown:,} unknown). Commit-to-receipt under this burst: p50 {burst.percentile(0.5):,.0f} ms, "
+        f"p99 {burst.percentile(0.99):,.0f} ms."
+    )
+    print(
+        f"Latency: {steady.events:,} events over {steady.produce_seconds:.1f}s, {steady.distinct:,} of "
+        f"{steady.expected:,} deliveries arrived ({steady.missing:,} missing); "
+        f"max {max(steady.latencies_ms or [0]):.0f} ms."
+    )
+    for phase in (burst, steady):
+        signatures = phase.signatures
+        if signatures["bad_signatures"] or signatures["unsigned"]:
+            print(f"SIGNATURES: {signatures['bad_signatures']} bad, {signatures['unsigned']} without webhook-id!")
+    print(
+        f"Signatures verified on a sample (1 in 100) with standardwebhooks: "
+        f"{burst.signatures['verified'] + steady.signatures['verified']:,} good, "
+        f"{burst.signatures['bad_signatures'] + steady.signatures['bad_signatures']} bad."
+    )
+    if ceiling is not None:
+        print(
+            f"Ceiling: {ceiling.ok:,} posted in {ceiling.seconds:.1f}s ({ceiling.failed} failed)"
+            + (
+                f"; reference: {reference.ok:,} in {reference.seconds:.1f}s ({reference.failed} failed)."
+                if reference
+                else "."
+            )
+        )
+    return rate_met and ratio_met and p99_met
+
+
+def print_cpu(phases: dict[str, tuple[dict[str, float], int]]) -> None:
+    """CPU milliseconds per delivery by side, for each phase."""
+    sides = ["workers", "postgres", "redis", "receiver", "bench", "others"]
+    header = f"{'CPU ms per delivery':28} " + " ".join(f"{side:>9}" for side in sides) + f" {'cores busy':>10}"
+    print()
+    print(header)
+    print("-" * len(header))
+    for name, (used, deliveries) in phases.items():
+        per = [1000 * used.get(side, 0.0) / max(1, deliveries) for side in sides]
+        seconds = used["machine total"] / max(1, os.cpu_count() or 1)
+        busy = used["machine busy"] / seconds if seconds else 0.0
+        print(f"{name:28} " + " ".join(f"{value:9.3f}" for value in per) + f" {busy:10.2f}")
+    print(
+        "bench: this process (the producer; the ceiling's client). others: everything else on the machine "
+        "(PostgreSQL's background writers among them)."
+    )
+
+
+# --- main -----------------------------------------------------------------------------------------
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Prepare, run the three phases, print. Returns 0 once the figures are printed (with --strict, only
+    if every target is met), 2 when PostgreSQL or Redis cannot be reached."""
+    args = parse_args(argv)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # also when started with SIGINT ignored (in the background)
+        signal.signal(signum, _interrupt)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    connections = args.connections or args.processes * args.threads
+    try:
+        database_url = prepare_database(args.server, args.database)
+    except psycopg.OperationalError as error:
+        print(f"PostgreSQL is not reachable at {args.server}: {error}", file=sys.stderr)
+        return 2
+    try:
+        redis_client = redis.Redis.from_url(args.redis)
+        redis_client.flushdb()
+        redis_pid = int(redis_client.info("server")["process_id"])
+    except redis.RedisError as error:
+        print(f"Redis is not reachable at {args.redis}: {error}", file=sys.stderr)
+        return 2
+
+    secret_key = SecretBox.generate_key()
+    settings = Settings(
+        database_url=database_url,
+        redis_url=args.redis,
+        secret_key=SecretStr(secret_key),
+        allow_private_webhooks=True,
+        log_level="WARNING",
+    )
+    components = build(settings)
+    clock = CommitClock()
+    # The producer's sessions: as the API's (the relay right after each commit), and the commit clock first.
+    factory = make_session_factory(components.engine, listeners=[clock, relay.on_commit])
+    base_url = f"http://127.0.0.1:{args.port}"
+    organisation = create_organisation(factory, runtime.current().secret_box, base_url)
+    clock.take()
+    secrets_file = RESULTS / "webhooks-secrets.json"
+    secrets_file.write_text(json.dumps(organisation.secrets))
+    worker_env = {
+        **os.environ,
+        "DESKBRIDGE_DATABASE_URL": database_url,
+        "DESKBRIDGE_REDIS_URL": args.redis,
+        "DESKBRIDGE_SECRET_KEY": secret_key,
+        "DESKBRIDGE_ALLOW_PRIVATE_WEBHOOKS": "true",
+        "DESKBRIDGE_LOG_LEVEL": "WARNING",
+    }
+    print(
+        f"Workers: dramatiq deskbridge.worker_main -p {args.processes} -t {args.threads} on {os.cpu_count()} cores, "
+        f"as docker-compose.yml runs them (a process per core for the GIL, threads to overlap the database, "
+        f"Redis and HTTP waits; {args.processes * args.threads} threads <= {len(PATHS)} endpoints x 10 slots, so "
+        f"no delivery waits for a slot); no scheduler. PostgreSQL "
+        f"{args.server.rsplit('@', 1)[-1].rsplit('/', 1)[0]}/{args.database}, Redis {args.redis}, receiver "
+        f"{base_url}/hooks/{{a,b}} (uvloop + httptools, one process).",
+        flush=True,
+    )
+
+    receiver_log, workers_log = RESULTS / "webhooks-receiver.log", RESULTS / "webhooks-workers.log"
+    receiver_process = None
+    workers = Workers(worker_env, args.processes, args.threads, workers_log)
+    receiver = Receiver(base_url)
+    ceiling: Posted | None = None
+    reference: Posted | None = None
+    ceiling_cpu: dict[str, float] = {}
+    profiler: subprocess.Popen[bytes] | None = None
+    try:
+        receiver_process = start_receiver(args.port, secrets_file, receiver_log)
+        receiver.wait_until_up(receiver_process, receiver_log)
+        workers.start()
+
+        def database() -> list[int]:
+            return database_pids(psycopg.conninfo.make_conninfo(args.server, dbname=args.database))
+
+        watch = CpuWatch(workers.pids, receiver_process.pid, database, redis_pid)
+
+        # 1. throughput
+        receiver.reset()
+        print(f"\n1. throughput: {args.events:,} events, {args.batch} per transaction...", flush=True)
+        if args.profile:
+            profiler = start_profiler(workers.pids()[0], RESULTS / "webhooks-profile.txt")
+        watch.start()
+        produce_seconds = produce_burst(factory, organisation, args.events, args.batch)
+        print(f"  committed in {produce_seconds:.1f}s", flush=True)
+        complete = receiver.wait_for(args.events * len(PATHS), args.timeout, args.stall, "throughput", watch.sample)
+        used = watch.stop()
+        burst = collect(receiver, clock.take(), complete, produce_seconds, used)
+        if profiler is not None:
+            stop_profiler(profiler)
+            profiler = None
+            print(f"  profile in {(RESULTS / 'webhooks-profile.txt').relative_to(ROOT)}", flush=True)
+        print(f"  {burst.per_second:,.0f} deliveries/s; database: {delivery_states(factory)}", flush=True)
+        if not complete:
+            # What is left of the burst must not weigh on the latency phase: drop it from the queue
+            # (no scheduler runs here to sweep it up again).
+            print("  dropping the rest of the burst: workers restarted on a flushed Redis", flush=True)
+            workers.stop()
+            redis_client.flushdb()
+            workers.start()
+
+        # 2. latency
+        receiver.reset()
+        print(f"\n2. latency: {args.rate:g} events/s for {args.steady:g}s...", flush=True)
+        watch.start()
+        steady_seconds, worst = produce_steady(factory, organisation, args.rate, args.steady)
+        if worst > 0.05:
+            print(f"  the producer fell up to {worst * 1000:.0f} ms behind its schedule", flush=True)
+        complete = receiver.wait_for(
+            round(args.rate * args.steady) * len(PATHS), min(args.timeout, 120), args.stall, "latency", watch.sample
+        )
+        used = watch.stop()
+        steady = collect(receiver, clock.take(), complete, steady_seconds, used)
+        print(f"  p50 {steady.percentile(0.5):.1f} ms, p99 {steady.percentile(0.99):.1f} ms", flush=True)
+
+        # 3. ceiling
+        workers.stop()
+        posts = ceiling_posts(factory, organisation, args.events)
+        receiver.reset()
+        print(f"\n3. ceiling: {len(posts):,} signed posts over {connections} raw keep-alive connections...", flush=True)
+        watch.start()
+        ceiling = post_raw("127.0.0.1", args.port, posts, connections, args.timeout)
+        ceiling_cpu = watch.stop()
+        arrived = receiver.counts()["distinct"]
+        print(f"  {ceiling.per_second:,.0f} deliveries/s; the receiver got {arrived:,} distinct", flush=True)
+        if args.reference_posts:
+            receiver.reset()
+            print(f"   reference: {args.reference_posts:,} posts with httpx.AsyncClient...", flush=True)
+            reference = post_httpx(base_url, posts[: args.reference_posts], connections, min(args.timeout, 120))
+            print(f"  {reference.per_second:,.0f} deliveries/s", flush=True)
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopping the workers and the receiver", file=sys.stderr)
+        return 130
+    finally:
+        if profiler is not None:
+            stop_profiler(profiler)
+        workers.stop()
+        stop_process(receiver_process, grace=5)
+        receiver.client.close()
+        components.engine.dispose()
+
+    all_met = print_table(burst, steady, args.rate, ceiling, reference)
+    cpu_rows = {
+        "1. throughput": (burst.cpu, burst.distinct),
+        f"2. latency ({args.rate:g}/s)": (steady.cpu, steady.distinct),
+    }
+    if ceiling is not None:
+        cpu_rows["3. ceiling"] = (ceiling_cpu, ceiling.ok)
+    print_cpu(cpu_rows)
+    record = {
+        "when": datetime.now(UTC).isoformat(),
+        "cores": os.cpu_count(),
+        "processes": args.processes,
+        "threads": args.threads,
+        "connections": connections,
+        "throughput": _summary(burst),
+        "latency": _summary(steady),
+        "ceiling": asdict(ceiling) | {"per_second": ceiling.per_second, "cpu": ceiling_cpu} if ceiling else None,
+        "reference": asdict(reference) | {"per_second": reference.per_second} if reference else None,
+        "targets_met": all_met,
+    }
+    saved = RESULTS / f"webhooks-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    saved.write_text(json.dumps(record, indent=2))
+    print(f"Figures saved to {saved.relative_to(ROOT)}.")
+    return 1 if args.strict and not all_met else 0
+
+
+def _summary(phase: Delivered) -> dict[str, Any]:
+    summary = {key: value for key, value in asdict(phase).items() if key != "latencies_ms"}
+    return summary | {
+        "per_second": phase.per_second,
+        "p50_ms": phase.percentile(0.5),
+        "p99_ms": phase.percentile(0.99),
+        "max_ms": max(phase.latencies_ms or [0.0]),
+    }
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
