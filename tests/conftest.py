@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,28 +55,36 @@ def shared_data(*parts: str) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def postgres_engine() -> Iterator[Engine]:
-    """A database of this run's own on the PostgreSQL server, migrated, dropped at the end.
+@contextmanager
+def postgres_database(name: str) -> Iterator[Engine]:
+    """A new, empty database on the PostgreSQL server, dropped afterwards (or a skip/fail without one).
 
-    Its own database, so that runs side by side (or a benchmark) never see each other's rows.
+    Each run makes its own, so that runs side by side (or a benchmark) never see each other's rows.
     """
     server = make_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    name = f"deskbridge_test_{os.getpid()}"
     try:
         with server.connect() as connection:
-            connection.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
             connection.execute(text(f"CREATE DATABASE {name}"))
     except Exception as error:
         server.dispose()
         unavailable("PostgreSQL", str(error).splitlines()[0])
     engine = make_engine(server.url.set(database=name).render_as_string(hide_password=False))
-    upgrade(engine)
-    yield engine
-    engine.dispose()
-    with server.connect() as connection:
-        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    server.dispose()
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with server.connect() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        server.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_engine() -> Iterator[Engine]:
+    """A migrated database of this run's own on the PostgreSQL server."""
+    with postgres_database(f"deskbridge_test_{os.getpid()}") as engine:
+        upgrade(engine)
+        yield engine
 
 
 def _truncate(engine: Engine) -> None:

@@ -20,9 +20,8 @@ from store.models import Delivery, DeliveryAttempt, DeliveryStatus, OutboxEvent,
 from store.secret_box import SecretBox
 from store.services import desks, webhooks
 from store.services.webhooks import AttemptOutcome
-from tests.conftest import Org, make_org
+from tests.conftest import Org, make_org, postgres_database
 from tests.store.conftest import Outbox, make_desk, refused
-from tests.store.test_migrations import postgres_database
 
 URL = "https://receiver.example/hooks"
 DELAYS = (0.0, 5.0, 300.0)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from store.db import make_engine
 from store.migrate import alembic_config, upgrade
 from store.models import Base
 from store.models.booking import DESK_OVERLAP, MEMBER_OVERLAP
-from tests.conftest import POSTGRES_URL, unavailable
+from tests.conftest import postgres_database
 
 CHECK = "ck_bookings_end_after_start"
 PG_GUARDS = "FROM pg_constraint WHERE conrelid = 'bookings'::regclass AND contype IN ('c', 'x')"
@@ -34,27 +33,6 @@ GUARDS = {
     "postgresql": {CHECK, DESK_OVERLAP, MEMBER_OVERLAP},
     "sqlite": {CHECK, "bookings_no_overlap_insert", "bookings_no_overlap_update"},
 }
-
-
-@contextmanager
-def postgres_database(name: str) -> Iterator[Engine]:
-    """A new, empty database on the PostgreSQL server, dropped afterwards."""
-    server = make_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with server.connect() as connection:
-            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            connection.execute(text(f"CREATE DATABASE {name}"))
-    except Exception as error:
-        server.dispose()
-        unavailable("PostgreSQL", str(error).splitlines()[0])
-    engine = make_engine(server.url.set(database=name).render_as_string(hide_password=False))
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with server.connect() as connection:
-            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        server.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

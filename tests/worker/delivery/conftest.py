@@ -39,7 +39,8 @@ from store.migrate import upgrade
 from store.models import Base, Delivery, DeliveryAttempt, OutboxEvent, WebhookEndpoint
 from store.secret_box import SecretBox
 from store.services import desks, organisations, webhooks
-from tests.conftest import BROKER, POSTGRES_URL, unavailable
+from tests.conftest import BROKER, unavailable
+from tests.conftest import postgres_database as shared_postgres_database
 from worker import actors, relay, runtime
 from worker.mailers.folder import FolderMailer
 from worker.webhooks import limits
@@ -295,23 +296,9 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
     """A migrated PostgreSQL database of this run's own (dropped at its end); its URL."""
-    server = make_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    name = f"deskbridge_delivery_{os.getpid()}"
-    try:
-        with server.connect() as connection:
-            connection.execute(text(f"DROP DATABASE IF EXISTS {name}"))
-            connection.execute(text(f"CREATE DATABASE {name}"))
-    except Exception as error:
-        server.dispose()
-        unavailable("PostgreSQL", str(error).splitlines()[0])
-    url = server.url.set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    yield url
-    with server.connect() as connection:
-        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    server.dispose()
+    with shared_postgres_database(f"deskbridge_delivery_{os.getpid()}") as engine:
+        upgrade(engine)
+        yield engine.url.render_as_string(hide_password=False)
 
 
 @pytest.fixture
