@@ -50,8 +50,29 @@ def _active_desk(session: Session, organisation_id: int, desk_id: int) -> Desk:
     return desk
 
 
-def _flush_or_conflict(session: Session) -> None:
+# Namespaces of the advisory locks that queue up bookings of one desk or one member (PostgreSQL).
+_DESK_LOCK, _MEMBER_LOCK = 1, 2
+
+
+def _queue_up(session: Session, booking: Booking) -> None:
+    """On PostgreSQL, wait for other transactions booking the same desk or member to finish first.
+
+    Two inserts that clash on an exclusion constraint, both in flight, each wait for the other to
+    end: PostgreSQL breaks that deadlock by failing one with "deadlock detected" instead of a clean
+    violation. Queuing on advisory locks (desk first, then member: one order for everyone) means the
+    later insert finds the earlier committed and fails with the violation, which becomes a Conflict.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return  # SQLite runs one writer at a time
+    with session.no_autoflush:  # the booking is written after the locks, not by them
+        if booking.desk_id is not None:
+            session.execute(select(func.pg_advisory_xact_lock(_DESK_LOCK, booking.desk_id)))
+        session.execute(select(func.pg_advisory_xact_lock(_MEMBER_LOCK, booking.member_id)))
+
+
+def _flush_or_conflict(session: Session, booking: Booking) -> None:
     """Flush, turning the database's overlap guards into a Conflict that names the clash."""
+    _queue_up(session, booking)
     try:
         session.flush()
     except IntegrityError as error:
@@ -92,7 +113,7 @@ def create(
         status=BookingStatus.BOOKED,
     )
     session.add(booking)
-    _flush_or_conflict(session)
+    _flush_or_conflict(session, booking)
     outbox.record(session, booking.organisation_id, "booking.created", _describe(booking))
     return booking
 
@@ -136,7 +157,7 @@ def update(
     if reason is not None and reason != booking.reason:
         booking.reason = changes["reason"] = reason
     if changes:
-        _flush_or_conflict(session)
+        _flush_or_conflict(session, booking)
         outbox.record(session, booking.organisation_id, "booking.updated", {**_describe(booking), "changes": changes})
     return booking
 
