@@ -233,8 +233,3 @@ def booking_conditions(organisation_id: int, where: BookingFilter) -> list[Colum
 def select_bookings(organisation_id: int, where: BookingFilter) -> Select[Booking]:
     """The bookings of an organisation matching `where`, unordered."""
     return select(Booking).where(*booking_conditions(organisation_id, where))
-
-
-def count(session: Session, query: Select[Booking]) -> int:
-    """How many rows `query` would return."""
-    return session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0

@@ -49,13 +49,6 @@ def get(session: Session, organisation_id: int, token_id: int) -> ApiToken:
     return token
 
 
-def list_for(session: Session, organisation_id: int, member_id: int | None = None) -> list[ApiToken]:
-    query = select(ApiToken).where(ApiToken.organisation_id == organisation_id, ApiToken.revoked_at.is_(None))
-    if member_id is not None:
-        query = query.where(ApiToken.member_id == member_id)
-    return list(session.scalars(query.order_by(ApiToken.id)))
-
-
 def revoke(session: Session, token: ApiToken) -> None:
     if token.revoked_at is not None:
         return

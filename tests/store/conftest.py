@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from store.columns import utcnow
 from store.db import transaction
 from store.errors import StoreError
-from store.models import Base, Booking, Desk, Member, OutboxEvent
-from store.services import bookings, desks, members
+from store.models import ApiToken, Base, Booking, Desk, Member, OutboxEvent
+from store.services import bookings, desks, members, tokens
 from tests.conftest import Org, make_org
 
 
@@ -144,3 +144,8 @@ def load_booking(factory: sessionmaker[Session], booking_id: int) -> Booking:
 def load_desk(factory: sessionmaker[Session], desk_id: int) -> Desk:
     with factory() as session:
         return session.get_one(Desk, desk_id)
+
+
+def live_tokens(session: Session, organisation_id: int, member_id: int | None = None) -> list[ApiToken]:
+    """The organisation's (or a member's) unrevoked tokens, oldest first."""
+    return list(session.scalars(tokens.select_tokens(organisation_id, member_id=member_id).order_by(ApiToken.id)))

@@ -314,9 +314,7 @@ def test_select_bookings_filters(session_factory: sessionmaker[Session], acme: O
     def ids(where: BookingFilter) -> list[int]:
         with session_factory() as session:
             query = bookings.select_bookings(acme.organisation.id, where)
-            found = sorted(booking.id for booking in session.scalars(query))
-            assert bookings.count(session, query) == len(found)
-            return found
+            return sorted(booking.id for booking in session.scalars(query))
 
     assert ids(BookingFilter()) == [mine, tomorrow, admins]
     assert ids(BookingFilter(member_id=acme.member.id)) == [mine, tomorrow]

@@ -11,7 +11,7 @@ from store.db import transaction
 from store.models import Invitation, InvitationStatus, MemberStatus, Role
 from store.services import desks, members, teams, tokens
 from tests.conftest import Org, make_org
-from tests.store.conftest import make_desk, member_in
+from tests.store.conftest import live_tokens, make_desk, member_in
 
 
 def _ids(factory: sessionmaker[Session], query: Select[Any]) -> list[int]:
@@ -80,8 +80,8 @@ def test_select_teams_and_their_members(session_factory: sessionmaker[Session], 
 
 def test_select_tokens_leaves_out_revoked(session_factory: sessionmaker[Session], acme: Org) -> None:
     with transaction(session_factory) as session:
-        admin_tokens = tokens.list_for(session, acme.organisation.id, acme.admin.id)
-        member_token = tokens.list_for(session, acme.organisation.id, acme.member.id)[0]
+        admin_tokens = live_tokens(session, acme.organisation.id, acme.admin.id)
+        member_token = live_tokens(session, acme.organisation.id, acme.member.id)[0]
         tokens.revoke(session, member_token)
     assert _ids(session_factory, tokens.select_tokens(acme.organisation.id)) == [t.id for t in admin_tokens]
     assert _ids(session_factory, tokens.select_tokens(acme.organisation.id, member_id=acme.member.id)) == []

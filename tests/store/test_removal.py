@@ -8,7 +8,7 @@ from store.errors import Conflict, NotAllowed
 from store.models import Booking, BookingStatus, Invitation, InvitationStatus, MemberStatus
 from store.services import bookings, members, tokens
 from tests.conftest import Org
-from tests.store.conftest import Outbox, book, load_booking, make_desk, member_in, refused, slot
+from tests.store.conftest import Outbox, book, live_tokens, load_booking, make_desk, member_in, refused, slot
 
 
 def _remove(factory: sessionmaker[Session], org: Org, who: str = "member") -> bool:
@@ -75,7 +75,7 @@ def test_removal_revokes_api_tokens(session_factory: sessionmaker[Session], acme
     _remove(session_factory, acme)
     with transaction(session_factory) as session:
         assert tokens.authenticate(session, acme.member_token) is None
-        assert tokens.list_for(session, acme.organisation.id, acme.member.id) == []
+        assert live_tokens(session, acme.organisation.id, acme.member.id) == []
         assert tokens.authenticate(session, acme.admin_token) is not None
 
 

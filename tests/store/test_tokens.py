@@ -10,7 +10,7 @@ from store.errors import NotAllowed, NotFound
 from store.models import ApiToken, Member
 from store.services import members, tokens
 from tests.conftest import Org, make_org
-from tests.store.conftest import Outbox, member_in, refused
+from tests.store.conftest import Outbox, live_tokens, member_in, refused
 
 
 def _token(factory: sessionmaker[Session], token_id: int) -> ApiToken:
@@ -85,7 +85,7 @@ def test_revoke(session_factory: sessionmaker[Session], acme: Org, outbox: Outbo
         tokens.revoke(session, tokens.get(session, acme.organisation.id, caller.token_id))
     with transaction(session_factory) as session:
         assert tokens.authenticate(session, acme.member_token) is None
-        assert [t.member_id for t in tokens.list_for(session, acme.organisation.id)] == [acme.admin.id]
+        assert [t.member_id for t in live_tokens(session, acme.organisation.id)] == [acme.admin.id]
     assert outbox.only("api_token.revoked") == {
         "token_id": caller.token_id,
         "member_id": acme.member.id,
@@ -102,7 +102,7 @@ def test_list_for_one_member(session_factory: sessionmaker[Session], acme: Org) 
         extra, _ = tokens.create(session, member_in(session, acme), name="second")
     make_org(session_factory, "Globex")
     with session_factory() as session:
-        listed = tokens.list_for(session, acme.organisation.id, acme.member.id)
+        listed = live_tokens(session, acme.organisation.id, acme.member.id)
     assert [t.name for t in listed] == ["", "second"]
     assert listed[1].id == extra.id
 
