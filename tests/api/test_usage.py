@@ -1,4 +1,3 @@
-from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.usage import TokenUsage
@@ -44,4 +43,3 @@ def test_the_api_notes_each_caller_and_flushes_on_shutdown(api_factory: sessionm
     with api_factory() as session:
         used = {t.member_id for t in session.query(ApiToken) if t.last_used_at is not None}
     assert used == {org.member.id}
-    assert isinstance(client, TestClient)
