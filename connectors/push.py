@@ -35,7 +35,9 @@ class Notification:
 class PushSubscriber(Protocol):
     """A connector that can open, renew and close push channels."""
 
-    def subscribe(self, notification_url: str, lifecycle_url: str, secret: str, expires_at: datetime) -> list[PushChannel]:
+    def subscribe(
+        self, notification_url: str, lifecycle_url: str, secret: str, expires_at: datetime
+    ) -> list[PushChannel]:
         """Open every channel this directory needs (users, and groups where supported)."""
         ...
 

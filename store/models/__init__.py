@@ -3,13 +3,17 @@
 from store.models.api_token import ApiToken
 from store.models.base import Base
 from store.models.booking import LIVE_STATUSES, Booking, BookingStatus
+from store.models.connection import Connection, ConnectionKind, ConnectionStatus
 from store.models.delivery import Delivery, DeliveryAttempt, DeliveryStatus
 from store.models.desk import Desk
+from store.models.directory_group import DirectoryGroup, DirectoryMembership
+from store.models.directory_user import DirectoryUser
 from store.models.external_identity import ExternalIdentity
 from store.models.invitation import Invitation, InvitationStatus
 from store.models.member import Member, MemberStatus, Role
-from store.models.organisation import Organisation
+from store.models.organisation import DirectoryPolicy, Organisation
 from store.models.outbox_event import OutboxEvent
+from store.models.push_channel import PushChannel
 from store.models.team import Team, TeamMembership
 from store.models.webhook_endpoint import EndpointKind, PayloadFormat, WebhookEndpoint
 
@@ -19,10 +23,17 @@ __all__ = [
     "Base",
     "Booking",
     "BookingStatus",
+    "Connection",
+    "ConnectionKind",
+    "ConnectionStatus",
     "Delivery",
     "DeliveryAttempt",
     "DeliveryStatus",
     "Desk",
+    "DirectoryGroup",
+    "DirectoryMembership",
+    "DirectoryPolicy",
+    "DirectoryUser",
     "EndpointKind",
     "ExternalIdentity",
     "Invitation",
@@ -32,6 +43,7 @@ __all__ = [
     "Organisation",
     "OutboxEvent",
     "PayloadFormat",
+    "PushChannel",
     "Role",
     "Team",
     "TeamMembership",

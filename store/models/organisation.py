@@ -1,9 +1,16 @@
 from __future__ import annotations
 
+import enum
+
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from store.models.base import Base, Timestamps
+from store.models.base import Base, Timestamps, enum_column
+
+
+class DirectoryPolicy(enum.StrEnum):
+    INVITE = "invite"  # people a directory brings in get an invitation email
+    AUTO_ACCEPT = "auto_accept"  # they become members at once (organisations that sign in with SSO)
 
 
 class Organisation(Timestamps, Base):
@@ -20,3 +27,6 @@ class Organisation(Timestamps, Base):
     # Outbox sequence counter; bumping it row-locks the organisation until commit, so events
     # become visible to the pull API in sequence order.
     last_event_seq: Mapped[int] = mapped_column(default=0)
+    directory_policy: Mapped[DirectoryPolicy] = mapped_column(
+        enum_column(DirectoryPolicy), default=DirectoryPolicy.INVITE, server_default=DirectoryPolicy.INVITE.value
+    )

@@ -238,11 +238,17 @@ def update(
     display_name: str | None = None,
     role: Role | None = None,
     api_access: bool | None = None,
+    email: str | None = None,
 ) -> Member:
-    """Change a member's name, role or API access; records `member.updated` with what changed."""
+    """Change a member's name, address, role or API access; records `member.updated` with what changed."""
     changes: dict[str, Any] = {}
     if display_name is not None and display_name.strip() != member.display_name:
         member.display_name = changes["display_name"] = display_name.strip()
+    if email is not None and normalise_email(email) != member.email:
+        email = normalise_email(email)
+        if find_by_email(session, member.organisation_id, email) is not None:
+            raise Conflict(f"{email} belongs to another member", code="email_taken", field="email")
+        member.email = changes["email"] = email
     if role is not None and role is not member.role:
         was_admin = member.role is Role.ADMIN
         member.role = changes["role"] = role

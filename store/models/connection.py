@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from store.models.base import Base, JSONDocument, Timestamps, enum_column
+
+
+class ConnectionKind(enum.StrEnum):
+    MICROSOFT = "microsoft"
+    GOOGLE = "google"
+    SCIM = "scim"
+    CSV = "csv"
+
+
+class ConnectionStatus(enum.StrEnum):
+    ACTIVE = "active"
+    SYNCING = "syncing"
+    ERROR = "error"  # the last sync failed; it is retried
+    ACTION_REQUIRED = "action_required"  # only an admin can fix it (credentials, permissions)
+
+
+class Connection(Timestamps, Base):
+    """A directory an organisation syncs people from, with its credentials and where the last sync ended.
+
+    `credentials_encrypted` holds the connector's secrets (a client secret, a service-account key,
+    a SCIM bearer token's hash lives in `token_hash` instead) encrypted with the secret box.
+    `settings` holds the connector's plain options and the scope; `cursor` is the connector's
+    opaque position (Graph delta links), saved only when a round completes.
+    """
+
+    __tablename__ = "connections"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[ConnectionKind] = mapped_column(enum_column(ConnectionKind))
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[ConnectionStatus] = mapped_column(enum_column(ConnectionStatus), default=ConnectionStatus.ACTIVE)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
+    credentials_encrypted: Mapped[str | None] = mapped_column(Text)
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    cursor: Mapped[str | None] = mapped_column(Text)
+    # Marks what a full round saw: rows not marked with the round's number by its end are gone.
+    round: Mapped[int] = mapped_column(default=0)
+    last_synced_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_counts: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
+    last_notes: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
+    # Coalescing: a sync is queued when this goes from empty to set; the sync clears it as it starts.
+    sync_requested_at: Mapped[datetime | None]
+    # One sync at a time: a running sync holds the connection until then (a crashed one lets go).
+    sync_lease_until: Mapped[datetime | None]

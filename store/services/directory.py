@@ -1,0 +1,390 @@
+"""What each connection's directory last said: its users, groups and group memberships.
+
+The sync engine stages every page here before deciding anything, so a decision always rests on
+the whole picture, and staging the same page twice changes nothing (and reports nothing changed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sqlalchemy import and_, delete, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from store.columns import utcnow
+from store.models import DirectoryGroup, DirectoryMembership, DirectoryUser
+
+CHUNK = 1000  # rows per statement: keeps IN lists and parameter counts well inside every backend's limits
+
+_USER_FIELDS = ("username", "email", "display_name", "active", "guest", "org_unit")
+
+
+# The shapes of connectors.records, described here because the store imports nothing of ours.
+class UserRecord(Protocol):
+    @property
+    def external_id(self) -> str: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def display_name(self) -> str: ...
+    @property
+    def active(self) -> bool: ...
+    @property
+    def guest(self) -> bool: ...
+    @property
+    def org_unit(self) -> str | None: ...
+
+
+class RemovedRecord(Protocol):
+    @property
+    def external_id(self) -> str: ...
+
+
+class GroupRecord(Protocol):
+    @property
+    def external_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def members(self) -> frozenset[str] | None: ...
+    @property
+    def added(self) -> frozenset[str]: ...
+    @property
+    def removed(self) -> frozenset[str]: ...
+    @property
+    def deleted(self) -> bool: ...
+
+
+@dataclass
+class Staged:
+    """What staging a page changed: the users to decide again and the groups whose membership moved."""
+
+    users: set[str] = field(default_factory=set)
+    groups: set[str] = field(default_factory=set)
+    # Users whose name or address changed (their member is updated, not only re-decided).
+    renamed: set[str] = field(default_factory=set)
+
+    def add(self, other: Staged) -> None:
+        self.users |= other.users
+        self.groups |= other.groups
+        self.renamed |= other.renamed
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def _normalised_email(value: str | None) -> str | None:
+    return value.strip().lower() if value and value.strip() else None
+
+
+def stage_users(session: Session, connection_id: int, users: Sequence[UserRecord], round_: int) -> Staged:
+    """Upsert users as the directory describes them; returns who is new or different."""
+    staged = Staged()
+    latest = {user.external_id: user for user in users}  # a page may repeat a user: the last word wins
+    ids = list(latest)
+    now = utcnow()
+    for chunk in _chunks(ids):
+        existing = {
+            row.external_id: row
+            for row in session.scalars(
+                select(DirectoryUser).where(
+                    DirectoryUser.connection_id == connection_id, DirectoryUser.external_id.in_(chunk)
+                )
+            )
+        }
+        new_rows = []
+        for external_id in chunk:
+            user = latest[external_id]
+            values = {
+                "username": user.username.strip().lower(),
+                "email": _normalised_email(user.email),
+                "display_name": " ".join(user.display_name.split())[:200],
+                "active": user.active,
+                "guest": user.guest,
+                "org_unit": user.org_unit,
+            }
+            row = existing.get(external_id)
+            if row is None:
+                new_rows.append(
+                    DirectoryUser(
+                        connection_id=connection_id,
+                        external_id=external_id,
+                        seen_round=round_,
+                        changed_at=now,
+                        **values,
+                    )
+                )
+                staged.users.add(external_id)
+                continue
+            row.seen_round = round_
+            if row.deleted or any(getattr(row, name) != values[name] for name in _USER_FIELDS):
+                if row.email != values["email"] or row.display_name != values["display_name"]:
+                    staged.renamed.add(external_id)
+                for name in _USER_FIELDS:
+                    setattr(row, name, values[name])
+                row.deleted = False
+                row.changed_at = now
+                staged.users.add(external_id)
+        session.add_all(new_rows)
+    session.flush()
+    return staged
+
+
+def remove_users(session: Session, connection_id: int, removed: Sequence[RemovedRecord]) -> Staged:
+    """Mark users the directory no longer lists; a user never seen is noted so a late create stays gone."""
+    staged = Staged()
+    ids = list(dict.fromkeys(item.external_id for item in removed))
+    for chunk in _chunks(ids):
+        known = set(
+            session.scalars(
+                select(DirectoryUser.external_id).where(
+                    DirectoryUser.connection_id == connection_id, DirectoryUser.external_id.in_(chunk)
+                )
+            )
+        )
+        session.add_all(
+            DirectoryUser(connection_id=connection_id, external_id=external_id, deleted=True, email=None)
+            for external_id in chunk
+            if external_id not in known
+        )
+        changed = session.scalars(
+            update(DirectoryUser)
+            .where(
+                DirectoryUser.connection_id == connection_id,
+                DirectoryUser.external_id.in_(chunk),
+                DirectoryUser.deleted.is_(False),
+            )
+            .values(deleted=True, changed_at=utcnow())
+            .returning(DirectoryUser.external_id)
+        )
+        staged.users.update(changed)
+    session.flush()
+    return staged
+
+
+def stage_groups(
+    session: Session, connection_id: int, groups: Sequence[GroupRecord], round_: int, *, full: bool
+) -> Staged:
+    """Upsert groups and apply their membership changes; in a full round, mark what was announced."""
+    staged = Staged()
+    for group in groups:
+        row = session.scalar(
+            select(DirectoryGroup).where(
+                DirectoryGroup.connection_id == connection_id, DirectoryGroup.external_id == group.external_id
+            )
+        )
+        if row is None:
+            row = DirectoryGroup(connection_id=connection_id, external_id=group.external_id)
+            session.add(row)
+            staged.groups.add(group.external_id)
+        if (row.name, row.email, row.deleted) != (
+            group.name or row.name,
+            _normalised_email(group.email),
+            group.deleted,
+        ):
+            staged.groups.add(group.external_id)
+        row.name = group.name or row.name
+        row.email = _normalised_email(group.email)
+        row.deleted = group.deleted
+        row.seen_round = round_
+        current = set(
+            session.scalars(
+                select(DirectoryMembership.user_external_id).where(
+                    DirectoryMembership.connection_id == connection_id,
+                    DirectoryMembership.group_external_id == group.external_id,
+                )
+            )
+        )
+        if group.deleted:
+            wanted: set[str] = set()
+        elif group.members is not None:
+            wanted = set(group.members)
+        else:
+            wanted = (current | group.added) - group.removed
+        gone, new = current - wanted, wanted - current
+        _drop_memberships(session, connection_id, group.external_id, gone)
+        session.add_all(
+            DirectoryMembership(
+                connection_id=connection_id,
+                group_external_id=group.external_id,
+                user_external_id=user_id,
+                seen_round=round_,
+            )
+            for user_id in new
+        )
+        if full:
+            announced = sorted((wanted & current) & (group.added | (group.members or frozenset())))
+            for chunk in _chunks(announced):
+                session.execute(
+                    update(DirectoryMembership)
+                    .where(
+                        DirectoryMembership.connection_id == connection_id,
+                        DirectoryMembership.group_external_id == group.external_id,
+                        DirectoryMembership.user_external_id.in_(chunk),
+                    )
+                    .values(seen_round=round_)
+                )
+        if gone or new:
+            staged.groups.add(group.external_id)
+            staged.users |= gone | new
+    session.flush()
+    return staged
+
+
+def _drop_memberships(session: Session, connection_id: int, group_id: str, user_ids: set[str]) -> None:
+    for chunk in _chunks(sorted(user_ids)):
+        session.execute(
+            delete(DirectoryMembership).where(
+                DirectoryMembership.connection_id == connection_id,
+                DirectoryMembership.group_external_id == group_id,
+                DirectoryMembership.user_external_id.in_(chunk),
+            )
+        )
+
+
+def end_full_users(session: Session, connection_id: int, round_: int) -> Staged:
+    """After a complete user listing: whoever it did not list is gone."""
+    gone = session.scalars(
+        update(DirectoryUser)
+        .where(
+            DirectoryUser.connection_id == connection_id,
+            DirectoryUser.seen_round < round_,
+            DirectoryUser.deleted.is_(False),
+        )
+        .values(deleted=True, changed_at=utcnow())
+        .returning(DirectoryUser.external_id)
+    )
+    return Staged(users=set(gone))
+
+
+def end_full_groups(session: Session, connection_id: int, round_: int) -> Staged:
+    """After a complete group listing: groups and memberships it did not announce are gone."""
+    staged = Staged()
+    stale = session.execute(
+        select(DirectoryMembership.group_external_id, DirectoryMembership.user_external_id).where(
+            DirectoryMembership.connection_id == connection_id, DirectoryMembership.seen_round < round_
+        )
+    ).all()
+    for group_id, user_id in stale:
+        staged.groups.add(group_id)
+        staged.users.add(user_id)
+    for start in range(0, len(stale), CHUNK):
+        keys = [tuple(pair) for pair in stale[start : start + CHUNK]]
+        session.execute(
+            delete(DirectoryMembership).where(
+                DirectoryMembership.connection_id == connection_id,
+                tuple_(DirectoryMembership.group_external_id, DirectoryMembership.user_external_id).in_(keys),
+            )
+        )
+    gone_groups = session.scalars(
+        update(DirectoryGroup)
+        .where(
+            DirectoryGroup.connection_id == connection_id,
+            DirectoryGroup.seen_round < round_,
+            DirectoryGroup.deleted.is_(False),
+        )
+        .values(deleted=True)
+        .returning(DirectoryGroup.external_id)
+    )
+    staged.groups.update(gone_groups)
+    return staged
+
+
+def users(session: Session, connection_id: int, external_ids: Sequence[str]) -> list[DirectoryUser]:
+    """The staged rows of these users (ids never staged are left out)."""
+    return list(
+        session.scalars(
+            select(DirectoryUser).where(
+                DirectoryUser.connection_id == connection_id, DirectoryUser.external_id.in_(external_ids)
+            )
+        )
+    )
+
+
+def all_user_ids(session: Session, connection_id: int) -> list[str]:
+    """Every user the connection knows, for re-deciding everyone (a scope change)."""
+    return list(
+        session.scalars(
+            select(DirectoryUser.external_id)
+            .where(DirectoryUser.connection_id == connection_id)
+            .order_by(DirectoryUser.external_id)
+        )
+    )
+
+
+def groups_of(session: Session, connection_id: int, user_ids: Sequence[str]) -> dict[str, set[str]]:
+    """For each user, the ids and addresses of the live groups they belong to (lower-cased)."""
+    found: dict[str, set[str]] = {}
+    rows = session.execute(
+        select(DirectoryMembership.user_external_id, DirectoryGroup.external_id, DirectoryGroup.email)
+        .join(
+            DirectoryGroup,
+            and_(
+                DirectoryGroup.connection_id == DirectoryMembership.connection_id,
+                DirectoryGroup.external_id == DirectoryMembership.group_external_id,
+            ),
+        )
+        .where(
+            DirectoryMembership.connection_id == connection_id,
+            DirectoryMembership.user_external_id.in_(user_ids),
+            DirectoryGroup.deleted.is_(False),
+        )
+    )
+    for user_id, group_id, email in rows:
+        names = found.setdefault(user_id, set())
+        names.add(group_id.lower())
+        if email:
+            names.add(email)
+    return found
+
+
+def live_groups(session: Session, connection_id: int) -> list[DirectoryGroup]:
+    return list(
+        session.scalars(
+            select(DirectoryGroup)
+            .where(DirectoryGroup.connection_id == connection_id, DirectoryGroup.deleted.is_(False))
+            .order_by(DirectoryGroup.id)
+        )
+    )
+
+
+def in_scope_member_ids(session: Session, connection_id: int, group_id: str) -> set[int]:
+    """The members behind a group's in-scope users (who its mirrored team should hold)."""
+    return set(
+        session.scalars(
+            select(DirectoryUser.member_id)
+            .join(
+                DirectoryMembership,
+                and_(
+                    DirectoryMembership.connection_id == DirectoryUser.connection_id,
+                    DirectoryMembership.user_external_id == DirectoryUser.external_id,
+                ),
+            )
+            .where(
+                DirectoryUser.connection_id == connection_id,
+                DirectoryMembership.group_external_id == group_id,
+                DirectoryUser.in_scope.is_(True),
+                DirectoryUser.member_id.is_not(None),
+            )
+        )
+    )
+
+
+def other_claims(session: Session, member_id: int, row_id: int) -> bool:
+    """Whether another directory still has this member in scope (then leaving one directory keeps them)."""
+    return (
+        session.scalar(
+            select(DirectoryUser.id).where(
+                DirectoryUser.member_id == member_id, DirectoryUser.in_scope.is_(True), DirectoryUser.id != row_id
+            )
+        )
+        is not None
+    )

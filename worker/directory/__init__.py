@@ -1,0 +1,1 @@
+"""Directory sync: one engine applies every connector's records to the store."""

@@ -1,0 +1,263 @@
+"""The sync engine: directory records in, memberships, invitations and teams out.
+
+Every connector (Graph, Google, SCIM, CSV) feeds the same two steps:
+1. *stage* what the directory says (store.services.directory), which tells who is new or changed;
+2. *decide* for those people: in scope and not a member → invited (or added, by the organisation's
+   policy); out of scope and brought in by a directory → removed (future bookings cancelled, history
+   kept); renamed → `member.updated`. Decisions compare with what was last decided, so the same
+   input twice, or a replayed page, changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from connectors.records import DirectoryPage
+from store.db import transaction
+from store.errors import Conflict, Invalid, StoreError
+from store.models import (
+    Connection,
+    DirectoryPolicy,
+    DirectoryUser,
+    Member,
+    MemberStatus,
+    Organisation,
+    Team,
+)
+from store.services import directory, members, teams
+from store.services.connections import Scope
+from store.services.directory import Staged
+from worker.directory.scope import address, in_scope, mirrors_as_team
+
+logger = logging.getLogger(__name__)
+
+MAX_NOTES = 50
+DECIDE_CHUNK = 500
+
+
+@dataclass
+class Tally:
+    """What a sync did, for the connection's status and the `connection.synced` event."""
+
+    counts: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(
+            ("seen", "invited", "added", "restored", "updated", "removed", "skipped", "teams_changed"), 0
+        )
+    )
+    notes: list[str] = field(default_factory=list)
+
+    def count(self, name: str, by: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + by
+
+    def note(self, text: str) -> None:
+        if len(self.notes) < MAX_NOTES:
+            self.notes.append(text)
+        logger.info("directory sync: %s", text)
+
+
+@dataclass(frozen=True)
+class Context:
+    """The connection being synced, loaded once per transaction."""
+
+    connection: Connection
+    organisation: Organisation
+    scope: Scope
+
+    @classmethod
+    def load(cls, session: Session, connection_id: int) -> Context:
+        connection = session.get_one(Connection, connection_id)
+        return cls(
+            connection=connection,
+            organisation=session.get_one(Organisation, connection.organisation_id),
+            scope=Scope.from_settings(connection.settings),
+        )
+
+    @property
+    def source(self) -> str:
+        return f"directory:{self.connection.kind.value}"
+
+
+def stage(session: Session, context: Context, page: DirectoryPage, round_: int) -> Staged:
+    """Keep what one page says; returns who and which groups need deciding."""
+    connection_id = context.connection.id
+    staged = directory.stage_users(session, connection_id, page.users, round_)
+    staged.add(directory.remove_users(session, connection_id, page.removed))
+    staged.add(directory.stage_groups(session, connection_id, page.groups, round_, full=page.full_groups))
+    return staged
+
+
+def decide(session: Session, context: Context, user_ids: Iterable[str], renamed: set[str], tally: Tally) -> None:
+    """Bring each user's membership in line with the scope (only what changed is touched)."""
+    ids = sorted(user_ids)
+    connection_id = context.connection.id
+    for start in range(0, len(ids), DECIDE_CHUNK):
+        chunk = ids[start : start + DECIDE_CHUNK]
+        rows = directory.users(session, connection_id, chunk)
+        groups = directory.groups_of(session, connection_id, chunk) if context.scope.groups else {}
+        for row in rows:
+            wanted = in_scope(row, context.scope, groups.get(row.external_id, set()))
+            _apply(session, context, row, wanted, row.external_id in renamed, tally)
+        session.flush()
+
+
+def _apply(session: Session, context: Context, row: DirectoryUser, wanted: bool, renamed: bool, tally: Tally) -> None:
+    member = session.get(Member, row.member_id) if row.member_id else None
+    if wanted:
+        mail = address(row, context.scope)
+        assert mail is not None  # in scope implies an address
+        try:
+            mail = members.normalise_email(mail)
+        except Invalid:
+            tally.count("skipped")
+            tally.note(f"skipped {row.external_id}: {mail!r} is not an email address")
+            return
+        if member is None:
+            member = members.find_by_email(session, context.organisation.id, mail)
+        if member is None or member.status is MemberStatus.REMOVED:
+            member = _bring_in(session, context, mail, row.display_name, restored=member is not None, tally=tally)
+        elif row.member_id == member.id and renamed:
+            _follow_rename(session, member, mail, row.display_name, tally)
+        row.member_id = member.id
+    elif (
+        row.in_scope
+        and member is not None
+        and member.status is not MemberStatus.REMOVED
+        and not directory.other_claims(session, member.id, row.id)
+    ):
+        _offboard(session, member, tally)
+    row.in_scope = wanted
+
+
+def _bring_in(session: Session, context: Context, mail: str, name: str, *, restored: bool, tally: Tally) -> Member:
+    if context.organisation.directory_policy is DirectoryPolicy.AUTO_ACCEPT:
+        member = members.add(session, context.organisation.id, mail, display_name=name, source=context.source)
+        tally.count("restored" if restored else "added")
+        return member
+    invitation = members.invite(session, context.organisation.id, mail, display_name=name, source=context.source)
+    tally.count("restored" if restored else "invited")
+    return session.get_one(Member, invitation.member_id)
+
+
+def _follow_rename(session: Session, member: Member, mail: str, name: str, tally: Tally) -> None:
+    before = (member.email, member.display_name)
+    try:
+        with session.begin_nested():
+            members.update(session, member, display_name=name or None, email=mail)
+    except Conflict as error:
+        tally.count("skipped")
+        tally.note(f"could not change {member.email} to {mail}: {error.message}")
+        return
+    if (member.email, member.display_name) != before:
+        tally.count("updated")
+
+
+def _offboard(session: Session, member: Member, tally: Tally) -> None:
+    try:
+        with session.begin_nested():
+            members.remove(session, member, reason="directory_offboarded")
+    except Conflict as error:
+        tally.count("skipped")
+        tally.note(f"kept {member.email}: {error.message}")
+        return
+    tally.count("removed")
+
+
+def sync_teams(session: Session, context: Context, tally: Tally) -> None:
+    """Mirror opted-in groups as teams, with the members of their in-scope users."""
+    connection_id = context.connection.id
+    for group in directory.live_groups(session, connection_id):
+        if not mirrors_as_team(context.scope, group.external_id, group.email):
+            continue
+        try:
+            with session.begin_nested():
+                team = _team_for(session, context, group.team_id, group.name)
+                group.team_id = team.id
+                wanted = directory.in_scope_member_ids(session, connection_id, group.external_id)
+                current = set(teams.member_ids(session, team))
+                for member_id in sorted(wanted - current):
+                    teams.add_member(session, team, session.get_one(Member, member_id))
+                for member_id in sorted(current - wanted):
+                    teams.remove_member(session, team, session.get_one(Member, member_id))
+        except StoreError as error:
+            tally.note(f"could not mirror group {group.name!r} as a team: {error.message}")
+            continue
+        if wanted != current:
+            tally.count("teams_changed")
+
+
+def _team_for(session: Session, context: Context, team_id: int | None, name: str) -> Team:
+    if team_id is not None:
+        team = session.get(Team, team_id)
+        if team is not None:
+            if name and team.name != " ".join(name.split()):
+                teams.rename(session, team, name)
+            return team
+    try:
+        return teams.get_by_name(session, context.organisation.id, name)
+    except StoreError:
+        return teams.create(session, context.organisation.id, name)
+
+
+def apply_round(
+    factory: sessionmaker[Session], connection_id: int, pages: Iterable[DirectoryPage]
+) -> tuple[Tally, str | None]:
+    """Stage every page of a round, then decide for everyone it touched, then mirror teams.
+
+    Each page is staged in its own transaction (a round cut short is read again and staging is
+    idempotent); the connection's cursor is not touched here: the caller keeps it on success.
+    """
+    tally = Tally()
+    touched = Staged()
+    full_users = full_groups = False
+    cursor: str | None = None
+    with transaction(factory) as session:
+        round_ = session.get_one(Connection, connection_id).round + 1
+    for page in pages:
+        with transaction(factory) as session:
+            context = Context.load(session, connection_id)
+            touched.add(stage(session, context, page, round_))
+        full_users |= page.full_users
+        full_groups |= page.full_groups
+        tally.count("seen", len(page.users))
+        for text in page.notes:
+            tally.note(text)
+        if page.last:
+            cursor = page.cursor
+    with transaction(factory) as session:
+        if full_users:
+            touched.add(directory.end_full_users(session, connection_id, round_))
+        if full_groups:
+            touched.add(directory.end_full_groups(session, connection_id, round_))
+        session.get_one(Connection, connection_id).round = round_
+    ids = sorted(touched.users)
+    for start in range(0, len(ids), DECIDE_CHUNK * 4):
+        with transaction(factory) as session:
+            context = Context.load(session, connection_id)
+            decide(session, context, ids[start : start + DECIDE_CHUNK * 4], touched.renamed, tally)
+    with transaction(factory) as session:
+        sync_teams(session, Context.load(session, connection_id), tally)
+    return tally, cursor
+
+
+def apply_now(session: Session, connection_id: int, page: DirectoryPage) -> Tally:
+    """Stage and decide one page inside the caller's transaction (SCIM requests, CSV imports)."""
+    tally = Tally()
+    context = Context.load(session, connection_id)
+    staged = stage(session, context, page, context.connection.round)
+    decide(session, context, staged.users, staged.renamed, tally)
+    if staged.groups or staged.users:
+        sync_teams(session, context, tally)
+    return tally
+
+
+def redecide_everyone(session: Session, connection_id: int) -> Tally:
+    """Decide again for every known user (after a scope change)."""
+    tally = Tally()
+    context = Context.load(session, connection_id)
+    decide(session, context, directory.all_user_ids(session, connection_id), set(), tally)
+    sync_teams(session, context, tally)
+    return tally
