@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from store.models.base import Base
+from store.models.base import Base, JSONDocument
 
 
 class DirectoryGroup(Base):
@@ -20,6 +22,8 @@ class DirectoryGroup(Base):
     deleted: Mapped[bool] = mapped_column(default=False)
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
     seen_round: Mapped[int] = mapped_column(default=0)
+    # The resource as a pushing client (SCIM) last sent it, given back on reads; None for pulled directories.
+    document: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
 
 
 class DirectoryMembership(Base):

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from store.models.base import Base
+from store.models.base import Base, JSONDocument
 
 
 class DirectoryUser(Base):
@@ -33,3 +35,5 @@ class DirectoryUser(Base):
     member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"), index=True)
     seen_round: Mapped[int] = mapped_column(default=0)
     changed_at: Mapped[datetime | None]
+    # The resource as a pushing client (SCIM) last sent it, given back on reads; None for pulled directories.
+    document: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from store import outbox
 from store.errors import Conflict, Invalid, NotFound
-from store.models import Organisation
+from store.models import DirectoryPolicy, Organisation
 
 
 def validate_timezone(name: str) -> str:
@@ -72,8 +72,10 @@ def update_settings(
     *,
     timezone: str | None = None,
     api_enabled: bool | None = None,
+    directory_policy: DirectoryPolicy | str | None = None,
 ) -> Organisation:
-    """Change the timezone or the API switch; records `organisation.updated` with what changed."""
+    """Change the timezone, the API switch or what directories do with newcomers (invite them, or
+    make them members at once); records `organisation.updated` with what changed."""
     changes: dict[str, object] = {}
     if timezone is not None and timezone != organisation.timezone:
         organisation.timezone = validate_timezone(timezone)
@@ -81,6 +83,14 @@ def update_settings(
     if api_enabled is not None and api_enabled != organisation.api_enabled:
         organisation.api_enabled = api_enabled
         changes["api_enabled"] = api_enabled
+    if directory_policy is not None:
+        try:
+            policy = DirectoryPolicy(directory_policy)
+        except ValueError:
+            choices = ", ".join(item.value for item in DirectoryPolicy)
+            raise Invalid(f"directory_policy must be one of {choices}", field="directory_policy") from None
+        if policy is not organisation.directory_policy:
+            organisation.directory_policy = changes["directory_policy"] = policy
     if changes:
         outbox.record(session, organisation.id, "organisation.updated", {"organisation_id": organisation.id, **changes})
     return organisation

@@ -19,8 +19,8 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy import Row, Select, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Row, Select, func, insert, or_, select, text, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from store import outbox
@@ -337,6 +337,11 @@ def relay(session: Session, *, limit: int = 500, now: datetime) -> list[int]:
     Returns the ids of the new deliveries that are due now (those of paused endpoints wait), in
     event order.
     """
+    return [delivery_id for _, delivery_id in relay_due(session, limit=limit, now=now)]
+
+
+def relay_due(session: Session, *, limit: int = 500, now: datetime) -> list[tuple[int, int]]:
+    """As `relay`, the new deliveries due now as (endpoint id, delivery id), in event order."""
     events = _take_unrelayed(session, limit)
     if not events:
         return []
@@ -354,7 +359,7 @@ def relay(session: Session, *, limit: int = 500, now: datetime) -> list[int]:
     paused = {endpoint.id for group in endpoints.values() for endpoint in group if endpoint.paused}
     position = {event.id: index for index, event in enumerate(events)}
     due = sorted((position[event_id], endpoint_id, delivery_id) for delivery_id, endpoint_id, event_id in created)
-    return [delivery_id for _, endpoint_id, delivery_id in due if endpoint_id not in paused]
+    return [(endpoint_id, delivery_id) for _, endpoint_id, delivery_id in due if endpoint_id not in paused]
 
 
 def has_unrelayed(session: Session) -> bool:
@@ -425,14 +430,42 @@ def _new_delivery(event: OutboxEvent | Row[Any], endpoint: WebhookEndpoint, now:
     }
 
 
+_INSERT_DELIVERIES = text(
+    """
+    INSERT INTO deliveries
+        (organisation_id, endpoint_id, event_id, event_seq, status, attempts, next_attempt_at, created_at)
+    SELECT organisation_id, endpoint_id, event_id, event_seq, 'pending', 0, next_attempt_at, created_at
+    FROM unnest(
+        CAST(:organisation_ids AS bigint[]), CAST(:endpoint_ids AS bigint[]), CAST(:event_ids AS text[]),
+        CAST(:event_seqs AS bigint[]), CAST(:next_attempt_ats AS timestamptz[]), CAST(:created_ats AS timestamptz[])
+    ) AS new (organisation_id, endpoint_id, event_id, event_seq, next_attempt_at, created_at)
+    ON CONFLICT (endpoint_id, event_id) DO NOTHING
+    RETURNING id, endpoint_id, event_id
+    """
+)
+
+
 def _insert_missing(session: Session, rows: list[dict[str, Any]]) -> list[tuple[int, int, str]]:
     """Insert the deliveries that do not exist yet; (id, endpoint_id, event_id) of those inserted."""
     if not rows:
         return []
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    if dialect == "postgresql":
+        # One statement with one array a column, whatever the number of rows (the relay makes hundreds).
+        found = session.execute(
+            _INSERT_DELIVERIES,
+            {
+                "organisation_ids": [row["organisation_id"] for row in rows],
+                "endpoint_ids": [row["endpoint_id"] for row in rows],
+                "event_ids": [row["event_id"] for row in rows],
+                "event_seqs": [row["event_seq"] for row in rows],
+                "next_attempt_ats": [row["next_attempt_at"] for row in rows],
+                "created_ats": [row["created_at"] for row in rows],
+            },
+        )
+        return [(row[0], row[1], row[2]) for row in found]
     statement = (
-        insert(Delivery)
+        sqlite.insert(Delivery)
         .on_conflict_do_nothing(index_elements=[Delivery.endpoint_id, Delivery.event_id])
         .returning(Delivery.id, Delivery.endpoint_id, Delivery.event_id)
     )
@@ -498,36 +531,110 @@ class AttemptResult:
 
 def attempt_context(session: Session, delivery_id: int) -> DeliveryJob | None:
     """The delivery, its endpoint and its event in one read; None when the delivery is gone or finished."""
-    row = session.execute(
-        select(Delivery, WebhookEndpoint, OutboxEvent)
+    jobs = attempt_contexts(session, [delivery_id])
+    return jobs[0] if jobs else None
+
+
+_JOB_COLUMNS = (
+    Delivery.id,
+    Delivery.attempts,
+    Delivery.organisation_id,
+    WebhookEndpoint.id,
+    WebhookEndpoint.url,
+    WebhookEndpoint.payload_format,
+    WebhookEndpoint.kind,
+    WebhookEndpoint.paused,
+    WebhookEndpoint.disabled_at.is_not(None),
+    WebhookEndpoint.secret_encrypted,
+    WebhookEndpoint.previous_secret_encrypted,
+    WebhookEndpoint.previous_secret_expires_at,
+    OutboxEvent.id,
+    OutboxEvent.type,
+    OutboxEvent.seq,
+    OutboxEvent.created_at,
+    OutboxEvent.data,
+)
+
+
+def attempt_contexts(session: Session, delivery_ids: Sequence[int]) -> list[DeliveryJob]:
+    """`attempt_context` for several deliveries in one read: the pending ones, in the order given."""
+    if not delivery_ids:
+        return []
+    rows = session.execute(
+        select(*_JOB_COLUMNS)
         .join(WebhookEndpoint, WebhookEndpoint.id == Delivery.endpoint_id)
         .join(OutboxEvent, OutboxEvent.id == Delivery.event_id)
-        .where(Delivery.id == delivery_id)
-    ).one_or_none()
-    if row is None:
-        return None
-    delivery, endpoint, event = row
-    if delivery.status is not DeliveryStatus.PENDING:
-        return None
-    return DeliveryJob(
-        delivery_id=delivery.id,
-        attempts=delivery.attempts,
-        organisation_id=delivery.organisation_id,
-        endpoint_id=endpoint.id,
-        url=endpoint.url,
-        payload_format=endpoint.payload_format,
-        kind=endpoint.kind,
-        paused=endpoint.paused,
-        disabled=endpoint.disabled_at is not None,
-        secret_encrypted=endpoint.secret_encrypted,
-        previous_secret_encrypted=endpoint.previous_secret_encrypted,
-        previous_secret_expires_at=endpoint.previous_secret_expires_at,
-        event_id=event.id,
-        event_type=event.type,
-        event_seq=event.seq,
-        event_created_at=event.created_at,
-        event_data=event.data,
-    )
+        .where(Delivery.id.in_(delivery_ids), Delivery.status == DeliveryStatus.PENDING)
+    ).all()
+    found = {row[0]: DeliveryJob(*row) for row in rows}
+    return [found[delivery_id] for delivery_id in dict.fromkeys(delivery_ids) if delivery_id in found]
+
+
+def record_successes(
+    session: Session, successes: Sequence[tuple[int, AttemptOutcome]], *, now: datetime
+) -> list[int]:
+    """Record 2xx attempts of several deliveries at `now` in a few statements, whatever their number.
+
+    What `record_attempt` does for a success: the attempt is logged, the delivery succeeded, its
+    endpoint is no longer failing. Deliveries no longer pending (finished meanwhile, or gone with
+    their endpoint) are left alone; returns the ids of those recorded. Rows are locked in id order,
+    so two batches sharing deliveries (a job delivered twice) queue up instead of deadlocking.
+    """
+    if any(not outcome.succeeded for _, outcome in successes):
+        raise ValueError("record_successes takes 2xx outcomes only; record_attempt decides on the others")
+    outcomes = dict(successes)
+    recorded: list[int] = []
+    by_status: dict[int | None, list[int]] = defaultdict(list)
+    for delivery_id, outcome in outcomes.items():
+        by_status[outcome.status_code].append(delivery_id)
+    for status_code, delivery_ids in by_status.items():
+        pending = (
+            select(Delivery.id)
+            .where(Delivery.id.in_(delivery_ids), Delivery.status == DeliveryStatus.PENDING)
+            .order_by(Delivery.id)
+            .with_for_update()
+        )
+        rows = session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(pending.scalar_subquery()), Delivery.status == DeliveryStatus.PENDING)
+            .values(
+                status=DeliveryStatus.SUCCEEDED,
+                attempts=Delivery.attempts + 1,
+                last_attempt_at=now,
+                last_status_code=status_code,
+                delivered_at=now,
+                next_attempt_at=None,
+            )
+            .returning(Delivery.id, Delivery.endpoint_id)
+            .execution_options(synchronize_session=False)
+        ).all()
+        recorded.extend(row[0] for row in rows)
+        endpoint_ids = {row[1] for row in rows}
+        if endpoint_ids:
+            # Conditional, so a busy healthy endpoint's row is not written (and locked) on every batch.
+            session.execute(
+                update(WebhookEndpoint)
+                .where(WebhookEndpoint.id.in_(endpoint_ids), WebhookEndpoint.failing_since.is_not(None))
+                .values(failing_since=None)
+                .execution_options(synchronize_session=False)
+            )
+    if recorded:
+        session.execute(
+            insert(DeliveryAttempt),
+            [
+                {
+                    "delivery_id": delivery_id,
+                    "attempted_at": now,
+                    "status_code": outcomes[delivery_id].status_code,
+                    "duration_ms": max(outcomes[delivery_id].duration_ms, 0),
+                    "response_excerpt": _excerpt(outcomes[delivery_id].response_excerpt),
+                    "error": None,
+                    "succeeded": True,
+                }
+                for delivery_id in sorted(recorded)
+            ],
+        )
+    return recorded
 
 
 def record_attempt(
@@ -690,9 +797,15 @@ def due_deliveries(session: Session, *, now: datetime, limit: int = 1000) -> lis
     The scheduler's safety net for deliveries whose job was lost or whose retry is far off. Whoever
     enqueues a delivery `lease`s it, so that the sweep leaves it to its job meanwhile.
     """
-    return list(
-        session.scalars(
-            select(Delivery.id)
+    return [delivery_id for _, delivery_id in due_deliveries_of_endpoints(session, now=now, limit=limit)]
+
+
+def due_deliveries_of_endpoints(session: Session, *, now: datetime, limit: int = 1000) -> list[tuple[int, int]]:
+    """As `due_deliveries`, as (endpoint id, delivery id)."""
+    return [
+        (row[0], row[1])
+        for row in session.execute(
+            select(Delivery.endpoint_id, Delivery.id)
             .join(WebhookEndpoint, WebhookEndpoint.id == Delivery.endpoint_id)
             .where(
                 Delivery.status == DeliveryStatus.PENDING,
@@ -705,7 +818,7 @@ def due_deliveries(session: Session, *, now: datetime, limit: int = 1000) -> lis
             # Two sweeps at once (a scheduler handing over) take different deliveries.
             .with_for_update(of=Delivery, skip_locked=True)
         )
-    )
+    ]
 
 
 def lease(session: Session, delivery_ids: Sequence[int], *, until: datetime) -> None:
