@@ -36,6 +36,7 @@ from worker.directory.scope import address, in_scope, mirrors_as_team
 logger = logging.getLogger(__name__)
 
 MAX_NOTES = 50
+MAX_PEOPLE = 10_000
 DECIDE_CHUNK = 500
 
 
@@ -49,9 +50,15 @@ class Tally:
         )
     )
     notes: list[str] = field(default_factory=list)
+    # Who each action touched (addresses), for a dry run's plan; capped like the notes.
+    people: dict[str, list[str]] = field(default_factory=dict)
 
-    def count(self, name: str, by: int = 1) -> None:
+    def count(self, name: str, by: int = 1, *, who: str | None = None) -> None:
         self.counts[name] = self.counts.get(name, 0) + by
+        if who is not None:
+            names = self.people.setdefault(name, [])
+            if len(names) < MAX_PEOPLE:
+                names.append(who)
 
     def note(self, text: str) -> None:
         if len(self.notes) < MAX_NOTES:
@@ -112,7 +119,7 @@ def _apply(session: Session, context: Context, row: DirectoryUser, wanted: bool,
         try:
             mail = members.normalise_email(mail)
         except Invalid:
-            tally.count("skipped")
+            tally.count("skipped", who=mail)
             tally.note(f"skipped {row.external_id}: {mail!r} is not an email address")
             return
         if member is None:
@@ -135,10 +142,10 @@ def _apply(session: Session, context: Context, row: DirectoryUser, wanted: bool,
 def _bring_in(session: Session, context: Context, mail: str, name: str, *, restored: bool, tally: Tally) -> Member:
     if context.organisation.directory_policy is DirectoryPolicy.AUTO_ACCEPT:
         member = members.add(session, context.organisation.id, mail, display_name=name, source=context.source)
-        tally.count("restored" if restored else "added")
+        tally.count("restored" if restored else "added", who=mail)
         return member
     invitation = members.invite(session, context.organisation.id, mail, display_name=name, source=context.source)
-    tally.count("restored" if restored else "invited")
+    tally.count("restored" if restored else "invited", who=mail)
     return session.get_one(Member, invitation.member_id)
 
 
@@ -148,11 +155,11 @@ def _follow_rename(session: Session, member: Member, mail: str, name: str, tally
         with session.begin_nested():
             members.update(session, member, display_name=name or None, email=mail)
     except Conflict as error:
-        tally.count("skipped")
+        tally.count("skipped", who=mail)
         tally.note(f"could not change {member.email} to {mail}: {error.message}")
         return
     if (member.email, member.display_name) != before:
-        tally.count("updated")
+        tally.count("updated", who=member.email)
 
 
 def _offboard(session: Session, member: Member, tally: Tally) -> None:
@@ -160,10 +167,10 @@ def _offboard(session: Session, member: Member, tally: Tally) -> None:
         with session.begin_nested():
             members.remove(session, member, reason="directory_offboarded")
     except Conflict as error:
-        tally.count("skipped")
+        tally.count("skipped", who=member.email)
         tally.note(f"kept {member.email}: {error.message}")
         return
-    tally.count("removed")
+    tally.count("removed", who=member.email)
 
 
 def sync_teams(session: Session, context: Context, tally: Tally) -> None:

@@ -1,0 +1,46 @@
+"""Directory actors and how to ask for them. Import only after the broker is set (see worker.broker).
+
+A sync is asked for with `request_sync` inside the caller's transaction and enqueued with
+`enqueue_sync` after it commits; while one is asked for and not started, further requests (a
+burst of push notifications) are covered by it and enqueue nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+from sqlalchemy.orm import Session
+
+from store.services import connections
+from worker import runtime
+from worker.directory import sync
+
+logger = logging.getLogger(__name__)
+
+
+def request_sync(session: Session, connection_id: int) -> bool:
+    """Ask for a sync in the caller's transaction; True when the caller must `enqueue_sync` after commit."""
+    return connections.request_sync(session, connection_id)
+
+
+def enqueue_sync(connection_id: int) -> None:
+    """Queue a sync asked for by `request_sync`. Does not raise: the scheduler picks up requests left behind."""
+    try:
+        sync_connection.send(connection_id)
+    except Exception:
+        logger.warning("could not enqueue a sync of connection %d; the scheduler will", connection_id, exc_info=True)
+
+
+# A failed sync is recorded on the connection and tried again by the scheduler; Dramatiq's
+# retries only cover a crash in between.
+@dramatiq.actor(queue_name="directory", max_retries=3, min_backoff=5_000, max_backoff=300_000, time_limit=3_600_000)
+def sync_connection(connection_id: int) -> None:
+    """Read the connection's directory and apply what changed (no-op while another sync holds it)."""
+    sync.run(runtime.current(), connection_id)
+
+
+@dramatiq.actor(queue_name="directory", max_retries=3, min_backoff=5_000, max_backoff=300_000)
+def renew_channels() -> None:
+    """Open missing push channels and renew those about to expire."""
+    sync.renew_channels(runtime.current())
