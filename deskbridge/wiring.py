@@ -59,7 +59,9 @@ def build(settings: Settings) -> Components:
             retry_delays=scaled(DEFAULT_DELAYS, settings.webhook_retry_scale),
         )
     )
-    import worker.actors  # noqa: F401  - declares the actors on the broker just set
+    # Declare the actors on the broker just set.
+    import worker.actors
+    import worker.directory.jobs  # noqa: F401
 
     return Components(settings, engine, session_factory, broker)
 

@@ -6,12 +6,13 @@ process by `configure` (see deskbridge.wiring) and read with `current()`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.secret_box import SecretBox
+from worker.directory.readers import DirectoryEndpoints
 from worker.mailers import Mailer
 from worker.webhooks.schedule import DEFAULT_DELAYS
 
@@ -25,6 +26,7 @@ class Runtime:
     secret_box: SecretBox
     webhook_client: httpx.Client
     retry_delays: tuple[float, ...] = DEFAULT_DELAYS
+    directory: DirectoryEndpoints = field(default_factory=DirectoryEndpoints)
 
 
 _runtime: Runtime | None = None

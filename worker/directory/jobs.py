@@ -38,9 +38,3 @@ def enqueue_sync(connection_id: int) -> None:
 def sync_connection(connection_id: int) -> None:
     """Read the connection's directory and apply what changed (no-op while another sync holds it)."""
     sync.run(runtime.current(), connection_id)
-
-
-@dramatiq.actor(queue_name="directory", max_retries=3, min_backoff=5_000, max_backoff=300_000)
-def renew_channels() -> None:
-    """Open missing push channels and renew those about to expire."""
-    sync.renew_channels(runtime.current())

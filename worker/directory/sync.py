@@ -1,0 +1,70 @@
+"""One sync of one connection: claim it, read its directory, apply, and say how it went."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+
+from connectors.records import ConnectorError, DirectoryPage
+from store.db import transaction
+from store.models import Connection, ConnectionKind
+from store.services import connections
+from worker.directory import engine, readers
+from worker.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]  # called with the number of users read so far
+
+
+def run(runtime: Runtime, connection_id: int, *, progress: Progress | None = None) -> engine.Tally | None:
+    """Sync a connection now; None when another sync holds it (that one covers this request).
+
+    A connector's refusal is kept on the connection (`error`, or `action_required` when only an
+    admin can fix it) and not raised; anything else is recorded too and raised, so the queue retries.
+    """
+    factory = runtime.session_factory
+    with transaction(factory) as session:
+        if not connections.claim(session, connection_id):
+            logger.info("connection %d is being synced already", connection_id)
+            return None
+        connection = session.get_one(Connection, connection_id)
+        kind, cursor = connection.kind, connection.cursor
+        credentials = connections.credentials(runtime.secret_box, connection)
+        settings = dict(connection.settings)
+    try:
+        if kind in (ConnectionKind.SCIM, ConnectionKind.CSV):
+            # Pushed directories have nothing to read: a sync decides everyone again (after a scope change).
+            with transaction(factory) as session:
+                tally = engine.redecide_everyone(session, connection_id)
+            new_cursor = cursor
+        else:
+            reader = readers.make(kind, settings, credentials, runtime.directory)
+            tally, new_cursor = engine.apply_round(factory, connection_id, _counted(reader.read(cursor), progress))
+    except ConnectorError as error:
+        _fail(runtime, connection_id, error.message, action_required=error.action_required)
+        return None
+    except Exception as error:
+        _fail(runtime, connection_id, f"internal error: {type(error).__name__}; it is retried", action_required=False)
+        raise
+    with transaction(factory) as session:
+        connection = session.get_one(Connection, connection_id)
+        connections.finish(session, connection, counts=tally.counts, notes=tally.notes, cursor=new_cursor)
+    logger.info("synced connection %d: %s", connection_id, tally.counts)
+    return tally
+
+
+def _counted(pages: Iterable[DirectoryPage], progress: Progress | None) -> Iterator[DirectoryPage]:
+    seen = 0
+    for page in pages:
+        yield page
+        seen += len(page.users)
+        if progress is not None:
+            progress(seen)
+
+
+def _fail(runtime: Runtime, connection_id: int, message: str, *, action_required: bool) -> None:
+    logger.warning("sync of connection %d failed: %s", connection_id, message)
+    with transaction(runtime.session_factory) as session:
+        connection = session.get_one(Connection, connection_id)
+        connections.fail(session, connection, message, action_required=action_required, notes=[])
