@@ -8,6 +8,7 @@ request costs nothing after the first.
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -66,8 +67,8 @@ def graph_scope(graph_url: str) -> str:
 class GraphAuth:
     """Acquires (and caches) app-only tokens for Microsoft Graph.
 
-    `verify` is a CA bundle path or True (the system's trust store); it is handed to msal's own
-    HTTP session. The msal application is built on first use: building it already talks to the
+    `verify` is a CA bundle path or True (the system's trust store); it applies to every request
+    msal makes. The msal application is built on first use: building it already talks to the
     authority (OIDC discovery), and a connector should not do I/O in its constructor.
     """
 
@@ -107,8 +108,7 @@ class GraphAuth:
                         self.client_id,
                         client_credential=client_credential,
                         authority=self._authority,
-                        verify=self._verify,
-                        timeout=self._timeout,
+                        http_client=_session(self._verify, self._timeout),
                         # Instance discovery asks login.microsoftonline.com whether an authority host
                         # is Microsoft's; msal skips it for Microsoft's own hosts anyway, and a host
                         # an admin configured on purpose (a sovereign cloud, a test fake) is trusted
@@ -149,6 +149,22 @@ class GraphAuth:
             # Belt and braces: the identity platform never echoes the secret, but an admin sees this text.
             message = message.replace(self._credential.value, "***")
         raise ConnectorError(message, action_required=True)
+
+
+def _session(verify: str | bool, timeout: float) -> requests.Session:
+    """The requests session msal talks through, with `verify` applied to every request.
+
+    msal's own `verify=` sets `Session.verify`, which requests lets REQUESTS_CA_BUNDLE /
+    CURL_CA_BUNDLE override when the environment sets them (as most containers do), so a
+    configured CA bundle would be ignored. Passing verify per request wins over the environment.
+    msal leaves retries to a custom client: one retry on connection errors, as msal's default.
+    """
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(max_retries=1)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.request = functools.partial(session.request, verify=verify, timeout=timeout)  # type: ignore[method-assign]
+    return session
 
 
 def _first_line(text: object) -> str:

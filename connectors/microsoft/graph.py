@@ -9,6 +9,7 @@ instead of holding a thread. What happened on the way is kept as notes for the a
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -101,7 +102,9 @@ class GraphClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._auth = auth
-        self._http = http or httpx.Client(verify=verify, timeout=timeout)
+        # httpx wants an SSLContext for a CA bundle (a path is deprecated there).
+        tls: ssl.SSLContext | bool = ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+        self._http = http or httpx.Client(verify=tls, timeout=timeout)
         self._sleep = sleep
         self._max_attempts = max_attempts
         self._max_wait = max_wait
