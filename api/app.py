@@ -11,6 +11,7 @@ from api import errors, health, invitation_page, metrics
 from api.compat import wiggledesk
 from api.context import ApiContext
 from api.middleware import Guard
+from api.push import router as push
 from api.usage import TokenUsage
 from api.v1 import router as v1
 
@@ -39,4 +40,5 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(wiggledesk.router)
     app.include_router(v1.router)
     app.include_router(invitation_page.router)
+    app.include_router(push)
     return app

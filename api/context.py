@@ -26,3 +26,7 @@ class ApiContext:
     allow_private_webhooks: bool = False
     webhook_client: httpx.Client | None = None
     enqueue_backlog: Callable[[list[int]], None] = lambda _ids: None
+    # Directory push: queue a sync asked for (see worker.directory.jobs), and open or renew a
+    # connection's channels (the flag: close and open them again).
+    enqueue_sync: Callable[[int], None] = lambda _id: None
+    enqueue_channels: Callable[[int, bool], None] = lambda _id, _recreate: None

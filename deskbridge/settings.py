@@ -54,6 +54,17 @@ class Settings(BaseSettings):
     webhook_retry_scale: float = Field(
         default=1.0, gt=0, description="Multiplies the webhook retry delays (tests compress them with e.g. 0.001)."
     )
+    directory_sync_minutes: float = Field(
+        default=15, gt=0, description="How often Microsoft and Google directories are read (push makes it sooner)."
+    )
+    microsoft_authority: str = Field(
+        default="https://login.microsoftonline.com", description="Microsoft identity platform (sovereign clouds)."
+    )
+    graph_url: str = Field(default="https://graph.microsoft.com/v1.0", description="Microsoft Graph base URL.")
+    google_api_url: str = Field(default="https://admin.googleapis.com/", description="Google Admin SDK base URL.")
+    ca_bundle: str | None = Field(
+        default=None, description="A CA certificate file to trust for directory APIs (behind a TLS-inspecting proxy)."
+    )
 
 
 @lru_cache

@@ -20,6 +20,7 @@ from store.db import make_engine, make_session_factory
 from store.secret_box import SecretBox
 from worker import broker as brokers
 from worker import relay, runtime
+from worker.directory.readers import DirectoryEndpoints
 from worker.mailers import Mailer
 from worker.mailers.folder import FolderMailer
 from worker.mailers.smtp import SMTPMailer
@@ -57,6 +58,13 @@ def build(settings: Settings) -> Components:
             secret_box=make_secret_box(settings),
             webhook_client=make_client(allow_private=settings.allow_private_webhooks),
             retry_delays=scaled(DEFAULT_DELAYS, settings.webhook_retry_scale),
+            directory=DirectoryEndpoints(
+                microsoft_authority=settings.microsoft_authority,
+                graph_url=settings.graph_url,
+                google_api_url=settings.google_api_url,
+                ca_bundle=settings.ca_bundle,
+            ),
+            directory_sync_seconds=settings.directory_sync_minutes * 60,
         )
     )
     # Declare the actors on the broker just set.
@@ -99,6 +107,7 @@ def make_counter(settings: Settings) -> Counter:
 
 def make_app(components: Components) -> FastAPI:
     from worker import actors
+    from worker.directory import jobs
 
     settings = components.settings
     worker_runtime = runtime.current()
@@ -114,5 +123,7 @@ def make_app(components: Components) -> FastAPI:
             allow_private_webhooks=settings.allow_private_webhooks,
             webhook_client=worker_runtime.webhook_client,
             enqueue_backlog=actors.enqueue_backlog,
+            enqueue_sync=jobs.enqueue_sync,
+            enqueue_channels=jobs.enqueue_channels,
         )
     )

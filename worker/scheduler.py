@@ -38,6 +38,7 @@ class Job:
 def default_jobs(runtime: Runtime) -> list[Job]:
     """The periodic work of a deskbridge deployment, one line per job."""
     from worker import actors, maintenance
+    from worker.directory import channels, jobs
     from worker.webhooks import delivery
 
     return [
@@ -45,6 +46,8 @@ def default_jobs(runtime: Runtime) -> list[Job]:
         Job("webhooks.sweep", 5, partial(delivery.sweep, runtime, actors.enqueue_delivery)),
         Job("invitations.sweep", 60, partial(maintenance.resend_unsent_invitations, runtime)),
         Job("metrics", 15, partial(maintenance.record_gauges, runtime)),
+        Job("directory.poll", 60, partial(jobs.poll, runtime)),
+        Job("directory.channels", 600, partial(channels.renew_all, runtime)),
     ]
 
 

@@ -340,6 +340,21 @@ def due_for_sync(session: Session, *, every: timedelta, now: datetime | None = N
     )
 
 
+def forgotten_requests(session: Session, *, older_than: timedelta, now: datetime | None = None) -> list[int]:
+    """Syncs asked for long ago and never started (their job was lost with a broker outage)."""
+    now = now or utcnow()
+    return list(
+        session.scalars(
+            select(Connection.id)
+            .where(
+                Connection.sync_requested_at < now - older_than,
+                or_(Connection.sync_lease_until.is_(None), Connection.sync_lease_until < now),
+            )
+            .order_by(Connection.id)
+        )
+    )
+
+
 # Push channels.
 
 
@@ -399,5 +414,31 @@ def channels_expiring(session: Session, *, within: timedelta, now: datetime | No
     return list(
         session.scalars(
             select(PushChannel).where(PushChannel.expires_at < (now or utcnow()) + within).order_by(PushChannel.id)
+        )
+    )
+
+
+def extend_channel(session: Session, channel_id: int, expires_at: datetime) -> None:
+    """Note a channel's new expiry after a renewal that kept it (Graph)."""
+    session.get_one(PushChannel, channel_id).expires_at = expires_at
+
+
+def drop_channel(session: Session, channel_id: int) -> None:
+    """Forget a channel (closed, or replaced by a new one)."""
+    channel = session.get(PushChannel, channel_id)
+    if channel is not None:
+        session.delete(channel)
+
+
+def pushing_connection_ids(session: Session) -> list[int]:
+    """Connections whose directories can push changes and that are not waiting for an admin."""
+    return list(
+        session.scalars(
+            select(Connection.id)
+            .where(
+                Connection.kind.in_([ConnectionKind.MICROSOFT, ConnectionKind.GOOGLE]),
+                Connection.status != ConnectionStatus.ACTION_REQUIRED,
+            )
+            .order_by(Connection.id)
         )
     )

@@ -8,13 +8,16 @@ burst of push notifications) are covered by it and enqueue nothing.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import dramatiq
 from sqlalchemy.orm import Session
 
+from store.db import transaction
 from store.services import connections
 from worker import runtime
-from worker.directory import sync
+from worker.directory import channels, sync
+from worker.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -38,3 +41,30 @@ def enqueue_sync(connection_id: int) -> None:
 def sync_connection(connection_id: int) -> None:
     """Read the connection's directory and apply what changed (no-op while another sync holds it)."""
     sync.run(runtime.current(), connection_id)
+
+
+def enqueue_channels(connection_id: int, recreate: bool) -> None:
+    """Queue opening or renewing a connection's push channels. Does not raise: the scheduler renews too."""
+    try:
+        ensure_channels.send(connection_id, recreate)
+    except Exception:
+        logger.warning("could not enqueue the channels of connection %d", connection_id, exc_info=True)
+
+
+@dramatiq.actor(queue_name="directory", max_retries=3, min_backoff=5_000, max_backoff=300_000)
+def ensure_channels(connection_id: int, recreate: bool = False) -> None:
+    """Open (or, with `recreate`, reopen) a connection's push channels and renew those about to expire."""
+    channels.ensure(runtime.current(), connection_id, recreate=recreate)
+
+
+def poll(worker_runtime: Runtime) -> int:
+    """The scheduler's job: queue a sync of every polled connection whose last one is older than the
+    interval, and again any sync asked for whose job was lost. Returns how many were queued."""
+    every = timedelta(seconds=worker_runtime.directory_sync_seconds)
+    with transaction(worker_runtime.session_factory) as session:
+        due = connections.due_for_sync(session, every=every)
+        wanted = [connection_id for connection_id in due if connections.request_sync(session, connection_id)]
+        wanted += connections.forgotten_requests(session, older_than=timedelta(minutes=5))
+    for connection_id in sorted(set(wanted)):
+        enqueue_sync(connection_id)
+    return len(set(wanted))

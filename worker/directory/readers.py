@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from connectors.push import PushSubscriber
 from connectors.records import ConnectorError, DirectoryReader
 from store.models import ConnectionKind
 
@@ -24,3 +25,10 @@ def make(
 ) -> DirectoryReader:
     """The connector that reads a connection of `kind`."""
     raise ConnectorError(f"{kind.value} connections cannot be read yet")
+
+
+def make_subscriber(
+    kind: ConnectionKind, settings: dict[str, Any], credentials: dict[str, Any], endpoints: DirectoryEndpoints
+) -> PushSubscriber:
+    """The connector that opens push channels for a connection of `kind`."""
+    raise ConnectorError(f"{kind.value} connections cannot push yet")

@@ -246,9 +246,7 @@ def test_scope_by_group_follows_membership_changes(session_factory: sessionmaker
     assert states["alice@acme.example"] is MemberStatus.REMOVED
 
 
-def test_group_members_announced_in_slices_over_a_full_round(
-    session_factory: sessionmaker[Session], acme: Org
-) -> None:
+def test_group_members_announced_in_slices_over_a_full_round(session_factory: sessionmaker[Session], acme: Org) -> None:
     connection_id = connect(session_factory, acme, scope={"groups": ["g1"]})
     pages = [
         DirectoryPage(users=(user("a"), user("b"), user("c")), full_users=True, full_groups=True),

@@ -1,0 +1,135 @@
+"""Push channels of directory connections: opened, renewed before they expire, and closed.
+
+A connection of a kind that can push (Microsoft, Google) keeps its channels open so that a change
+in the directory starts a sync within seconds; the scheduler's polling is the safety net.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy.orm import Session
+
+from connectors.push import PushChannel as ProviderChannel
+from connectors.push import PushSubscriber
+from connectors.records import ConnectorError
+from store.columns import utcnow
+from store.db import transaction
+from store.models import Connection, ConnectionKind, ConnectionStatus, PushChannel
+from store.services import connections
+from worker.directory import readers
+from worker.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+PUSHING_KINDS = (ConnectionKind.MICROSOFT, ConnectionKind.GOOGLE)
+LIFETIME = timedelta(days=2)  # asked for; providers may give less (Graph clamps, Google caps)
+RENEW_WITHIN = timedelta(hours=6)
+
+
+def notification_url(public_base_url: str, kind: ConnectionKind, connection_id: int) -> str:
+    """Where a provider posts change notifications for a connection (see api/push)."""
+    return f"{public_base_url.rstrip('/')}/push/{kind.value}/{connection_id}"
+
+
+def ensure(runtime: Runtime, connection_id: int, *, recreate: bool = False) -> int:
+    """Open the connection's channels if it has none (or `recreate`), renew those about to expire.
+
+    Returns how many channels were opened or renewed. A provider's refusal is logged and noted on
+    the connection's notes, never raised: polling still keeps the connection in step.
+    """
+    with transaction(runtime.session_factory) as session:
+        connection = session.get(Connection, connection_id)
+        if connection is None or connection.kind not in PUSHING_KINDS:
+            return 0
+        if connection.status is ConnectionStatus.ACTION_REQUIRED:
+            return 0
+        kind, settings = connection.kind, dict(connection.settings)
+        credentials = connections.credentials(runtime.secret_box, connection)
+        stored = [(channel.id, _provider_channel(channel)) for channel in connections.channels(session, connection_id)]
+    url = notification_url(runtime.public_base_url, kind, connection_id)
+    subscriber = readers.make_subscriber(kind, settings, credentials, runtime.directory)
+    now = utcnow()
+    changed = 0
+    try:
+        if recreate or not stored:
+            for _, channel in stored:
+                _quietly_close(subscriber, channel)
+            secret = connections.new_channel_secret()
+            opened = subscriber.subscribe(url, url + "/lifecycle", secret, now + LIFETIME)
+            with transaction(runtime.session_factory) as session:
+                for row_id, _ in stored:
+                    connections.drop_channel(session, row_id)
+                connection = session.get_one(Connection, connection_id)
+                for channel in opened:
+                    _keep(session, connection, channel, secret)
+            return len(opened)
+        for row_id, channel in stored:
+            if channel.expires_at - now > RENEW_WITHIN:
+                continue
+            secret = connections.new_channel_secret()
+            renewed = subscriber.renew(channel, url, secret, now + LIFETIME)
+            with transaction(runtime.session_factory) as session:
+                if renewed.provider_id == channel.provider_id:
+                    connections.extend_channel(session, row_id, renewed.expires_at)
+                else:  # a new channel replaced the old one (Google): it has the new secret
+                    connections.drop_channel(session, row_id)
+                    _keep(session, session.get_one(Connection, connection_id), renewed, secret)
+            changed += 1
+    except ConnectorError as error:
+        logger.warning("push channels of connection %d: %s", connection_id, error.message)
+        return changed
+    return changed
+
+
+def close(runtime: Runtime, connection_id: int) -> None:
+    """Close every channel of a connection at the provider (best effort) and forget them."""
+    with transaction(runtime.session_factory) as session:
+        connection = session.get(Connection, connection_id)
+        if connection is None or connection.kind not in PUSHING_KINDS:
+            return
+        kind, settings = connection.kind, dict(connection.settings)
+        credentials = connections.credentials(runtime.secret_box, connection)
+        stored = [(channel.id, _provider_channel(channel)) for channel in connections.channels(session, connection_id)]
+    subscriber = readers.make_subscriber(kind, settings, credentials, runtime.directory)
+    for _, channel in stored:
+        _quietly_close(subscriber, channel)
+    with transaction(runtime.session_factory) as session:
+        for row_id, _ in stored:
+            connections.drop_channel(session, row_id)
+
+
+def renew_all(runtime: Runtime) -> int:
+    """Renew or open channels for every pushing connection (the scheduler's job)."""
+    with transaction(runtime.session_factory) as session:
+        ids = connections.pushing_connection_ids(session)
+    return sum(ensure(runtime, connection_id) for connection_id in ids)
+
+
+def _keep(session: Session, connection: Connection, channel: ProviderChannel, secret: str) -> None:
+    connections.add_channel(
+        session,
+        connection,
+        provider_id=channel.provider_id,
+        resource=channel.resource,
+        resource_id=channel.resource_id,
+        expires_at=channel.expires_at,
+        secret=secret,
+    )
+
+
+def _provider_channel(channel: PushChannel) -> ProviderChannel:
+    return ProviderChannel(
+        provider_id=channel.provider_id,
+        resource=channel.resource,
+        expires_at=channel.expires_at,
+        resource_id=channel.resource_id,
+    )
+
+
+def _quietly_close(subscriber: PushSubscriber, channel: ProviderChannel) -> None:
+    try:
+        subscriber.unsubscribe(channel)
+    except ConnectorError as error:
+        logger.info("could not close channel %s: %s", channel.provider_id, error.message)
