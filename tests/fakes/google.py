@@ -709,6 +709,8 @@ class FakeGoogle:
     def _member(self, member_id: str, kind: str) -> dict[str, Any]:
         if kind == "GROUP":
             email, status = self.groups[member_id]["email"], None
+        elif kind != "USER":  # CUSTOMER (everyone in the account) or EXTERNAL: no user behind it
+            email, status = (member_id if "@" in member_id else None), None
         else:
             user = self.users[member_id]
             email, status = user["primaryEmail"], "SUSPENDED" if user["suspended"] else "ACTIVE"
@@ -716,10 +718,11 @@ class FakeGoogle:
             "kind": "admin#directory#member",
             "etag": _etag(member_id, 0),
             "id": member_id,
-            "email": email,
             "role": "MEMBER",
             "type": kind,
         }
+        if email:
+            member["email"] = email
         if status:
             member["status"] = status
         return member
