@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
+from connectors import google, microsoft
 from connectors.push import PushSubscriber
 from connectors.records import ConnectorError, DirectoryReader
 from store.models import ConnectionKind
@@ -24,11 +26,51 @@ def make(
     kind: ConnectionKind, settings: dict[str, Any], credentials: dict[str, Any], endpoints: DirectoryEndpoints
 ) -> DirectoryReader:
     """The connector that reads a connection of `kind`."""
-    raise ConnectorError(f"{kind.value} connections cannot be read yet")
+    if kind is ConnectionKind.MICROSOFT:
+        return microsoft.MicrosoftDirectory(_graph(settings, credentials, endpoints))
+    if kind is ConnectionKind.GOOGLE:
+        return google.GoogleDirectory(_google(settings, credentials, endpoints), groups=settings.get("groups") or None)
+    raise ConnectorError(f"{kind.value} connections are pushed to deskbridge, not read")
 
 
 def make_subscriber(
     kind: ConnectionKind, settings: dict[str, Any], credentials: dict[str, Any], endpoints: DirectoryEndpoints
 ) -> PushSubscriber:
     """The connector that opens push channels for a connection of `kind`."""
-    raise ConnectorError(f"{kind.value} connections cannot push yet")
+    if kind is ConnectionKind.MICROSOFT:
+        return microsoft.MicrosoftSubscriptions(_graph(settings, credentials, endpoints))
+    if kind is ConnectionKind.GOOGLE:
+        return google.GoogleChannels(_google(settings, credentials, endpoints))
+    raise ConnectorError(f"{kind.value} connections have no push channels")
+
+
+def _graph(
+    settings: dict[str, Any], credentials: dict[str, Any], endpoints: DirectoryEndpoints
+) -> microsoft.GraphClient:
+    credential: microsoft.Credential
+    if credentials.get("client_secret"):
+        credential = microsoft.ClientSecret(credentials["client_secret"])
+    else:
+        credential = microsoft.ClientCertificate(credentials["private_key"], credentials["thumbprint"])
+    verify: str | bool = endpoints.ca_bundle or True
+    auth = microsoft.GraphAuth(
+        settings["tenant_id"],
+        settings["client_id"],
+        credential,
+        authority_host=endpoints.microsoft_authority,
+        graph_url=endpoints.graph_url,
+        verify=verify,
+    )
+    return microsoft.GraphClient(auth, base_url=endpoints.graph_url, verify=verify)
+
+
+def _google(
+    settings: dict[str, Any], credentials: dict[str, Any], endpoints: DirectoryEndpoints
+) -> google.GoogleSettings:
+    key = credentials["service_account_key"]
+    return google.GoogleSettings(
+        service_account_info=json.loads(key) if isinstance(key, str) else key,
+        admin_email=settings["admin_email"],
+        customer=settings.get("customer") or "my_customer",
+        base_url=endpoints.google_api_url,
+    )
