@@ -743,6 +743,9 @@ class FakeGoogle:
         most = now + self.channel_ttl * 1000
         asked = body.get("expiration")
         expires = min(int(asked), most) if asked else most
+        ttl = (body.get("params") or {}).get("ttl")
+        if ttl is not None:  # params.ttl (seconds) also bounds the lifetime
+            expires = min(expires, now + int(ttl) * 1000)
         resource = "admin/directory/v1/users?" + "&".join(
             f"{k}={quote(v)}" for k, v in (("customer", query.get("customer")), ("event", event)) if v
         )
