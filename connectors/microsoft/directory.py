@@ -179,14 +179,15 @@ class MicrosoftDirectory:
         group_id: str = item["id"]
         if "@removed" in item:
             return DirectoryGroup(external_id=group_id, name=str(item.get("displayName") or ""), deleted=True)
-        if "displayName" in item and "mail" in item:
-            known[group_id] = (str(item["displayName"] or ""), item["mail"] or None)
-        elif group_id not in known:
+        if group_id not in known and ("displayName" not in item or "mail" not in item):
             fetched = self._fetch(f"groups/{quote(group_id)}?$select=displayName,mail", GROUPS_PERMISSION)
             if fetched is None:  # gone since this page was made
                 return DirectoryGroup(external_id=group_id, name=str(item.get("displayName") or ""), deleted=True)
             known[group_id] = (str(fetched.get("displayName") or ""), fetched.get("mail") or None)
-        name, mail = known[group_id]
+        # What the delta object says wins over what was read before: it is the newer state.
+        name = str(item["displayName"] or "") if "displayName" in item else known[group_id][0]
+        mail = (item["mail"] or None) if "mail" in item else known[group_id][1]
+        known[group_id] = (name, mail)
         added, removed = members_from_delta(item.get("members@delta"))
         return DirectoryGroup(external_id=group_id, name=name, email=mail, added=added, removed=removed)
 
