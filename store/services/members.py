@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, func, insert, or_, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
@@ -116,6 +117,85 @@ def invite(
         {**_describe(member), "invitation_id": invitation.id, "source": source},
     )
     return invitation
+
+
+def load(session: Session, member_ids: Sequence[int]) -> None:
+    """Fetch these members into the session in one query, so `session.get` finds them without one each."""
+    if member_ids:
+        session.scalars(select(Member).where(Member.id.in_(list(member_ids)))).all()
+
+
+def find_by_emails(session: Session, organisation_id: int, emails: Sequence[str]) -> dict[str, Member]:
+    """The members with these (normalised) addresses, by address, in one query."""
+    if not emails:
+        return {}
+    found = session.scalars(
+        select(Member).where(Member.organisation_id == organisation_id, Member.email.in_(list(emails)))
+    )
+    return {member.email: member for member in found}
+
+
+def bring_in_many(
+    session: Session,
+    organisation_id: int,
+    people: Sequence[tuple[str, str]],
+    *,
+    active: bool,
+    source: str,
+) -> dict[str, int]:
+    """Invite (or, `active`, add) many people who are not members at all yet, in a few statements.
+
+    `people` are (normalised address, display name) pairs; the caller has checked that none of the
+    addresses has a member (a directory's first sync brings in thousands at once). Records the same
+    events as `invite`/`add` one by one. Returns each address's new member id.
+    """
+    if not people:
+        return {}
+    now = utcnow()
+    status = MemberStatus.ACTIVE if active else MemberStatus.INVITED
+    rows = session.execute(
+        insert(Member).returning(Member.id, Member.email, sort_by_parameter_order=True),
+        [
+            {
+                "organisation_id": organisation_id,
+                "email": email,
+                "display_name": name.strip(),
+                "role": Role.MEMBER,
+                "status": status,
+                "api_access": False,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for email, name in people
+        ],
+    ).all()
+    ids = {email: member_id for member_id, email in rows}
+    described = {"role": Role.MEMBER, "status": status}
+    if active:
+        for email, member_id in ids.items():
+            data = {"member_id": member_id, "email": email, **described, "source": source}
+            outbox.record(session, organisation_id, "membership.added", data)
+        return ids
+    invitations = session.execute(
+        insert(Invitation).returning(Invitation.id, Invitation.email, sort_by_parameter_order=True),
+        [
+            {
+                "organisation_id": organisation_id,
+                "member_id": ids[email],
+                "email": email,
+                "status": InvitationStatus.PENDING,
+                "source": source,
+                "expires_at": now + INVITATION_LIFETIME,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for email, _ in people
+        ],
+    ).all()
+    for invitation_id, email in invitations:
+        data = {"member_id": ids[email], "email": email, **described, "invitation_id": invitation_id, "source": source}
+        outbox.record(session, organisation_id, "membership.invited", data)
+    return ids
 
 
 def issue_invitation_token(session: Session, invitation: Invitation) -> str | None:

@@ -98,30 +98,68 @@ def stage(session: Session, context: Context, page: DirectoryPage, round_: int) 
 
 
 def decide(session: Session, context: Context, user_ids: Iterable[str], renamed: set[str], tally: Tally) -> None:
-    """Bring each user's membership in line with the scope (only what changed is touched)."""
+    """Bring each user's membership in line with the scope (only what changed is touched).
+
+    Newcomers (in scope, no member with their address at all) are brought in together, a chunk
+    at a time: a first sync of a large tenant is mostly newcomers.
+    """
     ids = sorted(user_ids)
     connection_id = context.connection.id
     for start in range(0, len(ids), DECIDE_CHUNK):
         chunk = ids[start : start + DECIDE_CHUNK]
         rows = directory.users(session, connection_id, chunk)
         groups = directory.groups_of(session, connection_id, chunk) if context.scope.groups else {}
+        wanted = {row.id: in_scope(row, context.scope, groups.get(row.external_id, set())) for row in rows}
+        members.load(session, [row.member_id for row in rows if row.member_id])
+        mails = {row.id: _mail(row, context, tally) for row in rows if wanted[row.id]}
+        known = members.find_by_emails(session, context.organisation.id, [mail for mail in mails.values() if mail])
+        newcomers = {
+            mail: row.display_name
+            for row in rows
+            if (mail := mails.get(row.id)) and mail not in known and not _linked(session, row)
+        }
+        brought = members.bring_in_many(
+            session,
+            context.organisation.id,
+            list(newcomers.items()),
+            active=context.organisation.directory_policy is DirectoryPolicy.AUTO_ACCEPT,
+            source=context.source,
+        )
+        action = "added" if context.organisation.directory_policy is DirectoryPolicy.AUTO_ACCEPT else "invited"
+        for mail in brought:
+            tally.count(action, who=mail)
         for row in rows:
-            wanted = in_scope(row, context.scope, groups.get(row.external_id, set()))
-            _apply(session, context, row, wanted, row.external_id in renamed, tally)
+            mail = mails.get(row.id)
+            if wanted[row.id] and mail is None:
+                continue  # not a usable address: skipped and noted, decided again when it changes
+            if mail in brought:
+                row.member_id, row.in_scope = brought[mail], True
+                continue
+            _apply(session, context, row, mail, row.external_id in renamed, tally)
         session.flush()
 
 
-def _apply(session: Session, context: Context, row: DirectoryUser, wanted: bool, renamed: bool, tally: Tally) -> None:
+def _mail(row: DirectoryUser, context: Context, tally: Tally) -> str | None:
+    mail = address(row, context.scope)
+    assert mail is not None  # in scope implies an address
+    try:
+        return members.normalise_email(mail)
+    except Invalid:
+        tally.count("skipped", who=mail)
+        tally.note(f"skipped {row.external_id}: {mail!r} is not an email address")
+        return None
+
+
+def _linked(session: Session, row: DirectoryUser) -> bool:
+    return row.member_id is not None and session.get(Member, row.member_id) is not None
+
+
+def _apply(
+    session: Session, context: Context, row: DirectoryUser, mail: str | None, renamed: bool, tally: Tally
+) -> None:
+    """Decide for one user; `mail` is their address when they are in scope, None when they are not."""
     member = session.get(Member, row.member_id) if row.member_id else None
-    if wanted:
-        mail = address(row, context.scope)
-        assert mail is not None  # in scope implies an address
-        try:
-            mail = members.normalise_email(mail)
-        except Invalid:
-            tally.count("skipped", who=mail)
-            tally.note(f"skipped {row.external_id}: {mail!r} is not an email address")
-            return
+    if mail is not None:
         if member is None:
             member = members.find_by_email(session, context.organisation.id, mail)
         if member is None or member.status is MemberStatus.REMOVED:
@@ -136,7 +174,7 @@ def _apply(session: Session, context: Context, row: DirectoryUser, wanted: bool,
         and not directory.other_claims(session, member.id, row.id)
     ):
         _offboard(session, member, tally)
-    row.in_scope = wanted
+    row.in_scope = mail is not None
 
 
 def _bring_in(session: Session, context: Context, mail: str, name: str, *, restored: bool, tally: Tally) -> Member:
