@@ -25,7 +25,7 @@ MEMBERS_PER_PAGE = 20_000  # flush a page of groups once it announces this many 
 
 
 class GoogleDirectory:
-    """Reads a Workspace customer's users and groups.
+    """Reads a Workspace customer's users and groups (one instance per thread: httplib2 is not thread-safe).
 
     `groups`: read only these groups (their email addresses), so that a large tenant does not list
     every group's members; None reads every group. `nested`: count members of nested groups as
@@ -52,6 +52,7 @@ class GoogleDirectory:
         self.page_size = min(page_size, USERS_PAGE)
         self.now = now
         self.service = service or DirectoryService(settings)
+        self._notes: list[str] = []
 
     def read(self, cursor: str | None) -> Iterator[DirectoryPage]:
         """One complete round, whatever the cursor (Google has no delta); the last page carries the new cursor."""
@@ -63,7 +64,7 @@ class GoogleDirectory:
             pending = page
         # A round always has at least the first users page, so `pending` is set here.
         assert pending is not None
-        yield replace(pending, cursor=started, last=True, notes=pending.notes + self.service.take_notes())
+        yield replace(pending, cursor=started, last=True, notes=pending.notes + self._take_notes())
 
     def _pages(self) -> Iterator[DirectoryPage]:
         for body in self._list_users(deleted=False):
@@ -105,8 +106,12 @@ class GoogleDirectory:
             groups=groups,
             full_users=True,
             full_groups=True,
-            notes=self.service.take_notes(),
+            notes=self._take_notes(),
         )
+
+    def _take_notes(self) -> tuple[str, ...]:
+        notes, self._notes = (*self._notes, *self.service.take_notes()), []
+        return notes
 
     def _list_users(self, *, deleted: bool) -> Iterator[dict[str, Any]]:
         params: dict[str, Any] = {
@@ -138,6 +143,7 @@ class GoogleDirectory:
                 # A group that is gone is simply not announced: the full round then ends its memberships.
                 yield self.service.call(partial(_get_group, key=email), f"reading group {email}")
             except GoogleNotFound:
+                self._notes.append(f"group {email} not found at Google")
                 continue
 
     def _members(self, group_id: str) -> Iterator[str]:

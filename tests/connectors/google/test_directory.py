@@ -158,6 +158,7 @@ def test_restricted_to_given_groups(fake: FakeGoogle, settings: GoogleSettings) 
 
     groups = [group for page in pages for group in page.groups]
     assert [(g.external_id, g.members) for g in groups] == [(wanted, frozenset({ana}))]
+    assert "group deleted-group@example.com not found at Google" in [n for p in pages for n in p.notes]
     paths = {r.path for r in fake.requests}
     assert "admin/directory/v1/groups" not in paths  # no listing of every group
     assert f"admin/directory/v1/groups/{other}/members" not in paths
