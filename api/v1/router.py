@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from api.v1.common import problems
 from api.v1.endpoints import (
     bookings,
+    connections,
     deliveries,
     desks,
     events,
@@ -36,6 +37,7 @@ for resource in (
     webhooks,
     deliveries,
     hooks,
+    connections,
 ):
     router.include_router(resource.router, responses=_AUTHENTICATED)
 router.include_router(deliveries.events_router, responses=_AUTHENTICATED)

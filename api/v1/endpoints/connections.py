@@ -1,0 +1,305 @@
+"""Directory connections (admins): Microsoft Entra ID, Google Workspace, SCIM and CSV sources.
+
+Credentials go in and never come out: no answer, list or event carries them. A SCIM connection's
+bearer token is shown once, when it is made or rotated. A CSV connection is fed by imports: the
+file is the whole directory, so whoever it leaves out is removed; `dry_run` shows that plan first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, StringConstraints
+from sqlalchemy.orm import Session
+
+from api.context import ApiContext
+from api.deps import DB, AdminCaller, context
+from api.errors import problem
+from api.v1.common import PatchBody, RequestBody, Resource, Timestamp, path_id, problems
+from api.v1.pagination import Keyset, Page, Paging, fetch, page_of
+from connectors.csv import parse
+from connectors.records import DirectoryGroup, DirectoryPage, RemovedUser
+from store.errors import Conflict
+from store.models import Connection, ConnectionKind
+from store.secret_box import SecretBox
+from store.services import connections, directory
+from worker.directory import engine
+
+router = APIRouter(prefix="/connections", tags=["connections"])
+
+KEYSET = Keyset("connections", (Connection.id,))
+ConnectionId = Annotated[int, path_id("The connection's id.")]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Kind = Literal["microsoft", "google", "scim", "csv"]
+NO_STORE = {"Cache-Control": "no-store"}
+SETTINGS_HELP = (
+    "microsoft: tenant_id, client_id; google: admin_email, customer, groups; every kind: scope "
+    "{groups, org_units, domains, include_guests, include_without_mailbox} and team_groups "
+    '(group ids or addresses mirrored as teams, "*" for all; a csv connection defaults to ["*"]).'
+)
+CREDENTIALS_HELP = (
+    "microsoft: client_secret, or private_key (PEM) and thumbprint; google: service_account_key "
+    "(the key file's JSON); none for scim and csv. Kept encrypted; never shown again."
+)
+
+
+def _box(ctx: ApiContext) -> SecretBox:
+    if ctx.secret_box is None:
+        raise RuntimeError("ApiContext.secret_box is not set: connections need it (see deskbridge.wiring)")
+    return ctx.secret_box
+
+
+def get_connection(db: DB, caller: AdminCaller, connection_id: ConnectionId) -> Connection:
+    """The caller's organisation's connection from the path; another organisation's id is a 404."""
+    return connections.get(db, caller.organisation.id, connection_id)
+
+
+Context = Annotated[ApiContext, Depends(context)]
+Chosen = Annotated[Connection, Depends(get_connection)]
+
+
+# --- models ------------------------------------------------------------------------------------
+
+
+class ConnectionOut(Resource):
+    """A directory people are synced from, and how its last sync went. Credentials are never part of it."""
+
+    id: int
+    kind: Kind
+    name: str
+    status: Literal["active", "syncing", "error", "action_required"] = Field(
+        description="error: the last sync failed and is retried; action_required: only an admin can fix it."
+    )
+    settings: dict[str, Any] = Field(description=SETTINGS_HELP)
+    last_synced_at: Timestamp | None
+    last_error: str | None = Field(description="Why the last sync failed, for an admin to act on.")
+    last_counts: dict[str, int] = Field(description="What the last sync did: seen, invited, removed…")
+    last_notes: list[str] = Field(description="What happened on the way (throttled, resynced, skipped people).")
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class ConnectionCreated(ConnectionOut):
+    """A new connection; for SCIM with its bearer token, shown only now (rotate it to get a new one)."""
+
+    token: str | None = Field(description="The SCIM bearer token; null for other kinds.")
+
+
+class ConnectionIn(RequestBody):
+    """A new connection."""
+
+    kind: Kind
+    name: Name
+    settings: dict[str, Any] = Field(default_factory=dict, description=SETTINGS_HELP)
+    credentials: dict[str, Any] = Field(default_factory=dict, description=CREDENTIALS_HELP)
+
+
+class ConnectionPatch(PatchBody):
+    """What to change; leave a field out to keep it. `settings` are merged key by key; `credentials` replace."""
+
+    name: Name | None = None
+    settings: dict[str, Any] | None = Field(default=None, description=SETTINGS_HELP)
+    credentials: dict[str, Any] | None = Field(default=None, description=CREDENTIALS_HELP)
+
+
+class SyncQueued(BaseModel):
+    """Whether this request queued a sync."""
+
+    queued: bool = Field(description="false: a sync was already asked for and not started; it covers this one.")
+
+
+class TokenOut(BaseModel):
+    """A new SCIM bearer token; the previous one stopped working."""
+
+    token: str
+
+
+class ImportIn(RequestBody):
+    """A CSV export with the header email,name,teams,active (only email is required)."""
+
+    csv: str = Field(description="The file's text. Teams are separated by ';' or '|'; active is true/false.")
+
+
+class RowErrorOut(BaseModel):
+    line: int
+    message: str
+
+
+class ImportOut(BaseModel):
+    """What an import did, or with `dry_run`, would do."""
+
+    dry_run: bool
+    applied: bool = Field(description="Whether the store was changed (never on a dry run or a file with errors).")
+    rows: int = Field(description="People rows read.")
+    counts: dict[str, int]
+    people: dict[str, list[str]] = Field(description="Addresses by action: invited, added, restored, updated, removed…")
+    notes: list[str]
+    errors: list[RowErrorOut] = Field(description="Bad rows (a dry run only; an import answers 422 instead).")
+
+
+# --- CSV imports (also used by `deskbridge sync --file`) ---------------------------------------
+
+
+def import_page(session: Session, connection: Connection, page: DirectoryPage, *, dry_run: bool) -> engine.Tally:
+    """Apply a CSV file's page to a csv connection in the caller's transaction, or only plan it.
+
+    A dry run does the real work in a savepoint and rolls it back: the plan is exactly what an
+    import would do, and no row, event or email is left behind.
+    """
+    if connection.kind is not ConnectionKind.CSV:
+        raise Conflict(f"connection {connection.id} is a {connection.kind.value} connection; only csv ones take files")
+    savepoint = session.begin_nested()
+    try:
+        if not connections.claim(session, connection.id):
+            raise Conflict("a sync of this connection is running; try again when it is done", code="sync_running")
+        tally = engine.apply_now(session, connection.id, _with_leavers(session, connection.id, page))
+    except BaseException:
+        savepoint.rollback()
+        raise
+    if dry_run:
+        savepoint.rollback()
+        return tally
+    savepoint.commit()
+    connections.finish(session, connection, counts=tally.counts, notes=tally.notes, cursor=connection.cursor)
+    return tally
+
+
+def _with_leavers(session: Session, connection_id: int, page: DirectoryPage) -> DirectoryPage:
+    # engine.apply_now stages one page and does not close a full listing, so who and which teams the
+    # file leaves out are said explicitly.
+    listed = {user.external_id for user in page.users}
+    named = {group.external_id for group in page.groups}
+    leavers = [RemovedUser(uid) for uid in directory.all_user_ids(session, connection_id) if uid not in listed]
+    gone = [
+        DirectoryGroup(group.external_id, group.name, deleted=True)
+        for group in directory.live_groups(session, connection_id)
+        if group.external_id not in named
+    ]
+    return replace(page, removed=(*page.removed, *leavers), groups=(*page.groups, *gone))
+
+
+def default_settings(kind: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """A CSV file's teams column is meant to make teams: its connections mirror every team unless told."""
+    if kind == ConnectionKind.CSV.value and "team_groups" not in settings:
+        return {**settings, "team_groups": ["*"]}
+    return settings
+
+
+# --- routes ------------------------------------------------------------------------------------
+
+
+@router.post("", status_code=201, summary="Create a connection", responses=problems(400, 413, 415, 422))
+def create_connection(
+    body: ConnectionIn, response: Response, caller: AdminCaller, db: DB, ctx: Context
+) -> ConnectionCreated:
+    """Connect a directory (admins only). Nothing is read until a sync runs (`POST …/sync`)."""
+    connection, token = connections.create(
+        db,
+        _box(ctx),
+        caller.organisation.id,
+        ConnectionKind(body.kind),
+        body.name,
+        settings=default_settings(body.kind, body.settings),
+        credentials=body.credentials,
+    )
+    db.commit()
+    response.headers["Location"] = f"/v1/connections/{connection.id}"
+    response.headers.update(NO_STORE)
+    return ConnectionCreated.model_validate({**ConnectionOut.model_validate(connection).model_dump(), "token": token})
+
+
+@router.get("", summary="List connections", responses=problems(422))
+def list_connections(caller: AdminCaller, db: DB, paging: Paging) -> Page[ConnectionOut]:
+    """The organisation's connections with their status, by id (admins only)."""
+    rows, cursor = fetch(db, connections.select_connections(caller.organisation.id), KEYSET, paging)
+    return page_of([ConnectionOut.model_validate(row) for row in rows], cursor)
+
+
+@router.get("/{connection_id}", summary="Get a connection", responses=problems(404))
+def get_one(connection: Chosen) -> ConnectionOut:
+    """One connection and how its last sync went (admins only)."""
+    return ConnectionOut.model_validate(connection)
+
+
+@router.patch("/{connection_id}", summary="Update a connection", responses=problems(400, 404, 413, 415, 422))
+def update_one(body: ConnectionPatch, connection: Chosen, db: DB, ctx: Context) -> ConnectionOut:
+    """Rename it, change its settings (a new scope applies from the next sync, which re-decides
+    everyone) or replace its credentials (which puts a connection needing action back to active)."""
+    connections.update_connection(db, _box(ctx), connection, **body.model_dump(exclude_unset=True))
+    db.commit()
+    return ConnectionOut.model_validate(connection)
+
+
+@router.delete("/{connection_id}", status_code=204, summary="Delete a connection", responses=problems(404))
+def delete_one(connection: Chosen, db: DB) -> Response:
+    """Forget a connection and what its directory said (admins only); the members it brought in stay."""
+    connections.delete(db, connection)
+    db.commit()
+    return Response(status_code=204)
+
+
+@router.post("/{connection_id}/sync", status_code=202, summary="Sync a connection", responses=problems(404))
+def sync_one(connection: Chosen, db: DB) -> SyncQueued:
+    """Queue a sync (admins only). Requests while one waits are covered by it: `queued: false`."""
+    from worker.directory import jobs  # declares the actor: only once the composition root set the broker
+
+    queued = jobs.request_sync(db, connection.id)
+    db.commit()
+    if queued:
+        jobs.enqueue_sync(connection.id)
+    return SyncQueued(queued=queued)
+
+
+@router.post("/{connection_id}/token", summary="Rotate a SCIM token", responses=problems(404))
+def rotate_token(connection: Chosen, response: Response, db: DB) -> TokenOut:
+    """A new bearer token for a SCIM connection, shown only now; the old one stops working at once."""
+    token = connections.rotate_scim_token(db, connection)
+    db.commit()
+    response.headers.update(NO_STORE)
+    return TokenOut(token=token)
+
+
+@router.post(
+    "/{connection_id}/import",
+    summary="Import a CSV file",
+    response_model=ImportOut,
+    responses=problems(400, 404, 409, 413, 415, 422),
+)
+def import_csv(
+    body: ImportIn,
+    connection: Chosen,
+    request: Request,
+    db: DB,
+    dry_run: Annotated[bool, Query(description="Answer the plan and change nothing.")] = False,
+) -> ImportOut | JSONResponse:
+    """Reconcile a csv connection with a file (admins only): people new in it are invited (or added,
+    by the organisation's directory policy), changed ones updated, and people it leaves out or marks
+    inactive are removed. A file with any bad row changes nothing: 422 with every row's error."""
+    parsed = parse(body.csv)
+    if parsed.page is None:
+        errors = [RowErrorOut(line=error.line, message=error.message) for error in parsed.errors]
+        if dry_run:
+            return ImportOut(
+                dry_run=True, applied=False, rows=parsed.rows, counts={}, people={}, notes=[], errors=errors
+            )
+        return problem(
+            request,
+            422,
+            f"{len(errors)} bad row(s); nothing was imported. Fix them all and send the file again.",
+            code="invalid_csv",
+            errors=[{"field": "csv", "line": error.line, "detail": str(error)} for error in parsed.errors],
+        )
+    tally = import_page(db, connection, parsed.page, dry_run=dry_run)
+    db.commit()
+    return ImportOut(
+        dry_run=dry_run,
+        applied=not dry_run,
+        rows=parsed.rows,
+        counts=tally.counts,
+        people=tally.people,
+        notes=tally.notes,
+        errors=[],
+    )
