@@ -69,7 +69,12 @@ def ensure(runtime: Runtime, connection_id: int, *, recreate: bool = False) -> i
             if channel.expires_at - now > RENEW_WITHIN:
                 continue
             secret = connections.new_channel_secret()
-            renewed = subscriber.renew(channel, url, secret, now + LIFETIME)
+            try:
+                renewed = subscriber.renew(channel, url, secret, now + LIFETIME)
+            except ConnectorError as error:
+                # Gone at the provider (expired, or removed): open every channel afresh.
+                logger.info("renewing channel %s failed (%s); subscribing again", channel.provider_id, error.message)
+                return changed + ensure(runtime, connection_id, recreate=True)
             with transaction(runtime.session_factory) as session:
                 if renewed.provider_id == channel.provider_id:
                     connections.extend_channel(session, row_id, renewed.expires_at)
