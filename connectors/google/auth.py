@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from google.auth.exceptions import RefreshError
+from google.auth.exceptions import MalformedError, RefreshError
 from google.oauth2 import service_account
 
 USER_SCOPE = "https://www.googleapis.com/auth/admin.directory.user.readonly"
@@ -38,9 +38,9 @@ def delegated_credentials(
             dict(service_account_info), scopes=list(scopes), subject=admin_email
         )
     except ValueError as error:
-        # google-auth's "missing fields" message names fields only; anything else (a bad PEM) is described
-        # in our words, so that no part of the key can end up in a log or on an admin page.
-        detail = str(error) if str(error).startswith("Service account info") else "the private key cannot be read"
+        # google-auth's own MalformedError names missing fields only; anything else (a PEM cryptography cannot
+        # read) is described in our words, so that no part of the key can end up in a log or on an admin page.
+        detail = str(error) if isinstance(error, MalformedError) else "the private key cannot be read"
         raise ValueError(f"not a usable Google service-account key: {detail}") from None
     return credentials
 

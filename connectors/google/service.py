@@ -57,9 +57,14 @@ class DirectoryService:
     """The discovery-built `admin directory_v1` service and a call that retries what is worth retrying."""
 
     def __init__(self, settings: GoogleSettings, *, credentials: service_account.Credentials | None = None) -> None:
-        """Build the service; raises ValueError for a key that is not a service-account key."""
+        """Build the service (no network); a key that is no service-account key is a ConnectorError for the admin."""
         self.settings = settings
-        self.credentials = credentials or delegated_credentials(settings.service_account_info, settings.admin_email)
+        if credentials is None:
+            try:
+                credentials = delegated_credentials(settings.service_account_info, settings.admin_email)
+            except ValueError as error:
+                raise ConnectorError(f"{error}; upload the JSON key Google issued", action_required=True) from None
+        self.credentials = credentials
         http = google_auth_httplib2.AuthorizedHttp(self.credentials, http=httplib2.Http(timeout=settings.timeout))
         base_url = settings.base_url if settings.base_url.endswith("/") else settings.base_url + "/"
         self.resource: Any = build(

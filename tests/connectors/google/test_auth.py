@@ -141,3 +141,14 @@ def test_a_key_that_is_no_service_account_key(settings: GoogleSettings) -> None:
     with pytest.raises(ValueError, match="cannot be read") as refused:
         delegated_credentials(info, "admin@example.com")
     assert "not a key" not in str(refused.value)
+
+
+def test_connector_with_an_unusable_key_asks_the_admin(settings: GoogleSettings) -> None:
+    info = dict(settings.service_account_info)
+    del info["private_key"]
+
+    with pytest.raises(ConnectorError) as refused:
+        GoogleDirectory(dataclasses.replace(settings, service_account_info=info))
+
+    assert refused.value.action_required
+    assert "private_key" in refused.value.message
