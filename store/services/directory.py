@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import and_, delete, select, tuple_, update
+from sqlalchemy import and_, delete, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from store.columns import utcnow
@@ -388,3 +388,100 @@ def other_claims(session: Session, member_id: int, row_id: int) -> bool:
         )
         is not None
     )
+
+
+# Pushed directories (SCIM): the rows a client reads back, found by the ids and names it knows.
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """What a SCIM listing may narrow by; every term given must hold (`and`). Names ignore case."""
+
+    ids: frozenset[str] | None = None  # our SCIM ids (the rows' external_id)
+    name: str | None = None  # userName for users, displayName for groups
+    client_id: str | None = None  # the client's own `externalId`, kept in the document
+    member: str | None = None  # groups only: has this user as a member
+
+
+def scim_users(
+    session: Session, connection_id: int, lookup: Lookup, *, offset: int, limit: int
+) -> tuple[list[DirectoryUser], int]:
+    """A page of the connection's live users that `lookup` selects, in creation order, and how many there are."""
+    query = select(DirectoryUser).where(DirectoryUser.connection_id == connection_id, DirectoryUser.deleted.is_(False))
+    if lookup.ids is not None:
+        query = query.where(DirectoryUser.external_id.in_(sorted(lookup.ids)))
+    if lookup.name is not None:
+        query = query.where(DirectoryUser.username == lookup.name.strip().lower())  # stored lower-cased
+    if lookup.client_id is not None:
+        query = query.where(DirectoryUser.document["externalId"].as_string() == lookup.client_id)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    if not limit:  # count=0 asks only how many there are
+        return [], total
+    return list(session.scalars(query.order_by(DirectoryUser.id).offset(offset).limit(limit))), total
+
+
+def scim_user(session: Session, connection_id: int, external_id: str) -> DirectoryUser | None:
+    """A live user by our SCIM id (a deleted one is gone for SCIM: 404)."""
+    return session.scalar(
+        select(DirectoryUser).where(
+            DirectoryUser.connection_id == connection_id,
+            DirectoryUser.external_id == external_id,
+            DirectoryUser.deleted.is_(False),
+        )
+    )
+
+
+def username_taken(session: Session, connection_id: int, username: str, *, other_than: str | None = None) -> bool:
+    """Whether another live user of the connection has this userName (ignoring case)."""
+    query = select(DirectoryUser.id).where(
+        DirectoryUser.connection_id == connection_id,
+        DirectoryUser.username == username.strip().lower(),
+        DirectoryUser.deleted.is_(False),
+    )
+    if other_than is not None:
+        query = query.where(DirectoryUser.external_id != other_than)
+    return session.scalar(query.limit(1)) is not None
+
+
+def scim_groups(
+    session: Session, connection_id: int, lookup: Lookup, *, offset: int, limit: int
+) -> tuple[list[DirectoryGroup], int]:
+    """A page of the connection's live groups that `lookup` selects, in creation order, and how many there are."""
+    query = select(DirectoryGroup).where(
+        DirectoryGroup.connection_id == connection_id, DirectoryGroup.deleted.is_(False)
+    )
+    if lookup.ids is not None:
+        query = query.where(DirectoryGroup.external_id.in_(sorted(lookup.ids)))
+    if lookup.name is not None:
+        query = query.where(func.lower(DirectoryGroup.name) == lookup.name.strip().lower())
+    if lookup.client_id is not None:
+        query = query.where(DirectoryGroup.document["externalId"].as_string() == lookup.client_id)
+    if lookup.member is not None:
+        query = query.where(
+            DirectoryGroup.external_id.in_(
+                select(DirectoryMembership.group_external_id).where(
+                    DirectoryMembership.connection_id == connection_id,
+                    DirectoryMembership.user_external_id == lookup.member,
+                )
+            )
+        )
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    if not limit:
+        return [], total
+    return list(session.scalars(query.order_by(DirectoryGroup.id).offset(offset).limit(limit))), total
+
+
+def scim_group(session: Session, connection_id: int, external_id: str) -> DirectoryGroup | None:
+    """A live group by our SCIM id."""
+    return session.scalar(
+        select(DirectoryGroup).where(
+            DirectoryGroup.connection_id == connection_id,
+            DirectoryGroup.external_id == external_id,
+            DirectoryGroup.deleted.is_(False),
+        )
+    )
+
+
+def keep_document(row: DirectoryUser | DirectoryGroup, document: dict[str, Any]) -> None:
+    """Keep the resource as a pushing client last wrote it (staging keeps only what decisions need)."""
+    row.document = document
