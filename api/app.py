@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import errors, health, invitation_page, metrics
+from api import errors, health, invitation_page, metrics, scim
 from api.compat import wiggledesk
 from api.context import ApiContext
 from api.middleware import Guard
@@ -41,4 +41,5 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(v1.router)
     app.include_router(invitation_page.router)
     app.include_router(push)
+    app.include_router(scim.router)
     return app
