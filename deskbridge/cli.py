@@ -10,7 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from deskbridge.bootstrap import ensure_first_organisation, welcome
-from deskbridge.commands import desk, member, org, token
+from deskbridge.commands import connect, desk, member, org, sync, token
 from deskbridge.commands.common import err, fail, out
 from deskbridge.settings import Settings, get_settings
 from store.errors import StoreError
@@ -22,6 +22,9 @@ app.add_typer(org.app, name="org")
 app.add_typer(member.app, name="member")
 app.add_typer(token.app, name="token")
 app.add_typer(desk.app, name="desk")
+app.add_typer(connect.app, name="connect")
+app.command("connections")(connect.list_connections)
+app.command("sync")(sync.sync)
 
 
 @db_app.command("upgrade")

@@ -1,0 +1,120 @@
+"""`deskbridge sync`: sync a connection now, in this process, or import a CSV file into one.
+
+A CSV file can be previewed with `--dry-run`: the import runs and is rolled back, so the plan
+printed is exactly what the import would do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from connectors.csv import parse_bytes
+from deskbridge.commands.common import OrgOption, err, fail, organisation, out, store
+from deskbridge.settings import get_settings
+from store.models import ConnectionKind, ConnectionStatus
+from store.services import connections
+
+# The order a plan is shown in: arrivals, changes, departures, then who was left alone.
+ACTIONS = ("invited", "added", "restored", "updated", "removed", "skipped")
+
+
+def sync(
+    connection_id: Annotated[int, typer.Argument(help="The connection's id (see `deskbridge connections`).")],
+    org: OrgOption = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", help="A CSV export (email,name,teams,active) for a csv connection.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="With --file: print the plan and change nothing.")] = False,
+) -> None:
+    """Sync a connection now and show what changed; with --file, import a CSV file into a csv connection."""
+    if file is not None:
+        _import(connection_id, org, file, dry_run=dry_run)
+    elif dry_run:
+        fail("--dry-run needs --file: only a CSV file can be previewed.")
+    else:
+        _sync_now(connection_id, org)
+
+
+def _import(connection_id: int, org: str | None, file: Path, *, dry_run: bool) -> None:
+    from api.v1.endpoints.connections import import_page  # brings the API in: only for this path
+
+    try:
+        parsed = parse_bytes(file.read_bytes())
+    except OSError as error:
+        fail(f"cannot read {file}: {error.strerror}.")
+    if parsed.page is None:
+        for problem in parsed.errors:
+            err().print(f"{file}: {problem}", markup=False, soft_wrap=True)
+        fail(f"{len(parsed.errors)} bad row(s) in {file}; nothing was imported.")
+    with store() as session:
+        connection = connections.get(session, organisation(session, org).id, connection_id)
+        tally = import_page(session, connection, parsed.page, dry_run=dry_run)
+        name = connection.name
+    heading = (
+        f"Dry run of {file} into {name!r}: nothing was changed. The import would do this:"
+        if dry_run
+        else f"Imported {file} into {name!r} ({parsed.rows} rows):"
+    )
+    out().print(heading, markup=False, soft_wrap=True)
+    _print_people(tally.people, dry_run=dry_run)
+    _print_counts(tally.counts, tally.notes)
+
+
+def _print_people(people: dict[str, list[str]], *, dry_run: bool) -> None:
+    rows = [(action, address) for action in ACTIONS for address in people.get(action, [])]
+    if not rows:
+        out().print("Nobody would change." if dry_run else "Nobody changed.", markup=False)
+        return
+    table = Table("Action", "Person")
+    for action, address in rows:
+        table.add_row(Text(action), Text(address))
+    out().print(table)
+
+
+def _print_counts(counts: dict[str, int], notes: list[str]) -> None:
+    done = ", ".join(f"{name.replace('_', ' ')} {count}" for name, count in counts.items() if count)
+    out().print(f"Counts: {done or 'nothing to do'}.", markup=False, soft_wrap=True)
+    for note in notes:
+        out().print(f"Note: {note}", markup=False, soft_wrap=True)
+
+
+def _sync_now(connection_id: int, org: str | None) -> None:
+    from deskbridge.wiring import build
+    from worker import runtime
+    from worker.directory.sync import run
+
+    with store() as session:
+        kind = connections.get(session, organisation(session, org).id, connection_id).kind
+    components = build(get_settings())
+    try:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True) as bar:
+            reading = "Deciding everyone again" if kind in (ConnectionKind.SCIM, ConnectionKind.CSV) else "Reading"
+            task = bar.add_task(f"{reading}…", total=None)
+
+            def progress(users: int) -> None:
+                bar.update(task, description=f"Read {users} users…")
+
+            tally = run(runtime.current(), connection_id, progress=progress)
+    except Exception as error:
+        # The sync recorded what it could on the connection; the report below shows it.
+        err().print(f"The sync stopped: {type(error).__name__}.", markup=False)
+        tally = None
+    finally:
+        components.engine.dispose()
+    with store() as session:
+        connection = connections.get(session, organisation(session, org).id, connection_id)
+        status, error_text, name = connection.status, connection.last_error, connection.name
+        counts, notes = dict(connection.last_counts), list(connection.last_notes)
+    if tally is None:
+        if status in (ConnectionStatus.ERROR, ConnectionStatus.ACTION_REQUIRED):
+            fail(f"the sync of {name!r} failed (status {status.value}): {error_text}")
+        fail(f"another sync of {name!r} is running; try again when it is done.")
+    out().print(f"Synced {name!r} ({kind.value}); status {status.value}.", markup=False, soft_wrap=True)
+    _print_people(tally.people, dry_run=False)
+    _print_counts(counts, notes)
