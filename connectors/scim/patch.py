@@ -149,6 +149,8 @@ def _apply_at(document: dict[str, Any], target: Target, op: str, value: Any) -> 
         if not isinstance(value, dict):
             raise invalid_value(f"{target.schema.id} is a JSON object")
         for key, item in value.items():
+            if str(key).lower() in _IGNORED_IN_VALUE:  # scim2-models sends the extension's `schemas` along
+                continue
             attribute = target.schema.attribute(str(key))
             if attribute is None:
                 raise invalid_path(f"no attribute {key!r} in {target.schema.name}")
