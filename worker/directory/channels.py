@@ -36,8 +36,8 @@ def notification_url(public_base_url: str, kind: ConnectionKind, connection_id: 
 def ensure(runtime: Runtime, connection_id: int, *, recreate: bool = False) -> int:
     """Open the connection's channels if it has none (or `recreate`), renew those about to expire.
 
-    Returns how many channels were opened or renewed. A provider's refusal is logged and noted on
-    the connection's notes, never raised: polling still keeps the connection in step.
+    Returns how many channels were opened or renewed. A provider's refusal is logged, never raised:
+    polling still keeps the connection in step.
     """
     with transaction(runtime.session_factory) as session:
         connection = session.get(Connection, connection_id)
@@ -47,7 +47,11 @@ def ensure(runtime: Runtime, connection_id: int, *, recreate: bool = False) -> i
             return 0
         kind, settings = connection.kind, dict(connection.settings)
         credentials = connections.credentials(runtime.secret_box, connection)
-        stored = [(channel.id, _provider_channel(channel)) for channel in connections.channels(session, connection_id)]
+        rows = connections.channels(session, connection_id)
+        stored = [(channel.id, _provider_channel(channel)) for channel in rows]
+        # Renew once a third of a channel's life is left (at most RENEW_WITHIN before it ends): Graph
+        # gives days, Google hours, and the scheduler looks every few minutes.
+        renew_within = {row.id: min(RENEW_WITHIN, (row.expires_at - row.updated_at) / 3) for row in rows}
     url = notification_url(runtime.public_base_url, kind, connection_id)
     subscriber = readers.make_subscriber(kind, settings, credentials, runtime.directory)
     now = utcnow()
@@ -66,7 +70,7 @@ def ensure(runtime: Runtime, connection_id: int, *, recreate: bool = False) -> i
                     _keep(session, connection, channel, secret)
             return len(opened)
         for row_id, channel in stored:
-            if channel.expires_at - now > RENEW_WITHIN:
+            if channel.expires_at - now > renew_within[row_id]:
                 continue
             secret = connections.new_channel_secret()
             try:
