@@ -35,6 +35,7 @@ from store.models import Booking, BookingStatus, Connection, ConnectionKind, Dir
 from store.secret_box import SecretBox
 from store.services import bookings, connections, desks, members, organisations, webhooks
 from tests.conftest import BROKER
+from tests.fakes.google import FakeGoogle
 from tests.fakes.graph import App, FakeGraph
 from tests.fakes.tls import TestTLS, make_tls
 from worker import relay, runtime
@@ -106,6 +107,12 @@ def graph(tls: TestTLS) -> Iterator[FakeGraph]:
         yield fake
 
 
+@pytest.fixture
+def google() -> Iterator[FakeGoogle]:
+    with FakeGoogle() as fake:
+        yield fake
+
+
 @dataclass
 class Stack:
     factory: sessionmaker[Session]
@@ -124,7 +131,7 @@ def _serve(app: Any) -> tuple[uvicorn.Server, str]:
 
 
 @pytest.fixture
-def stack(engine: Engine, graph: FakeGraph, tls: TestTLS, tmp_path: Path) -> Iterator[Stack]:
+def stack(engine: Engine, graph: FakeGraph, google: FakeGoogle, tls: TestTLS, tmp_path: Path) -> Iterator[Stack]:
     factory = make_session_factory(engine, listeners=[relay.on_commit])
     box = SecretBox([SecretBox.generate_key()])
     app_context = ApiContext(
@@ -145,7 +152,10 @@ def stack(engine: Engine, graph: FakeGraph, tls: TestTLS, tmp_path: Path) -> Ite
         secret_box=box,
         webhook_client=make_client(allow_private=True),
         directory=DirectoryEndpoints(
-            microsoft_authority=graph.authority_host, graph_url=graph.graph_url, ca_bundle=str(tls.ca_bundle)
+            microsoft_authority=graph.authority_host,
+            graph_url=graph.graph_url,
+            google_api_url=google.base_url,
+            ca_bundle=str(tls.ca_bundle),
         ),
     )
     runtime.configure(worker_runtime)
@@ -223,3 +233,42 @@ def test_a_graph_notification_offboards_the_person(stack: Stack, graph: FakeGrap
     assert removed["data"]["email"] == "alice@contoso.example"
     assert removed["data"]["reason"] == "directory_offboarded"
     http.shutdown()
+
+
+def test_a_google_channel_notification_offboards_the_person(stack: Stack, google: FakeGoogle) -> None:
+    factory = stack.factory
+    ada = google.add_user("ada@acme.example", "Ada", "Lovelace")
+    google.add_user("bob@acme.example", "Bob")
+    with transaction(factory) as session:
+        organisation = organisations.create(session, "Acme")
+        members.add(session, organisation.id, "admin@acme.example", role=Role.ADMIN)
+        connection, _ = connections.create(
+            session,
+            stack.runtime.secret_box,
+            organisation.id,
+            ConnectionKind.GOOGLE,
+            "Acme Workspace",
+            settings={"admin_email": google.admin_email},
+            credentials={"service_account_key": google.service_account_info()},
+        )
+        organisation_id, connection_id = organisation.id, connection.id
+        assert jobs.request_sync(session, connection_id)
+    jobs.enqueue_sync(connection_id)
+
+    def status(email: str) -> MemberStatus | None:
+        with factory() as session:
+            member = members.find_by_email(session, organisation_id, email)
+            return member.status if member else None
+
+    wait_until(lambda: status("ada@acme.example") is MemberStatus.INVITED, "the first sync")
+
+    opened = channels.ensure(stack.runtime, connection_id)
+    assert opened == len(google.channels) > 0
+    google.wait_for_deliveries(opened)  # each channel's opening `sync` message reached our API
+    google.suspend_user(ada)
+
+    wait_until(lambda: status("ada@acme.example") is MemberStatus.REMOVED, "the suspended person to be removed")
+    assert status("bob@acme.example") is MemberStatus.INVITED
+
+    channels.close(stack.runtime, connection_id)
+    assert google.channels == {}
