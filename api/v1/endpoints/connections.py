@@ -35,6 +35,7 @@ ConnectionId = Annotated[int, path_id("The connection's id.")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Kind = Literal["microsoft", "google", "scim", "csv"]
 NO_STORE = {"Cache-Control": "no-store"}
+PUSHING = (ConnectionKind.MICROSOFT, ConnectionKind.GOOGLE)  # read by us, with push channels
 SETTINGS_HELP = (
     "microsoft: tenant_id, client_id; google: admin_email, customer, groups; every kind: scope "
     "{groups, org_units, domains, include_guests, include_without_mailbox} and team_groups "
@@ -195,7 +196,8 @@ def default_settings(kind: str, settings: dict[str, Any]) -> dict[str, Any]:
 def create_connection(
     body: ConnectionIn, response: Response, caller: AdminCaller, db: DB, ctx: Context
 ) -> ConnectionCreated:
-    """Connect a directory (admins only). Nothing is read until a sync runs (`POST …/sync`)."""
+    """Connect a directory (admins only). A Microsoft or Google directory is read at once and its push
+    channels opened; a SCIM one waits for its identity provider, a CSV one for an import."""
     connection, token = connections.create(
         db,
         _box(ctx),
@@ -205,7 +207,12 @@ def create_connection(
         settings=default_settings(body.kind, body.settings),
         credentials=body.credentials,
     )
+    first_sync = connection.kind in PUSHING and connections.request_sync(db, connection.id)
     db.commit()
+    if first_sync:
+        # Read the directory now and open its push channels, rather than at the scheduler's next poll.
+        ctx.enqueue_sync(connection.id)
+        ctx.enqueue_channels(connection.id, False)
     response.headers["Location"] = f"/v1/connections/{connection.id}"
     response.headers.update(NO_STORE)
     return ConnectionCreated.model_validate({**ConnectionOut.model_validate(connection).model_dump(), "token": token})
@@ -228,9 +235,20 @@ def get_one(connection: Chosen) -> ConnectionOut:
 def update_one(body: ConnectionPatch, connection: Chosen, db: DB, ctx: Context) -> ConnectionOut:
     """Rename it, change its settings (a new scope applies from the next sync, which re-decides
     everyone) or replace its credentials (which puts a connection needing action back to active)."""
+    before = connection.settings
     connections.update_connection(db, _box(ctx), connection, **body.model_dump(exclude_unset=True))
+    # Channels are opened with the credentials and tenant: reopen them when those change.
+    reopen = connection.kind in PUSHING and (
+        body.credentials is not None or _provider(before) != _provider(connection.settings)
+    )
     db.commit()
+    if reopen:
+        ctx.enqueue_channels(connection.id, True)
     return ConnectionOut.model_validate(connection)
+
+
+def _provider(settings: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in settings.items() if key not in ("scope", "team_groups")}
 
 
 @router.delete("/{connection_id}", status_code=204, summary="Delete a connection", responses=problems(404))
@@ -242,14 +260,12 @@ def delete_one(connection: Chosen, db: DB) -> Response:
 
 
 @router.post("/{connection_id}/sync", status_code=202, summary="Sync a connection", responses=problems(404))
-def sync_one(connection: Chosen, db: DB) -> SyncQueued:
+def sync_one(connection: Chosen, db: DB, ctx: Context) -> SyncQueued:
     """Queue a sync (admins only). Requests while one waits are covered by it: `queued: false`."""
-    from worker.directory import jobs  # declares the actor: only once the composition root set the broker
-
-    queued = jobs.request_sync(db, connection.id)
+    queued = connections.request_sync(db, connection.id)
     db.commit()
     if queued:
-        jobs.enqueue_sync(connection.id)
+        ctx.enqueue_sync(connection.id)
     return SyncQueued(queued=queued)
 
 

@@ -6,7 +6,7 @@ Credentials go in and never come out: every answer and every event is searched f
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -14,11 +14,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.app import create_app
+from api.context import ApiContext
+from api.ratelimit import MemoryCounter
 from store.models import Connection
 from store.secret_box import SecretBox
 from store.services import connections
 from tests.api.v1.conftest import assert_problem, error_fields, nothing_written
-from tests.conftest import BROKER, Org, auth, events, make_client
+from tests.conftest import Org, auth, events
 
 BOX = SecretBox([SecretBox.generate_key()])
 CLIENT_SECRET = "s3cret-client-value-~xyz"  # a test value searched for in answers
@@ -44,17 +47,32 @@ GOOGLE: dict[str, Any] = {
 SECRETS = (CLIENT_SECRET, "MIIEvQ-not-a-real-key", "pk-0123456789")
 
 
-@pytest.fixture
-def api(api_factory: sessionmaker[Session]) -> TestClient:
-    """The API with a key ring the test knows, to read what was stored."""
-    return make_client(api_factory, secret_box=BOX)
+@dataclass
+class Queued:
+    """What the API handed the worker after its commits (the composition root's hooks)."""
+
+    syncs: list[int] = field(default_factory=list)
+    channels: list[tuple[int, bool]] = field(default_factory=list)
 
 
 @pytest.fixture
-def directory_queue() -> Iterator[None]:
-    BROKER.flush_all()
-    yield
-    BROKER.flush_all()
+def queued() -> Queued:
+    return Queued()
+
+
+@pytest.fixture
+def api(api_factory: sessionmaker[Session], queued: Queued) -> TestClient:
+    """The API with a key ring the test knows (to read what was stored) and the worker hooks recorded."""
+    context = ApiContext(
+        session_factory=api_factory,
+        counter=MemoryCounter(),
+        public_base_url="http://testserver",
+        broker_ping=lambda: True,
+        secret_box=BOX,
+        enqueue_sync=queued.syncs.append,
+        enqueue_channels=lambda connection_id, recreate: queued.channels.append((connection_id, recreate)),
+    )
+    return TestClient(create_app(context))
 
 
 def create(client: TestClient, org: Org, body: dict[str, Any]) -> dict[str, Any]:
@@ -216,9 +234,9 @@ def test_list_is_paginated_and_only_the_callers(api: TestClient, org: Org, other
 
 
 def test_list_refuses_a_foreign_cursor_and_a_bad_limit(api: TestClient, org: Org) -> None:
-    for params, field in [({"cursor": "bm90LWEtY3Vyc29y"}, "cursor"), ({"limit": 0}, "limit")]:
+    for params, name in [({"cursor": "bm90LWEtY3Vyc29y"}, "cursor"), ({"limit": 0}, "limit")]:
         response = api.get("/v1/connections", params=params, headers=auth(org.admin_token))
-        assert error_fields(assert_problem(response, 422)) == {field}
+        assert error_fields(assert_problem(response, 422)) == {name}
 
 
 @pytest.mark.parametrize(
@@ -382,10 +400,24 @@ def test_delete(api: TestClient, api_factory: sessionmaker[Session], org: Org) -
 # --- sync and token ----------------------------------------------------------------------------
 
 
-def test_sync_is_queued_once_while_it_waits(
-    api: TestClient, api_factory: sessionmaker[Session], org: Org, directory_queue: None
+def test_a_directory_is_read_and_its_channels_opened_once_created(
+    api: TestClient, api_factory: sessionmaker[Session], org: Org, queued: Queued
 ) -> None:
-    connection_id = create(api, org, MICROSOFT)["id"]
+    microsoft = create(api, org, MICROSOFT)["id"]
+    google = create(api, org, GOOGLE)["id"]
+    create(api, org, {"kind": "scim", "name": "Okta"})
+    create(api, org, {"kind": "csv", "name": "HR"})
+
+    assert queued.syncs == [microsoft, google]  # pushed kinds wait for their pushes and files
+    assert queued.channels == [(microsoft, False), (google, False)]
+    with api_factory() as session:
+        assert session.get_one(Connection, microsoft).sync_requested_at is not None
+
+
+def test_sync_is_queued_once_while_it_waits(
+    api: TestClient, api_factory: sessionmaker[Session], org: Org, queued: Queued
+) -> None:
+    connection_id = create(api, org, {"kind": "csv", "name": "HR"})["id"]
     path = f"/v1/connections/{connection_id}/sync"
 
     first = api.post(path, headers=auth(org.admin_token))
@@ -393,25 +425,35 @@ def test_sync_is_queued_once_while_it_waits(
 
     assert (first.status_code, first.json()) == (202, {"queued": True})
     assert (second.status_code, second.json()) == (202, {"queued": False})  # coalesced into the first
-    queue = BROKER.queues["directory"]
-    assert queue.qsize() == 1
-    message = json.loads(queue.get_nowait())
-    assert (message["actor_name"], message["args"]) == ("sync_connection", [connection_id])
+    assert queued.syncs == [connection_id]
     with api_factory() as session:
         assert session.get_one(Connection, connection_id).sync_requested_at is not None
 
 
 def test_a_sync_started_lets_the_next_request_queue_again(
-    api: TestClient, api_factory: sessionmaker[Session], org: Org, directory_queue: None
+    api: TestClient, api_factory: sessionmaker[Session], org: Org, queued: Queued
 ) -> None:
-    connection_id = create(api, org, MICROSOFT)["id"]
+    connection_id = create(api, org, MICROSOFT)["id"]  # its first sync is asked for
     path = f"/v1/connections/{connection_id}/sync"
-    api.post(path, headers=auth(org.admin_token))
+    assert api.post(path, headers=auth(org.admin_token)).json() == {"queued": False}
     with api_factory.begin() as session:
         assert connections.claim(session, connection_id)  # what the worker does as the sync starts
 
     assert api.post(path, headers=auth(org.admin_token)).json() == {"queued": True}
-    assert BROKER.queues["directory"].qsize() == 2
+    assert queued.syncs == [connection_id, connection_id]
+
+
+def test_channels_are_reopened_when_credentials_or_tenant_change(api: TestClient, org: Org, queued: Queued) -> None:
+    connection_id = create(api, org, MICROSOFT)["id"]
+    path = f"/v1/connections/{connection_id}"
+    for body in (
+        {"name": "Renamed"},
+        {"settings": {"scope": {"domains": ["acme.example"]}, "team_groups": ["*"]}},
+        {"settings": {"tenant_id": "tenant-2"}},
+        {"credentials": {"client_secret": "another"}},
+    ):
+        assert api.patch(path, json=body, headers=auth(org.admin_token)).status_code == 200
+    assert queued.channels == [(connection_id, False), (connection_id, True), (connection_id, True)]
 
 
 def test_rotate_a_scim_token(api: TestClient, api_factory: sessionmaker[Session], org: Org) -> None:

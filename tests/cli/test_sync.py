@@ -1,0 +1,213 @@
+"""`deskbridge sync`: CSV imports with a dry-run plan, syncs run in this process, and failures shown."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import dramatiq
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from deskbridge.settings import get_settings
+from deskbridge.wiring import make_secret_box
+from store.columns import utcnow
+from store.db import transaction
+from store.models import Booking, BookingStatus, Connection, ConnectionStatus, Member, MemberStatus, OutboxEvent
+from store.services import bookings, connections, desks, members, organisations
+from tests.cli.conftest import count, failed, ok, table_rows
+from tests.conftest import BROKER
+from tests.worker.webhooks.conftest import free_port
+from worker import runtime
+from worker.webhooks import limits
+
+PEOPLE = "email,name,teams,active\nada@acme.example,Ada,Ops,true\nbob@acme.example,Bob,Ops;Design,true\n"
+
+
+@pytest.fixture(autouse=True)
+def process_globals(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """`sync` builds the runtime as `serve` does (broker, runtime, limits): give the suite its own back."""
+    monkeypatch.setattr(runtime, "_runtime", runtime._runtime)
+    monkeypatch.setattr(limits, "_limits", limits._limits)
+    yield
+    dramatiq.set_broker(BROKER)
+
+
+def write(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return name  # the CLI runs in tmp_path
+
+
+def states(factory: sessionmaker[Session]) -> dict[str, MemberStatus]:
+    with factory() as session:
+        return {row.email: row.status for row in session.scalars(select(Member))}
+
+
+def connection(factory: sessionmaker[Session], connection_id: int = 1) -> Connection:
+    with factory() as session:
+        return session.get_one(Connection, connection_id)
+
+
+def auto_accept(factory: sessionmaker[Session]) -> None:
+    with transaction(factory) as session:
+        organisations.update_settings(
+            session, organisations.get_by_slug(session, "acme"), directory_policy="auto_accept"
+        )
+
+
+def test_a_dry_run_prints_the_plan_and_changes_nothing(factory: sessionmaker[Session], tmp_path: Path) -> None:
+    ok("org", "create", "Acme")
+    ok("connect", "csv")
+    before = (count(factory, OutboxEvent), count(factory, Member))
+
+    result = ok("sync", "1", "--file", write(tmp_path, "people.csv", PEOPLE), "--dry-run")
+
+    assert "Dry run of people.csv into 'CSV': nothing was changed" in result.stdout
+    assert table_rows(result.stdout) == [["invited", "ada@acme.example"], ["invited", "bob@acme.example"]]
+    assert "Counts: invited 2, teams changed 2." in result.stdout
+    assert (count(factory, OutboxEvent), count(factory, Member)) == before
+    assert connection(factory).last_synced_at is None
+
+
+def test_an_import_then_a_file_without_someone_removes_them(factory: sessionmaker[Session], tmp_path: Path) -> None:
+    ok("org", "create", "Acme")
+    auto_accept(factory)
+    ok("connect", "csv")
+    first = ok("sync", "1", "--file", write(tmp_path, "people.csv", PEOPLE))
+    assert "Imported people.csv into 'CSV' (2 rows):" in first.stdout
+    assert table_rows(first.stdout) == [["added", "ada@acme.example"], ["added", "bob@acme.example"]]
+    start = utcnow() + timedelta(days=1)
+    with transaction(factory) as session:
+        bob = members.get_by_email(session, 1, "bob@acme.example")
+        desk = desks.create(session, 1, "D1")
+        booking_id = bookings.create(session, bob, start=start, end=start + timedelta(hours=4), desk_id=desk.id).id
+
+    plan = ok("sync", "1", "--file", write(tmp_path, "next.csv", "email,name\nada@acme.example,Ada\n"), "--dry-run")
+    assert table_rows(plan.stdout) == [["removed", "bob@acme.example"]]
+    assert states(factory)["bob@acme.example"] is MemberStatus.ACTIVE
+
+    done = ok("sync", "1", "--file", "next.csv")
+
+    assert table_rows(done.stdout) == [["removed", "bob@acme.example"]]
+    assert states(factory) == {"ada@acme.example": MemberStatus.ACTIVE, "bob@acme.example": MemberStatus.REMOVED}
+    with factory() as session:
+        assert session.get_one(Booking, booking_id).status is BookingStatus.CANCELLED
+    row = connection(factory)
+    assert (row.status, row.last_counts["removed"]) == (ConnectionStatus.ACTIVE, 1)
+    again = ok("sync", "1", "--file", "next.csv")
+    assert "Nobody changed." in again.stdout
+    assert "Counts: nothing to do." in again.stdout
+
+
+def test_a_file_with_bad_rows_names_them_and_imports_nothing(factory: sessionmaker[Session], tmp_path: Path) -> None:
+    ok("org", "create", "Acme")
+    ok("connect", "csv")
+    before = count(factory, OutboxEvent)
+    name = write(tmp_path, "bad.csv", "email,active\nada@acme.example,true\nbob@,true\ncarol@acme.example,maybe\n")
+
+    for extra in ([], ["--dry-run"]):
+        result = failed("sync", "1", "--file", name, *extra)
+        assert "bad.csv: line 3: 'bob@' is not an email address" in result.stderr
+        assert "bad.csv: line 4: active must be true/false" in result.stderr
+        assert "2 bad row(s) in bad.csv; nothing was imported." in result.stderr
+    assert count(factory, Member) == 0
+    assert count(factory, OutboxEvent) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["sync", "1", "--dry-run"], "--dry-run needs --file"),
+        (["sync", "1", "--file", "missing.csv"], "cannot read missing.csv"),
+        (["sync", "2", "--file", "people.csv"], "a scim connection; only csv ones take files"),
+        (["sync", "9", "--file", "people.csv"], "no connection 9"),
+        (["sync", "9"], "no connection 9"),
+    ],
+)
+def test_sync_refuses(factory: sessionmaker[Session], tmp_path: Path, args: list[str], message: str) -> None:
+    ok("org", "create", "Acme")
+    ok("connect", "csv")
+    ok("connect", "scim")
+    write(tmp_path, "people.csv", PEOPLE)
+    before = count(factory, OutboxEvent)
+
+    assert message in failed(*args).stderr
+    assert count(factory, Member) == 0
+    assert count(factory, OutboxEvent) == before
+
+
+def test_another_organisations_connection_is_unknown(factory: sessionmaker[Session], tmp_path: Path) -> None:
+    ok("org", "create", "Acme")
+    ok("org", "create", "Globex")
+    ok("connect", "csv", "--org", "globex")
+    assert "no connection 1" in failed("sync", "1", "--org", "acme", "--file", write(tmp_path, "p.csv", PEOPLE)).stderr
+
+
+def test_syncing_a_csv_connection_decides_everyone_again_after_a_scope_change(
+    factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    ok("org", "create", "Acme")
+    ok("connect", "csv")
+    ok("sync", "1", "--file", write(tmp_path, "p.csv", PEOPLE + "carol@other.example,Carol,,\n"))
+    with transaction(factory) as session:
+        row = session.get_one(Connection, 1)
+        connections.update_connection(
+            session, make_secret_box(get_settings()), row, settings={"scope": {"domains": ["acme.example"]}}
+        )
+
+    result = ok("sync", "1")
+
+    assert "Synced 'CSV' (csv); status active." in result.stdout
+    assert table_rows(result.stdout) == [["removed", "carol@other.example"]]
+    assert states(factory)["carol@other.example"] is MemberStatus.REMOVED
+    row = connection(factory)
+    assert (row.status, row.last_counts["removed"], row.last_synced_at is not None) == (
+        ConnectionStatus.ACTIVE,
+        1,
+        True,
+    )
+
+
+def test_syncing_a_scim_connection_with_nothing_pushed_yet(factory: sessionmaker[Session]) -> None:
+    ok("org", "create", "Acme")
+    ok("connect", "scim")
+
+    result = ok("sync", "1")
+
+    assert "Synced 'SCIM' (scim); status active." in result.stdout
+    assert "Nobody changed." in result.stdout
+    assert connection(factory).last_synced_at is not None
+
+
+def test_a_connector_failure_is_shown_and_kept_on_the_connection(
+    factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ok("org", "create", "Acme")
+    monkeypatch.setenv("ENTRA_SECRET", "secret-value-never-shown")
+    # A sign-in endpoint nobody listens on: the connector's refusal without reaching the internet.
+    monkeypatch.setenv("DESKBRIDGE_MICROSOFT_AUTHORITY", f"https://127.0.0.1:{free_port()}")
+    get_settings.cache_clear()
+    ok("connect", "microsoft", "--tenant-id", "t", "--client-id", "c", "--client-secret-env", "ENTRA_SECRET")
+
+    result = failed("sync", "1")
+
+    row = connection(factory)
+    assert row.status in (ConnectionStatus.ERROR, ConnectionStatus.ACTION_REQUIRED)
+    assert row.last_error
+    assert f"the sync of 'Microsoft Entra ID' failed (status {row.status.value}): {row.last_error}" in result.stderr
+    assert "secret-value-never-shown" not in result.output
+    listing = table_rows(ok("connections").stdout)
+    assert listing[0][3] == row.status.value
+    assert row.last_error.startswith(listing[0][5])  # the table wraps a long message over lines
+
+
+def test_a_sync_held_elsewhere_is_reported(factory: sessionmaker[Session]) -> None:
+    ok("org", "create", "Acme")
+    ok("connect", "scim")
+    with transaction(factory) as session:
+        assert connections.claim(session, 1)
+
+    assert "another sync of 'SCIM' is running" in failed("sync", "1").stderr
