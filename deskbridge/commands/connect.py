@@ -201,9 +201,7 @@ def scim(org: OrgOption = None, name: Name = None) -> None:
 
     The bearer token is printed once, alone on stdout (`TOKEN=$(deskbridge connect scim …)`).
     """
-    _, summary, token = _create(
-        org, ConnectionKind.SCIM, name or "SCIM", _settings(None, None, None, False, None), {}
-    )
+    _, summary, token = _create(org, ConnectionKind.SCIM, name or "SCIM", _settings(None, None, None, False, None), {})
     assert token is not None
     base = get_settings().public_base_url.rstrip("/")
     err().print(summary, markup=False, soft_wrap=True)
