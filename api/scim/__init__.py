@@ -23,7 +23,7 @@ router.include_router(groups.router)
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 # Each served path and its methods, to tell a wrong method (405) from a wrong path (404).
 _SERVED = [
-    (compile_path(PREFIX + route.path)[0], route.methods)
+    (compile_path(PREFIX + route.path)[0], route.methods or set())
     for part in (discovery.router, users.router, groups.router)
     for route in part.routes
     if isinstance(route, APIRoute)
