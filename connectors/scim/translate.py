@@ -63,5 +63,5 @@ def group_change(group_id: str, before: dict[str, Any] | None, after: dict[str, 
 
 
 def group_deleted(group_id: str, document: dict[str, Any] | None) -> DirectoryGroup:
-    """A group the client deleted: its team loses the mirror's members (the team itself stays)."""
+    """A group the client deleted: its memberships end; a team it mirrored is left as it is."""
     return DirectoryGroup(external_id=group_id, name=str((document or {}).get("displayName", "")), deleted=True)
