@@ -6,6 +6,7 @@ Every actor is idempotent: Dramatiq delivers at least once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import dramatiq
 
@@ -22,17 +23,18 @@ def send_invitation_email(invitation_id: int) -> None:
     invitations.send(runtime.current(), invitation_id)
 
 
-def enqueue_delivery(delivery_id: int, delay_ms: int = 0) -> None:
-    """Put one delivery attempt on the queue, now or after `delay_ms`."""
-    deliver_webhook.send_with_options(args=(delivery_id,), delay=delay_ms or None)
+def enqueue_delivery(delivery_ids: int | Sequence[int], delay_ms: int = 0) -> None:
+    """Put one job on the queue, now or after `delay_ms`: a delivery, or deliveries of one endpoint in order."""
+    ids = [delivery_ids] if isinstance(delivery_ids, int) else list(delivery_ids)
+    deliver_webhooks.send_with_options(args=(ids,), delay=delay_ms or None)
 
 
 # Our own schedule retries failed deliveries (see store.services.webhooks.record_attempt); Dramatiq's
 # retries only cover a crash in between (the attempt is idempotent: a finished delivery is skipped).
 @dramatiq.actor(queue_name="webhooks", max_retries=3, min_backoff=1_000, max_backoff=30_000)
-def deliver_webhook(delivery_id: int) -> None:
-    """Attempt one webhook delivery."""
-    delivery.attempt(runtime.current(), delivery_id, enqueue_delivery)
+def deliver_webhooks(delivery_ids: list[int]) -> None:
+    """Attempt deliveries of one endpoint one after the other, in the order given (see delivery.attempt_batch)."""
+    delivery.attempt_batch(runtime.current(), delivery_ids, enqueue_delivery)
 
 
 def enqueue_backlog(delivery_ids: list[int]) -> None:
@@ -46,7 +48,7 @@ def enqueue_backlog(delivery_ids: list[int]) -> None:
         worker_runtime = runtime.current()
         delivery.lease(worker_runtime, delivery_ids)
         try:
-            deliver_in_order.send(delivery_ids)
+            deliver_webhooks.send(delivery_ids)
         except Exception:
             logger.warning(
                 "could not enqueue a backlog of %d deliveries; the sweep will", len(delivery_ids), exc_info=True
@@ -54,10 +56,17 @@ def enqueue_backlog(delivery_ids: list[int]) -> None:
             delivery.release(worker_runtime, delivery_ids, utcnow())
 
 
+# The two below are what earlier versions enqueued: kept so that jobs queued before an upgrade still run.
+@dramatiq.actor(queue_name="webhooks", max_retries=3, min_backoff=1_000, max_backoff=30_000)
+def deliver_webhook(delivery_id: int) -> None:
+    """Attempt one webhook delivery."""
+    delivery.attempt_batch(runtime.current(), [delivery_id], enqueue_delivery)
+
+
 @dramatiq.actor(queue_name="webhooks", max_retries=3, min_backoff=1_000, max_backoff=30_000)
 def deliver_in_order(delivery_ids: list[int]) -> None:
     """Attempt a resumed endpoint's backlog one delivery after the other, in event order."""
-    delivery.attempt_in_order(runtime.current(), delivery_ids, enqueue_delivery)
+    delivery.attempt_batch(runtime.current(), delivery_ids, enqueue_delivery)
 
 
 @dramatiq.actor(queue_name="relay", max_retries=3, min_backoff=200, max_backoff=5_000)

@@ -337,17 +337,26 @@ def relay(session: Session, *, limit: int = 500, now: datetime) -> list[int]:
     Returns the ids of the new deliveries that are due now (those of paused endpoints wait), in
     event order.
     """
-    return [delivery_id for _, delivery_id in relay_due(session, limit=limit, now=now)]
+    return [delivery_id for _, delivery_id in relay_due(session, limit=limit, now=now).due]
 
 
-def relay_due(session: Session, *, limit: int = 500, now: datetime) -> list[tuple[int, int]]:
-    """As `relay`, the new deliveries due now as (endpoint id, delivery id), in event order."""
+@dataclass(frozen=True)
+class Relayed:
+    """What one `relay_due` did: how many events it took, and the new deliveries due now."""
+
+    events: int
+    due: list[tuple[int, int]]  # (endpoint id, delivery id), in event order
+
+
+def relay_due(session: Session, *, limit: int = 500, now: datetime, lease_until: datetime | None = None) -> Relayed:
+    """As `relay`; with `lease_until`, the deliveries due now are made leased until then (see `lease`),
+    for a caller that enqueues them at once."""
     events = _take_unrelayed(session, limit)
     if not events:
-        return []
+        return Relayed(0, [])
     endpoints = _endpoints_by_organisation(session, {event.organisation_id for event in events})
     rows = [
-        _new_delivery(event, endpoint, now)
+        _new_delivery(event, endpoint, now, due=now if endpoint.paused or lease_until is None else lease_until)
         for event in events
         for endpoint in endpoints.get(event.organisation_id, ())
         if _wants(endpoint, event)
@@ -359,7 +368,9 @@ def relay_due(session: Session, *, limit: int = 500, now: datetime) -> list[tupl
     paused = {endpoint.id for group in endpoints.values() for endpoint in group if endpoint.paused}
     position = {event.id: index for index, event in enumerate(events)}
     due = sorted((position[event_id], endpoint_id, delivery_id) for delivery_id, endpoint_id, event_id in created)
-    return [(endpoint_id, delivery_id) for _, endpoint_id, delivery_id in due if endpoint_id not in paused]
+    return Relayed(
+        len(events), [(endpoint_id, delivery_id) for _, endpoint_id, delivery_id in due if endpoint_id not in paused]
+    )
 
 
 def has_unrelayed(session: Session) -> bool:
@@ -417,7 +428,9 @@ def _wants(endpoint: WebhookEndpoint, event: Row[Any]) -> bool:
     return matches(endpoint.event_types, event.type)
 
 
-def _new_delivery(event: OutboxEvent | Row[Any], endpoint: WebhookEndpoint, now: datetime) -> dict[str, Any]:
+def _new_delivery(
+    event: OutboxEvent | Row[Any], endpoint: WebhookEndpoint, now: datetime, *, due: datetime | None = None
+) -> dict[str, Any]:
     return {
         "organisation_id": event.organisation_id,
         "endpoint_id": endpoint.id,
@@ -425,7 +438,7 @@ def _new_delivery(event: OutboxEvent | Row[Any], endpoint: WebhookEndpoint, now:
         "event_seq": event.seq,
         "status": DeliveryStatus.PENDING,
         "attempts": 0,
-        "next_attempt_at": now,
+        "next_attempt_at": now if due is None else due,
         "created_at": now,
     }
 
@@ -570,9 +583,7 @@ def attempt_contexts(session: Session, delivery_ids: Sequence[int]) -> list[Deli
     return [found[delivery_id] for delivery_id in dict.fromkeys(delivery_ids) if delivery_id in found]
 
 
-def record_successes(
-    session: Session, successes: Sequence[tuple[int, AttemptOutcome]], *, now: datetime
-) -> list[int]:
+def record_successes(session: Session, successes: Sequence[tuple[int, AttemptOutcome]], *, now: datetime) -> list[int]:
     """Record 2xx attempts of several deliveries at `now` in a few statements, whatever their number.
 
     What `record_attempt` does for a success: the attempt is logged, the delivery succeeded, its

@@ -924,3 +924,104 @@ def test_events_before_0002_count_as_relayed(at_0001: Engine) -> None:
     with factory() as session:
         assert session.get_one(OutboxEvent, "evt_old").relayed_at == written
         assert webhooks.relay(session, now=utcnow()) == []
+
+
+# --- delivery jobs: relaying with a lease, reading and recording several at once -----------------
+
+
+def test_relay_due_leases_what_it_returns_and_names_the_endpoints(
+    session_factory: sessionmaker[Session], drained: Org, box: SecretBox
+) -> None:
+    live = endpoint(session_factory, drained, box, event_types=["desk.created"])
+    paused = endpoint(session_factory, drained, box, event_types=["desk.created"], paused=True)
+    desk_events(session_factory, drained, "A", "B")
+    now = utcnow()
+    until = now + timedelta(minutes=5)
+    with transaction(session_factory) as session:
+        relayed = webhooks.relay_due(session, now=now, lease_until=until)
+    assert relayed.events == 4  # the endpoints' endpoint.created and the desks' desk.created
+    made = deliveries(session_factory, live)
+    assert relayed.due == [(live, delivery.id) for delivery in made]  # in event order; the paused one waits
+    assert {delivery.next_attempt_at for delivery in made} == {until}
+    assert {delivery.next_attempt_at for delivery in deliveries(session_factory, paused)} == {now}
+    with session_factory() as session:
+        assert webhooks.due_deliveries(session, now=now) == []  # leased: the sweep leaves them alone
+        assert webhooks.due_deliveries_of_endpoints(session, now=until) == relayed.due
+    with transaction(session_factory) as session:
+        assert webhooks.relay_due(session, now=now) == webhooks.Relayed(0, [])
+
+
+def test_attempt_contexts_reads_the_pending_ones_in_the_order_given(
+    session_factory: sessionmaker[Session], drained: Org, box: SecretBox
+) -> None:
+    endpoint(session_factory, drained, box, event_types=["desk.created"])
+    desk_events(session_factory, drained, "A", "B", "C")
+    a, b, c = relay(session_factory)
+    attempt(session_factory, b, OK, now=utcnow())
+    with session_factory() as session:
+        jobs = webhooks.attempt_contexts(session, [c, b, a, c, 9999])
+        assert [job.delivery_id for job in jobs] == [c, a]  # finished, unknown and repeated ones left out
+        assert jobs[1] == webhooks.attempt_context(session, a)
+        assert webhooks.attempt_contexts(session, []) == []
+
+
+def test_record_successes_finishes_them_in_one_go(
+    session_factory: sessionmaker[Session], drained: Org, box: SecretBox
+) -> None:
+    endpoint_id = endpoint(session_factory, drained, box, event_types=["desk.created"])
+    desk_events(session_factory, drained, "A", "B", "C")
+    a, b, c = relay(session_factory)
+    start = utcnow()
+    attempt(session_factory, a, FAIL, now=start)  # a failing streak starts
+    assert load(session_factory, WebhookEndpoint, endpoint_id).failing_since == start
+    now = start + timedelta(seconds=10)
+    accepted = AttemptOutcome(status_code=202, duration_ms=-3, response_excerpt="x" * 5000)
+    with transaction(session_factory) as session:
+        recorded = webhooks.record_successes(session, [(a, OK), (b, accepted)], now=now)
+    assert sorted(recorded) == sorted([a, b])
+    for delivery_id, status_code, attempts in ((a, 200, 2), (b, 202, 1)):
+        delivery = load(session_factory, Delivery, delivery_id)
+        assert (delivery.status, delivery.attempts, delivery.delivered_at, delivery.next_attempt_at) == (
+            DeliveryStatus.SUCCEEDED,
+            attempts,
+            now,
+            None,
+        )
+        assert (delivery.last_attempt_at, delivery.last_status_code) == (now, status_code)
+        logged = attempts_logged(session_factory, delivery_id)[-1]
+        assert (logged.attempted_at, logged.status_code, logged.succeeded, logged.error) == (
+            now,
+            status_code,
+            True,
+            None,
+        )
+    [logged_b] = attempts_logged(session_factory, b)
+    assert (logged_b.duration_ms, len(logged_b.response_excerpt)) == (0, 1024)
+    assert load(session_factory, WebhookEndpoint, endpoint_id).failing_since is None
+    assert load(session_factory, Delivery, c).status is DeliveryStatus.PENDING
+
+
+def test_record_successes_leaves_finished_and_deleted_deliveries_alone(
+    session_factory: sessionmaker[Session], drained: Org, box: SecretBox
+) -> None:
+    endpoint(session_factory, drained, box, event_types=["desk.created"])
+    desk_events(session_factory, drained, "A", "B")
+    a, b = relay(session_factory)
+    attempt(session_factory, a, OK, now=utcnow())
+    with transaction(session_factory) as session:
+        assert webhooks.record_successes(session, [(a, OK), (b, OK), (9999, OK)], now=utcnow()) == [b]
+        assert webhooks.record_successes(session, [], now=utcnow()) == []
+    assert len(attempts_logged(session_factory, a)) == 1  # a duplicate job logs nothing more
+    with session_factory() as session:
+        assert session.scalar(select(Delivery.attempts).where(Delivery.id == a)) == 1
+
+
+def test_record_successes_refuses_a_failure(
+    session_factory: sessionmaker[Session], drained: Org, box: SecretBox
+) -> None:
+    endpoint(session_factory, drained, box, event_types=["desk.created"])
+    desk_events(session_factory, drained, "A")
+    [a] = relay(session_factory)
+    with transaction(session_factory) as session, pytest.raises(ValueError, match="2xx outcomes only"):
+        webhooks.record_successes(session, [(a, FAIL)], now=utcnow())
+    assert load(session_factory, Delivery, a).status is DeliveryStatus.PENDING

@@ -1,4 +1,13 @@
-"""One webhook delivery attempt, from the store to the receiver and back, and the relay that feeds it.
+"""Webhook delivery jobs, from the store to the receivers and back, and the relay that feeds them.
+
+A job carries the ids of up to MAX_BATCH deliveries of one endpoint, in event order: the relay makes
+one per endpoint for the events it takes, the sweep one per endpoint for what is due, a resume or a
+replay one for the backlog, a short retry one for its delivery. The job reads them with their events
+in one query, takes one of the endpoint's slots, posts them one after the other over the client's
+keep-alive connection, and records the successes together (`webhooks.record_successes`); a failure is
+recorded on its own at once (`webhooks.record_attempt`: retry schedule, Retry-After, 410). A job posts
+for at most BATCH_BUDGET seconds (or one request past it) and hands the rest on to a job of its own,
+so a slow endpoint holds a worker thread no longer than a single delivery would.
 
 Attempts are enqueued right away for the first try and for short retries; a long retry (minutes to
 hours) is only written as `next_attempt_at` and picked up by the scheduler's sweep, so no message
@@ -9,22 +18,26 @@ job (Redis down), the lease is given back (`release`) so that the sweep sends it
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 
 import httpx
+from standardwebhooks.webhooks import Webhook
 
 from store.columns import utcnow
 from store.db import transaction
 from store.errors import NotFound
+from store.secret_box import SecretBox
 from store.services import webhooks
 from store.services.webhooks import AttemptOutcome, AttemptResult, DeliveryJob
 from worker import metrics
 from worker.runtime import Runtime
 from worker.webhooks.limits import endpoint_slot
-from worker.webhooks.sender import TIMEOUT_SECONDS, build_body, event_payload, post, sign_headers
+from worker.webhooks.sender import TIMEOUT_SECONDS, build_body, event_payload, post, sign_headers_with
 
 logger = logging.getLogger(__name__)
 
@@ -32,80 +45,176 @@ logger = logging.getLogger(__name__)
 SHORT_RETRY = timedelta(seconds=60)
 # An enqueued delivery is not enqueued again by the sweep for this long.
 LEASE = timedelta(minutes=5)
-# A delivery whose endpoint has no free slot tries again after about this long.
+# A job whose endpoint has no free slot tries again after about this long.
 BUSY_RETRY_MS = 500
+# Deliveries a job reads and posts at most; the relay and the sweep cut their jobs to this size.
+MAX_BATCH = 100
+# Seconds a job keeps posting before it hands its remaining deliveries on to a new job.
+BATCH_BUDGET = 2.0
+# Endpoint secrets kept decrypted (as signers) in each process, by their encrypted form.
+SIGNERS_CACHED = 1024
 
-Enqueue = Callable[[int, int], None]  # (delivery id, delay in ms)
+Enqueue = Callable[[list[int], int], None]  # (delivery ids of one endpoint in order, delay in ms)
 
 
-def attempt(runtime: Runtime, delivery_id: int, enqueue: Enqueue) -> AttemptResult | None:
-    """Make one attempt at a delivery; None when there was nothing to do (finished, paused, busy)."""
+def attempt_batch(
+    runtime: Runtime, delivery_ids: Sequence[int], enqueue: Enqueue, *, budget: float = BATCH_BUDGET
+) -> dict[int, AttemptResult]:
+    """Attempt deliveries of one endpoint one after the other, in the order given.
+
+    Finished deliveries are skipped, and all of them while the endpoint is paused or disabled. A
+    failed one goes on its retry schedule and the next ones do not wait for it; a 410 stops the job
+    (the endpoint is disabled, or the REST hook deleted with its deliveries). What the job does not
+    get to (no free slot, its time `budget` in seconds used, more than MAX_BATCH) is enqueued again,
+    in order.
+    Ids of other endpoints than the first one's (none of our callers mixes them) go to jobs of their own.
+
+    Returns where each attempted delivery stands, in the order given.
+    """
+    ids = list(dict.fromkeys(delivery_ids))
+    head, later = ids[:MAX_BATCH], ids[MAX_BATCH:]
     with transaction(runtime.session_factory) as session:
-        job = webhooks.attempt_context(session, delivery_id)
-    if job is None or job.paused or job.disabled:
-        return None
-    outcome = _send_in_slot(runtime, job)
-    if outcome is None:
-        _requeue(runtime, delivery_id, BUSY_RETRY_MS + random.randrange(BUSY_RETRY_MS), enqueue, due=utcnow())
-        return None
+        jobs = webhooks.attempt_contexts(session, head)
+    groups = _by_endpoint(jobs)
+    for other in groups[1:]:
+        _requeue(runtime, [job.delivery_id for job in other], 0, enqueue, due=utcnow())
+    group = groups[0] if groups else []
+    if not group or group[0].paused or group[0].disabled:
+        if later:
+            _requeue(runtime, later, 0, enqueue, due=utcnow())
+        return {}
+    sent = _send_in_slot(runtime, group, enqueue, budget)
+    if sent is None:
+        waiting = [job.delivery_id for job in group] + later
+        _requeue(runtime, waiting, BUSY_RETRY_MS + random.randrange(BUSY_RETRY_MS), enqueue, due=utcnow())
+        return {}
+    failures, successes, rest = sent
+    results = {**failures, **_record_successes(runtime, successes)}
+    if rest or later:
+        _requeue(runtime, rest + later, 0, enqueue, due=utcnow())
+    return {job.delivery_id: results[job.delivery_id] for job in group if job.delivery_id in results}
+
+
+def _by_endpoint(jobs: Sequence[DeliveryJob]) -> list[list[DeliveryJob]]:
+    """The jobs grouped by endpoint, in the order of each endpoint's first job, each group in order."""
+    groups: dict[int, list[DeliveryJob]] = {}
+    for job in jobs:
+        groups.setdefault(job.endpoint_id, []).append(job)
+    return list(groups.values())
+
+
+Sent = tuple[dict[int, AttemptResult], list[tuple[DeliveryJob, AttemptOutcome]], list[int]]
+
+
+def _send_in_slot(runtime: Runtime, group: Sequence[DeliveryJob], enqueue: Enqueue, budget: float) -> Sent | None:
+    """Post the group in one of its endpoint's slots; None when none is free (nothing was sent).
+
+    Returns the results recorded (failures, and the successes before them), the successes still to
+    record, and the ids not attempted.
+    Once a request went out, its outcome must be recorded: a slot that cannot be given back (the
+    slots' Redis gone meanwhile) is logged and left to expire on its own (limits.SLOT_TTL_MS).
+    """
+    endpoint_id = group[0].endpoint_id
+    sent: Sent | None = None
+    try:
+        with endpoint_slot(endpoint_id) as free:
+            if free:
+                sent = _send_group(runtime, group, enqueue, budget)
+    except Exception:
+        if sent is None:
+            raise
+        logger.warning("could not give back a slot of endpoint %s; it expires", endpoint_id, exc_info=True)
+    return sent
+
+
+def _send_group(runtime: Runtime, group: Sequence[DeliveryJob], enqueue: Enqueue, budget: float) -> Sent:
+    started = time.monotonic()
+    results: dict[int, AttemptResult] = {}
+    successes: list[tuple[DeliveryJob, AttemptOutcome]] = []
+    for index, job in enumerate(group):
+        if index and time.monotonic() - started > budget:
+            return results, successes, [later.delivery_id for later in group[index:]]
+        outcome = _send(runtime, job)
+        if outcome.succeeded:
+            successes.append((job, outcome))
+            continue
+        # The successes before it first, so that the endpoint's failing streak starts with this failure.
+        results.update(_record_successes(runtime, successes))
+        successes = []
+        result = _record_failure(runtime, job, outcome, enqueue)
+        if result is not None:
+            results[job.delivery_id] = result
+        if outcome.gone or result is None or result.endpoint_disabled or result.endpoint_deleted:
+            # The endpoint is disabled or deleted (by this attempt or another): the rest stays
+            # pending for when it is enabled again, or went with it.
+            break
+    return results, successes, []
+
+
+def _record_successes(
+    runtime: Runtime, successes: Sequence[tuple[DeliveryJob, AttemptOutcome]]
+) -> dict[int, AttemptResult]:
+    if not successes:
+        return {}
     now = utcnow()
+    with transaction(runtime.session_factory) as session:
+        recorded = set(
+            webhooks.record_successes(session, [(job.delivery_id, outcome) for job, outcome in successes], now=now)
+        )
+    results: dict[int, AttemptResult] = {}
+    for job, outcome in successes:
+        if job.delivery_id in recorded:
+            results[job.delivery_id] = AttemptResult("succeeded", job.attempts + 1)
+            metrics.DELIVERIES.labels("succeeded").inc()
+            metrics.DELIVERY_DURATION.observe(outcome.duration_ms / 1000)
+            metrics.DELIVERY_LATENCY.observe((now - job.event_created_at).total_seconds())
+    return results
+
+
+def _record_failure(
+    runtime: Runtime, job: DeliveryJob, outcome: AttemptOutcome, enqueue: Enqueue
+) -> AttemptResult | None:
+    """Record a failed attempt and enqueue its retry if it is due soon; None when the delivery is gone."""
+    now = utcnow()
+    wait: timedelta | None = None
     try:
         with transaction(runtime.session_factory) as session:
-            result = webhooks.record_attempt(session, delivery_id, outcome, now=now, delays=runtime.retry_delays)
+            result = webhooks.record_attempt(session, job.delivery_id, outcome, now=now, delays=runtime.retry_delays)
             if result.state == "retry" and result.next_attempt_at is not None:
                 wait = result.next_attempt_at - now
                 if wait <= SHORT_RETRY:
-                    webhooks.lease(session, [delivery_id], until=result.next_attempt_at + LEASE)
+                    webhooks.lease(session, [job.delivery_id], until=result.next_attempt_at + LEASE)
     except NotFound:
         # Deleted during the request with its endpoint (a REST hook whose target answered 410 to
         # another attempt, or an admin): there is nothing left to record or to retry.
-        logger.info("delivery %s went with its endpoint %s during the attempt", delivery_id, job.endpoint_id)
+        logger.info("delivery %s went with its endpoint %s during the attempt", job.delivery_id, job.endpoint_id)
         return None
-    _observe(job, result, outcome, now)
-    if result.state == "retry" and result.next_attempt_at is not None and wait <= SHORT_RETRY:
+    _observe_failure(job, result, outcome)
+    if result.next_attempt_at is not None and wait is not None and wait <= SHORT_RETRY:
         delay_ms = max(0, int(wait.total_seconds() * 1000))
-        _requeue(runtime, delivery_id, delay_ms, enqueue, due=result.next_attempt_at)
+        _requeue(runtime, [job.delivery_id], delay_ms, enqueue, due=result.next_attempt_at)
     return result
 
 
-def _requeue(runtime: Runtime, delivery_id: int, delay_ms: int, enqueue: Enqueue, *, due: datetime) -> None:
-    """Enqueue the delivery's next attempt; if the broker fails, leave it to the sweep from `due` on.
+def _requeue(runtime: Runtime, delivery_ids: list[int], delay_ms: int, enqueue: Enqueue, *, due: datetime) -> None:
+    """Enqueue the deliveries' next attempt; if the broker fails, leave them to the sweep from `due` on.
 
-    The attempt before is recorded whatever happens here, so this does not raise: a delivery still
+    The attempts before are recorded whatever happens here, so this does not raise: a delivery still
     leased would wait for the lease (minutes) instead of the sweep picking it up once it is due.
     """
     try:
-        enqueue(delivery_id, delay_ms)
+        enqueue(delivery_ids, delay_ms)
     except Exception:
-        logger.warning("could not enqueue delivery %s; the sweep will pick it up", delivery_id, exc_info=True)
-        release(runtime, [delivery_id], due)
-
-
-def _send_in_slot(runtime: Runtime, job: DeliveryJob) -> AttemptOutcome | None:
-    """Send in one of the endpoint's slots; None when none is free (nothing was sent).
-
-    Once the request went out, its outcome must be recorded: a slot that cannot be given back (the
-    slots' Redis gone meanwhile) is logged and left to expire on its own (limits.SLOT_TTL_MS).
-    """
-    outcome: AttemptOutcome | None = None
-    try:
-        with endpoint_slot(job.endpoint_id) as free:
-            if free:
-                outcome = _send(runtime, job)
-    except Exception:
-        if outcome is None:
-            raise
-        logger.warning("could not give back a slot of endpoint %s; it expires", job.endpoint_id, exc_info=True)
-    return outcome
+        logger.warning("could not enqueue %d deliveries; the sweep will pick them up", len(delivery_ids), exc_info=True)
+        release(runtime, delivery_ids, due)
 
 
 def _send(runtime: Runtime, job: DeliveryJob) -> AttemptOutcome:
     now = utcnow()
-    secrets = webhooks.signing_secrets(job, runtime.secret_box, now)
     body = build_body(
         [event_payload(job.event_id, job.event_type, job.event_created_at, job.event_data)], job.payload_format
     )
-    headers = sign_headers(job.event_id, body, secrets, now)
+    headers = sign_headers_with(job.event_id, body, signers(job, runtime.secret_box, now), now)
     sent = post(runtime.webhook_client, job.url, body, headers, timeout=request_timeout(runtime.webhook_client))
     return AttemptOutcome(
         status_code=sent.status_code,
@@ -117,17 +226,30 @@ def _send(runtime: Runtime, job: DeliveryJob) -> AttemptOutcome:
     )
 
 
+def signers(job: DeliveryJob, box: SecretBox, now: datetime) -> list[Webhook]:
+    """Signers for the secrets to sign with at `now` (as `webhooks.signing_secrets`), decrypted once a process."""
+    current = [_signer(box, job.secret_encrypted)]
+    previous, expires_at = job.previous_secret_encrypted, job.previous_secret_expires_at
+    if previous is not None and expires_at is not None and expires_at > now:
+        return [*current, _signer(box, previous)]
+    return current
+
+
+@functools.lru_cache(maxsize=SIGNERS_CACHED)
+def _signer(box: SecretBox, secret_encrypted: str) -> Webhook:
+    # By the encrypted secret: a rotation (or a re-encryption) makes a new one, so nothing goes stale.
+    return Webhook(box.decrypt(secret_encrypted))
+
+
 def request_timeout(client: httpx.Client) -> float:
     """Seconds one request may take: the webhook client's read timeout (make_client sets TIMEOUT_SECONDS)."""
     read = client.timeout.read
     return TIMEOUT_SECONDS if read is None else read
 
 
-def _observe(job: DeliveryJob, result: AttemptResult, outcome: AttemptOutcome, now: datetime) -> None:
+def _observe_failure(job: DeliveryJob, result: AttemptResult, outcome: AttemptOutcome) -> None:
     metrics.DELIVERIES.labels(result.state).inc()
     metrics.DELIVERY_DURATION.observe(outcome.duration_ms / 1000)
-    if result.state == "succeeded":
-        metrics.DELIVERY_LATENCY.observe((now - job.event_created_at).total_seconds())
     if result.endpoint_disabled or result.endpoint_deleted:
         logger.warning(
             "endpoint %s %s after delivery %s",
@@ -143,11 +265,12 @@ def relay(runtime: Runtime, enqueue: Enqueue, *, limit: int = 500) -> int:
     while True:
         now = utcnow()
         with transaction(runtime.session_factory) as session:
-            due = webhooks.relay(session, limit=limit, now=now)
-            webhooks.lease(session, due, until=now + LEASE)
-            more = webhooks.has_unrelayed(session)
-        _enqueue_all(runtime, due, enqueue, now)
-        total += len(due)
+            relayed = webhooks.relay_due(session, limit=limit, now=now, lease_until=now + LEASE)
+            # Fewer events than the limit: none was left when this relay looked (and a commit after
+            # that schedules a relay of its own). Events another relay holds are its own.
+            more = relayed.events >= limit and webhooks.has_unrelayed(session)
+        _enqueue_all(runtime, relayed.due, enqueue, now)
+        total += len(relayed.due)
         if not more:
             return total
 
@@ -156,8 +279,8 @@ def sweep(runtime: Runtime, enqueue: Enqueue, *, limit: int = 1000) -> int:
     """Enqueue the deliveries whose time has come and that nobody holds (long retries, lost jobs)."""
     now = utcnow()
     with transaction(runtime.session_factory) as session:
-        due = webhooks.due_deliveries(session, now=now, limit=limit)
-        webhooks.lease(session, due, until=now + LEASE)
+        due = webhooks.due_deliveries_of_endpoints(session, now=now, limit=limit)
+        webhooks.lease(session, [delivery_id for _, delivery_id in due], until=now + LEASE)
     _enqueue_all(runtime, due, enqueue, now)
     return len(due)
 
@@ -166,15 +289,6 @@ def lease(runtime: Runtime, delivery_ids: Sequence[int]) -> None:
     """Hold deliveries about to be enqueued (after a resume or a replay) away from the sweep."""
     with transaction(runtime.session_factory) as session:
         webhooks.lease(session, delivery_ids, until=utcnow() + LEASE)
-
-
-def attempt_in_order(runtime: Runtime, delivery_ids: Sequence[int], enqueue: Enqueue) -> None:
-    """Attempt a backlog one delivery after the other, so a resumed endpoint gets it in event order.
-
-    A failed one goes on its usual retry schedule; the next ones do not wait for it.
-    """
-    for delivery_id in delivery_ids:
-        attempt(runtime, delivery_id, enqueue)
 
 
 def release(runtime: Runtime, delivery_ids: Sequence[int], due: datetime) -> None:
@@ -191,11 +305,21 @@ def release(runtime: Runtime, delivery_ids: Sequence[int], due: datetime) -> Non
         )
 
 
-def _enqueue_all(runtime: Runtime, delivery_ids: Sequence[int], enqueue: Enqueue, due: datetime) -> None:
-    """Enqueue each delivery now; if the broker fails, release the ones not enqueued (due at `due`) and raise."""
-    for index, delivery_id in enumerate(delivery_ids):
+def batches(due: Iterable[tuple[int, int]]) -> list[list[int]]:
+    """(endpoint id, delivery id) pairs as jobs: one list of ids per endpoint in the order given, cut at MAX_BATCH."""
+    by_endpoint: dict[int, list[int]] = {}
+    for endpoint_id, delivery_id in due:
+        by_endpoint.setdefault(endpoint_id, []).append(delivery_id)
+    return [ids[start : start + MAX_BATCH] for ids in by_endpoint.values() for start in range(0, len(ids), MAX_BATCH)]
+
+
+def _enqueue_all(runtime: Runtime, due: Sequence[tuple[int, int]], enqueue: Enqueue, at: datetime) -> None:
+    """Enqueue the deliveries now, a job per endpoint; if the broker fails, release the ones not enqueued
+    (due at `at`) and raise."""
+    jobs = batches(due)
+    for index, delivery_ids in enumerate(jobs):
         try:
-            enqueue(delivery_id, 0)
+            enqueue(delivery_ids, 0)
         except Exception:
-            release(runtime, delivery_ids[index:], due)
+            release(runtime, [delivery_id for job in jobs[index:] for delivery_id in job], at)
             raise

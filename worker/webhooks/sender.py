@@ -73,13 +73,18 @@ def sign_headers(event_id: str, body: bytes, secrets: Sequence[str], at: datetim
 
     `event_id` is the `webhook-id`: the same on every retry, so receivers can drop duplicates.
     """
-    if not secrets:
+    return sign_headers_with(event_id, body, [Webhook(secret) for secret in secrets], at)
+
+
+def sign_headers_with(event_id: str, body: bytes, signers: Sequence[Webhook], at: datetime) -> dict[str, str]:
+    """`sign_headers` with the secrets made into `Webhook` signers already (a worker keeps them)."""
+    if not signers:
         raise ValueError("at least one signing secret is needed")
     if at.tzinfo is None:
         raise ValueError("the signing time must be timezone-aware")
     at = at.astimezone(UTC)  # Webhook.sign replaces tzinfo with UTC: give it UTC wall time
     data = body.decode()
-    signatures = " ".join(Webhook(secret).sign(event_id, at, data) for secret in secrets)
+    signatures = " ".join(signer.sign(event_id, at, data) for signer in signers)
     return {"webhook-id": event_id, "webhook-timestamp": str(floor(at.timestamp())), "webhook-signature": signatures}
 
 

@@ -54,6 +54,7 @@ FAST_RETRIES: tuple[float, ...] = (0, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2)
 REQUEST_TIMEOUT = 5.0
 ACTORS: tuple[dramatiq.Actor[Any, Any], ...] = (
     actors.send_invitation_email,
+    actors.deliver_webhooks,
     actors.deliver_webhook,
     actors.deliver_in_order,
     actors.relay_outbox,

@@ -79,3 +79,24 @@ def test_concurrent_deliveries_get_at_most_the_limit(backend: redis.Redis | None
 def test_the_limit_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         configure_limits(None, 0)
+
+
+def test_a_slot_given_back_after_its_counter_expired_leaves_no_debt(backend: redis.Redis | None) -> None:
+    configure(backend, 1)
+    with endpoint_slot(3) as held:
+        assert held
+        if backend is not None:
+            backend.delete(f"{limits.KEY_PREFIX}3")  # the counter expired (SLOT_TTL_MS) under a long request
+    if backend is not None:
+        assert backend.get(f"{limits.KEY_PREFIX}3") is None  # not -1: that would be a slot too many
+    with endpoint_slot(3) as first:
+        assert first
+        with endpoint_slot(3) as second:
+            assert not second
+
+
+def test_a_taken_slot_keeps_its_counter_from_expiring(redis_client: redis.Redis) -> None:
+    configure(redis_client, 2)
+    with endpoint_slot(4) as held:
+        assert held
+        assert 0 < redis_client.pttl(f"{limits.KEY_PREFIX}4") <= limits.SLOT_TTL_MS

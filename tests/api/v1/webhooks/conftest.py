@@ -32,14 +32,14 @@ class Pipeline:
 
     def deliver(self) -> None:
         """Relay the waiting events, then attempt every due delivery and its short retries until none is left."""
-        queue: list[int] = []
+        queue: list[list[int]] = []
 
-        def enqueue(delivery_id: int, _delay_ms: int) -> None:
-            queue.append(delivery_id)
+        def enqueue(delivery_ids: list[int], _delay_ms: int) -> None:
+            queue.append(delivery_ids)
 
         delivery.relay(runtime.current(), enqueue)
         while queue:
-            delivery.attempt(runtime.current(), queue.pop(0), enqueue)
+            delivery.attempt_batch(runtime.current(), queue.pop(0), enqueue)
 
     def drain(self) -> None:
         """Run the jobs the API queued (resumed or replayed backlogs) with real Dramatiq workers."""
