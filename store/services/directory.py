@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import and_, delete, func, select, tuple_, update
+from sqlalchemy import and_, delete, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from store.columns import utcnow
@@ -347,6 +347,7 @@ def groups_of(session: Session, connection_id: int, user_ids: Sequence[str]) -> 
 
 
 def live_groups(session: Session, connection_id: int) -> list[DirectoryGroup]:
+    """The groups the directory lists now."""
     return list(
         session.scalars(
             select(DirectoryGroup)
@@ -354,6 +355,37 @@ def live_groups(session: Session, connection_id: int) -> list[DirectoryGroup]:
             .order_by(DirectoryGroup.id)
         )
     )
+
+
+def mirrored_groups(session: Session, connection_id: int, only: set[str] | None = None) -> list[DirectoryGroup]:
+    """Groups whose team needs bringing in step: live ones, and deleted ones still holding a team
+    (it is emptied). `only`: just these group ids."""
+    query = (
+        select(DirectoryGroup)
+        .where(
+            DirectoryGroup.connection_id == connection_id,
+            or_(DirectoryGroup.deleted.is_(False), DirectoryGroup.team_id.is_not(None)),
+        )
+        .order_by(DirectoryGroup.id)
+    )
+    if only is not None:
+        query = query.where(DirectoryGroup.external_id.in_(sorted(only)))
+    return list(session.scalars(query))
+
+
+def group_ids_of(session: Session, connection_id: int, user_ids: Sequence[str]) -> set[str]:
+    """The ids of the groups these users belong to."""
+    found: set[str] = set()
+    for chunk in _chunks(list(user_ids)):
+        found.update(
+            session.scalars(
+                select(DirectoryMembership.group_external_id).where(
+                    DirectoryMembership.connection_id == connection_id,
+                    DirectoryMembership.user_external_id.in_(chunk),
+                )
+            )
+        )
+    return found
 
 
 def in_scope_member_ids(session: Session, connection_id: int, group_id: str) -> set[int]:

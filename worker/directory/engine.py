@@ -211,17 +211,22 @@ def _offboard(session: Session, member: Member, tally: Tally) -> None:
     tally.count("removed", who=member.email)
 
 
-def sync_teams(session: Session, context: Context, tally: Tally) -> None:
-    """Mirror opted-in groups as teams, with the members of their in-scope users."""
+def sync_teams(session: Session, context: Context, tally: Tally, only: set[str] | None = None) -> None:
+    """Mirror opted-in groups as teams, with the members of their in-scope users; a deleted group's
+    team is emptied (and kept, with its history). `only`: just these group ids."""
+    if not context.scope.team_groups:
+        return
     connection_id = context.connection.id
-    for group in directory.live_groups(session, connection_id):
+    for group in directory.mirrored_groups(session, connection_id, only):
         if not mirrors_as_team(context.scope, group.external_id, group.email):
             continue
         try:
             with session.begin_nested():
                 team = _team_for(session, context, group.team_id, group.name)
                 group.team_id = team.id
-                wanted = directory.in_scope_member_ids(session, connection_id, group.external_id)
+                wanted = (
+                    set() if group.deleted else directory.in_scope_member_ids(session, connection_id, group.external_id)
+                )
                 current = set(teams.member_ids(session, team))
                 for member_id in sorted(wanted - current):
                     teams.add_member(session, team, session.get_one(Member, member_id))
@@ -295,7 +300,8 @@ def apply_now(session: Session, connection_id: int, page: DirectoryPage) -> Tall
     staged = stage(session, context, page, context.connection.round)
     decide(session, context, staged.users, staged.renamed, tally)
     if staged.groups or staged.users:
-        sync_teams(session, context, tally)
+        touched = staged.groups | directory.group_ids_of(session, connection_id, sorted(staged.users))
+        sync_teams(session, context, tally, only=touched)
     return tally
 
 

@@ -365,3 +365,16 @@ def test_apply_now_and_redecide_after_a_scope_change(session_factory: sessionmak
 
     assert tally.counts["removed"] == 1
     assert member_states(session_factory, acme)["bob@else.example"] is MemberStatus.REMOVED
+
+
+def test_a_deleted_group_empties_its_team_and_keeps_it(session_factory: sessionmaker[Session], acme: Org) -> None:
+    connection_id = connect(session_factory, acme, team_groups=["*"])
+    ops = DirectoryGroup("g-ops", "Ops", added=frozenset({"alice"}))
+    apply_round(session_factory, connection_id, full(user("alice"), groups=(ops,)))
+
+    apply_round(session_factory, connection_id, delta(groups=(DirectoryGroup("g-ops", "Ops", deleted=True),)))
+
+    with session_factory() as session:
+        team = teams.get_by_name(session, acme.organisation.id, "Ops")
+        assert teams.member_ids(session, team) == []
+    assert member_states(session_factory, acme)["alice@acme.example"] is MemberStatus.INVITED
