@@ -114,8 +114,8 @@ def test_a_team_left_out_of_the_file_loses_its_members_from_the_directory(
 
     assert team_members(api_factory, org, "Ops") == {"ada@acme.example", "bob@acme.example"}
     with api_factory() as session:
-        # The Design group is gone from the directory (the team itself stays, as for any directory).
         assert {group.external_id for group in directory.live_groups(session, connection_id)} == {"ops"}
+    assert team_members(api_factory, org, "Design") == set()  # emptied, and kept with its history
 
 
 def test_inactive_rows_are_removed_and_coming_back_restores(
