@@ -30,3 +30,5 @@ class ApiContext:
     # connection's channels (the flag: close and open them again).
     enqueue_sync: Callable[[int], None] = lambda _id: None
     enqueue_channels: Callable[[int, bool], None] = lambda _id, _recreate: None
+    # Close a connection's channels at the provider, before its credentials are deleted with it.
+    close_channels: Callable[[int], None] = lambda _id: None

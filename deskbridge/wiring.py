@@ -107,7 +107,7 @@ def make_counter(settings: Settings) -> Counter:
 
 def make_app(components: Components) -> FastAPI:
     from worker import actors
-    from worker.directory import jobs
+    from worker.directory import channels, jobs
 
     settings = components.settings
     worker_runtime = runtime.current()
@@ -125,5 +125,6 @@ def make_app(components: Components) -> FastAPI:
             enqueue_backlog=actors.enqueue_backlog,
             enqueue_sync=jobs.enqueue_sync,
             enqueue_channels=jobs.enqueue_channels,
+            close_channels=partial(channels.close, worker_runtime),
         )
     )

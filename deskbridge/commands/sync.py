@@ -19,6 +19,7 @@ from deskbridge.commands.common import OrgOption, err, fail, organisation, out, 
 from deskbridge.settings import get_settings
 from store.models import ConnectionKind, ConnectionStatus
 from store.services import connections
+from worker.directory.imports import import_page
 
 # The order a plan is shown in: arrivals, changes, departures, then who was left alone.
 ACTIONS = ("invited", "added", "restored", "updated", "removed", "skipped")
@@ -42,8 +43,6 @@ def sync(
 
 
 def _import(connection_id: int, org: str | None, file: Path, *, dry_run: bool) -> None:
-    from api.v1.endpoints.connections import import_page  # brings the API in: only for this path
-
     try:
         parsed = parse_bytes(file.read_bytes())
     except OSError as error:

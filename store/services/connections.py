@@ -239,6 +239,9 @@ def rotate_scim_token(session: Session, connection: Connection) -> str:
         raise Invalid("only a SCIM connection has a bearer token", field="kind")
     token = SCIM_TOKEN_PREFIX + secrets.token_urlsafe(32)
     connection.token_hash = hash_secret(token)
+    outbox.record(
+        session, connection.organisation_id, "connection.updated", {**describe(connection), "changed": ["token"]}
+    )
     return token
 
 

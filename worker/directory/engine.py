@@ -294,10 +294,20 @@ def apply_round(
 
 
 def apply_now(session: Session, connection_id: int, page: DirectoryPage) -> Tally:
-    """Stage and decide one page inside the caller's transaction (SCIM requests, CSV imports)."""
+    """Stage and decide one page inside the caller's transaction (SCIM requests, CSV imports).
+
+    A full page (a CSV file) is a whole round: whoever and whatever group it leaves out is gone.
+    """
     tally = Tally()
     context = Context.load(session, connection_id)
-    staged = stage(session, context, page, context.connection.round)
+    connection = context.connection
+    round_ = connection.round + 1 if page.full_users or page.full_groups else connection.round
+    staged = stage(session, context, page, round_)
+    if page.full_users:
+        staged.add(directory.end_full_users(session, connection_id, round_))
+    if page.full_groups:
+        staged.add(directory.end_full_groups(session, connection_id, round_))
+    connection.round = round_
     decide(session, context, staged.users, staged.renamed, tally)
     if staged.groups or staged.users:
         touched = staged.groups | directory.group_ids_of(session, connection_id, sorted(staged.users))

@@ -7,13 +7,11 @@ file is the whole directory, so whoever it leaves out is removed; `dry_run` show
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StringConstraints
-from sqlalchemy.orm import Session
 
 from api.context import ApiContext
 from api.deps import DB, AdminCaller, context
@@ -21,12 +19,10 @@ from api.errors import problem
 from api.v1.common import PatchBody, RequestBody, Resource, Timestamp, path_id, problems
 from api.v1.pagination import Keyset, Page, Paging, fetch, page_of
 from connectors.csv import parse
-from connectors.records import DirectoryGroup, DirectoryPage, RemovedUser
-from store.errors import Conflict
 from store.models import Connection, ConnectionKind
 from store.secret_box import SecretBox
-from store.services import connections, directory
-from worker.directory import engine
+from store.services import connections
+from worker.directory import imports
 
 router = APIRouter(prefix="/connections", tags=["connections"])
 
@@ -141,47 +137,6 @@ class ImportOut(BaseModel):
     errors: list[RowErrorOut] = Field(description="Bad rows (a dry run only; an import answers 422 instead).")
 
 
-# --- CSV imports (also used by `deskbridge sync --file`) ---------------------------------------
-
-
-def import_page(session: Session, connection: Connection, page: DirectoryPage, *, dry_run: bool) -> engine.Tally:
-    """Apply a CSV file's page to a csv connection in the caller's transaction, or only plan it.
-
-    A dry run does the real work in a savepoint and rolls it back: the plan is exactly what an
-    import would do, and no row, event or email is left behind.
-    """
-    if connection.kind is not ConnectionKind.CSV:
-        raise Conflict(f"connection {connection.id} is a {connection.kind.value} connection; only csv ones take files")
-    savepoint = session.begin_nested()
-    try:
-        if not connections.claim(session, connection.id):
-            raise Conflict("a sync of this connection is running; try again when it is done", code="sync_running")
-        tally = engine.apply_now(session, connection.id, _with_leavers(session, connection.id, page))
-    except BaseException:
-        savepoint.rollback()
-        raise
-    if dry_run:
-        savepoint.rollback()
-        return tally
-    savepoint.commit()
-    connections.finish(session, connection, counts=tally.counts, notes=tally.notes, cursor=connection.cursor)
-    return tally
-
-
-def _with_leavers(session: Session, connection_id: int, page: DirectoryPage) -> DirectoryPage:
-    # engine.apply_now stages one page and does not close a full listing, so who and which teams the
-    # file leaves out are said explicitly.
-    listed = {user.external_id for user in page.users}
-    named = {group.external_id for group in page.groups}
-    leavers = [RemovedUser(uid) for uid in directory.all_user_ids(session, connection_id) if uid not in listed]
-    gone = [
-        DirectoryGroup(group.external_id, group.name, deleted=True)
-        for group in directory.live_groups(session, connection_id)
-        if group.external_id not in named
-    ]
-    return replace(page, removed=(*page.removed, *leavers), groups=(*page.groups, *gone))
-
-
 def default_settings(kind: str, settings: dict[str, Any]) -> dict[str, Any]:
     """A CSV file's teams column is meant to make teams: its connections mirror every team unless told."""
     if kind == ConnectionKind.CSV.value and "team_groups" not in settings:
@@ -252,8 +207,11 @@ def _provider(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.delete("/{connection_id}", status_code=204, summary="Delete a connection", responses=problems(404))
-def delete_one(connection: Chosen, db: DB) -> Response:
-    """Forget a connection and what its directory said (admins only); the members it brought in stay."""
+def delete_one(connection: Chosen, db: DB, ctx: Context) -> Response:
+    """Forget a connection and what its directory said (admins only); the members it brought in stay.
+    Its push channels are closed at Microsoft or Google first, while its credentials still exist."""
+    if connection.kind in PUSHING:
+        ctx.close_channels(connection.id)
     connections.delete(db, connection)
     db.commit()
     return Response(status_code=204)
@@ -308,7 +266,7 @@ def import_csv(
             code="invalid_csv",
             errors=[{"field": "csv", "line": error.line, "detail": str(error)} for error in parsed.errors],
         )
-    tally = import_page(db, connection, parsed.page, dry_run=dry_run)
+    tally = imports.import_page(db, connection, parsed.page, dry_run=dry_run)
     db.commit()
     return ImportOut(
         dry_run=dry_run,

@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from store.columns import utcnow
 from store.db import make_engine, transaction
 from store.migrate import upgrade
-from store.models import ApiToken, Base, OutboxEvent, Role
+from store.models import ApiToken, Base, ConnectionKind, OutboxEvent, Role
 from store.secret_box import SecretBox
-from store.services import bookings, desks, members, teams, tokens, webhooks
+from store.services import bookings, connections, desks, members, teams, tokens, webhooks
 from tests.conftest import Org
 
 Snapshot = dict[str, list[tuple[Any, ...]]]
@@ -131,6 +131,7 @@ class World:
     token_id: int
     webhook_id: int
     hook_id: int
+    connection_id: int
     event_id: str  # the booking's booking.created
 
     def ids(self) -> dict[str, int | str]:
@@ -143,6 +144,7 @@ class World:
             "token_id": self.token_id,
             "webhook_id": self.webhook_id,
             "hook_id": self.hook_id,
+            "connection_id": self.connection_id,
             "event_id": self.event_id,
             "event": "booking.created",
         }
@@ -179,7 +181,8 @@ def furnish(factory: sessionmaker[Session], org: Org) -> World:
             payload_format="array",
             kind="rest_hook",
         )
-        ids = (member.id, desk.id, team.id, booking.id, invitation.id, token_id, webhook.id, hook.id)
+        connection, _ = connections.create(session, FURNISH_BOX, organisation_id, ConnectionKind.CSV, "HR export")
+        ids = (member.id, desk.id, team.id, booking.id, invitation.id, token_id, webhook.id, hook.id, connection.id)
     with factory() as session:
         event_id = session.scalar(
             select(OutboxEvent.id).where(
@@ -272,6 +275,14 @@ def every_call() -> list[Call]:
         Call("GET", "/v1/hooks", admin_only=True),
         Call("DELETE", "/v1/hooks/{hook_id}", admin_only=True),
         Call("GET", "/v1/hooks/samples/{event}", admin_only=True),
+        Call("POST", "/v1/connections", {"kind": "csv", "name": "HR"}, admin_only=True),
+        Call("GET", "/v1/connections", admin_only=True),
+        Call("GET", "/v1/connections/{connection_id}", admin_only=True),
+        Call("PATCH", "/v1/connections/{connection_id}", {"name": "Renamed"}, admin_only=True),
+        Call("DELETE", "/v1/connections/{connection_id}", admin_only=True),
+        Call("POST", "/v1/connections/{connection_id}/sync", admin_only=True),
+        Call("POST", "/v1/connections/{connection_id}/token", admin_only=True),
+        Call("POST", "/v1/connections/{connection_id}/import", {"csv": "email\na@x.example\n"}, admin_only=True),
     ]
 
 

@@ -53,6 +53,7 @@ class Queued:
 
     syncs: list[int] = field(default_factory=list)
     channels: list[tuple[int, bool]] = field(default_factory=list)
+    closed: list[int] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -71,6 +72,7 @@ def api(api_factory: sessionmaker[Session], queued: Queued) -> TestClient:
         secret_box=BOX,
         enqueue_sync=queued.syncs.append,
         enqueue_channels=lambda connection_id, recreate: queued.channels.append((connection_id, recreate)),
+        close_channels=queued.closed.append,
     )
     return TestClient(create_app(context))
 
@@ -385,12 +387,13 @@ def test_patch_and_create_need_a_json_body(api: TestClient, org: Org) -> None:
     assert_problem(response, 400, "malformed_json")
 
 
-def test_delete(api: TestClient, api_factory: sessionmaker[Session], org: Org) -> None:
+def test_delete(api: TestClient, api_factory: sessionmaker[Session], org: Org, queued: Queued) -> None:
     connection_id = create(api, org, MICROSOFT)["id"]
 
     response = api.delete(f"/v1/connections/{connection_id}", headers=auth(org.admin_token))
 
     assert response.status_code == 204
+    assert queued.closed == [connection_id]  # its push channels closed while its credentials existed
     assert response.content == b""
     assert_problem(api.get(f"/v1/connections/{connection_id}", headers=auth(org.admin_token)), 404)
     event = events(api_factory, org.organisation.id)[-1]
