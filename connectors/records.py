@@ -1,4 +1,4 @@
-"""What connectors hand the worker: directory records in one shape, whatever the source.
+"""What connectors hand the worker: directory and calendar records in one shape, whatever the source.
 
 A connector reads one *round* of a directory: pages of users, removals and groups. A round is
 either a complete listing (`full`: whoever is not in it is gone) or the changes since the cursor
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 
@@ -84,3 +85,104 @@ class ConnectorError(Exception):
         self.message = message
         self.action_required = action_required
         self.retry_after = retry_after
+
+
+# Calendars --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarEvent:
+    """An event (or one instance of a recurring event) as a calendar shows it now.
+
+    Times are aware and in UTC; `timezone` is the zone the organiser wrote it in (IANA name, Windows
+    names already translated). All-day events run from midnight to midnight in that zone (UTC when
+    unknown). `booking_id` is set when the event is one deskbridge wrote itself (found in its private
+    extended property or transaction id): the sync never takes such an event in as the person's own.
+    """
+
+    event_id: str  # the provider's id of this event or instance; the ICS UID (+ instance) for feeds
+    start: datetime
+    end: datetime
+    ical_uid: str | None = None
+    recurrence_id: str | None = None  # the instance's original start (ISO 8601, UTC) in a series
+    timezone: str | None = None
+    all_day: bool = False
+    show_as: str = "busy"  # free, tentative, busy, oof, workingElsewhere, unknown
+    status: str = "confirmed"  # confirmed, tentative, cancelled
+    title: str = ""
+    location: str = ""
+    categories: tuple[str, ...] = ()
+    attendees: tuple[str, ...] = ()  # addresses
+    working_location: str | None = None  # home, office, custom (Google working-location entries)
+    working_location_label: str | None = None  # the office's, building's or desk's name
+    etag: str | None = None  # etag / changeKey, to skip what did not change
+    updated: datetime | None = None
+    booking_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RemovedEvent:
+    """An event gone from the calendar (deleted, or cancelled where the provider reports it so)."""
+
+    event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarPage:
+    """One page of a calendar round; as DirectoryPage: `full` pages list the whole window (whatever
+    they leave out is gone), `cursor` is set on the last page only (sync token, delta link, ETag)."""
+
+    events: tuple[CalendarEvent, ...] = ()
+    removed: tuple[RemovedEvent, ...] = ()
+    full: bool = False
+    cursor: str | None = None
+    last: bool = False
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The stretch of time calendars are read for: from a day back to N days ahead, moving with time."""
+
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BookingEntry:
+    """A booking as it is written into its person's calendar."""
+
+    booking_id: int
+    start: datetime  # aware
+    end: datetime
+    timezone: str  # the organisation's IANA zone
+    title: str  # e.g. "Desk 4.12 (deskbridge)"
+    location: str  # the desk, building and floor
+    office_label: str  # for working-location entries: the office or building
+    sequence: int = 0  # bumped on every change
+
+
+class CalendarReader(Protocol):
+    """Reads one calendar: a round starting at `cursor` (None: the whole window, from scratch).
+
+    A cursor that no longer fits (a 410, a moved window) makes the reader start from scratch and say
+    so in the notes; the worker keeps the cursor only when the round completes.
+    """
+
+    def read(self, cursor: str | None, window: Window) -> Iterator[CalendarPage]: ...
+
+
+class CalendarWriter(Protocol):
+    """Writes bookings into one person's calendar; idempotent by booking id."""
+
+    def put(self, entry: BookingEntry, event_id: str | None) -> str:
+        """Create or update the booking's event; returns the provider's event id.
+
+        With no `event_id` the writer first looks for an event carrying the booking id (a retried
+        create after a crash), so an event is never made twice.
+        """
+        ...
+
+    def delete(self, event_id: str) -> None:
+        """Remove the booking's event; one already gone is fine."""
+        ...
