@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy import Row, Select, func, insert, or_, select, text, update
+from sqlalchemy import Integer, Row, Select, Table, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,7 @@ from store import outbox
 from store.columns import utcnow
 from store.errors import Invalid, NotAllowed, NotFound
 from store.models import (
+    Base,
     Delivery,
     DeliveryAttempt,
     DeliveryStatus,
@@ -48,6 +49,13 @@ MAX_PATTERNS = 100
 
 # An exact dotted type ("booking.created"), a prefix wildcard ("booking.*") or "*".
 _PATTERN = re.compile(r"\*|[a-z0-9_]+(\.[a-z0-9_]+)*(\.\*)?")
+
+
+def _table(entity: type[Base]) -> Table:
+    """The entity's table, for Core statements (the hot paths are built once, with bound parameters)."""
+    table = entity.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 # --- matching and validation -------------------------------------------------------------------
@@ -362,9 +370,7 @@ def relay_due(session: Session, *, limit: int = 500, now: datetime, lease_until:
         if _wants(endpoint, event)
     ]
     created = _insert_missing(session, rows)
-    session.execute(
-        update(OutboxEvent).where(OutboxEvent.id.in_([event.id for event in events])).values(relayed_at=now)
-    )
+    session.execute(_MARK_RELAYED, {"event_ids": [event.id for event in events], "relayed_now": now})
     paused = {endpoint.id for group in endpoints.values() for endpoint in group if endpoint.paused}
     position = {event.id: index for index, event in enumerate(events)}
     due = sorted((position[event_id], endpoint_id, delivery_id) for delivery_id, endpoint_id, event_id in created)
@@ -387,32 +393,44 @@ def oldest_unrelayed(session: Session) -> datetime | None:
     return session.scalar(select(func.min(OutboxEvent.created_at)).where(OutboxEvent.relayed_at.is_(None)))
 
 
+_TAKE_UNRELAYED = (
+    select(
+        OutboxEvent.id,
+        OutboxEvent.organisation_id,
+        OutboxEvent.seq,
+        OutboxEvent.type,
+        OutboxEvent.created_at,
+        OutboxEvent.data,
+    )
+    .where(OutboxEvent.relayed_at.is_(None))
+    .order_by(OutboxEvent.created_at, OutboxEvent.organisation_id, OutboxEvent.seq)
+    .limit(bindparam("limit", type_=Integer))
+    .with_for_update(skip_locked=True)
+)
+# KEY SHARE: an endpoint cannot be deleted under the relay (its new deliveries would lose their
+# foreign key), yet attempts may still update it.
+_LIVE_ENDPOINTS = (
+    select(WebhookEndpoint)
+    .where(
+        WebhookEndpoint.organisation_id.in_(bindparam("organisation_ids", expanding=True)),
+        WebhookEndpoint.disabled_at.is_(None),
+    )
+    .order_by(WebhookEndpoint.id)
+    .with_for_update(read=True, key_share=True)
+)
+_MARK_RELAYED = (
+    update(_table(OutboxEvent))
+    .where(_table(OutboxEvent).c.id.in_(bindparam("event_ids", expanding=True)))
+    .values(relayed_at=bindparam("relayed_now"))
+)
+
+
 def _take_unrelayed(session: Session, limit: int) -> Sequence[Row[Any]]:
-    return session.execute(
-        select(
-            OutboxEvent.id,
-            OutboxEvent.organisation_id,
-            OutboxEvent.seq,
-            OutboxEvent.type,
-            OutboxEvent.created_at,
-            OutboxEvent.data,
-        )
-        .where(OutboxEvent.relayed_at.is_(None))
-        .order_by(OutboxEvent.created_at, OutboxEvent.organisation_id, OutboxEvent.seq)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
+    return session.execute(_TAKE_UNRELAYED, {"limit": limit}).all()
 
 
 def _endpoints_by_organisation(session: Session, organisation_ids: set[int]) -> dict[int, list[WebhookEndpoint]]:
-    # KEY SHARE: an endpoint cannot be deleted under the relay (its new deliveries would lose their
-    # foreign key), yet attempts may still update it.
-    found = session.scalars(
-        select(WebhookEndpoint)
-        .where(WebhookEndpoint.organisation_id.in_(organisation_ids), WebhookEndpoint.disabled_at.is_(None))
-        .order_by(WebhookEndpoint.id)
-        .with_for_update(read=True, key_share=True)
-    )
+    found = session.scalars(_LIVE_ENDPOINTS, {"organisation_ids": list(organisation_ids)})
     grouped: dict[int, list[WebhookEndpoint]] = defaultdict(list)
     for endpoint in found:
         grouped[endpoint.organisation_id].append(endpoint)
@@ -569,18 +587,54 @@ _JOB_COLUMNS = (
 )
 
 
+_READ_JOBS = (
+    select(*_JOB_COLUMNS)
+    .join(WebhookEndpoint, WebhookEndpoint.id == Delivery.endpoint_id)
+    .join(OutboxEvent, OutboxEvent.id == Delivery.event_id)
+    .where(Delivery.id.in_(bindparam("delivery_ids", expanding=True)), Delivery.status == DeliveryStatus.PENDING)
+)
+
+
 def attempt_contexts(session: Session, delivery_ids: Sequence[int]) -> list[DeliveryJob]:
     """`attempt_context` for several deliveries in one read: the pending ones, in the order given."""
     if not delivery_ids:
         return []
-    rows = session.execute(
-        select(*_JOB_COLUMNS)
-        .join(WebhookEndpoint, WebhookEndpoint.id == Delivery.endpoint_id)
-        .join(OutboxEvent, OutboxEvent.id == Delivery.event_id)
-        .where(Delivery.id.in_(delivery_ids), Delivery.status == DeliveryStatus.PENDING)
-    ).all()
+    rows = session.execute(_READ_JOBS, {"delivery_ids": list(delivery_ids)}).all()
     found = {row[0]: DeliveryJob(*row) for row in rows}
     return [found[delivery_id] for delivery_id in dict.fromkeys(delivery_ids) if delivery_id in found]
+
+
+# Core statements on the tables, built once: the ORM's bulk paths cost more than the database does here.
+_deliveries, _endpoints = _table(Delivery), _table(WebhookEndpoint)
+_PENDING_LOCKED = (
+    select(_deliveries.c.id)
+    .where(
+        _deliveries.c.id.in_(bindparam("delivery_ids", expanding=True)),
+        _deliveries.c.status == DeliveryStatus.PENDING,
+    )
+    .order_by(_deliveries.c.id)
+    .with_for_update()
+)
+_SUCCEED = (
+    update(_deliveries)
+    .where(_deliveries.c.id.in_(_PENDING_LOCKED.scalar_subquery()), _deliveries.c.status == DeliveryStatus.PENDING)
+    .values(
+        status=DeliveryStatus.SUCCEEDED,
+        attempts=_deliveries.c.attempts + 1,
+        last_attempt_at=bindparam("succeeded_at"),
+        last_status_code=bindparam("status_code"),
+        delivered_at=bindparam("succeeded_at"),
+        next_attempt_at=None,
+    )
+    .returning(_deliveries.c.id, _deliveries.c.endpoint_id)
+)
+# Conditional, so a busy healthy endpoint's row is not written (and locked) on every batch.
+_NOT_FAILING = (
+    update(_endpoints)
+    .where(_endpoints.c.id.in_(bindparam("endpoint_ids", expanding=True)), _endpoints.c.failing_since.is_not(None))
+    .values(failing_since=None)
+)
+_LOG_ATTEMPTS = insert(_table(DeliveryAttempt))
 
 
 def record_successes(session: Session, successes: Sequence[tuple[int, AttemptOutcome]], *, now: datetime) -> list[int]:
@@ -599,39 +653,16 @@ def record_successes(session: Session, successes: Sequence[tuple[int, AttemptOut
     for delivery_id, outcome in outcomes.items():
         by_status[outcome.status_code].append(delivery_id)
     for status_code, delivery_ids in by_status.items():
-        pending = (
-            select(Delivery.id)
-            .where(Delivery.id.in_(delivery_ids), Delivery.status == DeliveryStatus.PENDING)
-            .order_by(Delivery.id)
-            .with_for_update()
-        )
         rows = session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_(pending.scalar_subquery()), Delivery.status == DeliveryStatus.PENDING)
-            .values(
-                status=DeliveryStatus.SUCCEEDED,
-                attempts=Delivery.attempts + 1,
-                last_attempt_at=now,
-                last_status_code=status_code,
-                delivered_at=now,
-                next_attempt_at=None,
-            )
-            .returning(Delivery.id, Delivery.endpoint_id)
-            .execution_options(synchronize_session=False)
+            _SUCCEED, {"delivery_ids": delivery_ids, "succeeded_at": now, "status_code": status_code}
         ).all()
         recorded.extend(row[0] for row in rows)
         endpoint_ids = {row[1] for row in rows}
         if endpoint_ids:
-            # Conditional, so a busy healthy endpoint's row is not written (and locked) on every batch.
-            session.execute(
-                update(WebhookEndpoint)
-                .where(WebhookEndpoint.id.in_(endpoint_ids), WebhookEndpoint.failing_since.is_not(None))
-                .values(failing_since=None)
-                .execution_options(synchronize_session=False)
-            )
+            session.execute(_NOT_FAILING, {"endpoint_ids": list(endpoint_ids)})
     if recorded:
         session.execute(
-            insert(DeliveryAttempt),
+            _LOG_ATTEMPTS,
             [
                 {
                     "delivery_id": delivery_id,

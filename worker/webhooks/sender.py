@@ -111,19 +111,31 @@ def post(
 ) -> Outcome:
     """POST `body` to `url` once, never following redirects and never raising for network trouble.
 
-    Timeouts, connection errors and SSRF refusals come back as an `Outcome` with `error` set.
+    `client` is one from `make_client`: the request goes straight to its SSRF-checked transport (the
+    client's cookies, redirects, auth and per-request logging are nothing a webhook wants, and cost
+    as much as the request). Timeouts, connection errors and SSRF refusals come back as an `Outcome`
+    with `error` set.
     """
+    if not isinstance(client, WebhookClient):
+        raise TypeError("post needs a client made by worker.webhooks.sender.make_client")
     started = time.perf_counter()
 
     def elapsed() -> int:
         return round((time.perf_counter() - started) * 1000)
 
-    request_headers = {**headers, "content-type": "application/json"}
     try:
-        with client.stream(
-            "POST", url, content=body, headers=request_headers, timeout=timeout, follow_redirects=False
-        ) as response:
+        request = httpx.Request(
+            "POST",
+            url,
+            content=body,
+            headers={**headers, "user-agent": USER_AGENT, "content-type": "application/json"},
+            extensions={"timeout": httpx.Timeout(timeout).as_dict()},
+        )
+        response = client.checked_transport.handle_request(request)
+        try:
             excerpt = _read_excerpt(response.iter_bytes())
+        finally:
+            response.close()
     except UnsafeURL as error:
         return Outcome(None, elapsed(), error=f"refused: {error}", refused=True)
     except httpx.TimeoutException as error:
@@ -156,13 +168,21 @@ def make_client(*, allow_private: bool) -> httpx.Client:
     Share one per process (it is thread-safe and pools connections); close it on shutdown.
     """
     warn_if_private_allowed(allow_private)
-    return httpx.Client(
-        transport=CheckedTransport(allow_private=allow_private),
-        headers={"user-agent": USER_AGENT},
-        timeout=TIMEOUT_SECONDS,
-        follow_redirects=False,
-        trust_env=False,
-    )
+    return WebhookClient(CheckedTransport(allow_private=allow_private))
+
+
+class WebhookClient(httpx.Client):
+    """An httpx client on a `CheckedTransport`, which `post` uses directly."""
+
+    def __init__(self, transport: CheckedTransport) -> None:
+        super().__init__(
+            transport=transport,
+            headers={"user-agent": USER_AGENT},
+            timeout=TIMEOUT_SECONDS,
+            follow_redirects=False,
+            trust_env=False,
+        )
+        self.checked_transport = transport
 
 
 class CheckedBackend(httpcore.SyncBackend):

@@ -15,6 +15,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from tests.worker.webhooks.conftest import Reply, StartReceiver, free_port
 from worker.webhooks.sender import (
     EXCERPT_BYTES,
+    USER_AGENT,
     EventPayload,
     build_body,
     event_payload,
@@ -261,3 +262,19 @@ def test_the_client_ignores_proxy_settings(
     receiver = start_receiver()
     with make_client(allow_private=True) as fresh:
         assert post(fresh, receiver.url, b"{}", signed(b"{}")).success
+
+
+def test_cookies_a_receiver_sets_are_never_sent_back(start_receiver: StartReceiver, client: httpx.Client) -> None:
+    # One client serves every organisation's endpoints: nothing one receiver says may reach another.
+    receiver = start_receiver(replies=[Reply(headers={"set-cookie": "session=abc; Path=/"}), Reply()])
+    for _ in range(2):
+        assert post(client, receiver.url, b"{}", signed(b"{}")).success
+    assert [request.headers.get("cookie") for request in receiver.received] == [None, None]
+    assert {request.headers["user-agent"] for request in receiver.received} == {USER_AGENT}
+    assert {request.headers["content-type"] for request in receiver.received} == {"application/json"}
+
+
+def test_post_needs_the_webhook_client() -> None:
+    # Another client would skip the SSRF check at connect time.
+    with httpx.Client() as plain, pytest.raises(TypeError, match="make_client"):
+        post(plain, "http://127.0.0.1:9/hook", b"{}", signed(b"{}"))
