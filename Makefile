@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench bench-api bench-webhooks clean
+.PHONY: run test lint typecheck pytest bench bench-api bench-webhooks bench-directory clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,7 +32,7 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 ## bench: every benchmark (each prints its figures)
-bench: bench-api bench-webhooks
+bench: bench-api bench-webhooks bench-directory
 
 bench-api: $(STAMP)
 	$(BIN)/python -m bench.api
@@ -40,6 +40,10 @@ bench-api: $(STAMP)
 ## bench-webhooks: 50,000 events to 2 endpoints through PostgreSQL, Redis and dramatiq workers, beside the ceiling
 bench-webhooks: $(STAMP)
 	$(BIN)/python -m bench.webhooks
+
+## bench-directory: initial sync of a 100,000-user tenant from the fake Graph into PostgreSQL, then 1,000 changes and a resync, beside COPY
+bench-directory: $(STAMP)
+	$(BIN)/python -m bench.directory
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

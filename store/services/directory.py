@@ -8,10 +8,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import and_, delete, func, or_, select, tuple_, update
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from store.columns import utcnow
 from store.models import DirectoryGroup, DirectoryMembership, DirectoryUser
@@ -19,6 +36,9 @@ from store.models import DirectoryGroup, DirectoryMembership, DirectoryUser
 CHUNK = 1000  # rows per statement: keeps IN lists and parameter counts well inside every backend's limits
 
 _USER_FIELDS = ("username", "email", "display_name", "active", "guest", "org_unit")
+_USER_COLUMNS = tuple(getattr(DirectoryUser, name) for name in _USER_FIELDS)
+# The table itself, for statements that write rows past the ORM (bulk staging).
+_USERS: Table = DirectoryUser.__table__  # type: ignore[assignment]
 
 
 # The shapes of connectors.records, described here because the store imports nothing of ours.
@@ -85,25 +105,101 @@ def _normalised_email(value: str | None) -> str | None:
     return value.strip().lower() if value and value.strip() else None
 
 
+def _among(session: Session, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
+    """`column IN values`; on PostgreSQL `IN (SELECT unnest(array))`: one parameter instead of one
+    per value, so the statement stays short (the driver parses and caches it once). Not `= ANY(array)`:
+    on a table that grew since it was last analyzed (a first sync), the prepared statement's generic
+    plan then filters every row of the organisation against the whole array, which grows with the
+    square of the rows; a semi-join stays linear without statistics and uses the index with them."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column.in_(select(func.unnest(cast(list(values), ARRAY(column.type)))))  # type: ignore[no-any-return]
+    return column.in_(list(values))  # type: ignore[no-any-return]
+
+
+def _forget_loaded(session: Session, connection_id: int, external_ids: set[str]) -> None:
+    """Expire rows of these users the session holds: they were just written past the ORM."""
+    if not external_ids:
+        return
+    for item in list(session.identity_map.values()):
+        if isinstance(item, DirectoryUser) and item.connection_id == connection_id and item.external_id in external_ids:
+            session.expire(item)
+
+
+_INSERT_USERS = text(
+    """
+    INSERT INTO directory_users
+        (connection_id, external_id, username, email, display_name, active, guest, org_unit, deleted,
+         in_scope, seen_round, changed_at)
+    SELECT :connection_id, external_id, username, email, display_name, active, guest, org_unit, false,
+           false, :seen_round, :changed_at
+    FROM unnest(
+        CAST(:external_ids AS varchar[]), CAST(:usernames AS varchar[]), CAST(:emails AS varchar[]),
+        CAST(:display_names AS varchar[]), CAST(:actives AS boolean[]), CAST(:guests AS boolean[]),
+        CAST(:org_units AS varchar[])
+    ) AS new (external_id, username, email, display_name, active, guest, org_unit)
+    """
+)
+
+
+def _insert_users(session: Session, connection_id: int, rows: list[dict[str, Any]], round_: int, now: datetime) -> None:
+    """Insert new users: on PostgreSQL one statement with an array a column (a page of 999 users is
+    one short statement), elsewhere one executemany."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            _INSERT_USERS,
+            {
+                "connection_id": connection_id,
+                "seen_round": round_,
+                "changed_at": now,
+                "external_ids": [row["external_id"] for row in rows],
+                **{f"{name}s": [row[name] for row in rows] for name in _USER_FIELDS},
+            },
+        )
+        return
+    session.execute(
+        insert(_USERS),
+        [
+            {
+                **row,
+                "connection_id": connection_id,
+                "deleted": False,
+                "in_scope": False,
+                "seen_round": round_,
+                "changed_at": now,
+            }
+            for row in rows
+        ],
+    )
+
+
 def stage_users(session: Session, connection_id: int, users: Sequence[UserRecord], round_: int) -> Staged:
-    """Upsert users as the directory describes them; returns who is new or different."""
+    """Upsert users as the directory describes them; returns who is new or different.
+
+    Plain rows and statements rather than ORM objects: a first sync stages 100,000 users. Per chunk:
+    one query for what is staged, one insert of the newcomers, one update of the changed (as many
+    as changed), one update of `seen_round` for the unchanged (what closes a full listing).
+    """
     staged = Staged()
     latest = {user.external_id: user for user in users}  # a page may repeat a user: the last word wins
-    ids = list(latest)
     now = utcnow()
-    for chunk in _chunks(ids):
+    table = _USERS
+    for chunk in _chunks(list(latest)):
         existing = {
             row.external_id: row
-            for row in session.scalars(
-                select(DirectoryUser).where(
-                    DirectoryUser.connection_id == connection_id, DirectoryUser.external_id.in_(chunk)
+            for row in session.execute(
+                select(DirectoryUser.id, DirectoryUser.external_id, DirectoryUser.deleted, *_USER_COLUMNS).where(
+                    DirectoryUser.connection_id == connection_id, _among(session, DirectoryUser.external_id, chunk)
                 )
             )
         }
-        new_rows = []
+        new_rows: list[dict[str, Any]] = []
+        changed_rows: list[dict[str, Any]] = []
+        unchanged: list[int] = []
         for external_id in chunk:
             user = latest[external_id]
-            values = {
+            values: dict[str, Any] = {
                 "username": user.username.strip().lower(),
                 "email": _normalised_email(user.email),
                 "display_name": " ".join(user.display_name.split())[:200],
@@ -113,28 +209,29 @@ def stage_users(session: Session, connection_id: int, users: Sequence[UserRecord
             }
             row = existing.get(external_id)
             if row is None:
-                new_rows.append(
-                    DirectoryUser(
-                        connection_id=connection_id,
-                        external_id=external_id,
-                        seen_round=round_,
-                        changed_at=now,
-                        **values,
-                    )
-                )
+                new_rows.append({"external_id": external_id, **values})
                 staged.users.add(external_id)
-                continue
-            row.seen_round = round_
-            if row.deleted or any(getattr(row, name) != values[name] for name in _USER_FIELDS):
+            elif row.deleted or any(getattr(row, name) != values[name] for name in _USER_FIELDS):
                 if row.email != values["email"] or row.display_name != values["display_name"]:
                     staged.renamed.add(external_id)
-                for name in _USER_FIELDS:
-                    setattr(row, name, values[name])
-                row.deleted = False
-                row.changed_at = now
+                changed_rows.append({"row_id": row.id, **values})
                 staged.users.add(external_id)
-        session.add_all(new_rows)
-    session.flush()
+            else:
+                unchanged.append(row.id)
+        _insert_users(session, connection_id, new_rows, round_, now)
+        if changed_rows:
+            session.execute(
+                update(table)
+                .where(table.c.id == bindparam("row_id"))
+                .values(
+                    {name: bindparam(name) for name in _USER_FIELDS}
+                    | {"deleted": False, "seen_round": round_, "changed_at": now}
+                ),
+                changed_rows,
+            )
+        if unchanged:
+            session.execute(update(table).where(_among(session, table.c.id, unchanged)).values(seen_round=round_))
+    _forget_loaded(session, connection_id, set(latest))
     return staged
 
 
@@ -303,10 +400,38 @@ def users(session: Session, connection_id: int, external_ids: Sequence[str]) -> 
     return list(
         session.scalars(
             select(DirectoryUser).where(
-                DirectoryUser.connection_id == connection_id, DirectoryUser.external_id.in_(external_ids)
+                DirectoryUser.connection_id == connection_id, _among(session, DirectoryUser.external_id, external_ids)
             )
         )
     )
+
+
+_LINK_MEMBERS = text(
+    """
+    UPDATE directory_users SET member_id = link.member_id, in_scope = true
+    FROM unnest(CAST(:row_ids AS integer[]), CAST(:member_ids AS integer[])) AS link (row_id, member_id)
+    WHERE directory_users.id = link.row_id
+    """
+)
+
+
+def link_members(session: Session, rows: Sequence[DirectoryUser], member_ids: Sequence[int]) -> None:
+    """Note that these staged users are in scope and feed these members (newcomers just brought in),
+    in one statement rather than an update a row; the loaded rows are told so and stay clean."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_LINK_MEMBERS, {"row_ids": [row.id for row in rows], "member_ids": list(member_ids)})
+    else:
+        session.execute(
+            update(_USERS)
+            .where(_USERS.c.id == bindparam("row_id"))
+            .values(member_id=bindparam("member"), in_scope=True),
+            [{"row_id": row.id, "member": member_id} for row, member_id in zip(rows, member_ids, strict=True)],
+        )
+    for row, member_id in zip(rows, member_ids, strict=True):
+        set_committed_value(row, "member_id", member_id)
+        set_committed_value(row, "in_scope", True)
 
 
 def all_user_ids(session: Session, connection_id: int) -> list[str]:

@@ -128,13 +128,15 @@ def decide(session: Session, context: Context, user_ids: Iterable[str], renamed:
         action = "added" if context.organisation.directory_policy is DirectoryPolicy.AUTO_ACCEPT else "invited"
         for mail in brought:
             tally.count(action, who=mail)
+        # The newcomers' rows are linked in one statement, not an update each.
+        links = [(row, brought[mail]) for row in rows if (mail := mails.get(row.id)) is not None and mail in brought]
+        directory.link_members(session, [row for row, _ in links], [member_id for _, member_id in links])
         for row in rows:
             mail = mails.get(row.id)
             if wanted[row.id] and mail is None:
                 continue  # not a usable address: skipped and noted, decided again when it changes
             if mail in brought:
-                row.member_id, row.in_scope = brought[mail], True
-                continue
+                continue  # linked above
             _apply(session, context, row, mail, row.external_id in renamed, tally)
         session.flush()
 
