@@ -3,12 +3,16 @@
 from store.models.api_token import ApiToken
 from store.models.base import Base
 from store.models.booking import LIVE_STATUSES, Booking, BookingStatus
+from store.models.calendar import Calendar
+from store.models.calendar_entry import CalendarEntry
 from store.models.connection import Connection, ConnectionKind, ConnectionStatus
 from store.models.delivery import Delivery, DeliveryAttempt, DeliveryStatus
 from store.models.desk import Desk
 from store.models.directory_group import DirectoryGroup, DirectoryMembership
 from store.models.directory_user import DirectoryUser
+from store.models.external_event import ExternalEvent, ShowAs, WorkingLocation
 from store.models.external_identity import ExternalIdentity
+from store.models.feed import Feed
 from store.models.invitation import Invitation, InvitationStatus
 from store.models.member import Member, MemberStatus, Role
 from store.models.organisation import DirectoryPolicy, Organisation
@@ -23,6 +27,8 @@ __all__ = [
     "Base",
     "Booking",
     "BookingStatus",
+    "Calendar",
+    "CalendarEntry",
     "Connection",
     "ConnectionKind",
     "ConnectionStatus",
@@ -35,7 +41,9 @@ __all__ = [
     "DirectoryPolicy",
     "DirectoryUser",
     "EndpointKind",
+    "ExternalEvent",
     "ExternalIdentity",
+    "Feed",
     "Invitation",
     "InvitationStatus",
     "Member",
@@ -45,7 +53,9 @@ __all__ = [
     "PayloadFormat",
     "PushChannel",
     "Role",
+    "ShowAs",
     "Team",
     "TeamMembership",
     "WebhookEndpoint",
+    "WorkingLocation",
 ]

@@ -15,6 +15,7 @@ class ConnectionKind(enum.StrEnum):
     GOOGLE = "google"
     SCIM = "scim"
     CSV = "csv"
+    ICS = "ics"  # a calendar feed (a person's, or an organisation resource's)
 
 
 class ConnectionStatus(enum.StrEnum):

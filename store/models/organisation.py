@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import enum
+from typing import Any
 
-from sqlalchemy import String
+from sqlalchemy import String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from store.models.base import Base, Timestamps, enum_column
+from store.models.base import Base, JSONDocument, Timestamps, enum_column
 
 
 class DirectoryPolicy(enum.StrEnum):
@@ -30,3 +31,8 @@ class Organisation(Timestamps, Base):
     directory_policy: Mapped[DirectoryPolicy] = mapped_column(
         enum_column(DirectoryPolicy), default=DirectoryPolicy.INVITE, server_default=DirectoryPolicy.INVITE.value
     )
+    # Calendars: keep only when people are busy (no titles, locations or attendees), how many days
+    # ahead they are read, and which events count as office days (see worker/calendar/rules.py).
+    calendar_busy_only: Mapped[bool] = mapped_column(default=False, server_default=false())
+    calendar_window_days: Mapped[int] = mapped_column(default=60, server_default="60")
+    office_rules: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict, server_default="{}")

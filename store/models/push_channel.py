@@ -19,6 +19,8 @@ class PushChannel(Timestamps, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), index=True)
+    # Set for a calendar's channel (a person's events); empty for the directory's own.
+    calendar_id: Mapped[int | None] = mapped_column(ForeignKey("calendars.id", ondelete="CASCADE"), index=True)
     provider_id: Mapped[str] = mapped_column(String(255), unique=True)
     resource: Mapped[str] = mapped_column(String(500))
     resource_id: Mapped[str | None] = mapped_column(String(255))
