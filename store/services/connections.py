@@ -29,16 +29,19 @@ SCIM_TOKEN_PREFIX = "dbscim_"  # noqa: S105 (a prefix that makes leaked tokens r
 
 # The options each kind takes in `settings`, besides the scope and the teams (checked on create/update).
 PROVIDER_SETTINGS: dict[ConnectionKind, frozenset[str]] = {
-    ConnectionKind.MICROSOFT: frozenset({"tenant_id", "client_id"}),
-    ConnectionKind.GOOGLE: frozenset({"admin_email", "customer", "groups"}),
+    ConnectionKind.MICROSOFT: frozenset({"tenant_id", "client_id", "calendars"}),
+    ConnectionKind.GOOGLE: frozenset({"admin_email", "customer", "groups", "calendars"}),
     ConnectionKind.SCIM: frozenset(),
     ConnectionKind.CSV: frozenset(),
+    ConnectionKind.ICS: frozenset({"member_email"}),
 }
+_FLAGS = frozenset({"calendars"})  # provider settings that are true or false
 REQUIRED_SETTINGS: dict[ConnectionKind, frozenset[str]] = {
     ConnectionKind.MICROSOFT: frozenset({"tenant_id", "client_id"}),
     ConnectionKind.GOOGLE: frozenset({"admin_email"}),
     ConnectionKind.SCIM: frozenset(),
     ConnectionKind.CSV: frozenset(),
+    ConnectionKind.ICS: frozenset(),
 }
 REQUIRED_CREDENTIALS: dict[ConnectionKind, tuple[frozenset[str], ...]] = {
     # any one of the alternatives, complete
@@ -46,6 +49,7 @@ REQUIRED_CREDENTIALS: dict[ConnectionKind, tuple[frozenset[str], ...]] = {
     ConnectionKind.GOOGLE: (frozenset({"service_account_key"}),),
     ConnectionKind.SCIM: (frozenset(),),
     ConnectionKind.CSV: (frozenset(),),
+    ConnectionKind.ICS: (frozenset({"url"}),),  # feed URLs often carry a secret token: kept encrypted
 }
 
 
@@ -93,7 +97,13 @@ def validate_settings(kind: ConnectionKind, settings: dict[str, Any]) -> dict[st
         raise Invalid(f"a {kind.value} connection needs {missing[0]!r}", field="settings")
     clean: dict[str, Any] = {}
     for key in PROVIDER_SETTINGS[kind]:
-        if key in settings:
+        if key not in settings:
+            continue
+        if key in _FLAGS:
+            if not isinstance(settings[key], bool):
+                raise Invalid(f"{key} must be true or false", field=f"settings.{key}")
+            clean[key] = settings[key]
+        else:
             clean[key] = _strings(settings[key], key) if key == "groups" else _string(settings[key], key)
     scope = settings.get("scope") or {}
     if not isinstance(scope, dict):
