@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import httpx
@@ -121,9 +121,12 @@ class GraphClient:
             return path_or_url
         return f"{self.base_url}/{path_or_url.lstrip('/')}"
 
-    def get_json(self, path_or_url: str, *, permission: str) -> dict[str, Any]:
-        """GET a JSON object; `permission` names the Graph permission the call needs (for 401/403 messages)."""
-        response = self.request("GET", path_or_url, permission=permission)
+    def get_json(self, path_or_url: str, *, permission: str, headers: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+        """GET a JSON object; `permission` names the Graph permission the call needs (for 401/403 messages).
+
+        `headers` are sent as well (e.g. `Prefer`).
+        """
+        response = self.request("GET", path_or_url, permission=permission, headers=headers)
         try:
             body = response.json()
         except ValueError:
@@ -140,18 +143,21 @@ class GraphClient:
         permission: str,
         json: Mapping[str, Any] | None = None,
         ok_statuses: frozenset[int] = frozenset(),
+        headers: Sequence[tuple[str, str]] = (),
     ) -> httpx.Response:
         """Send one request, retrying throttling, 5xx and network errors; raise GraphError on a final refusal.
 
-        Statuses in `ok_statuses` are returned instead of raised (e.g. 404 on a DELETE).
+        Statuses in `ok_statuses` are returned instead of raised (e.g. 404 on a DELETE). `headers`
+        are sent besides the bearer token, as (name, value) pairs so a name may repeat (Graph reads
+        each `Prefer` line); a retry sends the same ones.
         """
         url = self.url(path_or_url)
         attempt = 0
         while True:
             attempt += 1
-            headers = {"Authorization": f"Bearer {self._auth.token()}", "Accept": "application/json"}
+            sent = [*headers, ("Authorization", f"Bearer {self._auth.token()}"), ("Accept", "application/json")]
             try:
-                response = self._http.request(method, url, headers=headers, json=json)
+                response = self._http.request(method, url, headers=sent, json=json)
             except httpx.TransportError as error:
                 self.notes.transport_errors += 1
                 if attempt >= self._max_attempts:

@@ -3,27 +3,45 @@
 Graph validates the notification URLs when a subscription is created (it POSTs
 `?validationToken=…` and wants the token back as text/plain within 10 s), so whoever serves
 `notification_url` must answer that before `subscribe` returns. Directory subscriptions live at
-most 41,760 minutes (29 days); a later expiry is clamped, a little short of the limit so clock
-skew between us and Graph does not turn the request into a 400.
+most 41,760 minutes (29 days), a person's Outlook events (`users/{id}/events`, created, updated
+and deleted) 4,230 minutes (under 3 days); a later expiry is clamped, a little short of the
+limit so clock skew between us and Graph does not turn the request into a 400.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+from connectors.microsoft.calendar_events import CALENDARS_PERMISSION
 from connectors.microsoft.directory import GROUPS_PERMISSION, USERS_PERMISSION
 from connectors.microsoft.graph import GraphClient, GraphError
 from connectors.push import PushChannel
 from connectors.records import ConnectorError
 
 MAX_LIFETIME = timedelta(minutes=41760)
+OUTLOOK_MAX_LIFETIME = timedelta(minutes=4230)
 SKEW_MARGIN = timedelta(minutes=5)
 CHANGE_TYPE = "updated,deleted"  # for users and groups, "updated" also covers creation
+EVENTS_CHANGE_TYPE = "created,updated,deleted"
 _PERMISSIONS = {"users": USERS_PERMISSION, "groups": GROUPS_PERMISSION}
+_EVENTS = re.compile(r"^users/[^/]+/events$", re.IGNORECASE)  # Graph may echo it back as Users/…/Events
+
+
+def _is_events(resource: str) -> bool:
+    return _EVENTS.match(resource) is not None
+
+
+def _permission(resource: str) -> str:
+    return CALENDARS_PERMISSION if _is_events(resource) else _PERMISSIONS.get(resource, USERS_PERMISSION)
+
+
+def _lifetime(resource: str) -> timedelta:
+    return OUTLOOK_MAX_LIFETIME if _is_events(resource) else MAX_LIFETIME
 
 
 def _now() -> datetime:
@@ -40,7 +58,7 @@ class MicrosoftSubscriptions:
         resources: Sequence[str] = ("users", "groups"),
         clock: Callable[[], datetime] = _now,
     ) -> None:
-        unknown = set(resources) - set(_PERMISSIONS)
+        unknown = {resource for resource in resources if resource not in _PERMISSIONS and not _is_events(resource)}
         if unknown:
             raise ValueError(f"unsupported Graph subscription resources: {sorted(unknown)}")
         self._graph = graph
@@ -48,10 +66,11 @@ class MicrosoftSubscriptions:
         self._clock = clock
 
     def clamp(self, expires_at: datetime) -> datetime:
-        """`expires_at` (aware) moved back to what Graph accepts for directory resources."""
+        """`expires_at` (aware) moved back to what Graph accepts for every resource of this subscriber."""
         if expires_at.tzinfo is None:
             raise ValueError("expires_at must be timezone-aware")
-        latest = self._clock() + MAX_LIFETIME - SKEW_MARGIN
+        lifetime = min((_lifetime(resource) for resource in self._resources), default=MAX_LIFETIME)
+        latest = self._clock() + lifetime - SKEW_MARGIN
         return min(expires_at.astimezone(UTC), latest)
 
     def subscribe(
@@ -63,14 +82,14 @@ class MicrosoftSubscriptions:
         try:
             for resource in self._resources:
                 body = {
-                    "changeType": CHANGE_TYPE,
+                    "changeType": EVENTS_CHANGE_TYPE if _is_events(resource) else CHANGE_TYPE,
                     "notificationUrl": notification_url,
                     "lifecycleNotificationUrl": lifecycle_url,
                     "resource": resource,
                     "expirationDateTime": _format(expiry),
                     "clientState": secret,
                 }
-                response = self._graph.request("POST", "subscriptions", permission=_PERMISSIONS[resource], json=body)
+                response = self._graph.request("POST", "subscriptions", permission=_permission(resource), json=body)
                 channels.append(_channel(response.json(), resource))
         except ConnectorError:
             for channel in channels:
@@ -91,7 +110,7 @@ class MicrosoftSubscriptions:
             response = self._graph.request(
                 "PATCH",
                 f"subscriptions/{quote(channel.provider_id)}",
-                permission=_PERMISSIONS.get(channel.resource, USERS_PERMISSION),
+                permission=_permission(channel.resource),
                 json=body,
             )
         except GraphError as error:
@@ -107,7 +126,7 @@ class MicrosoftSubscriptions:
         self._graph.request(
             "DELETE",
             f"subscriptions/{quote(channel.provider_id)}",
-            permission=_PERMISSIONS.get(channel.resource, USERS_PERMISSION),
+            permission=_permission(channel.resource),
             ok_statuses=frozenset({404}),
         )
 
