@@ -54,26 +54,31 @@ class GoogleNotFound(ConnectorError):
 
 
 class DirectoryService:
-    """The discovery-built `admin directory_v1` service and a call that retries what is worth retrying."""
+    """The discovery-built `admin directory_v1` service and a call that retries what is worth retrying.
+
+    Subclasses (the Calendar API's service) change the API, the delegated subject and scopes, and the
+    admin-facing messages through `API` and the `_delegated_credentials`, `_endpoint`, `_token_refused`
+    and `_refused` hooks; the retrying `call` is shared.
+    """
+
+    API: tuple[str, str] = ("admin", "directory_v1")
 
     def __init__(self, settings: GoogleSettings, *, credentials: service_account.Credentials | None = None) -> None:
         """Build the service (no network); a key that is no service-account key is a ConnectorError for the admin."""
         self.settings = settings
         if credentials is None:
             try:
-                credentials = delegated_credentials(settings.service_account_info, settings.admin_email)
+                credentials = self._delegated_credentials()
             except ValueError as error:
                 raise ConnectorError(f"{error}; upload the JSON key Google issued", action_required=True) from None
         self.credentials = credentials
         http = google_auth_httplib2.AuthorizedHttp(self.credentials, http=httplib2.Http(timeout=settings.timeout))
-        base_url = settings.base_url if settings.base_url.endswith("/") else settings.base_url + "/"
         self.resource: Any = build(
-            "admin",
-            "directory_v1",
+            *self.API,
             http=http,
             static_discovery=True,
             cache_discovery=False,
-            client_options={"api_endpoint": base_url},
+            client_options={"api_endpoint": self._endpoint()},
         )
         self._throttled = 0
         self._failed = 0
@@ -102,10 +107,7 @@ class DirectoryService:
                 if getattr(error, "retryable", False):
                     # google-auth has already retried the token endpoint itself: give the round up for now.
                     raise ConnectorError(f"Google's token endpoint failed while {what}; will try again") from None
-                raise ConnectorError(
-                    refusal_message(error, self.settings.service_account_info, self.settings.admin_email),
-                    action_required=True,
-                ) from None
+                raise self._token_refused(error) from None
             except (OSError, httplib2.HttpLib2Error, auth_exceptions.TransportError) as error:
                 # Timeouts and refused connections: the same request may well work a moment later.
                 self._failed += 1
@@ -131,6 +133,17 @@ class DirectoryService:
             notes.append(f"retried {self._failed}× after Google errors or timeouts")  # noqa: RUF001
         self._throttled = self._failed = 0
         return tuple(notes)
+
+    def _delegated_credentials(self) -> service_account.Credentials:
+        return delegated_credentials(self.settings.service_account_info, self.settings.admin_email)
+
+    def _endpoint(self) -> str:
+        base_url = self.settings.base_url
+        return base_url if base_url.endswith("/") else base_url + "/"
+
+    def _token_refused(self, error: auth_exceptions.RefreshError) -> ConnectorError:
+        message = refusal_message(error, self.settings.service_account_info, self.settings.admin_email)
+        return ConnectorError(message, action_required=True)
 
     def _refused(self, failure: GoogleError, what: str) -> ConnectorError:
         settings = self.settings
