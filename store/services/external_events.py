@@ -165,10 +165,10 @@ def apply(
                     setattr(row, name, value)
                 row.changed_at = now
             applied.changed.append(row)
-    applied.removed.extend(remove(session, calendar, removed_ids))
     session.flush()
     for row in applied.changed:
         outbox.record(session, calendar.organisation_id, "external_event.upserted", describe(row))
+    applied.removed.extend(remove(session, calendar, removed_ids))
     return applied
 
 

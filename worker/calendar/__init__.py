@@ -1,0 +1,1 @@
+"""Calendar sync: external events in, office days as bookings, bookings out to calendars and feeds."""

@@ -1,0 +1,167 @@
+"""The calendar engine: calendar pages in, external events and office-day bookings out.
+
+Each page is staged as external events (store/services/external_events.py: only real changes are
+written and emitted). For every event that changed, the office-day rules decide whether it places
+its person in the office; if so the event holds a booking (reason WFO, source `calendar`), moved or
+cancelled with it. A clash with another booking never overwrites anything: the calendar's booking
+is refused, the reason kept on the event and emitted as `external_event.booking_refused`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from connectors.records import CalendarPage
+from store import outbox
+from store.errors import StoreError
+from store.models import (
+    LIVE_STATUSES,
+    Booking,
+    Calendar,
+    Connection,
+    Desk,
+    ExternalEvent,
+    Member,
+    MemberStatus,
+    Organisation,
+)
+from store.services import bookings, external_events
+from worker.calendar.rules import OfficeRules, office_day
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "calendar"
+MAX_NOTES = 50
+
+
+@dataclass
+class Tally:
+    """What a calendar sync did."""
+
+    counts: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(
+            ("seen", "changed", "removed", "echoes", "booked", "moved", "cancelled", "refused"), 0
+        )
+    )
+    notes: list[str] = field(default_factory=list)
+
+    def count(self, name: str, by: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + by
+
+    def note(self, text: str) -> None:
+        if len(self.notes) < MAX_NOTES:
+            self.notes.append(text)
+
+
+def apply_page(session: Session, calendar_id: int, page: CalendarPage, tally: Tally) -> None:
+    """Stage one page of a calendar and bring the bookings of the events it changed in line."""
+    calendar = session.get_one(Calendar, calendar_id)
+    provider = session.get_one(Connection, calendar.connection_id).kind.value
+    organisation = session.get_one(Organisation, calendar.organisation_id)
+    rules = OfficeRules.from_settings(organisation.office_rules)
+    offices = {event.event_id: office_day(event, rules) for event in page.events if event.booking_id is None}
+    applied = external_events.apply(
+        session, calendar, provider, page.events, [removed.event_id for removed in page.removed]
+    )
+    tally.count("seen", len(page.events))
+    tally.count("changed", len(applied.changed))
+    tally.count("removed", len(applied.removed))
+    tally.count("echoes", applied.echoes)
+    for text in page.notes:
+        tally.note(text)
+    for row in applied.changed:
+        follow(session, calendar, row, offices.get(row.event_id), tally)
+    for row in applied.removed:
+        _release(session, row.booking_id, tally)
+
+
+def remove_unlisted(
+    session: Session, calendar_id: int, listed: set[str], start: datetime, end: datetime, tally: Tally
+) -> None:
+    """After a complete listing of the window: events it did not list are gone, with their bookings."""
+    calendar = session.get_one(Calendar, calendar_id)
+    gone = external_events.remove(
+        session, calendar, external_events.others_in_window(session, calendar, listed, start, end)
+    )
+    tally.count("removed", len(gone))
+    for row in gone:
+        _release(session, row.booking_id, tally)
+
+
+def follow(session: Session, calendar: Calendar, event: ExternalEvent, office: str | None, tally: Tally) -> None:
+    """Make, move or cancel the booking an event holds, by whether it is an office day now."""
+    booking = session.get(Booking, event.booking_id) if event.booking_id else None
+    if booking is not None and booking.status not in LIVE_STATUSES:
+        booking = None
+    if office is None:
+        if booking is not None:
+            _release(session, booking.id, tally)
+        event.booking_refused = None
+        return
+    member = session.get(Member, calendar.member_id) if calendar.member_id else None
+    if member is None or member.status is not MemberStatus.ACTIVE:
+        _refuse(session, event, "the calendar's person is not an active member", tally)
+        return
+    desk_id = _desk_named(session, calendar.organisation_id, office)
+    try:
+        with session.begin_nested():
+            if booking is None:
+                booking = bookings.create(
+                    session,
+                    member,
+                    start=event.start_at,
+                    end=event.end_at,
+                    desk_id=desk_id,
+                    reason="WFO",
+                    source=SOURCE,
+                    details=office,
+                )
+                tally.count("booked")
+            elif (booking.start_at, booking.end_at, booking.desk_id) != (event.start_at, event.end_at, desk_id):
+                bookings.update(session, booking, start=event.start_at, end=event.end_at, desk_id=desk_id)
+                tally.count("moved")
+    except StoreError as error:
+        _refuse(session, event, error.message, tally)
+        return
+    event.booking_id = booking.id
+    event.booking_refused = None
+
+
+def _desk_named(session: Session, organisation_id: int, label: str) -> int | None:
+    """The active desk an office day names (by label, any case), if exactly one matches."""
+    if not label.strip():
+        return None
+    found = session.scalars(
+        select(Desk.id).where(
+            Desk.organisation_id == organisation_id,
+            Desk.active.is_(True),
+            func.lower(Desk.label) == label.strip().lower(),
+        )
+    ).all()
+    return found[0] if len(found) == 1 else None
+
+
+def _release(session: Session, booking_id: int | None, tally: Tally) -> None:
+    booking = session.get(Booking, booking_id) if booking_id else None
+    if booking is not None and booking.status in LIVE_STATUSES and booking.source == SOURCE:
+        bookings.cancel(session, booking, reason="calendar_event_changed")
+        tally.count("cancelled")
+
+
+def _refuse(session: Session, event: ExternalEvent, reason: str, tally: Tally) -> None:
+    tally.count("refused")
+    if event.booking_refused == reason[:200]:
+        return  # refused for the same reason before: said once
+    event.booking_refused = reason[:200]
+    tally.note(f"an office day on {event.start_at:%Y-%m-%d} was not booked: {reason}")
+    outbox.record(
+        session,
+        event.organisation_id,
+        "external_event.booking_refused",
+        {**external_events.describe(event), "reason": reason},
+    )

@@ -1,0 +1,67 @@
+"""Which calendar events are office days, by the organisation's rules (`organisations.office_rules`).
+
+Google working-location entries say it outright (`officeLocation`). For Outlook and ICS events an
+organisation picks what counts: a category (e.g. "Office"), show-as `workingElsewhere` with a
+location, or a keyword in the subject ("WFO", "in office"). Rules read the event as the calendar
+sent it, before the privacy setting strips titles, so they work whatever is kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from connectors.records import CalendarEvent
+from store.errors import Invalid
+
+RULE_KEYS = frozenset({"categories", "keywords", "working_elsewhere_with_location"})
+
+
+@dataclass(frozen=True, slots=True)
+class OfficeRules:
+    categories: frozenset[str] = frozenset()  # case-insensitive
+    keywords: tuple[str, ...] = ()  # case-insensitive, anywhere in the subject
+    working_elsewhere_with_location: bool = False
+
+    @classmethod
+    def from_settings(cls, rules: dict[str, Any]) -> OfficeRules:
+        """The rules kept on the organisation (validated with `validate`)."""
+        return cls(
+            categories=frozenset(item.casefold() for item in rules.get("categories", ())),
+            keywords=tuple(item.casefold() for item in rules.get("keywords", ())),
+            working_elsewhere_with_location=bool(rules.get("working_elsewhere_with_location", False)),
+        )
+
+
+def validate(rules: dict[str, Any]) -> dict[str, Any]:
+    """A clean copy of office rules, or Invalid naming what is wrong."""
+    unknown = sorted(set(rules) - RULE_KEYS)
+    if unknown:
+        raise Invalid(f"unknown office rule {unknown[0]!r}", field="office_rules")
+    clean: dict[str, Any] = {}
+    for key in ("categories", "keywords"):
+        value = rules.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+            raise Invalid(f"office_rules.{key} must be a list of non-empty strings", field=f"office_rules.{key}")
+        clean[key] = [item.strip() for item in value]
+    flag = rules.get("working_elsewhere_with_location", False)
+    if not isinstance(flag, bool):
+        raise Invalid("office_rules.working_elsewhere_with_location must be true or false", field="office_rules")
+    clean["working_elsewhere_with_location"] = flag
+    return clean
+
+
+def office_day(event: CalendarEvent, rules: OfficeRules) -> str | None:
+    """The office (or desk) the event places its person in, "" when unnamed; None if it is no office day."""
+    if event.status == "cancelled":
+        return None
+    if event.working_location is not None:  # Google says where the person works: nothing else counts
+        return (event.working_location_label or "") if event.working_location == "office" else None
+    if rules.categories & {category.casefold() for category in event.categories}:
+        return event.location
+    if rules.working_elsewhere_with_location and event.show_as == "workingElsewhere" and event.location.strip():
+        return event.location
+    subject = event.title.casefold()
+    if any(keyword in subject for keyword in rules.keywords):
+        return event.location
+    return None
