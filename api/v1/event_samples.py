@@ -33,6 +33,20 @@ _ENDPOINT = {
     "paused": False,
     "disabled": False,
 }
+_CONNECTION = {"connection_id": 4, "kind": "microsoft", "name": "Entra ID"}
+_EXTERNAL_EVENT = {
+    "external_event_id": 77,
+    "member_id": 42,
+    "calendar_id": 6,
+    "provider": "google",
+    "start": "2030-01-31T09:00:00+00:00",
+    "end": "2030-01-31T17:00:00+00:00",
+    "all_day": False,
+    "show_as": "workingElsewhere",
+    "status": "confirmed",
+    "working_location": "office",
+}
+_FEED = {"feed_id": 8, "member_id": 42, "team_id": None}
 
 SAMPLES: dict[str, dict[str, Any]] = {
     "organisation.created": {"organisation_id": 1},
@@ -63,6 +77,24 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "endpoint.disabled": {"endpoint_id": 5, "url": "https://hooks.example.com/deskbridge", "reason": "gone"},
     "endpoint.secret_rotated": {"endpoint_id": 5, "previous_valid_until": "2030-02-01T09:00:00+00:00"},
     "hook.deleted": {**_ENDPOINT, "kind": "rest_hook", "payload_format": "array", "reason": "gone"},
+    "connection.created": _CONNECTION,
+    "connection.updated": {**_CONNECTION, "changed": ["settings"]},
+    "connection.deleted": _CONNECTION,
+    "connection.synced": {**_CONNECTION, "counts": {"seen": 120, "invited": 3, "removed": 1, "updated": 2}},
+    "connection.failed": {
+        **_CONNECTION,
+        "error": "Graph refused the client secret: it is wrong or has expired",
+        "action_required": True,
+    },
+    "external_event.upserted": _EXTERNAL_EVENT,
+    "external_event.deleted": _EXTERNAL_EVENT,
+    "external_event.booking_refused": {
+        **_EXTERNAL_EVENT,
+        "reason": "the member already has a booking at that time",
+    },
+    "feed.created": _FEED,
+    "feed.rotated": _FEED,
+    "feed.deleted": _FEED,
 }
 
 

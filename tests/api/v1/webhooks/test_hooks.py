@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -210,3 +212,14 @@ def test_a_hook_changed_under_webhooks_still_lists(client: TestClient, org: Org)
     client.patch(f"/v1/webhooks/{hook['id']}", json={"event_types": []}, headers=auth(org.admin_token))
     [listed] = client.get("/v1/hooks", headers=auth(org.admin_token)).json()["data"]
     assert listed["event"] == "*"  # no pattern: every event
+
+
+def test_every_event_type_recorded_anywhere_has_a_sample() -> None:
+    # Events are recorded with string literals: read every `outbox.record(...)` of the code, so a new
+    # type cannot go unlisted (the store's services, and the worker's engines that record outcomes).
+    root = Path(__file__).resolve().parents[4]
+    recorded: set[str] = set()
+    for path in [*(root / "store").rglob("*.py"), *(root / "worker").rglob("*.py")]:
+        recorded |= set(re.findall(r'outbox\.record\([^"]*"([a-z_]+\.[a-z_]+)"', path.read_text(), re.S))
+    assert len(recorded) > 30
+    assert recorded - set(SAMPLES) == set()
