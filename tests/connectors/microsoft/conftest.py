@@ -112,3 +112,17 @@ def reference(name: str) -> Path:
     from tests.conftest import shared_data
 
     return shared_data("graph", name)
+
+
+# Calendars ------------------------------------------------------------------------------------
+
+CALENDAR_USER = "u1"
+CALENDAR_UPN = "ada@contoso.example"
+
+
+@pytest.fixture
+def calendar_graph(fake: FakeGraph, graph: GraphClient) -> GraphClient:
+    """The Graph client, for an app granted Calendars.ReadWrite, and a mailbox for u1 (ada@contoso.example)."""
+    fake.identity.apps[CLIENT_ID].permissions.add("Calendars.ReadWrite")
+    fake.calendars.add_calendar(CALENDAR_USER, CALENDAR_UPN)
+    return graph

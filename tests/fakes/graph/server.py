@@ -6,7 +6,9 @@
         # authority host: fake.authority_host, Graph: fake.graph_url, tenant: fake.tenant_id
 
 Test hooks: `throttle(n, retry_after)` / `fail(n, status)` answer the next n Graph requests with an
-error; `requests` lists every (method, path) served; `directory` and `subscriptions` hold the state.
+error; `requests` lists every (method, path) served; `directory`, `calendars` (people's Outlook
+calendars, see calendars.py) and `subscriptions` hold the state. A change to a calendar notifies
+the subscriptions on that person's events.
 """
 
 from __future__ import annotations
@@ -21,14 +23,17 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
+from tests.fakes.graph.calendar_api import CalendarApi
+from tests.fakes.graph.calendars import Calendars
 from tests.fakes.graph.directory import Directory, SyncStateGone
 from tests.fakes.graph.identity import Identity
-from tests.fakes.graph.subscriptions import Subscriptions
+from tests.fakes.graph.subscriptions import Subscriptions, is_events_resource
 from tests.fakes.tls import TestTLS
 
 PERMISSIONS = {"users": "User.Read.All", "groups": "Group.Read.All"}
+CALENDAR_PERMISSIONS = {"Calendars.Read", "Calendars.ReadWrite"}  # either reads; writes need ReadWrite
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,9 @@ class FakeGraph:
         self.authority_host = f"https://127.0.0.1:{self.port}"
         self.graph_url = f"{self.authority_host}/v1.0"
         self.identity = Identity(tenant_id, scope=f"{self.authority_host}/.default")
+        self.calendars = Calendars()
+        self.calendar_api = CalendarApi(self.calendars, self.graph_url)
+        self.calendars.listener = self._event_changed
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-graph", daemon=True
         )
@@ -92,6 +100,10 @@ class FakeGraph:
         with self._lock:
             return sum(1 for m, path in self.requests if m == method and path.startswith(path_prefix))
 
+    def _event_changed(self, user_id: str, event_id: str, change_type: str) -> None:
+        names = {user_id.lower()} | {upn for upn, owner in self.calendars.aliases.items() if owner == user_id}
+        self.subscriptions.notify_events(names, user_id, event_id, change_type)
+
     def _record(self, method: str, path: str) -> None:
         with self._lock:
             self.requests.append((method, path))
@@ -119,6 +131,7 @@ class _Server(ThreadingHTTPServer):
 
 
 _USER_OR_GROUP = re.compile(r"^/v1\.0/(users|groups)/([^/]+)$")
+_CALENDAR = re.compile(r"^/v1\.0/users/([^/]+)/(calendarView/delta|events)(?:/([^/]+))?$")
 _SUBSCRIPTION = re.compile(r"^/v1\.0/subscriptions/([^/]+)$")
 _DISCOVERY = re.compile(r"^/([^/]+)/v2\.0/\.well-known/openid-configuration$")
 _TOKEN = re.compile(r"^/([^/]+)/oauth2/v2\.0/token$")
@@ -208,6 +221,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._graph_error(fault.status, code, "Please retry again later.", headers)
             return
         app = self.fake.identity.apps[client_id]
+        if match := _CALENDAR.match(path):
+            self._calendar(method, match, query, raw, app.permissions)
+            return
         resource = path.split("/")[2]
         needed = PERMISSIONS.get(resource)
         if resource == "subscriptions":
@@ -222,6 +238,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/v1.0/subscriptions" and method == "POST":
             body = _json(raw)
             wanted = PERMISSIONS.get(str(body.get("resource", "")).strip("/")) if isinstance(body, dict) else None
+            if isinstance(body, dict) and is_events_resource(str(body.get("resource", ""))):
+                wanted = None if app.permissions & CALENDAR_PERMISSIONS else "Calendars.Read"
             if wanted and wanted not in app.permissions:
                 self._graph_error(
                     403, "ExtensionError", f"Operation: Create; Exception: [Status Code: Forbidden; needs {wanted}]"
@@ -234,6 +252,35 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(*self.fake.subscriptions.delete(match.group(1)))
         else:
             self._graph_error(400, "BadRequest", f"Unsupported request {method} {path}")
+
+    def _calendar(
+        self, method: str, match: re.Match[str], query: dict[str, list[str]], raw: bytes, granted: set[str]
+    ) -> None:
+        user, collection, event_id = unquote(match.group(1)), match.group(2), match.group(3)
+        allowed = granted & (CALENDAR_PERMISSIONS if method == "GET" else {"Calendars.ReadWrite"})
+        if not allowed:
+            self._graph_error(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+            return
+        prefer: dict[str, str] = {}
+        for line in self.headers.get_all("Prefer") or ():
+            for preference in line.split(","):
+                name, _, value = preference.strip().partition("=")
+                prefer[name.strip().lower()] = value.strip().strip('"')
+        status, body = self.fake.calendar_api.handle(
+            method,
+            user,
+            collection,
+            unquote(event_id) if event_id else None,
+            {key: values[0] for key, values in query.items()},
+            _json(raw),
+            prefer,
+        )
+        headers = (
+            {"Preference-Applied": f'outlook.timezone="{prefer["outlook.timezone"]}"'}
+            if "outlook.timezone" in prefer
+            else None
+        )
+        self._send(status, body, headers)
 
     def _delta(self, stream: str, query: dict[str, list[str]]) -> None:
         directory = self.fake.directory

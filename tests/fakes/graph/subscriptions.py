@@ -2,11 +2,15 @@
 
 Creating a subscription validates its URLs as Graph does: a POST of `?validationToken=…` that must
 be answered 200 with the token as text/plain within 10 s. Notifications are POSTed to the
-receiver over HTTP with the subscription's clientState, in Graph's collection shape.
+receiver over HTTP with the subscription's clientState, in Graph's collection shape. Besides
+`users` and `groups`, a person's Outlook events (`users/{id or UPN}/events`, at most 4230 minutes)
+can be subscribed to; the fake's calendars notify them of every change (`notify_events`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import re
 import secrets
 import threading
 import uuid
@@ -18,7 +22,20 @@ from urllib.parse import quote
 import httpx
 
 MAX_LIFETIME = timedelta(minutes=41760)
+OUTLOOK_MAX_LIFETIME = timedelta(minutes=4230)
 RESOURCES = {"users", "groups"}
+_EVENTS = re.compile(r"^users/([^/]+)/events$", re.IGNORECASE)
+
+
+def is_events_resource(resource: str) -> bool:
+    """Whether `resource` is a person's Outlook events (`users/{id}/events`)."""
+    return _EVENTS.match(resource.strip("/")) is not None
+
+
+def _lifetime(resource: str) -> timedelta:
+    return OUTLOOK_MAX_LIFETIME if is_events_resource(resource) else MAX_LIFETIME
+
+
 CHANGE_TYPES = {"created", "updated", "deleted"}
 
 
@@ -81,7 +98,7 @@ class Subscriptions:
         if not isinstance(body, dict):
             return _invalid("The request body must be a subscription object.")
         resource = str(body.get("resource", "")).strip("/")
-        if resource not in RESOURCES:
+        if resource not in RESOURCES and not is_events_resource(resource):
             return _invalid(f"Resource '{resource}' is not supported by this fake.")
         change_type = str(body.get("changeType", ""))
         if not change_type or not set(change_type.split(",")) <= CHANGE_TYPES:
@@ -90,7 +107,7 @@ class Subscriptions:
         if not isinstance(notification_url, str) or not notification_url:
             return _invalid("notificationUrl is required.")
         lifecycle_url = body.get("lifecycleNotificationUrl")
-        problem = self._check_expiry(body.get("expirationDateTime"))
+        problem = self._check_expiry(body.get("expirationDateTime"), _lifetime(resource))
         if isinstance(problem, tuple):
             return problem
         if self.validate_urls:
@@ -122,7 +139,7 @@ class Subscriptions:
         if not isinstance(body, dict):
             return _invalid("The request body must be an object.")
         if "expirationDateTime" in body:
-            problem = self._check_expiry(body["expirationDateTime"])
+            problem = self._check_expiry(body["expirationDateTime"], _lifetime(subscription.resource))
             if isinstance(problem, tuple):
                 return problem
             subscription.expires_at = problem
@@ -136,15 +153,17 @@ class Subscriptions:
             gone = self.items.pop(subscription_id, None)
         return (204, None) if gone else (404, _not_found(subscription_id))
 
-    def _check_expiry(self, value: object) -> datetime | tuple[int, dict[str, Any]]:
+    def _check_expiry(self, value: object, lifetime: timedelta = MAX_LIFETIME) -> datetime | tuple[int, dict[str, Any]]:
         expires_at = _parse(value)
         if expires_at is None:
             return _invalid("expirationDateTime is required and must be a date and time.")
         now = datetime.now(UTC)
         if expires_at <= now:
             return _invalid("Subscription expiration must be in the future.")
-        if expires_at > now + MAX_LIFETIME:
-            return _invalid("Subscription expiration can only be 41760 minutes in the future.")
+        if expires_at > now + lifetime:
+            return _invalid(
+                f"Subscription expiration can only be {lifetime // timedelta(minutes=1)} minutes in the future."
+            )
         return expires_at
 
     def _validate(self, url: str) -> bool:
@@ -183,6 +202,39 @@ class Subscriptions:
         if subscription.client_state is not None:
             item["clientState"] = subscription.client_state
         return httpx.post(subscription.notification_url, json={"value": [item]}, timeout=10.0).status_code
+
+    def notify_events(self, names: set[str], user_id: str, event_id: str, change_type: str) -> None:
+        """POST a change notification to every subscription on the events of the user called `names`.
+
+        As Graph sends for Outlook events: `resource` "Users/{id}/Events/{event id}" and resourceData
+        with the event id. A receiver that is down is Graph's problem, not the test's.
+        """
+        with self.lock:
+            targets = [
+                subscription
+                for subscription in self.items.values()
+                if (match := _EVENTS.match(subscription.resource)) is not None
+                and match.group(1).lower() in names
+                and change_type in subscription.change_type.split(",")
+            ]
+        for subscription in targets:
+            item: dict[str, Any] = {
+                "id": secrets.token_hex(8),
+                "subscriptionId": subscription.id,
+                "subscriptionExpirationDateTime": _format(subscription.expires_at),
+                "changeType": change_type,
+                "resource": f"Users/{user_id}/Events/{event_id}",
+                "tenantId": self.tenant_id,
+                "resourceData": {
+                    "@odata.type": "#Microsoft.Graph.Event",
+                    "@odata.id": f"Users/{user_id}/Events/{event_id}",
+                    "id": event_id,
+                },
+            }
+            if subscription.client_state is not None:
+                item["clientState"] = subscription.client_state
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.post(subscription.notification_url, json={"value": [item]}, timeout=10.0)
 
     def lifecycle(self, subscription_id: str, event: str) -> int:
         """POST a lifecycle notification (reauthorizationRequired, subscriptionRemoved, missed)."""
