@@ -153,8 +153,8 @@ def test_a_moved_window_is_listed_again_from_scratch(fake: FakeGraph, reader: Ou
     assert "window moved" in " ".join(pages[0].notes)
     # e1 and e2 are before the new window (a full listing leaves them out); "later" slid in.
     assert set(events_of(pages)) == {"e3", "e4", "e5", "e6", "e7", "later"}
-    cursor = CalendarCursor.decode(last_cursor(pages))
-    assert (cursor.start, cursor.end) == ("2025-03-26T00:00:00Z", "2025-04-16T00:00:00Z")
+    kept = CalendarCursor.decode(last_cursor(pages))
+    assert (kept.start, kept.end) == ("2025-03-26T00:00:00Z", "2025-04-16T00:00:00Z")
     assert not any(page.full for page in reader.read(last_cursor(pages), moved))
 
 
