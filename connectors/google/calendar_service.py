@@ -67,10 +67,10 @@ class CalendarService(DirectoryService):
         return delegated_credentials(self.settings.service_account_info, self.person, self.scopes)
 
     def _endpoint(self) -> str:
-        # Settings pointed somewhere else (a test's fake, a proxy) serve both APIs from there.
-        if self.settings.base_url == GOOGLE_API:
-            return CALENDAR_API
-        return super()._endpoint()
+        # Settings pointed somewhere else (a test's fake, a proxy) serve both APIs from there. The endpoint
+        # replaces the discovery document's rootUrl + servicePath, so the service path is ours to add.
+        root = CALENDAR_API if self.settings.base_url == GOOGLE_API else super()._endpoint()
+        return root + "calendar/v3/"
 
     def _token_refused(self, error: auth_exceptions.RefreshError) -> ConnectorError:
         info = self.settings.service_account_info

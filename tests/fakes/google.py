@@ -13,8 +13,12 @@ talk to it unchanged:
   checks the bearer token, its scopes and that the delegated subject is an admin.
 - Watch channels get the `sync` message on opening and a notification per change made through the
   test API (POSTs with the X-Goog-* headers to the channel's address, from a delivery thread).
+- The Calendar API v3 for every user's primary calendar (acting as the token's delegated subject):
+  events list/get/insert/update/patch/delete/watch and channels/stop, with recurring events expanded,
+  sync tokens, 410 on expired tokens and working-location rules (see `CalendarFakeMixin`); a test API
+  to add, move, cancel and delete events and to expire sync tokens.
 - Error injection (`fail`, `stall`), a request log, and a count of discovery-document requests (the
-  connector uses the bundled document, so it must stay 0).
+  connectors use the bundled documents, so it must stay 0).
 
 Listings page by id (keyset), so that large directories page in O(page) per request.
 """
@@ -35,12 +39,14 @@ import urllib.error
 import urllib.request
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 from email.utils import format_datetime
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
+from zoneinfo import ZoneInfo
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -125,7 +131,536 @@ class _Token:
     expires: float
 
 
-class FakeGoogle:
+# -- Calendar API v3 ------------------------------------------------------------------------------------
+
+CALENDAR_FULL = "https://www.googleapis.com/auth/calendar"
+CALENDAR_EVENTS = "https://www.googleapis.com/auth/calendar.events"
+CALENDAR_EVENTS_OWNED = "https://www.googleapis.com/auth/calendar.events.owned"
+CALENDAR_APP_CREATED = "https://www.googleapis.com/auth/calendar.app.created"
+# Which scopes the event methods accept (from calendar.v3.json): writing needs one of these four ...
+CALENDAR_WRITE_SCOPES = frozenset({CALENDAR_FULL, CALENDAR_EVENTS, CALENDAR_EVENTS_OWNED, CALENDAR_APP_CREATED})
+# ... reading and watching accept the read-only ones too.
+CALENDAR_READ_SCOPES = CALENDAR_WRITE_SCOPES | {
+    CALENDAR_FULL + ".readonly",
+    CALENDAR_EVENTS + ".readonly",
+    CALENDAR_EVENTS_OWNED + ".readonly",
+    CALENDAR_EVENTS + ".freebusy",
+    CALENDAR_EVENTS + ".public.readonly",
+}
+# Parameters Google refuses beside a syncToken (the events.list reference).
+SYNC_TOKEN_RESTRICTIONS = (
+    *("iCalUID", "orderBy", "privateExtendedProperty", "q", "sharedExtendedProperty"),
+    *("timeMin", "timeMax", "updatedMin"),
+)
+EXPANSION_LIMIT = 730  # instances per series, as a bound for open-ended rules
+WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+
+
+def sync_token_gone_body(reason: str = "fullSyncRequired") -> dict[str, Any]:
+    """Google's 410 body for a sync token it no longer honours (the errors guide's samples)."""
+    if reason == "updatedMinTooLongAgo":
+        message = "The requested minimum modification time lies too far in the past."
+        return google_error(410, message, reason, domain="calendar", locationType="parameter", location="updatedMin")
+    message = "Sync token is no longer valid, a full sync is required."
+    return google_error(410, message, reason, domain="calendar", locationType="parameter", location="syncToken")
+
+
+@dataclass
+class FakeCalendar:
+    """One person's primary calendar: stored items (single events, recurring series, and instance
+    exceptions keyed `<series id>_<original start>`), and a change log that sync tokens point into."""
+
+    owner: str
+    time_zone: str
+    items: dict[str, dict[str, Any]] = field(default_factory=dict)
+    log: list[tuple[int, str]] = field(default_factory=list)  # (position, item id), in order
+    position: int = 0
+    generation: int = 0  # bumped to make every token issued so far answer 410
+    gone_reason: str = "fullSyncRequired"
+    working_location: bool = True  # the admin turned working locations on for this user
+
+    def live(self) -> list[dict[str, Any]]:
+        """Stored items that are not cancelled (series masters, single events, moved instances)."""
+        return [item for item in self.items.values() if item.get("status") != "cancelled"]
+
+
+class CalendarFakeMixin:
+    """The Calendar API v3 part of FakeGoogle: `calendar/v3/calendars/primary/events` (list, get, insert,
+    update, patch, delete, watch) and `calendar/v3/channels/stop`, acting for the token's subject.
+
+    Supported: single and all-day events; `singleEvents` expansion of FREQ=DAILY/WEEKLY rules with
+    INTERVAL, COUNT, UNTIL and BYDAY, EXDATE, and per-instance exceptions (moved or cancelled);
+    timeMin/timeMax (exclusive, as Google's), keyset paging by id (maxResults ≤ 2,500), sync tokens
+    (a position in the calendar's change log; incremental answers include cancelled items, and with
+    singleEvents a changed series' instances), expired tokens (410 with Google's body),
+    privateExtendedProperty filters, status events (workingLocation, outOfOffice) with the guide's
+    rules, and watch channels that get `sync` on opening and `exists` after each change. Not
+    supported: monthly/yearly rules, RDATE, orderBy, q, iCalUID, updatedMin, attendees' calendars.
+    """
+
+    # Provided by FakeGoogle.
+    lock: threading.RLock
+    users: dict[str, dict[str, Any]]
+    tokens: dict[str, _Token]
+    channels: dict[str, dict[str, Any]]
+    _ids: Any
+
+    def _init_calendars(self, time_zone: str) -> None:
+        self.calendars: dict[str, FakeCalendar] = {}
+        self.calendar_time_zone = time_zone
+
+    # -- test API --------------------------------------------------------------------------------------
+
+    def calendar(self, email: str) -> FakeCalendar:
+        """The primary calendar of `email` (made on first use, in the fake's default zone)."""
+        with self.lock:
+            if email not in self.calendars:
+                self.calendars[email] = FakeCalendar(email, self.calendar_time_zone)
+            return self.calendars[email]
+
+    def add_event(
+        self,
+        email: str,
+        start: datetime | date,
+        end: datetime | date,
+        summary: str = "",
+        *,
+        time_zone: str | None = None,
+        **fields: Any,
+    ) -> str:
+        """Create an event (aware datetimes: timed; dates: all day); `fields` are more resource fields."""
+        calendar = self.calendar(email)
+        zone = time_zone or calendar.time_zone
+        body = {"summary": summary, "start": _time_field(start, zone), "end": _time_field(end, zone), **fields}
+        return str(self.insert_event(email, body)["id"])
+
+    def insert_event(self, email: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create an event from a resource body as events.insert would (raises ValueError where it answers 400)."""
+        with self.lock:
+            status, _, answer = self._insert_event(self.calendar(email), body)
+        if status != 200:
+            raise ValueError(answer["error"]["message"])
+        return dict(answer)
+
+    def update_event(self, email: str, event_id: str, **fields: Any) -> None:
+        """Change fields of a stored event (`start`/`end` may be datetimes or dates)."""
+        calendar = self.calendar(email)
+        with self.lock:
+            item = calendar.items[event_id]
+            zone = (item.get("start") or {}).get("timeZone") or calendar.time_zone
+            for key in ("start", "end"):
+                if isinstance(fields.get(key), date):
+                    fields[key] = _time_field(fields[key], zone)
+            self._store(calendar, {**item, **fields})
+
+    def delete_event(self, email: str, event_id: str) -> None:
+        """Delete an event (kept as cancelled, so that sync tokens report it)."""
+        calendar = self.calendar(email)
+        with self.lock:
+            self._store(calendar, {**calendar.items[event_id], "status": "cancelled"})
+
+    def move_instance(
+        self, email: str, series_id: str, original_start: datetime | date, start: datetime, end: datetime, **fields: Any
+    ) -> str:
+        """Move one instance of a recurring event (an exception); returns the instance id."""
+        return self._except(email, series_id, original_start, {"start": start, "end": end, **fields})
+
+    def cancel_instance(self, email: str, series_id: str, original_start: datetime | date) -> str:
+        """Cancel one instance of a recurring event; returns the instance id."""
+        return self._except(email, series_id, original_start, {"status": "cancelled"})
+
+    def expire_sync_tokens(self, email: str, reason: str = "fullSyncRequired") -> None:
+        """Every sync token issued so far for this calendar now answers 410 (`reason` in the body)."""
+        calendar = self.calendar(email)
+        with self.lock:
+            calendar.generation += 1
+            calendar.gone_reason = reason
+
+    def _except(self, email: str, series_id: str, original_start: datetime | date, changes: dict[str, Any]) -> str:
+        calendar = self.calendar(email)
+        with self.lock:
+            series = calendar.items[series_id]
+            zone = ZoneInfo(series["start"].get("timeZone") or calendar.time_zone)
+            instance = _instance(series, _as_local(original_start, zone), zone)
+            for key in ("start", "end"):
+                if isinstance(changes.get(key), date):
+                    changes[key] = _time_field(changes[key], str(zone))
+            if instance["id"] in calendar.items:
+                instance = calendar.items[instance["id"]]
+            self._store(calendar, {**instance, **changes})
+            return str(instance["id"])
+
+    # -- request handling ------------------------------------------------------------------------------
+
+    def _calendar_api(
+        self, method: str, path: str, query: dict[str, str], body: Any, token: _Token | None
+    ) -> tuple[int, dict[str, str], Any]:
+        parts = path.split("/")  # calendar v3 calendars primary events [id | watch]
+        write = method in ("POST", "PUT", "PATCH", "DELETE") and path != "calendar/v3/channels/stop"
+        if parts[-1] == "watch":
+            write = False
+        needed = CALENDAR_WRITE_SCOPES if write else CALENDAR_READ_SCOPES
+        if token is None or token.expires < time.time():
+            return 401, {}, _unauthenticated()
+        if not token.scopes & needed:
+            return (
+                403,
+                {},
+                google_error(403, "Request had insufficient authentication scopes.", "insufficientPermissions"),
+            )
+        if path == "calendar/v3/channels/stop" and method == "POST":
+            return self._stop(body)  # type: ignore[attr-defined,no-any-return]
+        owner = token.subject
+        if owner is None or not any(u["primaryEmail"] == owner for u in self.users.values()):
+            return 404, {}, google_error(404, "Not Found", "notFound")
+        if len(parts) < 5 or parts[2] != "calendars" or parts[3] not in ("primary", owner) or parts[4] != "events":
+            return 404, {}, google_error(404, "Not Found", "notFound")
+        calendar = self.calendar(owner)
+        if len(parts) == 5:
+            if method == "GET":
+                return self._list_events(calendar, query)
+            if method == "POST":
+                return self._insert_event(calendar, body)
+        elif len(parts) == 6 and parts[5] == "watch" and method == "POST":
+            return self._watch_calendar(calendar, body)
+        elif len(parts) == 6:
+            return self._one_event(calendar, method, parts[5], body)
+        return 404, {}, google_error(404, "Not Found", "notFound")
+
+    def _list_events(self, calendar: FakeCalendar, query: dict[str, str]) -> tuple[int, dict[str, str], Any]:
+        sync_token = query.get("syncToken")
+        single = query.get("singleEvents") == "true"
+        if sync_token:
+            if any(name in query for name in SYNC_TOKEN_RESTRICTIONS) or query.get("showDeleted") == "false":
+                message = "Sync token cannot be used with other request restrictions."
+                return 400, {}, google_error(400, message, "invalid")
+            try:
+                owner, generation, position = json.loads(_b64decode(sync_token))
+            except ValueError:
+                return 400, {}, google_error(400, "Invalid sync token value.", "invalid")
+            if owner != calendar.owner or generation != calendar.generation:
+                return 410, {}, sync_token_gone_body(calendar.gone_reason)
+            changed = {item_id for at, item_id in calendar.log if at > position}
+            items = self._changed_items(calendar, changed, single)
+        else:
+            shown = query.get("showDeleted") == "true"
+            low, high = _query_time(query.get("timeMin")), _query_time(query.get("timeMax"))
+            items = self._all_items(calendar, single, low, high)
+            items = [i for i in items if shown or i.get("status") != "cancelled"]
+            items = [i for i in items if _overlaps(i, calendar.time_zone, low, high)]
+        wanted = query.get("privateExtendedProperty")
+        if wanted:
+            name, _, value = wanted.partition("=")
+            items = [i for i in items if ((i.get("extendedProperties") or {}).get("private") or {}).get(name) == value]
+        items.sort(key=lambda item: str(item["id"]))
+        limit = _limit(query, default=250, most=2500)
+        page_token = query.get("pageToken")
+        after, position = json.loads(_b64decode(page_token)) if page_token else ("", calendar.position)
+        page = [item for item in items if str(item["id"]) > after][:limit]
+        more = len([item for item in items if str(item["id"]) > after]) > limit
+        answer: dict[str, Any] = {
+            "kind": "calendar#events",
+            "etag": _etag(calendar.owner, calendar.position),
+            "summary": calendar.owner,
+            "description": "",
+            "updated": _rfc3339(time.time()),
+            "timeZone": calendar.time_zone,
+            "accessRole": "owner",
+            "defaultReminders": [{"method": "popup", "minutes": 10}],
+            "items": page,
+        }
+        if more:
+            answer["nextPageToken"] = _b64encode(json.dumps([page[-1]["id"], position]))
+        elif not wanted:
+            # The token names where the listing started: changes made while paging come again next time.
+            answer["nextSyncToken"] = _b64encode(json.dumps([calendar.owner, calendar.generation, position]))
+        return 200, {}, answer
+
+    def _all_items(
+        self, calendar: FakeCalendar, single: bool, low: datetime | None, high: datetime | None
+    ) -> list[dict[str, Any]]:
+        if not single:
+            return [dict(item) for item in calendar.items.values()]
+        items: list[dict[str, Any]] = []
+        for item in calendar.items.values():
+            if item.get("recurrence"):
+                items.extend(_expand(item, calendar, high))
+            elif not item.get("recurringEventId"):
+                items.append(dict(item))
+        return items
+
+    def _changed_items(self, calendar: FakeCalendar, changed: set[str], single: bool) -> list[dict[str, Any]]:
+        items: dict[str, dict[str, Any]] = {}
+        for item_id in changed:
+            item = calendar.items[item_id]
+            if single and item.get("recurrence"):
+                # A changed series comes as its instances; a deleted one as cancelled instances only.
+                for instance in _expand(item, calendar, None, with_cancelled=True):
+                    items[instance["id"]] = instance
+            else:
+                items[item_id] = dict(item)
+        return list(items.values())
+
+    def _insert_event(self, calendar: FakeCalendar, body: Any) -> tuple[int, dict[str, str], Any]:
+        if not isinstance(body, dict):
+            return 400, {}, google_error(400, "Required", "required")
+        refused = self._refuse_event(calendar, body)
+        if refused is not None:
+            return refused
+        event_id = str(body.get("id") or secrets.token_hex(13))
+        if event_id in calendar.items:
+            return 409, {}, google_error(409, "The requested identifier already exists.", "duplicate")
+        now = _rfc3339(time.time())
+        item = {
+            "kind": "calendar#event",
+            **body,
+            "id": event_id,
+            "status": body.get("status") or "confirmed",
+            "htmlLink": f"https://www.google.com/calendar/event?eid={event_id}",
+            "created": now,
+            "creator": {"email": calendar.owner, "self": True},
+            "organizer": {"email": calendar.owner, "self": True},
+            "iCalUID": body.get("iCalUID") or f"{event_id}@google.com",
+            "sequence": 0,
+            "reminders": body.get("reminders") or {"useDefault": True},
+            "eventType": body.get("eventType") or "default",
+        }
+        return 200, {}, self._store(calendar, item)
+
+    def _one_event(
+        self, calendar: FakeCalendar, method: str, event_id: str, body: Any
+    ) -> tuple[int, dict[str, str], Any]:
+        item = calendar.items.get(event_id)
+        if item is None and method == "GET":
+            found = next((i for i in self._all_items(calendar, True, None, None) if i["id"] == event_id), None)
+            return (200, {}, found) if found else (404, {}, google_error(404, "Not Found", "notFound"))
+        if item is None:
+            return 404, {}, google_error(404, "Not Found", "notFound")
+        if method == "GET":
+            return 200, {}, item
+        deleted = item.get("status") == "cancelled"
+        if method == "DELETE":
+            if deleted:
+                return 410, {}, google_error(410, "Resource has been deleted", "deleted")
+            self._store(calendar, {**item, "status": "cancelled"})
+            return 204, {}, None
+        if not isinstance(body, dict):
+            return 400, {}, google_error(400, "Required", "required")
+        if deleted and body.get("status") != "confirmed":  # setting it confirmed again brings it back
+            return 410, {}, google_error(410, "Resource has been deleted", "deleted")
+        kept = {k: item[k] for k in ("kind", "id", "htmlLink", "created", "creator", "organizer", "iCalUID")}
+        for key in ("recurringEventId", "originalStartTime", "sequence"):
+            if key in item:
+                kept[key] = item[key]
+        merged = {**item, **body, **kept} if method == "PATCH" else {**body, **kept}
+        merged["eventType"] = body.get("eventType") or item.get("eventType") or "default"
+        if merged["eventType"] != item.get("eventType", "default"):
+            return 400, {}, google_error(400, "The event type cannot be changed.", "eventTypeRestriction")
+        merged["status"] = merged.get("status") or "confirmed"
+        refused = self._refuse_event(calendar, merged)
+        if refused is not None:
+            return refused
+        merged["sequence"] = int(item.get("sequence", 0)) + 1
+        return 200, {}, self._store(calendar, merged)
+
+    def _refuse_event(self, calendar: FakeCalendar, body: dict[str, Any]) -> tuple[int, dict[str, str], Any] | None:
+        start, end = body.get("start") or {}, body.get("end") or {}
+        if not (start.get("dateTime") or start.get("date")):
+            return 400, {}, google_error(400, "Missing start time.", "required")
+        if not (end.get("dateTime") or end.get("date")):
+            return 400, {}, google_error(400, "Missing end time.", "required")
+        begins, ends = _bounds(body, calendar.time_zone)
+        if ends <= begins:
+            return 400, {}, google_error(400, "The specified time range is empty.", "timeRangeEmpty")
+        kind = body.get("eventType") or "default"
+        if kind == "workingLocation":
+            # The calendar-status guide's rules; a user without working locations gets a 400 (our wording).
+            if not calendar.working_location:
+                return 400, {}, google_error(400, "Working locations are not enabled for this user.", "invalid")
+            properties = body.get("workingLocationProperties") or {}
+            if properties.get("type") not in ("homeOffice", "officeLocation", "customLocation"):
+                return 400, {}, google_error(400, "Invalid working location properties.", "invalid")
+            if body.get("visibility") != "public" or body.get("transparency") != "transparent":
+                message = "Working location events must be public and transparent."
+                return 400, {}, google_error(400, message, "invalid")
+            if start.get("date") and ends - begins != timedelta(days=1):
+                message = "All-day working location events must span exactly one day."
+                return 400, {}, google_error(400, message, "invalid")
+        if kind in ("outOfOffice", "focusTime"):
+            if start.get("date"):
+                return 400, {}, google_error(400, f"{kind} events cannot be all-day events.", "invalid")
+            if body.get("transparency", "opaque") != "opaque":
+                return 400, {}, google_error(400, f"{kind} events must be opaque.", "invalid")
+        return None
+
+    def _store(self, calendar: FakeCalendar, item: dict[str, Any]) -> dict[str, Any]:
+        calendar.position += 1
+        item["etag"] = '"' + str(3_400_000_000_000_000 + next(self._ids)) + '"'
+        item["updated"] = _rfc3339(time.time())
+        calendar.items[item["id"]] = item
+        calendar.log.append((calendar.position, item["id"]))
+        now = time.time() * 1000
+        for channel in list(self.channels.values()):
+            if channel.get("calendar") == calendar.owner and channel["expires"] > now:
+                self._enqueue(channel, "exists", next(self._messages), b"")  # type: ignore[attr-defined]
+        return item
+
+    def _watch_calendar(self, calendar: FakeCalendar, body: Any) -> tuple[int, dict[str, str], Any]:
+        if (refused := self._refuse_channel(body)) is not None:  # type: ignore[attr-defined]
+            return refused  # type: ignore[no-any-return]
+        resource = f"calendar/v3/calendars/{quote(calendar.owner)}/events"
+        uri = "https://www.googleapis.com/" + resource  # Google names the calendar, not "primary"
+        return self._open_channel(body, resource, uri, event=None, calendar=calendar.owner)  # type: ignore[attr-defined,no-any-return]
+
+
+def _unauthenticated() -> dict[str, Any]:
+    return google_error(
+        401,
+        "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or "
+        "other valid authentication credential.",
+        "authError",
+        location="Authorization",
+        locationType="header",
+    )
+
+
+def _time_field(when: datetime | date, zone: str) -> dict[str, str]:
+    if isinstance(when, datetime):
+        if when.tzinfo is None:
+            raise ValueError("use aware datetimes")
+        return {"dateTime": when.astimezone(ZoneInfo(zone)).isoformat(), "timeZone": zone}
+    return {"date": when.isoformat()}
+
+
+def _bounds(item: dict[str, Any], calendar_zone: str) -> tuple[datetime, datetime]:
+    zone = ZoneInfo((item.get("start") or {}).get("timeZone") or calendar_zone)
+
+    def one(part: dict[str, Any]) -> datetime:
+        if part.get("dateTime"):
+            return datetime.fromisoformat(part["dateTime"]).astimezone(UTC)
+        return datetime.combine(date.fromisoformat(part["date"]), dt_time(), zone).astimezone(UTC)
+
+    return one(item.get("start") or {}), one(item.get("end") or {})
+
+
+def _overlaps(item: dict[str, Any], calendar_zone: str, low: datetime | None, high: datetime | None) -> bool:
+    if item.get("status") == "cancelled" and not item.get("start"):
+        return True  # a deleted event has no times left to filter by
+    begins, ends = _bounds(item, calendar_zone)
+    return (low is None or ends > low) and (high is None or begins < high)
+
+
+def _query_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value).astimezone(UTC) if value else None
+
+
+def _as_local(when: datetime | date, zone: ZoneInfo) -> datetime | date:
+    return when.astimezone(zone) if isinstance(when, datetime) else when
+
+
+def _instance(series: dict[str, Any], original: datetime | date, zone: ZoneInfo) -> dict[str, Any]:
+    """The instance of `series` that starts at `original` (a local datetime, or a date for all-day series)."""
+    begins, ends = _bounds(series, str(zone))
+    instance = {k: v for k, v in series.items() if k != "recurrence"}
+    instance["recurringEventId"] = series["id"]
+    if isinstance(original, datetime):
+        instance["id"] = f"{series['id']}_{original.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+        field_ = {"dateTime": original.isoformat(), "timeZone": str(zone)}
+        instance["start"], instance["originalStartTime"] = field_, dict(field_)
+        finish = (original.astimezone(UTC) + (ends - begins)).astimezone(zone)
+        instance["end"] = {"dateTime": finish.isoformat(), "timeZone": str(zone)}
+    else:
+        instance["id"] = f"{series['id']}_{original:%Y%m%d}"
+        instance["start"] = instance["originalStartTime"] = {"date": original.isoformat()}
+        days = (ends - begins).days or 1
+        instance["end"] = {"date": (original + timedelta(days=days)).isoformat()}
+    return instance
+
+
+def _expand(
+    series: dict[str, Any], calendar: FakeCalendar, high: datetime | None, *, with_cancelled: bool = False
+) -> list[dict[str, Any]]:
+    """The instances of a series up to `high` (or the rule's end), exceptions applied."""
+    zone = ZoneInfo(series["start"].get("timeZone") or calendar.time_zone)
+    cancelled = series.get("status") == "cancelled"
+    instances: list[dict[str, Any]] = []
+    for original in _occurrences(series, zone, high):
+        instance = _instance(series, original, zone)
+        exception = calendar.items.get(instance["id"])
+        if exception is not None:
+            instance = dict(exception)
+        if cancelled:
+            keep = ("kind", "id", "etag", "recurringEventId", "originalStartTime")
+            instance = {**{k: instance[k] for k in keep}, "status": "cancelled"}
+        if instance.get("status") == "cancelled" and not with_cancelled:
+            continue
+        instances.append(instance)
+    return instances
+
+
+def _occurrences(series: dict[str, Any], zone: ZoneInfo, high: datetime | None) -> list[datetime | date]:
+    start = series["start"]
+    all_day = "date" in start and "dateTime" not in start
+    first: datetime = (
+        datetime.combine(date.fromisoformat(start["date"]), dt_time())
+        if all_day
+        else datetime.fromisoformat(start["dateTime"]).astimezone(zone).replace(tzinfo=None)
+    )
+    rule: dict[str, str] = {}
+    excluded: set[datetime] = set()
+    for line in series.get("recurrence") or ():
+        name, _, value = line.partition(":")
+        if name == "RRULE":
+            rule = dict(part.split("=", 1) for part in value.split(";"))
+        elif name.startswith("EXDATE"):
+            excluded.update(_exdate(name, item, zone) for item in value.split(","))
+    freq = rule.get("FREQ", "WEEKLY")
+    if freq not in ("DAILY", "WEEKLY"):
+        raise NotImplementedError(f"the fake expands DAILY and WEEKLY rules only, not {freq}")
+    interval = int(rule.get("INTERVAL", "1"))
+    count = int(rule["COUNT"]) if "COUNT" in rule else None
+    until = _until(rule["UNTIL"], zone) if "UNTIL" in rule else None
+    days = sorted(WEEKDAYS.index(d[-2:]) for d in rule.get("BYDAY", WEEKDAYS[first.weekday()]).split(","))
+    step = timedelta(days=interval) if freq == "DAILY" else timedelta(weeks=interval)
+    week = first - timedelta(days=first.weekday() if freq == "WEEKLY" else 0)
+    found: list[datetime | date] = []
+    produced = 0
+    while produced < EXPANSION_LIMIT:
+        candidates = [week] if freq == "DAILY" else [week + timedelta(days=d) for d in days]
+        for local in candidates:
+            if local < first:
+                continue
+            aware = local.replace(tzinfo=zone)
+            if (until is not None and local > until) or (count is not None and produced >= count):
+                return found
+            if high is not None and aware >= high:
+                return found
+            produced += 1
+            if local not in excluded:
+                found.append(local.date() if all_day else aware)
+        week += step
+    return found
+
+
+def _exdate(name: str, value: str, zone: ZoneInfo) -> datetime:
+    if "VALUE=DATE" in name and "T" not in value:
+        return datetime.strptime(value, "%Y%m%d")
+    if value.endswith("Z"):
+        return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)
+    return datetime.strptime(value, "%Y%m%dT%H%M%S")  # TZID= the series' zone (the only one we support)
+
+
+def _until(value: str, zone: ZoneInfo) -> datetime:
+    if "T" not in value:
+        return datetime.strptime(value, "%Y%m%d") + timedelta(days=1) - timedelta(seconds=1)
+    return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)
+
+
+def _b64encode(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+class FakeGoogle(CalendarFakeMixin):
     """Google's token endpoint and Directory API for one Workspace customer, on 127.0.0.1.
 
     Use as a context manager. `service_account_info()` is a key whose `token_uri` points here;
@@ -141,8 +676,9 @@ class FakeGoogle:
         project: str = "deskbridge-test",
         token_ttl: int = 3600,
         channel_ttl: int = 6 * 3600,
+        time_zone: str = "Europe/Berlin",
     ) -> None:
-        """An empty directory with one super admin (`admin_email`, default admin@<domain>)."""
+        """An empty directory with one super admin (`admin_email`, default admin@<domain>); calendars in `time_zone`."""
         self.domain = domain
         self.customer_id = customer_id
         self.project = project
@@ -176,6 +712,7 @@ class FakeGoogle:
         self._delivered = threading.Condition()
         self._server: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
+        self._init_calendars(time_zone)
         self.admin_email = admin_email or f"admin@{domain}"
         self.admin_id = self.add_user(self.admin_email, "Ada", "Admin", admin=True)
 
@@ -455,7 +992,11 @@ class FakeGoogle:
             user = user or self.users.get(user_id) or self.deleted.get(user_id) or {"id": user_id}
             body = {k: user[k] for k in ("kind", "id", "etag", "primaryEmail") if k in user}
             now = time.time() * 1000
-            targets = [c for c in self.channels.values() if c["event"] in (event, None) and c["expires"] > now]
+            targets = [
+                c
+                for c in self.channels.values()
+                if c.get("calendar") is None and c["event"] in (event, None) and c["expires"] > now
+            ]
             for channel in targets:
                 self._enqueue(channel, event, next(self._messages), json.dumps(body).encode())
 
@@ -593,6 +1134,9 @@ class FakeGoogle:
     def _api(
         self, method: str, path: str, query: dict[str, str], body: Any, authorization: str
     ) -> tuple[int, dict[str, str], Any]:
+        if path.startswith("calendar/v3/"):
+            token = self.tokens.get(authorization.removeprefix("Bearer ").strip())
+            return self._calendar_api(method, path, query, body, token)
         routes: list[tuple[str, str, frozenset[str]]] = [
             ("GET", "admin/directory/v1/users", USERS_SCOPES),
             ("POST", "admin/directory/v1/users/watch", USERS_SCOPES),
@@ -731,15 +1275,28 @@ class FakeGoogle:
     def _watch(self, query: dict[str, str], body: Any) -> tuple[int, dict[str, str], Any]:
         if (refused := self._check_customer(query)) is not None:
             return refused
+        if (refused := self._refuse_channel(body)) is not None:
+            return refused
+        event = query.get("event")
+        if event is not None and event not in WATCH_EVENTS:
+            return 400, {}, google_error(400, f"Invalid value for event: {event}", "invalidParameter")
+        resource = "admin/directory/v1/users?" + "&".join(
+            f"{k}={quote(v)}" for k, v in (("customer", query.get("customer")), ("event", event)) if v
+        )
+        return self._open_channel(body, resource, self.base_url + resource + "&alt=json", event=event)
+
+    def _refuse_channel(self, body: Any) -> tuple[int, dict[str, str], Any] | None:
         if not isinstance(body, dict) or not body.get("id") or not body.get("address"):
             return 400, {}, google_error(400, "Required: id and address", "required")
         if body.get("type") not in ("web_hook", "webhook"):
             return 400, {}, google_error(400, "Invalid channel type", "invalid")
         if body["id"] in self.channels:
             return 400, {}, google_error(400, f"Channel id {body['id']} not unique", "channelIdNotUnique")
-        event = query.get("event")
-        if event is not None and event not in WATCH_EVENTS:
-            return 400, {}, google_error(400, f"Invalid value for event: {event}", "invalidParameter")
+        return None
+
+    def _open_channel(
+        self, body: dict[str, Any], resource: str, resource_uri: str, **extra: Any
+    ) -> tuple[int, dict[str, str], Any]:
         now = time.time() * 1000
         most = now + self.channel_ttl * 1000
         asked = body.get("expiration")
@@ -747,19 +1304,16 @@ class FakeGoogle:
         ttl = (body.get("params") or {}).get("ttl")
         if ttl is not None:  # params.ttl (seconds) also bounds the lifetime
             expires = min(expires, now + int(ttl) * 1000)
-        resource = "admin/directory/v1/users?" + "&".join(
-            f"{k}={quote(v)}" for k, v in (("customer", query.get("customer")), ("event", event)) if v
-        )
         channel = {
             "kind": "api#channel",
             "id": body["id"],
             # Stable per watched resource (the users of this customer, for this event), as Google's is.
             "resourceId": base64.urlsafe_b64encode(hashlib.sha1(resource.encode()).digest()).decode().rstrip("="),
-            "resourceUri": self.base_url + resource + "&alt=json",
+            "resourceUri": resource_uri,
             "token": body.get("token"),
             "expiration": str(int(expires)),
         }
-        self.channels[body["id"]] = {**channel, "address": body["address"], "event": event, "expires": expires}
+        self.channels[body["id"]] = {**channel, "address": body["address"], "expires": expires, **extra}
         self._enqueue(self.channels[body["id"]], "sync", 1, b"")
         return 200, {}, {k: v for k, v in channel.items() if v is not None}
 
@@ -805,6 +1359,15 @@ def _handler_for(fake: FakeGoogle) -> type[BaseHTTPRequestHandler]:
             self._serve()
 
         def do_POST(self) -> None:
+            self._serve()
+
+        def do_PUT(self) -> None:
+            self._serve()
+
+        def do_PATCH(self) -> None:
+            self._serve()
+
+        def do_DELETE(self) -> None:
             self._serve()
 
         def log_message(self, format: str, *args: Any) -> None:

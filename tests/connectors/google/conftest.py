@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from connectors.google import GoogleSettings
+from connectors.google.calendar_service import CALENDAR_SCOPE
 from tests.conftest import shared_data
 from tests.fakes.google import FakeGoogle
 
@@ -80,3 +81,14 @@ def receiver() -> Iterator[Receiver]:
     yield store
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def person(fake: FakeGoogle) -> str:
+    """A user of the domain whose primary calendar the service account may read and write.
+
+    The admin has authorised the calendar scope for the service account (domain-wide delegation).
+    """
+    fake.delegated_scopes.add(CALENDAR_SCOPE)
+    fake.add_user("alex@example.com", "Alex", "Müller", notify=False)
+    return "alex@example.com"
