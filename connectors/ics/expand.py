@@ -47,6 +47,13 @@ class _Series:
     def recurring(self) -> bool:
         return any(key in c for c in self.components for key in ("RRULE", "RDATE", "RECURRENCE-ID"))
 
+    @property
+    def date_only(self) -> bool:
+        """The master says VALUE=DATE (icalendar still makes a date-time of it when a TZID comes along)."""
+        return any(
+            str(getattr(c.get("DTSTART"), "params", {}).get("VALUE", "")).upper() == "DATE" for c in self.components
+        )
+
     def shifts(self) -> dict[date, timedelta]:
         """How far each RANGE=THISANDFUTURE override moved its instances, by its RECURRENCE-ID."""
         found: dict[date, timedelta] = {}
@@ -126,11 +133,18 @@ def _occurrences(series: _Series, window: Window, fallback: ZoneInfo | None) -> 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         found = recurring_ical_events.of(alone).between(window.start - MARGIN, window.end + MARGIN)
-    recurring, shifts = series.recurring, series.shifts()
+    recurring, shifts, date_only = series.recurring, series.shifts(), series.date_only
     events = []
     for occurrence in found:
         original = _original_start(occurrence, shifts) if recurring else None
-        event = to_event(occurrence, uid=series.uid, ical_uid=series.ical_uid, original=original, fallback=fallback)
+        event = to_event(
+            occurrence,
+            uid=series.uid,
+            ical_uid=series.ical_uid,
+            original=original,
+            fallback=fallback,
+            date_only=date_only,
+        )
         if _overlaps(event, window):
             events.append(event)
     return events

@@ -13,6 +13,9 @@ from connectors.records import ConnectorError
 # (Berlin's +00:53:28 comes out as "+5328"), which icalendar rightly refuses and which would sink
 # the whole feed. Only impossible hours (24-59) with a plausible minute-second reading are rewritten.
 _APPLE_OFFSET = re.compile(rb"^(TZOFFSET(?:FROM|TO):[+-])(2[4-9]|[3-5][0-9])([0-5][0-9])(\r?)$", re.MULTILINE)
+# Exchange has been seen writing `DTSTART;TZID="W. Europe Standard Time:20200609T090000"`: the value
+# inside the quoted zone name and nothing after the colon. Only a date-time closing the quote is moved out.
+_SWALLOWED_VALUE = re.compile(rb'^([A-Z-]+;(?:[^:"\r\n]*;)?TZID=)"([^":\r\n]+):(\d{8}T\d{6}Z?)"(\r?)$', re.MULTILINE)
 
 
 def parse(data: bytes, *, where: str) -> tuple[icalendar.Calendar, tuple[str, ...]]:
@@ -36,6 +39,9 @@ def parse(data: bytes, *, where: str) -> tuple[icalendar.Calendar, tuple[str, ..
     data, repaired = _APPLE_OFFSET.subn(rb"\g<1>00\g<2>\g<3>\g<4>", data)
     if repaired:
         notes.append(f"repaired {repaired} time-zone offset(s) written as +MMSS (an Apple Calendar bug)")
+    data, repaired = _SWALLOWED_VALUE.subn(rb"\g<1>\g<2>:\g<3>\g<4>", data)
+    if repaired:
+        notes.append(f"repaired {repaired} date-time(s) written inside their quoted TZID (an Exchange bug)")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:

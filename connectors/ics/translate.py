@@ -117,12 +117,19 @@ def _updated(event: icalendar.Event, fallback: tzinfo | None) -> datetime | None
 
 
 def to_event(
-    event: icalendar.Event, *, uid: str, ical_uid: str | None, original: date | None, fallback: ZoneInfo | None
+    event: icalendar.Event,
+    *,
+    uid: str,
+    ical_uid: str | None,
+    original: date | None,
+    fallback: ZoneInfo | None,
+    date_only: bool = False,
 ) -> CalendarEvent:
     """Translate one occurrence; `fallback` is the zone for floating times and all-day dates (the calendar's).
 
     `original` is the instance's original start in its series (None for a single event): with the UID
-    it names the instance, however the instance was moved since.
+    it names the instance, however the instance was moved since. `date_only`: the series declared
+    VALUE=DATE but also a TZID (ownCloud does), which icalendar reads as midnight in that zone.
     """
     start, end = event.start, event.end
     recurrence_id = _utc_iso(original, fallback) if original is not None else None
@@ -135,7 +142,7 @@ def to_event(
         ical_uid=ical_uid,
         recurrence_id=recurrence_id,
         timezone=_zone_name(start, fallback),
-        all_day=not isinstance(start, datetime),
+        all_day=date_only or not isinstance(start, datetime),
         show_as=_show_as(event, status),
         status=status,
         title=str(event.get("SUMMARY", "")),
