@@ -16,10 +16,11 @@ from tests.conftest import shared_data
 from tests.fakes.ics import FakeIcsServer
 
 
-def at(*parts: int, zone: str = "UTC") -> datetime:
-    """An aware time from (Y, M, D[, h, m, s]) wall-clock parts in `zone`."""
-    year, month, day, *clock = parts
-    return datetime(year, month, day, *clock, tzinfo=ZoneInfo(zone))
+def at(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0, *, zone: str = "UTC"
+) -> datetime:
+    """An aware time from wall-clock parts in `zone`."""
+    return datetime(year, month, day, hour, minute, second, tzinfo=ZoneInfo(zone))
 
 
 def window(start: datetime, end: datetime | timedelta) -> Window:
@@ -27,10 +28,10 @@ def window(start: datetime, end: datetime | timedelta) -> Window:
     return Window(start, start + end if isinstance(end, timedelta) else end)
 
 
-def day(*parts: int, zone: str = "UTC") -> Window:
+def day(year: int, month: int, day: int, *, zone: str = "UTC") -> Window:
     """One local day in `zone`."""
-    following = date(*parts) + timedelta(days=1)
-    return Window(at(*parts, zone=zone), at(following.year, following.month, following.day, zone=zone))
+    following = date(year, month, day) + timedelta(days=1)
+    return Window(at(year, month, day, zone=zone), at(following.year, following.month, following.day, zone=zone))
 
 
 def calendar(*events: str, head: str = "") -> bytes:
