@@ -45,6 +45,10 @@ class GoogleInvalid(ConnectorError):
         self.reason = reason
 
 
+class GoogleConflict(ConnectorError):
+    """Google answered 409: an event with the id we chose exists already (possibly deleted)."""
+
+
 class CalendarService(DirectoryService):
     """The discovery-built `calendar v3` service acting as `person`, with the directory's retrying `call`."""
 
@@ -101,6 +105,8 @@ class CalendarService(DirectoryService):
                 f"Calendar is turned on for this user; {help_text}.",
                 action_required=True,
             )
+        if failure.status == 409:
+            return GoogleConflict(f"Google refused the request while {what} ({said})")
         if failure.status == 400:
             return GoogleInvalid(f"Google refused the request while {what} ({said})", reason=failure.reason)
         return ConnectorError(f"Google answered {said} while {what}")

@@ -8,9 +8,10 @@ refuses them with a 400 otherwise, and the writer then writes a plain busy event
 
 Every event carries the booking id in `extendedProperties.private.deskbridgeBookingId`: the reader
 hands it back as `booking_id` (so our own events never come in as the person's), and a create whose
-answer was lost (a crash, a timeout) is found again by `privateExtendedProperty` before writing,
-so retrying never makes a second event. An event keeps its type for life (Google will not turn a
-plain event into a working location), so updates write the kind the event already is.
+answer was lost (a crash, a timeout) is found again by `privateExtendedProperty` before writing. The
+event id itself is made from the booking id, so an insert retried inside one call meets a 409 rather
+than making a second event. An event keeps its type for life (Google will not turn a plain event into
+a working location), so updates write the kind the event already is.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.google.calendar_events import BOOKING_PROPERTY, booking_id
-from connectors.google.calendar_service import CalendarService, GoogleGone, GoogleInvalid
+from connectors.google.calendar_service import CalendarService, GoogleConflict, GoogleGone, GoogleInvalid
 from connectors.google.service import GoogleNotFound, GoogleSettings
 from connectors.records import BookingEntry
 
@@ -53,15 +54,15 @@ class GoogleCalendarWriter:
         self.service = service or CalendarService(settings, person)
 
     def put(self, entry: BookingEntry, event_id: str | None) -> str:
-        """Create or update the booking's event; returns its id (a new one if the stored event is gone)."""
-        existing = self._get(event_id, entry.booking_id) if event_id else None
+        """Create or update the booking's event; returns its id (another one if the stored event is not ours)."""
+        existing = self._ours(self._fetch(event_id), entry.booking_id) if event_id else None
         if existing is None:
             existing = self._find(entry.booking_id)
         if existing is not None:
             try:
                 return self._update(existing, entry)
             except (GoogleNotFound, GoogleGone):
-                pass  # deleted between our read and our write: make it again
+                pass  # deleted for good between our read and our write: make it again
         return self._create(entry)
 
     def delete(self, event_id: str) -> None:
@@ -74,15 +75,18 @@ class GoogleCalendarWriter:
         except (GoogleNotFound, GoogleGone):
             return
 
-    def _get(self, event_id: str, booking: int) -> dict[str, Any] | None:
+    def _fetch(self, event_id: str) -> dict[str, Any] | None:
         try:
-            item = self.service.call(
+            return self.service.call(
                 lambda r: r.events().get(calendarId="primary", eventId=event_id), f"reading event {event_id}"
             )
         except (GoogleNotFound, GoogleGone):
             return None
+
+    @staticmethod
+    def _ours(item: dict[str, Any] | None, booking: int) -> dict[str, Any] | None:
         # A deleted event, or an id that is not this booking's (never overwrite someone's own event).
-        if item.get("status") == "cancelled" or booking_id(item) != booking:
+        if item is None or item.get("status") == "cancelled" or booking_id(item) != booking:
             return None
         return item
 
@@ -100,7 +104,7 @@ class GoogleCalendarWriter:
             return None
         found.sort(key=lambda item: (str(item.get("created") or ""), str(item["id"])))
         for extra in found[1:]:
-            # Only an older writer could have left these; one event per booking is the rule.
+            # Only an older writer (or a copy made by hand) leaves these; one event per booking is the rule.
             log.warning("deleting duplicate event %s of booking %s", extra["id"], booking)
             self.delete(str(extra["id"]))
         return found[0]
@@ -117,19 +121,35 @@ class GoogleCalendarWriter:
     def _create(self, entry: BookingEntry) -> str:
         if self.working_location is not False:
             try:
-                return self._insert(booking_body(entry, working_location=True))
+                return self._insert(entry, booking_body(entry, working_location=True))
             except GoogleInvalid as refused:
                 if self.working_location:
                     raise
                 log.info("working locations refused for %s (%s): writing plain events", self.person, refused.message)
                 self.working_location = False
-        return self._insert(booking_body(entry, working_location=False))
+        return self._insert(entry, booking_body(entry, working_location=False))
 
-    def _insert(self, body: dict[str, Any]) -> str:
-        answer = self.service.call(
-            lambda r: r.events().insert(calendarId="primary", body=body, sendUpdates="none"), "creating an event"
-        )
+    def _insert(self, entry: BookingEntry, body: dict[str, Any]) -> str:
+        # The id is ours, made from the booking id: an insert retried after its answer was lost (a timeout,
+        # a 503 after Google did the work) meets a 409 instead of making a second event.
+        event_id = event_id_for(entry.booking_id)
+        try:
+            answer = self.service.call(
+                lambda r: r.events().insert(calendarId="primary", body={**body, "id": event_id}, sendUpdates="none"),
+                "creating an event",
+            )
+        except GoogleConflict:
+            # Made already: by a try whose answer we lost, or made and deleted since (Google keeps the id).
+            existing = self._fetch(event_id)
+            if existing is None or booking_id(existing) != entry.booking_id:
+                raise
+            return self._update(existing, entry)  # "confirmed" brings a deleted one back
         return str(answer["id"])
+
+
+def event_id_for(booking: int) -> str:
+    """The event id we give a booking's event (Google allows base32hex ids of 5 to 1024 characters)."""
+    return f"deskbridge{booking}"
 
 
 def booking_body(entry: BookingEntry, *, working_location: bool) -> dict[str, Any]:

@@ -100,6 +100,7 @@ class Fault:
     body: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     path: str | None = None  # only requests whose path starts with this
+    method: str | None = None  # only requests with this method
     stall: float = 0.0  # sleep before answering (or instead of answering, for timeouts)
 
 
@@ -408,6 +409,8 @@ class CalendarFakeMixin:
         if refused is not None:
             return refused
         event_id = str(body.get("id") or secrets.token_hex(13))
+        if not (5 <= len(event_id) <= 1024 and set(event_id) <= set("0123456789abcdefghijklmnopqrstuv")):
+            return 400, {}, google_error(400, "Invalid resource id value.", "invalid")
         if event_id in calendar.items:
             return 409, {}, google_error(409, "The requested identifier already exists.", "duplicate")
         now = _rfc3339(time.time())
@@ -981,10 +984,10 @@ class FakeGoogle(CalendarFakeMixin):
         with self.lock:
             self._faults.append(Fault(status, times, body, headers, path))
 
-    def stall(self, seconds: float, *, times: int = 1, path: str | None = None) -> None:
+    def stall(self, seconds: float, *, times: int = 1, path: str | None = None, method: str | None = None) -> None:
         """Hold the next `times` API requests for `seconds` before answering them normally."""
         with self.lock:
-            self._faults.append(Fault(0, times, path=path, stall=seconds))
+            self._faults.append(Fault(0, times, path=path, method=method, stall=seconds))
 
     def notify(self, event: str, user_id: str, user: dict[str, Any] | None = None) -> None:
         """Post a change notification to every live channel watching `event`."""
@@ -1063,7 +1066,7 @@ class FakeGoogle(CalendarFakeMixin):
             with self.lock:
                 self.token_requests += 1
                 return self._token(parse_qs(raw.decode()))
-        fault = self._take_fault(path)
+        fault = self._take_fault(path, method)
         if fault is not None:
             if fault.stall:
                 time.sleep(fault.stall)
@@ -1072,10 +1075,10 @@ class FakeGoogle(CalendarFakeMixin):
         with self.lock:
             return self._api(method, path, query, body, headers.get("authorization", ""))
 
-    def _take_fault(self, path: str) -> Fault | None:
+    def _take_fault(self, path: str, method: str = "GET") -> Fault | None:
         with self.lock:
             for fault in self._faults:
-                if fault.path is None or path.startswith(fault.path):
+                if (fault.path is None or path.startswith(fault.path)) and fault.method in (None, method):
                     fault.times -= 1
                     if fault.times <= 0:
                         self._faults.remove(fault)
