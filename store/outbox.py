@@ -9,6 +9,7 @@ recorded inside it, and a transaction that ends without commit (rollback or clos
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -16,9 +17,10 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
+from store.columns import utcnow
 from store.models import Organisation, OutboxEvent
 
 _PENDING = "deskbridge.pending_events"
@@ -108,6 +110,7 @@ def _write(session: Session, pending: list[_Pending]) -> list[OutboxEvent]:
     for _, organisation_id, type_, data in pending:
         by_org[organisation_id].append((type_, data))
     written: list[OutboxEvent] = []
+    now = utcnow()  # set here, not by the ORM at flush: on PostgreSQL the rows go in past the ORM
     for organisation_id in sorted(by_org):  # one lock order for every transaction: no deadlocks
         items = by_org[organisation_id]
         last = session.execute(
@@ -125,10 +128,38 @@ def _write(session: Session, pending: list[_Pending]) -> list[OutboxEvent]:
                     seq=first + offset,
                     type=type_,
                     data=data,
+                    created_at=now,
                 )
             )
-    session.add_all(written)
+    if written and session.get_bind().dialect.name == "postgresql":
+        # One statement with an array a column: a directory's first sync records 100,000 events, and
+        # the ORM's multi-row inserts cost several times more. The objects only go to the listeners.
+        session.execute(
+            _INSERT_EVENTS,
+            {
+                "ids": [event.id for event in written],
+                "organisation_ids": [event.organisation_id for event in written],
+                "seqs": [event.seq for event in written],
+                "types": [event.type for event in written],
+                "datas": [json.dumps(event.data) for event in written],
+                "created_at": written[0].created_at,
+            },
+        )
+    else:
+        session.add_all(written)
     return written
+
+
+_INSERT_EVENTS = text(
+    """
+    INSERT INTO outbox_events (id, organisation_id, seq, type, data, created_at)
+    SELECT id, organisation_id, seq, type, data, :created_at
+    FROM unnest(
+        CAST(:ids AS varchar[]), CAST(:organisation_ids AS integer[]), CAST(:seqs AS integer[]),
+        CAST(:types AS varchar[]), CAST(:datas AS jsonb[])
+    ) AS new (id, organisation_id, seq, type, data)
+    """
+)
 
 
 def _plain(value: Any) -> Any:
