@@ -5,7 +5,9 @@ events, occurrences and exceptions of series, never series masters) overlapping 
 nextLinks lead to a deltaLink whose next use returns what changed since, `@removed` entries
 included. The window is encoded in Graph's state token and cannot change, so the cursor keeps it:
 when the worker's window has moved, the old deltaLink is dropped and the window listed afresh
-(`full` pages), which is also how events that slid into the window arrive.
+(`full` pages), which is also how events that slid into the window arrive. The window is widened
+to whole UTC days first, so a window computed from "now" moves (and costs a full listing) once a
+day, not on every round.
 
 Every request asks `Prefer: outlook.timezone` (UTC unless told otherwise) and
 `Prefer: odata.maxpagesize`; times are read with whatever zone Graph names, Windows names included.
@@ -18,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 from connectors.microsoft.calendar_events import (
@@ -61,6 +63,16 @@ class CalendarCursor:
         return cls(delta_link=data["link"], start=data["start"], end=data["end"])
 
 
+def whole_days(window: Window) -> Window:
+    """`window` widened to midnight UTC at both ends (a window already on midnights is unchanged)."""
+    if window.start.tzinfo is None or window.end.tzinfo is None:
+        raise ValueError("window bounds must be timezone-aware")
+    start = window.start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    end = window.end.astimezone(UTC)
+    floor = end.replace(hour=0, minute=0, second=0, microsecond=0)
+    return Window(start, floor if floor == end else floor + timedelta(days=1))
+
+
 def graph_instant(moment: datetime) -> str:
     """A window bound as calendarView wants it: ISO 8601 in UTC with a Z (no `+`, which a URL would garble)."""
     if moment.tzinfo is None:
@@ -99,6 +111,7 @@ class OutlookCalendar:
 
     def read(self, cursor: str | None, window: Window) -> Iterator[CalendarPage]:
         """Read one round: the whole window (no cursor, or a cursor that no longer fits), or the changes since."""
+        window = whole_days(window)
         start, end = graph_instant(window.start), graph_instant(window.end)
         notes: list[str] = []
         link: str | None = None

@@ -158,6 +158,20 @@ def test_a_moved_window_is_listed_again_from_scratch(fake: FakeGraph, reader: Ou
     assert not any(page.full for page in reader.read(last_cursor(pages), moved))
 
 
+def test_a_window_moving_within_the_day_keeps_the_cursor(fake: FakeGraph, reader: OutlookCalendar) -> None:
+    seed(fake)
+    now = Window(at(24, 9, 17), at(13, 9, 17, month=4))  # "from a day back to N days ahead", at 09:17
+    cursor = last_cursor(list(reader.read(None, now)))
+    later = Window(now.start + timedelta(hours=5), now.end + timedelta(hours=5))
+
+    pages = list(reader.read(cursor, later))
+
+    assert not any(page.full for page in pages)
+    assert events_of(pages) == {}
+    kept = CalendarCursor.decode(last_cursor(pages))
+    assert (kept.start, kept.end) == ("2025-03-24T00:00:00Z", "2025-04-14T00:00:00Z")  # whole days
+
+
 def test_unreadable_cursor_means_a_full_round(fake: FakeGraph, reader: OutlookCalendar) -> None:
     seed(fake, 2)
 

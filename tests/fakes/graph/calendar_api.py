@@ -30,6 +30,7 @@ _FILTER = re.compile(
     r"^singleValueExtendedProperties/Any\(ep:\s*ep/id eq '([^']+)' and ep/value eq '([^']*)'\)$", re.IGNORECASE
 )
 _EXPAND = re.compile(r"^singleValueExtendedProperties\(\$filter=id eq '([^']+)'\)$", re.IGNORECASE)
+MAX_LISTINGS = 20_000  # listings in progress kept (a benchmark pages many calendars at once)
 SHOW_AS = {"free", "tentative", "busy", "oof", "workingElsewhere", "unknown"}
 
 
@@ -114,6 +115,8 @@ class CalendarApi:
             with self._lock:
                 listing_id = [str(next(self._ids))]
                 self.listings[listing_id[0]] = listing
+                while len(self.listings) > MAX_LISTINGS:  # the oldest are abandoned ones (or long finished)
+                    del self.listings[next(iter(self.listings))]
             offset = 0
         size = int(prefer.get("odata.maxpagesize") or self.calendars.page_size)
         chunk = listing.entries[offset : offset + size]
