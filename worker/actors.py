@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import dramatiq
 
 from store.columns import utcnow
-from worker import invitations, runtime
+from worker import invitations, relay, runtime
 from worker.webhooks import delivery
 
 logger = logging.getLogger(__name__)
@@ -72,4 +72,5 @@ def deliver_in_order(delivery_ids: list[int]) -> None:
 @dramatiq.actor(queue_name="relay", max_retries=3, min_backoff=200, max_backoff=5_000)
 def relay_outbox() -> None:
     """Turn committed events into deliveries and enqueue them."""
+    relay.relay_starting(relay_outbox.broker)
     delivery.relay(runtime.current(), enqueue_delivery)

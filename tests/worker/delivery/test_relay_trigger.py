@@ -1,0 +1,41 @@
+"""The relay after commit on Redis: a commit enqueues a relay job only when none is waiting to start,
+straight on the queue (no delay queue); the job, as it starts, lets the next commit enqueue another."""
+
+from __future__ import annotations
+
+import redis
+
+from tests.worker.delivery.conftest import Pipeline, Receivers, RedisServer, delivered, wait_until
+from worker import relay
+
+
+def test_commits_while_a_relay_job_waits_enqueue_no_other(pipeline: Pipeline, redis_server: RedisServer) -> None:
+    client = redis.Redis.from_url(redis_server.url)
+    org = pipeline.organisation()
+    assert pipeline.queued("relay") == 1  # the organisation's commit
+    assert client.hlen("dramatiq:relay.DQ.msgs") == 0  # on the queue itself, not delayed
+    assert 0 < client.pttl(relay.PENDING_KEY) <= relay.PENDING_TTL_MS
+
+    for number in range(5):
+        pipeline.desk(org, f"D{number}")
+    assert pipeline.queued("relay") == 1  # the waiting job will see them all
+
+    relay.relay_starting(pipeline.broker)  # the job starts: it reads the events after this
+    assert client.exists(relay.PENDING_KEY) == 0
+    pipeline.desk(org, "after")
+    assert pipeline.queued("relay") == 2
+
+
+def test_a_relay_job_that_cannot_clear_its_key_still_relays(
+    pipeline: Pipeline, receivers: Receivers, redis_server: RedisServer
+) -> None:
+    receiver = receivers.start()
+    org = pipeline.organisation()
+    endpoint = pipeline.endpoint(org, receiver)
+    pipeline.desk(org, "D1")
+    redis_server.stop()
+    relay.relay_starting(pipeline.broker)  # logged; the key expires on its own
+    redis_server.start()
+    pipeline.start_worker()
+    pipeline.desk(org, "D2")  # the key went with Redis: this commit enqueues a relay job
+    wait_until(delivered(pipeline, endpoint, 2), "both events delivered (the job for the first went with Redis)")
