@@ -547,6 +547,22 @@ def other_claims(session: Session, member_id: int, row_id: int) -> bool:
     )
 
 
+def claimed_elsewhere(session: Session, member_ids: Sequence[int], row_ids: Sequence[int]) -> set[int]:
+    """Which of these members a directory user other than `row_ids` (those leaving) still has in
+    scope: `other_claims` for many at once."""
+    if not member_ids:
+        return set()
+    return set(
+        session.scalars(
+            select(DirectoryUser.member_id).where(
+                _among(session, DirectoryUser.member_id, member_ids),
+                DirectoryUser.in_scope.is_(True),
+                ~_among(session, DirectoryUser.id, row_ids),
+            )
+        )
+    )
+
+
 # Pushed directories (SCIM): the rows a client reads back, found by the ids and names it knows.
 
 

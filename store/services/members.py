@@ -473,6 +473,54 @@ def remove(session: Session, member: Member, *, reason: str = "member_removed") 
     return True
 
 
+def remove_many(session: Session, leaving: Sequence[Member], *, reason: str = "member_removed") -> list[Member]:
+    """Remove many memberships as `remove` does one by one, in a few statements (a directory's round
+    may offboard hundreds): live bookings that have not ended are cancelled (one `booking.cancelled`
+    each), API tokens and pending invitations are revoked, one `membership.removed` each.
+
+    Members already removed are left out (as `remove` changes nothing for them). Active admins must
+    go through `remove`, whose last-admin check may refuse. Returns the members removed.
+    """
+    if any(member.role is Role.ADMIN and member.status is MemberStatus.ACTIVE for member in leaving):
+        raise ValueError("active admins are removed one by one (remove), for the last-admin check")
+    chosen = [member for member in dict.fromkeys(leaving) if member.status is not MemberStatus.REMOVED]
+    if not chosen:
+        return []
+    now = utcnow()
+    ids = [member.id for member in chosen]
+    bookings: dict[int, list[Booking]] = {member_id: [] for member_id in ids}
+    for booking in session.scalars(
+        select(Booking)
+        .where(_among(session, Booking.member_id, ids), Booking.status.in_(LIVE_STATUSES), Booking.end_at > now)
+        .order_by(Booking.start_at)
+    ):
+        bookings[booking.member_id].append(booking)
+    session.execute(
+        sql_update(ApiToken)
+        .where(_among(session, ApiToken.member_id, ids), ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now),
+        execution_options={"synchronize_session": "fetch"},
+    )
+    session.execute(
+        sql_update(Invitation)
+        .where(_among(session, Invitation.member_id, ids), Invitation.status == InvitationStatus.PENDING)
+        .values(status=InvitationStatus.REVOKED, revoked_at=now),
+        execution_options={"synchronize_session": "fetch"},
+    )
+    for member in chosen:  # events member by member, in the order `remove` would record them
+        for booking in bookings[member.id]:
+            booking_service.cancel(session, booking, reason=reason, now=now)
+        member.status = MemberStatus.REMOVED
+        member.removed_at = now
+        outbox.record(
+            session,
+            member.organisation_id,
+            "membership.removed",
+            {**_describe(member), "reason": reason, "cancelled_bookings": len(bookings[member.id])},
+        )
+    return chosen
+
+
 def select_members(
     organisation_id: int,
     *,

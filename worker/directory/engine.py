@@ -26,6 +26,7 @@ from store.models import (
     Member,
     MemberStatus,
     Organisation,
+    Role,
     Team,
 )
 from store.services import directory, members, teams
@@ -131,13 +132,15 @@ def decide(session: Session, context: Context, user_ids: Iterable[str], renamed:
         # The newcomers' rows are linked in one statement, not an update each.
         links = [(row, brought[mail]) for row in rows if (mail := mails.get(row.id)) is not None and mail in brought]
         directory.link_members(session, [row for row, _ in links], [member_id for _, member_id in links])
+        leaving: list[tuple[Member, DirectoryUser]] = []
         for row in rows:
             mail = mails.get(row.id)
             if wanted[row.id] and mail is None:
                 continue  # not a usable address: skipped and noted, decided again when it changes
             if mail in brought:
                 continue  # linked above
-            _apply(session, context, row, mail, row.external_id in renamed, tally)
+            _apply(session, context, row, mail, row.external_id in renamed, tally, leaving)
+        _offboard_many(session, leaving, tally)
         session.flush()
 
 
@@ -157,9 +160,18 @@ def _linked(session: Session, row: DirectoryUser) -> bool:
 
 
 def _apply(
-    session: Session, context: Context, row: DirectoryUser, mail: str | None, renamed: bool, tally: Tally
+    session: Session,
+    context: Context,
+    row: DirectoryUser,
+    mail: str | None,
+    renamed: bool,
+    tally: Tally,
+    leaving: list[tuple[Member, DirectoryUser]],
 ) -> None:
-    """Decide for one user; `mail` is their address when they are in scope, None when they are not."""
+    """Decide for one user; `mail` is their address when they are in scope, None when they are not.
+
+    A member who may have to leave goes to `leaving`, for `_offboard_many` once the chunk is decided.
+    """
     member = session.get(Member, row.member_id) if row.member_id else None
     if mail is not None:
         if member is None:
@@ -169,13 +181,8 @@ def _apply(
         elif row.member_id == member.id and renamed:
             _follow_rename(session, member, mail, row.display_name, tally)
         row.member_id = member.id
-    elif (
-        row.in_scope
-        and member is not None
-        and member.status is not MemberStatus.REMOVED
-        and not directory.other_claims(session, member.id, row.id)
-    ):
-        _offboard(session, member, tally)
+    elif row.in_scope and member is not None and member.status is not MemberStatus.REMOVED:
+        leaving.append((member, row))
     row.in_scope = mail is not None
 
 
@@ -200,6 +207,22 @@ def _follow_rename(session: Session, member: Member, mail: str, name: str, tally
         return
     if (member.email, member.display_name) != before:
         tally.count("updated", who=member.email)
+
+
+def _offboard_many(session: Session, leaving: list[tuple[Member, DirectoryUser]], tally: Tally) -> None:
+    """Remove the members whose users left scope, unless another directory user still has them in
+    scope, in a few statements for all (a round may offboard hundreds). Active admins go one by one
+    through `_offboard`: the last-admin check may keep one, and only that one."""
+    if not leaving:
+        return
+    claimed = directory.claimed_elsewhere(session, [member.id for member, _ in leaving], [row.id for _, row in leaving])
+    going = list(dict.fromkeys(member for member, _ in leaving if member.id not in claimed))
+    admins = [member for member in going if member.role is Role.ADMIN and member.status is MemberStatus.ACTIVE]
+    others = [member for member in going if member not in admins]
+    for member in members.remove_many(session, others, reason="directory_offboarded"):
+        tally.count("removed", who=member.email)
+    for member in admins:
+        _offboard(session, member, tally)
 
 
 def _offboard(session: Session, member: Member, tally: Tally) -> None:
