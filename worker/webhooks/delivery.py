@@ -91,6 +91,8 @@ def attempt_batch(
     failures, successes, rest = sent
     results = {**failures, **_record_successes(runtime, successes)}
     if rest or later:
+        # Leased anew: a long backlog handed on from job to job outlasts the lease it started with.
+        lease(runtime, rest + later)
         _requeue(runtime, rest + later, 0, enqueue, due=utcnow())
     return {job.delivery_id: results[job.delivery_id] for job in group if job.delivery_id in results}
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from store.columns import utcnow
 from store.db import transaction
 from store.services import desks, webhooks
 from tests.worker.delivery.conftest import Pipeline, Receivers, Reply
@@ -138,11 +139,15 @@ def test_a_job_over_its_time_budget_hands_the_rest_on_in_order(pipeline: Pipelin
     delivery.relay(runtime.current(), queue)
     [(job, _)] = queue.take()
 
+    started = utcnow()
     results = delivery.attempt_batch(runtime.current(), job, queue, budget=0.05)
 
     assert list(results) == job[:1]  # one request is always made, then the budget is spent
     assert queue.take() == [(job[1:], 0)]
     assert pipeline.statuses(endpoint) == ["succeeded", "pending", "pending", "pending"]
+    leased = {made.next_attempt_at for made in pipeline.deliveries(endpoint)[1:]}
+    assert len(leased) == 1  # leased anew as they are handed on, for as long as a fresh job
+    assert leased.pop() >= started + delivery.LEASE  # type: ignore[operator]
 
 
 def test_a_job_without_a_free_slot_comes_back_whole(pipeline: Pipeline, receivers: Receivers) -> None:
