@@ -66,8 +66,8 @@ def attempt_batch(
     failed one goes on its retry schedule and the next ones do not wait for it; a 410 stops the job
     (the endpoint is disabled, or the REST hook deleted with its deliveries). What the job does not
     get to (no free slot, its time `budget` in seconds used, more than MAX_BATCH) is enqueued again,
-    in order.
-    Ids of other endpoints than the first one's (none of our callers mixes them) go to jobs of their own.
+    in order. Ids of other endpoints than the first one's (none of our callers mixes them) go to jobs
+    of their own.
 
     Returns where each attempted delivery stands, in the order given.
     """
@@ -112,8 +112,7 @@ def _send_in_slot(runtime: Runtime, group: Sequence[DeliveryJob], enqueue: Enque
     """Post the group in one of its endpoint's slots; None when none is free (nothing was sent).
 
     Returns the results recorded (failures, and the successes before them), the successes still to
-    record, and the ids not attempted.
-    Once a request went out, its outcome must be recorded: a slot that cannot be given back (the
+    record, and the ids not attempted. Once a request went out, its outcome must be recorded: a slot that cannot be given back (the
     slots' Redis gone meanwhile) is logged and left to expire on its own (limits.SLOT_TTL_MS).
     """
     endpoint_id = group[0].endpoint_id
