@@ -32,3 +32,6 @@ class ApiContext:
     enqueue_channels: Callable[[int, bool], None] = lambda _id, _recreate: None
     # Close a connection's channels at the provider, before its credentials are deleted with it.
     close_channels: Callable[[int], None] = lambda _id: None
+    # Calendars: a connection that reads calendars was made or changed (or asked to sync): the
+    # calendar worker brings its calendars in line and syncs them (see worker.calendar.jobs).
+    calendars_changed: Callable[[int], None] = lambda _id: None

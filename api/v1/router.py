@@ -11,6 +11,8 @@ from api.v1.endpoints import (
     deliveries,
     desks,
     events,
+    external_events,
+    feeds,
     hooks,
     invitations,
     members,
@@ -38,7 +40,10 @@ for resource in (
     deliveries,
     hooks,
     connections,
+    external_events,
+    feeds,
 ):
     router.include_router(resource.router, responses=_AUTHENTICATED)
 router.include_router(deliveries.events_router, responses=_AUTHENTICATED)
 router.include_router(invitations.public_router)
+router.include_router(feeds.public_router)

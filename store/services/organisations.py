@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Any
 from zoneinfo import available_timezones
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from store import outbox
 from store.errors import Conflict, Invalid, NotFound
-from store.models import DirectoryPolicy, Organisation
+from store.models import DirectoryPolicy, ExternalEvent, Organisation
+
+MIN_WINDOW_DAYS, MAX_WINDOW_DAYS = 1, 365
 
 
 def validate_timezone(name: str) -> str:
@@ -73,9 +76,18 @@ def update_settings(
     timezone: str | None = None,
     api_enabled: bool | None = None,
     directory_policy: DirectoryPolicy | str | None = None,
+    calendar_busy_only: bool | None = None,
+    calendar_window_days: int | None = None,
+    office_rules: dict[str, Any] | None = None,
 ) -> Organisation:
-    """Change the timezone, the API switch or what directories do with newcomers (invite them, or
-    make them members at once); records `organisation.updated` with what changed."""
+    """Change the timezone, the API switch, what directories do with newcomers (invite them, or
+    make them members at once) or the calendar settings; records `organisation.updated` with what
+    changed.
+
+    `office_rules` must already be clean (worker.calendar.rules.validate: the store knows no rules).
+    Turning `calendar_busy_only` on also blanks what calendars already told (titles, locations,
+    attendees, categories): the setting promises that only when people are busy is kept.
+    """
     changes: dict[str, object] = {}
     if timezone is not None and timezone != organisation.timezone:
         organisation.timezone = validate_timezone(timezone)
@@ -91,6 +103,29 @@ def update_settings(
             raise Invalid(f"directory_policy must be one of {choices}", field="directory_policy") from None
         if policy is not organisation.directory_policy:
             organisation.directory_policy = changes["directory_policy"] = policy
+    if calendar_window_days is not None and calendar_window_days != organisation.calendar_window_days:
+        if not MIN_WINDOW_DAYS <= calendar_window_days <= MAX_WINDOW_DAYS:
+            raise Invalid(
+                f"calendar_window_days must be from {MIN_WINDOW_DAYS} to {MAX_WINDOW_DAYS}",
+                field="calendar_window_days",
+            )
+        organisation.calendar_window_days = changes["calendar_window_days"] = calendar_window_days
+    if office_rules is not None and office_rules != organisation.office_rules:
+        organisation.office_rules = changes["office_rules"] = office_rules
+    if calendar_busy_only is not None and calendar_busy_only != organisation.calendar_busy_only:
+        organisation.calendar_busy_only = changes["calendar_busy_only"] = calendar_busy_only
+        if calendar_busy_only:
+            _forget_details(session, organisation.id)
     if changes:
         outbox.record(session, organisation.id, "organisation.updated", {"organisation_id": organisation.id, **changes})
     return organisation
+
+
+def _forget_details(session: Session, organisation_id: int) -> None:
+    """Blank the private parts of the organisation's stored calendar events (one statement)."""
+    session.execute(
+        update(ExternalEvent)
+        .where(ExternalEvent.organisation_id == organisation_id)
+        .values(title="", location="", categories=[], attendees=[], working_location_label=None),
+        execution_options={"synchronize_session": False},
+    )

@@ -1,13 +1,16 @@
-"""Directory connections (admins): Microsoft Entra ID, Google Workspace, SCIM and CSV sources.
+"""Connections (admins): Microsoft Entra ID, Google Workspace, SCIM and CSV directories, and ICS feeds.
 
 Credentials go in and never come out: no answer, list or event carries them. A SCIM connection's
 bearer token is shown once, when it is made or rotated. A CSV connection is fed by imports: the
 file is the whole directory, so whoever it leaves out is removed; `dry_run` shows that plan first.
+An ICS connection's feed URL is a credential too (most carry a token): it is shown as its scheme
+and host only. Microsoft and Google connections read people's calendars with `calendars: true`.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -15,13 +18,15 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from api.context import ApiContext
 from api.deps import DB, AdminCaller, context
-from api.errors import problem
+from api.errors import ApiError, problem
 from api.v1.common import PatchBody, RequestBody, Resource, Timestamp, path_id, problems
 from api.v1.pagination import Keyset, Page, Paging, fetch, page_of
 from connectors.csv import parse
+from connectors.ics import redact
+from connectors.ics.fetch import normalise
 from store.models import Connection, ConnectionKind
 from store.secret_box import SecretBox
-from store.services import connections
+from store.services import calendars, connections
 from worker.directory import imports
 
 router = APIRouter(prefix="/connections", tags=["connections"])
@@ -29,17 +34,21 @@ router = APIRouter(prefix="/connections", tags=["connections"])
 KEYSET = Keyset("connections", (Connection.id,))
 ConnectionId = Annotated[int, path_id("The connection's id.")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Kind = Literal["microsoft", "google", "scim", "csv"]
+Kind = Literal["microsoft", "google", "scim", "csv", "ics"]
 NO_STORE = {"Cache-Control": "no-store"}
 PUSHING = (ConnectionKind.MICROSOFT, ConnectionKind.GOOGLE)  # read by us, with push channels
+MAX_FEED_URL = 2000
 SETTINGS_HELP = (
-    "microsoft: tenant_id, client_id; google: admin_email, customer, groups; every kind: scope "
+    "microsoft: tenant_id, client_id, calendars (true: sync people's calendars too); google: admin_email, "
+    "customer, groups, calendars; ics: member_email (whose calendar the feed is; left out, an organisation "
+    "resource's); every kind but ics: scope "
     "{groups, org_units, domains, include_guests, include_without_mailbox} and team_groups "
     '(group ids or addresses mirrored as teams, "*" for all; a csv connection defaults to ["*"]).'
 )
 CREDENTIALS_HELP = (
     "microsoft: client_secret, or private_key (PEM) and thumbprint; google: service_account_key "
-    "(the key file's JSON); none for scim and csv. Kept encrypted; never shown again."
+    "(the key file's JSON); ics: url (http, https or webcal); none for scim and csv. Kept encrypted; never "
+    "shown again (an ics url only as its scheme and host)."
 )
 
 
@@ -75,8 +84,19 @@ class ConnectionOut(Resource):
     last_error: str | None = Field(description="Why the last sync failed, for an admin to act on.")
     last_counts: dict[str, int] = Field(description="What the last sync did: seen, invited, removed…")
     last_notes: list[str] = Field(description="What happened on the way (throttled, resynced, skipped people).")
+    feed_url: str | None = Field(
+        default=None, description="ics: the feed's scheme and host only (the rest may be a secret); null otherwise."
+    )
     created_at: Timestamp
     updated_at: Timestamp
+
+    @classmethod
+    def of(cls, connection: Connection, box: SecretBox) -> ConnectionOut:
+        """The connection as admins see it: an ICS feed's URL redacted, other credentials left out."""
+        out = cls.model_validate(connection)
+        if connection.kind is ConnectionKind.ICS:
+            out.feed_url = redact(str(connections.credentials(box, connection).get("url", "")))
+        return out
 
 
 class ConnectionCreated(ConnectionOut):
@@ -137,6 +157,25 @@ class ImportOut(BaseModel):
     errors: list[RowErrorOut] = Field(description="Bad rows (a dry run only; an import answers 422 instead).")
 
 
+def check_feed_url(kind: str, credentials: dict[str, Any] | None) -> None:
+    """Refuse, as a 422, an ICS feed URL no reader could fetch; the message never repeats the URL."""
+    if kind != ConnectionKind.ICS.value or credentials is None or "url" not in credentials:
+        return
+    url = credentials["url"]
+    try:
+        parts = urlsplit(normalise(url)) if isinstance(url, str) and len(url) <= MAX_FEED_URL else None
+        usable = parts is not None and parts.scheme.lower() in {"http", "https"} and bool(parts.hostname)
+    except ValueError:
+        usable = False
+    if not usable:
+        raise ApiError(
+            422,
+            f"The feed URL must be an http, https or webcal address of at most {MAX_FEED_URL} characters.",
+            code="invalid_input",
+            field="credentials.url",
+        )
+
+
 def default_settings(kind: str, settings: dict[str, Any]) -> dict[str, Any]:
     """A CSV file's teams column is meant to make teams: its connections mirror every team unless told."""
     if kind == ConnectionKind.CSV.value and "team_groups" not in settings:
@@ -152,7 +191,9 @@ def create_connection(
     body: ConnectionIn, response: Response, caller: AdminCaller, db: DB, ctx: Context
 ) -> ConnectionCreated:
     """Connect a directory (admins only). A Microsoft or Google directory is read at once and its push
-    channels opened; a SCIM one waits for its identity provider, a CSV one for an import."""
+    channels opened; a SCIM one waits for its identity provider, a CSV one for an import; an ICS feed
+    (and the calendars of a connection with `calendars: true`) is read at once."""
+    check_feed_url(body.kind, body.credentials)
     connection, token = connections.create(
         db,
         _box(ctx),
@@ -168,42 +209,54 @@ def create_connection(
         # Read the directory now and open its push channels, rather than at the scheduler's next poll.
         ctx.enqueue_sync(connection.id)
         ctx.enqueue_channels(connection.id, False)
+    if calendars.reads_calendars(connection):
+        ctx.calendars_changed(connection.id)
     response.headers["Location"] = f"/v1/connections/{connection.id}"
     response.headers.update(NO_STORE)
-    return ConnectionCreated.model_validate({**ConnectionOut.model_validate(connection).model_dump(), "token": token})
+    out = ConnectionOut.of(connection, _box(ctx))
+    return ConnectionCreated.model_validate({**out.model_dump(), "token": token})
 
 
 @router.get("", summary="List connections", responses=problems(422))
-def list_connections(caller: AdminCaller, db: DB, paging: Paging) -> Page[ConnectionOut]:
+def list_connections(caller: AdminCaller, db: DB, paging: Paging, ctx: Context) -> Page[ConnectionOut]:
     """The organisation's connections with their status, by id (admins only)."""
     rows, cursor = fetch(db, connections.select_connections(caller.organisation.id), KEYSET, paging)
-    return page_of([ConnectionOut.model_validate(row) for row in rows], cursor)
+    return page_of([ConnectionOut.of(row, _box(ctx)) for row in rows], cursor)
 
 
 @router.get("/{connection_id}", summary="Get a connection", responses=problems(404))
-def get_one(connection: Chosen) -> ConnectionOut:
+def get_one(connection: Chosen, ctx: Context) -> ConnectionOut:
     """One connection and how its last sync went (admins only)."""
-    return ConnectionOut.model_validate(connection)
+    return ConnectionOut.of(connection, _box(ctx))
 
 
 @router.patch("/{connection_id}", summary="Update a connection", responses=problems(400, 404, 413, 415, 422))
 def update_one(body: ConnectionPatch, connection: Chosen, db: DB, ctx: Context) -> ConnectionOut:
     """Rename it, change its settings (a new scope applies from the next sync, which re-decides
-    everyone) or replace its credentials (which puts a connection needing action back to active)."""
-    before = connection.settings
+    everyone) or replace its credentials (which puts a connection needing action back to active).
+    Turning `calendars` on or off, or changing what a calendar-reading connection reads with, has its
+    calendars brought in line at once."""
+    check_feed_url(connection.kind.value, body.credentials)
+    before, reading_before = connection.settings, calendars.reads_calendars(connection)
     connections.update_connection(db, _box(ctx), connection, **body.model_dump(exclude_unset=True))
     # Channels are opened with the credentials and tenant: reopen them when those change.
     reopen = connection.kind in PUSHING and (
         body.credentials is not None or _provider(before) != _provider(connection.settings)
     )
+    recalendar = (reading_before or calendars.reads_calendars(connection)) and (
+        body.settings is not None or body.credentials is not None
+    )
     db.commit()
     if reopen:
         ctx.enqueue_channels(connection.id, True)
-    return ConnectionOut.model_validate(connection)
+    if recalendar:
+        ctx.calendars_changed(connection.id)
+    return ConnectionOut.of(connection, _box(ctx))
 
 
 def _provider(settings: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in settings.items() if key not in ("scope", "team_groups")}
+    # Directory channels watch users and groups: the calendar switch does not concern them.
+    return {key: value for key, value in settings.items() if key not in ("scope", "team_groups", "calendars")}
 
 
 @router.delete("/{connection_id}", status_code=204, summary="Delete a connection", responses=problems(404))
@@ -219,7 +272,12 @@ def delete_one(connection: Chosen, db: DB, ctx: Context) -> Response:
 
 @router.post("/{connection_id}/sync", status_code=202, summary="Sync a connection", responses=problems(404))
 def sync_one(connection: Chosen, db: DB, ctx: Context) -> SyncQueued:
-    """Queue a sync (admins only). Requests while one waits are covered by it: `queued: false`."""
+    """Queue a sync (admins only). Requests while one waits are covered by it: `queued: false`. An
+    ICS connection's feed is read again."""
+    if connection.kind is ConnectionKind.ICS:
+        # A feed is a calendar, read by the calendar worker, which coalesces requests itself.
+        ctx.calendars_changed(connection.id)
+        return SyncQueued(queued=True)
     queued = connections.request_sync(db, connection.id)
     db.commit()
     if queued:

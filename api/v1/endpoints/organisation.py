@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
-from pydantic import Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from api.deps import DB, ApiCaller, admin_without_switch
-from api.v1.common import PatchBody, Resource, Timestamp, problems
+from api.v1.common import PatchBody, RequestBody, Resource, Timestamp, problems
 from store.services import organisations
 from store.services.tokens import Caller
+from worker.calendar import rules
 
 router = APIRouter(prefix="/organisation", tags=["organisation"])
 
@@ -19,6 +20,35 @@ POLICY_HELP = (
     "What directory connections do with people new in scope: invite (an invitation email) or "
     "auto_accept (members at once, for organisations that sign in with SSO)."
 )
+BUSY_ONLY_HELP = (
+    "Keep only when people are busy: calendar events are stored without titles, locations, "
+    "attendees or categories (turning it on also blanks those of events already stored)."
+)
+WINDOW_HELP = "How many days ahead calendars are read (from one day back)."
+RULES_HELP = "Which Outlook and ICS events are office days (Google working locations always are)."
+
+
+class OfficeRulesOut(BaseModel):
+    """Which calendar events become bookings; any rule that matches makes an office day."""
+
+    categories: list[str] = Field(default_factory=list, description='Event categories, such as "Office".')
+    keywords: list[str] = Field(default_factory=list, description='Words in the subject, such as "WFO".')
+    working_elsewhere_with_location: bool = Field(
+        default=False, description="Show-as workingElsewhere with a location (the office or desk)."
+    )
+
+
+Words = Annotated[list[Annotated[str, StringConstraints(max_length=100)]], Field(max_length=50)]
+
+
+class OfficeRulesIn(RequestBody):
+    """The office-day rules; a rule left out is off. Case does not matter."""
+
+    categories: Words = Field(default_factory=list, description='Event categories, such as "Office".')
+    keywords: Words = Field(default_factory=list, description='Words in the subject, such as "WFO".')
+    working_elsewhere_with_location: bool = Field(
+        default=False, description="Show-as workingElsewhere with a location (the office or desk)."
+    )
 
 
 class OrganisationOut(Resource):
@@ -30,6 +60,9 @@ class OrganisationOut(Resource):
     timezone: str = Field(description="IANA time zone, such as Europe/London: what 'today' means.")
     api_enabled: bool = Field(description="The API switch: while off, only this settings route answers.")
     directory_policy: DirectoryPolicyName = Field(description=POLICY_HELP)
+    calendar_busy_only: bool = Field(description=BUSY_ONLY_HELP)
+    calendar_window_days: int = Field(description=WINDOW_HELP)
+    office_rules: OfficeRulesOut = Field(description=RULES_HELP)
     created_at: Timestamp
     updated_at: Timestamp
 
@@ -40,6 +73,16 @@ class OrganisationPatch(PatchBody):
     timezone: str | None = Field(default=None, max_length=64, description="An IANA time zone name.")
     api_enabled: bool | None = None
     directory_policy: DirectoryPolicyName | None = Field(default=None, description=POLICY_HELP)
+    calendar_busy_only: bool | None = Field(default=None, description=BUSY_ONLY_HELP)
+    calendar_window_days: int | None = Field(
+        default=None, ge=organisations.MIN_WINDOW_DAYS, le=organisations.MAX_WINDOW_DAYS, description=WINDOW_HELP
+    )
+    office_rules: OfficeRulesIn | None = Field(default=None, description=RULES_HELP + " Replaces the rules.")
+
+
+def _clean_rules(body: OfficeRulesIn | None) -> dict[str, Any] | None:
+    # The rules' own check trims and refuses blank words: the same one the worker trusts.
+    return None if body is None else rules.validate(body.model_dump())
 
 
 @router.get("", summary="Get the organisation")
@@ -52,7 +95,8 @@ def get_organisation(caller: ApiCaller, db: DB) -> OrganisationOut:
 def update_organisation(
     body: OrganisationPatch, caller: Annotated[Caller, Depends(admin_without_switch)], db: DB
 ) -> OrganisationOut:
-    """Change the time zone, turn the API on or off, or set the directory policy (admins only).
+    """Change the time zone, turn the API on or off, set the directory policy or the calendar settings
+    (privacy, window, office-day rules) (admins only).
 
     This route answers admins even while the API is off, so that they can turn it on.
     """
@@ -63,6 +107,9 @@ def update_organisation(
         timezone=body.timezone,
         api_enabled=body.api_enabled,
         directory_policy=body.directory_policy,
+        calendar_busy_only=body.calendar_busy_only,
+        calendar_window_days=body.calendar_window_days,
+        office_rules=_clean_rules(body.office_rules),
     )
     db.commit()
     return OrganisationOut.model_validate(organisation)

@@ -20,7 +20,7 @@ from store.db import make_engine, transaction
 from store.migrate import upgrade
 from store.models import ApiToken, Base, ConnectionKind, OutboxEvent, Role
 from store.secret_box import SecretBox
-from store.services import bookings, connections, desks, members, teams, tokens, webhooks
+from store.services import bookings, connections, desks, feeds, members, teams, tokens, webhooks
 from tests.conftest import Org
 
 Snapshot = dict[str, list[tuple[Any, ...]]]
@@ -133,6 +133,7 @@ class World:
     hook_id: int
     connection_id: int
     event_id: str  # the booking's booking.created
+    feed_id: int  # an ICS feed of the member's bookings
 
     def ids(self) -> dict[str, int | str]:
         return {
@@ -147,6 +148,7 @@ class World:
             "connection_id": self.connection_id,
             "event_id": self.event_id,
             "event": "booking.created",
+            "feed_id": self.feed_id,
         }
 
 
@@ -156,7 +158,7 @@ FURNISH_BOX = SecretBox([SecretBox.generate_key()])
 
 def furnish(factory: sessionmaker[Session], org: Org) -> World:
     """A desk, a team with the member in it, a booking of the member's, a pending invitation, a
-    webhook endpoint and a REST hook."""
+    webhook endpoint, a REST hook, a CSV connection and an ICS feed of the member's bookings."""
     with transaction(factory) as session:
         organisation_id = org.organisation.id
         member = members.get(session, organisation_id, org.member.id)
@@ -182,7 +184,9 @@ def furnish(factory: sessionmaker[Session], org: Org) -> World:
             kind="rest_hook",
         )
         connection, _ = connections.create(session, FURNISH_BOX, organisation_id, ConnectionKind.CSV, "HR export")
+        feed, _ = feeds.create(session, organisation_id, member_id=member.id)
         ids = (member.id, desk.id, team.id, booking.id, invitation.id, token_id, webhook.id, hook.id, connection.id)
+        feed_id = feed.id
     with factory() as session:
         event_id = session.scalar(
             select(OutboxEvent.id).where(
@@ -190,7 +194,7 @@ def furnish(factory: sessionmaker[Session], org: Org) -> World:
             )
         )
     assert event_id is not None
-    return World(org, *ids, event_id)
+    return World(org, *ids, event_id, feed_id)
 
 
 @pytest.fixture
@@ -283,6 +287,11 @@ def every_call() -> list[Call]:
         Call("POST", "/v1/connections/{connection_id}/sync", admin_only=True),
         Call("POST", "/v1/connections/{connection_id}/token", admin_only=True),
         Call("POST", "/v1/connections/{connection_id}/import", {"csv": "email\na@x.example\n"}, admin_only=True),
+        Call("GET", "/v1/external-events"),
+        Call("POST", "/v1/feeds", {}),
+        Call("GET", "/v1/feeds"),
+        Call("POST", "/v1/feeds/{feed_id}/rotate"),
+        Call("DELETE", "/v1/feeds/{feed_id}"),
     ]
 
 

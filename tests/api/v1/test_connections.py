@@ -107,8 +107,9 @@ def test_create_a_microsoft_connection(api: TestClient, api_factory: sessionmake
     assert (body["last_synced_at"], body["last_error"], body["last_counts"], body["last_notes"]) == (None, None, {}, [])
     assert set(body) == {
         "id", "kind", "name", "status", "settings", "last_synced_at", "last_error",
-        "last_counts", "last_notes", "created_at", "updated_at",
+        "last_counts", "last_notes", "feed_url", "created_at", "updated_at",
     }  # fmt: skip
+    assert body["feed_url"] is None
     assert_no_secret(response.text)
     event = events(api_factory, org.organisation.id)[-1]
     assert (event.type, event.data) == (
