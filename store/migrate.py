@@ -22,6 +22,19 @@ def alembic_config(url: str = "") -> Config:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the database behind `engine` up to `revision`."""
     config = alembic_config()
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # SQLite changes a table by copying it and dropping the old one (Alembic's batch mode);
+            # with foreign keys on, the drop would cascade and delete every dependent row. The
+            # pragma only takes effect outside a transaction, hence before `begin`.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        try:
+            with connection.begin():
+                config.attributes["connection"] = connection
+                command.upgrade(config, revision)
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
