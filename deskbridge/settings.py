@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     directory_sync_minutes: float = Field(
         default=15, gt=0, description="How often Microsoft and Google directories are read (push makes it sooner)."
     )
+    calendar_sync_minutes: float = Field(
+        default=15, gt=0, description="How often calendars and ICS feeds are read (push makes it sooner)."
+    )
     microsoft_authority: str = Field(
         default="https://login.microsoftonline.com", description="Microsoft identity platform (sovereign clouds)."
     )

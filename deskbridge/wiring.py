@@ -20,6 +20,7 @@ from store.db import make_engine, make_session_factory
 from store.secret_box import SecretBox
 from worker import broker as brokers
 from worker import relay, runtime
+from worker.calendar import outbound
 from worker.directory.readers import DirectoryEndpoints
 from worker.mailers import Mailer
 from worker.mailers.folder import FolderMailer
@@ -42,7 +43,7 @@ def build(settings: Settings) -> Components:
     """Engine, sessions whose commits feed the relay, the broker, and the worker runtime."""
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     engine = make_engine(settings.database_url)
-    session_factory = make_session_factory(engine, listeners=[relay.on_commit])
+    session_factory = make_session_factory(engine, listeners=[relay.on_commit, outbound.on_commit])
     broker = brokers.make_broker(settings.redis_url)
     enable_worker_metrics(broker)
     # In-process, the worker threads are few: one endpoint may hold at most half of them.
@@ -65,10 +66,12 @@ def build(settings: Settings) -> Components:
                 ca_bundle=settings.ca_bundle,
             ),
             directory_sync_seconds=settings.directory_sync_minutes * 60,
+            calendar_sync_seconds=settings.calendar_sync_minutes * 60,
         )
     )
     # Declare the actors on the broker just set.
     import worker.actors
+    import worker.calendar.jobs
     import worker.directory.jobs  # noqa: F401
 
     return Components(settings, engine, session_factory, broker)
@@ -107,6 +110,7 @@ def make_counter(settings: Settings) -> Counter:
 
 def make_app(components: Components) -> FastAPI:
     from worker import actors
+    from worker.calendar import jobs as calendar_jobs
     from worker.directory import channels, jobs
 
     settings = components.settings
@@ -126,5 +130,6 @@ def make_app(components: Components) -> FastAPI:
             enqueue_sync=jobs.enqueue_sync,
             enqueue_channels=jobs.enqueue_channels,
             close_channels=partial(channels.close, worker_runtime),
+            calendars_changed=calendar_jobs.calendars_changed,
         )
     )

@@ -37,6 +37,7 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 # Actors bind to the global broker when declared: an in-process one for the suite.
 BROKER = brokers.make_broker(None)
 import worker.actors  # noqa: E402
+import worker.calendar.jobs  # noqa: E402
 import worker.directory.jobs  # noqa: E402, F401
 
 

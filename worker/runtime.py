@@ -28,6 +28,7 @@ class Runtime:
     retry_delays: tuple[float, ...] = DEFAULT_DELAYS
     directory: DirectoryEndpoints = field(default_factory=DirectoryEndpoints)
     directory_sync_seconds: float = 900.0  # how often directories are read when nothing is pushed
+    calendar_sync_seconds: float = 900.0  # how often calendars and feeds are read when nothing is pushed
 
 
 _runtime: Runtime | None = None

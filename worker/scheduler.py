@@ -38,6 +38,8 @@ class Job:
 def default_jobs(runtime: Runtime) -> list[Job]:
     """The periodic work of a deskbridge deployment, one line per job."""
     from worker import actors, maintenance
+    from worker.calendar import channels as calendar_channels
+    from worker.calendar import jobs as calendar_jobs
     from worker.directory import channels, jobs
     from worker.webhooks import delivery
 
@@ -48,6 +50,8 @@ def default_jobs(runtime: Runtime) -> list[Job]:
         Job("metrics", 15, partial(maintenance.record_gauges, runtime)),
         Job("directory.poll", 60, partial(jobs.poll, runtime)),
         Job("directory.channels", 600, partial(channels.renew_all, runtime)),
+        Job("calendar.poll", 60, partial(calendar_jobs.poll, runtime)),
+        Job("calendar.channels", 600, partial(calendar_channels.renew_all, runtime)),
     ]
 
 

@@ -1,15 +1,17 @@
-"""What a verified notification sets off: a coalesced sync, or a channel renewal."""
+"""What a verified notification sets off: a coalesced sync (of the directory, or of one person's calendar),
+or a channel renewal."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
 from api.context import ApiContext
 from connectors.push import Notification
 from store.db import transaction
-from store.services import connections
+from store.models import PushChannel
+from store.services import calendars, connections
 
 RESYNC_KINDS = frozenset({"change", "missed", "subscriptionRemoved"})
 
@@ -18,27 +20,55 @@ RESYNC_KINDS = frozenset({"change", "missed", "subscriptionRemoved"})
 class Outcome:
     genuine: bool
     sync_queued: bool = False
+    calendars_queued: tuple[int, ...] = field(default=())
 
 
 def act_on(ctx: ApiContext, connection_id: int, notifications: list[Notification]) -> Outcome:
     """Verify every notification against its channel; if all are genuine, ask for what they need.
 
-    One forged item refuses the whole request: nothing is enqueued for it.
+    One forged item refuses the whole request: nothing is enqueued for it. A channel on a person's
+    calendar (`calendar_id` set) asks for that calendar's sync; the connection's own, for the directory's.
     """
     with transaction(ctx.session_factory) as session:
-        if not all(_genuine(session, connection_id, item) for item in notifications):
+        channels = [_genuine(session, connection_id, item) for item in notifications]
+        verified = [(channel, item) for channel, item in zip(channels, notifications, strict=True) if channel]
+        if len(verified) != len(notifications):
             return Outcome(genuine=False)
-        kinds = {item.kind for item in notifications}
-        enqueue = bool(kinds & RESYNC_KINDS) and connections.request_sync(session, connection_id)
+        directory = [item.kind for channel, item in verified if channel.calendar_id is None]
+        by_calendar: dict[int, set[str]] = {}
+        for channel, item in verified:
+            if channel.calendar_id is not None:
+                by_calendar.setdefault(channel.calendar_id, set()).add(item.kind)
+        enqueue = bool(set(directory) & RESYNC_KINDS) and connections.request_sync(session, connection_id)
+        wanted = tuple(
+            calendar_id
+            for calendar_id, kinds in sorted(by_calendar.items())
+            if kinds & RESYNC_KINDS and calendars.request_sync(session, calendar_id)
+        )
     if enqueue:
         ctx.enqueue_sync(connection_id)
-    if "subscriptionRemoved" in kinds:
+    if "subscriptionRemoved" in directory:
         ctx.enqueue_channels(connection_id, True)
-    elif "reauthorizationRequired" in kinds:
+    elif "reauthorizationRequired" in directory:
         ctx.enqueue_channels(connection_id, False)
-    return Outcome(genuine=True, sync_queued=enqueue)
+    if by_calendar:
+        _calendar_work(wanted, by_calendar)
+    return Outcome(genuine=True, sync_queued=enqueue, calendars_queued=wanted)
 
 
-def _genuine(session: Session, connection_id: int, item: Notification) -> bool:
+def _calendar_work(wanted: tuple[int, ...], by_calendar: dict[int, set[str]]) -> None:
+    # Imported here: actors are declared on the broker the composition root sets before serving.
+    from worker.calendar import jobs
+
+    for calendar_id in wanted:
+        jobs.enqueue_sync(calendar_id)
+    for calendar_id, kinds in sorted(by_calendar.items()):
+        if "subscriptionRemoved" in kinds:
+            jobs.enqueue_channels(calendar_id, True)
+        elif "reauthorizationRequired" in kinds:
+            jobs.enqueue_channels(calendar_id, False)
+
+
+def _genuine(session: Session, connection_id: int, item: Notification) -> PushChannel | None:
     channel = connections.verify_channel(session, item.channel_id, item.secret, item.resource_id)
-    return channel is not None and channel.connection_id == connection_id
+    return channel if channel is not None and channel.connection_id == connection_id else None

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from store.models.base import Base, Timestamps, enum_column
+from store.models.base import Base, JSONDocument, Timestamps, enum_column
 from store.models.connection import ConnectionStatus
 
 
@@ -16,6 +17,7 @@ class Calendar(Timestamps, Base):
     `address` their mailbox), or an ICS feed (`member_id` set for a person's feed, empty for an
     organisation resource). `cursor` is the connector's position (sync token, delta link, ETag),
     kept only when a round completes; `window_start` is the first day the cursor covers.
+    `last_counts` and `last_notes` say what the last sync did and met on the way, for an admin.
     """
 
     __tablename__ = "calendars"
@@ -33,3 +35,5 @@ class Calendar(Timestamps, Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     sync_requested_at: Mapped[datetime | None]
     sync_lease_until: Mapped[datetime | None]
+    last_counts: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
+    last_notes: Mapped[list[str]] = mapped_column(JSONDocument, default=list)

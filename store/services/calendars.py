@@ -2,20 +2,25 @@
 
 A Microsoft or Google connection with `calendars` on has one calendar per person it brought in
 (their primary calendar, read and written as them); an ICS connection has one calendar, its feed.
-Syncing works as for connections: ask (coalesced), claim (a lease), finish or fail.
+Syncing works as for connections: ask (coalesced), claim (a lease), finish or fail. A calendar's
+push channel (a Graph subscription or Google watch channel on the person's events) is a
+`push_channels` row with `calendar_id` set; bookings written into a calendar are `calendar_entries`.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import Select, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from store.columns import utcnow
 from store.errors import NotFound
 from store.models import (
     Calendar,
+    CalendarEntry,
     Connection,
     ConnectionKind,
     ConnectionStatus,
@@ -23,7 +28,9 @@ from store.models import (
     Member,
     MemberStatus,
     Organisation,
+    PushChannel,
 )
+from store.services.members import hash_secret
 
 SYNC_LEASE = timedelta(minutes=10)
 READING_KINDS = (ConnectionKind.MICROSOFT, ConnectionKind.GOOGLE)
@@ -127,25 +134,52 @@ def claim(session: Session, calendar_id: int, now: datetime | None = None) -> bo
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def finish(session: Session, calendar: Calendar, *, cursor: str | None, window_start: date) -> None:
-    """A sync ended well: keep where the next one starts."""
+def finish(
+    session: Session,
+    calendar: Calendar,
+    *,
+    cursor: str | None,
+    window_start: date,
+    counts: dict[str, int] | None = None,
+    notes: list[str] | None = None,
+) -> None:
+    """A sync ended well: keep where the next one starts, what it did and what it met on the way."""
     calendar.cursor = cursor
     calendar.window_start = window_start
     calendar.status = ConnectionStatus.ACTIVE
     calendar.last_synced_at = utcnow()
     calendar.last_error = None
     calendar.sync_lease_until = None
+    calendar.last_counts = dict(counts or {})
+    calendar.last_notes = list(notes or [])
 
 
-def fail(session: Session, calendar: Calendar, message: str, *, action_required: bool) -> None:
-    """A sync failed: keep the reason an admin can act on; the cursor stays."""
+def fail(
+    session: Session, calendar: Calendar, message: str, *, action_required: bool, notes: list[str] | None = None
+) -> None:
+    """A sync failed: keep the reason an admin can act on; the cursor stays (the poll tries again later)."""
     calendar.status = ConnectionStatus.ACTION_REQUIRED if action_required else ConnectionStatus.ERROR
     calendar.last_error = message
     calendar.sync_lease_until = None
+    if notes is not None:
+        calendar.last_notes = list(notes)
+
+
+def retry(session: Session, connection_id: int) -> None:
+    """An admin changed the connection (credentials, feed address): its calendars may work again."""
+    session.execute(
+        update(Calendar)
+        .where(Calendar.connection_id == connection_id, Calendar.status == ConnectionStatus.ACTION_REQUIRED)
+        .values(status=ConnectionStatus.ERROR)
+    )
 
 
 def due_for_sync(session: Session, *, every: timedelta, now: datetime | None = None) -> list[int]:
-    """Calendars whose last sync is older than `every` and that are not waiting for an admin."""
+    """Calendars whose last sync is older than `every` and that are not waiting for an admin.
+
+    One whose last sync failed waits `every` after the failure too (its row changed then), so a feed
+    that is down is asked again at the interval, not at every poll.
+    """
     now = now or utcnow()
     return list(
         session.scalars(
@@ -153,6 +187,22 @@ def due_for_sync(session: Session, *, every: timedelta, now: datetime | None = N
             .where(
                 Calendar.status != ConnectionStatus.ACTION_REQUIRED,
                 or_(Calendar.last_synced_at.is_(None), Calendar.last_synced_at < now - every),
+                or_(Calendar.status != ConnectionStatus.ERROR, Calendar.updated_at < now - every),
+                or_(Calendar.sync_lease_until.is_(None), Calendar.sync_lease_until < now),
+            )
+            .order_by(Calendar.id)
+        )
+    )
+
+
+def forgotten_requests(session: Session, *, older_than: timedelta, now: datetime | None = None) -> list[int]:
+    """Syncs asked for long ago and never started (their job was lost with a broker outage)."""
+    now = now or utcnow()
+    return list(
+        session.scalars(
+            select(Calendar.id)
+            .where(
+                Calendar.sync_requested_at < now - older_than,
                 or_(Calendar.sync_lease_until.is_(None), Calendar.sync_lease_until < now),
             )
             .order_by(Calendar.id)
@@ -163,3 +213,118 @@ def due_for_sync(session: Session, *, every: timedelta, now: datetime | None = N
 def of_member(session: Session, member_id: int) -> list[Calendar]:
     """The calendars of a person (where their bookings are written)."""
     return list(session.scalars(select(Calendar).where(Calendar.member_id == member_id).order_by(Calendar.id)))
+
+
+def writable_of_member(session: Session, member_id: int) -> list[Calendar]:
+    """The calendars a person's bookings are written into: Microsoft and Google ones (ICS feeds are read-only)."""
+    return list(
+        session.scalars(
+            select(Calendar)
+            .join(Connection, Connection.id == Calendar.connection_id)
+            .where(Calendar.member_id == member_id, Connection.kind.in_(READING_KINDS))
+            .order_by(Calendar.id)
+        )
+    )
+
+
+# Bookings written into calendars.
+
+
+def entry(session: Session, booking_id: int, calendar_id: int) -> CalendarEntry:
+    """The booking's entry in a calendar, made if missing, row-locked until the transaction ends.
+
+    The lock (PostgreSQL) makes writes of one booking into one calendar take turns: a second job
+    waits for the first to record what it wrote, then finds nothing left to do.
+    """
+    found = _locked_entry(session, booking_id, calendar_id)
+    if found is not None:
+        return found
+    try:
+        with session.begin_nested():
+            session.add(CalendarEntry(booking_id=booking_id, calendar_id=calendar_id))
+    except IntegrityError:
+        pass  # made by a job running alongside: take theirs
+    found = _locked_entry(session, booking_id, calendar_id)
+    assert found is not None
+    return found
+
+
+def _locked_entry(session: Session, booking_id: int, calendar_id: int) -> CalendarEntry | None:
+    return session.scalar(
+        select(CalendarEntry)
+        .where(CalendarEntry.booking_id == booking_id, CalendarEntry.calendar_id == calendar_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+def entries_of(session: Session, booking_id: int) -> list[CalendarEntry]:
+    """Where a booking was written (its calendars may have gone since: then its entries went with them)."""
+    return list(
+        session.scalars(select(CalendarEntry).where(CalendarEntry.booking_id == booking_id).order_by(CalendarEntry.id))
+    )
+
+
+def written(
+    entry: CalendarEntry, *, event_id: str | None, sequence: int, fingerprint: str, deleted: bool = False
+) -> None:
+    """Record what the calendar now holds for the booking."""
+    entry.provider_event_id = event_id
+    entry.sequence = entry.written_sequence = sequence
+    entry.written_hash = fingerprint
+    entry.deleted = deleted
+    entry.last_error = None
+    entry.written_at = utcnow()
+
+
+def write_failed(entry: CalendarEntry, message: str) -> None:
+    """Keep why the last write failed (it is retried by the queue)."""
+    entry.last_error = message[:500]
+
+
+# Push channels on calendars.
+
+
+def channels(session: Session, calendar_id: int) -> list[PushChannel]:
+    """The live channels on a calendar's events."""
+    return list(
+        session.scalars(select(PushChannel).where(PushChannel.calendar_id == calendar_id).order_by(PushChannel.id))
+    )
+
+
+def channels_of_connection(session: Session, connection_id: int) -> dict[int, list[PushChannel]]:
+    """Every calendar channel of a connection, by calendar id."""
+    found: dict[int, list[PushChannel]] = {}
+    for row in session.scalars(
+        select(PushChannel)
+        .where(PushChannel.connection_id == connection_id, PushChannel.calendar_id.is_not(None))
+        .order_by(PushChannel.id)
+    ):
+        found.setdefault(int(row.calendar_id or 0), []).append(row)
+    return found
+
+
+def add_channel(session: Session, calendar: Calendar, *, secret: str, **provider: Any) -> PushChannel:
+    """Keep a channel just opened on a calendar; `provider`: provider_id, resource, resource_id, expires_at."""
+    channel = PushChannel(
+        connection_id=calendar.connection_id, calendar_id=calendar.id, secret_hash=hash_secret(secret), **provider
+    )
+    session.add(channel)
+    session.flush()
+    return channel
+
+
+def pushing_calendar_ids(session: Session) -> list[int]:
+    """Calendars whose provider can push (Microsoft, Google) and that are not waiting for an admin."""
+    return list(
+        session.scalars(
+            select(Calendar.id)
+            .join(Connection, Connection.id == Calendar.connection_id)
+            .where(
+                Connection.kind.in_(READING_KINDS),
+                Connection.status != ConnectionStatus.ACTION_REQUIRED,
+                Calendar.status != ConnectionStatus.ACTION_REQUIRED,
+            )
+            .order_by(Calendar.id)
+        )
+    )

@@ -210,6 +210,15 @@ def forget_before(session: Session, calendar: Calendar, moment: datetime) -> int
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+def forget_from(session: Session, calendar: Calendar, moment: datetime) -> int:
+    """Drop events that start at or after the window's end (it shrank): no longer kept in step, so not
+    kept at all; no event emitted, since nothing changed in the calendar."""
+    result = session.execute(
+        delete(ExternalEvent).where(ExternalEvent.calendar_id == calendar.id, ExternalEvent.start_at >= moment)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def select_external_events(
     organisation_id: int,
     *,

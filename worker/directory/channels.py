@@ -7,6 +7,8 @@ in the directory starts a sync within seconds; the scheduler's polling is the sa
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy.orm import Session
@@ -47,48 +49,89 @@ def ensure(runtime: Runtime, connection_id: int, *, recreate: bool = False) -> i
             return 0
         kind, settings = connection.kind, dict(connection.settings)
         credentials = connections.credentials(runtime.secret_box, connection)
-        rows = connections.channels(session, connection_id)
-        stored = [(channel.id, _provider_channel(channel)) for channel in rows]
-        # Renew once a third of a channel's life is left (at most RENEW_WITHIN before it ends): Graph
-        # gives days, Google hours, and the scheduler looks every few minutes.
-        renew_within = {row.id: min(RENEW_WITHIN, (row.expires_at - row.updated_at) / 3) for row in rows}
+        rows = _directory_channels(session, connection_id)
+        held = [Held.of(row) for row in rows]
     url = notification_url(runtime.public_base_url, kind, connection_id)
     subscriber = readers.make_subscriber(kind, settings, credentials, runtime.directory)
-    now = utcnow()
-    changed = 0
+
+    def keep(session: Session, channel: ProviderChannel, secret: str) -> None:
+        _keep(session, session.get_one(Connection, connection_id), channel, secret)
+
     try:
-        if recreate or not stored:
-            for _, channel in stored:
-                _quietly_close(subscriber, channel)
-            secret = connections.new_channel_secret()
-            opened = subscriber.subscribe(url, url + "/lifecycle", secret, now + LIFETIME)
-            with transaction(runtime.session_factory) as session:
-                for row_id, _ in stored:
-                    connections.drop_channel(session, row_id)
-                connection = session.get_one(Connection, connection_id)
-                for channel in opened:
-                    _keep(session, connection, channel, secret)
-            return len(opened)
-        for row_id, channel in stored:
-            if channel.expires_at - now > renew_within[row_id]:
-                continue
-            secret = connections.new_channel_secret()
-            try:
-                renewed = subscriber.renew(channel, url, secret, now + LIFETIME)
-            except ConnectorError as error:
-                # Gone at the provider (expired, or removed): open every channel afresh.
-                logger.info("renewing channel %s failed (%s); subscribing again", channel.provider_id, error.message)
-                return changed + ensure(runtime, connection_id, recreate=True)
-            with transaction(runtime.session_factory) as session:
-                if renewed.provider_id == channel.provider_id:
-                    connections.extend_channel(session, row_id, renewed.expires_at)
-                else:  # a new channel replaced the old one (Google): it has the new secret
-                    connections.drop_channel(session, row_id)
-                    _keep(session, session.get_one(Connection, connection_id), renewed, secret)
-            changed += 1
+        return maintain(runtime, subscriber, url, held, keep, recreate=recreate)
+    except ChannelGone as gone:
+        return gone.changed + ensure(runtime, connection_id, recreate=True)
     except ConnectorError as error:
         logger.warning("push channels of connection %d: %s", connection_id, error.message)
-        return changed
+        return 0
+
+
+class ChannelGone(Exception):
+    """A renewal was refused: the channel is gone at the provider; `changed` were renewed before."""
+
+    def __init__(self, changed: int) -> None:
+        super().__init__(f"a channel is gone after {changed} renewal(s)")
+        self.changed = changed
+
+
+@dataclass(frozen=True)
+class Held:
+    """A channel we keep: its row, what the provider knows of it, and how early to renew it."""
+
+    row_id: int
+    channel: ProviderChannel
+    renew_within: timedelta
+
+    @classmethod
+    def of(cls, row: PushChannel) -> Held:
+        # Renew once a third of a channel's life is left (at most RENEW_WITHIN before it ends): Graph
+        # gives days, Google hours, and the scheduler looks every few minutes.
+        return cls(row.id, _provider_channel(row), min(RENEW_WITHIN, (row.expires_at - row.updated_at) / 3))
+
+
+Keep = Callable[[Session, ProviderChannel, str], None]  # store a channel just opened, with its secret
+
+
+def maintain(
+    runtime: Runtime, subscriber: PushSubscriber, url: str, held: list[Held], keep: Keep, *, recreate: bool
+) -> int:
+    """Open channels where none are held (or `recreate`), renew the held ones about to expire.
+
+    The upkeep shared by a directory's channels and a calendar's. Returns how many channels were
+    opened or renewed; a refusal to open raises ConnectorError, a refused renewal ChannelGone (the
+    caller reads its channels again and calls back with `recreate`).
+    """
+    now = utcnow()
+    if recreate or not held:
+        for item in held:
+            _quietly_close(subscriber, item.channel)
+        secret = connections.new_channel_secret()
+        opened = subscriber.subscribe(url, url + "/lifecycle", secret, now + LIFETIME)
+        with transaction(runtime.session_factory) as session:
+            for item in held:
+                connections.drop_channel(session, item.row_id)
+            for channel in opened:
+                keep(session, channel, secret)
+        return len(opened)
+    changed = 0
+    for item in held:
+        channel = item.channel
+        if channel.expires_at - now > item.renew_within:
+            continue
+        secret = connections.new_channel_secret()
+        try:
+            renewed = subscriber.renew(channel, url, secret, now + LIFETIME)
+        except ConnectorError as error:
+            # Gone at the provider (expired, or removed): the caller opens every channel afresh.
+            logger.info("renewing channel %s failed (%s); subscribing again", channel.provider_id, error.message)
+            raise ChannelGone(changed) from None
+        with transaction(runtime.session_factory) as session:
+            if renewed.provider_id == channel.provider_id:
+                connections.extend_channel(session, item.row_id, renewed.expires_at)
+            else:  # a new channel replaced the old one (Google): it has the new secret
+                connections.drop_channel(session, item.row_id)
+                keep(session, renewed, secret)
+        changed += 1
     return changed
 
 
@@ -100,13 +143,17 @@ def close(runtime: Runtime, connection_id: int) -> None:
             return
         kind, settings = connection.kind, dict(connection.settings)
         credentials = connections.credentials(runtime.secret_box, connection)
-        stored = [(channel.id, _provider_channel(channel)) for channel in connections.channels(session, connection_id)]
+        stored = [(channel.id, _provider_channel(channel)) for channel in _directory_channels(session, connection_id)]
     subscriber = readers.make_subscriber(kind, settings, credentials, runtime.directory)
     for _, channel in stored:
         _quietly_close(subscriber, channel)
     with transaction(runtime.session_factory) as session:
         for row_id, _ in stored:
             connections.drop_channel(session, row_id)
+    # The people's calendars of the connection have channels of their own, closed with it.
+    from worker.calendar import channels as calendar_channels
+
+    calendar_channels.close_connection(runtime, connection_id)
 
 
 def renew_all(runtime: Runtime) -> int:
@@ -114,6 +161,11 @@ def renew_all(runtime: Runtime) -> int:
     with transaction(runtime.session_factory) as session:
         ids = connections.pushing_connection_ids(session)
     return sum(ensure(runtime, connection_id) for connection_id in ids)
+
+
+def _directory_channels(session: Session, connection_id: int) -> list[PushChannel]:
+    """The connection's own channels (users, groups), not those on its people's calendars."""
+    return [row for row in connections.channels(session, connection_id) if row.calendar_id is None]
 
 
 def _keep(session: Session, connection: Connection, channel: ProviderChannel, secret: str) -> None:

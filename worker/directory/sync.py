@@ -51,7 +51,18 @@ def run(runtime: Runtime, connection_id: int, *, progress: Progress | None = Non
         connection = session.get_one(Connection, connection_id)
         connections.finish(session, connection, counts=tally.counts, notes=tally.notes, cursor=new_cursor)
     logger.info("synced connection %d: %s", connection_id, tally.counts)
+    _calendars_follow(runtime, connection_id)
     return tally
+
+
+def _calendars_follow(runtime: Runtime, connection_id: int) -> None:
+    """Who the connection covers may have changed: so may its people's calendars (never fails the sync)."""
+    from worker.calendar import jobs  # actors: declared once the broker is set, as this runs in a worker
+
+    try:
+        jobs.after_directory_sync(runtime, connection_id)
+    except Exception:
+        logger.exception("could not bring the calendars of connection %d in line; retried next sync", connection_id)
 
 
 def _counted(pages: Iterable[DirectoryPage], progress: Progress | None) -> Iterator[DirectoryPage]:

@@ -1,0 +1,142 @@
+"""Calendar actors (queue "calendar") and how to ask for them. Import only after the broker is set.
+
+- `sync_calendar(calendar_id)`: one calendar read; asked for with `request_sync` in the caller's
+  transaction and queued with `enqueue_sync` after it commits, so a burst of notifications is one sync.
+- `write_booking(booking_id)`: a booking written into its person's calendars (see outbound).
+- `follow_connection(connection_id, retry)`: a connection's calendars brought in line with who it
+  covers, their first syncs and channels asked for. Called after every directory sync, and through
+  `calendars_changed` by the API when a connection is made or changed.
+- `poll`: the scheduler's job, every minute.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import dramatiq
+from sqlalchemy.orm import Session
+
+from store.db import transaction
+from store.models import Connection, ConnectionKind
+from store.services import calendars
+from worker import runtime
+from worker.calendar import channels, outbound, sync
+from worker.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+QUEUE = "calendar"
+
+
+def request_sync(session: Session, calendar_id: int) -> bool:
+    """Ask for a sync in the caller's transaction; True when the caller must `enqueue_sync` after commit."""
+    return calendars.request_sync(session, calendar_id)
+
+
+def enqueue_sync(calendar_id: int) -> None:
+    """Queue a sync asked for by `request_sync`. Does not raise: the scheduler picks up requests left behind."""
+    try:
+        sync_calendar.send(calendar_id)
+    except Exception:
+        logger.warning("could not enqueue a sync of calendar %d; the scheduler will", calendar_id, exc_info=True)
+
+
+# A failed read is recorded on the calendar and tried again by the poll; Dramatiq's retries only
+# cover a crash in between.
+@dramatiq.actor(queue_name=QUEUE, max_retries=3, min_backoff=5_000, max_backoff=300_000, time_limit=1_800_000)
+def sync_calendar(calendar_id: int) -> None:
+    """Read the calendar's window and apply what changed (no-op while another sync holds it)."""
+    sync.run(runtime.current(), calendar_id)
+
+
+def enqueue_write(booking_id: int) -> None:
+    """Queue writing a booking into its person's calendars. Does not raise (a lost job: the next change writes)."""
+    try:
+        write_booking.send(booking_id)
+    except Exception:
+        logger.warning("could not enqueue the calendar write of booking %d", booking_id, exc_info=True)
+
+
+# A calendar that refuses is retried for about a day (a throttled mailbox, a revoked grant restored).
+@dramatiq.actor(queue_name=QUEUE, max_retries=12, min_backoff=10_000, max_backoff=3_600_000)
+def write_booking(booking_id: int) -> None:
+    """Bring the booking's calendars in line with it (idempotent: a redelivered job writes nothing)."""
+    outbound.write(runtime.current(), booking_id)
+
+
+def calendars_changed(connection_id: int) -> None:
+    """For the API, after the commit that made or changed a connection (an ICS feed's address, a Microsoft
+    or Google connection's `calendars` switch or credentials): its calendars are made, dropped, retried
+    and synced. Does not raise."""
+    try:
+        follow_connection.send(connection_id, True)
+    except Exception:
+        logger.warning("could not enqueue the calendars of connection %d", connection_id, exc_info=True)
+
+
+@dramatiq.actor(queue_name=QUEUE, max_retries=3, min_backoff=5_000, max_backoff=300_000)
+def follow_connection(connection_id: int, retry: bool = False) -> None:
+    """Bring a connection's calendars in line (see `follow`)."""
+    follow(runtime.current(), connection_id, retry=retry)
+
+
+def follow(worker_runtime: Runtime, connection_id: int, *, retry: bool = False) -> list[int]:
+    """Make and drop the connection's calendars as `calendars.ensure` decides, close the channels of
+    those dropped, and ask for a sync of the new ones (with `retry`, of all: the admin changed
+    something, so calendars waiting for them are tried again, an ICS feed read from scratch).
+    Returns the live calendars' ids."""
+    with transaction(worker_runtime.session_factory) as session:
+        connection = session.get(Connection, connection_id)
+        if connection is None:
+            return []
+        before = channels.opened(session, connection_id)
+        if retry:
+            calendars.retry(session, connection_id)
+        live = calendars.ensure(session, connection)
+        if retry and connection.kind is ConnectionKind.ICS:
+            for calendar in live:
+                calendar.cursor = None  # the address may be new: no validators of the old one
+        fresh = [calendar.id for calendar in live if retry or calendar.last_synced_at is None]
+        wanted = [calendar_id for calendar_id in fresh if calendars.request_sync(session, calendar_id)]
+        live_ids = [calendar.id for calendar in live]
+        pushing = connection.kind in calendars.READING_KINDS
+        unopened = [calendar_id for calendar_id in fresh if pushing and not calendars.channels(session, calendar_id)]
+    channels.close(worker_runtime, connection_id, [item for item in before if item.calendar_id not in live_ids])
+    for calendar_id in wanted:
+        enqueue_sync(calendar_id)
+    for calendar_id in unopened:
+        enqueue_channels(calendar_id, False)
+    return live_ids
+
+
+def after_directory_sync(worker_runtime: Runtime, connection_id: int) -> None:
+    """Called by the directory sync once it finished: who the connection covers may have changed."""
+    follow(worker_runtime, connection_id)
+
+
+def enqueue_channels(calendar_id: int, recreate: bool) -> None:
+    """Queue opening or renewing a calendar's push channel. Does not raise: the scheduler renews too."""
+    try:
+        ensure_calendar_channels.send(calendar_id, recreate)
+    except Exception:
+        logger.warning("could not enqueue the channel of calendar %d", calendar_id, exc_info=True)
+
+
+@dramatiq.actor(queue_name=QUEUE, max_retries=3, min_backoff=5_000, max_backoff=300_000)
+def ensure_calendar_channels(calendar_id: int, recreate: bool = False) -> None:
+    """Open (or, with `recreate`, reopen) a calendar's push channel, or renew it when about to expire."""
+    channels.ensure(runtime.current(), calendar_id, recreate=recreate)
+
+
+def poll(worker_runtime: Runtime) -> int:
+    """The scheduler's job: queue a sync of every calendar whose last one is older than the interval,
+    and again any sync asked for whose job was lost. Returns how many were queued."""
+    every = timedelta(seconds=worker_runtime.calendar_sync_seconds)
+    with transaction(worker_runtime.session_factory) as session:
+        due = calendars.due_for_sync(session, every=every)
+        wanted = [calendar_id for calendar_id in due if calendars.request_sync(session, calendar_id)]
+        wanted += calendars.forgotten_requests(session, older_than=timedelta(minutes=5))
+    for calendar_id in sorted(set(wanted)):
+        enqueue_sync(calendar_id)
+    return len(set(wanted))

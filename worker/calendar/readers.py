@@ -1,0 +1,91 @@
+"""Which connector reads, writes and watches which calendar, built from its connection.
+
+A person's Outlook calendar is read and written through the connection's Graph app as the person's
+userPrincipalName (the calendar's `address`); a Google calendar through the service account acting
+as the person (delegated subject = `address`); an ICS feed is fetched from the URL kept encrypted in
+the connection's credentials, through the worker's SSRF-checked client, since a feed address is
+typed in by a customer just like a webhook URL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy.orm import Session
+
+from connectors import google, microsoft
+from connectors.ics import IcsFeed
+from connectors.push import PushSubscriber
+from connectors.records import CalendarReader, CalendarWriter, ConnectorError
+from store.models import Calendar, Connection, ConnectionKind, Organisation
+from store.secret_box import SecretBox
+from store.services import connections
+from worker.directory.readers import DirectoryEndpoints
+from worker.directory.readers import _google as google_settings
+from worker.directory.readers import _graph as graph_client
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a calendar is read from: its connection's kind, settings and credentials, and its address."""
+
+    kind: ConnectionKind
+    settings: dict[str, Any]
+    credentials: dict[str, Any]
+    address: str  # the person's sign-in name (Microsoft, Google); empty for a feed
+    timezone: str  # the organisation's, for feeds that name none
+
+
+def make_reader(source: Source, endpoints: DirectoryEndpoints, http: httpx.Client) -> CalendarReader:
+    """The connector that reads the calendar."""
+    if source.kind is ConnectionKind.MICROSOFT:
+        return microsoft.OutlookCalendar(graph_client(source.settings, source.credentials, endpoints), source.address)
+    if source.kind is ConnectionKind.GOOGLE:
+        return google.GoogleCalendar(google_settings(source.settings, source.credentials, endpoints), source.address)
+    if source.kind is ConnectionKind.ICS:
+        url = source.credentials.get("url")
+        if not isinstance(url, str) or not url.strip():
+            raise ConnectorError("the ICS connection has no feed address; enter one", action_required=True)
+        return IcsFeed(url, http=http, default_timezone=source.timezone)
+    raise ConnectorError(f"{source.kind.value} connections have no calendars")
+
+
+def make_writer(source: Source, endpoints: DirectoryEndpoints) -> CalendarWriter | None:
+    """The connector that writes bookings into the calendar; None for a read-only feed."""
+    if source.kind is ConnectionKind.MICROSOFT:
+        return microsoft.OutlookCalendarWriter(
+            graph_client(source.settings, source.credentials, endpoints), source.address
+        )
+    if source.kind is ConnectionKind.GOOGLE:
+        return google.GoogleCalendarWriter(
+            google_settings(source.settings, source.credentials, endpoints), source.address
+        )
+    return None
+
+
+def make_subscriber(source: Source, endpoints: DirectoryEndpoints) -> PushSubscriber | None:
+    """The connector that opens push channels on the calendar's events; None where there are none (feeds)."""
+    if source.kind is ConnectionKind.MICROSOFT:
+        return microsoft.OutlookEventSubscriptions(
+            graph_client(source.settings, source.credentials, endpoints), source.address
+        )
+    if source.kind is ConnectionKind.GOOGLE:
+        return google.GoogleCalendarChannels(
+            google_settings(source.settings, source.credentials, endpoints), source.address
+        )
+    return None
+
+
+def source_of(session: Session, box: SecretBox, calendar: Calendar) -> Source:
+    """The calendar's source, read in the caller's transaction (credentials decrypted for the connector only)."""
+    connection = session.get_one(Connection, calendar.connection_id)
+    organisation = session.get_one(Organisation, calendar.organisation_id)
+    return Source(
+        kind=connection.kind,
+        settings=dict(connection.settings),
+        credentials=connections.credentials(box, connection),
+        address=calendar.address,
+        timezone=organisation.timezone,
+    )

@@ -1,0 +1,106 @@
+"""One sync of one calendar: claim it, read the window, apply each page, and say how it went.
+
+The window is the organisation's (`calendars.window`: whole UTC days, from a day back to N days
+ahead). Each page is applied in its own transaction, so a long first listing holds no lock for long
+and a round cut short keeps what it applied; the cursor is kept only once the round completes, so
+the next round reads again whatever this one did not finish (applying a page twice changes nothing).
+After a complete listing, stored events of the window it did not list are gone; events that ended
+before the window (time moved on), or start after it (it was shortened), are forgotten without an
+event: nothing changed in the calendar.
+
+An ICS feed is a connection of its own, so its connection shows how the last read went too
+(`connection.synced` / `connection.failed`); a person's Outlook or Google calendar is one of many of
+its connection, whose status stays the directory's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from connectors.records import CalendarPage, ConnectorError, Window
+from store.db import transaction
+from store.models import Calendar, Connection, ConnectionKind, Organisation
+from store.services import calendars, connections, external_events
+from worker.calendar import engine, readers
+from worker.runtime import Runtime
+from worker.webhooks.ssrf import UnsafeURL
+
+logger = logging.getLogger(__name__)
+
+
+def run(runtime: Runtime, calendar_id: int) -> engine.Tally | None:
+    """Sync a calendar now; None when another sync holds it, it is gone, or the source refused.
+
+    A connector's refusal is kept on the calendar (`error`, or `action_required` when only an admin
+    can fix it) and not raised; anything else is recorded too and raised, so the queue retries.
+    """
+    factory = runtime.session_factory
+    with transaction(factory) as session:
+        if not calendars.claim(session, calendar_id):
+            logger.info("calendar %d is being synced already (or is gone)", calendar_id)
+            return None
+        calendar = session.get_one(Calendar, calendar_id)
+        source = readers.source_of(session, runtime.secret_box, calendar)
+        start, end = calendars.window(session.get_one(Organisation, calendar.organisation_id))
+        cursor = calendar.cursor
+    tally = engine.Tally()
+    try:
+        reader = readers.make_reader(source, runtime.directory, runtime.webhook_client)
+        new_cursor, listed = _apply_round(runtime, calendar_id, reader.read(cursor, Window(start, end)), tally)
+        with transaction(factory) as session:
+            if listed is not None:
+                engine.remove_unlisted(session, calendar_id, listed, start, end, tally)
+            calendar = session.get_one(Calendar, calendar_id)
+            external_events.forget_before(session, calendar, start)
+            external_events.forget_from(session, calendar, end)
+            calendars.finish(
+                session, calendar, cursor=new_cursor, window_start=start.date(), counts=tally.counts, notes=tally.notes
+            )
+            if source.kind is ConnectionKind.ICS:
+                feed = session.get_one(Connection, calendar.connection_id)
+                connections.finish(session, feed, counts=tally.counts, notes=tally.notes, cursor=None)
+    except ConnectorError as error:
+        _fail(runtime, calendar_id, error.message, action_required=error.action_required, notes=tally.notes)
+        return None
+    except UnsafeURL as error:
+        # The feed's host resolves to an address the worker may not call (a private network).
+        message = f"ICS feed refused: {error}; enter a public address"
+        _fail(runtime, calendar_id, message, action_required=True, notes=tally.notes)
+        return None
+    except Exception as error:
+        message = f"internal error: {type(error).__name__}; it is retried"
+        _fail(runtime, calendar_id, message, action_required=False, notes=tally.notes)
+        raise
+    logger.info("synced calendar %d: %s", calendar_id, tally.counts)
+    return tally
+
+
+def _apply_round(
+    runtime: Runtime, calendar_id: int, pages: Iterable[CalendarPage], tally: engine.Tally
+) -> tuple[str | None, set[str] | None]:
+    """Apply every page; returns the round's cursor and, after a complete listing, the ids it listed."""
+    listed: set[str] = set()
+    full = False
+    for page in pages:
+        with transaction(runtime.session_factory) as session:
+            engine.apply_page(session, calendar_id, page, tally)
+        if page.full:
+            # A round may turn full part-way (a 410): what came before is listed again in full.
+            full = True
+            listed.update(event.event_id for event in page.events)
+        if page.last:
+            return page.cursor, listed if full else None
+    raise ConnectorError("the calendar's listing ended before its last page; it is read again")
+
+
+def _fail(runtime: Runtime, calendar_id: int, message: str, *, action_required: bool, notes: list[str]) -> None:
+    logger.warning("sync of calendar %d failed: %s", calendar_id, message)
+    with transaction(runtime.session_factory) as session:
+        calendar = session.get(Calendar, calendar_id)
+        if calendar is None:
+            return  # gone meanwhile (its person left): nothing to report on
+        calendars.fail(session, calendar, message, action_required=action_required, notes=notes)
+        connection = session.get_one(Connection, calendar.connection_id)
+        if connection.kind is ConnectionKind.ICS:
+            connections.fail(session, connection, message, action_required=action_required, notes=notes)
