@@ -231,10 +231,12 @@ def writable_of_member(session: Session, member_id: int) -> list[Calendar]:
 
 
 def entry(session: Session, booking_id: int, calendar_id: int) -> CalendarEntry:
-    """The booking's entry in a calendar, made if missing, row-locked until the transaction ends.
+    """The booking's entry in a calendar, made if missing, locked until the transaction ends.
 
-    The lock (PostgreSQL) makes writes of one booking into one calendar take turns: a second job
-    waits for the first to record what it wrote, then finds nothing left to do.
+    The lock makes writes of one booking into one calendar take turns: a second job waits for the
+    first to record what it wrote, then finds nothing left to do. It is taken by writing the row
+    (PostgreSQL: a row lock; SQLite: the database's write lock, since SQLite has no row locks and a
+    SELECT takes none), so it holds on both stores.
     """
     found = _locked_entry(session, booking_id, calendar_id)
     if found is not None:
@@ -250,12 +252,12 @@ def entry(session: Session, booking_id: int, calendar_id: int) -> CalendarEntry:
 
 
 def _locked_entry(session: Session, booking_id: int, calendar_id: int) -> CalendarEntry | None:
-    return session.scalar(
-        select(CalendarEntry)
-        .where(CalendarEntry.booking_id == booking_id, CalendarEntry.calendar_id == calendar_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+    where = (CalendarEntry.booking_id == booking_id, CalendarEntry.calendar_id == calendar_id)
+    session.execute(
+        update(CalendarEntry).where(*where).values(updated_at=utcnow()),
+        execution_options={"synchronize_session": False},
     )
+    return session.scalar(select(CalendarEntry).where(*where).execution_options(populate_existing=True))
 
 
 def entries_of(session: Session, booking_id: int) -> list[CalendarEntry]:

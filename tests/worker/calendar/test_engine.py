@@ -50,7 +50,7 @@ def setup(session_factory: sessionmaker[Session]) -> Setup:
         return Setup(session_factory, org, calendar.id, desk.id)
 
 
-def event(event_id: str = "e1", **fields: object) -> CalendarEvent:
+def event(event_id: str = "e1", /, **fields: object) -> CalendarEvent:
     values: dict[str, object] = {"start": DAY, "end": DAY + timedelta(hours=9), "title": "Standup", "etag": "1"}
     values.update(fields)
     return CalendarEvent(event_id=event_id, **values)  # type: ignore[arg-type]
