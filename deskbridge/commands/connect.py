@@ -1,8 +1,10 @@
-"""`deskbridge connect …` and `deskbridge connections`: directory connections from the command line.
+"""`deskbridge connect …` and `deskbridge connections`: directory and calendar connections from the command line.
 
 Secrets are read from an environment variable or a file, never from the command line (where
 shell history and `ps` would keep them), and never printed back. The one exception is a SCIM
-connection's bearer token, printed once, alone on stdout, when the connection is made.
+connection's bearer token, printed once, alone on stdout, when the connection is made. An ICS
+feed's URL may be given with --url too (many are public), but --url-env is there for those that
+carry a token; either way it is printed with its scheme and host only.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from connectors.ics import redact
 from deskbridge.commands.common import OrgOption, err, fail, organisation, out, store
 from deskbridge.settings import get_settings
+from store.errors import NotFound
 from store.models import Connection, ConnectionKind
-from store.services import connections
+from store.services import calendars as calendar_store
+from store.services import connections, members
 
-app = typer.Typer(help="Connect a directory people are synced from.", no_args_is_help=True)
+app = typer.Typer(help="Connect a directory people are synced from, or a calendar feed.", no_args_is_help=True)
 
 Name = Annotated[str | None, typer.Option("--name", help="What the connection is called; a default per kind.")]
 ScopeGroups = Annotated[
@@ -38,6 +43,14 @@ IncludeGuests = Annotated[bool, typer.Option("--include-guests", help="Bring in 
 TeamGroups = Annotated[
     list[str] | None,
     typer.Option("--team-group", help='Mirror this group as a team ("*" for every group). Repeatable.'),
+]
+Calendars = Annotated[
+    bool,
+    typer.Option(
+        "--calendars",
+        help="Also sync people's calendars: office days become bookings, bookings go into calendars "
+        "(needs the calendar permission, see the README).",
+    ),
 ]
 
 
@@ -73,6 +86,9 @@ def _create(
     box = make_secret_box(get_settings())
     with store() as session:
         chosen = organisation(session, org)
+        email = settings.get("member_email")
+        if email and members.find_by_email(session, chosen.id, email) is None:
+            raise NotFound(f"{chosen.slug} has no member {email}")
         connection, token = connections.create(
             session,
             box,
@@ -82,9 +98,12 @@ def _create(
             settings=default_settings(kind.value, settings),
             credentials=credentials,
         )
-        summary = (
-            f"Connected {kind.value} directory {connection.name!r} to {chosen.slug} as connection {connection.id}."
-        )
+        if calendar_store.reads_calendars(connection):
+            # The calendars known now (an ICS feed's one) are there for the worker's next calendar poll;
+            # a directory's people get theirs after its sync.
+            calendar_store.ensure(session, connection)
+        what = "calendar feed" if kind is ConnectionKind.ICS else f"{kind.value} directory"
+        summary = f"Connected {what} {connection.name!r} to {chosen.slug} as connection {connection.id}."
         connection_id = connection.id
     return connection_id, summary, token
 
@@ -109,8 +128,10 @@ def microsoft(
     scope_org_unit: ScopeOrgUnits = None,
     include_guests: IncludeGuests = False,
     team_group: TeamGroups = None,
+    calendars: Calendars = False,
 ) -> None:
-    """Connect Microsoft Entra ID (needs User.Read.All and Group.Read.All application permissions)."""
+    """Connect Microsoft Entra ID (needs User.Read.All and Group.Read.All application permissions;
+    with --calendars, Calendars.ReadWrite too)."""
     if (client_secret_env is None) == (certificate is None):
         fail("give either --client-secret-env VAR or --certificate PEM with --thumbprint.")
     credentials: dict[str, Any]
@@ -127,6 +148,8 @@ def microsoft(
     settings = _settings(
         scope_group, scope_domain, scope_org_unit, include_guests, team_group, tenant_id=tenant_id, client_id=client_id
     )
+    if calendars:
+        settings["calendars"] = True
     connection_id, summary, _ = _create(
         org, ConnectionKind.MICROSOFT, name or "Microsoft Entra ID", settings, credentials
     )
@@ -160,8 +183,10 @@ def google(
     scope_org_unit: ScopeOrgUnits = None,
     include_guests: IncludeGuests = False,
     team_group: TeamGroups = None,
+    calendars: Calendars = False,
 ) -> None:
-    """Connect Google Workspace through a service account with domain-wide delegation."""
+    """Connect Google Workspace through a service account with domain-wide delegation (with
+    --calendars, add the calendar.events scope to the delegation)."""
     key = _read_key(key_file)
     settings = _settings(
         scope_group,
@@ -172,6 +197,8 @@ def google(
         admin_email=admin_email,
         customer=customer,
     )
+    if calendars:
+        settings["calendars"] = True
     connection_id, summary, _ = _create(
         org, ConnectionKind.GOOGLE, name or "Google Workspace", settings, {"service_account_key": key}
     )
@@ -221,6 +248,43 @@ def csv(
     connection_id, summary, _ = _create(org, ConnectionKind.CSV, name or "CSV", settings, {})
     out().print(summary, markup=False, soft_wrap=True)
     out().print(f"Preview an import with `deskbridge sync {connection_id} --file people.csv --dry-run`.", markup=False)
+
+
+@app.command("ics")
+def ics(
+    org: OrgOption = None,
+    name: Name = None,
+    url_env: Annotated[
+        str | None,
+        typer.Option("--url-env", help="The environment variable holding the feed's URL (most carry a secret)."),
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option("--url", help="The feed's URL (http, https or webcal), if it holds no secret.")
+    ] = None,
+    member: Annotated[
+        str | None,
+        typer.Option("--member", help="The member whose calendar it is (email); leave out for a room or resource."),
+    ] = None,
+) -> None:
+    """Read an ICS calendar feed (Google's secret address, Outlook's published calendar, a booking tool's)."""
+    from api.v1.endpoints.connections import FEED_URL_HELP, usable_feed_url
+
+    if (url_env is None) == (url is None):
+        fail("give either --url-env VAR or --url URL.")
+    if url_env is not None:
+        url = os.environ.get(url_env, "").strip()
+        if not url:
+            fail(f"the environment variable {url_env} is not set or empty.")
+    assert url is not None
+    url = url.strip()
+    if not usable_feed_url(url):
+        fail(FEED_URL_HELP)
+    settings: dict[str, Any] = {"member_email": member.strip().lower()} if member else {}
+    default = f"Calendar of {member.strip()}" if member else "ICS feed"
+    _, summary, _ = _create(org, ConnectionKind.ICS, name or default, settings, {"url": url})
+    out().print(f"{summary} Feed: {redact(url)}", markup=False, soft_wrap=True)
+    minutes = get_settings().calendar_sync_minutes
+    out().print(f"The worker reads it at its next calendar poll, then every {minutes:g} minutes.", markup=False)
 
 
 def list_connections(org: OrgOption = None) -> None:

@@ -157,23 +157,26 @@ class ImportOut(BaseModel):
     errors: list[RowErrorOut] = Field(description="Bad rows (a dry run only; an import answers 422 instead).")
 
 
+FEED_URL_HELP = f"The feed URL must be an http, https or webcal address of at most {MAX_FEED_URL} characters."
+
+
+def usable_feed_url(url: object) -> bool:
+    """Whether an ICS reader could fetch `url` at all (http(s) or webcal, with a host); the API and CLI ask."""
+    if not isinstance(url, str) or len(url) > MAX_FEED_URL:
+        return False
+    try:
+        parts = urlsplit(normalise(url))
+        return parts.scheme.lower() in {"http", "https"} and bool(parts.hostname)
+    except ValueError:
+        return False
+
+
 def check_feed_url(kind: str, credentials: dict[str, Any] | None) -> None:
     """Refuse, as a 422, an ICS feed URL no reader could fetch; the message never repeats the URL."""
     if kind != ConnectionKind.ICS.value or credentials is None or "url" not in credentials:
         return
-    url = credentials["url"]
-    try:
-        parts = urlsplit(normalise(url)) if isinstance(url, str) and len(url) <= MAX_FEED_URL else None
-        usable = parts is not None and parts.scheme.lower() in {"http", "https"} and bool(parts.hostname)
-    except ValueError:
-        usable = False
-    if not usable:
-        raise ApiError(
-            422,
-            f"The feed URL must be an http, https or webcal address of at most {MAX_FEED_URL} characters.",
-            code="invalid_input",
-            field="credentials.url",
-        )
+    if not usable_feed_url(credentials["url"]):
+        raise ApiError(422, FEED_URL_HELP, code="invalid_input", field="credentials.url")
 
 
 def default_settings(kind: str, settings: dict[str, Any]) -> dict[str, Any]:
