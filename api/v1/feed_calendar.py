@@ -84,8 +84,13 @@ def _name(session: Session, feed: Feed) -> str:
 
 
 def _entry(booking: Booking, desk: Desk | None, member: Member, timezone: str, *, team: bool) -> BookingEntry:
-    what = f"Desk {desk.label}" if desk is not None else "In the office"
-    where = [f"Desk {desk.label}", desk.floor, desk.zone, desk.building] if desk is not None else [booking.details]
+    # Worded as the calendar writer words the same booking in people's own calendars (worker.calendar.outbound).
+    what = f"Desk {desk.label}" if desk is not None else "Office day"
+    where = (
+        [f"Desk {desk.label}", f"Floor {desk.floor}" if desk.floor else "", desk.zone, desk.building]
+        if desk is not None
+        else [booking.details]  # a calendar's office day keeps the office it named here
+    )
     return BookingEntry(
         booking_id=booking.id,
         start=booking.start_at,

@@ -193,7 +193,7 @@ def test_a_team_feed_says_whose_bookings(client: TestClient, api_factory: sessio
         team = teams.get(session, org.organisation.id, world.team_id)
         teams.add_member(session, team, members.get(session, org.organisation.id, org.admin.id))
     summaries = sorted(str(event["SUMMARY"]) for event in vevents(calendar(client, created["url"])).values())
-    assert summaries == ["Ada: In the office", "William: Desk 11"]
+    assert summaries == ["Ada: Office day", "William: Desk 11"]
 
 
 def test_who_may_make_which_feed(client: TestClient, api_factory: sessionmaker[Session], world: World) -> None:
