@@ -1,0 +1,129 @@
+"""Calendar push channels: one Graph subscription per person beside the directory's, renewed and closed
+with the connection; a verified notification on it asks for that calendar's sync, coalesced."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+
+from api.app import create_app
+from api.context import ApiContext
+from api.ratelimit import MemoryCounter
+from store.columns import utcnow
+from store.db import transaction
+from store.models import Calendar, Connection, PushChannel
+from store.services import calendars
+from tests.conftest import BROKER
+from tests.fakes.graph import FakeGraph
+from tests.worker.calendar.conftest import World, microsoft
+from tests.worker.conftest import drain
+from worker.calendar import channels as calendar_channels
+from worker.directory import channels as directory_channels
+
+ADA = "ada@contoso.example"
+
+
+def api(world: World, asked: list[int]) -> TestClient:
+    context = ApiContext(
+        session_factory=world.factory,
+        counter=MemoryCounter(),
+        public_base_url="https://deskbridge.example",
+        broker_ping=lambda: True,
+        secret_box=world.runtime.secret_box,
+        enqueue_sync=asked.append,
+    )
+    return TestClient(create_app(context))
+
+
+def notification(graph: FakeGraph, subscription_id: str, secret: str | None = None) -> dict[str, object]:
+    subscription = graph.subscriptions.items[subscription_id]
+    return {
+        "subscriptionId": subscription_id,
+        "clientState": secret if secret is not None else subscription.client_state,
+        "changeType": "updated",
+        "resource": "Users/u1/Events/AAMk1",
+        "tenantId": graph.tenant_id,
+        "resourceData": {"id": "AAMk1"},
+    }
+
+
+def queued(queue: str = "calendar") -> int:
+    return BROKER.queues[queue].qsize() if queue in BROKER.queues else 0
+
+
+def test_each_calendar_gets_its_own_channel_beside_the_directory(world: World, graph: FakeGraph) -> None:
+    connection_id = microsoft(world, graph)
+    calendar_id = world.calendar_id(ADA)
+
+    assert calendar_channels.ensure(world.runtime, calendar_id) == 1
+    assert directory_channels.ensure(world.runtime, connection_id) == 2  # its own users and groups
+    assert calendar_channels.ensure(world.runtime, calendar_id) == 0  # far from expiry
+    assert directory_channels.ensure(world.runtime, connection_id) == 0
+
+    [mine] = [item for item in graph.subscriptions.items.values() if item.resource.endswith("/events")]
+    assert mine.resource == "users/ada@contoso.example/events"
+    assert mine.notification_url == f"https://deskbridge.example/push/microsoft/{connection_id}"
+    with world.factory() as session:
+        [row] = calendars.channels(session, calendar_id)
+        assert row.provider_id == mine.id
+
+    with transaction(world.factory) as session:  # about to expire: renewed in place
+        session.execute(
+            update(PushChannel)
+            .where(PushChannel.calendar_id == calendar_id)
+            .values(expires_at=utcnow() + timedelta(minutes=5), updated_at=utcnow() - timedelta(days=2))
+        )
+    assert calendar_channels.ensure(world.runtime, calendar_id) == 1
+    assert mine.id in graph.subscriptions.items
+
+    directory_channels.close(world.runtime, connection_id)  # the connection is being deleted
+    assert graph.subscriptions.items == {}
+    with world.factory() as session:
+        assert session.scalars(select(PushChannel)).all() == []
+
+
+def test_a_notification_asks_for_one_calendar_sync(world: World, graph: FakeGraph) -> None:
+    connection_id = microsoft(world, graph)
+    calendar_id = world.calendar_id(ADA)
+    drain(BROKER, "calendar")  # the first syncs and channels the directory sync asked for
+    assert calendar_channels.ensure(world.runtime, calendar_id) == 0  # opened by then
+    resource = f"users/{ADA}/events"
+    [subscription] = [key for key, item in graph.subscriptions.items.items() if item.resource == resource]
+    synced_before = world.calendar(calendar_id).last_synced_at
+    asked: list[int] = []
+    client = api(world, asked)
+    body = {"value": [notification(graph, subscription)] * 3}
+
+    for _ in range(2):  # a burst: two requests of three notifications each
+        assert client.post(f"/push/microsoft/{connection_id}", json=body).status_code == 202
+
+    assert queued() == 1
+    assert asked == []  # the directory was not asked
+    with world.factory() as session:
+        assert session.get_one(Connection, connection_id).sync_requested_at is None
+        assert session.get_one(Calendar, calendar_id).sync_requested_at is not None
+    graph.calendars.add_event("u1", "New", utcnow() + timedelta(days=1), utcnow() + timedelta(days=1, hours=1))
+    drain(BROKER, "calendar")
+    calendar = world.calendar(calendar_id)
+    assert calendar.sync_requested_at is None
+    assert synced_before is not None
+    assert calendar.last_synced_at is not None
+    assert calendar.last_synced_at > synced_before
+    assert calendar.last_counts["changed"] == 1
+
+
+def test_a_forged_notification_queues_nothing(world: World, graph: FakeGraph) -> None:
+    connection_id = microsoft(world, graph)
+    calendar_id = world.calendar_id(ADA)
+    drain(BROKER, "calendar")  # the first syncs and channels the directory sync asked for
+    resource = f"users/{ADA}/events"
+    [subscription] = [key for key, item in graph.subscriptions.items.items() if item.resource == resource]
+    body = {"value": [notification(graph, subscription), notification(graph, subscription, secret="forged")]}
+
+    response = api(world, []).post(f"/push/microsoft/{connection_id}", json=body)
+
+    assert response.status_code == 401
+    assert queued() == 0
+    assert world.calendar(calendar_id).sync_requested_at is None
