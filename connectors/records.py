@@ -186,3 +186,51 @@ class CalendarWriter(Protocol):
     def delete(self, event_id: str) -> None:
         """Remove the booking's event; one already gone is fine."""
         ...
+
+
+# Peer platforms ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PersonEvent:
+    """An event of one person on a platform that lists everyone's at once (When I Work, Kadence,
+    Resource Guru). `person` is their address, which names the member.
+
+    `booking_reason` set: the event is a booking in its own right (a shift: "shift"; a Kadence desk
+    booking: "WFO") at the office or desk `event.working_location_label` names; unset: an ordinary
+    calendar entry (time off as show_as "oof", a project booking as "busy").
+    """
+
+    person: str
+    event: CalendarEvent
+    booking_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PeoplePage:
+    """One page of people's events; as CalendarPage, `full` pages list the whole window."""
+
+    events: tuple[PersonEvent, ...] = ()
+    removed: tuple[RemovedEvent, ...] = ()
+    full: bool = False
+    cursor: str | None = None
+    last: bool = False
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PeerDesk:
+    """A desk a peer platform knows (Kadence spaces of type desk), for organisations that import them."""
+
+    external_id: str
+    label: str
+    building: str = ""
+    floor: str = ""
+
+
+class PeopleReader(Protocol):
+    """A peer platform: its people as a directory round, and everyone's events in a window."""
+
+    def people(self, cursor: str | None) -> Iterator[DirectoryPage]: ...
+
+    def events(self, cursor: str | None, window: Window) -> Iterator[PeoplePage]: ...
