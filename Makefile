@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench bench-api bench-webhooks bench-directory clean
+.PHONY: run test lint typecheck pytest bench bench-api bench-webhooks bench-directory bench-calendar clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,7 +32,7 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 ## bench: every benchmark (each prints its figures)
-bench: bench-api bench-webhooks bench-directory
+bench: bench-api bench-webhooks bench-directory bench-calendar
 
 bench-api: $(STAMP)
 	$(BIN)/python -m bench.api
@@ -44,6 +44,10 @@ bench-webhooks: $(STAMP)
 ## bench-directory: initial sync of a 100,000-user tenant from the fake Graph into PostgreSQL, then 1,000 changes and a resync, beside COPY
 bench-directory: $(STAMP)
 	$(BIN)/python -m bench.directory
+
+## bench-calendar: initial sync of 1,000 people x 200 events from the fake Google and Graph into PostgreSQL, then 1% changed, beside decoding alone
+bench-calendar: $(STAMP)
+	$(BIN)/python -m bench.calendar
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
