@@ -77,7 +77,10 @@ def test_bad_calendar_settings_change_nothing(client: TestClient, api_factory: s
         ({"office_rules": {"keywords": ["  "]}}, "office_rules.keywords"),
         ({"office_rules": {"categories": ["x" * 101]}}, "office_rules.categories.0"),
         ({"office_rules": {"categories": ["x"] * 51}}, "office_rules.categories"),
-        ({"office_rules": {"working_elsewhere_with_location": "sometimes"}}, "office_rules.working_elsewhere_with_location"),
+        (
+            {"office_rules": {"working_elsewhere_with_location": "sometimes"}},
+            "office_rules.working_elsewhere_with_location",
+        ),
         ({"office_rules": []}, "office_rules"),
     ]
     with nothing_written(api_factory):
