@@ -99,7 +99,11 @@ def _sync_now(connection_id: int, org: str | None) -> None:
             def progress(users: int) -> None:
                 bar.update(task, description=f"Read {users} users…")
 
-            tally = run(runtime.current(), connection_id, progress=progress)
+            if kind is ConnectionKind.ICS:
+                tally = None
+                _read_feed(connection_id)
+            else:
+                tally = run(runtime.current(), connection_id, progress=progress)
     except Exception as error:
         # The sync recorded what it could on the connection; the report below shows it.
         err().print(f"The sync stopped: {type(error).__name__}.", markup=False)
@@ -110,6 +114,10 @@ def _sync_now(connection_id: int, org: str | None) -> None:
         connection = connections.get(session, organisation(session, org).id, connection_id)
         status, error_text, name = connection.status, connection.last_error, connection.name
         counts, notes = dict(connection.last_counts), list(connection.last_notes)
+    if kind is ConnectionKind.ICS and status is ConnectionStatus.ACTIVE:
+        out().print(f"Read the feed {name!r}; status {status.value}.", markup=False, soft_wrap=True)
+        _print_counts(counts, notes)
+        return
     if tally is None:
         if status in (ConnectionStatus.ERROR, ConnectionStatus.ACTION_REQUIRED):
             fail(f"the sync of {name!r} failed (status {status.value}): {error_text}")
@@ -117,3 +125,14 @@ def _sync_now(connection_id: int, org: str | None) -> None:
     out().print(f"Synced {name!r} ({kind.value}); status {status.value}.", markup=False, soft_wrap=True)
     _print_people(tally.people, dry_run=False)
     _print_counts(counts, notes)
+
+
+def _read_feed(connection_id: int) -> None:
+    """An ICS connection is a calendar, not a directory: read its feed now (its connection shows how it went)."""
+    from worker import runtime
+    from worker.calendar import sync as calendar_sync
+    from worker.calendar.jobs import follow
+
+    worker_runtime = runtime.current()
+    for calendar_id in follow(worker_runtime, connection_id):
+        calendar_sync.run(worker_runtime, calendar_id)

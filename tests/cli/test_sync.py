@@ -15,10 +15,20 @@ from deskbridge.settings import get_settings
 from deskbridge.wiring import make_secret_box
 from store.columns import utcnow
 from store.db import transaction
-from store.models import Booking, BookingStatus, Connection, ConnectionStatus, Member, MemberStatus, OutboxEvent
+from store.models import (
+    Booking,
+    BookingStatus,
+    Connection,
+    ConnectionStatus,
+    ExternalEvent,
+    Member,
+    MemberStatus,
+    OutboxEvent,
+)
 from store.services import bookings, connections, desks, members, organisations
 from tests.cli.conftest import count, failed, ok, table_rows
 from tests.conftest import BROKER
+from tests.fakes.ics import FakeIcsServer
 from tests.worker.webhooks.conftest import free_port
 from worker import runtime
 from worker.webhooks import limits
@@ -211,3 +221,30 @@ def test_a_sync_held_elsewhere_is_reported(factory: sessionmaker[Session]) -> No
         assert connections.claim(session, 1)
 
     assert "another sync of 'SCIM' is running" in failed("sync", "1").stderr
+
+
+FEED = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:standup@example.com\r\n"
+    "DTSTAMP:20300101T000000Z\r\nDTSTART:{start}\r\nDTEND:{end}\r\nSUMMARY:Standup\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+def test_syncing_an_ics_connection_reads_its_feed(
+    factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start = (utcnow() + timedelta(days=2)).replace(hour=9, minute=0, second=0, microsecond=0)
+    body = FEED.format(start=f"{start:%Y%m%dT%H%M%SZ}", end=f"{start + timedelta(hours=1):%Y%m%dT%H%M%SZ}")
+    monkeypatch.setenv("DESKBRIDGE_ALLOW_PRIVATE_WEBHOOKS", "true")  # the feed is on loopback
+    get_settings.cache_clear()
+    ok("org", "create", "Acme")
+    with FakeIcsServer() as feeds:
+        feeds.serve("/team.ics?token=s3cret", body.encode())
+        ok("connect", "ics", "--url", feeds.url("/team.ics?token=s3cret"))
+
+        result = ok("sync", "1")
+
+    assert "status active" in result.stdout
+    assert "s3cret" not in result.output
+    with factory() as session:
+        assert session.scalars(select(ExternalEvent.title)).all() == ["Standup"]
+    assert connection(factory).status is ConnectionStatus.ACTIVE
