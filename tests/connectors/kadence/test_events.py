@@ -63,7 +63,8 @@ def test_the_window_is_asked_with_the_documented_filters(fake: FakeKadence, read
     events = events_of(list(reader.events(None, WINDOW)))
 
     assert set(events) == {f"booking:{across}", f"booking:{inside}"}
-    assert f"booking:{before}" not in events and f"booking:{after}" not in events
+    assert f"booking:{before}" not in events
+    assert f"booking:{after}" not in events
     query = next(r.query for r in fake.requests if r.path == BOOKINGS)
     assert query["startDateTime[strictly_before]"] == "2024-03-11T00:00:00"
     assert query["endDateTime[strictly_after]"] == "2024-03-04T00:00:00"
@@ -105,7 +106,8 @@ def test_every_status_is_mapped_and_kept(
     assert item.event.status == calendar_status
     assert kadence_status(item.event) == status
     assert item.event.event_id == f"booking:{ulid}"
-    assert item.event.etag is not None and item.event.etag.endswith(f"/{status}")
+    assert item.event.etag is not None
+    assert item.event.etag.endswith(f"/{status}")
 
 
 def test_changes_and_cancellations_between_reads(fake: FakeKadence, reader: Kadence, office: Office) -> None:
@@ -191,7 +193,8 @@ def test_dates_with_offsets_become_utc(http: httpx.Client, sleeps: Sleeps, offse
         assert item.event.start == at(5, 3, 30)
         assert item.event.end == at(5, 12)
         assert item.event.start.tzinfo is UTC
-        assert item.event.updated is not None and item.event.updated.tzinfo is UTC
+        assert item.event.updated is not None
+        assert item.event.updated.tzinfo is UTC
 
 
 def test_an_offset_written_out_differently_is_the_same_instant(
