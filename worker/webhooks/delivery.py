@@ -112,8 +112,9 @@ def _send_in_slot(runtime: Runtime, group: Sequence[DeliveryJob], enqueue: Enque
     """Post the group in one of its endpoint's slots; None when none is free (nothing was sent).
 
     Returns the results recorded (failures, and the successes before them), the successes still to
-    record, and the ids not attempted. Once a request went out, its outcome must be recorded: a slot that cannot be given back (the
-    slots' Redis gone meanwhile) is logged and left to expire on its own (limits.SLOT_TTL_MS).
+    record, and the ids not attempted. Once a request went out, its outcome must be recorded: a slot
+    that cannot be given back (the slots' Redis gone meanwhile) is logged and left to expire on its
+    own (limits.SLOT_TTL_MS).
     """
     endpoint_id = group[0].endpoint_id
     sent: Sent | None = None

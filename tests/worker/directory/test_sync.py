@@ -56,7 +56,8 @@ def test_first_sync_then_changes_then_a_resync(tenant: Tenant, people: FakeGraph
     assert progress[-1] == 5
     connection = tenant.connection()
     assert connection.status is ConnectionStatus.ACTIVE
-    assert connection.cursor and connection.last_synced_at
+    assert connection.cursor
+    assert connection.last_synced_at
     assert connection.last_counts["invited"] == 3
 
     people.directory.update_user("u1", displayName="Ada Lovelace")
