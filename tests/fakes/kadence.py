@@ -13,7 +13,8 @@ endpoint, `{"code", "message"}` for a bad bearer token).
         fake.add_booking(ada, desk, start, end)
 
 Test hooks: `throttle`/`fail` answer the next API requests with an error, `answer_next` with a raw
-body, `listeners` see each API request first (to change data mid-read), `expire_tokens` ends every
+body, `listeners` see each API request first (to change data mid-read), `refuse_tokens` makes the
+API refuse every token, `expire_tokens` ends every
 token issued so far, `override` puts raw fields into a record (malformed payloads), `change_booking`
 and `cancel_booking` change bookings as Kadence would; `requests` logs every request served.
 """

@@ -87,3 +87,14 @@ def test_a_token_the_api_keeps_refusing_needs_the_admin(fake: FakeKadence, reade
     assert "401" in caught.value.message
     assert fake.count("/v1/public/users") == 2
     assert fake.count(TOKEN, "POST") == 2
+
+
+def test_access_denied_by_the_api_needs_the_admin(fake: FakeKadence, reader: Kadence) -> None:
+    fake.answer_next("/v1/public/users", {"@type": "hydra:Error", "hydra:description": "Access Denied."}, status=403)
+
+    with pytest.raises(ConnectorError) as caught:
+        list(reader.people(None))
+
+    assert caught.value.action_required
+    assert "403: Access Denied." in caught.value.message
+    assert fake.count(TOKEN, "POST") == 1  # a 403 is not a stale token: no new one is asked for
