@@ -23,6 +23,30 @@ def send_invitation_email(invitation_id: int) -> None:
     invitations.send(runtime.current(), invitation_id)
 
 
+INVITATION_BATCH = 100  # invitations a message: a directory's first sync brings in thousands at once
+
+
+def enqueue_invitation_emails(invitation_ids: list[int]) -> None:
+    """Queue the emails of invitations just committed: one message each when few, batches when many."""
+    if len(invitation_ids) == 1:
+        send_invitation_email.send(invitation_ids[0])
+        return
+    for start in range(0, len(invitation_ids), INVITATION_BATCH):
+        send_invitation_emails.send(invitation_ids[start : start + INVITATION_BATCH])
+
+
+@dramatiq.actor(queue_name="email", max_retries=10, min_backoff=5_000, max_backoff=600_000)
+def send_invitation_emails(invitation_ids: list[int]) -> None:
+    """Email several invitations. One the mail server refuses goes on as a job of its own, so its
+    retries are its own and the others are not sent again (sending twice is a no-op anyway)."""
+    for invitation_id in invitation_ids:
+        try:
+            invitations.send(runtime.current(), invitation_id)
+        except Exception:
+            logger.warning("invitation %d was not sent; retried on its own", invitation_id, exc_info=True)
+            send_invitation_email.send(invitation_id)
+
+
 def enqueue_delivery(delivery_ids: int | Sequence[int], delay_ms: int = 0) -> None:
     """Put one job on the queue, now or after `delay_ms`: a delivery, or deliveries of one endpoint in order."""
     ids = [delivery_ids] if isinstance(delivery_ids, int) else list(delivery_ids)

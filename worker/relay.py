@@ -42,9 +42,9 @@ def on_commit(events: list[OutboxEvent]) -> None:
 
     try:
         _relay_soon(actors.relay_outbox)
-        for event in events:
-            if event.type == "membership.invited":
-                actors.send_invitation_email.send(event.data["invitation_id"])
+        invited = [event.data["invitation_id"] for event in events if event.type == "membership.invited"]
+        if invited:
+            actors.enqueue_invitation_emails(invited)
     except Exception:
         logger.exception("could not enqueue the work for %d events; the scheduler will catch up", len(events))
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import dramatiq
 import pytest
 import redis
+from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -256,3 +257,21 @@ def test_invitation_email_through_the_real_redis_broker(
     assert delivery.rcpt_tos == ["grace.hopper@example.com"]
     assert make_client(factory).post(delivery.accept_link().removeprefix("http://testserver")).status_code == 200
     assert member_of(factory, invitation_id).status is MemberStatus.ACTIVE
+
+
+def test_many_invitations_in_one_commit_go_out_in_batches(
+    factory: sessionmaker[Session], smtp: SMTPServer, use_mailer: Configure
+) -> None:
+    use_mailer(smtp.mailer())
+    acme = make_org(factory)
+    smtp.mailbox.refuse = 1  # the first message is refused: that invitation is retried on its own
+    with transaction(factory) as session:
+        ids = [members.invite(session, acme.organisation.id, f"person{number}@example.com").id for number in range(150)]
+    queued = [Message.decode(raw).actor_name for raw in BROKER.queues["email"].queue]
+    assert queued == ["send_invitation_emails", "send_invitation_emails"]  # 100 + 50, not 150 messages
+
+    drain()
+
+    sent = sorted(address for delivery in smtp.mailbox.deliveries for address in delivery.rcpt_tos)
+    assert sent == sorted(f"person{number}@example.com" for number in range(150))
+    assert all(invitation(factory, invitation_id).sent_at is not None for invitation_id in ids)
