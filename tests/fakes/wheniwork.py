@@ -99,7 +99,7 @@ class FakeWhenIWork:
 
     def add_location(self, location_id: int, name: str, address: str = "") -> Json:
         """A location, as the Location Object."""
-        obj = {"id": location_id, "name": name, "address": address, "coordinates": ["0", "0"]}
+        obj: Json = {"id": location_id, "name": name, "address": address, "coordinates": ["0", "0"]}
         obj |= {"created_at": self._stamp(), "updated_at": self._stamp()}
         self.locations[location_id] = obj
         return obj
@@ -108,7 +108,7 @@ class FakeWhenIWork:
         self, user_id: int, first: str, last: str, email: str, *, role: int = 3, locations: tuple[int, ...] = ()
     ) -> Json:
         """A user, as the User Object (without the write-only password)."""
-        obj = {"id": user_id, "first_name": first, "last_name": last, "email": email, "phone_number": ""}
+        obj: Json = {"id": user_id, "first_name": first, "last_name": last, "email": email, "phone_number": ""}
         obj |= {"role": role, "positions": [], "locations": list(locations), "notes": "", "activated": 1}
         self.users[user_id] = obj
         return obj
@@ -118,7 +118,7 @@ class FakeWhenIWork:
     ) -> Json:
         """A shift, as the Shift Object (`user_id` 0: an open shift)."""
         stamp = self._stamp()
-        obj = {"id": shift_id, "user_id": user_id, "location_id": location_id, "position_id": 0, "site_id": 0}
+        obj: Json = {"id": shift_id, "user_id": user_id, "location_id": location_id, "position_id": 0, "site_id": 0}
         obj |= {"start_time": self.date(start), "end_time": self.date(end), "break_time": 0.5, "color": "cc0000"}
         obj |= {"notes": "", "published": published, "published_date": stamp if published else None}
         obj |= {"notified_at": None, "created_at": stamp, "updated_at": stamp}
@@ -134,7 +134,7 @@ class FakeWhenIWork:
     def add_request(self, request_id: int, *, user_id: int, status: int, start: datetime, end: datetime) -> Json:
         """A time-off request, as the Request Object."""
         stamp = self._stamp()
-        obj = {"id": request_id, "account_id": 1, "user_id": user_id, "creator_id": user_id, "status": status}
+        obj: Json = {"id": request_id, "account_id": 1, "user_id": user_id, "creator_id": user_id, "status": status}
         obj |= {"type": 0, "start_time": self.date(start), "end_time": self.date(end)}
         obj |= {"created_at": stamp, "updated_at": stamp}
         self.requests[request_id] = obj
@@ -261,7 +261,8 @@ class FakeWhenIWork:
             found = [r for r in found if int(r["id"]) > int(query["since_id"])]
         if query.get("max_id", "").isdigit():
             found = [r for r in found if int(r["id"]) < int(query["max_id"])]
-        users = [self.users[uid] for uid in sorted({r.get("user_id") for r in found}) if uid in self.users]
+        user_ids = {r.get("user_id") for r in found}
+        users = [user for uid, user in sorted(self.users.items()) if uid in user_ids]
         return _Answer(200, {"requests": found, "messages": [], "users": users})
 
     def _when(self, text: str | None, default: datetime) -> datetime:

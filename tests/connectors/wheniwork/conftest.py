@@ -18,8 +18,8 @@ from connectors.wheniwork import WhenIWork, WhenIWorkClient
 from tests.fakes.wheniwork import DEVELOPER_KEY, FakeWhenIWork
 
 USERNAME = "goldiewilson@hillvalleycalifornia.gov"
-PASSWORD = "Th3m@y0R"  # noqa: S105  (a test password)
-# 3–17 March 2014 in UTC: it spans the US switch to daylight saving time (9 March).
+PASSWORD = "Th3m@y0R"
+# 3 to 17 March 2014 in UTC: it spans the US switch to daylight saving time (9 March).
 WINDOW = Window(datetime(2014, 3, 3, tzinfo=UTC), datetime(2014, 3, 17, tzinfo=UTC))
 
 

@@ -66,20 +66,26 @@ def test_bad_credentials_need_an_admin_and_never_show_secrets(
         list(reader.people(None))
     error = caught.value
     assert error.action_required
-    assert USERNAME in error.message and words in error.message
+    assert USERNAME in error.message
+    assert words in error.message
     for secret in ("wrong-password", "nope", PASSWORD, DEVELOPER_KEY):
         assert secret not in error.message
-    assert fake.paths() == [] and fake.paths("POST") == ["/2/login"]  # nothing read, no retry of a refusal
+    assert fake.paths() == []
+    assert fake.paths("POST") == ["/2/login"]
     assert sleeps.calls == []
 
 
 def test_a_server_echoing_the_password_is_scrubbed(fake: FakeWhenIWork, client: WhenIWorkClient) -> None:
-    fake.answer_next("/2/login", 401, json.dumps({"error": f"bad password {PASSWORD} for key {DEVELOPER_KEY}"}).encode())
+    fake.answer_next(
+        "/2/login", 401, json.dumps({"error": f"bad password {PASSWORD} for key {DEVELOPER_KEY}"}).encode()
+    )
     with pytest.raises(ConnectorError) as caught:
         client.login()
-    assert PASSWORD not in caught.value.message and DEVELOPER_KEY not in caught.value.message
+    assert PASSWORD not in caught.value.message
+    assert DEVELOPER_KEY not in caught.value.message
     assert "bad password *** for key ***" in caught.value.message
-    assert PASSWORD not in repr(client) and DEVELOPER_KEY not in repr(client)
+    assert PASSWORD not in repr(client)
+    assert DEVELOPER_KEY not in repr(client)
 
 
 def test_a_login_answer_without_a_token_is_an_error(fake: FakeWhenIWork, client: WhenIWorkClient) -> None:
@@ -94,5 +100,6 @@ def test_a_refusal_above_the_users_permission_level_needs_an_admin(
     fake.answer_next("/2/shifts", 403, b'{"error": "Forbidden", "code": 403}')
     with pytest.raises(ConnectorError) as caught:
         client.get_json("shifts")
-    assert caught.value.action_required and "403" in caught.value.message
+    assert caught.value.action_required
+    assert "403" in caught.value.message
     assert fake.paths("POST") == ["/2/login"]  # a 403 is not an expired token
