@@ -17,6 +17,7 @@ example's `unpublished`, and echoes the window as `start`/`end`; `GET /2/request
 `start`/`end`, `status` (comma list), `since_id`/`max_id`, and sideloads `users` and `messages`.
 Datetimes are written `Fri, 07 Mar 2014 08:30:00 -0600` in the account's zone (America/Chicago
 unless told otherwise), so offsets change with DST. Objects are kept as wire JSON: a test can break one.
+Only reads are served (single GETs too); writes answer 405, since the connector never writes.
 
 The document gives error codes but no error body; the fake answers `{"error": "…", "code": N}`.
 Test hooks: `expire_tokens()` (every token issued so far stops working, 401), `throttle(n)` /
