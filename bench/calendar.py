@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -51,7 +52,7 @@ from sqlalchemy import func, select
 from bench import cpu
 from bench.api import database_pids
 from bench.calendar_fakes import window
-from bench.directory import start_profiler, stop_profiler
+from bench.directory import stop_profiler
 from bench.webhooks import prepare_database
 from connectors.google.calendar_events import overlaps, to_record
 from connectors.microsoft.calendar import OutlookCalendar
@@ -390,6 +391,20 @@ def print_cpu(phases: list[Phase], sides: list[str]) -> None:
 
 
 # --- main -------------------------------------------------------------------------------------------
+
+
+def start_profiler(output: Path) -> subprocess.Popen[bytes] | None:
+    """py-spy on this process, without pausing it to sample (`--nonblocking`): blocking samples at this
+    rate would slow the threads down several times and skew what is measured."""
+    py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    if py_spy is None:
+        print("  py-spy is missing: no profile", flush=True)
+        return None
+    command = [
+        py_spy, "record", "--pid", str(os.getpid()), "--rate", "100", "--nonblocking", "--format", "raw",
+        "--output", str(output),
+    ]  # fmt: skip
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

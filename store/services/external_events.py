@@ -7,12 +7,26 @@ With the organisation's privacy setting on, only when someone is busy is kept.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Select, delete, select
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Select,
+    Table,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from store import outbox
@@ -61,11 +75,21 @@ class EventRecord(Protocol):
     def booking_id(self) -> int | None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """An event a page made or changed: what the engine needs to bring its booking in line."""
+
+    id: int
+    event_id: str
+    booking_id: int | None
+    booking_refused: str | None
+
+
 @dataclass
 class Applied:
     """What staging a page did: the events made or changed, and the ones removed (with their bookings)."""
 
-    changed: list[ExternalEvent] = field(default_factory=list)
+    changed: list[Changed] = field(default_factory=list)
     removed: list[ExternalEvent] = field(default_factory=list)
     echoes: int = 0  # events deskbridge wrote itself, left out
 
@@ -129,7 +153,13 @@ def apply(
     removed_ids: Sequence[str],
 ) -> Applied:
     """Upsert `events` and delete `removed_ids` of one calendar; emits `external_event.upserted` and
-    `external_event.deleted` for what really changed. Events deskbridge wrote itself are left out."""
+    `external_event.deleted` for what really changed. Events deskbridge wrote itself are left out.
+
+    Plain rows and statements rather than ORM objects: a first sync stores 200 events a calendar for
+    every person. Per chunk: one query for what is stored, one insert of the newcomers (PostgreSQL:
+    one statement with an array a column), one update of the changed (as many as changed). Rows of
+    these events the session holds are expired, since they were written past the ORM.
+    """
     organisation = session.get_one(Organisation, calendar.organisation_id)
     applied = Applied()
     theirs = []
@@ -138,38 +168,152 @@ def apply(
             applied.echoes += 1
         else:
             theirs.append(record)
-    latest = {record.event_id: record for record in theirs}
+    latest = {record.event_id: record for record in theirs}  # a page may repeat an event: the last word wins
     ids = list(latest)
     now = utcnow()
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
-        existing = {row.event_id: row for row in _rows(session, calendar.id, chunk)}
+        existing = {row.event_id: row for row in session.execute(_stored(session, calendar.id, chunk))}
+        new_rows: dict[str, dict[str, Any]] = {}
+        changed_rows: list[dict[str, Any]] = []
         for event_id in chunk:
             values = _values(latest[event_id], organisation.calendar_busy_only)
             row = existing.get(event_id)
             if row is None:
-                row = ExternalEvent(
-                    organisation_id=calendar.organisation_id,
-                    calendar_id=calendar.id,
-                    member_id=calendar.member_id,
-                    provider=provider,
-                    event_id=event_id,
-                    changed_at=now,
-                    **values,
-                )
-                session.add(row)
-            elif all(getattr(row, name) == value for name, value in values.items()):
-                continue
-            else:
-                for name, value in values.items():
-                    setattr(row, name, value)
-                row.changed_at = now
-            applied.changed.append(row)
-    session.flush()
-    for row in applied.changed:
-        outbox.record(session, calendar.organisation_id, "external_event.upserted", describe(row))
+                new_rows[event_id] = values
+            elif any(getattr(row, name) != value for name, value in values.items()):
+                changed_rows.append({"row_id": row.id, **values})
+                applied.changed.append(Changed(row.id, event_id, row.booking_id, row.booking_refused))
+                _emit(session, calendar, provider, row.id, values)
+        if changed_rows:
+            session.execute(
+                update(_TABLE)
+                .where(_TABLE.c.id == bindparam("row_id"))
+                .values({name: bindparam(name) for name in _FIELDS} | {"changed_at": now}),
+                changed_rows,
+            )
+        for row_id, event_id in _insert(session, calendar, provider, new_rows, now):
+            applied.changed.append(Changed(row_id, event_id, None, None))
+            _emit(session, calendar, provider, row_id, new_rows[event_id])
+    _forget_loaded(session, calendar.id, set(latest))
     applied.removed.extend(remove(session, calendar, removed_ids))
     return applied
+
+
+_TABLE: Table = ExternalEvent.__table__  # type: ignore[assignment]
+_FIELDS = (
+    "ical_uid", "recurrence_id", "start_at", "end_at", "timezone", "all_day", "show_as", "working_location",
+    "working_location_label", "status", "title", "location", "categories", "attendees", "etag",
+)  # fmt: skip  # what _values gives, in the order of _INSERT's arrays
+
+
+def _stored(session: Session, calendar_id: int, event_ids: Sequence[str]) -> Select[Any]:
+    """The stored rows of these events (what is compared, and what the engine needs), as plain rows."""
+    columns = [getattr(ExternalEvent, name) for name in _FIELDS]
+    return select(
+        ExternalEvent.id, ExternalEvent.event_id, ExternalEvent.booking_id, ExternalEvent.booking_refused, *columns
+    ).where(ExternalEvent.calendar_id == calendar_id, _among(session, ExternalEvent.event_id, event_ids))
+
+
+def _among(session: Session, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
+    """`column IN values`; on PostgreSQL `IN (SELECT unnest(array))`: one parameter instead of one per
+    value, so the statement text stays the same and short (as store.services.directory does)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column.in_(select(func.unnest(cast(list(values), ARRAY(column.type)))))  # type: ignore[no-any-return]
+    return column.in_(list(values))  # type: ignore[no-any-return]
+
+
+_INSERT = text(
+    """
+    INSERT INTO external_events
+        (organisation_id, calendar_id, member_id, provider, event_id, ical_uid, recurrence_id, start_at, end_at,
+         timezone, all_day, show_as, working_location, working_location_label, status, title, location,
+         categories, attendees, etag, changed_at, extra, created_at, updated_at)
+    SELECT :organisation_id, :calendar_id, :member_id, :provider, event_id, ical_uid, recurrence_id, start_at,
+           end_at, timezone, all_day, show_as, working_location, working_location_label, status, title, location,
+           categories, attendees, etag, :now, '{}'::jsonb, :now, :now
+    FROM unnest(
+        CAST(:event_ids AS varchar[]), CAST(:ical_uids AS varchar[]), CAST(:recurrence_ids AS varchar[]),
+        CAST(:start_ats AS timestamptz[]), CAST(:end_ats AS timestamptz[]), CAST(:timezones AS varchar[]),
+        CAST(:all_days AS boolean[]), CAST(:show_ases AS varchar[]), CAST(:working_locations AS varchar[]),
+        CAST(:working_location_labels AS varchar[]), CAST(:statuses AS varchar[]), CAST(:titles AS text[]),
+        CAST(:locations AS text[]), CAST(:categorieses AS jsonb[]), CAST(:attendeeses AS jsonb[]),
+        CAST(:etags AS varchar[])
+    ) AS new (event_id, ical_uid, recurrence_id, start_at, end_at, timezone, all_day, show_as, working_location,
+              working_location_label, status, title, location, categories, attendees, etag)
+    RETURNING id, event_id
+    """
+)
+
+
+def _insert(
+    session: Session, calendar: Calendar, provider: str, rows: dict[str, dict[str, Any]], now: datetime
+) -> list[tuple[int, str]]:
+    """Insert new events; returns (id, event id) of each. On PostgreSQL one statement with an array a
+    column (a page of 250 events is one short statement, parsed once), elsewhere one executemany."""
+    if not rows:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        arrays: dict[str, list[Any]] = {"event_ids": list(rows)}
+        for name in _FIELDS:
+            column = [values[name] for values in rows.values()]
+            if name in ("categories", "attendees"):
+                column = [json.dumps(value) for value in column]
+            elif name in ("show_as", "working_location"):
+                column = [value.value if value is not None else None for value in column]
+            arrays[f"{name}es" if name.endswith("s") else f"{name}s"] = column
+        result = session.execute(
+            _INSERT,
+            {
+                "organisation_id": calendar.organisation_id,
+                "calendar_id": calendar.id,
+                "member_id": calendar.member_id,
+                "provider": provider,
+                "now": now,
+                **arrays,
+            },
+        )
+        return [(int(row_id), str(event_id)) for row_id, event_id in result]
+    common = {
+        "organisation_id": calendar.organisation_id,
+        "calendar_id": calendar.id,
+        "member_id": calendar.member_id,
+        "provider": provider,
+        "changed_at": now,
+    }
+    result = session.execute(
+        insert(_TABLE).returning(_TABLE.c.id, _TABLE.c.event_id, sort_by_parameter_order=True),
+        [{**common, "event_id": event_id, **values} for event_id, values in rows.items()],
+    )
+    return [(int(row_id), str(event_id)) for row_id, event_id in result]
+
+
+def _emit(session: Session, calendar: Calendar, provider: str, row_id: int, values: dict[str, Any]) -> None:
+    """`external_event.upserted` for a row written past the ORM: what `describe` says of it."""
+    outbox.record(
+        session,
+        calendar.organisation_id,
+        "external_event.upserted",
+        {
+            "external_event_id": row_id,
+            "member_id": calendar.member_id,
+            "calendar_id": calendar.id,
+            "provider": provider,
+            "start": values["start_at"],
+            "end": values["end_at"],
+            "all_day": values["all_day"],
+            "show_as": values["show_as"],
+            "status": values["status"],
+            "working_location": values["working_location"],
+        },
+    )
+
+
+def _forget_loaded(session: Session, calendar_id: int, event_ids: set[str]) -> None:
+    """Expire rows of these events the session holds: they were just written past the ORM."""
+    for item in list(session.identity_map.values()):
+        if isinstance(item, ExternalEvent) and item.calendar_id == calendar_id and item.event_id in event_ids:
+            session.expire(item)
 
 
 def _rows(session: Session, calendar_id: int, event_ids: Sequence[str]) -> Iterable[ExternalEvent]:

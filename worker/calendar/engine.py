@@ -74,8 +74,11 @@ def apply_page(session: Session, calendar_id: int, page: CalendarPage, tally: Ta
     tally.count("echoes", applied.echoes)
     for text in page.notes:
         tally.note(text)
-    for row in applied.changed:
-        follow(session, calendar, row, offices.get(row.event_id), tally)
+    for change in applied.changed:
+        office = offices.get(change.event_id)
+        if office is None and change.booking_id is None and change.booking_refused is None:
+            continue  # no office day, and never was one: nothing to book, nothing to release or clear
+        follow(session, calendar, session.get_one(ExternalEvent, change.id), office, tally)
     for row in applied.removed:
         _release(session, row.booking_id, tally)
 
