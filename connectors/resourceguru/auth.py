@@ -94,9 +94,10 @@ def refresh_tokens(
 class TokenKeeper:
     """Hands out a valid access token, refreshing it shortly before it expires or when the API says 401.
 
-    `on_refresh` receives every new pair before it is used; if it raises, the error propagates and the
-    new pair is not used (the worker could not keep it, so it must not depend on it). Refreshes are
-    serialised: two threads refreshing with one refresh token would lock each other out.
+    `on_refresh` receives every new pair before it is used. If it raises, the error propagates and
+    the pair is kept aside unused, offered to `on_refresh` again on the next call: refreshing again
+    is impossible (the refresh spent the old refresh token), so losing it would cost a reconnect.
+    Refreshes are serialised: two threads refreshing with one refresh token would lock each other out.
     """
 
     def __init__(
@@ -112,6 +113,7 @@ class TokenKeeper:
     ) -> None:
         self._app = app
         self._tokens = tokens
+        self._unsaved: TokenPair | None = None
         self._on_refresh = on_refresh
         self._base_url = base_url
         self._http = http
@@ -123,24 +125,25 @@ class TokenKeeper:
     def token(self) -> str:
         """The current access token, refreshed first when it expires within the margin."""
         with self._lock:
-            if self._tokens.expires_at - self._margin <= self._now():
+            if self._unsaved is not None or self._tokens.expires_at - self._margin <= self._now():
                 self._refresh_locked()
             return self._tokens.access_token
 
     def refresh(self, rejected: str) -> str:
         """A fresh access token after the API refused `rejected`; no second refresh if another thread did one."""
         with self._lock:
-            if self._tokens.access_token == rejected:
+            if self._unsaved is not None or self._tokens.access_token == rejected:
                 self._refresh_locked()
             return self._tokens.access_token
 
     def _refresh_locked(self) -> None:
-        pair = refresh_tokens(
-            self._app, self._tokens.refresh_token, base_url=self._base_url, http=self._http, now=self._now
-        )
-        self._on_refresh(pair)  # stored (encrypted) by the worker before anything uses it
-        self._tokens = pair
-        self.refreshed += 1
+        if self._unsaved is None:
+            self._unsaved = refresh_tokens(
+                self._app, self._tokens.refresh_token, base_url=self._base_url, http=self._http, now=self._now
+            )
+            self.refreshed += 1
+        self._on_refresh(self._unsaved)  # stored (encrypted) by the worker before anything uses it
+        self._tokens, self._unsaved = self._unsaved, None
 
 
 def _token_request(

@@ -104,6 +104,13 @@ def test_a_pair_the_worker_cannot_store_is_never_used(fake: FakeResourceGuru, cl
         list(w.reader.people(None))
     # One refused request with the old token, then nothing: the unsaved token was never sent.
     assert [r.authorization for r in fake.requests] == [f"Bearer {w.first.access_token}"]
+    refreshes = len(fake.token_requests)
+    # The store is back: the pair kept aside is stored, then used; no second refresh (it could only fail).
+    w.vault.fail = False
+    list(w.reader.people(None))
+    assert len(fake.token_requests) == refreshes
+    assert len(w.vault.pairs) == 1
+    assert fake.requests[-1].authorization == f"Bearer {w.vault.pairs[0].access_token}"
 
 
 def test_a_revoked_grant_asks_the_admin_to_connect_again_without_leaking_tokens(wired: Wired) -> None:
