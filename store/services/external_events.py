@@ -23,6 +23,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    or_,
     select,
     text,
     update,
@@ -75,6 +76,17 @@ class EventRecord(Protocol):
     def booking_id(self) -> int | None: ...
 
 
+class CalendarKeys(Protocol):
+    """What staging needs of a calendar: a `Calendar`, or the sync's context read once per sync."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def organisation_id(self) -> int: ...
+    @property
+    def member_id(self) -> int | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Changed:
     """An event a page made or changed: what the engine needs to bring its booking in line."""
@@ -94,11 +106,11 @@ class Applied:
     echoes: int = 0  # events deskbridge wrote itself, left out
 
 
+_SHOW_AS = {member.value: member for member in ShowAs}
+
+
 def _show_as(value: str) -> ShowAs:
-    try:
-        return ShowAs(value)
-    except ValueError:
-        return ShowAs.UNKNOWN
+    return _SHOW_AS.get(value, ShowAs.UNKNOWN)  # a dict, not ShowAs(value): this runs for every event read
 
 
 def _working_location(value: str | None) -> WorkingLocation | None:
@@ -147,10 +159,12 @@ def describe(event: ExternalEvent) -> dict[str, Any]:
 
 def apply(
     session: Session,
-    calendar: Calendar,
+    calendar: CalendarKeys,
     provider: str,
     events: Sequence[EventRecord],
     removed_ids: Sequence[str],
+    *,
+    busy_only: bool | None = None,
 ) -> Applied:
     """Upsert `events` and delete `removed_ids` of one calendar; emits `external_event.upserted` and
     `external_event.deleted` for what really changed. Events deskbridge wrote itself are left out.
@@ -158,9 +172,11 @@ def apply(
     Plain rows and statements rather than ORM objects: a first sync stores 200 events a calendar for
     every person. Per chunk: one query for what is stored, one insert of the newcomers (PostgreSQL:
     one statement with an array a column), one update of the changed (as many as changed). Rows of
-    these events the session holds are expired, since they were written past the ORM.
+    these events the session holds are expired, since they were written past the ORM. `busy_only` is
+    the organisation's privacy setting (read from it when not given).
     """
-    organisation = session.get_one(Organisation, calendar.organisation_id)
+    if busy_only is None:
+        busy_only = session.get_one(Organisation, calendar.organisation_id).calendar_busy_only
     applied = Applied()
     theirs = []
     for record in events:
@@ -177,7 +193,7 @@ def apply(
         new_rows: dict[str, dict[str, Any]] = {}
         changed_rows: list[dict[str, Any]] = []
         for event_id in chunk:
-            values = _values(latest[event_id], organisation.calendar_busy_only)
+            values = _values(latest[event_id], busy_only)
             row = existing.get(event_id)
             if row is None:
                 new_rows[event_id] = values
@@ -247,7 +263,7 @@ _INSERT = text(
 
 
 def _insert(
-    session: Session, calendar: Calendar, provider: str, rows: dict[str, dict[str, Any]], now: datetime
+    session: Session, calendar: CalendarKeys, provider: str, rows: dict[str, dict[str, Any]], now: datetime
 ) -> list[tuple[int, str]]:
     """Insert new events; returns (id, event id) of each. On PostgreSQL one statement with an array a
     column (a page of 250 events is one short statement, parsed once), elsewhere one executemany."""
@@ -288,7 +304,7 @@ def _insert(
     return [(int(row_id), str(event_id)) for row_id, event_id in result]
 
 
-def _emit(session: Session, calendar: Calendar, provider: str, row_id: int, values: dict[str, Any]) -> None:
+def _emit(session: Session, calendar: CalendarKeys, provider: str, row_id: int, values: dict[str, Any]) -> None:
     """`external_event.upserted` for a row written past the ORM: what `describe` says of it."""
     outbox.record(
         session,
@@ -322,7 +338,7 @@ def _rows(session: Session, calendar_id: int, event_ids: Sequence[str]) -> Itera
     )
 
 
-def remove(session: Session, calendar: Calendar, event_ids: Sequence[str]) -> list[ExternalEvent]:
+def remove(session: Session, calendar: CalendarKeys, event_ids: Sequence[str]) -> list[ExternalEvent]:
     """Delete these events of a calendar (unknown ids are ignored); emits `external_event.deleted`."""
     gone: list[ExternalEvent] = []
     ids = list(dict.fromkeys(event_ids))
@@ -344,6 +360,16 @@ def others_in_window(
         )
     )
     return [event_id for event_id in stored if event_id not in kept_ids]
+
+
+def forget_outside(session: Session, calendar: CalendarKeys, start: datetime, end: datetime) -> int:
+    """`forget_before(start)` and `forget_from(end)` in one statement (what every sync ends with)."""
+    result = session.execute(
+        delete(ExternalEvent).where(
+            ExternalEvent.calendar_id == calendar.id, or_(ExternalEvent.end_at <= start, ExternalEvent.start_at >= end)
+        )
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def forget_before(session: Session, calendar: Calendar, moment: datetime) -> int:

@@ -58,15 +58,53 @@ class Tally:
             self.notes.append(text)
 
 
-def apply_page(session: Session, calendar_id: int, page: CalendarPage, tally: Tally) -> None:
-    """Stage one page of a calendar and bring the bookings of the events it changed in line."""
-    calendar = session.get_one(Calendar, calendar_id)
-    provider = session.get_one(Connection, calendar.connection_id).kind.value
-    organisation = session.get_one(Organisation, calendar.organisation_id)
-    rules = OfficeRules.from_settings(organisation.office_rules)
-    offices = {event.event_id: office_day(event, rules) for event in page.events if event.booking_id is None}
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What applying a calendar's pages needs of the calendar, its connection and its organisation.
+
+    Read once per sync (`load`), so a page's transaction is only its own statements: the calendar's
+    first sync is a page or two, and three lookups a page were as many round trips as the page's own.
+    Doubles as the calendar for `external_events` (`id`, `organisation_id`, `member_id`).
+    """
+
+    id: int
+    organisation_id: int
+    member_id: int | None
+    provider: str
+    busy_only: bool
+    rules: OfficeRules
+
+    @classmethod
+    def load(cls, session: Session, calendar_id: int) -> Context:
+        """The calendar's context as it is now."""
+        calendar = session.get_one(Calendar, calendar_id)
+        organisation = session.get_one(Organisation, calendar.organisation_id)
+        return cls(
+            id=calendar.id,
+            organisation_id=calendar.organisation_id,
+            member_id=calendar.member_id,
+            provider=session.get_one(Connection, calendar.connection_id).kind.value,
+            busy_only=organisation.calendar_busy_only,
+            rules=OfficeRules.from_settings(organisation.office_rules),
+        )
+
+
+def apply_page(
+    session: Session, calendar_id: int, page: CalendarPage, tally: Tally, context: Context | None = None
+) -> None:
+    """Stage one page of a calendar and bring the bookings of the events it changed in line.
+
+    `context`: the calendar's, read at the start of the sync (read here when not given).
+    """
+    context = context or Context.load(session, calendar_id)
+    offices = {event.event_id: office_day(event, context.rules) for event in page.events if event.booking_id is None}
     applied = external_events.apply(
-        session, calendar, provider, page.events, [removed.event_id for removed in page.removed]
+        session,
+        context,
+        context.provider,
+        page.events,
+        [removed.event_id for removed in page.removed],
+        busy_only=context.busy_only,
     )
     tally.count("seen", len(page.events))
     tally.count("changed", len(applied.changed))
@@ -78,7 +116,7 @@ def apply_page(session: Session, calendar_id: int, page: CalendarPage, tally: Ta
         office = offices.get(change.event_id)
         if office is None and change.booking_id is None and change.booking_refused is None:
             continue  # no office day, and never was one: nothing to book, nothing to release or clear
-        follow(session, calendar, session.get_one(ExternalEvent, change.id), office, tally)
+        follow(session, context, session.get_one(ExternalEvent, change.id), office, tally)
     for row in applied.removed:
         _release(session, row.booking_id, tally)
 
@@ -96,7 +134,9 @@ def remove_unlisted(
         _release(session, row.booking_id, tally)
 
 
-def follow(session: Session, calendar: Calendar, event: ExternalEvent, office: str | None, tally: Tally) -> None:
+def follow(
+    session: Session, calendar: external_events.CalendarKeys, event: ExternalEvent, office: str | None, tally: Tally
+) -> None:
     """Make, move or cancel the booking an event holds, by whether it is an office day now."""
     booking = session.get(Booking, event.booking_id) if event.booking_id else None
     if booking is not None and booking.status not in LIVE_STATUSES:

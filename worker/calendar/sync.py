@@ -44,16 +44,17 @@ def run(runtime: Runtime, calendar_id: int) -> engine.Tally | None:
         source = readers.source_of(session, runtime.secret_box, calendar)
         start, end = calendars.window(session.get_one(Organisation, calendar.organisation_id))
         cursor = calendar.cursor
+        context = engine.Context.load(session, calendar_id)
     tally = engine.Tally()
     try:
         reader = readers.make_reader(source, runtime.directory, runtime.webhook_client)
-        new_cursor, listed = _apply_round(runtime, calendar_id, reader.read(cursor, Window(start, end)), tally)
+        pages = reader.read(cursor, Window(start, end))
+        new_cursor, listed = _apply_round(runtime, calendar_id, pages, tally, context)
         with transaction(factory) as session:
             if listed is not None:
                 engine.remove_unlisted(session, calendar_id, listed, start, end, tally)
             calendar = session.get_one(Calendar, calendar_id)
-            external_events.forget_before(session, calendar, start)
-            external_events.forget_from(session, calendar, end)
+            external_events.forget_outside(session, calendar, start, end)
             calendars.finish(
                 session, calendar, cursor=new_cursor, window_start=start.date(), counts=tally.counts, notes=tally.notes
             )
@@ -77,14 +78,14 @@ def run(runtime: Runtime, calendar_id: int) -> engine.Tally | None:
 
 
 def _apply_round(
-    runtime: Runtime, calendar_id: int, pages: Iterable[CalendarPage], tally: engine.Tally
+    runtime: Runtime, calendar_id: int, pages: Iterable[CalendarPage], tally: engine.Tally, context: engine.Context
 ) -> tuple[str | None, set[str] | None]:
     """Apply every page; returns the round's cursor and, after a complete listing, the ids it listed."""
     listed: set[str] = set()
     full = False
     for page in pages:
         with transaction(runtime.session_factory) as session:
-            engine.apply_page(session, calendar_id, page, tally)
+            engine.apply_page(session, calendar_id, page, tally, context)
         if page.full:
             # A round may turn full part-way (a 410): what came before is listed again in full.
             full = True
