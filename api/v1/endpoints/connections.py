@@ -24,7 +24,7 @@ from api.v1.pagination import Keyset, Page, Paging, fetch, page_of
 from connectors.csv import parse
 from connectors.ics import redact
 from connectors.ics.fetch import normalise
-from store.models import Connection, ConnectionKind
+from store.models import Calendar, Connection, ConnectionKind
 from store.secret_box import SecretBox
 from store.services import calendars, connections
 from worker.directory import imports
@@ -231,6 +231,30 @@ def list_connections(caller: AdminCaller, db: DB, paging: Paging, ctx: Context) 
 def get_one(connection: Chosen, ctx: Context) -> ConnectionOut:
     """One connection and how its last sync went (admins only)."""
     return ConnectionOut.of(connection, _box(ctx))
+
+
+class CalendarOut(Resource):
+    """A calendar a connection reads (a person's, or the feed), and how its last sync went."""
+
+    id: int
+    member_id: int | None = Field(description="Whose calendar it is; null for an organisation resource's feed.")
+    address: str = Field(description="The mailbox it is read as (Microsoft, Google); empty for a feed.")
+    status: Literal["active", "syncing", "error", "action_required"]
+    last_synced_at: Timestamp | None
+    last_error: str | None = Field(description="Why the last sync failed, for an admin to act on.")
+    last_counts: dict[str, int] = Field(description="What the last sync did: events seen, changed, booked…")
+    last_notes: list[str]
+
+
+CALENDAR_KEYSET = Keyset("calendars", (Calendar.id,))
+
+
+@router.get("/{connection_id}/calendars", summary="List a connection's calendars", responses=problems(404, 422))
+def list_calendars(connection: Chosen, db: DB, paging: Paging) -> Page[CalendarOut]:
+    """The calendars the connection reads, by id, with each one's last sync (admins only): where a
+    person's calendar that cannot be read shows why."""
+    rows, cursor = fetch(db, calendars.select_calendars(connection.id), CALENDAR_KEYSET, paging)
+    return page_of([CalendarOut.model_validate(row) for row in rows], cursor)
 
 
 @router.patch("/{connection_id}", summary="Update a connection", responses=problems(400, 404, 413, 415, 422))

@@ -282,6 +282,7 @@ def every_call() -> list[Call]:
         Call("POST", "/v1/connections", {"kind": "csv", "name": "HR"}, admin_only=True),
         Call("GET", "/v1/connections", admin_only=True),
         Call("GET", "/v1/connections/{connection_id}", admin_only=True),
+        Call("GET", "/v1/connections/{connection_id}/calendars", admin_only=True),
         Call("PATCH", "/v1/connections/{connection_id}", {"name": "Renamed"}, admin_only=True),
         Call("DELETE", "/v1/connections/{connection_id}", admin_only=True),
         Call("POST", "/v1/connections/{connection_id}/sync", admin_only=True),

@@ -14,9 +14,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.app import create_app
 from api.context import ApiContext
 from api.ratelimit import MemoryCounter
+from store.db import transaction
 from store.models import Connection
 from store.secret_box import SecretBox
-from store.services import connections
+from store.services import calendars, connections
 from tests.api.v1.conftest import assert_problem, error_fields, nothing_written
 from tests.conftest import Org, auth, events
 
@@ -193,3 +194,20 @@ def test_calendars_on_microsoft_and_google(
         response = api.patch(f"/v1/connections/{plain['id']}", json={"settings": {"calendars": "yes"}}, headers=headers)
         assert error_fields(assert_problem(response, 422)) == {"settings.calendars"}
     assert len(hooks.calendars) == 3
+
+
+def test_a_connections_calendars_show_how_each_last_sync_went(
+    api: TestClient, api_factory: sessionmaker[Session], org: Org
+) -> None:
+    connection_id = create(api, org, ICS)["id"]
+    with transaction(api_factory) as session:
+        [calendar] = calendars.ensure(session, session.get_one(Connection, connection_id))
+        calendars.fail(session, calendar, "the server answered 404 Not Found", action_required=True)
+    response = api.get(f"/v1/connections/{connection_id}/calendars", headers=auth(org.admin_token))
+
+    assert response.status_code == 200
+    [item] = response.json()["data"]
+    assert (item["member_id"], item["status"]) == (org.member.id, "action_required")
+    assert item["last_error"] == "the server answered 404 Not Found"
+    assert TOKEN not in response.text
+    assert_problem(api.get("/v1/connections/999/calendars", headers=auth(org.admin_token)), 404)
