@@ -118,7 +118,12 @@ class FakeResourceGuru:
         self, first: str, last: str, email: str | None = None, *, type_id: int = 1, **fields: Any
     ) -> dict[str, Any]:
         kind = self.resource_types[type_id]
-        item: dict[str, Any] = {"first_name": first, "last_name": last, "name": f"{first} {last}".strip(), "email": email}
+        item: dict[str, Any] = {
+            "first_name": first,
+            "last_name": last,
+            "name": f"{first} {last}".strip(),
+            "email": email,
+        }
         item |= {"archived": False, "bookable": True, "timezone": {"name": "UTC", "offset": 0}}
         item |= {"resource_type": {"id": type_id, "name": kind["name"]}, "job_title": None}
         if isinstance(fields.get("timezone"), str):
