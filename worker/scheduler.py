@@ -41,6 +41,7 @@ def default_jobs(runtime: Runtime) -> list[Job]:
     from worker.calendar import channels as calendar_channels
     from worker.calendar import jobs as calendar_jobs
     from worker.directory import channels, jobs
+    from worker.peers import jobs as peer_jobs
     from worker.webhooks import delivery
 
     return [
@@ -52,6 +53,7 @@ def default_jobs(runtime: Runtime) -> list[Job]:
         Job("directory.channels", 600, partial(channels.renew_all, runtime)),
         Job("calendar.poll", 60, partial(calendar_jobs.poll, runtime)),
         Job("calendar.channels", 600, partial(calendar_channels.renew_all, runtime)),
+        Job("peers.poll", 60, partial(peer_jobs.poll, runtime)),
     ]
 
 

@@ -310,3 +310,9 @@ def list_connections(org: OrgOption = None) -> None:
     for row in rows:
         table.add_row(*(Text(cell) for cell in row))
     out().print(table)
+
+
+# Peer platforms (When I Work, Kadence, Resource Guru) live in their own module, added here.
+from deskbridge.commands.connect_peers import register as _register_peers  # noqa: E402
+
+_register_peers(app)

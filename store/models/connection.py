@@ -16,6 +16,10 @@ class ConnectionKind(enum.StrEnum):
     SCIM = "scim"
     CSV = "csv"
     ICS = "ics"  # a calendar feed (a person's, or an organisation resource's)
+    # Peer platforms: people read as a directory, everyone's events polled into per-person calendars.
+    WHENIWORK = "wheniwork"
+    KADENCE = "kadence"
+    RESOURCEGURU = "resourceguru"
 
 
 class ConnectionStatus(enum.StrEnum):

@@ -1,7 +1,9 @@
 """The calendars deskbridge reads: which exist, who may sync one now, and how the last sync ended.
 
 A Microsoft or Google connection with `calendars` on has one calendar per person it brought in
-(their primary calendar, read and written as them); an ICS connection has one calendar, its feed.
+(their primary calendar, read and written as them); an ICS connection has one calendar, its feed;
+a peer platform (When I Work, Kadence, Resource Guru) one per person, read-only, synced all at once
+with its connection.
 Syncing works as for connections: ask (coalesced), claim (a lease), finish or fail. A calendar's
 push channel (a Graph subscription or Google watch channel on the person's events) is a
 `push_channels` row with `calendar_id` set; bookings written into a calendar are `calendar_entries`.
@@ -30,6 +32,7 @@ from store.models import (
     Organisation,
     PushChannel,
 )
+from store.services.connections import PEER_KINDS
 from store.services.members import hash_secret
 
 SYNC_LEASE = timedelta(minutes=10)
@@ -71,6 +74,19 @@ def ensure(session: Session, connection: Connection) -> list[Calendar]:
             else None
         )
         wanted[member.id if member else None] = ""
+    elif connection.kind in PEER_KINDS:
+        # A peer platform lists everyone's events at once; each person's land in their own calendar,
+        # addressed by the member's email (what the platform's events name them by).
+        rows = session.execute(
+            select(DirectoryUser.member_id, Member.email)
+            .join(Member, Member.id == DirectoryUser.member_id)
+            .where(
+                DirectoryUser.connection_id == connection.id,
+                DirectoryUser.in_scope.is_(True),
+                Member.status != MemberStatus.REMOVED,
+            )
+        )
+        wanted = {member_id: email for member_id, email in rows}
     elif reads_calendars(connection):
         rows = session.execute(
             select(DirectoryUser.member_id, DirectoryUser.username)
@@ -184,7 +200,9 @@ def due_for_sync(session: Session, *, every: timedelta, now: datetime | None = N
     return list(
         session.scalars(
             select(Calendar.id)
+            .join(Connection, Connection.id == Calendar.connection_id)
             .where(
+                Connection.kind.not_in(PEER_KINDS),  # synced with their connection (worker/peers), not alone
                 Calendar.status != ConnectionStatus.ACTION_REQUIRED,
                 or_(Calendar.last_synced_at.is_(None), Calendar.last_synced_at < now - every),
                 or_(Calendar.status != ConnectionStatus.ERROR, Calendar.updated_at < now - every),

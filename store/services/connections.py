@@ -34,14 +34,24 @@ PROVIDER_SETTINGS: dict[ConnectionKind, frozenset[str]] = {
     ConnectionKind.SCIM: frozenset(),
     ConnectionKind.CSV: frozenset(),
     ConnectionKind.ICS: frozenset({"member_email"}),
+    ConnectionKind.WHENIWORK: frozenset(),
+    ConnectionKind.KADENCE: frozenset({"region", "import_desks"}),
+    ConnectionKind.RESOURCEGURU: frozenset({"account"}),
 }
-_FLAGS = frozenset({"calendars"})  # provider settings that are true or false
+# Peer platforms: read by polling (people through the directory engine, events into per-person calendars).
+PEER_KINDS = (ConnectionKind.WHENIWORK, ConnectionKind.KADENCE, ConnectionKind.RESOURCEGURU)
+POLLED_KINDS = (ConnectionKind.MICROSOFT, ConnectionKind.GOOGLE)
+KADENCE_REGIONS = frozenset({"eu", "us"})
+_FLAGS = frozenset({"calendars", "import_desks"})  # provider settings that are true or false
 REQUIRED_SETTINGS: dict[ConnectionKind, frozenset[str]] = {
     ConnectionKind.MICROSOFT: frozenset({"tenant_id", "client_id"}),
     ConnectionKind.GOOGLE: frozenset({"admin_email"}),
     ConnectionKind.SCIM: frozenset(),
     ConnectionKind.CSV: frozenset(),
     ConnectionKind.ICS: frozenset(),
+    ConnectionKind.WHENIWORK: frozenset(),
+    ConnectionKind.KADENCE: frozenset(),
+    ConnectionKind.RESOURCEGURU: frozenset({"account"}),
 }
 REQUIRED_CREDENTIALS: dict[ConnectionKind, tuple[frozenset[str], ...]] = {
     # any one of the alternatives, complete
@@ -50,6 +60,11 @@ REQUIRED_CREDENTIALS: dict[ConnectionKind, tuple[frozenset[str], ...]] = {
     ConnectionKind.SCIM: (frozenset(),),
     ConnectionKind.CSV: (frozenset(),),
     ConnectionKind.ICS: (frozenset({"url"}),),  # feed URLs often carry a secret token: kept encrypted
+    ConnectionKind.WHENIWORK: (frozenset({"developer_key", "username", "password"}),),
+    ConnectionKind.KADENCE: (frozenset({"client_id", "client_secret"}),),
+    # The app's credentials and the pair the authorisation code was exchanged for; `webhook_secret`
+    # (optional) verifies inbound webhooks. Refreshed pairs replace the tokens (see worker/peers).
+    ConnectionKind.RESOURCEGURU: (frozenset({"client_id", "client_secret", "access_token", "refresh_token"}),),
 }
 
 
@@ -105,6 +120,10 @@ def validate_settings(kind: ConnectionKind, settings: dict[str, Any]) -> dict[st
             clean[key] = settings[key]
         else:
             clean[key] = _strings(settings[key], key) if key == "groups" else _string(settings[key], key)
+    if "region" in clean:
+        clean["region"] = clean["region"].lower()
+    if clean.get("region", "eu") not in KADENCE_REGIONS:
+        raise Invalid("region must be eu or us", field="settings.region")
     scope = settings.get("scope") or {}
     if not isinstance(scope, dict):
         raise Invalid("scope must be an object", field="settings.scope")
@@ -336,14 +355,20 @@ def fail(session: Session, connection: Connection, message: str, *, action_requi
     )
 
 
-def due_for_sync(session: Session, *, every: timedelta, now: datetime | None = None) -> list[int]:
-    """Connections read by polling (not SCIM or CSV) whose last sync is older than `every`."""
+def due_for_sync(
+    session: Session,
+    *,
+    every: timedelta,
+    now: datetime | None = None,
+    kinds: tuple[ConnectionKind, ...] = POLLED_KINDS,
+) -> list[int]:
+    """Connections of `kinds` (read by polling) whose last sync is older than `every`."""
     now = now or utcnow()
     return list(
         session.scalars(
             select(Connection.id)
             .where(
-                Connection.kind.in_([ConnectionKind.MICROSOFT, ConnectionKind.GOOGLE]),
+                Connection.kind.in_(kinds),
                 Connection.status != ConnectionStatus.ACTION_REQUIRED,
                 or_(Connection.last_synced_at.is_(None), Connection.last_synced_at < now - every),
                 or_(Connection.sync_lease_until.is_(None), Connection.sync_lease_until < now),

@@ -10,6 +10,7 @@ is refused, the reason kept on the event and emitted as `external_event.booking_
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -90,14 +91,23 @@ class Context:
 
 
 def apply_page(
-    session: Session, calendar_id: int, page: CalendarPage, tally: Tally, context: Context | None = None
+    session: Session,
+    calendar_id: int,
+    page: CalendarPage,
+    tally: Tally,
+    context: Context | None = None,
+    booked: Mapping[str, tuple[str, str]] | None = None,
 ) -> None:
     """Stage one page of a calendar and bring the bookings of the events it changed in line.
 
-    `context`: the calendar's, read at the start of the sync (read here when not given).
+    `context`: the calendar's, read at the start of the sync (read here when not given). `booked`:
+    events that are bookings in their own right (a peer platform's shift or desk booking), by event
+    id → (office or desk label, booking reason); they skip the office rules.
     """
     context = context or Context.load(session, calendar_id)
+    booked = booked or {}
     offices = {event.event_id: office_day(event, context.rules) for event in page.events if event.booking_id is None}
+    offices.update((event_id, label) for event_id, (label, _) in booked.items() if event_id in offices)
     applied = external_events.apply(
         session,
         context,
@@ -116,7 +126,8 @@ def apply_page(
         office = offices.get(change.event_id)
         if office is None and change.booking_id is None and change.booking_refused is None:
             continue  # no office day, and never was one: nothing to book, nothing to release or clear
-        follow(session, context, session.get_one(ExternalEvent, change.id), office, tally)
+        reason = booked[change.event_id][1] if change.event_id in booked else "WFO"
+        follow(session, context, session.get_one(ExternalEvent, change.id), office, tally, reason=reason)
     for row in applied.removed:
         _release(session, row.booking_id, tally)
 
@@ -135,7 +146,13 @@ def remove_unlisted(
 
 
 def follow(
-    session: Session, calendar: external_events.CalendarKeys, event: ExternalEvent, office: str | None, tally: Tally
+    session: Session,
+    calendar: external_events.CalendarKeys,
+    event: ExternalEvent,
+    office: str | None,
+    tally: Tally,
+    *,
+    reason: str = "WFO",
 ) -> None:
     """Make, move or cancel the booking an event holds, by whether it is an office day now."""
     booking = session.get(Booking, event.booking_id) if event.booking_id else None
@@ -160,7 +177,7 @@ def follow(
                     start=event.start_at,
                     end=event.end_at,
                     desk_id=desk_id,
-                    reason="WFO",
+                    reason=reason,
                     source=SOURCE,
                     details=office,
                 )

@@ -20,6 +20,11 @@ class DirectoryEndpoints:
     graph_url: str = "https://graph.microsoft.com/v1.0"
     google_api_url: str = "https://admin.googleapis.com/"
     ca_bundle: str | None = None  # extra CA certificates to trust (a test CA); None: the system's
+    # Peer platforms (worker/peers); None: the real service (Kadence: of the connection's region).
+    wheniwork_url: str | None = None
+    kadence_api_url: str | None = None
+    kadence_token_url: str | None = None
+    resourceguru_url: str | None = None
 
 
 def make(

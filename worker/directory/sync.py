@@ -10,6 +10,7 @@ from store.db import transaction
 from store.models import Connection, ConnectionKind
 from store.services import connections
 from worker.directory import engine, readers
+from worker.peers import sync as peer_sync
 from worker.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,9 @@ def run(runtime: Runtime, connection_id: int, *, progress: Progress | None = Non
         kind, cursor = connection.kind, connection.cursor
         credentials = connections.credentials(runtime.secret_box, connection)
         settings = dict(connection.settings)
+    if kind in connections.PEER_KINDS:
+        # People and everyone's events, read together (worker/peers); it keeps its own outcome.
+        return peer_sync.run_claimed(runtime, connection_id, kind, settings, credentials, cursor)
     try:
         if kind in (ConnectionKind.SCIM, ConnectionKind.CSV):
             # Pushed directories have nothing to read: a sync decides everyone again (after a scope change).

@@ -34,21 +34,25 @@ router = APIRouter(prefix="/connections", tags=["connections"])
 KEYSET = Keyset("connections", (Connection.id,))
 ConnectionId = Annotated[int, path_id("The connection's id.")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Kind = Literal["microsoft", "google", "scim", "csv", "ics"]
+Kind = Literal["microsoft", "google", "scim", "csv", "ics", "wheniwork", "kadence", "resourceguru"]
 NO_STORE = {"Cache-Control": "no-store"}
 PUSHING = (ConnectionKind.MICROSOFT, ConnectionKind.GOOGLE)  # read by us, with push channels
+READ_AT_ONCE = (*PUSHING, *connections.PEER_KINDS)  # read as soon as they are made
 MAX_FEED_URL = 2000
 SETTINGS_HELP = (
     "microsoft: tenant_id, client_id, calendars (true: sync people's calendars too); google: admin_email, "
     "customer, groups, calendars; ics: member_email (whose calendar the feed is; left out, an organisation "
-    "resource's); every kind but ics: scope "
+    "resource's); kadence: region (eu or us), import_desks (true: Kadence desks become desks); resourceguru: "
+    "account (the account URL id); every kind but ics: scope "
     "{groups, org_units, domains, include_guests, include_without_mailbox} and team_groups "
     '(group ids or addresses mirrored as teams, "*" for all; a csv connection defaults to ["*"]).'
 )
 CREDENTIALS_HELP = (
     "microsoft: client_secret, or private_key (PEM) and thumbprint; google: service_account_key "
-    "(the key file's JSON); ics: url (http, https or webcal); none for scim and csv. Kept encrypted; never "
-    "shown again (an ics url only as its scheme and host)."
+    "(the key file's JSON); ics: url (http, https or webcal); wheniwork: developer_key, username, password; "
+    "kadence: client_id, client_secret; resourceguru: client_id, client_secret, access_token, refresh_token, "
+    "expires_at (ISO 8601), webhook_secret (for /hooks/resourceguru/{id}); none for scim and csv. "
+    "Kept encrypted; never shown again (an ics url only as its scheme and host)."
 )
 
 
@@ -206,12 +210,13 @@ def create_connection(
         settings=default_settings(body.kind, body.settings),
         credentials=body.credentials,
     )
-    first_sync = connection.kind in PUSHING and connections.request_sync(db, connection.id)
+    first_sync = connection.kind in READ_AT_ONCE and connections.request_sync(db, connection.id)
     db.commit()
     if first_sync:
         # Read the directory now and open its push channels, rather than at the scheduler's next poll.
         ctx.enqueue_sync(connection.id)
-        ctx.enqueue_channels(connection.id, False)
+        if connection.kind in PUSHING:
+            ctx.enqueue_channels(connection.id, False)
     if calendars.reads_calendars(connection):
         ctx.calendars_changed(connection.id)
     response.headers["Location"] = f"/v1/connections/{connection.id}"

@@ -1,0 +1,1 @@
+"""Peer platforms (When I Work, Kadence, Resource Guru): their people as a directory, their events as calendars."""

@@ -1,0 +1,27 @@
+"""The scheduler's poll of peer connections. Import only after the broker is set (see worker.broker).
+
+Peer platforms push nothing (Resource Guru's webhooks can be paused or fail), so each connection is
+read whole at the calendar interval: its people, and everyone's events of the window. The sync is
+the directory's `sync_connection` actor, which hands peer kinds to worker/peers/sync.py, so a sync
+asked for from the API and one asked for here coalesce.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from store.db import transaction
+from store.services import connections
+from worker.directory import jobs
+from worker.runtime import Runtime
+
+
+def poll(worker_runtime: Runtime) -> int:
+    """Queue a sync of every peer connection whose last one is older than the calendar interval."""
+    every = timedelta(seconds=worker_runtime.calendar_sync_seconds)
+    with transaction(worker_runtime.session_factory) as session:
+        due = connections.due_for_sync(session, every=every, kinds=connections.PEER_KINDS)
+        wanted = [connection_id for connection_id in due if connections.request_sync(session, connection_id)]
+    for connection_id in wanted:
+        jobs.enqueue_sync(connection_id)
+    return len(wanted)
