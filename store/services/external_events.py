@@ -171,7 +171,7 @@ def apply(
 
     Plain rows and statements rather than ORM objects: a first sync stores 200 events a calendar for
     every person. Per chunk: one query for what is stored, one insert of the newcomers (PostgreSQL:
-    one statement with an array a column), one update of the changed (as many as changed). Rows of
+    one statement, see `_insert`), one update of the changed (as many as changed). Rows of
     these events the session holds are expired, since they were written past the ORM. `busy_only` is
     the organisation's privacy setting (read from it when not given).
     """
@@ -192,6 +192,7 @@ def apply(
         existing = {row.event_id: row for row in session.execute(_stored(session, calendar.id, chunk))}
         new_rows: dict[str, dict[str, Any]] = {}
         changed_rows: list[dict[str, Any]] = []
+        written: dict[str, tuple[Changed, dict[str, Any]]] = {}
         for event_id in chunk:
             values = _values(latest[event_id], busy_only)
             row = existing.get(event_id)
@@ -199,8 +200,7 @@ def apply(
                 new_rows[event_id] = values
             elif any(getattr(row, name) != value for name, value in values.items()):
                 changed_rows.append({"row_id": row.id, **values})
-                applied.changed.append(Changed(row.id, event_id, row.booking_id, row.booking_refused))
-                _emit(session, calendar, provider, row.id, values)
+                written[event_id] = (Changed(row.id, event_id, row.booking_id, row.booking_refused), values)
         if changed_rows:
             session.execute(
                 update(_TABLE)
@@ -209,8 +209,12 @@ def apply(
                 changed_rows,
             )
         for row_id, event_id in _insert(session, calendar, provider, new_rows, now):
-            applied.changed.append(Changed(row_id, event_id, None, None))
-            _emit(session, calendar, provider, row_id, new_rows[event_id])
+            written[event_id] = (Changed(row_id, event_id, None, None), new_rows[event_id])
+        for event_id in chunk:  # in the page's order, as the calendar listed them
+            if event_id in written:
+                change, values = written[event_id]
+                applied.changed.append(change)
+                _emit(session, calendar, provider, change.id, values)
     _forget_loaded(session, calendar.id, set(latest))
     applied.removed.extend(remove(session, calendar, removed_ids))
     return applied
