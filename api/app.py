@@ -12,6 +12,7 @@ from api.compat import wiggledesk
 from api.context import ApiContext
 from api.middleware import Guard
 from api.push import router as push
+from api.push.resourceguru import router as resourceguru_hooks
 from api.usage import TokenUsage
 from api.v1 import router as v1
 
@@ -41,5 +42,6 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(v1.router)
     app.include_router(invitation_page.router)
     app.include_router(push)
+    app.include_router(resourceguru_hooks)
     app.include_router(scim.router)
     return app

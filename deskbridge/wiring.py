@@ -72,7 +72,8 @@ def build(settings: Settings) -> Components:
     # Declare the actors on the broker just set.
     import worker.actors
     import worker.calendar.jobs
-    import worker.directory.jobs  # noqa: F401
+    import worker.directory.jobs
+    import worker.peers.hooks  # noqa: F401
 
     return Components(settings, engine, session_factory, broker)
 

@@ -17,6 +17,7 @@ from store.models.invitation import Invitation, InvitationStatus
 from store.models.member import Member, MemberStatus, Role
 from store.models.organisation import DirectoryPolicy, Organisation
 from store.models.outbox_event import OutboxEvent
+from store.models.peer_envelope import PeerEnvelope
 from store.models.push_channel import PushChannel
 from store.models.team import Team, TeamMembership
 from store.models.webhook_endpoint import EndpointKind, PayloadFormat, WebhookEndpoint
@@ -51,6 +52,7 @@ __all__ = [
     "Organisation",
     "OutboxEvent",
     "PayloadFormat",
+    "PeerEnvelope",
     "PushChannel",
     "Role",
     "ShowAs",

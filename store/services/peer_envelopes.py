@@ -1,0 +1,69 @@
+"""Webhook deliveries from peer platforms (Resource Guru): the secret they are checked with, and each
+envelope kept once by its id, so a replayed or retried delivery is acknowledged and changes nothing."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from store import outbox
+from store.columns import utcnow
+from store.models import Connection, ConnectionKind, ConnectionStatus, PeerEnvelope
+from store.secret_box import SecretBox
+from store.services.connections import credentials, describe
+
+
+def webhook_secret(session: Session, box: SecretBox, connection_id: int) -> str | None:
+    """The secret a Resource Guru connection's webhooks are signed with; None without one (or no such connection)."""
+    connection = session.get(Connection, connection_id)
+    if connection is None or connection.kind is not ConnectionKind.RESOURCEGURU:
+        return None
+    secret = credentials(box, connection).get("webhook_secret")
+    return secret if isinstance(secret, str) and secret else None
+
+
+def receive(session: Session, connection_id: int, envelope_id: int, body: str) -> int | None:
+    """Keep a verified delivery; its row id, or None when this envelope was received before (a replay)."""
+    seen = session.scalar(
+        select(PeerEnvelope.id).where(
+            PeerEnvelope.connection_id == connection_id, PeerEnvelope.envelope_id == envelope_id
+        )
+    )
+    if seen is not None:
+        return None
+    row = PeerEnvelope(connection_id=connection_id, envelope_id=envelope_id, body=body)
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        return None  # the same delivery, received alongside: that request keeps it
+    return row.id
+
+
+def pending(session: Session, row_id: int) -> PeerEnvelope | None:
+    """The delivery, locked, if it still waits to be applied."""
+    row = session.scalar(select(PeerEnvelope).where(PeerEnvelope.id == row_id).with_for_update())
+    return row if row is not None and row.applied_at is None else None
+
+
+def applied(row: PeerEnvelope, *, error: str | None = None) -> None:
+    """The delivery is done with (applied, or refused with `error`): it is never applied again."""
+    row.applied_at = utcnow()
+    row.body = ""  # the platform's data lives in the store now, not in a copy of the delivery
+    row.error = error
+
+
+def refuse(session: Session, connection: Connection, message: str) -> None:
+    """A delivery that cannot be read: the admin sees why on the connection (`connection.failed`).
+
+    Unlike `connections.fail` it leaves the sync lease alone: a sync running meanwhile keeps it.
+    """
+    connection.status = ConnectionStatus.ERROR
+    connection.last_error = message
+    outbox.record(
+        session,
+        connection.organisation_id,
+        "connection.failed",
+        {**describe(connection), "error": message, "action_required": False},
+    )

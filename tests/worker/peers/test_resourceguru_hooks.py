@@ -1,0 +1,81 @@
+"""Resource Guru deliveries applied by the worker: whole or not at all, once per envelope id."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+
+from store.db import transaction
+from store.models import ConnectionStatus, PeerEnvelope
+from store.services import peer_envelopes
+from tests.fakes.resourceguru import FakeResourceGuru
+from tests.worker.peers.conftest import World, today_at
+from tests.worker.peers.test_resourceguru import connect
+from worker.peers import hooks
+
+
+def deliver(world: World, connection_id: int, envelope_id: int, payload: dict[str, Any]) -> int | None:
+    """What the API keeps for a verified delivery; the row id, None for an envelope seen before."""
+    body = json.dumps({"id": envelope_id, "timestamp": 1_700_000_000, "payload": payload})
+    with transaction(world.factory) as session:
+        return peer_envelopes.receive(session, connection_id, envelope_id, body)
+
+
+def synced(world: World, fake: FakeResourceGuru) -> int:
+    connection_id = connect(world, fake)
+    assert world.sync(connection_id).status is ConnectionStatus.ACTIVE
+    return connection_id
+
+
+def test_a_new_booking_arrives_once(world: World, resourceguru: FakeResourceGuru) -> None:
+    connection_id = synced(world, resourceguru)
+    ada = next(iter(resourceguru.objects["resources"]))
+    day = today_at(0, 2).date().isoformat()
+    booking = resourceguru.add_booking([ada], day, day, duration=120, start_time=600)
+    row_id = deliver(world, connection_id, 7, resourceguru.payload("bookings", booking["id"], "create"))
+    assert row_id is not None
+    assert hooks.apply(world.runtime, row_id) == "applied"
+    assert f"booking:{booking['id']}" in world.events()
+    assert hooks.apply(world.runtime, row_id) == "done"  # a redelivered job
+    assert deliver(world, connection_id, 7, resourceguru.payload("bookings", booking["id"], "create")) is None
+
+
+def test_a_deleted_booking_leaves_every_calendar(world: World, resourceguru: FakeResourceGuru) -> None:
+    connection_id = synced(world, resourceguru)
+    (booking_id,) = list(resourceguru.objects["bookings"])
+    assert f"booking:{booking_id}" in world.events()
+    row_id = deliver(world, connection_id, 8, resourceguru.payload("bookings", booking_id, "delete"))
+    assert row_id is not None
+    assert hooks.apply(world.runtime, row_id) == "applied"
+    assert f"booking:{booking_id}" not in world.events()
+
+
+def test_a_new_person_becomes_a_member(world: World, resourceguru: FakeResourceGuru) -> None:
+    connection_id = synced(world, resourceguru)
+    grace = resourceguru.add_resource("Grace", "Hopper", "grace@example.com")
+    row_id = deliver(world, connection_id, 9, resourceguru.payload("resources", grace["id"], "create"))
+    assert row_id is not None
+    assert hooks.apply(world.runtime, row_id) == "applied"
+    assert world.members()["grace@example.com"] == "active"
+
+
+def test_a_malformed_delivery_is_refused_whole_and_said_on_the_connection(
+    world: World, resourceguru: FakeResourceGuru
+) -> None:
+    connection_id = synced(world, resourceguru)
+    before = world.events()
+    payload = {"action": "create", "type": "booking", "id": "not-a-number"}
+    row_id = deliver(world, connection_id, 10, payload)
+    assert row_id is not None
+    assert hooks.apply(world.runtime, row_id) == "refused"
+    connection = world.connection(connection_id)
+    assert connection.status is ConnectionStatus.ERROR
+    assert "could not be read" in (connection.last_error or "")
+    assert set(world.events()) == set(before)
+    with world.factory() as session:
+        row = session.scalars(select(PeerEnvelope)).one()
+        assert row.applied_at is not None
+        assert row.error
+    assert world.sync(connection_id).status is ConnectionStatus.ACTIVE  # the poll reconciles
