@@ -8,6 +8,8 @@ console. google-auth signs, posts and caches the token until shortly before it e
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,9 +35,18 @@ def delegated_credentials(
 
     Raises ValueError when the key is not a service-account key (the message never quotes the key).
     """
+    base = _signing_credentials(json.dumps(dict(service_account_info), sort_keys=True))
+    credentials: service_account.Credentials = base.with_subject(admin_email).with_scopes(list(scopes))  # type: ignore[no-untyped-call]
+    return credentials
+
+
+@functools.lru_cache(maxsize=32)
+def _signing_credentials(key: str) -> service_account.Credentials:
+    # Reading the private key costs tens of milliseconds; a calendar sync acts as each person in turn
+    # with the same key, so the key is read once a process and each person's copy shares its signer.
     try:
         credentials: service_account.Credentials = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
-            dict(service_account_info), scopes=list(scopes), subject=admin_email
+            json.loads(key)
         )
     except ValueError as error:
         # google-auth's own MalformedError names missing fields only; anything else (a PEM cryptography cannot
