@@ -54,6 +54,7 @@ def default_jobs(runtime: Runtime) -> list[Job]:
         Job("calendar.poll", 60, partial(calendar_jobs.poll, runtime)),
         Job("calendar.channels", 600, partial(calendar_channels.renew_all, runtime)),
         Job("peers.poll", 60, partial(peer_jobs.poll, runtime)),
+        Job("peers.prune", 3600, partial(peer_jobs.prune, runtime)),
     ]
 
 

@@ -3,7 +3,9 @@ envelope kept once by its id, so a replayed or retried delivery is acknowledged 
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -67,3 +69,9 @@ def refuse(session: Session, connection: Connection, message: str) -> None:
         "connection.failed",
         {**describe(connection), "error": message, "action_required": False},
     )
+
+
+def prune(session: Session, *, older_than: timedelta, now: datetime | None = None) -> int:
+    """Forget deliveries done with longer ago than `older_than` (Resource Guru retries within hours)."""
+    result = session.execute(delete(PeerEnvelope).where(PeerEnvelope.applied_at < (now or utcnow()) - older_than))
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -1,7 +1,7 @@
 """Resource Guru webhook deliveries, applied. Import only after the broker is set (see worker.broker).
 
 The API kept the delivery (verified, once per envelope id) and queued `apply_envelope`. Here it is
-read against who is who now (the roster: one request), and applied in one transaction with the
+read against who is who (the roster, kept a minute: rosters.py), and applied in one transaction with the
 delivery marked done, so a delivery is applied whole or not at all, and once: a redelivered job
 finds it done. A delivery that cannot be read is marked done with the reason, and the connection
 shows it (`connection.failed`); the reconciling poll (every calendar interval) brings in anything a
@@ -32,7 +32,7 @@ from store.services import calendars, connections, peer_envelopes
 from worker import runtime
 from worker.calendar import engine as calendar_engine
 from worker.directory import engine
-from worker.peers import events, readers, sync
+from worker.peers import events, readers, rosters, sync
 from worker.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def apply(worker_runtime: Runtime, row_id: int) -> str:
     saver = sync.token_saver(worker_runtime, connection_id)
     try:
         reader = readers.make_resourceguru(settings, credentials, worker_runtime.directory, on_refresh=saver)
-        roster = reader.roster()
+        roster = rosters.ROSTERS.get(connection_id, reader.roster)
     except ConnectorError as error:
         # The delivery stays to be applied by a retry of the job; the reconciling poll brings the
         # same state in regardless.
@@ -84,6 +84,8 @@ def apply(worker_runtime: Runtime, row_id: int) -> str:
             return "done"  # applied by a job running alongside
         apply_records(session, connection_id, envelope, window)
         peer_envelopes.applied(row)
+    if envelope.type == "resource":
+        rosters.ROSTERS.forget(connection_id)  # who is who changed: the next delivery reads it again
     return "applied"
 
 

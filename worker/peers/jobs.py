@@ -11,9 +11,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from store.db import transaction
-from store.services import connections
+from store.services import connections, peer_envelopes
 from worker.directory import jobs
 from worker.runtime import Runtime
+
+# A replay older than this would be applied again; Resource Guru retries a failed delivery within hours.
+KEEP_ENVELOPES = timedelta(days=7)
 
 
 def poll(worker_runtime: Runtime) -> int:
@@ -25,3 +28,9 @@ def poll(worker_runtime: Runtime) -> int:
     for connection_id in wanted:
         jobs.enqueue_sync(connection_id)
     return len(wanted)
+
+
+def prune(worker_runtime: Runtime) -> int:
+    """The scheduler's upkeep: forget Resource Guru deliveries applied more than a week ago."""
+    with transaction(worker_runtime.session_factory) as session:
+        return peer_envelopes.prune(session, older_than=KEEP_ENVELOPES)

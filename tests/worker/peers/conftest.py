@@ -23,12 +23,19 @@ from worker import runtime
 from worker.directory import sync as directory_sync
 from worker.directory.readers import DirectoryEndpoints
 from worker.mailers.folder import FolderMailer
+from worker.peers import rosters
 from worker.webhooks.sender import make_client
 
 
 def today_at(hour: int, days: int = 0) -> datetime:
     """A time inside the calendar window (which starts a day back and runs weeks ahead)."""
     return datetime.combine(datetime.now(UTC).date() + timedelta(days=days), time(hour), tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def fresh_rosters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test its own roster cache: connection ids repeat from one test's store to the next."""
+    monkeypatch.setattr(rosters, "ROSTERS", rosters.RosterCache())
 
 
 @pytest.fixture

@@ -1,0 +1,65 @@
+"""The scheduler's peer jobs (the reconciling poll, pruning deliveries) and the roster cache."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from connectors.resourceguru import Roster
+from store.columns import utcnow
+from store.db import transaction
+from store.models import Connection, ConnectionKind, PeerEnvelope
+from store.services import peer_envelopes
+from tests.worker.peers.conftest import World
+from worker.directory import jobs as directory_jobs
+from worker.peers import jobs
+from worker.peers.rosters import RosterCache
+
+CREDENTIALS = {"client_id": "k", "client_secret": "s"}
+
+
+def test_the_poll_queues_peer_connections_due_once(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    queued: list[int] = []
+    monkeypatch.setattr(directory_jobs, "enqueue_sync", queued.append)
+    connection_id = world.connect(ConnectionKind.KADENCE, {}, CREDENTIALS)
+    assert jobs.poll(world.runtime) == 1
+    assert jobs.poll(world.runtime) == 0  # asked for already: coalesced
+    assert queued == [connection_id]
+    with transaction(world.factory) as session:
+        connection = session.get_one(Connection, connection_id)
+        connection.sync_requested_at = None
+        connection.last_synced_at = utcnow()
+    assert jobs.poll(world.runtime) == 0  # synced within the interval
+
+
+def test_envelopes_done_with_a_week_ago_are_forgotten(world: World) -> None:
+    connection_id = world.connect(ConnectionKind.KADENCE, {}, CREDENTIALS)
+    with transaction(world.factory) as session:
+        old = peer_envelopes.receive(session, connection_id, 1, "{}")
+        peer_envelopes.receive(session, connection_id, 2, "{}")  # waiting: kept however old
+        row = session.get_one(PeerEnvelope, old)
+        peer_envelopes.applied(row)
+        row.applied_at = utcnow() - timedelta(days=8)
+    assert jobs.prune(world.runtime) == 1
+    with world.factory() as session:
+        assert session.scalar(select(func.count()).select_from(PeerEnvelope)) == 1
+
+
+def test_a_roster_is_read_once_a_minute_and_again_when_forgotten() -> None:
+    now = [0.0]
+    cache = RosterCache(ttl=60, clock=lambda: now[0])
+    reads: list[int] = []
+
+    def read() -> Roster:
+        reads.append(1)
+        return Roster(people={}, human_types=frozenset())
+
+    cache.get(1, read)
+    cache.get(1, read)
+    now[0] = 61
+    cache.get(1, read)
+    cache.forget(1)
+    cache.get(1, read)
+    assert len(reads) == 3
