@@ -22,9 +22,7 @@ from connectors.records import CalendarReader, CalendarWriter, ConnectorError
 from store.models import Calendar, Connection, ConnectionKind, Organisation
 from store.secret_box import SecretBox
 from store.services import connections
-from worker.directory.readers import DirectoryEndpoints
-from worker.directory.readers import _google as google_settings
-from worker.directory.readers import _graph as graph_client
+from worker.directory.readers import DirectoryEndpoints, google_settings, graph_client
 
 
 @dataclass(frozen=True)

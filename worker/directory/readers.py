@@ -32,9 +32,11 @@ def make(
 ) -> DirectoryReader:
     """The connector that reads a connection of `kind`."""
     if kind is ConnectionKind.MICROSOFT:
-        return microsoft.MicrosoftDirectory(_graph(settings, credentials, endpoints))
+        return microsoft.MicrosoftDirectory(graph_client(settings, credentials, endpoints))
     if kind is ConnectionKind.GOOGLE:
-        return google.GoogleDirectory(_google(settings, credentials, endpoints), groups=settings.get("groups") or None)
+        return google.GoogleDirectory(
+            google_settings(settings, credentials, endpoints), groups=settings.get("groups") or None
+        )
     raise ConnectorError(f"{kind.value} connections are pushed to deskbridge, not read")
 
 
@@ -43,15 +45,16 @@ def make_subscriber(
 ) -> PushSubscriber:
     """The connector that opens push channels for a connection of `kind`."""
     if kind is ConnectionKind.MICROSOFT:
-        return microsoft.MicrosoftSubscriptions(_graph(settings, credentials, endpoints))
+        return microsoft.MicrosoftSubscriptions(graph_client(settings, credentials, endpoints))
     if kind is ConnectionKind.GOOGLE:
-        return google.GoogleChannels(_google(settings, credentials, endpoints))
+        return google.GoogleChannels(google_settings(settings, credentials, endpoints))
     raise ConnectorError(f"{kind.value} connections have no push channels")
 
 
-def _graph(
+def graph_client(
     settings: dict[str, Any], credentials: dict[str, Any], endpoints: DirectoryEndpoints
 ) -> microsoft.GraphClient:
+    """A Graph client for a connection, signing in with its client secret or certificate."""
     credential: microsoft.Credential
     if credentials.get("client_secret"):
         credential = microsoft.ClientSecret(credentials["client_secret"])
@@ -69,7 +72,7 @@ def _graph(
     return microsoft.GraphClient(auth, base_url=endpoints.graph_url, verify=verify)
 
 
-def _google(
+def google_settings(
     settings: dict[str, Any], credentials: dict[str, Any], endpoints: DirectoryEndpoints
 ) -> google.GoogleSettings:
     key = credentials["service_account_key"]
