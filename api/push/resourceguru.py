@@ -45,23 +45,30 @@ def _receive(ctx: ApiContext, connection_id: int, body: bytes, signature: str | 
         secret = peer_envelopes.webhook_secret(session, ctx.secret_box, connection_id)
         if not verify(secret or _NO_SECRET, body, signature) or secret is None:
             return PlainTextResponse("unknown connection or wrong signature", status_code=401)
-        envelope_id = _envelope_id(body)
-        if envelope_id is None:
+        head = _head(body)
+        if head is None:
             return PlainTextResponse("not a Resource Guru envelope (no id)", status_code=400)
-        row_id = peer_envelopes.receive(session, connection_id, envelope_id, body.decode("utf-8", "replace"))
+        envelope_id, subject = head
+        row_id = peer_envelopes.receive(session, connection_id, envelope_id, body.decode("utf-8", "replace"), subject)
     if row_id is not None:
         _enqueue(row_id)
     return Response(status_code=202)
 
 
-def _envelope_id(body: bytes) -> int | None:
-    """The envelope's id, the only thing read here; the worker reads the rest (against who is who)."""
+def _head(body: bytes) -> tuple[int, str] | None:
+    """The envelope's id and what it is about ("booking:12", "" when unsaid), the only things read here:
+    the worker reads the rest (against who is who)."""
     try:
         data = json.loads(body)
     except ValueError:
         return None
     value = data.get("id") if isinstance(data, dict) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        return None
+    payload = data.get("payload")
+    kind, object_id = (payload.get("type"), payload.get("id")) if isinstance(payload, dict) else (None, None)
+    subject = f"{kind}:{object_id}" if isinstance(kind, str) and isinstance(object_id, int) else ""
+    return value, subject
 
 
 def _enqueue(row_id: int) -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models.base import Base, Timestamps
@@ -18,11 +18,17 @@ class PeerEnvelope(Timestamps, Base):
     """
 
     __tablename__ = "peer_envelopes"
-    __table_args__ = (UniqueConstraint("connection_id", "envelope_id"),)
+    __table_args__ = (
+        UniqueConstraint("connection_id", "envelope_id"),
+        Index("ix_peer_envelopes_subject", "connection_id", "subject"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
     envelope_id: Mapped[int] = mapped_column(BigInteger)
+    # What the delivery is about ("booking:12"): deliveries can arrive out of order, and one older
+    # than a delivery about the same object already applied must not undo it.
+    subject: Mapped[str] = mapped_column(String(64), default="")
     body: Mapped[str] = mapped_column(Text, default="")
     applied_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)

@@ -25,8 +25,11 @@ def webhook_secret(session: Session, box: SecretBox, connection_id: int) -> str 
     return secret if isinstance(secret, str) and secret else None
 
 
-def receive(session: Session, connection_id: int, envelope_id: int, body: str) -> int | None:
-    """Keep a verified delivery; its row id, or None when this envelope was received before (a replay)."""
+def receive(session: Session, connection_id: int, envelope_id: int, body: str, subject: str = "") -> int | None:
+    """Keep a verified delivery; its row id, or None when this envelope was received before (a replay).
+
+    `subject`: what it is about ("booking:12"), so an older delivery never undoes a newer one.
+    """
     seen = session.scalar(
         select(PeerEnvelope.id).where(
             PeerEnvelope.connection_id == connection_id, PeerEnvelope.envelope_id == envelope_id
@@ -34,7 +37,7 @@ def receive(session: Session, connection_id: int, envelope_id: int, body: str) -
     )
     if seen is not None:
         return None
-    row = PeerEnvelope(connection_id=connection_id, envelope_id=envelope_id, body=body)
+    row = PeerEnvelope(connection_id=connection_id, envelope_id=envelope_id, body=body, subject=subject[:64])
     try:
         with session.begin_nested():
             session.add(row)
@@ -47,6 +50,26 @@ def pending(session: Session, row_id: int) -> PeerEnvelope | None:
     """The delivery, locked, if it still waits to be applied."""
     row = session.scalar(select(PeerEnvelope).where(PeerEnvelope.id == row_id).with_for_update())
     return row if row is not None and row.applied_at is None else None
+
+
+def superseded(session: Session, row: PeerEnvelope) -> bool:
+    """Whether a later delivery about the same object was applied already (this one is out of order)."""
+    if not row.subject:
+        return False
+    return (
+        session.scalar(
+            select(PeerEnvelope.id)
+            .where(
+                PeerEnvelope.connection_id == row.connection_id,
+                PeerEnvelope.subject == row.subject,
+                PeerEnvelope.envelope_id > row.envelope_id,
+                PeerEnvelope.applied_at.is_not(None),
+                PeerEnvelope.error.is_(None),
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def applied(row: PeerEnvelope, *, error: str | None = None) -> None:

@@ -53,7 +53,8 @@ def apply_envelope(row_id: int) -> None:
 
 
 def apply(worker_runtime: Runtime, row_id: int) -> str:
-    """Apply a kept delivery; returns applied, done (before) or refused (unreadable). Resource Guru
+    """Apply a kept delivery; returns applied, done (before), superseded (out of order) or refused
+    (unreadable). Resource Guru
     unreachable or refusing raises: the job is retried, and the delivery waits meanwhile."""
     factory = worker_runtime.session_factory
     with transaction(factory) as session:
@@ -82,6 +83,9 @@ def apply(worker_runtime: Runtime, row_id: int) -> str:
         row = peer_envelopes.pending(session, row_id)
         if row is None:
             return "done"  # applied by a job running alongside
+        if peer_envelopes.superseded(session, row):
+            peer_envelopes.applied(row, error="superseded: a later delivery about the same object was applied")
+            return "superseded"
         apply_records(session, connection_id, envelope, window)
         peer_envelopes.applied(row)
     if envelope.type == "resource":

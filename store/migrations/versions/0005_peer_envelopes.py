@@ -20,6 +20,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('connection_id', sa.Integer(), nullable=False),
     sa.Column('envelope_id', sa.BigInteger(), nullable=False),
+    sa.Column('subject', sa.String(length=64), nullable=False),
     sa.Column('body', sa.Text(), nullable=False),
     sa.Column('applied_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
@@ -29,7 +30,11 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_peer_envelopes')),
     sa.UniqueConstraint('connection_id', 'envelope_id', name=op.f('uq_peer_envelopes_connection_id_envelope_id'))
     )
+    with op.batch_alter_table('peer_envelopes', schema=None) as batch_op:
+        batch_op.create_index('ix_peer_envelopes_subject', ['connection_id', 'subject'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('peer_envelopes', schema=None) as batch_op:
+        batch_op.drop_index('ix_peer_envelopes_subject')
     op.drop_table('peer_envelopes')

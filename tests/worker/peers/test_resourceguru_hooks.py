@@ -19,8 +19,9 @@ from worker.peers import hooks
 def deliver(world: World, connection_id: int, envelope_id: int, payload: dict[str, Any]) -> int | None:
     """What the API keeps for a verified delivery; the row id, None for an envelope seen before."""
     body = json.dumps({"id": envelope_id, "timestamp": 1_700_000_000, "payload": payload})
+    subject = f"{payload.get('type')}:{payload.get('id')}"
     with transaction(world.factory) as session:
-        return peer_envelopes.receive(session, connection_id, envelope_id, body)
+        return peer_envelopes.receive(session, connection_id, envelope_id, body, subject)
 
 
 def synced(world: World, fake: FakeResourceGuru) -> int:
@@ -79,3 +80,19 @@ def test_a_malformed_delivery_is_refused_whole_and_said_on_the_connection(
         assert row.applied_at is not None
         assert row.error
     assert world.sync(connection_id).status is ConnectionStatus.ACTIVE  # the poll reconciles
+
+
+def test_an_older_delivery_arriving_late_does_not_undo_a_newer_one(
+    world: World, resourceguru: FakeResourceGuru
+) -> None:
+    connection_id = synced(world, resourceguru)
+    (booking_id,) = list(resourceguru.objects["bookings"])
+    older = resourceguru.payload("bookings", booking_id, "update")
+    resourceguru.update("bookings", booking_id, start_time=780)  # moved to 13:00
+    newer = deliver(world, connection_id, 21, resourceguru.payload("bookings", booking_id, "update"))
+    late = deliver(world, connection_id, 20, older)
+    assert newer is not None
+    assert late is not None
+    assert hooks.apply(world.runtime, newer) == "applied"
+    assert hooks.apply(world.runtime, late) == "superseded"
+    assert world.events()[f"booking:{booking_id}"].start_at.hour == 13
