@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -95,6 +95,10 @@ def refuse(session: Session, connection: Connection, message: str) -> None:
 
 
 def prune(session: Session, *, older_than: timedelta, now: datetime | None = None) -> int:
-    """Forget deliveries done with longer ago than `older_than` (Resource Guru retries within hours)."""
-    result = session.execute(delete(PeerEnvelope).where(PeerEnvelope.applied_at < (now or utcnow()) - older_than))
+    """Forget deliveries done with, or received, longer ago than `older_than` (Resource Guru retries
+    within hours; one never applied, its connection refused meanwhile, was reconciled by the polls since)."""
+    cutoff = (now or utcnow()) - older_than
+    result = session.execute(
+        delete(PeerEnvelope).where(or_(PeerEnvelope.applied_at < cutoff, PeerEnvelope.created_at < cutoff))
+    )
     return int(result.rowcount)  # type: ignore[attr-defined]

@@ -34,15 +34,17 @@ def test_the_poll_queues_peer_connections_due_once(world: World, monkeypatch: py
     assert jobs.poll(world.runtime) == 0  # synced within the interval
 
 
-def test_envelopes_done_with_a_week_ago_are_forgotten(world: World) -> None:
+def test_envelopes_done_with_or_received_a_week_ago_are_forgotten(world: World) -> None:
     connection_id = world.connect(ConnectionKind.KADENCE, {}, CREDENTIALS)
     with transaction(world.factory) as session:
         old = peer_envelopes.receive(session, connection_id, 1, "{}")
-        peer_envelopes.receive(session, connection_id, 2, "{}")  # waiting: kept however old
+        peer_envelopes.receive(session, connection_id, 2, "{}")  # waiting, and recent: kept
+        stuck = peer_envelopes.receive(session, connection_id, 3, "{}")
         row = session.get_one(PeerEnvelope, old)
         peer_envelopes.applied(row)
         row.applied_at = utcnow() - timedelta(days=8)
-    assert jobs.prune(world.runtime) == 1
+        session.get_one(PeerEnvelope, stuck).created_at = utcnow() - timedelta(days=8)  # never applied
+    assert jobs.prune(world.runtime) == 2
     with world.factory() as session:
         assert session.scalar(select(func.count()).select_from(PeerEnvelope)) == 1
 
