@@ -61,9 +61,15 @@ def apply_listing(
                 grouped[calendar_id].append(item)
     if strangers:
         tally.note(f"skipped {strangers} events of people who are not members")
+    # Every peer reader lists the whole window; were one ever to send changes only, nothing unlisted may go.
+    full = all(page.full for page in pages)
+    removed = [item for page in pages for item in page.removed]
     for calendar_id, items in grouped.items():
+        mine = engine.Tally()  # each calendar keeps what its own sync did
         with transaction(factory) as session:
-            apply_calendar(session, calendar_id, items, window, tally, full=True)
+            apply_calendar(session, calendar_id, items, window, mine, full=full, removed=() if full else removed)
+        for name, value in mine.counts.items():
+            tally.count(name, value)
 
 
 def apply_calendar(
@@ -88,6 +94,7 @@ def apply_calendar(
     engine.apply_page(session, calendar_id, page, tally, context, booked=booked)
     if not full:
         return
+    # A complete listing: what it left out is gone, and the calendar is up to date as of now.
     listed = {event.event_id for event in page.events}
     engine.remove_unlisted(session, calendar_id, listed, window.start, window.end, tally)
     calendar = session.get_one(Calendar, calendar_id)
