@@ -69,3 +69,19 @@ def test_a_malformed_booking_applies_nothing_of_the_events(world: World, kadence
     assert "status" in (connection.last_error or "")
     assert world.bookings() == []
     assert world.events() == {}
+
+
+def test_throttling_is_waited_out_and_noted(world: World, kadence: FakeKadence) -> None:
+    connection_id, _ = _connect(world, kadence)
+    kadence.throttle(1, retry_after="0")
+    connection = world.sync(connection_id)
+    assert connection.status is ConnectionStatus.ACTIVE, connection.last_error
+    assert any("throttled" in note for note in connection.last_notes)
+    assert len(world.bookings()) == 1
+
+
+def test_each_sync_signs_in_afresh_after_tokens_expired(world: World, kadence: FakeKadence) -> None:
+    connection_id, _ = _connect(world, kadence)
+    world.sync(connection_id)
+    kadence.expire_tokens()
+    assert world.sync(connection_id).status is ConnectionStatus.ACTIVE

@@ -65,3 +65,11 @@ def test_a_deleted_booking_is_removed(world: World, resourceguru: FakeResourceGu
     resourceguru.delete("bookings", booking_id)
     world.sync(connection_id)
     assert [event.show_as for event in world.events().values()] == ["oof"]
+
+
+def test_a_throttled_request_waits_as_told(world: World, resourceguru: FakeResourceGuru) -> None:
+    connection_id = connect(world, resourceguru)
+    resourceguru.fail(1, status=429, retry_after="0")
+    connection = world.sync(connection_id)
+    assert connection.status is ConnectionStatus.ACTIVE, connection.last_error
+    assert any("throttled" in note for note in connection.last_notes)
