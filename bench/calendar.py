@@ -17,6 +17,13 @@ directory sync (setup, not measured), which makes their calendars. Then, in one 
    recorded by the fakes as they send them, decoded (`json.loads`) and mapped with the connectors'
    own translation functions, one thread, no HTTP and no database.
 
+Then, unless `--no-hooks`:
+
+4. the Resource Guru webhook burst (`bench.resourceguru_hooks`, in a process of its own: the real API
+   under uvicorn and busy dramatiq workers on Redis): `--hooks-deliveries` signed deliveries to
+   `POST /hooks/resourceguru/{id}` over 32 connections; acknowledgements/s and the acknowledgement
+   time (target p99 <= 50 ms), every delivery stored once. `--hooks-only` runs this phase alone.
+
 Checks: every event stored exactly once with one `external_event.upserted` each; the incremental
 round changed exactly the events changed in the fakes (and emitted for them only) and removed
 exactly the deleted ones. Targets: initial >= 5,000 events/s, incremental round (all calendars)
@@ -89,6 +96,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--ceiling-calendars", type=int, default=50, help="calendars per provider decoded for the ceiling"
     )
     parser.add_argument("--profile", action="store_true", help="py-spy this process during the initial syncs")
+    parser.add_argument("--hooks-deliveries", type=int, default=10_000, help="the Resource Guru webhook burst's size")
+    hooks = parser.add_mutually_exclusive_group()
+    hooks.add_argument("--hooks-only", action="store_true", help="only the Resource Guru webhook burst (phase 4)")
+    hooks.add_argument("--no-hooks", action="store_true", help="leave the Resource Guru webhook burst out")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed or a check fails")
     args = parser.parse_args(argv)
     args.providers = [name.strip() for name in args.providers.split(",") if name.strip()]
@@ -367,6 +378,34 @@ def reader_setup(calendar_ids: list[int]) -> tuple[int, float]:
     return len(sources), time.perf_counter() - started
 
 
+# --- the Resource Guru webhook burst ----------------------------------------------------------------
+
+
+def resourceguru_burst(server: str, deliveries: int) -> list[Phase]:
+    """Phase 4 in a process of its own (it starts the API, workers and Redis broker of its own; its
+    output goes straight through): the table's rows from the figures it leaves."""
+    print(f"\n4. Resource Guru webhook burst ({deliveries:,} deliveries), python -m bench.resourceguru_hooks...")
+    figures_path = RESULTS / "calendar-resourceguru-hooks.json"
+    figures_path.unlink(missing_ok=True)
+    command = [
+        sys.executable, "-m", "bench.resourceguru_hooks", f"--server={server}", f"--deliveries={deliveries}",
+        f"--json-out={figures_path}",
+    ]  # fmt: skip
+    code = subprocess.run(command, cwd=ROOT, check=False).returncode
+    if not figures_path.exists():
+        failed = Phase("4. Resource Guru webhook burst", 0, 0.0, target="p99 <= 50 ms", met=False)
+        failed.checks.append(f"bench.resourceguru_hooks exited with {code} and left no figures")
+        return [failed]
+    figures = json.loads(figures_path.read_text())
+    burst = Phase(
+        f"4. Resource Guru webhook burst, acks ({figures['connections']} conns)",
+        figures["acknowledged"], figures["seconds"], target=figures["target"], met=figures["met"],
+        checks=list(figures["checks"]),
+    )  # fmt: skip
+    times = Phase(f"   ack time p50 {figures['p50_ms']:,.1f} ms, p99 {figures['p99_ms']:,.1f} ms", 0, 0.0)
+    return [burst, times]
+
+
 # --- report -----------------------------------------------------------------------------------------
 
 
@@ -466,6 +505,14 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _interrupt)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.hooks_only:
+        try:
+            burst = resourceguru_burst(args.server, args.hooks_deliveries)
+        except KeyboardInterrupt:
+            return 130
+        print_table(burst)
+        met = all(phase.met is not False and not phase.checks for phase in burst)
+        return 1 if args.strict and not met else 0
     try:
         database_url = prepare_database(args.server, args.database)
     except psycopg.OperationalError as error:
@@ -655,6 +702,11 @@ def main(argv: list[str] | None = None) -> int:
             fake.stop()
 
     components.engine.dispose()
+    if not args.no_hooks:
+        try:
+            phases.extend(resourceguru_burst(args.server, args.hooks_deliveries))
+        except KeyboardInterrupt:
+            return 130
     print_table(phases)
     print_cpu(phases, ["bench", "postgres", *fakes, "others"])
     print(
