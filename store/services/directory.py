@@ -12,12 +12,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import (
-    ARRAY,
-    ColumnElement,
     Table,
     and_,
     bindparam,
-    cast,
     delete,
     func,
     insert,
@@ -32,6 +29,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from store.columns import utcnow
 from store.models import DirectoryGroup, DirectoryMembership, DirectoryUser
+from store.sql import among
 
 CHUNK = 1000  # rows per statement: keeps IN lists and parameter counts well inside every backend's limits
 
@@ -103,17 +101,6 @@ def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
 
 def _normalised_email(value: str | None) -> str | None:
     return value.strip().lower() if value and value.strip() else None
-
-
-def _among(session: Session, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
-    """`column IN values`; on PostgreSQL `IN (SELECT unnest(array))`: one parameter instead of one
-    per value, so the statement stays short (the driver parses and caches it once). Not `= ANY(array)`:
-    on a table that grew since it was last analyzed (a first sync), the prepared statement's generic
-    plan then filters every row of the organisation against the whole array, which grows with the
-    square of the rows; a semi-join stays linear without statistics and uses the index with them."""
-    if session.get_bind().dialect.name == "postgresql":
-        return column.in_(select(func.unnest(cast(list(values), ARRAY(column.type)))))  # type: ignore[no-any-return]
-    return column.in_(list(values))  # type: ignore[no-any-return]
 
 
 def _forget_loaded(session: Session, connection_id: int, external_ids: set[str]) -> None:
@@ -190,7 +177,7 @@ def stage_users(session: Session, connection_id: int, users: Sequence[UserRecord
             row.external_id: row
             for row in session.execute(
                 select(DirectoryUser.id, DirectoryUser.external_id, DirectoryUser.deleted, *_USER_COLUMNS).where(
-                    DirectoryUser.connection_id == connection_id, _among(session, DirectoryUser.external_id, chunk)
+                    DirectoryUser.connection_id == connection_id, among(session, DirectoryUser.external_id, chunk)
                 )
             )
         }
@@ -230,7 +217,7 @@ def stage_users(session: Session, connection_id: int, users: Sequence[UserRecord
                 changed_rows,
             )
         if unchanged:
-            session.execute(update(table).where(_among(session, table.c.id, unchanged)).values(seen_round=round_))
+            session.execute(update(table).where(among(session, table.c.id, unchanged)).values(seen_round=round_))
     _forget_loaded(session, connection_id, set(latest))
     return staged
 
@@ -400,7 +387,7 @@ def users(session: Session, connection_id: int, external_ids: Sequence[str]) -> 
     return list(
         session.scalars(
             select(DirectoryUser).where(
-                DirectoryUser.connection_id == connection_id, _among(session, DirectoryUser.external_id, external_ids)
+                DirectoryUser.connection_id == connection_id, among(session, DirectoryUser.external_id, external_ids)
             )
         )
     )
@@ -555,9 +542,9 @@ def claimed_elsewhere(session: Session, member_ids: Sequence[int], row_ids: Sequ
     return set(
         session.scalars(
             select(DirectoryUser.member_id).where(
-                _among(session, DirectoryUser.member_id, member_ids),
+                among(session, DirectoryUser.member_id, member_ids),
                 DirectoryUser.in_scope.is_(True),
-                ~_among(session, DirectoryUser.id, row_ids),
+                ~among(session, DirectoryUser.id, row_ids),
             )
         )
     )

@@ -14,14 +14,10 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import (
-    ARRAY,
-    ColumnElement,
     Select,
     Table,
     bindparam,
-    cast,
     delete,
-    func,
     insert,
     or_,
     select,
@@ -33,6 +29,7 @@ from sqlalchemy.orm import Session
 from store import outbox
 from store.columns import utcnow
 from store.models import Calendar, ExternalEvent, Organisation, ShowAs, WorkingLocation
+from store.sql import among
 
 CHUNK = 500
 
@@ -232,15 +229,7 @@ def _stored(session: Session, calendar_id: int, event_ids: Sequence[str]) -> Sel
     columns = [getattr(ExternalEvent, name) for name in _FIELDS]
     return select(
         ExternalEvent.id, ExternalEvent.event_id, ExternalEvent.booking_id, ExternalEvent.booking_refused, *columns
-    ).where(ExternalEvent.calendar_id == calendar_id, _among(session, ExternalEvent.event_id, event_ids))
-
-
-def _among(session: Session, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
-    """`column IN values`; on PostgreSQL `IN (SELECT unnest(array))`: one parameter instead of one per
-    value, so the statement text stays the same and short (as store.services.directory does)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return column.in_(select(func.unnest(cast(list(values), ARRAY(column.type)))))  # type: ignore[no-any-return]
-    return column.in_(list(values))  # type: ignore[no-any-return]
+    ).where(ExternalEvent.calendar_id == calendar_id, among(session, ExternalEvent.event_id, event_ids))
 
 
 _INSERT = text(

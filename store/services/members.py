@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ARRAY, ColumnElement, Select, and_, cast, func, insert, or_, select, text
+from sqlalchemy import Select, and_, func, insert, or_, select, text
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,7 @@ from store.models import (
     Role,
 )
 from store.services import bookings as booking_service
+from store.sql import among
 
 INVITATION_LIFETIME = timedelta(days=14)
 
@@ -119,21 +120,10 @@ def invite(
     return invitation
 
 
-def _among(session: Session, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
-    """`column IN values`; on PostgreSQL `IN (SELECT unnest(array))`: one parameter instead of one
-    per value, so the statement stays short (the driver parses and caches it once). Not `= ANY(array)`:
-    on a table that grew since it was last analyzed (a first sync), the prepared statement's generic
-    plan then filters every row of the organisation against the whole array, which grows with the
-    square of the rows; a semi-join stays linear without statistics and uses the index with them."""
-    if session.get_bind().dialect.name == "postgresql":
-        return column.in_(select(func.unnest(cast(list(values), ARRAY(column.type)))))  # type: ignore[no-any-return]
-    return column.in_(list(values))  # type: ignore[no-any-return]
-
-
 def load(session: Session, member_ids: Sequence[int]) -> None:
     """Fetch these members into the session in one query, so `session.get` finds them without one each."""
     if member_ids:
-        session.scalars(select(Member).where(_among(session, Member.id, member_ids))).all()
+        session.scalars(select(Member).where(among(session, Member.id, member_ids))).all()
 
 
 def find_by_emails(session: Session, organisation_id: int, emails: Sequence[str]) -> dict[str, Member]:
@@ -141,7 +131,7 @@ def find_by_emails(session: Session, organisation_id: int, emails: Sequence[str]
     if not emails:
         return {}
     found = session.scalars(
-        select(Member).where(Member.organisation_id == organisation_id, _among(session, Member.email, emails))
+        select(Member).where(Member.organisation_id == organisation_id, among(session, Member.email, emails))
     )
     return {member.email: member for member in found}
 
@@ -491,19 +481,19 @@ def remove_many(session: Session, leaving: Sequence[Member], *, reason: str = "m
     bookings: dict[int, list[Booking]] = {member_id: [] for member_id in ids}
     for booking in session.scalars(
         select(Booking)
-        .where(_among(session, Booking.member_id, ids), Booking.status.in_(LIVE_STATUSES), Booking.end_at > now)
+        .where(among(session, Booking.member_id, ids), Booking.status.in_(LIVE_STATUSES), Booking.end_at > now)
         .order_by(Booking.start_at)
     ):
         bookings[booking.member_id].append(booking)
     session.execute(
         sql_update(ApiToken)
-        .where(_among(session, ApiToken.member_id, ids), ApiToken.revoked_at.is_(None))
+        .where(among(session, ApiToken.member_id, ids), ApiToken.revoked_at.is_(None))
         .values(revoked_at=now),
         execution_options={"synchronize_session": "fetch"},
     )
     session.execute(
         sql_update(Invitation)
-        .where(_among(session, Invitation.member_id, ids), Invitation.status == InvitationStatus.PENDING)
+        .where(among(session, Invitation.member_id, ids), Invitation.status == InvitationStatus.PENDING)
         .values(status=InvitationStatus.REVOKED, revoked_at=now),
         execution_options={"synchronize_session": "fetch"},
     )
