@@ -174,6 +174,10 @@ def apply(
     """
     if busy_only is None:
         busy_only = session.get_one(Organisation, calendar.organisation_id).calendar_busy_only
+    # Writers of one calendar take turns (a poll and a webhook may overlap): each sees what the
+    # other stored, instead of both inserting the same new event. A row lock: PostgreSQL only,
+    # SQLite has one writer at a time anyway.
+    session.execute(select(Calendar.id).where(Calendar.id == calendar.id).with_for_update())
     applied = Applied()
     theirs = []
     for record in events:

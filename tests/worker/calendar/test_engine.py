@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -203,3 +204,30 @@ def test_all_day_events_keep_their_day(setup: Setup) -> None:
     apply(setup, event("holiday", start=day, end=day + timedelta(days=1), all_day=True, show_as="oof"))
     [row] = stored(setup)
     assert (row.all_day, row.show_as, row.start_at, row.end_at) == (True, "oof", day, day + timedelta(days=1))
+
+
+def test_two_writers_of_one_calendar_take_turns(setup: Setup) -> None:
+    # A poll and a webhook may stage the same new event at once: the second must see the first's row
+    # (PostgreSQL row lock) instead of inserting it again. SQLite has a single writer anyway.
+    with setup.factory() as session:
+        if session.get_bind().dialect.name != "postgresql":
+            pytest.skip("concurrent writers are PostgreSQL's case")
+    errors: list[BaseException] = []
+
+    def write(barrier: threading.Barrier, event_id: str, title: str) -> None:
+        try:
+            barrier.wait()
+            apply(setup, event(event_id, title=title, etag=title))
+        except BaseException as error:  # the test reports it
+            errors.append(error)
+
+    for round_ in range(8):  # a race: several rounds, so that it shows when the turns are not taken
+        barrier = threading.Barrier(2)
+        threads = [threading.Thread(target=write, args=(barrier, f"same-{round_}", title)) for title in ("one", "two")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    assert errors == []
+    assert [row.event_id for row in stored(setup)] == [f"same-{round_}" for round_ in range(8)]
