@@ -447,15 +447,6 @@ def verify_channel(
     return channel
 
 
-def channels_expiring(session: Session, *, within: timedelta, now: datetime | None = None) -> list[PushChannel]:
-    """Channels that expire within `within`: the scheduler renews them."""
-    return list(
-        session.scalars(
-            select(PushChannel).where(PushChannel.expires_at < (now or utcnow()) + within).order_by(PushChannel.id)
-        )
-    )
-
-
 def extend_channel(session: Session, channel_id: int, expires_at: datetime) -> None:
     """Note a channel's new expiry after a renewal that kept it (Graph)."""
     session.get_one(PushChannel, channel_id).expires_at = expires_at
