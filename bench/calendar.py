@@ -41,11 +41,9 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -160,58 +158,6 @@ class Fake:
                 self.process.kill()
                 self.process.wait()
         self._log.close()
-
-
-# --- CPU --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Watch:
-    """CPU seconds each side used during a phase; a background thread samples every second, so
-    database backends that the pool closes before the end still count."""
-
-    sides: dict[str, Callable[[], list[int]]]
-    _before: dict[str, dict[int, float]] = field(default_factory=dict)
-    _latest: dict[str, dict[int, float]] = field(default_factory=dict)
-    _machine: tuple[float, float] = (0.0, 0.0)
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def _read(self) -> dict[str, dict[int, float]]:
-        return {name: {pid: cpu.process_seconds(pid) for pid in pids()} for name, pids in self.sides.items()}
-
-    def _sample(self) -> None:
-        for name, pids in self._read().items():
-            latest = self._latest.setdefault(name, {})
-            for pid, seconds in pids.items():
-                latest[pid] = max(seconds, latest.get(pid, 0.0))
-
-    @contextmanager
-    def phase(self) -> Iterator[dict[str, float]]:
-        """Measure the block; the dict it yields holds the figures once the block has ended."""
-        used: dict[str, float] = {}
-        self._before = self._read()
-        self._latest = {name: dict(pids) for name, pids in self._before.items()}
-        self._machine = cpu.machine_seconds()
-        self._stop.clear()
-        sampler = threading.Thread(target=self._run, name="cpu-watch", daemon=True)
-        sampler.start()
-        try:
-            yield used
-        finally:
-            self._stop.set()
-            sampler.join()
-            self._sample()
-            busy, total = cpu.machine_seconds()
-            for name, latest in self._latest.items():
-                used[name] = sum(max(0.0, s - self._before[name].get(pid, 0.0)) for pid, s in latest.items())
-            used["machine busy"] = busy - self._machine[0]
-            used["machine total"] = total - self._machine[1]
-            ours = sum(value for key, value in used.items() if not key.startswith("machine"))
-            used["others"] = max(0.0, used["machine busy"] - ours)
-
-    def _run(self) -> None:
-        while not self._stop.wait(1.0):
-            self._sample()
 
 
 # --- phases -----------------------------------------------------------------------------------------
@@ -579,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         for name, fake in fakes.items():
             sides[name] = _pids(fake.process.pid)
-        watch = Watch(sides)
+        watch = cpu.Watch(sides)
         print(
             f"PostgreSQL {args.server.rsplit('@', 1)[-1].rsplit('/', 1)[0]}/{args.database}, {os.cpu_count()} cores, "
             f"{args.threads} sync threads in this process, window {span.start:%Y-%m-%d} to {span.end:%Y-%m-%d}.",

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 import resource
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -106,3 +109,52 @@ def used(before: Snapshot, after: Snapshot) -> Usage:
         busy=after.busy - before.busy,
         total=after.total - before.total,
     )
+
+
+@dataclass
+class Watch:
+    """CPU seconds each side used during a phase; a background thread samples every second, so
+    database backends that the pool closes before the end still count."""
+
+    sides: dict[str, Callable[[], list[int]]]
+    _before: dict[str, dict[int, float]] = field(default_factory=dict)
+    _latest: dict[str, dict[int, float]] = field(default_factory=dict)
+    _machine: tuple[float, float] = (0.0, 0.0)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def _read(self) -> dict[str, dict[int, float]]:
+        return {name: {pid: process_seconds(pid) for pid in pids()} for name, pids in self.sides.items()}
+
+    def _sample(self) -> None:
+        for name, pids in self._read().items():
+            latest = self._latest.setdefault(name, {})
+            for pid, seconds in pids.items():
+                latest[pid] = max(seconds, latest.get(pid, 0.0))
+
+    @contextmanager
+    def phase(self) -> Iterator[dict[str, float]]:
+        """Measure the block; the dict it yields holds the figures once the block has ended."""
+        used: dict[str, float] = {}
+        self._before = self._read()
+        self._latest = {name: dict(pids) for name, pids in self._before.items()}
+        self._machine = machine_seconds()
+        self._stop.clear()
+        sampler = threading.Thread(target=self._run, name="cpu-watch", daemon=True)
+        sampler.start()
+        try:
+            yield used
+        finally:
+            self._stop.set()
+            sampler.join()
+            self._sample()
+            busy, total = machine_seconds()
+            for name, latest in self._latest.items():
+                used[name] = sum(max(0.0, s - self._before[name].get(pid, 0.0)) for pid, s in latest.items())
+            used["machine busy"] = busy - self._machine[0]
+            used["machine total"] = total - self._machine[1]
+            ours = sum(value for key, value in used.items() if not key.startswith("machine"))
+            used["others"] = max(0.0, used["machine busy"] - ours)
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            self._sample()

@@ -33,11 +33,8 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -130,67 +127,6 @@ class Graph:
                 self.process.kill()
                 self.process.wait()
         self._log.close()
-
-
-# --- CPU --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Watch:
-    """CPU seconds each side used during a phase; a background thread samples every second, so
-    database backends that the pool closes before the end still count."""
-
-    database: Callable[[], list[int]]
-    redis: int | None
-    graph: int
-    used: dict[str, float] = field(default_factory=dict)
-    _before: dict[str, dict[int, float]] = field(default_factory=dict)
-    _latest: dict[str, dict[int, float]] = field(default_factory=dict)
-    _machine: tuple[float, float] = (0.0, 0.0)
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def _read(self) -> dict[str, dict[int, float]]:
-        groups = {
-            "bench": [os.getpid()],
-            "postgres": self.database(),
-            "redis": [self.redis] if self.redis else [],
-            "graph": [self.graph],
-        }
-        return {name: {pid: cpu.process_seconds(pid) for pid in pids} for name, pids in groups.items()}
-
-    def _sample(self) -> None:
-        for name, pids in self._read().items():
-            latest = self._latest.setdefault(name, {})
-            for pid, seconds in pids.items():
-                latest[pid] = max(seconds, latest.get(pid, 0.0))
-
-    @contextmanager
-    def phase(self) -> Iterator[dict[str, float]]:
-        """Measure the block; the dict it yields holds the figures once the block has ended."""
-        used: dict[str, float] = {}
-        self._before = self._read()
-        self._latest = {name: dict(pids) for name, pids in self._before.items()}
-        self._machine = cpu.machine_seconds()
-        self._stop.clear()
-        sampler = threading.Thread(target=self._run, name="cpu-watch", daemon=True)
-        sampler.start()
-        try:
-            yield used
-        finally:
-            self._stop.set()
-            sampler.join()
-            self._sample()
-            busy, total = cpu.machine_seconds()
-            for name, latest in self._latest.items():
-                used[name] = sum(max(0.0, s - self._before[name].get(pid, 0.0)) for pid, s in latest.items())
-            used["machine busy"] = busy - self._machine[0]
-            used["machine total"] = total - self._machine[1]
-            ours = sum(value for key, value in used.items() if not key.startswith("machine"))
-            used["others"] = max(0.0, used["machine busy"] - ours)
-
-    def _run(self) -> None:
-        while not self._stop.wait(1.0):
-            self._sample()
 
 
 # --- phases -----------------------------------------------------------------------------------------
@@ -481,7 +417,14 @@ def main(argv: list[str] | None = None) -> int:
             )  # fmt: skip
         organisation_id, connection_id = organisation.id, connection.id
         before = store_state(organisation_id, connection_id, broker_client)
-        watch = Watch(lambda: database_pids(libpq_url), redis_pid, graph.process.pid)
+        watch = cpu.Watch(
+            {
+                "bench": lambda: [os.getpid()],
+                "postgres": lambda: database_pids(libpq_url),
+                "redis": lambda: [redis_pid] if redis_pid else [],
+                "graph": lambda: [graph.process.pid],
+            }
+        )
         print(
             f"PostgreSQL {args.server.rsplit('@', 1)[-1].rsplit('/', 1)[0]}/{args.database}, Redis {args.redis}, "
             f"fake Graph {info['graph_url']} (pid {graph.process.pid}), {os.cpu_count()} cores.",

@@ -52,8 +52,8 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bench import cpu
 from bench.api import database_pids
-from bench.calendar import Watch
 from bench.webhooks import descendants, prepare_database, stop_process
 from deskbridge.settings import Settings
 from deskbridge.wiring import build
@@ -405,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
         api_pid, workers_pid = api.pid, workers.pid
-        watch = Watch(
+        watch = cpu.Watch(
             {
                 "api": lambda: descendants(api_pid),
                 "workers": lambda: descendants(workers_pid),
