@@ -25,7 +25,7 @@ from connectors.records import (
     RemovedUser,
     Window,
 )
-from connectors.resourceguru import Envelope, parse
+from connectors.resourceguru import Envelope, Roster, parse
 from store.db import transaction
 from store.models import Calendar, Connection, ExternalEvent, PeerEnvelope
 from store.services import calendars, connections, peer_envelopes
@@ -66,9 +66,15 @@ def apply(worker_runtime: Runtime, row_id: int) -> str:
         settings = dict(connection.settings)
         credentials = connections.credentials(worker_runtime.secret_box, connection)
     saver = sync.token_saver(worker_runtime, connection_id)
-    try:
+
+    def read_roster() -> Roster:
+        # Built only when the kept roster is stale: a client (and its TLS set-up) per delivery would
+        # cost more than applying it.
         reader = readers.make_resourceguru(settings, credentials, worker_runtime.directory, on_refresh=saver)
-        roster = rosters.ROSTERS.get(connection_id, reader.roster)
+        return reader.roster()
+
+    try:
+        roster = rosters.ROSTERS.get(connection_id, read_roster)
     except ConnectorError as error:
         # The delivery stays to be applied by a retry of the job; the reconciling poll brings the
         # same state in regardless.
