@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import Any
 
 import psycopg
 from pydantic import SecretStr
@@ -58,6 +58,7 @@ from bench import cpu
 from bench.api import database_pids
 from bench.calendar_fakes import window
 from bench.directory import stop_profiler
+from bench.fake_process import FakeProcess
 from bench.webhooks import prepare_database
 from connectors.google.calendar_events import overlaps, to_record
 from connectors.microsoft.calendar import OutlookCalendar
@@ -111,53 +112,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 # --- the fakes' processes ---------------------------------------------------------------------------
 
 
-class Fake:
-    """`bench.calendar_fakes` for one provider in its own process, driven over its stdin/stdout."""
-
-    def __init__(self, provider: str, members: int, events: int, today: date, log_path: Path) -> None:
-        self.provider = provider
-        command = [
-            sys.executable, "-m", "bench.calendar_fakes", f"--provider={provider}", f"--members={members}",
-            f"--events={events}", f"--today={today.isoformat()}",
-        ]  # fmt: skip
-        self._log = log_path.open("wb")
-        self.process = subprocess.Popen(
-            command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, start_new_session=True
-        )
-        self._info: dict[str, Any] | None = None
-
-    @property
-    def info(self) -> dict[str, Any]:
-        """What the fake said on start (waits until it is filled and listening)."""
-        if self._info is None:
-            self._info = self._answer()
-        return self._info
-
-    def _answer(self) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
-            self.process.wait()
-            raise RuntimeError(f"the fake {self.provider} exited with {self.process.returncode}; see {self._log.name}")
-        answer: dict[str, Any] = json.loads(line)
-        return answer
-
-    def ask(self, **command: Any) -> dict[str, Any]:
-        stdin: IO[bytes] | None = self.process.stdin
-        assert stdin is not None
-        stdin.write(json.dumps(command).encode() + b"\n")
-        stdin.flush()
-        return self._answer()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            try:
-                self.ask(op="quit")
-                self.process.wait(timeout=10)
-            except (OSError, RuntimeError, subprocess.TimeoutExpired, ValueError):
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
+def fake_calendars(provider: str, members: int, events: int, today: date, log_path: Path) -> FakeProcess:
+    """`bench.calendar_fakes` for one provider in its own process."""
+    args = [f"--provider={provider}", f"--members={members}", f"--events={events}", f"--today={today.isoformat()}"]
+    return FakeProcess(provider, "bench.calendar_fakes", args, log_path)
 
 
 # --- phases -----------------------------------------------------------------------------------------
@@ -475,7 +433,8 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     fakes = {
-        name: Fake(name, count, args.events, today, RESULTS / f"calendar-{name}.log") for name, count in members.items()
+        name: fake_calendars(name, count, args.events, today, RESULTS / f"calendar-{name}.log")
+        for name, count in members.items()
     }
     phases: list[Phase] = []
     profiler: subprocess.Popen[bytes] | None = None

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import Any
 
 import psycopg
 import redis
@@ -48,6 +48,7 @@ from sqlalchemy import func, select
 
 from bench import cpu
 from bench.api import database_pids
+from bench.fake_process import FakeProcess
 from bench.webhooks import prepare_database
 from connectors.records import DirectoryUser as UserRecord
 from deskbridge.settings import Settings
@@ -91,42 +92,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 # --- the fake Graph's process -----------------------------------------------------------------------
 
 
-class Graph:
-    """`bench.directory_graph` in its own process, driven over its stdin/stdout."""
-
-    def __init__(self, users: int, page_size: int, log_path: Path) -> None:
-        command = [sys.executable, "-m", "bench.directory_graph", f"--users={users}", f"--page-size={page_size}"]
-        self._log = log_path.open("wb")
-        self.process = subprocess.Popen(
-            command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, start_new_session=True
-        )
-        self.info: dict[str, Any] = self._answer()
-
-    def _answer(self) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
-            self.process.wait()
-            raise RuntimeError(f"the fake Graph exited with {self.process.returncode}; see {self._log.name}")
-        answer: dict[str, Any] = json.loads(line)
-        return answer
-
-    def ask(self, **command: Any) -> dict[str, Any]:
-        stdin: IO[bytes] | None = self.process.stdin
-        assert stdin is not None
-        stdin.write(json.dumps(command).encode() + b"\n")
-        stdin.flush()
-        return self._answer()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            try:
-                self.ask(op="quit")
-                self.process.wait(timeout=10)
-            except (OSError, RuntimeError, subprocess.TimeoutExpired, ValueError):
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
+def fake_graph(users: int, page_size: int, log_path: Path) -> FakeProcess:
+    """`bench.directory_graph` in its own process."""
+    return FakeProcess("Graph", "bench.directory_graph", [f"--users={users}", f"--page-size={page_size}"], log_path)
 
 
 # --- phases -----------------------------------------------------------------------------------------
@@ -385,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     libpq_url = psycopg.conninfo.make_conninfo(args.server, dbname=args.database)
 
     print(f"Starting the fake Graph with {args.users:,} users ({args.page_size} a page)...", flush=True)
-    graph = Graph(args.users, args.page_size, RESULTS / "directory-graph.log")
+    graph = fake_graph(args.users, args.page_size, RESULTS / "directory-graph.log")
     phases: list[Phase] = []
     profiler: subprocess.Popen[bytes] | None = None
     try:

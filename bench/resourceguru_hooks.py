@@ -43,7 +43,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import psycopg
@@ -54,6 +54,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bench import cpu
 from bench.api import database_pids
+from bench.fake_process import FakeProcess
 from bench.webhooks import descendants, prepare_database, stop_process
 from deskbridge.settings import Settings
 from deskbridge.wiring import build
@@ -99,42 +100,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 # --- processes --------------------------------------------------------------------------------------
 
 
-class Fake:
-    """`bench.resourceguru_fake` in its own process, driven over its stdin/stdout."""
-
-    def __init__(self, people: int, log_path: Path) -> None:
-        command = [sys.executable, "-m", "bench.resourceguru_fake", f"--people={people}"]
-        self._log = log_path.open("wb")
-        self.process = subprocess.Popen(
-            command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, start_new_session=True
-        )
-        self.info = self._answer()
-
-    def _answer(self) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
-            self.process.wait()
-            raise RuntimeError(f"the fake exited with {self.process.returncode}; see {self._log.name}")
-        answer: dict[str, Any] = json.loads(line)
-        return answer
-
-    def ask(self, **command: Any) -> dict[str, Any]:
-        stdin: IO[bytes] | None = self.process.stdin
-        assert stdin is not None
-        stdin.write(json.dumps(command).encode() + b"\n")
-        stdin.flush()
-        return self._answer()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            try:
-                self.ask(op="quit")
-                self.process.wait(timeout=10)
-            except (OSError, RuntimeError, subprocess.TimeoutExpired, ValueError):
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
+def fake_resourceguru(people: int, log_path: Path) -> FakeProcess:
+    """`bench.resourceguru_fake` in its own process."""
+    return FakeProcess("Resource Guru", "bench.resourceguru_fake", [f"--people={people}"], log_path)
 
 
 def start_api(env: dict[str, str], workers: int, port: int, log_path: Path) -> subprocess.Popen[bytes]:
@@ -367,13 +335,13 @@ def main(argv: list[str] | None = None) -> int:
     }
     logs = {name: RESULTS / f"resourceguru-hooks-{name}.log" for name in ("fake", "api", "workers")}
     first_id, last_id = args.warmup + 1, args.warmup + args.deliveries
-    fake: Fake | None = None
+    fake: FakeProcess | None = None
     api: subprocess.Popen[bytes] | None = None
     workers: subprocess.Popen[bytes] | None = None
     load: subprocess.Popen[bytes] | None = None
     profiler: subprocess.Popen[bytes] | None = None
     try:
-        fake = Fake(args.people, logs["fake"])
+        fake = fake_resourceguru(args.people, logs["fake"])
         # The bench's own session factory: the in-process stub broker (what it queues stays queued).
         settings = Settings(
             database_url=database_url, redis_url=None, secret_key=SecretStr(secret_key), log_level="WARNING"
