@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -32,31 +32,18 @@ from store.models import (
     Organisation,
 )
 from store.services import bookings, external_events
+from worker import tally
 from worker.calendar.rules import OfficeRules, office_day
 
 logger = logging.getLogger(__name__)
 
 SOURCE = "calendar"
-MAX_NOTES = 50
 
 
-@dataclass
-class Tally:
+class Tally(tally.Tally):
     """What a calendar sync did."""
 
-    counts: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys(
-            ("seen", "changed", "removed", "echoes", "booked", "moved", "cancelled", "refused"), 0
-        )
-    )
-    notes: list[str] = field(default_factory=list)
-
-    def count(self, name: str, by: int = 1) -> None:
-        self.counts[name] = self.counts.get(name, 0) + by
-
-    def note(self, text: str) -> None:
-        if len(self.notes) < MAX_NOTES:
-            self.notes.append(text)
+    COUNTS = ("seen", "changed", "removed", "echoes", "booked", "moved", "cancelled", "refused")
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,38 +32,21 @@ from store.models import (
 from store.services import directory, members, teams
 from store.services.connections import Scope
 from store.services.directory import Staged
+from worker import tally
 from worker.directory.scope import address, in_scope, mirrors_as_team
 
 logger = logging.getLogger(__name__)
 
-MAX_NOTES = 50
-MAX_PEOPLE = 10_000
 DECIDE_CHUNK = 500
 
 
-@dataclass
-class Tally:
-    """What a sync did, for the connection's status and the `connection.synced` event."""
+class Tally(tally.Tally):
+    """What a directory sync did, for the connection's status and the `connection.synced` event."""
 
-    counts: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys(
-            ("seen", "invited", "added", "restored", "updated", "removed", "skipped", "teams_changed"), 0
-        )
-    )
-    notes: list[str] = field(default_factory=list)
-    # Who each action touched (addresses), for a dry run's plan; capped like the notes.
-    people: dict[str, list[str]] = field(default_factory=dict)
-
-    def count(self, name: str, by: int = 1, *, who: str | None = None) -> None:
-        self.counts[name] = self.counts.get(name, 0) + by
-        if who is not None:
-            names = self.people.setdefault(name, [])
-            if len(names) < MAX_PEOPLE:
-                names.append(who)
+    COUNTS = ("seen", "invited", "added", "restored", "updated", "removed", "skipped", "teams_changed")
 
     def note(self, text: str) -> None:
-        if len(self.notes) < MAX_NOTES:
-            self.notes.append(text)
+        super().note(text)
         logger.info("directory sync: %s", text)
 
 
