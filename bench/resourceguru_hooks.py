@@ -168,20 +168,15 @@ def stop_profiler(profiler: subprocess.Popen[bytes]) -> None:
 
 # Where the API's CPU can go: a sample counts for a part when its stack holds every one of the part's
 # frames (by name and file); the parts nest as indented.
-ROUTE = ("deliver (api/push/resourceguru.py", "_receive (api/push/resourceguru.py")
+ROUTE = ("deliver (api/push/resourceguru.py", "_keep (api/push/resourceguru.py")
 PROFILE_PARTS = {
-    "the route (deliver + _receive)": (),
-    "  webhook_secret: connection read + decrypt": ("webhook_secret (store/services/peer_envelopes",),
-    "    SecretBox.decrypt (Fernet)": ("webhook_secret (", "SecretBox.decrypt ("),
-    "  verify: HMAC-SHA256": ("verify (connectors/resourceguru",),
-    "  peer_envelopes.receive: SELECT + savepoint INSERT": ("receive (store/services/peer_envelopes",),
-    "    the savepoint (flush, INSERT, RELEASE)": (
-        "receive (store/services/peer_envelopes",
-        "TransactionalContext.__exit__ (",
-    ),
-    "  store.db.transaction: BEGIN, COMMIT": ("_receive (", "transaction (store/db.py"),
+    "the route (deliver + _keep)": (),
+    "  Secrets.check: kept secret, HMAC-SHA256": ("check (api/push/resourceguru",),
+    "    webhook_secret: connection read + decrypt": ("webhook_secret (store/services/peer_envelopes",),
+    "  peer_envelopes.receive: INSERT ... ON CONFLICT": ("receive (store/services/peer_envelopes",),
+    "  store.db.transaction: BEGIN, COMMIT": ("_keep (", "transaction (store/db.py"),
     "  _enqueue: apply_envelope.send to Redis": ("_enqueue (api/push/resourceguru",),
-    "  in psycopg (holding the GIL)": ("_receive (", "psycopg/"),
+    "  in psycopg (holding the GIL)": ("_keep (", "psycopg/"),
     "outside the route: HTTP, middleware, event loop": (),
 }
 
@@ -197,7 +192,7 @@ def summarise_profile(path: Path) -> list[tuple[str, float]]:
         count = int(count_text)
         total += count
         in_route = any(frame in stack for frame in ROUTE)
-        counts["the route (deliver + _receive)" if in_route else "outside the route: HTTP, middleware, event loop"] += (
+        counts["the route (deliver + _keep)" if in_route else "outside the route: HTTP, middleware, event loop"] += (
             count
         )
         for part, frames in PROFILE_PARTS.items():

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from store import outbox
@@ -28,22 +28,27 @@ def webhook_secret(session: Session, box: SecretBox, connection_id: int) -> str 
 def receive(session: Session, connection_id: int, envelope_id: int, body: str, subject: str = "") -> int | None:
     """Keep a verified delivery; its row id, or None when this envelope was received before (a replay).
 
-    `subject`: what it is about ("booking:12"), so an older delivery never undoes a newer one.
+    One statement (`INSERT … ON CONFLICT DO NOTHING RETURNING id`), so two copies of a delivery
+    received at once keep one row without a savepoint. `subject`: what it is about ("booking:12"),
+    so an older delivery never undoes a newer one. Raises IntegrityError when the connection is gone.
     """
-    seen = session.scalar(
-        select(PeerEnvelope.id).where(
-            PeerEnvelope.connection_id == connection_id, PeerEnvelope.envelope_id == envelope_id
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    now = utcnow()
+    statement = (
+        dialect.insert(PeerEnvelope)
+        .values(
+            connection_id=connection_id,
+            envelope_id=envelope_id,
+            body=body,
+            subject=subject[:64],
+            created_at=now,
+            updated_at=now,
         )
+        .on_conflict_do_nothing(index_elements=[PeerEnvelope.connection_id, PeerEnvelope.envelope_id])
+        .returning(PeerEnvelope.id)
     )
-    if seen is not None:
-        return None
-    row = PeerEnvelope(connection_id=connection_id, envelope_id=envelope_id, body=body, subject=subject[:64])
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        return None  # the same delivery, received alongside: that request keeps it
-    return row.id
+    row_id: int | None = session.scalar(statement)
+    return row_id
 
 
 def pending(session: Session, row_id: int) -> PeerEnvelope | None:

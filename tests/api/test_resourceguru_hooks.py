@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.push.resourceguru import KEEP_SECONDS, RECHECK_SECONDS, Secrets
 from connectors.resourceguru import SIGNATURE_HEADER, sign
 from store.db import transaction
-from store.models import ConnectionKind, PeerEnvelope
+from store.models import Connection, ConnectionKind, PeerEnvelope
 from store.secret_box import SecretBox
-from store.services import connections, organisations
+from store.services import connections, organisations, peer_envelopes
 from tests.conftest import make_client
 from worker.peers import hooks
 
@@ -111,3 +114,74 @@ def test_a_signed_body_without_an_envelope_id_is_refused(
         assert _post(api, connection_id, body, sign(SECRET, body)) == 400
     assert _kept(api_factory) == 0
     assert queued == []
+
+
+def test_a_connection_deleted_while_its_secret_is_kept_refuses(
+    api: TestClient, api_factory: sessionmaker[Session], box: SecretBox, queued: list[int]
+) -> None:
+    connection_id = _connection(api_factory, box, webhook_secret=SECRET)
+    assert _post(api, connection_id, _body(1), sign(SECRET, _body(1))) == 202  # the secret is kept now
+    with transaction(api_factory) as session:
+        connections.delete(session, session.get_one(Connection, connection_id))
+    assert _post(api, connection_id, _body(2), sign(SECRET, _body(2))) == 401
+    assert _kept(api_factory) == 0  # the first went with its connection; the second was never kept
+    assert queued[1:] == []
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _reader(factory: sessionmaker[Session], box: SecretBox, reads: list[int]) -> Callable[[int], str | None]:
+    def read(connection_id: int) -> str | None:
+        reads.append(connection_id)
+        with transaction(factory) as session:
+            return peer_envelopes.webhook_secret(session, box, connection_id)
+
+    return read
+
+
+def _set_secret(factory: sessionmaker[Session], box: SecretBox, connection_id: int, secret: str) -> None:
+    with transaction(factory) as session:
+        connection = session.get_one(Connection, connection_id)
+        connections.update_connection(session, box, connection, credentials={**CREDENTIALS, "webhook_secret": secret})
+
+
+def test_a_changed_secret_is_read_again_when_a_signature_fails(
+    api_factory: sessionmaker[Session], box: SecretBox
+) -> None:
+    connection_id = _connection(api_factory, box, webhook_secret=SECRET)
+    clock, reads = Clock(), list[int]()
+    known = Secrets(_reader(api_factory, box, reads), clock)
+    body = _body()
+    assert asyncio.run(known.check(connection_id, body, sign(SECRET, body)))
+    assert asyncio.run(known.check(connection_id, body, sign(SECRET, body)))
+    assert reads == [connection_id]  # kept: one store read for both
+    _set_secret(api_factory, box, connection_id, "rotated")
+    # Within RECHECK_SECONDS of the read, a failing signature does not read again (a forged flood
+    # costs no store reads); after it, it does, and the new secret is taken.
+    assert not asyncio.run(known.check(connection_id, body, sign("rotated", body)))
+    assert reads == [connection_id]
+    clock.now += RECHECK_SECONDS + 1
+    assert asyncio.run(known.check(connection_id, body, sign("rotated", body)))
+    assert not asyncio.run(known.check(connection_id, body, sign(SECRET, body)))
+    assert reads == [connection_id] * 2
+
+
+def test_a_kept_secret_is_read_again_after_a_while(api_factory: sessionmaker[Session], box: SecretBox) -> None:
+    connection_id = _connection(api_factory, box, webhook_secret=SECRET)
+    clock, reads = Clock(), list[int]()
+    known = Secrets(_reader(api_factory, box, reads), clock)
+    body = _body()
+    assert asyncio.run(known.check(connection_id, body, sign(SECRET, body)))
+    _set_secret(api_factory, box, connection_id, "rotated")
+    assert asyncio.run(known.check(connection_id, body, sign(SECRET, body)))  # the old one, for a while
+    clock.now += KEEP_SECONDS + 1
+    assert not asyncio.run(known.check(connection_id, body, sign(SECRET, body)))  # no longer
+    assert asyncio.run(known.check(connection_id, body, sign("rotated", body)))
+    assert not asyncio.run(known.check(connection_id + 1, body, sign(SECRET, body)))  # unknown: kept as none
+    assert reads == [connection_id, connection_id, connection_id + 1]
