@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import shutil
 import signal
@@ -43,7 +44,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -70,7 +71,7 @@ from store.models import Calendar, ConnectionKind, DirectoryPolicy, ExternalEven
 from store.secret_box import SecretBox
 from store.services import connections, organisations
 from worker import runtime
-from worker.calendar import readers, sync
+from worker.calendar import batch, jobs, readers
 from worker.directory import sync as directory_sync
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,7 +90,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--members", type=int, default=1_000, help="people in all (split evenly between providers)")
     parser.add_argument("--events", type=int, default=200, help="events per person (at least 30)")
     parser.add_argument("--providers", default="google,microsoft", help="which fakes: google, microsoft or both")
-    parser.add_argument("--threads", type=int, default=8, help="calendars synced at once (worker threads)")
+    parser.add_argument("--processes", type=int, default=2, help="worker processes (dramatiq -p)")
+    parser.add_argument("--threads", type=int, default=4, help="worker threads per process (dramatiq -t)")
+    parser.add_argument("--batch", type=int, default=0, help="calendars per job (default: the poll's, jobs.BATCH)")
     parser.add_argument("--change", type=float, default=0.01, help="share of each calendar's events changed")
     parser.add_argument(
         "--ceiling-calendars", type=int, default=50, help="calendars per provider decoded for the ceiling"
@@ -106,6 +109,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--providers takes google, microsoft or both")
     if args.members < len(args.providers) or args.events < 30 or args.threads < 1 or not 0 < args.change <= 0.1:
         parser.error("need a member per provider, --events >= 30, --threads >= 1 and 0 < --change <= 0.1")
+    if args.processes < 1 or args.batch < 0:
+        parser.error("need --processes >= 1 and --batch >= 0")
+    args.batch = args.batch or jobs.BATCH
     return args
 
 
@@ -144,23 +150,103 @@ def expect(checks: list[str], what: str, got: object, wanted: object) -> None:
         checks.append(f"{what}: {got!r}, expected {wanted!r}")
 
 
-def sync_all(calendar_ids: list[int], threads: int) -> tuple[dict[str, int], list[int], float]:
-    """Sync every calendar on a pool of `threads`; the summed counts, the calendars that did not sync,
-    and the seconds it took."""
+# --- the workers ------------------------------------------------------------------------------------
+#
+# `--processes` processes of `--threads` threads each, as `dramatiq -p P -t T` runs the calendar
+# queue: every thread takes the next job (a batch of up to jobs.BATCH calendars of one connection)
+# from a queue shared by the processes and runs `jobs.sync_calendars`'s body, `batch.run`, which
+# reads the batch's calendars on threads of its own (`batch.READ_THREADS`).
+
+_jobs: Any = None  # in a worker process: the queue of jobs, set by `_start_worker`
+
+
+def _start_worker(settings: dict[str, Any], jobs_queue: Any) -> None:
+    """A worker process's start: the production wiring on the bench's database and fakes."""
+    global _jobs
+    _jobs = jobs_queue
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the bench stops its workers itself
+    build(Settings(**settings))
+
+
+def _worker_pid(_: float) -> int:
+    time.sleep(0.2)  # held a moment, so every process of the pool answers once
+    return os.getpid()
+
+
+def _work(threads: int) -> tuple[dict[str, int], list[int], list[str]]:
+    """In a worker process: run jobs on `threads` threads until the queue says stop; the summed
+    counts, the calendars that did not sync, and the jobs that raised."""
     worker_runtime = runtime.current()
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="calendar-sync") as pool:
-        tallies = list(pool.map(lambda calendar_id: sync.run(worker_runtime, calendar_id), calendar_ids))
-    seconds = time.perf_counter() - started
     counts: dict[str, int] = {}
     failed: list[int] = []
-    for calendar_id, tally in zip(calendar_ids, tallies, strict=True):
-        if tally is None:
-            failed.append(calendar_id)
-            continue
-        for name, value in tally.counts.items():
-            counts[name] = counts.get(name, 0) + value
-    return counts, failed, seconds
+    raised: list[str] = []
+
+    def loop() -> None:
+        while (job := _jobs.get()) is not None:
+            connection_id, ids = job
+            try:
+                tallies = batch.run(worker_runtime, connection_id, ids)
+            except Exception as error:  # as Dramatiq would: the job fails, the next one runs
+                raised.append(f"{type(error).__name__}: {error}")
+                continue
+            for calendar_id, tally in tallies.items():
+                if tally is None:
+                    failed.append(calendar_id)
+                    continue
+                for name, value in tally.counts.items():
+                    counts[name] = counts.get(name, 0) + value
+
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dramatiq-worker") as pool:
+        for future in [pool.submit(loop) for _ in range(threads)]:
+            future.result()
+    return counts, failed, raised
+
+
+@dataclass
+class Workers:
+    """The worker processes and the queue they take jobs from."""
+
+    pool: ProcessPoolExecutor
+    jobs: Any
+    processes: int
+    threads: int
+    pids: list[int]
+
+    @classmethod
+    def start(cls, settings: dict[str, Any], processes: int, threads: int) -> Workers:
+        context = multiprocessing.get_context("spawn")
+        jobs_queue = context.Queue()
+        pool = ProcessPoolExecutor(
+            max_workers=processes, mp_context=context, initializer=_start_worker, initargs=(settings, jobs_queue)
+        )
+        pids = sorted(set(pool.map(_worker_pid, [0.0] * processes * 2)))  # started and wired before timing
+        return cls(pool, jobs_queue, processes, threads, pids)
+
+    def sync(self, connection_id: int, calendar_ids: list[int], size: int) -> tuple[dict[str, int], list[int], float]:
+        """Sync the calendars as the poll queues them (jobs of `size`); summed counts, the calendars that
+        did not sync, and the seconds it took."""
+        started = time.perf_counter()
+        runs = [self.pool.submit(_work, self.threads) for _ in range(self.processes)]
+        for start in range(0, len(calendar_ids), size):
+            self.jobs.put((connection_id, calendar_ids[start : start + size]))
+        for _ in range(self.processes * self.threads):
+            self.jobs.put(None)
+        counts: dict[str, int] = {}
+        failed: list[int] = []
+        raised: list[str] = []
+        for run in runs:
+            part, missing, errors = run.result()
+            for name, value in part.items():
+                counts[name] = counts.get(name, 0) + value
+            failed += missing
+            raised += errors
+        seconds = time.perf_counter() - started
+        if raised:
+            print(f"  {len(raised)} jobs raised: {raised[:3]}", flush=True)
+        return counts, failed, seconds
+
+    def stop(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def failures(calendar_ids: list[int]) -> list[str]:
@@ -344,26 +430,36 @@ def print_cpu(phases: list[Phase], sides: list[str]) -> None:
         busy = used.get("machine busy", 0.0) / seconds if seconds else 0.0
         print(f"{phase.name[:34]:34} " + " ".join(f"{used.get(side, 0.0):9.2f}" for side in sides) + f" {busy:10.2f}")
     print(
-        f"bench: this process (connectors, sync engine, outbox). google/microsoft: each fake's process. "
-        f"others: everything else on the machine ({os.cpu_count()} cores), other people's work included."
+        "bench: the worker processes and this one (connectors, sync engine, outbox). google/microsoft: each fake's "
+        f"process. others: everything else on the machine ({os.cpu_count()} cores), other people's work included."
     )
 
 
 # --- main -------------------------------------------------------------------------------------------
 
 
-def start_profiler(output: Path) -> subprocess.Popen[bytes] | None:
-    """py-spy on this process, without pausing it to sample (`--nonblocking`): blocking samples at this
-    rate would slow the threads down several times and skew what is measured."""
+def start_profilers(output: str, pids: list[int]) -> list[subprocess.Popen[bytes]]:
+    """py-spy on each worker process (`output` with the process's number), without pausing it to sample
+    (`--nonblocking`): blocking samples at this rate would slow the threads down several times and skew
+    what is measured."""
     py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if py_spy is None:
         print("  py-spy is missing: no profile", flush=True)
-        return None
-    command = [
-        py_spy, "record", "--pid", str(os.getpid()), "--rate", "100", "--nonblocking", "--format", "raw",
-        "--output", str(output),
-    ]  # fmt: skip
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return []
+    started = []
+    for number, pid in enumerate(pids, start=1):
+        command = [
+            py_spy, "record", "--pid", str(pid), "--rate", "100", "--nonblocking", "--format", "raw",
+            "--output", str(RESULTS / f"{output}-{number}.txt"),
+        ]  # fmt: skip
+        started.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    time.sleep(1.0)  # py-spy attaches
+    return started
+
+
+def stop_profilers(profilers: list[subprocess.Popen[bytes]]) -> None:
+    for profiler in profilers:
+        stop_profiler(profiler)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -437,24 +533,25 @@ def main(argv: list[str] | None = None) -> int:
         for name, count in members.items()
     }
     phases: list[Phase] = []
-    profiler: subprocess.Popen[bytes] | None = None
+    profilers: list[subprocess.Popen[bytes]] = []
+    workers: Workers | None = None
     try:
         started = time.perf_counter()
         infos = {name: fake.info for name, fake in fakes.items()}
         print(f"  filled and listening in {time.perf_counter() - started:.1f}s", flush=True)
         graph = infos.get("microsoft", {})
         google = infos.get("google", {})
-        settings = Settings(
-            database_url=database_url,
-            redis_url=None,
-            secret_key=SecretStr(SecretBox.generate_key()),
-            microsoft_authority=graph.get("authority", "https://login.microsoftonline.com"),
-            graph_url=graph.get("graph_url", "https://graph.microsoft.com/v1.0"),
-            ca_bundle=graph.get("ca_bundle"),
-            google_api_url=google.get("base_url", "https://admin.googleapis.com/"),
-            log_level="WARNING",
-        )
-        components = build(settings)
+        wiring: dict[str, Any] = {
+            "database_url": database_url,
+            "redis_url": None,
+            "secret_key": SecretBox.generate_key(),
+            "microsoft_authority": graph.get("authority", "https://login.microsoftonline.com"),
+            "graph_url": graph.get("graph_url", "https://graph.microsoft.com/v1.0"),
+            "ca_bundle": graph.get("ca_bundle"),
+            "google_api_url": google.get("base_url", "https://admin.googleapis.com/"),
+            "log_level": "WARNING",
+        }
+        components = build(Settings(**{**wiring, "secret_key": SecretStr(wiring["secret_key"])}))
         factory = components.session_factory
         with transaction(factory) as session:
             organisation = organisations.create(
@@ -478,8 +575,10 @@ def main(argv: list[str] | None = None) -> int:
             f"in {time.perf_counter() - started:.1f}s",
             flush=True,
         )
+        workers = Workers.start(wiring, args.processes, args.threads)
+        worker_pids = workers.pids
         sides: dict[str, Callable[[], list[int]]] = {
-            "bench": lambda: [os.getpid()],
+            "bench": lambda: [os.getpid(), *worker_pids],
             "postgres": lambda: database_pids(libpq_url),
         }
         for name, fake in fakes.items():
@@ -487,7 +586,8 @@ def main(argv: list[str] | None = None) -> int:
         watch = cpu.Watch(sides)
         print(
             f"PostgreSQL {args.server.rsplit('@', 1)[-1].rsplit('/', 1)[0]}/{args.database}, {os.cpu_count()} cores, "
-            f"{args.threads} sync threads in this process, window {span.start:%Y-%m-%d} to {span.end:%Y-%m-%d}.",
+            f"{args.processes} worker processes x {args.threads} threads, jobs of {args.batch} calendars "
+            f"(each read on {batch.READ_THREADS} threads), window {span.start:%Y-%m-%d} to {span.end:%Y-%m-%d}.",
             flush=True,
         )
 
@@ -497,13 +597,11 @@ def main(argv: list[str] | None = None) -> int:
             expected = len(ids) * args.events
             print(f"\n1. initial sync of {len(ids):,} {name} calendars ({expected:,} events)...", flush=True)
             if args.profile:
-                profiler = start_profiler(RESULTS / f"calendar-profile-{name}.txt")
-                time.sleep(1.0)  # py-spy attaches
+                profilers = start_profilers(f"calendar-profile-{name}", worker_pids)
             with watch.phase() as used:
-                counts, failed, seconds = sync_all(ids, args.threads)
-            if profiler is not None:
-                stop_profiler(profiler)
-                profiler = None
+                counts, failed, seconds = workers.sync(connection_ids[name], ids, args.batch)
+            stop_profilers(profilers)
+            profilers = []
             state = stored(organisation_id, connection_ids[name])
             phase = Phase(f"1. initial sync, {name}", counts.get("seen", 0), seconds, counts, used)
             expect(phase.checks, "calendars not synced", failures(failed), [])
@@ -535,13 +633,11 @@ def main(argv: list[str] | None = None) -> int:
             updated = changes["moved"] | changes["renamed"]
             mark = datetime.now(UTC)
             if args.profile:
-                profiler = start_profiler(RESULTS / f"calendar-profile-{name}-incremental.txt")
-                time.sleep(1.0)  # py-spy attaches
+                profilers = start_profilers(f"calendar-profile-{name}-incremental", worker_pids)
             with watch.phase() as used:
-                counts, failed, seconds = sync_all(ids, args.threads)
-            if profiler is not None:
-                stop_profiler(profiler)
-                profiler = None
+                counts, failed, seconds = workers.sync(connection_ids[name], ids, args.batch)
+            stop_profilers(profilers)
+            profilers = []
             events = len(updated) + len(changes["deleted"])
             phase = Phase(f"2. incremental, {name} ({len(ids):,} calendars)", events, seconds, counts, used)
             state = stored(organisation_id, connection_ids[name])
@@ -601,8 +697,9 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted: stopping the fakes", file=sys.stderr)
         return 130
     finally:
-        if profiler is not None:
-            stop_profiler(profiler)
+        stop_profilers(profilers)
+        if workers is not None:
+            workers.stop()
         for fake in fakes.values():
             fake.stop()
 
@@ -615,8 +712,10 @@ def main(argv: list[str] | None = None) -> int:
     print_table(phases)
     print_cpu(phases, ["bench", "postgres", *fakes, "others"])
     print(
-        f"Concurrency: {args.threads} threads in this one process sync calendars side by side (one calendar each "
-        f"at a time, as {args.threads} worker threads of the calendar queue would); each page is its own transaction."
+        f"Concurrency: {args.processes} worker processes x {args.threads} threads take jobs of up to {args.batch} "
+        f"calendars of one connection (as `dramatiq -p {args.processes} -t {args.threads}` runs sync_calendars); "
+        f"a job reads its calendars on {batch.READ_THREADS} threads, one sign-in and connection pool per job, and "
+        "applies them several to a transaction."
     )
     failed_checks = [f"{phase.name}: {check}" for phase in phases for check in phase.checks]
     for line in failed_checks:
@@ -632,7 +731,9 @@ def main(argv: list[str] | None = None) -> int:
         "cores": os.cpu_count(),
         "members": members,
         "events_per_member": args.events,
+        "processes": args.processes,
         "threads": args.threads,
+        "batch": args.batch,
         "phases": [
             {
                 "name": p.name,

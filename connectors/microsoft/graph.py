@@ -115,6 +115,23 @@ class GraphClient:
         """Close the HTTP connections."""
         self._http.close()
 
+    def sharing(self) -> GraphClient:
+        """A client with its own notes that shares this one's sign-in and keep-alive connections.
+
+        For reading many mailboxes of one tenant at once (the threads of one calendar batch): one
+        token, one TLS handshake per pooled connection, while each reader's notes stay its own.
+        httpx's client and msal's token cache are both safe to share between threads.
+        """
+        return GraphClient(
+            self._auth,
+            base_url=self.base_url,
+            http=self._http,
+            sleep=self._sleep,
+            max_attempts=self._max_attempts,
+            max_wait=self._max_wait,
+            backoff=self._backoff,
+        )
+
     def url(self, path_or_url: str) -> str:
         """An absolute URL: links Graph hands out (nextLink, deltaLink) are used as they are."""
         if path_or_url.startswith(("https://", "http://")):

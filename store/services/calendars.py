@@ -11,10 +11,12 @@ push channel (a Graph subscription or Google watch channel on the person's event
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import Select, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -139,6 +141,20 @@ def request_sync(session: Session, calendar_id: int, now: datetime | None = None
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def request_many(session: Session, calendar_ids: Sequence[int], now: datetime | None = None) -> list[int]:
+    """`request_sync` for many calendars in one statement; returns those whose request must be enqueued."""
+    if not calendar_ids:
+        return []
+    result = session.execute(
+        update(Calendar)
+        .where(Calendar.id.in_(sorted(set(calendar_ids))), Calendar.sync_requested_at.is_(None))
+        .values(sync_requested_at=now or utcnow())
+        .returning(Calendar.id)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted(result.scalars())
+
+
 def claim(session: Session, calendar_id: int, now: datetime | None = None) -> bool:
     """Take the calendar for one sync; False while another holds it. Clears the pending request."""
     now = now or utcnow()
@@ -148,6 +164,98 @@ def claim(session: Session, calendar_id: int, now: datetime | None = None) -> bo
         .values(sync_lease_until=now + SYNC_LEASE, sync_requested_at=None, status=ConnectionStatus.SYNCING)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A calendar taken for a sync by `claim_many`: what its sync needs of the row."""
+
+    id: int
+    organisation_id: int
+    member_id: int | None
+    address: str
+    cursor: str | None
+
+
+def claim_many(
+    session: Session, connection_id: int, calendar_ids: Sequence[int], now: datetime | None = None
+) -> list[Claimed]:
+    """`claim` for several calendars of one connection in one statement; returns those taken, by id.
+
+    Calendars another sync holds, of another connection, or gone are left out (and keep their
+    request): the same rule as `claim`, so two workers never sync one calendar at once.
+    """
+    if not calendar_ids:
+        return []
+    now = now or utcnow()
+    rows = session.execute(
+        update(Calendar)
+        .where(
+            Calendar.id.in_(sorted(set(calendar_ids))),
+            Calendar.connection_id == connection_id,
+            or_(Calendar.sync_lease_until.is_(None), Calendar.sync_lease_until < now),
+        )
+        .values(sync_lease_until=now + SYNC_LEASE, sync_requested_at=None, status=ConnectionStatus.SYNCING)
+        .returning(Calendar.id, Calendar.organisation_id, Calendar.member_id, Calendar.address, Calendar.cursor)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted((Claimed(*row) for row in rows), key=lambda claimed: claimed.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """How one calendar's sync ended well, for `finish_many`."""
+
+    id: int
+    cursor: str | None
+    counts: dict[str, int]
+    notes: list[str]
+
+
+_FINISH = (
+    update(Calendar)
+    .where(Calendar.id == bindparam("calendar_id"))
+    .values(
+        cursor=bindparam("new_cursor"),
+        window_start=bindparam("new_window_start"),
+        status=ConnectionStatus.ACTIVE,
+        last_synced_at=bindparam("now"),
+        last_error=None,
+        sync_lease_until=None,
+        last_counts=bindparam("counts"),
+        last_notes=bindparam("notes"),
+        updated_at=bindparam("now"),
+    )
+    .execution_options(synchronize_session=False)
+)
+
+
+def finish_many(session: Session, finished: Sequence[Finished], *, window_start: date) -> None:
+    """`finish` for many calendars at once: one statement executed for all (the driver pipelines them).
+
+    Rows of these calendars the session holds are expired: they were written past the ORM.
+    """
+    if not finished:
+        return
+    now = utcnow()
+    session.connection().execute(
+        _FINISH,
+        [
+            {
+                "calendar_id": item.id,
+                "new_cursor": item.cursor,
+                "new_window_start": window_start,
+                "now": now,
+                "counts": dict(item.counts),
+                "notes": list(item.notes),
+            }
+            for item in finished
+        ],
+    )
+    ids = {item.id for item in finished}
+    for held in list(session.identity_map.values()):
+        if isinstance(held, Calendar) and held.id in ids:
+            session.expire(held)
 
 
 def finish(
@@ -211,6 +319,24 @@ def due_for_sync(session: Session, *, every: timedelta, now: datetime | None = N
             .order_by(Calendar.id)
         )
     )
+
+
+def due_by_connection(
+    session: Session, *, every: timedelta, forgotten_after: timedelta, now: datetime | None = None
+) -> dict[int, list[int]]:
+    """What the poll queues, by connection: calendars `due_for_sync` (asked for here, coalesced with
+    requests already waiting) and requests whose job was lost (`forgotten_requests`)."""
+    now = now or utcnow()
+    wanted = request_many(session, due_for_sync(session, every=every, now=now), now)
+    wanted += forgotten_requests(session, older_than=forgotten_after, now=now)
+    if not wanted:
+        return {}
+    grouped: dict[int, list[int]] = {}
+    for calendar_id, connection_id in session.execute(
+        select(Calendar.id, Calendar.connection_id).where(Calendar.id.in_(sorted(set(wanted)))).order_by(Calendar.id)
+    ):
+        grouped.setdefault(connection_id, []).append(calendar_id)
+    return grouped
 
 
 def forgotten_requests(session: Session, *, older_than: timedelta, now: datetime | None = None) -> list[int]:

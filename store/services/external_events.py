@@ -162,6 +162,7 @@ def apply(
     removed_ids: Sequence[str],
     *,
     busy_only: bool | None = None,
+    locked: bool = False,
 ) -> Applied:
     """Upsert `events` and delete `removed_ids` of one calendar; emits `external_event.upserted` and
     `external_event.deleted` for what really changed. Events deskbridge wrote itself are left out.
@@ -170,14 +171,16 @@ def apply(
     every person. Per chunk: one query for what is stored, one insert of the newcomers (PostgreSQL:
     one statement, see `_insert`), one update of the changed (as many as changed). Rows of
     these events the session holds are expired, since they were written past the ORM. `busy_only` is
-    the organisation's privacy setting (read from it when not given).
+    the organisation's privacy setting (read from it when not given); `locked`: the caller holds the
+    calendar's row lock already (a batch takes its calendars' locks in one statement).
     """
     if busy_only is None:
         busy_only = session.get_one(Organisation, calendar.organisation_id).calendar_busy_only
     # Writers of one calendar take turns (a poll and a webhook may overlap): each sees what the
     # other stored, instead of both inserting the same new event. A row lock: PostgreSQL only,
     # SQLite has one writer at a time anyway.
-    session.execute(select(Calendar.id).where(Calendar.id == calendar.id).with_for_update())
+    if not locked:
+        lock(session, [calendar.id])
     applied = Applied()
     theirs = []
     for record in events:
@@ -219,6 +222,15 @@ def apply(
     _forget_loaded(session, calendar.id, set(latest))
     applied.removed.extend(remove(session, calendar, removed_ids))
     return applied
+
+
+def lock(session: Session, calendar_ids: Sequence[int]) -> None:
+    """Take the row locks of these calendars until the transaction ends, in id order (so two writers
+    locking overlapping sets queue up instead of deadlocking). PostgreSQL: row locks; SQLite has one
+    writer at a time and ignores FOR UPDATE."""
+    ids = sorted(set(calendar_ids))
+    if ids:
+        session.execute(select(Calendar.id).where(Calendar.id.in_(ids)).order_by(Calendar.id).with_for_update())
 
 
 _TABLE: Table = ExternalEvent.__table__  # type: ignore[assignment]
@@ -373,6 +385,21 @@ def forget_outside(session: Session, calendar: CalendarKeys, start: datetime, en
         delete(ExternalEvent).where(
             ExternalEvent.calendar_id == calendar.id, or_(ExternalEvent.end_at <= start, ExternalEvent.start_at >= end)
         )
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def forget_outside_many(session: Session, calendar_ids: Sequence[int], start: datetime, end: datetime) -> int:
+    """`forget_outside` for several calendars in one statement (a batch of syncs ending together)."""
+    if not calendar_ids:
+        return 0
+    result = session.execute(
+        delete(ExternalEvent).where(
+            among(session, ExternalEvent.calendar_id, sorted(set(calendar_ids))),
+            or_(ExternalEvent.end_at <= start, ExternalEvent.start_at >= end),
+        ),
+        # Nothing forgotten is in play: the batch's session ends with this transaction.
+        execution_options={"synchronize_session": False},
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 

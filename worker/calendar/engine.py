@@ -84,12 +84,15 @@ def apply_page(
     tally: Tally,
     context: Context | None = None,
     booked: Mapping[str, tuple[str, str]] | None = None,
+    *,
+    locked: bool = False,
 ) -> None:
     """Stage one page of a calendar and bring the bookings of the events it changed in line.
 
     `context`: the calendar's, read at the start of the sync (read here when not given). `booked`:
     events that are bookings in their own right (a peer platform's shift or desk booking), by event
-    id → (office or desk label, booking reason); they skip the office rules.
+    id → (office or desk label, booking reason); they skip the office rules. `locked`: the caller holds
+    the calendar's row lock already (`external_events.lock`).
     """
     context = context or Context.load(session, calendar_id)
     booked = booked or {}
@@ -102,6 +105,7 @@ def apply_page(
         page.events,
         [removed.event_id for removed in page.removed],
         busy_only=context.busy_only,
+        locked=locked,
     )
     tally.count("seen", len(page.events))
     tally.count("changed", len(applied.changed))

@@ -1,5 +1,8 @@
 """Calendar actors (queue "calendar") and how to ask for them. Import only after the broker is set.
 
+- `sync_calendars(connection_id, calendar_ids)`: up to BATCH calendars of one connection read in one
+  job (see batch), queued with `enqueue_syncs`: what the poll and the follow-up of a directory sync
+  queue, a job per connection and BATCH calendars.
 - `sync_calendar(calendar_id)`: one calendar read; asked for with `request_sync` in the caller's
   transaction and queued with `enqueue_sync` after it commits, so a burst of notifications is one sync.
 - `write_booking(booking_id)`: a booking written into its person's calendars (see outbound).
@@ -21,12 +24,13 @@ from store.db import transaction
 from store.models import Connection, ConnectionKind
 from store.services import calendars
 from worker import runtime
-from worker.calendar import channels, outbound, sync
+from worker.calendar import batch, channels, outbound, sync
 from worker.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
 QUEUE = "calendar"
+BATCH = 50  # calendars of one connection synced in one job
 
 
 def request_sync(session: Session, calendar_id: int) -> bool:
@@ -48,6 +52,24 @@ def enqueue_sync(calendar_id: int) -> None:
 def sync_calendar(calendar_id: int) -> None:
     """Read the calendar's window and apply what changed (no-op while another sync holds it)."""
     sync.run(runtime.current(), calendar_id)
+
+
+def enqueue_syncs(connection_id: int, calendar_ids: list[int]) -> None:
+    """Queue syncs asked for (`request_sync`) of one connection's calendars, BATCH to a job. Does not
+    raise: the scheduler picks up requests left behind."""
+    ids = sorted(set(calendar_ids))
+    for start in range(0, len(ids), BATCH):
+        chunk = ids[start : start + BATCH]
+        try:
+            sync_calendars.send(connection_id, chunk)
+        except Exception:
+            logger.warning("could not enqueue a sync of calendars %s; the scheduler will", chunk, exc_info=True)
+
+
+@dramatiq.actor(queue_name=QUEUE, max_retries=3, min_backoff=5_000, max_backoff=300_000, time_limit=1_800_000)
+def sync_calendars(connection_id: int, calendar_ids: list[int]) -> None:
+    """Read these calendars of one connection and apply what changed (those another sync holds are skipped)."""
+    batch.run(runtime.current(), connection_id, calendar_ids)
 
 
 def enqueue_write(booking_id: int) -> None:
@@ -103,8 +125,7 @@ def follow(worker_runtime: Runtime, connection_id: int, *, retry: bool = False) 
         pushing = connection.kind in calendars.READING_KINDS
         unopened = [calendar_id for calendar_id in fresh if pushing and not calendars.channels(session, calendar_id)]
     channels.close(worker_runtime, connection_id, [item for item in before if item.calendar_id not in live_ids])
-    for calendar_id in wanted:
-        enqueue_sync(calendar_id)
+    enqueue_syncs(connection_id, wanted)
     for calendar_id in unopened:
         enqueue_channels(calendar_id, False)
     return live_ids
@@ -131,12 +152,11 @@ def ensure_calendar_channels(calendar_id: int, recreate: bool = False) -> None:
 
 def poll(worker_runtime: Runtime) -> int:
     """The scheduler's job: queue a sync of every calendar whose last one is older than the interval,
-    and again any sync asked for whose job was lost. Returns how many were queued."""
+    and again any sync asked for whose job was lost, a job per connection and BATCH calendars.
+    Returns how many calendars were queued."""
     every = timedelta(seconds=worker_runtime.calendar_sync_seconds)
     with transaction(worker_runtime.session_factory) as session:
-        due = calendars.due_for_sync(session, every=every)
-        wanted = [calendar_id for calendar_id in due if calendars.request_sync(session, calendar_id)]
-        wanted += calendars.forgotten_requests(session, older_than=timedelta(minutes=5))
-    for calendar_id in sorted(set(wanted)):
-        enqueue_sync(calendar_id)
-    return len(set(wanted))
+        due = calendars.due_by_connection(session, every=every, forgotten_after=timedelta(minutes=5))
+    for connection_id, calendar_ids in sorted(due.items()):
+        enqueue_syncs(connection_id, calendar_ids)
+    return sum(len(ids) for ids in due.values())

@@ -9,7 +9,7 @@ typed in by a customer just like a webhook URL.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -50,6 +50,37 @@ def make_reader(source: Source, endpoints: DirectoryEndpoints, http: httpx.Clien
     raise ConnectorError(f"{source.kind.value} connections have no calendars")
 
 
+class ConnectionReaders:
+    """The readers of one connection's calendars for one batch (one job), sharing what can be shared.
+
+    Outlook: one Graph sign-in (one msal application and its token) and one pool of keep-alive
+    connections for every mailbox of the batch. Google acts as each person (a token per subject,
+    as domain-wide delegation works), sharing the service account's signer. Nothing outlives the
+    batch (`close`): the next job signs in afresh, so a revoked app or key is noticed at once.
+    """
+
+    def __init__(self, source: Source, endpoints: DirectoryEndpoints, http: httpx.Client) -> None:
+        self._source = source
+        self._endpoints = endpoints
+        self._http = http
+        self._graph = (
+            graph_client(source.settings, source.credentials, endpoints)
+            if source.kind is ConnectionKind.MICROSOFT
+            else None
+        )
+
+    def reader(self, address: str) -> CalendarReader:
+        """The reader of the connection's calendar at `address` (one per calendar and thread)."""
+        if self._graph is not None:
+            return microsoft.OutlookCalendar(self._graph.sharing(), address)
+        return make_reader(replace(self._source, address=address), self._endpoints, self._http)
+
+    def close(self) -> None:
+        """Close the shared connections (the sign-in goes with them)."""
+        if self._graph is not None:
+            self._graph.close()
+
+
 def make_writer(source: Source, endpoints: DirectoryEndpoints) -> CalendarWriter | None:
     """The connector that writes bookings into the calendar; None for a read-only feed."""
     if source.kind is ConnectionKind.MICROSOFT:
@@ -80,10 +111,15 @@ def source_of(session: Session, box: SecretBox, calendar: Calendar) -> Source:
     """The calendar's source, read in the caller's transaction (credentials decrypted for the connector only)."""
     connection = session.get_one(Connection, calendar.connection_id)
     organisation = session.get_one(Organisation, calendar.organisation_id)
+    return replace(connection_source(box, connection, organisation), address=calendar.address)
+
+
+def connection_source(box: SecretBox, connection: Connection, organisation: Organisation) -> Source:
+    """What every calendar of the connection is read from (no address: see `ConnectionReaders.reader`)."""
     return Source(
         kind=connection.kind,
         settings=dict(connection.settings),
         credentials=connections.credentials(box, connection),
-        address=calendar.address,
+        address="",
         timezone=organisation.timezone,
     )

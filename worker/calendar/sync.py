@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import datetime
 
 from connectors.records import CalendarPage, ConnectorError, Window
 from store.db import transaction
@@ -49,38 +50,29 @@ def run(runtime: Runtime, calendar_id: int) -> engine.Tally | None:
     try:
         reader = readers.make_reader(source, runtime.directory, runtime.webhook_client)
         pages = reader.read(cursor, Window(start, end))
-        new_cursor, listed = _apply_round(runtime, calendar_id, pages, tally, context)
-        with transaction(factory) as session:
-            if listed is not None:
-                engine.remove_unlisted(session, calendar_id, listed, start, end, tally)
-            calendar = session.get_one(Calendar, calendar_id)
-            external_events.forget_outside(session, calendar, start, end)
-            calendars.finish(
-                session, calendar, cursor=new_cursor, window_start=start.date(), counts=tally.counts, notes=tally.notes
-            )
-            if source.kind is ConnectionKind.ICS:
-                feed = session.get_one(Connection, calendar.connection_id)
-                connections.finish(session, feed, counts=tally.counts, notes=tally.notes, cursor=None)
+        new_cursor, listed = apply_round(runtime, calendar_id, pages, tally, context)
+        complete(runtime, calendar_id, source.kind, new_cursor, listed, (start, end), tally)
     except ConnectorError as error:
-        _fail(runtime, calendar_id, error.message, action_required=error.action_required, notes=tally.notes)
+        fail(runtime, calendar_id, error.message, action_required=error.action_required, notes=tally.notes)
         return None
     except UnsafeURL as error:
         # The feed's host resolves to an address the worker may not call (a private network).
         message = f"ICS feed refused: {error}; enter a public address"
-        _fail(runtime, calendar_id, message, action_required=True, notes=tally.notes)
+        fail(runtime, calendar_id, message, action_required=True, notes=tally.notes)
         return None
     except Exception as error:
         message = f"internal error: {type(error).__name__}; it is retried"
-        _fail(runtime, calendar_id, message, action_required=False, notes=tally.notes)
+        fail(runtime, calendar_id, message, action_required=False, notes=tally.notes)
         raise
     logger.info("synced calendar %d: %s", calendar_id, tally.counts)
     return tally
 
 
-def _apply_round(
+def apply_round(
     runtime: Runtime, calendar_id: int, pages: Iterable[CalendarPage], tally: engine.Tally, context: engine.Context
 ) -> tuple[str | None, set[str] | None]:
-    """Apply every page; returns the round's cursor and, after a complete listing, the ids it listed."""
+    """Apply every page, each in its own transaction; returns the round's cursor and, after a complete
+    listing, the ids it listed."""
     listed: set[str] = set()
     full = False
     for page in pages:
@@ -95,7 +87,33 @@ def _apply_round(
     raise ConnectorError("the calendar's listing ended before its last page; it is read again")
 
 
-def _fail(runtime: Runtime, calendar_id: int, message: str, *, action_required: bool, notes: list[str]) -> None:
+def complete(
+    runtime: Runtime,
+    calendar_id: int,
+    kind: ConnectionKind,
+    cursor: str | None,
+    listed: set[str] | None,
+    window: tuple[datetime, datetime],
+    tally: engine.Tally,
+) -> None:
+    """A round was applied whole: drop what a complete listing left out and what lies outside the
+    window, and keep the cursor (one transaction)."""
+    start, end = window
+    with transaction(runtime.session_factory) as session:
+        if listed is not None:
+            engine.remove_unlisted(session, calendar_id, listed, start, end, tally)
+        calendar = session.get_one(Calendar, calendar_id)
+        external_events.forget_outside(session, calendar, start, end)
+        calendars.finish(
+            session, calendar, cursor=cursor, window_start=start.date(), counts=tally.counts, notes=tally.notes
+        )
+        if kind is ConnectionKind.ICS:
+            feed = session.get_one(Connection, calendar.connection_id)
+            connections.finish(session, feed, counts=tally.counts, notes=tally.notes, cursor=None)
+
+
+def fail(runtime: Runtime, calendar_id: int, message: str, *, action_required: bool, notes: list[str]) -> None:
+    """Keep why a sync failed on the calendar (and on an ICS feed's connection), in a transaction of its own."""
     logger.warning("sync of calendar %d failed: %s", calendar_id, message)
     with transaction(runtime.session_factory) as session:
         calendar = session.get(Calendar, calendar_id)

@@ -1,0 +1,279 @@
+"""A batch of one connection's calendars synced in one job (`jobs.sync_calendars`).
+
+What one calendar's sync (`sync.run`) does, for up to `jobs.BATCH` calendars of one Outlook or
+Google connection at a time, with what they share done once:
+
+1. one transaction claims them all (`calendars.claim_many`: the same lease as `claim`, so a
+   calendar another sync holds is skipped and two workers never sync one calendar at once) and
+   reads the organisation's window and rules and the connection's credentials once;
+2. one set of readers (`readers.ConnectionReaders`: one Graph sign-in and one keep-alive pool per
+   batch, never kept past it) reads the calendars on a few threads;
+3. rounds are applied as they arrive, several calendars in one transaction (their row locks taken
+   in one statement, in id order), each calendar's pages followed by its cursor, and every
+   calendar of the transaction finished in one statement (`calendars.finish_many`). A calendar
+   whose round brought nothing costs no statement of its own. If a grouped transaction fails, each
+   of its calendars is applied again alone, so one calendar's failure never loses another's
+   progress. A round longer than `STREAM_EVENTS` is applied page by page as it is read, each page
+   in its own transaction, as `sync.run` does.
+
+A refusal of the source (ConnectorError) is kept on its calendar and the others go on; an internal
+error is kept on its calendar too, and `BatchIncomplete` is raised at the end so the queue retries
+(a calendar synced meanwhile is read again incrementally: harmless). ICS feeds and anything that
+is not a person's Outlook or Google calendar are synced one by one with `sync.run`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from connectors.records import CalendarPage, ConnectorError, Window
+from store.db import transaction
+from store.models import Calendar, Connection, ConnectionKind, Organisation
+from store.services import calendars, external_events
+from worker.calendar import engine, readers, sync
+from worker.calendar.rules import OfficeRules
+from worker.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+READ_THREADS = 4  # calendars of a batch read at once (HTTP waits overlap; the GIL does the rest)
+GROUP_EVENTS = 2_000  # events (and removals) applied in one transaction at most, several calendars' rounds
+STREAM_EVENTS = 1_000  # a round longer than this is applied page by page as it is read
+
+
+class BatchIncomplete(Exception):
+    """Some calendars of the batch met an internal error (kept on each of them); the queue retries."""
+
+    def __init__(self, calendar_ids: Sequence[int]) -> None:
+        super().__init__(f"calendars {', '.join(map(str, calendar_ids))} failed with an internal error")
+        self.calendar_ids = list(calendar_ids)
+
+
+@dataclass
+class _Round:
+    """One calendar's round as read: its pages, or why it could not be read."""
+
+    calendar: calendars.Claimed
+    pages: list[CalendarPage] = field(default_factory=list)
+    failure: str | None = None
+    action_required: bool = False
+    crashed: bool = False  # an internal error, not the source's refusal
+    streamed: engine.Tally | None = None  # applied already, page by page (a long round)
+
+    @property
+    def size(self) -> int:
+        return sum(len(page.events) + len(page.removed) for page in self.pages)
+
+
+@dataclass(frozen=True)
+class _Batch:
+    runtime: Runtime
+    kind: ConnectionKind
+    window: tuple[datetime, datetime]
+    contexts: dict[int, engine.Context]
+
+
+def run(
+    runtime: Runtime, connection_id: int, calendar_ids: Sequence[int], *, threads: int = READ_THREADS
+) -> dict[int, engine.Tally | None]:
+    """Sync these calendars of one connection; each one's tally, None where it did not sync (held by
+    another sync, gone, of another connection, or refused by its source: see its `last_error`).
+
+    Raises BatchIncomplete after the others are done when a calendar met an internal error.
+    """
+    results: dict[int, engine.Tally | None] = dict.fromkeys(calendar_ids)
+    with transaction(runtime.session_factory) as session:
+        connection = session.get(Connection, connection_id)
+        if connection is None:
+            return results
+        kind = connection.kind
+        if kind in calendars.READING_KINDS:
+            claimed = calendars.claim_many(session, connection_id, calendar_ids)
+            organisation = session.get_one(Organisation, connection.organisation_id)
+            source = readers.connection_source(runtime.secret_box, connection, organisation)
+            window = calendars.window(organisation)
+            rules = OfficeRules.from_settings(organisation.office_rules)
+            contexts = {
+                item.id: engine.Context(
+                    item.id, item.organisation_id, item.member_id, kind.value, organisation.calendar_busy_only, rules
+                )
+                for item in claimed
+            }
+    if kind not in calendars.READING_KINDS:
+        for calendar_id in calendar_ids:  # a feed is a connection of its own: one calendar
+            results[calendar_id] = sync.run(runtime, calendar_id)
+        return results
+    skipped = sorted(set(calendar_ids) - set(contexts))
+    if skipped:
+        logger.info("calendars %s are being synced already (or are gone)", skipped)
+    if not claimed:
+        return results
+    batch = _Batch(runtime, kind, window, contexts)
+    crashed: list[int] = []
+    shared = readers.ConnectionReaders(source, runtime.directory, runtime.webhook_client)
+    try:
+        rounds = _read_all(batch, shared, claimed, threads)
+        for group in _Groups(rounds, len(claimed)):
+            results.update(_settle(batch, group, crashed))
+    finally:
+        shared.close()
+    if crashed:
+        raise BatchIncomplete(crashed)
+    return results
+
+
+def _read_all(
+    batch: _Batch, shared: readers.ConnectionReaders, claimed: list[calendars.Claimed], threads: int
+) -> queue.SimpleQueue[_Round]:
+    """Start reading every calendar on a pool of threads; their rounds arrive on the queue as read."""
+    arrived: queue.SimpleQueue[_Round] = queue.SimpleQueue()
+    pool = ThreadPoolExecutor(max_workers=max(1, min(threads, len(claimed))), thread_name_prefix="calendar-read")
+    for item in claimed:
+        pool.submit(_read_into, arrived, batch, shared, item)
+    pool.shutdown(wait=False)  # the threads end once the queue holds every round
+    return arrived
+
+
+class _Groups:
+    """Rounds as they arrive, in groups: whatever has arrived meanwhile, up to GROUP_EVENTS events."""
+
+    def __init__(self, arrived: queue.SimpleQueue[_Round], expected: int) -> None:
+        self._arrived = arrived
+        self._left = expected
+
+    def __iter__(self) -> _Groups:
+        return self
+
+    def __next__(self) -> list[_Round]:
+        if self._left <= 0:
+            raise StopIteration
+        group = [self._arrived.get()]
+        self._left -= 1
+        size = group[0].size
+        while self._left > 0 and size < GROUP_EVENTS:
+            try:
+                item = self._arrived.get_nowait()
+            except queue.Empty:
+                break
+            group.append(item)
+            self._left -= 1
+            size += item.size
+        return group
+
+
+def _read_into(
+    arrived: queue.SimpleQueue[_Round], batch: _Batch, shared: readers.ConnectionReaders, item: calendars.Claimed
+) -> None:
+    arrived.put(_read(batch, shared, item))
+
+
+def _read(batch: _Batch, shared: readers.ConnectionReaders, item: calendars.Claimed) -> _Round:
+    """Read one calendar's round (on a pool thread); a long round is applied as it is read."""
+    round_ = _Round(item)
+    try:
+        pages = iter(shared.reader(item.address).read(item.cursor, Window(*batch.window)))
+        for page in pages:
+            round_.pages.append(page)
+            if page.last:
+                return round_
+            if round_.size > STREAM_EVENTS:
+                round_.streamed = _stream(batch, round_, pages)
+                return round_
+        raise ConnectorError("the calendar's listing ended before its last page; it is read again")
+    except ConnectorError as error:
+        round_.failure, round_.action_required = error.message, error.action_required
+    except Exception as error:
+        logger.exception("reading calendar %d failed", item.id)
+        round_.failure, round_.crashed = f"internal error: {type(error).__name__}; it is retried", True
+    return round_
+
+
+def _stream(batch: _Batch, round_: _Round, rest: Iterator[CalendarPage]) -> engine.Tally:
+    """A long round: the pages read so far, then the rest as read, applied page by page as `sync.run` does."""
+    calendar_id = round_.calendar.id
+    tally = engine.Tally()
+    pages = itertools.chain(round_.pages, rest)
+    cursor, listed = sync.apply_round(batch.runtime, calendar_id, pages, tally, batch.contexts[calendar_id])
+    sync.complete(batch.runtime, calendar_id, batch.kind, cursor, listed, batch.window, tally)
+    return tally
+
+
+def _settle(batch: _Batch, group: list[_Round], crashed: list[int]) -> dict[int, engine.Tally | None]:
+    """Apply a group of rounds and keep how each calendar ended."""
+    results: dict[int, engine.Tally | None] = {}
+    failed = [round_ for round_ in group if round_.failure is not None]
+    for round_ in group:
+        if round_.streamed is not None:
+            results[round_.calendar.id] = round_.streamed
+    readable = [round_ for round_ in group if round_.failure is None and round_.streamed is None]
+    if readable:
+        results.update(_apply(batch, readable, failed))
+    if failed:
+        _fail(batch, failed)
+        crashed.extend(round_.calendar.id for round_ in failed if round_.crashed)
+        for round_ in failed:
+            results[round_.calendar.id] = None
+    return results
+
+
+def _apply(batch: _Batch, rounds: list[_Round], failed: list[_Round]) -> dict[int, engine.Tally | None]:
+    """Apply these rounds in one transaction; if it fails, each alone (its failure kept in `failed`)."""
+    try:
+        return _apply_together(batch, rounds)
+    except Exception as error:
+        if len(rounds) == 1:
+            logger.exception("applying calendar %d failed", rounds[0].calendar.id)
+            rounds[0].failure, rounds[0].crashed = f"internal error: {type(error).__name__}; it is retried", True
+            failed.append(rounds[0])
+            return {}
+        logger.info("a group of %d calendars failed to apply: applying them one by one", len(rounds))
+    results: dict[int, engine.Tally | None] = {}
+    for round_ in rounds:
+        results.update(_apply(batch, [round_], failed))
+    return results
+
+
+def _apply_together(batch: _Batch, rounds: list[_Round]) -> dict[int, engine.Tally | None]:
+    start, end = batch.window
+    results: dict[int, engine.Tally | None] = {}
+    finished: list[calendars.Finished] = []
+    with transaction(batch.runtime.session_factory) as session:
+        ids = [round_.calendar.id for round_ in rounds]
+        external_events.lock(session, ids)
+        for round_ in sorted(rounds, key=lambda item: item.calendar.id):
+            calendar_id = round_.calendar.id
+            tally = engine.Tally()
+            listed: set[str] = set()
+            full = False
+            for page in round_.pages:
+                if page.events or page.removed:
+                    engine.apply_page(session, calendar_id, page, tally, batch.contexts[calendar_id], locked=True)
+                else:  # nothing to stage: only what the reader met on the way
+                    for text in page.notes:
+                        tally.note(text)
+                if page.full:
+                    full = True  # a round may turn full part-way (a 410): what came before is listed again
+                    listed.update(event.event_id for event in page.events)
+            if full:
+                engine.remove_unlisted(session, calendar_id, listed, start, end, tally)
+            finished.append(calendars.Finished(calendar_id, round_.pages[-1].cursor, tally.counts, tally.notes))
+            results[calendar_id] = tally
+        external_events.forget_outside_many(session, ids, start, end)
+        calendars.finish_many(session, finished, window_start=start.date())
+    return results
+
+
+def _fail(batch: _Batch, failed: list[_Round]) -> None:
+    """Keep why each of these calendars did not sync (one transaction)."""
+    with transaction(batch.runtime.session_factory) as session:
+        for round_ in failed:
+            logger.warning("sync of calendar %d failed: %s", round_.calendar.id, round_.failure)
+            calendar = session.get(Calendar, round_.calendar.id)
+            if calendar is not None:  # gone meanwhile (its person left): nothing to report on
+                calendars.fail(session, calendar, round_.failure or "", action_required=round_.action_required)
