@@ -7,12 +7,13 @@ Wiring, in the composition root::
     reader = Kadence(KadenceClient(auth, api_url=EU_API_URL, http=http))  # a PeopleReader
     reader.people(cursor); reader.events(cursor, window); reader.desks()
     kadence_status(person_event.event)  # "booked", "checkedIn", … as Kadence says
+    # reader.events yields KadenceEvents: PersonEvents with status, checked_in_at, checked_out_at
 """
 
 from connectors.kadence.auth import EU_TOKEN_URL, US_TOKEN_URL, ClientSecret, KadenceAuth
 from connectors.kadence.client import EU_API_URL, US_API_URL, KadenceClient
 from connectors.kadence.reader import Kadence
-from connectors.kadence.translate import BOOKING_REASON, CALENDAR_STATUS, OFFICE_TYPES, kadence_status
+from connectors.kadence.translate import BOOKING_REASON, CALENDAR_STATUS, OFFICE_TYPES, KadenceEvent, kadence_status
 
 __all__ = [
     "BOOKING_REASON",
@@ -26,5 +27,6 @@ __all__ = [
     "Kadence",
     "KadenceAuth",
     "KadenceClient",
+    "KadenceEvent",
     "kadence_status",
 ]

@@ -3,10 +3,13 @@
 Every check here raises ConnectorError naming the record and the field, so a malformed answer
 stops the round before anything reaches the worker.
 
-Bookings keep Kadence's own status as a category `kadence:<status>` (see `kadence_status`), beside
-the calendar status the sync engine understands: a booking checked in, checked out or completed is
-still a confirmed office day; cancelled and `noCheckIn` (auto-released: the desk went back and the
-person never came) are cancelled; `unknown` is tentative.
+A booking is a `KadenceEvent`: a PersonEvent that also carries Kadence's own status and its
+`checkedInDate`/`checkedOutDate`, which the worker mirrors onto the booking it holds
+(worker/peers/attendance.py). The status is also kept as a category `kadence:<status>` (see
+`kadence_status`) on the stored event, beside the calendar status the sync engine understands: a
+booking checked in, checked out or completed is still a confirmed office day; cancelled and
+`noCheckIn` (auto-released: the desk went back and the person never came) are cancelled; `unknown`
+is tentative.
 """
 
 from __future__ import annotations
@@ -32,6 +35,20 @@ STATUS_CATEGORY = "kadence:"
 # writes into the person's own calendar; lockers and parking come with an office day, not instead of one.
 OFFICE_TYPES = frozenset({"desk", "private_office", "pod", "onsite"})
 BOOKING_REASON = "WFO"
+
+
+@dataclass(frozen=True, slots=True)
+class KadenceEvent(PersonEvent):
+    """A Kadence booking as its person's office day, with what Kadence says of their attendance.
+
+    `status` is Kadence's (`booked`, `checkedIn`, `checkedOut`, `completed`, `cancelled`, `noCheckIn`,
+    `unknown`); `checked_in_at`/`checked_out_at` its `checkedInDate`/`checkedOutDate` (aware UTC), None
+    when the booking has none.
+    """
+
+    status: str = "booked"
+    checked_in_at: datetime | None = None
+    checked_out_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +172,7 @@ def booking_head(item: Mapping[str, Any]) -> Booking:
     return Booking(ulid, kind, reference(item.get("userId")))
 
 
-def to_event(item: Mapping[str, Any], person: str, buildings: Mapping[str, Building]) -> PersonEvent:
+def to_event(item: Mapping[str, Any], person: str, buildings: Mapping[str, Building]) -> KadenceEvent:
     """A desk (or onsite) booking as `person`'s office day at the space's (or building's) name."""
     head = booking_head(item)
     what = f"booking {head.ulid}"
@@ -191,4 +208,17 @@ def to_event(item: Mapping[str, Any], person: str, buildings: Mapping[str, Build
         etag=f"{updated.isoformat()}/{status}",
         updated=updated,
     )
-    return PersonEvent(person=person, event=event, booking_reason=BOOKING_REASON)
+    return KadenceEvent(
+        person=person,
+        event=event,
+        booking_reason=BOOKING_REASON,
+        status=status,
+        checked_in_at=_maybe_time(item, "checkedInDate", what),
+        checked_out_at=_maybe_time(item, "checkedOutDate", what),
+    )
+
+
+def _maybe_time(item: Mapping[str, Any], key: str, what: str) -> datetime | None:
+    """An optional date-time field (null or absent until the booking is checked in or out)."""
+    value = item.get(key)
+    return None if value is None else parse_time(value, f"{what} {key}")

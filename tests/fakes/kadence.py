@@ -16,7 +16,8 @@ Test hooks: `throttle`/`fail` answer the next API requests with an error, `answe
 body, `listeners` see each API request first (to change data mid-read), `refuse_tokens` makes the
 API refuse every token, `expire_tokens` ends every
 token issued so far, `override` puts raw fields into a record (malformed payloads), `change_booking`
-and `cancel_booking` change bookings as Kadence would; `requests` logs every request served.
+and `cancel_booking` change bookings as Kadence would, `check_in`/`check_out`/`release` (auto-release:
+noCheckIn)/`complete` move them through the document's statuses; `requests` logs every request served.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ class Booking:
     status: str = "booked"
     updated: datetime = field(default_factory=lambda: datetime(2024, 1, 1, tzinfo=UTC))
     cancellation_reason: str | None = None
+    checked_in: datetime | None = None
+    checked_out: datetime | None = None
+    released: datetime | None = None
     fields: dict[str, Any] = field(default_factory=dict)
 
 
@@ -204,6 +208,22 @@ class FakeKadence:
         """Cancel a booking: still listed, with status cancelled and a reason."""
         self.change_booking(ulid, status="cancelled", cancellation_reason=reason)
 
+    def check_in(self, ulid: str, at: datetime) -> None:
+        """Check in (booked → checkedIn), as the check-in action or a door sensor would, at `at`."""
+        self.change_booking(ulid, status="checkedIn", checked_in=at)
+
+    def check_out(self, ulid: str, at: datetime) -> None:
+        """Check out (checkedIn → checkedOut) at `at`."""
+        self.change_booking(ulid, status="checkedOut", checked_out=at)
+
+    def release(self, ulid: str, at: datetime) -> None:
+        """Auto-release a booking nobody checked in to: noCheckIn, autoReleasedDate, reason autoSpaceRelease."""
+        self.change_booking(ulid, status="noCheckIn", released=at, cancellation_reason="autoSpaceRelease")
+
+    def complete(self, ulid: str) -> None:
+        """The booking's end passed: completed (its check-in and check-out stay as they were)."""
+        self.change_booking(ulid, status="completed")
+
     def override(self, kind: str, ulid: str, **fields: Any) -> None:
         """Put raw JSON fields over a user or booking (malformed payloads); `kind` is users or bookings."""
         with self._lock:
@@ -254,6 +274,13 @@ class FakeKadence:
             "endDate": self.time(booking.end),
             "createdAt": self.time(datetime(2024, 1, 1, tzinfo=UTC)),
             "updatedAt": self.time(booking.updated),
+            "checkedInUserId": f"{PREFIX}/users/{booking.user}" if booking.checked_in else None,
+            "checkedInDate": self.time(booking.checked_in) if booking.checked_in else None,
+            "checkedInSource": "web" if booking.checked_in else None,
+            "checkedOutUser": f"{PREFIX}/users/{booking.user}" if booking.checked_out else None,
+            "checkedOutDate": self.time(booking.checked_out) if booking.checked_out else None,
+            "checkOutSource": "web" if booking.checked_out else None,
+            "autoReleasedDate": self.time(booking.released) if booking.released else None,
             "status": booking.status,
             "type": booking.type,
             "cancellationReason": booking.cancellation_reason,

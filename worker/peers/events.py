@@ -16,11 +16,21 @@ from collections.abc import Iterable
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from connectors.records import CalendarPage, ConnectorError, PeoplePage, PeopleReader, PersonEvent, RemovedEvent, Window
+from connectors.records import (
+    CalendarEvent,
+    CalendarPage,
+    ConnectorError,
+    PeoplePage,
+    PeopleReader,
+    PersonEvent,
+    RemovedEvent,
+    Window,
+)
 from store.db import transaction
 from store.models import Calendar, Connection, Organisation
 from store.services import calendars, external_events
 from worker.calendar import engine
+from worker.peers import attendance
 
 
 def window_of(factory: sessionmaker[Session], connection_id: int) -> Window:
@@ -82,21 +92,40 @@ def apply_calendar(
     full: bool,
     removed: Iterable[RemovedEvent] = (),
 ) -> None:
-    """One person's events into their calendar; `full`: they are all of the window's (the others go)."""
+    """One person's events into their calendar; `full`: they are all of the window's (the others go).
+
+    Attendance (attendance.py): Kadence's released and cancelled bookings cancel ours first; events
+    whose booking is over are staged without the engine (it would book their slot again); then the
+    engine applies the rest, and Kadence's check-ins and check-outs are mirrored on what it booked.
+    """
     items = list(items)
-    page = CalendarPage(events=tuple(item.event for item in items), removed=tuple(removed), full=full, last=True)
+    holding = attendance.held(session, calendar_id, (item.event.event_id for item in items))
+    attendance.release(session, items, holding, tally)
+    over = attendance.settled(items, holding)
+    following = [item for item in items if item.event.event_id not in over]
+    page = CalendarPage(events=tuple(item.event for item in following), removed=tuple(removed), full=full, last=True)
     booked = {
         item.event.event_id: (item.event.working_location_label or "", item.booking_reason)
-        for item in items
+        for item in following
         if item.booking_reason and item.event.status != "cancelled"  # a cancelled one releases its booking
     }
     context = engine.Context.load(session, calendar_id)
     engine.apply_page(session, calendar_id, page, tally, context, booked=booked)
+    if over:
+        _stage(session, context, [item.event for item in items if item.event.event_id in over], tally)
+    attendance.mirror(session, calendar_id, following, tally)
     if not full:
         return
     # A complete listing: what it left out is gone, and the calendar is up to date as of now.
-    listed = {event.event_id for event in page.events}
+    listed = {item.event.event_id for item in items}
     engine.remove_unlisted(session, calendar_id, listed, window.start, window.end, tally)
     calendar = session.get_one(Calendar, calendar_id)
     external_events.forget_outside(session, calendar, window.start, window.end)
     calendars.finish(session, calendar, cursor=None, window_start=window.start.date(), counts=dict(tally.counts))
+
+
+def _stage(session: Session, context: engine.Context, found: list[CalendarEvent], tally: engine.Tally) -> None:
+    """Store events whose booking is over as they are now, without following them with a booking."""
+    applied = external_events.apply(session, context, context.provider, found, [], busy_only=context.busy_only)
+    tally.count("seen", len(found))
+    tally.count("changed", len(applied.changed))

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import httpx
 import pytest
 
-from connectors.kadence import Kadence, kadence_status
+from connectors.kadence import Kadence, KadenceEvent, kadence_status
 from connectors.records import CalendarEvent, PeoplePage, PersonEvent, Window
 from tests.connectors.kadence.conftest import WINDOW, Office, Sleeps, at, make_reader
 from tests.fakes.kadence import FakeKadence
@@ -31,9 +31,10 @@ def test_first_read_over_several_pages(fake: FakeKadence, reader: Kadence, offic
     assert [page.last for page in pages] == [False, False, True]
     events = events_of(pages)
     assert list(events) == [f"booking:{ulid}" for ulid in (first, *others)]
-    assert events[f"booking:{first}"] == PersonEvent(
+    assert events[f"booking:{first}"] == KadenceEvent(
         person="ada@example.com",
         booking_reason="WFO",
+        status="booked",
         event=CalendarEvent(
             event_id=f"booking:{first}",
             start=at(4, 9),
@@ -206,3 +207,31 @@ def test_an_offset_written_out_differently_is_the_same_instant(
     (item,) = events_of(list(reader.events(None, WINDOW))).values()
 
     assert (item.event.start, item.event.end) == (at(5, 9), at(5, 17))
+
+
+def test_check_in_and_out_dates_come_with_the_booking(fake: FakeKadence, reader: Kadence, office: Office) -> None:
+    ulid = fake.add_booking(office.ada, office.desk1, at(5, 9), at(5, 17))
+    (before,) = events_of(list(reader.events(None, WINDOW))).values()
+    fake.check_in(ulid, at(5, 9) + timedelta(minutes=4))
+    fake.check_out(ulid, at(5, 15))
+    (after,) = events_of(list(reader.events(None, WINDOW))).values()
+
+    assert isinstance(before, KadenceEvent)
+    assert (before.status, before.checked_in_at, before.checked_out_at) == ("booked", None, None)
+    assert isinstance(after, KadenceEvent)
+    assert (after.status, after.checked_in_at, after.checked_out_at) == (
+        "checkedOut",
+        at(5, 9) + timedelta(minutes=4),
+        at(5, 15),
+    )
+
+
+def test_check_in_dates_in_another_offset_are_read_as_utc(office: Office, reader: Kadence, fake: FakeKadence) -> None:
+    fake.offset = timedelta(hours=2)
+    ulid = fake.add_booking(office.ada, office.desk1, at(5, 9), at(5, 17))
+    fake.check_in(ulid, at(5, 9))
+    (item,) = events_of(list(reader.events(None, WINDOW))).values()
+    assert isinstance(item, KadenceEvent)
+    assert item.checked_in_at == at(5, 9)
+    assert item.checked_in_at is not None
+    assert item.checked_in_at.tzinfo is UTC

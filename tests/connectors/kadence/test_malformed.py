@@ -29,6 +29,8 @@ def _five_bookings(fake: FakeKadence, office: Office) -> list[str]:
         ({"status": "onHold"}, "status='onHold', not one the document lists"),
         ({"space": "Desk 01"}, "space that is not an object"),
         ({"type": None}, "type=None"),
+        ({"checkedInDate": "09:05"}, "checkedInDate is '09:05', not an ISO 8601 date-time"),
+        ({"checkedOutDate": "2024-03-06T17:00:00"}, "checkedOutDate is '2024-03-06T17:00:00', without a UTC offset"),
     ],
 )
 def test_a_malformed_booking_on_a_later_page_yields_nothing(
