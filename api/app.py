@@ -37,11 +37,12 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.add_middleware(Guard, max_body_bytes=ctx.max_body_bytes)
     app.add_middleware(metrics.RequestMetrics)  # added last: outermost, so it sees every answer
     app.include_router(health.router)
+    # Inbound pushes first: routes are matched in order, and a sender waits on their answer.
+    app.include_router(resourceguru_hooks)
+    app.include_router(push)
     app.include_router(metrics.router)
     app.include_router(wiggledesk.router)
     app.include_router(v1.router)
     app.include_router(invitation_page.router)
-    app.include_router(push)
-    app.include_router(resourceguru_hooks)
     app.include_router(scim.router)
     return app
