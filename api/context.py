@@ -35,3 +35,6 @@ class ApiContext:
     # Calendars: a connection that reads calendars was made or changed (or asked to sync): the
     # calendar worker brings its calendars in line and syncs them (see worker.calendar.jobs).
     calendars_changed: Callable[[int], None] = lambda _id: None
+    # The organisation's calendar settings named changed: stored events are brought in line (see
+    # worker.calendar.reevaluate).
+    calendar_settings_changed: Callable[[int, list[str]], None] = lambda _id, _changed: None

@@ -72,6 +72,7 @@ def build(settings: Settings) -> Components:
     # Declare the actors on the broker just set.
     import worker.actors
     import worker.calendar.jobs
+    import worker.calendar.reevaluate
     import worker.directory.jobs
     import worker.peers.hooks  # noqa: F401
 
@@ -112,6 +113,7 @@ def make_counter(settings: Settings) -> Counter:
 def make_app(components: Components) -> FastAPI:
     from worker import actors
     from worker.calendar import jobs as calendar_jobs
+    from worker.calendar import reevaluate
     from worker.directory import channels, jobs
 
     settings = components.settings
@@ -132,5 +134,6 @@ def make_app(components: Components) -> FastAPI:
             enqueue_channels=jobs.enqueue_channels,
             close_channels=partial(channels.close, worker_runtime),
             calendars_changed=calendar_jobs.calendars_changed,
+            calendar_settings_changed=reevaluate.settings_changed,
         )
     )

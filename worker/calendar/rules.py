@@ -3,18 +3,40 @@
 Google working-location entries say it outright (`officeLocation`). For Outlook and ICS events an
 organisation picks what counts: a category (e.g. "Office"), show-as `workingElsewhere` with a
 location, or a keyword in the subject ("WFO", "in office"). Rules read the event as the calendar
-sent it, before the privacy setting strips titles, so they work whatever is kept.
+sent it, before the privacy setting strips titles, so they work whatever is kept; they also read a
+stored event (`ExternalEvent`) when the rules change later (worker/calendar/reevaluate.py), which is
+the same thing while details are kept.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from connectors.records import CalendarEvent
 from store.errors import Invalid
 
 RULE_KEYS = frozenset({"categories", "keywords", "working_elsewhere_with_location"})
+
+
+class EventFacts(Protocol):
+    """What the rules read of an event: a `connectors.records.CalendarEvent` as read, or a stored
+    `store.models.ExternalEvent` (whose enums are strings too)."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def working_location(self) -> str | None: ...
+    @property
+    def working_location_label(self) -> str | None: ...
+    @property
+    def categories(self) -> Iterable[str]: ...
+    @property
+    def show_as(self) -> str: ...
+    @property
+    def location(self) -> str: ...
+    @property
+    def title(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,11 +73,16 @@ def validate(rules: dict[str, Any]) -> dict[str, Any]:
     return clean
 
 
-def office_day(event: CalendarEvent, rules: OfficeRules) -> str | None:
+def follows_rules(event: EventFacts) -> bool:
+    """Whether the organisation's rules decide this event (a Google working-location entry decides itself)."""
+    return event.working_location is None
+
+
+def office_day(event: EventFacts, rules: OfficeRules) -> str | None:
     """The office (or desk) the event places its person in, "" when unnamed; None if it is no office day."""
     if event.status == "cancelled":
         return None
-    if event.working_location is not None:  # Google says where the person works: nothing else counts
+    if not follows_rules(event):  # Google says where the person works: nothing else counts
         return (event.working_location_label or "") if event.working_location == "office" else None
     if rules.categories & {category.casefold() for category in event.categories}:
         return event.location

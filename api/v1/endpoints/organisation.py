@@ -7,8 +7,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field, StringConstraints
 
-from api.deps import DB, ApiCaller, admin_without_switch
+from api.context import ApiContext
+from api.deps import DB, ApiCaller, admin_without_switch, context
 from api.v1.common import PatchBody, RequestBody, Resource, Timestamp, problems
+from store.models import Organisation
 from store.services import organisations
 from store.services.tokens import Caller
 from worker.calendar import rules
@@ -93,14 +95,21 @@ def get_organisation(caller: ApiCaller, db: DB) -> OrganisationOut:
 
 @router.patch("", summary="Change the organisation's settings", responses=problems(400, 413, 415, 422))
 def update_organisation(
-    body: OrganisationPatch, caller: Annotated[Caller, Depends(admin_without_switch)], db: DB
+    body: OrganisationPatch,
+    caller: Annotated[Caller, Depends(admin_without_switch)],
+    db: DB,
+    ctx: Annotated[ApiContext, Depends(context)],
 ) -> OrganisationOut:
     """Change the time zone, turn the API on or off, set the directory policy or the calendar settings
     (privacy, window, office-day rules) (admins only).
 
-    This route answers admins even while the API is off, so that they can turn it on.
+    This route answers admins even while the API is off, so that they can turn it on. Calendar
+    events already stored follow a change of the calendar settings shortly after (a job): office
+    days are judged again by new rules (bookings made or cancelled), a wider window is read, details
+    come back when the privacy setting is turned off (they are blanked at once when it is turned on).
     """
     organisation = organisations.get(db, caller.organisation.id)
+    before = _calendar_settings(organisation)
     organisations.update_settings(
         db,
         organisation,
@@ -111,5 +120,17 @@ def update_organisation(
         calendar_window_days=body.calendar_window_days,
         office_rules=_clean_rules(body.office_rules),
     )
+    after = _calendar_settings(organisation)
     db.commit()
+    changed = [name for name in CALENDAR_SETTINGS if before[name] != after[name]]
+    if changed:
+        ctx.calendar_settings_changed(organisation.id, changed)
     return OrganisationOut.model_validate(organisation)
+
+
+# The settings whose change asks the calendar worker to bring stored events in line (worker.calendar.reevaluate).
+CALENDAR_SETTINGS = ("office_rules", "calendar_window_days", "calendar_busy_only")
+
+
+def _calendar_settings(organisation: Organisation) -> dict[str, object]:
+    return {name: getattr(organisation, name) for name in CALENDAR_SETTINGS}

@@ -1,0 +1,75 @@
+"""PATCH /v1/organisation hands the calendar settings it changed to the calendar worker, after the commit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.app import create_app
+from api.context import ApiContext
+from api.ratelimit import MemoryCounter
+from store.models import Organisation
+from tests.api.v1.conftest import assert_problem, nothing_written
+from tests.conftest import Org, auth
+
+Calls = list[tuple[int, list[str], dict[str, Any]]]
+
+
+@pytest.fixture
+def calls() -> Calls:
+    return []
+
+
+@pytest.fixture
+def watched(api_factory: sessionmaker[Session], calls: Calls) -> TestClient:
+    """The API whose calendar-settings hand-over notes what it was given and what the store held then."""
+
+    def changed(organisation_id: int, names: list[str]) -> None:
+        with api_factory() as session:  # a new session: sees only what was committed
+            stored = session.get_one(Organisation, organisation_id)
+            calls.append((organisation_id, names, {name: getattr(stored, name) for name in names}))
+
+    return TestClient(
+        create_app(
+            ApiContext(
+                session_factory=api_factory,
+                counter=MemoryCounter(),
+                public_base_url="http://testserver",
+                broker_ping=lambda: True,
+                calendar_settings_changed=changed,
+            )
+        )
+    )
+
+
+def patch(client: TestClient, org: Org, body: dict[str, Any]) -> None:
+    response = client.patch("/v1/organisation", json=body, headers=auth(org.admin_token))
+    assert response.status_code == 200, response.text
+
+
+def test_changed_calendar_settings_are_handed_over_once_committed(watched: TestClient, org: Org, calls: Calls) -> None:
+    rules = {"keywords": ["WFO"], "categories": [], "working_elsewhere_with_location": False}
+    patch(watched, org, {"office_rules": rules, "calendar_window_days": 90, "timezone": "Europe/Paris"})
+    committed = {"office_rules": rules, "calendar_window_days": 90}
+    assert calls == [(org.organisation.id, ["office_rules", "calendar_window_days"], committed)]
+
+    patch(watched, org, {"calendar_busy_only": True})
+    assert calls[-1] == (org.organisation.id, ["calendar_busy_only"], {"calendar_busy_only": True})
+
+
+def test_nothing_is_handed_over_when_no_calendar_setting_changed(
+    watched: TestClient, api_factory: sessionmaker[Session], org: Org, calls: Calls
+) -> None:
+    patch(watched, org, {"timezone": "Europe/Paris", "directory_policy": "auto_accept"})
+    patch(watched, org, {"calendar_window_days": 60, "calendar_busy_only": False})  # as they are
+    assert calls == []
+
+    with nothing_written(api_factory):
+        bad = watched.patch("/v1/organisation", json={"calendar_window_days": 0}, headers=auth(org.admin_token))
+        assert_problem(bad, 422)
+        member = watched.patch("/v1/organisation", json={"office_rules": {}}, headers=auth(org.member_token))
+        assert_problem(member, 403, "admin_only")
+    assert calls == []

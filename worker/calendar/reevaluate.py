@@ -1,0 +1,298 @@
+"""Stored calendar events brought in line when the organisation's calendar settings change.
+
+A sync only looks at events that changed, so a change of `office_rules`, `calendar_window_days` or
+`calendar_busy_only` (`PATCH /v1/organisation`) reaches events already stored through this job,
+queued after the change commits (`settings_changed`). Every step reads the settings as they are
+when it runs, never as the message says, so a late or repeated job only repeats what is done:
+
+- **office rules**: every stored event of the organisation's own calendars (Outlook, Google, ICS;
+  not a peer platform's, whose shifts are bookings of their own) that has not started is judged by
+  the rules again, one job per calendar (`reevaluate_calendar`), in batches of `BATCH` events a
+  transaction, each taking its turn on the calendar's row as a sync's page does. An event that now
+  is an office day gets its booking (a clash is refused, kept on the event and emitted as
+  `external_event.booking_refused`, as in a sync); a calendar booking whose event no longer is one
+  is cancelled (`booking.cancelled`). Bookings made by hand are never touched. Google
+  working-location entries are not the rules' to judge and events that started are history: both
+  are left as they are. With `calendar_busy_only` on, nothing the rules read (titles, categories,
+  locations) is stored, so the calendar is read again instead (`reread`): a full round of the
+  window, staged as a sync stages it, with every listed event judged by its record.
+- **window**: a sync of every calendar is asked for. The connectors keep the window their cursor
+  was made for and list the whole window again when it no longer matches (Graph's deltaLink, a
+  Google sync token, an ICS feed's fingerprint), so a wider window's new days are read from scratch;
+  a narrower one's outer events are forgotten by the sync's `forget_outside`, as when time moves.
+- **privacy on**: `organisations.update_settings` blanks stored details in the same transaction;
+  this job blanks them again in batches, for pages a sync that started before the change committed
+  after it. **Off**: every calendar is read again (`reread`), its details written back silently
+  before the round is staged, so no `external_event.upserted` goes out for details that events
+  never carry.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+import dramatiq
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connectors.records import CalendarEvent, CalendarPage, ConnectorError, Window
+from store.columns import utcnow
+from store.db import transaction
+from store.models import Calendar, Connection, ConnectionKind, ExternalEvent, Organisation
+from store.services import calendar_settings, calendars, connections, external_events
+from store.sql import among
+from worker import runtime
+from worker.calendar import engine, jobs, readers
+from worker.calendar.rules import follows_rules, office_day
+from worker.runtime import Runtime
+from worker.webhooks.ssrf import UnsafeURL
+
+logger = logging.getLogger(__name__)
+
+QUEUE = jobs.QUEUE
+BATCH = 500  # events judged (or blanked) in one transaction
+RULES, WINDOW, BUSY_ONLY = "office_rules", "calendar_window_days", "calendar_busy_only"
+SETTINGS = (RULES, WINDOW, BUSY_ONLY)
+
+
+class CalendarBusy(Exception):
+    """A sync holds the calendar: the job is tried again later (Dramatiq's retries, with backoff)."""
+
+
+def settings_changed(organisation_id: int, changed: Sequence[str]) -> None:
+    """For the API, after the commit that changed some of the organisation's calendar settings (their
+    names, as in `SETTINGS`; others are ignored). Does not raise: a lost job leaves stored events as
+    they were until they change, as before this job existed, and says so in the log."""
+    wanted = sorted(set(changed) & set(SETTINGS))
+    if not wanted:
+        return
+    try:
+        reevaluate_organisation.send(organisation_id, wanted)
+    except Exception:
+        message = "could not enqueue bringing organisation %d's calendars in line with %s"
+        logger.warning(message, organisation_id, wanted, exc_info=True)
+
+
+@dramatiq.actor(queue_name=QUEUE, max_retries=3, min_backoff=5_000, max_backoff=300_000)
+def reevaluate_organisation(organisation_id: int, changed: list[str]) -> None:
+    """Bring the organisation's stored calendar events in line with the settings named (see `plan`)."""
+    plan(runtime.current(), organisation_id, changed)
+
+
+def plan(worker_runtime: Runtime, organisation_id: int, changed: Sequence[str]) -> dict[str, int]:
+    """Do what the change of the named settings asks (see the module's docstring); returns how many
+    calendars were queued to be judged again or read again, asked to sync, and events blanked."""
+    with transaction(worker_runtime.session_factory) as session:
+        organisation = session.get(Organisation, organisation_id)
+        if organisation is None:
+            return {}
+        busy_only = organisation.calendar_busy_only
+        calendar_ids = calendar_settings.followed_calendars(session, organisation_id)
+    done = {"judged": 0, "reread": 0, "synced": 0, "blanked": 0}
+    switched_off = BUSY_ONLY in changed and not busy_only
+    if BUSY_ONLY in changed and busy_only:
+        done["blanked"] = blank_details(worker_runtime, organisation_id)
+    # Judging needs the details (stored only while the privacy setting is off), and details wanted
+    # back are only in the calendars: both read the calendars again.
+    reread = busy_only or switched_off
+    if RULES in changed or switched_off:
+        for calendar_id in calendar_ids:
+            _enqueue_calendar(calendar_id, reread)
+        done["reread" if reread else "judged"] = len(calendar_ids)
+    if WINDOW in changed and not done["reread"]:  # a re-read lists the whole window as it is then
+        done["synced"] = _ask_syncs(worker_runtime, calendar_ids)
+    logger.info("organisation %d's calendar settings %s changed: %s", organisation_id, list(changed), done)
+    return done
+
+
+def _enqueue_calendar(calendar_id: int, reread: bool) -> None:
+    try:
+        reevaluate_calendar.send(calendar_id, reread)
+    except Exception:
+        logger.warning("could not enqueue bringing calendar %d in line", calendar_id, exc_info=True)
+
+
+def _ask_syncs(worker_runtime: Runtime, calendar_ids: Sequence[int]) -> int:
+    """Ask for a sync of each calendar (coalesced with requests waiting), `BATCH` a transaction."""
+    asked = 0
+    for start in range(0, len(calendar_ids), BATCH):
+        with transaction(worker_runtime.session_factory) as session:
+            wanted = [item for item in calendar_ids[start : start + BATCH] if calendars.request_sync(session, item)]
+        for calendar_id in wanted:
+            jobs.enqueue_sync(calendar_id)
+        asked += len(wanted)
+    return asked
+
+
+def blank_details(worker_runtime: Runtime, organisation_id: int) -> int:
+    """Blank the details of the organisation's stored events, `BATCH` a transaction, while the privacy
+    setting is on (if it is turned off meanwhile the rest is left). Returns how many rows were written."""
+    after_id, written = 0, 0
+    while True:
+        with transaction(worker_runtime.session_factory) as session:
+            if not session.get_one(Organisation, organisation_id).calendar_busy_only:
+                return written
+            batch = calendar_settings.blank_details(session, organisation_id, after_id=after_id, limit=BATCH)
+        if batch is None:
+            return written
+        after_id, count = batch
+        written += count
+
+
+# A sync holding the calendar makes the job wait its turn: up to about an hour of retries.
+@dramatiq.actor(queue_name=QUEUE, max_retries=20, min_backoff=10_000, max_backoff=300_000, time_limit=1_800_000)
+def reevaluate_calendar(calendar_id: int, reread: bool = False) -> None:
+    """Bring one calendar's stored events in line with the organisation's office rules (see `judge`,
+    `reread`)."""
+    worker_runtime = runtime.current()
+    if reread:
+        if reread_calendar(worker_runtime, calendar_id) is None:
+            raise CalendarBusy(f"calendar {calendar_id} is being synced; it is read again later")
+    else:
+        judge(worker_runtime, calendar_id)
+
+
+def judge(worker_runtime: Runtime, calendar_id: int) -> engine.Tally:
+    """Judge the calendar's stored events that have not started by the rules as they are now, and
+    make, move or cancel their bookings; `BATCH` events a transaction. If the privacy setting was
+    turned on meanwhile there is nothing left to judge by, and the calendar is read again instead."""
+    tally = engine.Tally()
+    now = utcnow()
+    after_id = 0
+    while True:
+        with transaction(worker_runtime.session_factory) as session:
+            keys = _lock(session, calendar_id)
+            if keys is None:
+                return tally  # gone (its person left, its connection stopped reading calendars)
+            if keys.busy_only:
+                break
+            rows = calendar_settings.events_to_judge(
+                session, calendar_id, after_id=after_id, starting_after=now, limit=BATCH
+            )
+            noted = len(tally.notes)
+            _judge_rows(session, keys, rows, tally)
+            calendar_settings.add_notes(session, calendar_id, tally.notes[noted:])
+        if len(rows) < BATCH:
+            logger.info("judged calendar %d by the office rules again: %s", calendar_id, tally.counts)
+            return tally
+        after_id = rows[-1].id
+    _enqueue_calendar(calendar_id, True)
+    return tally
+
+
+def _lock(session: Session, calendar_id: int) -> engine.Context | None:
+    """Take the calendar's turn (the row lock a sync's page takes, PostgreSQL) and read its context."""
+    if session.execute(select(Calendar.id).where(Calendar.id == calendar_id).with_for_update()).first() is None:
+        return None
+    return engine.Context.load(session, calendar_id)
+
+
+def _judge_rows(session: Session, keys: engine.Context, rows: Iterable[ExternalEvent], tally: engine.Tally) -> None:
+    for row in rows:
+        office = office_day(row, keys.rules)
+        if office is None and row.booking_id is None and row.booking_refused is None:
+            continue  # no office day, and never was one
+        engine.follow(session, keys, row, office, tally)
+
+
+def reread_calendar(worker_runtime: Runtime, calendar_id: int) -> engine.Tally | None:
+    """Read the calendar's whole window again as a sync does (claimed, staged page by page, unlisted
+    events removed, the new cursor kept), and also judge every listed event that has not started by
+    the rules, changed or not; with the privacy setting off, details stored blank are written back
+    first, without events. None when a sync holds the calendar; a connector's refusal is kept on the
+    calendar as a sync keeps it (and the office days wait for the next change)."""
+    factory = worker_runtime.session_factory
+    with transaction(factory) as session:
+        if session.get(Calendar, calendar_id) is None:
+            return engine.Tally()
+        if not calendars.claim(session, calendar_id):
+            return None
+        calendar = session.get_one(Calendar, calendar_id)
+        source = readers.source_of(session, worker_runtime.secret_box, calendar)
+        start, end = calendars.window(session.get_one(Organisation, calendar.organisation_id))
+        context = engine.Context.load(session, calendar_id)
+    tally = engine.Tally()
+    try:
+        reader = readers.make_reader(source, worker_runtime.directory, worker_runtime.webhook_client)
+        cursor, listed = _reread_round(worker_runtime, context, reader.read(None, Window(start, end)), tally)
+        with transaction(factory) as session:
+            engine.remove_unlisted(session, calendar_id, listed, start, end, tally)
+            calendar = session.get_one(Calendar, calendar_id)
+            external_events.forget_outside(session, calendar, start, end)
+            calendars.finish(
+                session, calendar, cursor=cursor, window_start=start.date(), counts=tally.counts, notes=tally.notes
+            )
+            if source.kind is ConnectionKind.ICS:
+                feed = session.get_one(Connection, calendar.connection_id)
+                connections.finish(session, feed, counts=tally.counts, notes=tally.notes, cursor=None)
+    except ConnectorError as error:
+        _fail(worker_runtime, calendar_id, error.message, action_required=error.action_required, notes=tally.notes)
+        return tally
+    except UnsafeURL as error:
+        message = f"ICS feed refused: {error}; enter a public address"
+        _fail(worker_runtime, calendar_id, message, action_required=True, notes=tally.notes)
+        return tally
+    except Exception as error:
+        _fail(worker_runtime, calendar_id, f"internal error: {type(error).__name__}; it is retried", notes=tally.notes)
+        raise
+    logger.info("read calendar %d again for its organisation's settings: %s", calendar_id, tally.counts)
+    return tally
+
+
+def _reread_round(
+    worker_runtime: Runtime, context: engine.Context, pages: Iterable[CalendarPage], tally: engine.Tally
+) -> tuple[str | None, set[str]]:
+    """Stage every page of a full listing and judge its events; returns the cursor and the ids listed."""
+    listed: set[str] = set()
+    now = utcnow()
+    for page in pages:
+        with transaction(worker_runtime.session_factory) as session:
+            if not context.busy_only:
+                calendar_settings.bring_back_details(session, context.id, page.events)
+            engine.apply_page(session, context.id, page, tally, context)
+            _judge_records(session, context, page.events, now, tally)
+        listed.update(event.event_id for event in page.events)
+        if page.last:
+            return page.cursor, listed
+    raise ConnectorError("the calendar's listing ended before its last page; it is read again")
+
+
+def _judge_records(
+    session: Session,
+    context: engine.Context,
+    records: Iterable[CalendarEvent],
+    now: datetime,
+    tally: engine.Tally,
+) -> None:
+    """Judge listed events by their records (what the rules need even when it is not stored)."""
+    latest = {record.event_id: record for record in records if record.booking_id is None and follows_rules(record)}
+    if not latest:
+        return
+    rows = session.scalars(
+        select(ExternalEvent).where(
+            ExternalEvent.calendar_id == context.id, among(session, ExternalEvent.event_id, list(latest))
+        )
+    )
+    for row in rows:
+        if row.start_at <= now:
+            continue  # started: history, as in `judge`
+        office = office_day(latest[row.event_id], context.rules)
+        if office is None and row.booking_id is None and row.booking_refused is None:
+            continue
+        engine.follow(session, context, row, office, tally)
+
+
+def _fail(
+    worker_runtime: Runtime, calendar_id: int, message: str, *, action_required: bool = False, notes: list[str]
+) -> None:
+    logger.warning("reading calendar %d again failed: %s", calendar_id, message)
+    with transaction(worker_runtime.session_factory) as session:
+        calendar = session.get(Calendar, calendar_id)
+        if calendar is None:
+            return
+        calendars.fail(session, calendar, message, action_required=action_required, notes=notes)
+        connection = session.get_one(Connection, calendar.connection_id)
+        if connection.kind is ConnectionKind.ICS:
+            connections.fail(session, connection, message, action_required=action_required, notes=notes)
