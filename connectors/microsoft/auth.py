@@ -92,6 +92,9 @@ class GraphAuth:
         self._timeout = timeout
         self._app: Any = None
         self._lock = threading.Lock()
+        # Threads sharing this sign-in (a calendar batch) take turns asking msal, so the first
+        # requests of a batch wait for one token instead of each fetching its own.
+        self._token_lock = threading.Lock()
 
     def _application(self) -> Any:
         with self._lock:
@@ -130,7 +133,8 @@ class GraphAuth:
         """A valid access token for Graph: from msal's cache, or a new one from the token endpoint."""
         app = self._application()
         try:
-            result: dict[str, Any] = app.acquire_token_for_client(scopes=self._scopes)
+            with self._token_lock:
+                result: dict[str, Any] = app.acquire_token_for_client(scopes=self._scopes)
         except requests.RequestException as error:
             raise ConnectorError(f"Microsoft sign-in: token endpoint unreachable: {error}") from None
         token = result.get("access_token")
