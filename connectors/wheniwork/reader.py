@@ -36,7 +36,10 @@ class WhenIWork:
     """A PeopleReader over one When I Work account, seen by the user the client logs in as.
 
     `approved_statuses`: the request statuses that mean approved time off (the document gives
-    no codes). `page_size`: records per page; `now` stamps the cursor.
+    no codes). `office_locations`: the locations whose shifts are office days, by id or by name
+    (any case); None: every location. Shifts elsewhere are skipped (and counted in the notes), so a
+    shift booked before its location stopped counting is gone from the next listing, and its booking
+    with it. `page_size`: records per page; `now` stamps the cursor.
     """
 
     def __init__(
@@ -44,11 +47,13 @@ class WhenIWork:
         client: WhenIWorkClient,
         *,
         approved_statuses: frozenset[int] = APPROVED,
+        office_locations: Sequence[int | str] | None = None,
         page_size: int = PAGE_SIZE,
         now: Callable[[], datetime] | None = None,
     ) -> None:
         self.client = client
         self.approved = approved_statuses
+        self.office_locations = None if office_locations is None else tuple(office_locations)
         self.page_size = max(page_size, 1)
         self._now = now or (lambda: datetime.now(UTC))
 
@@ -83,14 +88,21 @@ class WhenIWork:
         for sideloaded in map(translate.person, translate.listing(requests_body, "users", "requests", required=False)):
             if sideloaded.record.email:
                 emails.setdefault(sideloaded.id, sideloaded.record.email.lower())
+        offices, unknown = (
+            (None, ()) if self.office_locations is None else translate.offices(self.office_locations, locations)
+        )
         skipped: Counter[str] = Counter()
         found: list[PersonEvent] = []
         for obj in translate.listing(shifts_body, "shifts", "shifts"):
-            found.extend(_kept(translate.shift(obj, emails, locations, skipped)))
+            found.extend(_kept(translate.shift(obj, emails, locations, skipped, offices=offices)))
         for obj in translate.listing(requests_body, "requests", "requests"):
             found.extend(_kept(translate.time_off(obj, emails, self.approved, skipped)))
         inside = tuple(e for e in found if e.event.start < window.end and e.event.end > window.start)
-        notes = (*self.client.notes.drain(), *(f"skipped {n} {why}" for why, n in sorted(skipped.items())))
+        notes = (
+            *self.client.notes.drain(),
+            *(f"office location {entry!r} is not a When I Work location" for entry in unknown),
+            *(f"skipped {n} {why}" for why, n in sorted(skipped.items())),
+        )
         pages = _chunks(inside, self.page_size)
         for number, events in enumerate(pages, start=1):
             last = number == len(pages)

@@ -10,9 +10,10 @@ Mapping choices (see reader.py for the listings):
   login takes an email). `activated` false means not active; a user object without it counts as
   active (the document's list examples leave it out). Locations and roles, which DirectoryUser has
   no fields for, become groups: `location:<id>` named after the location, `role:<code>`.
-- A published shift assigned to someone (`user_id` 0 is an open shift) at a listed location is a
-  booking for a shift: `shift:<id>`, at the office the location names. A shift object without
-  `published` counts as published: a listing shows unpublished shifts only when asked to.
+- A published shift assigned to someone (`user_id` 0 is an open shift) at a listed location that
+  counts as an office (every listed location, unless the connection names its offices) is a booking
+  for a shift: `shift:<id>`, at the office the location names. A shift object without `published`
+  counts as published: a listing shows unpublished shifts only when asked to.
 - A time-off request (the document's "Requests") is an out-of-office entry, `timeoff:<id>`, when
   its status is an approved one; it is all-day when it runs from midnight to midnight in its offset.
 - The etag is the object's `updated_at` (with the location's name for shifts, which the event
@@ -22,7 +23,7 @@ Mapping choices (see reader.py for the listings):
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -98,15 +99,42 @@ def location(obj: Mapping[str, Any]) -> tuple[int, str]:
     return location_id, name or f"Location {location_id}"
 
 
+def offices(wanted: Sequence[int | str], locations: Mapping[int, str]) -> tuple[frozenset[int], tuple[str, ...]]:
+    """The ids of the listed locations `wanted` names (ids, or names in any case), and what named none.
+
+    A name shared by several locations names them all; an entry that names no listed location is
+    handed back, so the admin hears of it (a location renamed or closed in When I Work).
+    """
+    found: set[int] = set()
+    unknown: list[str] = []
+    for entry in wanted:
+        if isinstance(entry, int):
+            named = {entry} & set(locations)
+        else:
+            named = {lid for lid, name in locations.items() if name.strip().casefold() == entry.strip().casefold()}
+        if not named:
+            unknown.append(str(entry))
+        found |= named
+    return frozenset(found), tuple(unknown)
+
+
 def role_name(code: int) -> str:
     """The group name of a role code (the document names three)."""
     return ROLE_NAMES.get(code, f"Role {code}")
 
 
 def shift(
-    obj: Mapping[str, Any], emails: Mapping[int, str], locations: Mapping[int, str], skipped: Counter[str]
+    obj: Mapping[str, Any],
+    emails: Mapping[int, str],
+    locations: Mapping[int, str],
+    skipped: Counter[str],
+    *,
+    offices: frozenset[int] | None = None,
 ) -> PersonEvent | None:
-    """A shift as a booking, or None (open, unpublished, or skipped for a reason counted in `skipped`)."""
+    """A shift as a booking, or None (open, unpublished, or skipped for a reason counted in `skipped`).
+
+    `offices`: the location ids that count as offices; None: every listed location does.
+    """
     shift_id = ident(obj, "id", "shift")
     user_id = ident(obj, "user_id", "shift")
     location_id = ident(obj, "location_id", "shift") if obj.get("location_id") is not None else 0
@@ -121,6 +149,9 @@ def shift(
         return None
     if label is None:
         skipped["shifts without a listed location"] += 1
+        return None
+    if offices is not None and location_id not in offices:
+        skipped["shifts at locations that are not offices"] += 1
         return None
     event = CalendarEvent(
         event_id=f"shift:{shift_id}",

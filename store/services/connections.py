@@ -34,7 +34,7 @@ PROVIDER_SETTINGS: dict[ConnectionKind, frozenset[str]] = {
     ConnectionKind.SCIM: frozenset(),
     ConnectionKind.CSV: frozenset(),
     ConnectionKind.ICS: frozenset({"member_email"}),
-    ConnectionKind.WHENIWORK: frozenset(),
+    ConnectionKind.WHENIWORK: frozenset({"office_locations"}),
     ConnectionKind.KADENCE: frozenset({"region", "import_desks"}),
     ConnectionKind.RESOURCEGURU: frozenset({"account"}),
 }
@@ -43,6 +43,7 @@ PEER_KINDS = (ConnectionKind.WHENIWORK, ConnectionKind.KADENCE, ConnectionKind.R
 POLLED_KINDS = (ConnectionKind.MICROSOFT, ConnectionKind.GOOGLE)
 KADENCE_REGIONS = frozenset({"eu", "us"})
 _FLAGS = frozenset({"calendars", "import_desks"})  # provider settings that are true or false
+MAX_OFFICE_LOCATIONS = 500
 REQUIRED_SETTINGS: dict[ConnectionKind, frozenset[str]] = {
     ConnectionKind.MICROSOFT: frozenset({"tenant_id", "client_id"}),
     ConnectionKind.GOOGLE: frozenset({"admin_email"}),
@@ -114,6 +115,10 @@ def validate_settings(kind: ConnectionKind, settings: dict[str, Any]) -> dict[st
     for key in PROVIDER_SETTINGS[kind]:
         if key not in settings:
             continue
+        if key == "office_locations":
+            if settings[key] is not None:  # null takes it away: every location counts again
+                clean[key] = _office_locations(settings[key])
+            continue
         if key in _FLAGS:
             if not isinstance(settings[key], bool):
                 raise Invalid(f"{key} must be true or false", field=f"settings.{key}")
@@ -154,6 +159,30 @@ def _strings(value: Any, name: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
         raise Invalid(f"{name} must be a list of non-empty strings", field=f"settings.{name}")
     return [item.strip() for item in value]
+
+
+def _office_locations(value: Any) -> list[int | str]:
+    """When I Work locations whose shifts are office days: ids (whole numbers) or names, each once."""
+    field = "settings.office_locations"
+    if not isinstance(value, list) or len(value) > MAX_OFFICE_LOCATIONS:
+        raise Invalid(
+            f"office_locations must be a list of at most {MAX_OFFICE_LOCATIONS} When I Work location ids or names "
+            "(null or left out: every location)",
+            field=field,
+        )
+    clean: list[int | str] = []
+    for item in value:
+        ok_id = isinstance(item, int) and not isinstance(item, bool) and item > 0
+        ok_name = isinstance(item, str) and 0 < len(item.strip()) <= 200
+        if not (ok_id or ok_name):
+            raise Invalid(
+                f"office_locations: {item!r} is neither a location id (a whole number above 0) nor a location name",
+                field=field,
+            )
+        entry = item.strip() if isinstance(item, str) else item
+        if entry not in clean:
+            clean.append(entry)
+    return clean
 
 
 def _check_credentials(kind: ConnectionKind, credentials: dict[str, Any]) -> None:

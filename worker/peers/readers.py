@@ -37,7 +37,8 @@ def make(
                 credentials["password"],
                 base_url=endpoints.wheniwork_url or wheniwork.DEFAULT_BASE_URL,
             )
-            return wheniwork.WhenIWork(client)
+            # Absent: every location's shifts are office days (validated in store/services/connections.py).
+            return wheniwork.WhenIWork(client, office_locations=settings.get("office_locations"))
         if kind is ConnectionKind.KADENCE:
             return make_kadence(settings, credentials, endpoints)
         if kind is ConnectionKind.RESOURCEGURU:

@@ -42,7 +42,8 @@ MAX_FEED_URL = 2000
 SETTINGS_HELP = (
     "microsoft: tenant_id, client_id, calendars (true: sync people's calendars too); google: admin_email, "
     "customer, groups, calendars; ics: member_email (whose calendar the feed is; left out, an organisation "
-    "resource's); kadence: region (eu or us), import_desks (true: Kadence desks become desks); resourceguru: "
+    "resource's); wheniwork: office_locations (location ids or names whose shifts are office days; null or left "
+    "out: every location); kadence: region (eu or us), import_desks (true: Kadence desks become desks); resourceguru: "
     "account (the account URL id); every kind but ics: scope "
     "{groups, org_units, domains, include_guests, include_without_mailbox} and team_groups "
     '(group ids or addresses mirrored as teams, "*" for all; a csv connection defaults to ["*"]).'

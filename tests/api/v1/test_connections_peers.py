@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store.models import Connection
 from store.services import connections
+from tests.api.v1.conftest import assert_problem, error_fields, nothing_written
 from tests.api.v1.test_connections import BOX, Queued, api, queued  # noqa: F401 (fixtures)
 from tests.conftest import Org, auth
 
@@ -84,3 +85,82 @@ def test_incomplete_peer_connections_are_refused(
     response = api.post("/v1/connections", json=body, headers=auth(org.admin_token))
     assert response.status_code == 422, response.text
     assert field in response.text
+
+
+WHENIWORK = PEERS["wheniwork"]["credentials"]
+
+
+def test_when_i_work_office_locations_are_kept_changed_and_taken_away(
+    api: TestClient,  # noqa: F811
+    org: Org,
+) -> None:
+    body = {"kind": "wheniwork", "name": "W", "credentials": WHENIWORK}
+    body["settings"] = {"office_locations": [136, " Downtown ", 136]}
+    response = api.post("/v1/connections", json=body, headers=auth(org.admin_token))
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert created["settings"]["office_locations"] == [136, "Downtown"]
+    url = f"/v1/connections/{created['id']}"
+    changed = api.patch(url, json={"settings": {"office_locations": ["Uptown"]}}, headers=auth(org.admin_token))
+    assert changed.json()["settings"]["office_locations"] == ["Uptown"]
+    renamed = api.patch(url, json={"name": "When I Work"}, headers=auth(org.admin_token))
+    assert renamed.json()["settings"]["office_locations"] == ["Uptown"]  # left out: kept
+    cleared = api.patch(url, json={"settings": {"office_locations": None}}, headers=auth(org.admin_token))
+    assert "office_locations" not in cleared.json()["settings"]  # every location again
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("Downtown", "must be a list"),
+        ({"id": 136}, "must be a list"),
+        ([0], "0 is neither"),
+        ([-3], "-3 is neither"),
+        ([True], "True is neither"),
+        ([1.5], "1.5 is neither"),
+        (["  "], "'  ' is neither"),
+        (["x" * 201], "is neither"),
+        ([[136]], "[136] is neither"),
+        (list(range(1, 502)), "at most 500"),
+    ],
+)
+def test_bad_office_locations_are_refused_and_change_nothing(
+    api: TestClient,  # noqa: F811
+    api_factory: sessionmaker[Session],
+    org: Org,
+    value: object,
+    said: str,
+) -> None:
+    body = {"kind": "wheniwork", "name": "W", "settings": {"office_locations": value}, "credentials": WHENIWORK}
+    with nothing_written(api_factory):
+        response = api.post("/v1/connections", json=body, headers=auth(org.admin_token))
+    problem = assert_problem(response, 422)
+    assert error_fields(problem) == {"settings.office_locations"}
+    assert said in response.text
+    made = api.post(
+        "/v1/connections",
+        json={"kind": "wheniwork", "name": "W", "credentials": WHENIWORK},
+        headers=auth(org.admin_token),
+    ).json()
+    with nothing_written(api_factory):
+        refused = api.patch(
+            f"/v1/connections/{made['id']}",
+            json={"settings": {"office_locations": value}},
+            headers=auth(org.admin_token),
+        )
+    assert error_fields(assert_problem(refused, 422)) == {"settings.office_locations"}
+
+
+def test_office_locations_are_for_when_i_work_only(
+    api: TestClient,  # noqa: F811
+    org: Org,
+) -> None:
+    body = {
+        "kind": "kadence",
+        "name": "K",
+        "settings": {"office_locations": [1]},
+        **{"credentials": PEERS["kadence"]["credentials"]},
+    }
+    response = api.post("/v1/connections", json=body, headers=auth(org.admin_token))
+    assert response.status_code == 422
+    assert "unknown setting 'office_locations'" in response.text

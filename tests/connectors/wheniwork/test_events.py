@@ -163,3 +163,36 @@ def test_an_empty_window_is_still_one_full_last_page(fake: FakeWhenIWork, reader
 def test_approved_statuses_can_be_configured(schedule: FakeWhenIWork, client: WhenIWorkClient) -> None:
     found = read(WhenIWork(client, approved_statuses=frozenset({0})))
     assert {key for key in found if key.startswith("timeoff:")} == {"timeoff:56"}
+
+
+def _office_read(client: WhenIWorkClient, offices: list[int | str]) -> tuple[set[str], tuple[str, ...]]:
+    (page,) = list(WhenIWork(client, office_locations=offices).events(None, WINDOW))
+    return {item.event.event_id for item in page.events}, page.notes
+
+
+@pytest.mark.parametrize("offices", [[136], ["downtown"], [" DOWNTOWN "], [136, "Downtown"]])
+def test_only_shifts_at_the_office_locations_are_listed(
+    schedule: FakeWhenIWork, client: WhenIWorkClient, offices: list[int | str]
+) -> None:
+    listed, notes = _office_read(client, offices)
+    assert listed == {"shift:10000", "timeoff:54", "timeoff:55"}  # 10001 is at Uptown; time off is anywhere
+    assert "skipped 1 shifts at locations that are not offices" in notes
+
+
+def test_office_locations_naming_no_location_are_noted(schedule: FakeWhenIWork, client: WhenIWorkClient) -> None:
+    listed, notes = _office_read(client, ["Midtown", 999, 137])
+    assert listed == {"shift:10001", "timeoff:54", "timeoff:55"}
+    assert "office location 'Midtown' is not a When I Work location" in notes
+    assert "office location '999' is not a When I Work location" in notes
+
+
+def test_no_office_location_means_no_shift_is_an_office_day(schedule: FakeWhenIWork, client: WhenIWorkClient) -> None:
+    listed, notes = _office_read(client, [])
+    assert listed == {"timeoff:54", "timeoff:55"}
+    assert "skipped 2 shifts at locations that are not offices" in notes
+
+
+def test_a_name_two_locations_share_names_both(schedule: FakeWhenIWork, client: WhenIWorkClient) -> None:
+    schedule.locations[137]["name"] = "downtown"
+    listed, _ = _office_read(client, ["Downtown"])
+    assert {"shift:10000", "shift:10001"} <= listed

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from store.models import BookingStatus, ConnectionKind, ConnectionStatus
+from datetime import UTC, datetime, timedelta
+
+from store.db import transaction
+from store.models import Booking, BookingStatus, Connection, ConnectionKind, ConnectionStatus
+from store.services import bookings, connections
 from tests.fakes.wheniwork import DEVELOPER_KEY, FakeWhenIWork
 from tests.worker.peers.conftest import World, today_at
 
@@ -99,3 +103,60 @@ def test_a_malformed_shift_fails_the_sync_with_nothing_of_the_events_applied(
     assert "shift" in (connection.last_error or "")
     (booking,) = world.bookings()
     assert booking.start_at == today_at(9, 1)  # the move in the same listing was not applied either
+
+
+def test_only_office_locations_book_and_a_change_applies_at_the_next_poll(
+    world: World, wheniwork: FakeWhenIWork
+) -> None:
+    wheniwork.add_location(137, "Uptown")
+    wheniwork.add_shift(12, user_id=1, location_id=137, start=today_at(9, 2), end=today_at(17, 2))
+    connection_id = _connect(world, wheniwork)
+    with transaction(world.factory) as session:
+        row = session.get_one(Connection, connection_id)
+        connections.update_connection(session, world.runtime.secret_box, row, settings={"office_locations": [136]})
+    connection = world.sync(connection_id)
+    assert "skipped 1 shifts at locations that are not offices" in connection.last_notes
+    (booking,) = world.bookings()
+    assert booking.start_at == today_at(9, 1)  # shift 10, at Downtown
+
+    with transaction(world.factory) as session:
+        row = session.get_one(Connection, connection_id)
+        connections.update_connection(session, world.runtime.secret_box, row, settings={"office_locations": ["uptown"]})
+    connection = world.sync(connection_id)
+    assert "skipped 1 shifts at locations that are not offices" in connection.last_notes
+    by_start = {booking.start_at: booking for booking in world.bookings()}
+    assert by_start[today_at(9, 1)].status is BookingStatus.CANCELLED  # Downtown is no office any more
+    assert by_start[today_at(9, 2)].status is BookingStatus.BOOKED
+    assert "shift:10" not in world.events()
+
+    with transaction(world.factory) as session:
+        row = session.get_one(Connection, connection_id)
+        connections.update_connection(session, world.runtime.secret_box, row, settings={"office_locations": None})
+    world.sync(connection_id)  # every location again: shift 10 books anew
+    live = [booking.start_at for booking in world.bookings() if booking.status is BookingStatus.BOOKED]
+    assert sorted(live) == [today_at(9, 1), today_at(9, 2)]
+
+
+def test_a_shift_checked_out_here_is_not_booked_again_when_the_shift_is_edited(
+    world: World, wheniwork: FakeWhenIWork
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    wheniwork.add_login("boss@example.com", "pw", user_id=1)
+    wheniwork.add_location(136, "Downtown")
+    wheniwork.add_user(2, "Marty", "McFly", "marty@example.com", locations=(136,))
+    wheniwork.add_shift(20, user_id=2, location_id=136, start=now - timedelta(hours=1), end=now + timedelta(hours=7))
+    connection_id = world.connect(ConnectionKind.WHENIWORK, {}, CREDENTIALS)
+    world.sync(connection_id)
+    (booking,) = world.bookings()
+    with transaction(world.factory) as session:
+        mine = session.get_one(Booking, booking.id)
+        bookings.check_in(session, mine)
+        bookings.check_out(session, mine)
+    wheniwork.update_shift(20, notes="bring the keys")  # updated_at moves, the times do not
+    world.sync(connection_id)
+    (after,) = world.bookings()
+    assert (after.id, after.status) == (booking.id, BookingStatus.CHECKED_OUT)
+    wheniwork.update_shift(20, start_time=now + timedelta(hours=1))  # moved: a new slot is a new booking
+    world.sync(connection_id)
+    statuses = sorted(booking.status.value for booking in world.bookings())
+    assert statuses == ["booked", "checked_out"]
