@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from deskbridge.commands.common import OrgOption, fail, out
+from deskbridge.commands.common import OrgOption, fail, organisation, out, store
 from store.models import ConnectionKind
 
 Name = Annotated[str | None, typer.Option("--name", help="What the connection is called; a default per kind.")]
@@ -46,6 +46,14 @@ def register(app: typer.Typer) -> None:
         password_env: Annotated[
             str, typer.Option("--password-env", help="The variable holding the user's password.")
         ] = "WHENIWORK_PASSWORD",  # noqa: S107 (a variable's name)
+        office_location: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--office-location",
+                help="A location whose shifts are office days, by id or name; repeat it for more. "
+                "Left out: every location.",
+            ),
+        ] = None,
     ) -> None:
         """Connect When I Work: its users become members, shifts bookings (reason shift), time off out of office."""
         credentials = {
@@ -53,7 +61,10 @@ def register(app: typer.Typer) -> None:
             "username": username.strip(),
             "password": _secret(password_env, "password"),
         }
-        _done(*_created(_create(org, ConnectionKind.WHENIWORK, name or "When I Work", {}, credentials)))
+        settings: dict[str, Any] = {}
+        if office_location:
+            settings["office_locations"] = [_location(entry) for entry in office_location]
+        _done(*_created(_create(org, ConnectionKind.WHENIWORK, name or "When I Work", settings, credentials)))
 
     @app.command("kadence")
     def kadence(
@@ -89,15 +100,26 @@ def register(app: typer.Typer) -> None:
         webhook_secret_env: Annotated[
             str | None, typer.Option("--webhook-secret-env", help="The variable holding the webhooks' secret.")
         ] = None,
+        api_url: Annotated[
+            str | None,
+            # Hidden: the worker reads the real service (DirectoryEndpoints), so only a test double
+            # standing in for both may be named here.
+            typer.Option("--api-url", hidden=True, help="Where Resource Guru's API lives."),
+        ] = None,
     ) -> None:
         """Connect Resource Guru: people become members, bookings busy and downtime out-of-office events."""
         from connectors.records import ConnectorError
-        from connectors.resourceguru import OAuthApp, exchange_code
+        from connectors.resourceguru import DEFAULT_BASE_URL, OAuthApp, exchange_code
         from worker.peers.readers import pair_credentials
 
         app_ = OAuthApp(client_id.strip(), _secret(secret_env, "client secret"), redirect_uri.strip())
+        code = _secret(code_env, "authorisation code")
+        webhook_secret = _secret(webhook_secret_env, "webhook secret") if webhook_secret_env else None
+        settings = {"account": account.strip()}
+        # A code is good once: anything that would refuse the connection is checked before it is spent.
+        _check(org, ConnectionKind.RESOURCEGURU, settings)
         try:
-            pair = exchange_code(app_, _secret(code_env, "authorisation code"))
+            pair = exchange_code(app_, code, base_url=api_url or DEFAULT_BASE_URL)
         except ConnectorError as error:
             fail(error.message)
         credentials = {
@@ -106,11 +128,25 @@ def register(app: typer.Typer) -> None:
             "redirect_uri": app_.redirect_uri,
             **pair_credentials(pair),
         }
-        if webhook_secret_env:
-            credentials["webhook_secret"] = _secret(webhook_secret_env, "webhook secret")
-        settings = {"account": account.strip()}
+        if webhook_secret is not None:
+            credentials["webhook_secret"] = webhook_secret
         _done(*_created(_create(org, ConnectionKind.RESOURCEGURU, name or "Resource Guru", settings, credentials)))
 
 
 def _created(made: tuple[int, str, str | None]) -> tuple[int, str]:
     return made[0], made[1]
+
+
+def _location(entry: str) -> int | str:
+    """A When I Work location as given: digits are its id, anything else its name."""
+    text = entry.strip()
+    return int(text) if text.isascii() and text.isdigit() else text
+
+
+def _check(org: str | None, kind: ConnectionKind, settings: dict[str, Any]) -> None:
+    """Fail, changing nothing, when the organisation or the settings would refuse the connection."""
+    from store.services import connections
+
+    with store() as session:
+        organisation(session, org)
+        connections.validate_settings(kind, settings)
