@@ -15,8 +15,8 @@ the connection's sync (members, a calendar each). Then the burst: `--deliveries`
 (distinct envelope ids; bookings created, moved, deleted and days off, per the document: see
 bench/resourceguru_fake.py) posted to `POST /hooks/resourceguru/{connection_id}` over
 `--connections` keep-alive connections, after `--warmup` unmeasured ones. The worker is busy
-meanwhile with what the route queues: each acknowledged delivery is an `apply_envelope` job
-(parsed against the roster, applied to the person's calendar in one transaction), so the API and
+meanwhile with what the route queues: `apply_envelopes` jobs draining the connection's kept deliveries
+(parsed against the roster, applied to the people's calendars, 100 to a transaction), so the API and
 the workers share the machine and PostgreSQL as in production.
 
 Figures: acknowledgements/s (first request sent to last response read), acknowledgement time
@@ -175,7 +175,7 @@ PROFILE_PARTS = {
     "    webhook_secret: connection read + decrypt": ("webhook_secret (store/services/peer_envelopes",),
     "  peer_envelopes.receive: INSERT ... ON CONFLICT": ("receive (store/services/peer_envelopes",),
     "  store.db.transaction: BEGIN, COMMIT": ("_keep (", "transaction (store/db.py"),
-    "  _enqueue: apply_envelope.send to Redis": ("_enqueue (api/push/resourceguru",),
+    "  _enqueue: SET NX, apply_envelopes.send to Redis": ("_enqueue (api/push/resourceguru",),
     "  in psycopg (holding the GIL)": ("_keep (", "psycopg/"),
     "outside the route: HTTP, middleware, event loop": (),
 }

@@ -6,11 +6,10 @@ and sweeps pick up whatever was not enqueued (the broker being down, say).
 
 The relay takes every event waiting, so a burst of commits needs one relay job, not one each:
 
-- On Redis, a commit enqueues a relay job only when none is waiting: `PENDING_KEY` is set (SET NX)
-  by whoever enqueues one and deleted by the job as it starts (`relay_starting`), before it reads the
-  events. A commit that finds the key set committed before that job starts, so the job sees its
-  events. The key expires after PENDING_TTL_MS, so a lost job only costs an extra one later (the
-  scheduler relays every 2 s anyway). No delay, so the job does not go through a delay queue.
+- On Redis, a commit enqueues a relay job only when none is waiting (worker/coalesce.py, under
+  `PENDING_KEY`; the job clears it with `relay_starting` before it reads the events). A lost job only
+  costs an extra one later (the scheduler relays every 2 s anyway). No delay, so the job does not go
+  through a delay queue.
 - In-process (the embedded mode), at most one relay job per RELAY_WINDOW from this process: a commit
   within the window of the last one schedules one at the window's end, unless one is scheduled already.
 """
@@ -21,10 +20,11 @@ import logging
 import threading
 import time
 
-import redis
+from dramatiq import Actor
 from dramatiq.brokers.redis import RedisBroker
 
 from store.models import OutboxEvent
+from worker import coalesce
 
 logger = logging.getLogger(__name__)
 
@@ -50,34 +50,15 @@ def on_commit(events: list[OutboxEvent]) -> None:
 
 
 def relay_starting(broker: object) -> None:
-    """Called by the relay job before it reads the events: commits from now on enqueue another job.
-
-    Best effort: if Redis does not answer, the key expires on its own.
-    """
-    if isinstance(broker, RedisBroker):
-        try:
-            broker.client.delete(PENDING_KEY)
-        except redis.RedisError:
-            logger.warning("could not clear %s; it expires in %d ms", PENDING_KEY, PENDING_TTL_MS, exc_info=True)
+    """Called by the relay job before it reads the events: commits from now on enqueue another job."""
+    coalesce.starting(broker, PENDING_KEY)
 
 
-def _relay_soon(relay_outbox: object) -> None:
-    broker = relay_outbox.broker  # type: ignore[attr-defined]
-    if isinstance(broker, RedisBroker):
-        _relay_unless_waiting(relay_outbox, broker)
+def _relay_soon(relay_outbox: Actor[[], None]) -> None:
+    if isinstance(relay_outbox.broker, RedisBroker):
+        coalesce.send_unless_waiting(relay_outbox, PENDING_KEY, ttl_ms=PENDING_TTL_MS)
     else:
         _relay_in_window(relay_outbox)
-
-
-def _relay_unless_waiting(relay_outbox: object, broker: RedisBroker) -> None:
-    """Enqueue a relay job unless one is waiting to start (it will see the events just committed)."""
-    if not broker.client.set(PENDING_KEY, b"1", nx=True, px=PENDING_TTL_MS):
-        return
-    try:
-        relay_outbox.send()  # type: ignore[attr-defined]
-    except Exception:
-        relay_starting(broker)  # so the next commit tries again
-        raise
 
 
 def _relay_in_window(relay_outbox: object) -> None:

@@ -3,9 +3,9 @@
 The raw body is checked against `X-ResourceGuru-Signature` (hex HMAC-SHA256 with the connection's
 webhook secret, compared in constant time) before anything else: a missing, wrong or forged
 signature, or a connection without a secret, is refused with 401 and nothing is stored. A genuine
-delivery is kept by its envelope id in one statement, queued, and acknowledged with 202; the worker
-applies it (worker/peers/hooks.py). A replay of an envelope already kept is acknowledged and queues
-nothing.
+delivery is kept by its envelope id in one statement and acknowledged with 202; the worker is asked
+to apply its connection's waiting deliveries (worker/peers/hooks.py: one waiting job per connection,
+however many arrive). A replay of an envelope already kept is acknowledged and asks for nothing.
 
 Acknowledging fast is the point (Resource Guru waits on us): the secret is read from the store once
 and kept in the process (`Secrets`), so a delivery costs one INSERT and one enqueue.
@@ -137,7 +137,7 @@ def _keep(ctx: ApiContext, connection_id: int, head: tuple[int, str], body: byte
     except IntegrityError:
         return False
     if row_id is not None:
-        _enqueue(row_id)
+        _enqueue(connection_id)
     return True
 
 
@@ -157,8 +157,8 @@ def _head(body: bytes) -> tuple[int, str] | None:
     return value, subject
 
 
-def _enqueue(row_id: int) -> None:
+def _enqueue(connection_id: int) -> None:
     # Imported here: actors are declared on the broker the composition root sets before serving.
     from worker.peers import hooks
 
-    hooks.enqueue(row_id)
+    hooks.enqueue(connection_id)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models.base import Base, Timestamps
@@ -21,6 +21,14 @@ class PeerEnvelope(Timestamps, Base):
     __table_args__ = (
         UniqueConstraint("connection_id", "envelope_id"),
         Index("ix_peer_envelopes_subject", "connection_id", "subject"),
+        # The worker drains a connection's deliveries still waiting, oldest envelope first.
+        Index(
+            "ix_peer_envelopes_waiting",
+            "connection_id",
+            "envelope_id",
+            postgresql_where=text("applied_at IS NULL"),
+            sqlite_where=text("applied_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

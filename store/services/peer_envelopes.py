@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, or_, select
+from sqlalchemy import Table, bindparam, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -64,10 +64,32 @@ def receive(session: Session, connection_id: int, envelope_id: int, body: str, s
     return row_id
 
 
-def pending(session: Session, row_id: int) -> PeerEnvelope | None:
-    """The delivery, locked, if it still waits to be applied."""
-    row = session.scalar(select(PeerEnvelope).where(PeerEnvelope.id == row_id).with_for_update())
-    return row if row is not None and row.applied_at is None else None
+# Namespace of the advisory lock that lets one job at a time apply a connection's deliveries (PostgreSQL;
+# bookings use 1 and 2, see store/services/bookings.py).
+_APPLY_LOCK = 3
+
+
+def waiting(session: Session, connection_id: int, limit: int, *, only: int | None = None) -> list[PeerEnvelope]:
+    """The connection's deliveries still to apply, oldest envelope first (`only`: just that row, if waiting).
+
+    On PostgreSQL the caller's transaction first waits for any other applying the same connection's
+    deliveries to end, so deliveries about one object are applied in the order they were sent.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(_APPLY_LOCK, connection_id)))
+    query = select(PeerEnvelope).where(PeerEnvelope.connection_id == connection_id, PeerEnvelope.applied_at.is_(None))
+    if only is not None:
+        query = query.where(PeerEnvelope.id == only)
+    return list(session.scalars(query.order_by(PeerEnvelope.envelope_id).limit(limit)))
+
+
+def stalled(session: Session, *, older_than: timedelta, now: datetime | None = None) -> list[int]:
+    """Connections with a delivery waiting to be applied for longer than `older_than` (its job was lost)."""
+    cutoff = (now or utcnow()) - older_than
+    query = select(PeerEnvelope.connection_id).where(
+        PeerEnvelope.applied_at.is_(None), PeerEnvelope.created_at < cutoff
+    )
+    return list(session.scalars(query.distinct().order_by(PeerEnvelope.connection_id)))
 
 
 def superseded(session: Session, row: PeerEnvelope) -> bool:

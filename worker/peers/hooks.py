@@ -1,19 +1,26 @@
 """Resource Guru webhook deliveries, applied. Import only after the broker is set (see worker.broker).
 
-The API kept the delivery (verified, once per envelope id) and queued `apply_envelope`. Here it is
-read against who is who (the roster, kept a minute: rosters.py), and applied in one transaction with the
-delivery marked done, so a delivery is applied whole or not at all, and once: a redelivered job
-finds it done. A delivery that cannot be read is marked done with the reason, and the connection
-shows it (`connection.failed`); the reconciling poll (every calendar interval) brings in anything a
-lost or refused delivery carried.
+The API kept each verified delivery (once per envelope id) and asked for `apply_envelopes` of its
+connection, one waiting job per connection however many deliveries arrive (worker/coalesce.py). The
+job drains the connection's waiting deliveries, oldest envelope first, `BATCH` to a transaction,
+one job at a time per connection (`peer_envelopes.waiting`), each read against who is who (the
+roster, kept a minute: rosters.py). A delivery is applied whole or not at all, and once: each is
+marked done in the transaction that applies it. A delivery that cannot be read or applied is marked
+done with the reason, and the connection shows it (`connection.failed`), so one bad delivery never
+holds up the ones after it; the reconciling poll (every calendar interval) brings in anything a lost
+or refused delivery carried.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
 
 import dramatiq
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from connectors.records import (
@@ -29,7 +36,7 @@ from connectors.resourceguru import Envelope, Roster, parse
 from store.db import transaction
 from store.models import Calendar, Connection, ExternalEvent, PeerEnvelope
 from store.services import calendars, connections, peer_envelopes
-from worker import runtime
+from worker import coalesce, runtime
 from worker.calendar import engine as calendar_engine
 from worker.directory import engine
 from worker.peers import events, readers, rosters, sync
@@ -37,66 +44,119 @@ from worker.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
+BATCH = 100  # deliveries applied in one transaction
+_WAITING_KEY = "deskbridge:resourceguru-waiting:{}"
 
-def enqueue(row_id: int) -> None:
-    """Queue applying a kept delivery. Does not raise: the reconciling poll covers a lost job."""
+
+def enqueue(connection_id: int) -> None:
+    """Ask for the connection's kept deliveries to be applied. Does not raise: the next delivery asks
+    again, and the reconciling poll brings the same state in regardless."""
     try:
-        apply_envelope.send(row_id)
+        coalesce.send_unless_waiting(apply_envelopes, _WAITING_KEY.format(connection_id), connection_id)
     except Exception:
-        logger.warning("could not enqueue Resource Guru delivery %d; the next poll reconciles", row_id, exc_info=True)
+        logger.warning("could not enqueue Resource Guru deliveries of connection %d", connection_id, exc_info=True)
 
 
 @dramatiq.actor(queue_name="directory", max_retries=3, min_backoff=5_000, max_backoff=300_000)
-def apply_envelope(row_id: int) -> None:
-    """Apply one kept delivery (nothing when it is done already)."""
-    apply(runtime.current(), row_id)
+def apply_envelopes(connection_id: int) -> None:
+    """Apply every delivery of the connection still waiting (nothing when there is none)."""
+    coalesce.starting(apply_envelopes.broker, _WAITING_KEY.format(connection_id))
+    drain(runtime.current(), connection_id)
+
+
+def drain(worker_runtime: Runtime, connection_id: int) -> Counter[str]:
+    """Apply the connection's waiting deliveries, oldest first; how many ended how (see `apply`).
+
+    Resource Guru unreachable or refusing raises: the job is retried, and the deliveries wait meanwhile.
+    """
+    outcomes: Counter[str] = Counter()
+    while True:
+        done = _apply_batch(worker_runtime, connection_id)
+        outcomes.update(done)
+        if not done:
+            return outcomes
 
 
 def apply(worker_runtime: Runtime, row_id: int) -> str:
-    """Apply a kept delivery; returns applied, done (before), superseded (out of order) or refused
-    (unreadable). Resource Guru
-    unreachable or refusing raises: the job is retried, and the delivery waits meanwhile."""
-    factory = worker_runtime.session_factory
-    with transaction(factory) as session:
+    """Apply one kept delivery; returns applied, done (before), superseded (out of order) or refused
+    (unreadable, or failed to apply)."""
+    with transaction(worker_runtime.session_factory) as session:
         row = session.get(PeerEnvelope, row_id)
         if row is None or row.applied_at is not None:
             return "done"
-        connection = session.get_one(Connection, row.connection_id)
-        connection_id, body = connection.id, row.body
-        settings = dict(connection.settings)
-        credentials = connections.credentials(worker_runtime.secret_box, connection)
+        connection_id = row.connection_id
+    done = _apply_batch(worker_runtime, connection_id, only=row_id)
+    return done[0] if done else "done"
+
+
+@dataclass(frozen=True)
+class _Source:
+    settings: dict[str, Any]
+    credentials: dict[str, Any]
+
+
+def _apply_batch(worker_runtime: Runtime, connection_id: int, *, only: int | None = None) -> list[str]:
+    """Apply up to BATCH waiting deliveries in one transaction; their outcomes (empty: none waited).
+
+    A delivery about a resource changes who is who, so the batch ends after it and the next one reads
+    the roster again.
+    """
+    factory = worker_runtime.session_factory
+    with transaction(factory) as session:
+        connection = session.get(Connection, connection_id)
+        if connection is None:
+            return []
+        source = _Source(dict(connection.settings), connections.credentials(worker_runtime.secret_box, connection))
+    roster = _roster(worker_runtime, connection_id, source)
+    window = events.window_of(factory, connection_id)
+    outcomes: list[str] = []
+    with transaction(factory) as session:
+        for row in peer_envelopes.waiting(session, connection_id, BATCH, only=only):
+            outcome, envelope_type = _apply_one(session, row, roster, window)
+            outcomes.append(outcome)
+            if envelope_type == "resource":
+                rosters.ROSTERS.forget(connection_id)  # who is who changed: read it again
+                break
+    return outcomes
+
+
+def _roster(worker_runtime: Runtime, connection_id: int, source: _Source) -> Roster:
     saver = sync.token_saver(worker_runtime, connection_id)
 
     def read_roster() -> Roster:
-        # Built only when the kept roster is stale: a client (and its TLS set-up) per delivery would
+        # Built only when the kept roster is stale: a client (and its TLS set-up) per batch would
         # cost more than applying it.
-        reader = readers.make_resourceguru(settings, credentials, worker_runtime.directory, on_refresh=saver)
+        reader = readers.make_resourceguru(
+            source.settings, source.credentials, worker_runtime.directory, on_refresh=saver
+        )
         return reader.roster()
 
     try:
-        roster = rosters.ROSTERS.get(connection_id, read_roster)
+        return rosters.ROSTERS.get(connection_id, read_roster)
     except ConnectorError as error:
-        # The delivery stays to be applied by a retry of the job; the reconciling poll brings the
-        # same state in regardless.
-        logger.warning("Resource Guru delivery %d waits: %s", row_id, error.message)
+        logger.warning("Resource Guru deliveries of connection %d wait: %s", connection_id, error.message)
         raise
+
+
+def _apply_one(session: Session, row: PeerEnvelope, roster: Roster, window: Window) -> tuple[str, str]:
+    """Apply one delivery in its own savepoint; (outcome, envelope type)."""
     try:
-        envelope = parse(body, roster)
+        envelope = parse(row.body, roster)
     except ValueError as error:
-        return _refused(worker_runtime, row_id, connection_id, str(error))
-    window = events.window_of(factory, connection_id)
-    with transaction(factory) as session:
-        row = peer_envelopes.pending(session, row_id)
-        if row is None:
-            return "done"  # applied by a job running alongside
-        if peer_envelopes.superseded(session, row):
-            peer_envelopes.applied(row, error="superseded: a later delivery about the same object was applied")
-            return "superseded"
-        apply_records(session, connection_id, envelope, window)
-        peer_envelopes.applied(row)
-    if envelope.type == "resource":
-        rosters.ROSTERS.forget(connection_id)  # who is who changed: the next delivery reads it again
-    return "applied"
+        return _refuse(session, row, str(error)), ""
+    if peer_envelopes.superseded(session, row):
+        peer_envelopes.applied(row, error="superseded: a later delivery about the same object was applied")
+        return "superseded", envelope.type
+    try:
+        with session.begin_nested():
+            apply_records(session, row.connection_id, envelope, window)
+    except OperationalError:
+        raise  # the database, not the delivery: the job is retried
+    except Exception as error:
+        logger.exception("Resource Guru delivery %d (envelope %d) could not be applied", row.id, row.envelope_id)
+        return _refuse(session, row, f"it could not be applied ({type(error).__name__})"), envelope.type
+    peer_envelopes.applied(row)
+    return "applied", envelope.type
 
 
 def apply_records(session: Session, connection_id: int, envelope: Envelope, window: Window) -> None:
@@ -145,13 +205,9 @@ def _holders(session: Session, connection_id: int, event_ids: set[str]) -> list[
     return [(event_id, calendar_id) for event_id, calendar_id in rows]
 
 
-def _refused(worker_runtime: Runtime, row_id: int, connection_id: int, reason: str) -> str:
+def _refuse(session: Session, row: PeerEnvelope, reason: str) -> str:
     message = f"a Resource Guru webhook could not be read and was not applied: {reason}"
-    logger.warning("connection %d: %s", connection_id, message)
-    with transaction(worker_runtime.session_factory) as session:
-        row = peer_envelopes.pending(session, row_id)
-        if row is None:
-            return "done"
-        peer_envelopes.applied(row, error=reason)
-        peer_envelopes.refuse(session, session.get_one(Connection, connection_id), message)
+    logger.warning("connection %d: %s", row.connection_id, message)
+    peer_envelopes.applied(row, error=reason)
+    peer_envelopes.refuse(session, session.get_one(Connection, row.connection_id), message)
     return "refused"

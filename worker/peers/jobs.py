@@ -13,20 +13,27 @@ from datetime import timedelta
 from store.db import transaction
 from store.services import connections, peer_envelopes
 from worker.directory import jobs
+from worker.peers import hooks
 from worker.runtime import Runtime
 
+# A delivery still waiting after this long lost the job that was to apply it.
+STALLED_AFTER = timedelta(minutes=1)
 # A replay older than this would be applied again; Resource Guru retries a failed delivery within hours.
 KEEP_ENVELOPES = timedelta(days=7)
 
 
 def poll(worker_runtime: Runtime) -> int:
-    """Queue a sync of every peer connection whose last one is older than the calendar interval."""
+    """Queue a sync of every peer connection whose last one is older than the calendar interval, and
+    the application of Resource Guru deliveries left waiting by a lost job."""
     every = timedelta(seconds=worker_runtime.calendar_sync_seconds)
     with transaction(worker_runtime.session_factory) as session:
         due = connections.due_for_sync(session, every=every, kinds=connections.PEER_KINDS)
         wanted = [connection_id for connection_id in due if connections.request_sync(session, connection_id)]
+        stalled = peer_envelopes.stalled(session, older_than=STALLED_AFTER)
     for connection_id in wanted:
         jobs.enqueue_sync(connection_id)
+    for connection_id in stalled:
+        hooks.enqueue(connection_id)
     return len(wanted)
 
 

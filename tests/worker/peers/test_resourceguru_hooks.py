@@ -5,14 +5,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+import redis
+from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from connectors.records import Window
+from connectors.resourceguru import Envelope
 from store.db import transaction
 from store.models import ConnectionStatus, PeerEnvelope
 from store.services import peer_envelopes
+from tests.conftest import REDIS_URL
 from tests.fakes.resourceguru import FakeResourceGuru
 from tests.worker.peers.conftest import World, today_at
 from tests.worker.peers.test_resourceguru import connect
+from worker import coalesce
 from worker.peers import hooks
 
 
@@ -96,3 +104,70 @@ def test_an_older_delivery_arriving_late_does_not_undo_a_newer_one(
     assert hooks.apply(world.runtime, newer) == "applied"
     assert hooks.apply(world.runtime, late) == "superseded"
     assert world.events()[f"booking:{booking_id}"].start_at.hour == 13
+
+
+def test_a_drain_applies_what_waits_oldest_first_and_once(world: World, resourceguru: FakeResourceGuru) -> None:
+    connection_id = synced(world, resourceguru)
+    (booking_id,) = list(resourceguru.objects["bookings"])
+    older = resourceguru.payload("bookings", booking_id, "update")
+    resourceguru.update("bookings", booking_id, start_time=780)  # moved to 13:00
+    newer = resourceguru.payload("bookings", booking_id, "update")
+    grace = resourceguru.add_resource("Grace", "Hopper", "grace@example.com")
+    # Kept out of order; applied in envelope order, so the older never lands after the newer. The
+    # resource delivery ends its batch (who is who changed), and the drain goes on after it.
+    deliver(world, connection_id, 31, newer)
+    deliver(world, connection_id, 32, resourceguru.payload("resources", grace["id"], "create"))
+    deliver(world, connection_id, 30, older)
+    assert hooks.drain(world.runtime, connection_id) == {"applied": 3}
+    assert world.events()[f"booking:{booking_id}"].start_at.hour == 13
+    assert world.members()["grace@example.com"] == "active"
+    assert hooks.drain(world.runtime, connection_id) == {}  # nothing waits: a redelivered job does nothing
+
+
+def test_one_bad_delivery_does_not_hold_up_the_others(
+    world: World, resourceguru: FakeResourceGuru, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connection_id = synced(world, resourceguru)
+    (booking_id,) = list(resourceguru.objects["bookings"])
+    deliver(world, connection_id, 40, {"action": "create", "type": "booking", "id": "not-a-number"})
+    deliver(world, connection_id, 41, resourceguru.payload("bookings", booking_id, "delete"))
+    deliver(world, connection_id, 42, {"action": "update", "type": "account", "id": 1})
+    real = hooks.apply_records
+
+    def breaks_on_accounts(session: Session, connection: int, envelope: Envelope, window: Window) -> None:
+        # Fault injection: applying this one delivery fails as an unforeseen bug would.
+        if envelope.type == "account":
+            raise RuntimeError("boom")
+        real(session, connection, envelope, window)
+
+    monkeypatch.setattr(hooks, "apply_records", breaks_on_accounts)
+    assert hooks.drain(world.runtime, connection_id) == {"refused": 2, "applied": 1}
+    assert f"booking:{booking_id}" not in world.events()
+    with world.factory() as session:
+        errors = {
+            row.envelope_id: row.error for row in session.execute(select(PeerEnvelope.envelope_id, PeerEnvelope.error))
+        }
+    assert errors[41] is None
+    assert "could not be applied (RuntimeError)" in (errors[42] or "")
+    assert errors[40]
+    assert world.connection(connection_id).status is ConnectionStatus.ERROR
+
+
+def test_deliveries_ask_for_one_waiting_job_per_connection(redis_client: redis.Redis) -> None:
+    """On Redis, a burst of deliveries queues one drain of their connection until it starts."""
+    broker = RedisBroker(url=REDIS_URL)  # type: ignore[no-untyped-call]
+    actor = hooks.apply_envelopes
+    home = actor.broker
+    actor.broker = broker  # an actor enqueues on its own broker; declare it on Redis for this test
+    broker.declare_actor(actor)
+    try:
+        for _ in range(5):
+            hooks.enqueue(7)
+        hooks.enqueue(8)
+        assert redis_client.hlen(f"dramatiq:{actor.queue_name}.msgs") == 2
+        coalesce.starting(broker, "deskbridge:resourceguru-waiting:7")  # the job for 7 started
+        hooks.enqueue(7)
+        assert redis_client.hlen(f"dramatiq:{actor.queue_name}.msgs") == 3
+    finally:
+        actor.broker = home
+        broker.close()

@@ -14,7 +14,7 @@ from store.models import Connection, ConnectionKind, PeerEnvelope
 from store.services import peer_envelopes
 from tests.worker.peers.conftest import World
 from worker.directory import jobs as directory_jobs
-from worker.peers import jobs
+from worker.peers import hooks, jobs
 from worker.peers.rosters import RosterCache
 
 CREDENTIALS = {"client_id": "k", "client_secret": "s"}
@@ -32,6 +32,25 @@ def test_the_poll_queues_peer_connections_due_once(world: World, monkeypatch: py
         connection.sync_requested_at = None
         connection.last_synced_at = utcnow()
     assert jobs.poll(world.runtime) == 0  # synced within the interval
+
+
+def test_the_poll_asks_again_for_deliveries_left_waiting(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[int] = []
+    monkeypatch.setattr(hooks, "enqueue", asked.append)  # observed, not run: the drain has tests of its own
+    connection_id = world.connect(ConnectionKind.KADENCE, {}, CREDENTIALS)
+    with transaction(world.factory) as session:
+        recent = peer_envelopes.receive(session, connection_id, 1, "{}")
+        assert recent is not None
+    jobs.poll(world.runtime)
+    assert asked == []  # its job may still be on its way
+    with transaction(world.factory) as session:
+        session.get_one(PeerEnvelope, recent).created_at = utcnow() - jobs.STALLED_AFTER - timedelta(seconds=1)
+    jobs.poll(world.runtime)
+    assert asked == [connection_id]
+    with transaction(world.factory) as session:
+        peer_envelopes.applied(session.get_one(PeerEnvelope, recent))
+    jobs.poll(world.runtime)
+    assert asked == [connection_id]  # applied since: nothing more
 
 
 def test_envelopes_done_with_or_received_a_week_ago_are_forgotten(world: World) -> None:
