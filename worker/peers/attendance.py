@@ -19,10 +19,10 @@ services as a manual check-in, so the same events go out (`booking.checked_in`, 
 Attendance only moves forward: a booking deskbridge already checked in is never checked out again or
 put back because Kadence says less.
 
-`settled` applies to every peer platform: a booking checked out (or completed) is history, and an
-event that still holds it for the same slot must not make the calendar engine book that slot again
-(the engine only follows live bookings; anything else held counts as none). Such events are staged
-without being followed.
+`settled` applies to every peer event that is a booking in its own right (a shift, a Kadence desk
+booking): a booking checked out (or completed) is history, and an event that still holds it for the
+same slot must not make the calendar engine book that slot again (the engine only follows live
+bookings; anything else held counts as none). Such events are staged without being followed.
 """
 
 from __future__ import annotations

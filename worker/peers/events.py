@@ -99,7 +99,9 @@ def apply_calendar(
     engine applies the rest, and Kadence's check-ins and check-outs are mirrored on what it booked.
     """
     items = list(items)
-    holding = attendance.held(session, calendar_id, (item.event.event_id for item in items))
+    # Only events that are bookings in their own right are looked up: a query less per webhook delivery
+    # for platforms without them (Resource Guru).
+    holding = attendance.held(session, calendar_id, (item.event.event_id for item in items if item.booking_reason))
     attendance.release(session, items, holding, tally)
     over = attendance.settled(items, holding)
     following = [item for item in items if item.event.event_id not in over]
