@@ -40,7 +40,16 @@ from sqlalchemy.orm import Session
 from connectors.records import CalendarEvent, CalendarPage, ConnectorError, Window
 from store.columns import utcnow
 from store.db import transaction
-from store.models import Calendar, Connection, ConnectionKind, ExternalEvent, Organisation
+from store.models import (
+    LIVE_STATUSES,
+    Booking,
+    BookingStatus,
+    Calendar,
+    Connection,
+    ConnectionKind,
+    ExternalEvent,
+    Organisation,
+)
 from store.services import calendar_settings, calendars, connections, external_events
 from store.sql import among
 from worker import runtime
@@ -55,6 +64,7 @@ QUEUE = jobs.QUEUE
 BATCH = 500  # events judged (or blanked) in one transaction
 RULES, WINDOW, BUSY_ONLY = "office_rules", "calendar_window_days", "calendar_busy_only"
 SETTINGS = (RULES, WINDOW, BUSY_ONLY)
+CANCELLED_BY_CALENDAR = "calendar_event_changed"  # the reason the engine cancels a calendar booking with
 
 
 class CalendarBusy(Exception):
@@ -172,7 +182,7 @@ def judge(worker_runtime: Runtime, calendar_id: int) -> engine.Tally:
                 session, calendar_id, after_id=after_id, starting_after=now, limit=BATCH
             )
             noted = len(tally.notes)
-            _judge_rows(session, keys, rows, tally)
+            _judge_rows(session, keys, rows, [office_day(row, keys.rules) for row in rows], tally)
             calendar_settings.add_notes(session, calendar_id, tally.notes[noted:])
         if len(rows) < BATCH:
             logger.info("judged calendar %d by the office rules again: %s", calendar_id, tally.counts)
@@ -189,12 +199,56 @@ def _lock(session: Session, calendar_id: int) -> engine.Context | None:
     return engine.Context.load(session, calendar_id)
 
 
-def _judge_rows(session: Session, keys: engine.Context, rows: Iterable[ExternalEvent], tally: engine.Tally) -> None:
-    for row in rows:
-        office = office_day(row, keys.rules)
+def _judge_rows(
+    session: Session,
+    keys: engine.Context,
+    rows: Sequence[ExternalEvent],
+    offices: Sequence[str | None],
+    tally: engine.Tally,
+) -> None:
+    """Bring each row's booking in line with its verdict (`offices`, in the rows' order)."""
+    held = _bookings(session, rows)
+    for row, office in zip(rows, offices, strict=True):
         if office is None and row.booking_id is None and row.booking_refused is None:
             continue  # no office day, and never was one
+        booking = held.get(row.booking_id or 0)
+        if office is not None and _in_line(row, booking, office):
+            continue  # an office day still, booked as it says: nothing for `follow` to do but look
+        if office is not None and _cancelled_by_hand(booking):
+            continue  # someone cancelled this office day: new rules do not bring it back
         engine.follow(session, keys, row, office, tally)
+
+
+def _bookings(session: Session, rows: Sequence[ExternalEvent]) -> dict[int, Booking]:
+    """The bookings the rows hold, in one query (and in the session, where `follow` looks them up)."""
+    ids = [row.booking_id for row in rows if row.booking_id is not None]
+    if not ids:
+        return {}
+    return {booking.id: booking for booking in session.scalars(select(Booking).where(among(session, Booking.id, ids)))}
+
+
+def _cancelled_by_hand(booking: Booking | None) -> bool:
+    """Whether the event's booking was cancelled other than by the calendar (by its person, an admin)."""
+    return (
+        booking is not None
+        and booking.status is BookingStatus.CANCELLED
+        and booking.cancellation_reason != CANCELLED_BY_CALENDAR
+    )
+
+
+def _in_line(row: ExternalEvent, booking: Booking | None, office: str) -> bool:
+    """Whether the event's booking is live, the calendar's, at its times and for its office or desk.
+
+    Then new rules that still call the event an office day change nothing; skipping `follow` saves
+    its three statements an event (a desk looked up by name among them) when most stay as they were.
+    """
+    return (
+        booking is not None
+        and booking.status in LIVE_STATUSES
+        and booking.source == engine.SOURCE
+        and (booking.start_at, booking.end_at, booking.details) == (row.start_at, row.end_at, office)
+        and row.booking_refused is None
+    )
 
 
 def reread_calendar(worker_runtime: Runtime, calendar_id: int) -> engine.Tally | None:
@@ -270,18 +324,16 @@ def _judge_records(
     latest = {record.event_id: record for record in records if record.booking_id is None and follows_rules(record)}
     if not latest:
         return
-    rows = session.scalars(
-        select(ExternalEvent).where(
-            ExternalEvent.calendar_id == context.id, among(session, ExternalEvent.event_id, list(latest))
+    rows = [
+        row
+        for row in session.scalars(
+            select(ExternalEvent).where(
+                ExternalEvent.calendar_id == context.id, among(session, ExternalEvent.event_id, list(latest))
+            )
         )
-    )
-    for row in rows:
-        if row.start_at <= now:
-            continue  # started: history, as in `judge`
-        office = office_day(latest[row.event_id], context.rules)
-        if office is None and row.booking_id is None and row.booking_refused is None:
-            continue
-        engine.follow(session, context, row, office, tally)
+        if row.start_at > now  # started: history, as in `judge`
+    ]
+    _judge_rows(session, context, rows, [office_day(latest[row.event_id], context.rules) for row in rows], tally)
 
 
 def _fail(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import dramatiq
 import pytest
@@ -153,6 +154,30 @@ def test_new_office_rules_book_what_now_qualifies_and_cancel_what_no_longer_does
     assert calendar_bookings(world)["WFO"] is BookingStatus.CANCELLED
     assert event_row(world, clash.id).booking_refused is None  # no office day: nothing refused any more
     assert ("api", BookingStatus.BOOKED) in booking_statuses(world)
+
+
+def test_an_office_day_cancelled_by_hand_stays_cancelled(world: World, graph: FakeGraph) -> None:
+    microsoft(world, graph)
+    calendar_id = world.calendar_id(ADA)
+    graph.calendars.add_event("u1", "WFO desk day", DAY, DAY + timedelta(hours=8), categories=["Office"])
+    graph.calendars.add_event("u1", "WFO", DAY + timedelta(days=1), DAY + timedelta(days=1, hours=8))
+    sync.run(world.runtime, calendar_id)
+    with transaction(world.factory) as session:
+        [booking] = session.scalars(select(Booking)).all()
+        bookings.cancel(session, booking, reason="not coming in after all")
+    set_rules(world, keywords=["wfo"])  # both events are office days by these rules
+
+    tally = reevaluate.judge(world.runtime, calendar_id)
+
+    assert tally.counts["booked"] == 1
+    assert calendar_bookings(world) == {"WFO desk day": BookingStatus.CANCELLED, "WFO": BookingStatus.BOOKED}
+    # One the calendar cancelled (its event stopped being an office day) comes back when it is one again.
+    set_rules(world, categories=["Office"])
+    reevaluate.judge(world.runtime, calendar_id)
+    assert calendar_bookings(world)["WFO"] is BookingStatus.CANCELLED
+    set_rules(world, keywords=["wfo"])
+    reevaluate.judge(world.runtime, calendar_id)
+    assert calendar_bookings(world) == {"WFO desk day": BookingStatus.CANCELLED, "WFO": BookingStatus.BOOKED}
 
 
 def test_judging_in_batches_takes_every_event(world: World, graph: FakeGraph, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -384,7 +409,7 @@ def test_through_redis_with_dramatiq_workers(world: World, graph: FakeGraph, red
     set_rules(world, keywords=["wfo"])
 
     redis_broker = RedisBroker(url=REDIS_URL)  # type: ignore[no-untyped-call]
-    moved = [reevaluate.reevaluate_organisation, reevaluate.reevaluate_calendar]
+    moved: list[dramatiq.Actor[Any, Any]] = [reevaluate.reevaluate_organisation, reevaluate.reevaluate_calendar]
     homes = [actor.broker for actor in moved]
     for actor in moved:
         actor.broker = redis_broker
