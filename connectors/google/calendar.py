@@ -133,7 +133,9 @@ class GoogleCalendar:
     def _list(self, what: str, **query: Any) -> dict[str, Any]:
         params = {key: value for key, value in query.items() if value is not None}
         return self.service.call(
-            lambda r: r.events().list(calendarId="primary", singleEvents=True, maxResults=self.page_size, **params),
+            lambda _: self.service.events().list(
+                calendarId="primary", singleEvents=True, maxResults=self.page_size, **params
+            ),
             what,
         )
 

@@ -63,8 +63,20 @@ class DirectoryService:
 
     API: tuple[str, str] = ("admin", "directory_v1")
 
-    def __init__(self, settings: GoogleSettings, *, credentials: service_account.Credentials | None = None) -> None:
-        """Build the service (no network); a key that is no service-account key is a ConnectorError for the admin."""
+    def __init__(
+        self,
+        settings: GoogleSettings,
+        *,
+        credentials: service_account.Credentials | None = None,
+        http: httplib2.Http | None = None,
+        resource: Any = None,
+    ) -> None:
+        """Build the service (no network); a key that is no service-account key is a ConnectorError for the admin.
+
+        `http`: the connections to reuse (one thread's, kept alive across the calendars it reads);
+        `resource`: a discovery-built service to reuse (every call is executed with this service's
+        own authorised HTTP, whatever the resource was built with).
+        """
         self.settings = settings
         if credentials is None:
             try:
@@ -72,10 +84,12 @@ class DirectoryService:
             except ValueError as error:
                 raise ConnectorError(f"{error}; upload the JSON key Google issued", action_required=True) from None
         self.credentials = credentials
-        http = google_auth_httplib2.AuthorizedHttp(self.credentials, http=httplib2.Http(timeout=settings.timeout))
-        self.resource: Any = build(
+        self.http = google_auth_httplib2.AuthorizedHttp(
+            self.credentials, http=http or httplib2.Http(timeout=settings.timeout)
+        )
+        self.resource: Any = resource or build(
             *self.API,
-            http=http,
+            http=self.http,
             static_discovery=True,
             cache_discovery=False,
             client_options={"api_endpoint": self._endpoint()},
@@ -92,7 +106,7 @@ class DirectoryService:
         retries = 0
         while True:
             try:
-                result = make_request(self.resource).execute(num_retries=0)
+                result = make_request(self.resource).execute(http=self.http, num_retries=0)
             except HttpError as error:
                 failure = parse_error(error.resp.status, error.content)
                 if not failure.retryable:

@@ -9,9 +9,11 @@ typed in by a customer just like a webhook URL.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, replace
 from typing import Any
 
+import httplib2  # type: ignore[import-untyped]
 import httpx
 from sqlalchemy.orm import Session
 
@@ -63,22 +65,41 @@ class ConnectionReaders:
         self._source = source
         self._endpoints = endpoints
         self._http = http
-        self._graph = (
-            graph_client(source.settings, source.credentials, endpoints)
-            if source.kind is ConnectionKind.MICROSOFT
-            else None
-        )
+        self._graph: microsoft.GraphClient | None = None
+        self._google: google.GoogleSettings | None = None
+        if source.kind is ConnectionKind.MICROSOFT:
+            self._graph = graph_client(source.settings, source.credentials, endpoints)
+        elif source.kind is ConnectionKind.GOOGLE:
+            self._google = google_settings(source.settings, source.credentials, endpoints)
+        self._local = threading.local()  # Google: each thread's connections (httplib2 is not thread-safe)
+        self._opened: list[httplib2.Http] = []
+        self._lock = threading.Lock()
 
     def reader(self, address: str) -> CalendarReader:
-        """The reader of the connection's calendar at `address` (one per calendar and thread)."""
+        """The reader of the connection's calendar at `address` (one per calendar, used on one thread)."""
         if self._graph is not None:
             return microsoft.OutlookCalendar(self._graph.sharing(), address)
+        if self._google is not None:
+            service = google.CalendarService(self._google, address, http=self._thread_http(self._google))
+            return google.GoogleCalendar(self._google, address, service=service)
         return make_reader(replace(self._source, address=address), self._endpoints, self._http)
+
+    def _thread_http(self, settings: google.GoogleSettings) -> httplib2.Http:
+        http: httplib2.Http | None = getattr(self._local, "http", None)
+        if http is None:
+            http = self._local.http = httplib2.Http(timeout=settings.timeout)
+            with self._lock:
+                self._opened.append(http)
+        return http
 
     def close(self) -> None:
         """Close the shared connections (the sign-in goes with them)."""
         if self._graph is not None:
             self._graph.close()
+        with self._lock:
+            for http in self._opened:
+                http.close()
+            self._opened.clear()
 
 
 def make_writer(source: Source, endpoints: DirectoryEndpoints) -> CalendarWriter | None:
