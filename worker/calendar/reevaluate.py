@@ -71,6 +71,10 @@ class CalendarBusy(Exception):
     """A sync holds the calendar: the job is tried again later (Dramatiq's retries, with backoff)."""
 
 
+class ReadFailed(Exception):
+    """The calendar refused for now (recorded on it, as a sync records it): the job is tried again later."""
+
+
 def settings_changed(organisation_id: int, changed: Sequence[str]) -> None:
     """For the API, after the commit that changed some of the organisation's calendar settings (their
     names, as in `SETTINGS`; others are ignored). Does not raise: a lost job leaves stored events as
@@ -255,8 +259,9 @@ def reread_calendar(worker_runtime: Runtime, calendar_id: int) -> engine.Tally |
     """Read the calendar's whole window again as a sync does (claimed, staged page by page, unlisted
     events removed, the new cursor kept), and also judge every listed event that has not started by
     the rules, changed or not; with the privacy setting off, details stored blank are written back
-    first, without events. None when a sync holds the calendar; a connector's refusal is kept on the
-    calendar as a sync keeps it (and the office days wait for the next change)."""
+    first, without events. None when a sync holds the calendar. A connector's refusal is kept on the
+    calendar as a sync keeps it; one that may pass raises ReadFailed (the queue tries again), one only an
+    admin can fix returns (the office days wait for their events' next change)."""
     factory = worker_runtime.session_factory
     with transaction(factory) as session:
         if session.get(Calendar, calendar_id) is None:
@@ -283,7 +288,9 @@ def reread_calendar(worker_runtime: Runtime, calendar_id: int) -> engine.Tally |
                 connections.finish(session, feed, counts=tally.counts, notes=tally.notes, cursor=None)
     except ConnectorError as error:
         _fail(worker_runtime, calendar_id, error.message, action_required=error.action_required, notes=tally.notes)
-        return tally
+        if not error.action_required:
+            raise ReadFailed(error.message) from None
+        return tally  # only an admin can fix it: the office days wait for the events' next change
     except UnsafeURL as error:
         message = f"ICS feed refused: {error}; enter a public address"
         _fail(worker_runtime, calendar_id, message, action_required=True, notes=tally.notes)

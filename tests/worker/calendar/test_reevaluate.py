@@ -368,6 +368,26 @@ def test_a_refused_read_is_kept_on_the_calendar_and_changes_no_booking(world: Wo
     assert set(calendar_bookings(world).values()) == {BookingStatus.BOOKED}  # untouched until it can be read
 
 
+def test_a_read_refused_for_now_is_tried_again(world: World, graph: FakeGraph) -> None:
+    set_busy_only(world, True)
+    microsoft(world, graph)
+    calendar_id = world.calendar_id(ADA)
+    graph.calendars.add_event("u1", "WFO", DAY, DAY + timedelta(hours=8))
+    sync.run(world.runtime, calendar_id)
+    set_rules(world, keywords=["wfo"])
+    graph.fail(1, 400)
+
+    with pytest.raises(reevaluate.ReadFailed):
+        reevaluate.reread_calendar(world.runtime, calendar_id)
+
+    calendar = world.calendar(calendar_id)
+    assert (calendar.status, calendar.sync_lease_until) == (ConnectionStatus.ERROR, None)
+    assert calendar_bookings(world) == {}
+    assert reevaluate.reread_calendar(world.runtime, calendar_id) is not None  # Dramatiq's retry
+    assert list(calendar_bookings(world).values()) == [BookingStatus.BOOKED]
+    assert world.calendar(calendar_id).status is ConnectionStatus.ACTIVE
+
+
 def test_gone_calendars_and_organisations_are_nothing_to_do(world: World, graph: FakeGraph) -> None:
     microsoft(world, graph)
     calendar_id = world.calendar_id(ADA)
