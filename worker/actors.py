@@ -53,16 +53,23 @@ def enqueue_delivery(delivery_ids: int | Sequence[int], delay_ms: int = 0) -> No
     deliver_webhooks.send_with_options(args=(ids,), delay=delay_ms or None)
 
 
+def enqueue_in_order(delivery_ids: int | Sequence[int], delay_ms: int = 0) -> None:
+    """As `enqueue_delivery`, for a job whose deliveries go one after the other (a backlog)."""
+    ids = [delivery_ids] if isinstance(delivery_ids, int) else list(delivery_ids)
+    deliver_in_order.send_with_options(args=(ids,), delay=delay_ms or None)
+
+
 # Our own schedule retries failed deliveries (see store.services.webhooks.record_attempt); Dramatiq's
 # retries only cover a crash in between (the attempt is idempotent: a finished delivery is skipped).
 @dramatiq.actor(queue_name="webhooks", max_retries=3, min_backoff=1_000, max_backoff=30_000)
 def deliver_webhooks(delivery_ids: list[int]) -> None:
-    """Attempt deliveries of one endpoint one after the other, in the order given (see delivery.attempt_batch)."""
+    """Attempt deliveries of one endpoint, in the order given, several at once (see delivery.attempt_batch)."""
     delivery.attempt_batch(runtime.current(), delivery_ids, enqueue_delivery)
 
 
 def enqueue_backlog(delivery_ids: list[int]) -> None:
-    """Queue a resumed or replayed backlog, to be attempted one after the other in the order given.
+    """Queue a resumed or replayed backlog, to be attempted one after the other in the order given
+    (`deliver_in_order`).
 
     Called after the change that made the backlog was committed, so it does not raise: when the
     broker is down the backlog is left to the scheduler's sweep (which sends it one by one, so not
@@ -72,7 +79,7 @@ def enqueue_backlog(delivery_ids: list[int]) -> None:
         worker_runtime = runtime.current()
         delivery.lease(worker_runtime, delivery_ids)
         try:
-            deliver_webhooks.send(delivery_ids)
+            deliver_in_order.send(delivery_ids)
         except Exception:
             logger.warning(
                 "could not enqueue a backlog of %d deliveries; the sweep will", len(delivery_ids), exc_info=True
@@ -80,17 +87,18 @@ def enqueue_backlog(delivery_ids: list[int]) -> None:
             delivery.release(worker_runtime, delivery_ids, utcnow())
 
 
-# The two below are what earlier versions enqueued: kept so that jobs queued before an upgrade still run.
+@dramatiq.actor(queue_name="webhooks", max_retries=3, min_backoff=1_000, max_backoff=30_000)
+def deliver_in_order(delivery_ids: list[int]) -> None:
+    """Attempt a resumed endpoint's backlog one delivery after the other, in event order; what it
+    hands on (the rest of a long backlog, a short retry) stays in order too."""
+    delivery.attempt_batch(runtime.current(), delivery_ids, enqueue_in_order, in_order=True)
+
+
+# What earlier versions enqueued: kept so that jobs queued before an upgrade still run.
 @dramatiq.actor(queue_name="webhooks", max_retries=3, min_backoff=1_000, max_backoff=30_000)
 def deliver_webhook(delivery_id: int) -> None:
     """Attempt one webhook delivery."""
     delivery.attempt_batch(runtime.current(), [delivery_id], enqueue_delivery)
-
-
-@dramatiq.actor(queue_name="webhooks", max_retries=3, min_backoff=1_000, max_backoff=30_000)
-def deliver_in_order(delivery_ids: list[int]) -> None:
-    """Attempt a resumed endpoint's backlog one delivery after the other, in event order."""
-    delivery.attempt_batch(runtime.current(), delivery_ids, enqueue_delivery)
 
 
 @dramatiq.actor(queue_name="relay", max_retries=3, min_backoff=200, max_backoff=5_000)

@@ -3,11 +3,12 @@
 A job carries the ids of up to MAX_BATCH deliveries of one endpoint, in event order: the relay makes
 one per endpoint for the events it takes, the sweep one per endpoint for what is due, a resume or a
 replay one for the backlog, a short retry one for its delivery. The job reads them with their events
-in one query, takes one of the endpoint's slots, posts them one after the other over the client's
-keep-alive connection, and records the successes together (`webhooks.record_successes`); a failure is
-recorded on its own at once (`webhooks.record_attempt`: retry schedule, Retry-After, 410). A job posts
-for at most BATCH_BUDGET seconds (or one request past it) and hands the rest on to a job of its own,
-so a slow endpoint holds a worker thread no longer than a single delivery would.
+in one query, takes up to LANES of the endpoint's slots (one a request in flight), posts them through
+the process's `Poster` that many at a time (a backlog job, which promises event order, one after the
+other), and records the successes together (`webhooks.record_successes`); a failure is recorded on its
+own (`webhooks.record_attempt`: retry schedule, Retry-After, 410). No request starts after a 410, nor
+after BATCH_BUDGET seconds (but the first): the rest is handed on to a job of its own, so a slow
+endpoint holds a worker thread no longer than a single delivery would.
 
 Attempts are enqueued right away for the first try and for short retries; a long retry (minutes to
 hours) is only written as `next_attempt_at` and picked up by the scheduler's sweep, so no message
@@ -21,7 +22,6 @@ from __future__ import annotations
 import functools
 import logging
 import random
-import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 
@@ -36,8 +36,17 @@ from store.services import webhooks
 from store.services.webhooks import AttemptOutcome, AttemptResult, DeliveryJob
 from worker import metrics
 from worker.runtime import Runtime
-from worker.webhooks.limits import endpoint_slot
-from worker.webhooks.sender import TIMEOUT_SECONDS, build_body, event_payload, post, sign_headers_with
+from worker.webhooks.limits import endpoint_slots
+from worker.webhooks.sender import (
+    TIMEOUT_SECONDS,
+    Outcome,
+    Prepare,
+    SignedPost,
+    WebhookClient,
+    build_body,
+    event_payload,
+    sign_headers_with,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +60,8 @@ BUSY_RETRY_MS = 500
 MAX_BATCH = 100
 # Seconds a job keeps posting before it hands its remaining deliveries on to a new job.
 BATCH_BUDGET = 2.0
+# Requests a job posts at once at most (as many of its endpoint's slots as are free, up to this).
+LANES = 4
 # Endpoint secrets kept decrypted (as signers) in each process, by their encrypted form.
 SIGNERS_CACHED = 1024
 
@@ -58,16 +69,22 @@ Enqueue = Callable[[list[int], int], None]  # (delivery ids of one endpoint in o
 
 
 def attempt_batch(
-    runtime: Runtime, delivery_ids: Sequence[int], enqueue: Enqueue, *, budget: float = BATCH_BUDGET
+    runtime: Runtime,
+    delivery_ids: Sequence[int],
+    enqueue: Enqueue,
+    *,
+    budget: float = BATCH_BUDGET,
+    in_order: bool = False,
 ) -> dict[int, AttemptResult]:
-    """Attempt deliveries of one endpoint one after the other, in the order given.
+    """Attempt deliveries of one endpoint, in the order given, up to LANES at once (`in_order`: one
+    after the other, each sent once the one before was answered).
 
     Finished deliveries are skipped, and all of them while the endpoint is paused or disabled. A
     failed one goes on its retry schedule and the next ones do not wait for it; a 410 stops the job
-    (the endpoint is disabled, or the REST hook deleted with its deliveries). What the job does not
-    get to (no free slot, its time `budget` in seconds used, more than MAX_BATCH) is enqueued again,
-    in order. Ids of other endpoints than the first one's (none of our callers mixes them) go to jobs
-    of their own.
+    (the endpoint is disabled, or the REST hook deleted with its deliveries): the requests already
+    in flight are recorded, no other starts. What the job does not get to (no free slot, its time
+    `budget` in seconds used, more than MAX_BATCH) is enqueued again, in order. Ids of other
+    endpoints than the first one's (none of our callers mixes them) go to jobs of their own.
 
     Returns where each attempted delivery stands, in the order given.
     """
@@ -83,7 +100,7 @@ def attempt_batch(
         if later:
             _requeue(runtime, later, 0, enqueue, due=utcnow())
         return {}
-    sent = _send_in_slot(runtime, group, enqueue, budget)
+    sent = _send_in_slots(runtime, group, enqueue, budget, 1 if in_order else LANES)
     if sent is None:
         waiting = [job.delivery_id for job in group] + later
         _requeue(runtime, waiting, BUSY_RETRY_MS + random.randrange(BUSY_RETRY_MS), enqueue, due=utcnow())
@@ -108,35 +125,40 @@ def _by_endpoint(jobs: Sequence[DeliveryJob]) -> list[list[DeliveryJob]]:
 Sent = tuple[dict[int, AttemptResult], list[tuple[DeliveryJob, AttemptOutcome]], list[int]]
 
 
-def _send_in_slot(runtime: Runtime, group: Sequence[DeliveryJob], enqueue: Enqueue, budget: float) -> Sent | None:
-    """Post the group in one of its endpoint's slots; None when none is free (nothing was sent).
+def _send_in_slots(
+    runtime: Runtime, group: Sequence[DeliveryJob], enqueue: Enqueue, budget: float, lanes: int
+) -> Sent | None:
+    """Post the group in up to `lanes` of its endpoint's slots; None when none is free (nothing was sent).
 
     Returns the results recorded (failures, and the successes before them), the successes still to
-    record, and the ids not attempted. Once a request went out, its outcome must be recorded: a slot
-    that cannot be given back (the slots' Redis gone meanwhile) is logged and left to expire on its
+    record, and the ids not attempted. Once a request went out, its outcome must be recorded: slots
+    that cannot be given back (the slots' Redis gone meanwhile) are logged and left to expire on their
     own (limits.SLOT_TTL_MS).
     """
     endpoint_id = group[0].endpoint_id
     sent: Sent | None = None
     try:
-        with endpoint_slot(endpoint_id) as free:
-            if free:
-                sent = _send_group(runtime, group, enqueue, budget)
+        with endpoint_slots(endpoint_id, min(lanes, len(group))) as taken:
+            if taken:
+                sent = _send_group(runtime, group, enqueue, budget, taken)
     except Exception:
         if sent is None:
             raise
-        logger.warning("could not give back a slot of endpoint %s; it expires", endpoint_id, exc_info=True)
+        logger.warning("could not give back the slots of endpoint %s; they expire", endpoint_id, exc_info=True)
     return sent
 
 
-def _send_group(runtime: Runtime, group: Sequence[DeliveryJob], enqueue: Enqueue, budget: float) -> Sent:
-    started = time.monotonic()
+def _send_group(runtime: Runtime, group: Sequence[DeliveryJob], enqueue: Enqueue, budget: float, lanes: int) -> Sent:
+    client = runtime.webhook_client
+    if not isinstance(client, WebhookClient):
+        raise TypeError("the runtime's webhook_client must be made by worker.webhooks.sender.make_client")
+    now = utcnow()
+    requests = [_prepare(job, signers(job, runtime.secret_box, now)) for job in group]
+    outcomes = client.poster.post_all(requests, lanes=lanes, budget=budget, timeout=request_timeout(client))
     results: dict[int, AttemptResult] = {}
     successes: list[tuple[DeliveryJob, AttemptOutcome]] = []
-    for index, job in enumerate(group):
-        if index and time.monotonic() - started > budget:
-            return results, successes, [later.delivery_id for later in group[index:]]
-        outcome = _send(runtime, job)
+    for job, sent in zip(group, outcomes, strict=False):
+        outcome = _attempt_outcome(sent)
         if outcome.succeeded:
             successes.append((job, outcome))
             continue
@@ -146,11 +168,11 @@ def _send_group(runtime: Runtime, group: Sequence[DeliveryJob], enqueue: Enqueue
         result = _record_failure(runtime, job, outcome, enqueue)
         if result is not None:
             results[job.delivery_id] = result
-        if outcome.gone or result is None or result.endpoint_disabled or result.endpoint_deleted:
-            # The endpoint is disabled or deleted (by this attempt or another): the rest stays
-            # pending for when it is enabled again, or went with it.
-            break
-    return results, successes, []
+    if any(sent.gone for sent in outcomes):
+        # The endpoint is disabled or deleted: the rest stays pending for when it is enabled again,
+        # or went with it.
+        return results, successes, []
+    return results, successes, [job.delivery_id for job in group[len(outcomes) :]]
 
 
 def _record_successes(
@@ -211,13 +233,21 @@ def _requeue(runtime: Runtime, delivery_ids: list[int], delay_ms: int, enqueue: 
         release(runtime, delivery_ids, due)
 
 
-def _send(runtime: Runtime, job: DeliveryJob) -> AttemptOutcome:
-    now = utcnow()
-    body = build_body(
-        [event_payload(job.event_id, job.event_type, job.event_created_at, job.event_data)], job.payload_format
-    )
-    headers = sign_headers_with(job.event_id, body, signers(job, runtime.secret_box, now), now)
-    sent = post(runtime.webhook_client, job.url, body, headers, timeout=request_timeout(runtime.webhook_client))
+def _prepare(job: DeliveryJob, job_signers: Sequence[Webhook]) -> Prepare:
+    """The job's request, built and signed when the poster is about to send it (its webhook-timestamp
+    is the time it went out)."""
+
+    def prepare() -> SignedPost:
+        now = utcnow()
+        body = build_body(
+            [event_payload(job.event_id, job.event_type, job.event_created_at, job.event_data)], job.payload_format
+        )
+        return SignedPost(job.url, body, sign_headers_with(job.event_id, body, job_signers, now))
+
+    return prepare
+
+
+def _attempt_outcome(sent: Outcome) -> AttemptOutcome:
     return AttemptOutcome(
         status_code=sent.status_code,
         duration_ms=sent.duration_ms,

@@ -1,10 +1,11 @@
 """Per-endpoint concurrency, so a slow or dead endpoint never holds up deliveries to the others.
 
-Each endpoint has `per_endpoint` slots, counted in Redis when the broker is there (shared by every
-worker process), in this process otherwise (the embedded mode). Taking a slot is one Redis call (a
-Lua script: increment, and undo at once when over the limit), giving it back another. A delivery job
-that finds no free slot does not wait for one: `endpoint_slot` yields False and the caller
-re-enqueues its job with a short delay, so worker threads stay free for other endpoints.
+Each endpoint has `per_endpoint` slots, one a request in flight, counted in Redis when the broker is
+there (shared by every worker process), in this process otherwise (the embedded mode). Taking slots
+is one Redis call (a Lua script: as many of those asked for as are free), giving them back another.
+A delivery job takes up to as many as it has lanes (requests it posts at once); one that finds no
+free slot does not wait for one: `endpoint_slots` yields 0 and the caller re-enqueues its job with a
+short delay, so worker threads stay free for other endpoints.
 """
 
 from __future__ import annotations
@@ -24,19 +25,22 @@ KEY_PREFIX = "deskbridge:webhook-slots:"
 # job (a few seconds of requests, or one request of at most 15 s per connect/write/read phase).
 SLOT_TTL_MS = 120_000
 
-# KEYS[1]: the endpoint's counter; ARGV[1]: the limit; ARGV[2]: the TTL in ms. 1 when a slot was taken.
+# KEYS[1]: the endpoint's counter; ARGV[1]: the limit; ARGV[2]: the TTL in ms; ARGV[3]: slots wanted.
+# Returns the slots taken: as many as wanted and free, 0 when none is.
 _ACQUIRE = """
-local held = redis.call('INCR', KEYS[1])
-if held > tonumber(ARGV[1]) then
-  redis.call('DECR', KEYS[1])
+local held = tonumber(redis.call('GET', KEYS[1]) or '0')
+local take = math.min(tonumber(ARGV[3]), tonumber(ARGV[1]) - held)
+if take <= 0 then
   return 0
 end
+redis.call('INCRBY', KEYS[1], take)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
+return take
 """
-# A counter that fell to zero or below (its key expired while a slot was held) is removed.
+# ARGV[1]: slots given back. A counter that fell to zero or below (its key expired while slots were
+# held) is removed.
 _RELEASE = """
-if redis.call('DECR', KEYS[1]) <= 0 then
+if redis.call('DECRBY', KEYS[1], ARGV[1]) <= 0 then
   redis.call('DEL', KEYS[1])
 end
 return 0
@@ -44,9 +48,9 @@ return 0
 
 
 class _Counter(Protocol):
-    def acquire(self, key: str, limit: int) -> bool: ...
+    def acquire(self, key: str, limit: int, wanted: int) -> int: ...
 
-    def release(self, key: str) -> None: ...
+    def release(self, key: str, count: int) -> None: ...
 
 
 class _MemoryCounter:
@@ -56,17 +60,18 @@ class _MemoryCounter:
         self._held: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def acquire(self, key: str, limit: int) -> bool:
+    def acquire(self, key: str, limit: int, wanted: int) -> int:
         with self._lock:
             held = self._held.get(key, 0)
-            if held >= limit:
-                return False
-            self._held[key] = held + 1
-            return True
+            taken = min(wanted, limit - held)
+            if taken <= 0:
+                return 0
+            self._held[key] = held + taken
+            return taken
 
-    def release(self, key: str) -> None:
+    def release(self, key: str, count: int) -> None:
         with self._lock:
-            held = self._held.get(key, 0) - 1
+            held = self._held.get(key, 0) - count
             if held > 0:
                 self._held[key] = held
             else:
@@ -81,11 +86,11 @@ class _RedisCounter:
         self._acquire = self._client.register_script(_ACQUIRE)
         self._release = self._client.register_script(_RELEASE)
 
-    def acquire(self, key: str, limit: int) -> bool:
-        return bool(self._acquire(keys=[key], args=[limit, SLOT_TTL_MS]))
+    def acquire(self, key: str, limit: int, wanted: int) -> int:
+        return int(self._acquire(keys=[key], args=[limit, SLOT_TTL_MS, wanted]))
 
-    def release(self, key: str) -> None:
-        self._release(keys=[key])
+    def release(self, key: str, count: int) -> None:
+        self._release(keys=[key], args=[count])
 
 
 @dataclass(frozen=True)
@@ -108,17 +113,28 @@ def configure_limits(redis_url: str | None, per_endpoint: int = DEFAULT_PER_ENDP
 
 @contextmanager
 def endpoint_slot(endpoint_id: int | str) -> Iterator[bool]:
-    """Hold one of the endpoint's delivery slots for the `with` block; yields False (at once) when none is free.
+    """Hold one of the endpoint's delivery slots for the `with` block; yields False (at once) when none is free."""
+    with endpoint_slots(endpoint_id, 1) as taken:
+        yield taken == 1
 
-    The slot is given back when the block ends, also when it raises. Taking the slot may raise
-    (Redis unreachable); so may giving it back, after the block.
+
+@contextmanager
+def endpoint_slots(endpoint_id: int | str, wanted: int) -> Iterator[int]:
+    """Hold up to `wanted` of the endpoint's delivery slots for the `with` block; yields how many were
+    free and taken (0, at once, when none is).
+
+    The slots are given back when the block ends, also when it raises. Taking them may raise (Redis
+    unreachable); so may giving them back, after the block.
     """
+    if wanted < 1:
+        raise ValueError("wanted must be at least 1")
     limits = _limits
     key = f"{KEY_PREFIX}{endpoint_id}"
-    if not limits.counter.acquire(key, limits.per_endpoint):
-        yield False
+    taken = limits.counter.acquire(key, limits.per_endpoint, wanted)
+    if not taken:
+        yield 0
         return
     try:
-        yield True
+        yield taken
     finally:
-        limits.counter.release(key)
+        limits.counter.release(key, taken)

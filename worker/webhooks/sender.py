@@ -1,31 +1,53 @@
-"""One webhook request: the body, its Standard Webhooks signature, the POST and what came of it.
+"""Webhook requests: the body, its Standard Webhooks signature, the POST and what came of it.
 
-Nothing here touches the store; the delivery actor decides what to send and records the `Outcome`.
+Every webhook POST goes through `Poster` (aiohttp on an event loop thread of its own, reached from
+any thread): the delivery jobs post a batch at once (`Poster.post_all`), the API's test send one
+request (`post`). The SSRF guard runs after DNS resolution, at connect time, in aiohttp's resolver
+(`CheckedResolver`, with the rules of `worker.webhooks.ssrf`); a URL naming an IP address, which
+aiohttp connects to without resolving, is checked before the request. No redirects are followed,
+no cookies kept, no proxy taken from the environment; each request may take TIMEOUT_SECONDS in all.
+
+Nothing here touches the store; the delivery jobs decide what to send and record the `Outcome`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import json
+import os
+import socket
+import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from math import floor
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeVar
 
+import aiohttp
 import httpcore
 import httpx
+import uvloop
+from aiohttp.abc import AbstractResolver, ResolveResult
 from standardwebhooks.webhooks import Webhook
+from yarl import URL
 
 from worker.webhooks.schedule import retry_after_seconds
-from worker.webhooks.ssrf import UnsafeURL, resolve_safe, warn_if_private_allowed
+from worker.webhooks.ssrf import UnsafeURL, check_address, resolve_safe, warn_if_private_allowed
+
+T = TypeVar("T")
 
 PAYLOAD_FORMATS = ("event", "array")
 EXCERPT_BYTES = 1024
 TIMEOUT_SECONDS = 15.0
 # Deliveries to one endpoint are capped by worker.webhooks.limits; this caps all of a process's sockets.
-POOL_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=100, keepalive_expiry=30.0)
+MAX_CONNECTIONS = 200
+KEEPALIVE_SECONDS = 30.0
+POOL_LIMITS = httpx.Limits(
+    max_connections=MAX_CONNECTIONS, max_keepalive_connections=100, keepalive_expiry=KEEPALIVE_SECONDS
+)
 
 
 def _user_agent() -> str:
@@ -106,75 +128,259 @@ class Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+@dataclass(frozen=True)
+class SignedPost:
+    """One request ready to go: where, the body, and its Standard Webhooks headers."""
+
+    url: str
+    body: bytes
+    headers: Mapping[str, str]
+
+
+Prepare = Callable[[], SignedPost]  # builds and signs a request just before it is sent
+
+
 def post(
     client: httpx.Client, url: str, body: bytes, headers: Mapping[str, str], *, timeout: float = TIMEOUT_SECONDS
 ) -> Outcome:
     """POST `body` to `url` once, never following redirects and never raising for network trouble.
 
-    `client` is one from `make_client`: the request goes straight to its SSRF-checked transport (the
-    client's cookies, redirects, auth and per-request logging are nothing a webhook wants, and cost
-    as much as the request). Timeouts, connection errors and SSRF refusals come back as an `Outcome`
-    with `error` set.
+    `client` is one from `make_client`; the request goes out through its `Poster`. Timeouts,
+    connection errors and SSRF refusals come back as an `Outcome` with `error` set.
     """
     if not isinstance(client, WebhookClient):
         raise TypeError("post needs a client made by worker.webhooks.sender.make_client")
+    request = SignedPost(url, body, headers)
+    [outcome] = client.poster.post_all([lambda: request], timeout=timeout)
+    return outcome
+
+
+class CheckedResolver(AbstractResolver):
+    """aiohttp's resolver for webhooks: `ssrf.resolve_safe` (getaddrinfo on the default executor, every
+    address checked) refuses a name that resolves to an address webhooks may not call."""
+
+    def __init__(self, *, allow_private: bool) -> None:
+        self.allow_private = allow_private
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        """The checked addresses of `host`; UnsafeURL when one is refused, OSError when it does not resolve."""
+        loop = asyncio.get_running_loop()
+        addresses = await loop.run_in_executor(None, resolve_safe, host, port, self.allow_private)
+        return [
+            ResolveResult(
+                hostname=host,
+                host=address,
+                port=port,
+                family=socket.AF_INET6 if ":" in address else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+            )
+            for address in addresses
+        ]
+
+    async def close(self) -> None:
+        """Nothing to release: the executor is the loop's."""
+
+
+class Poster:
+    """aiohttp on an event loop of its own (a daemon thread, uvloop), shared by every thread of the process.
+
+    The loop and its session start with the first request (after a fork, too: a worker process
+    forked from a parent that posted starts its own), and pool keep-alive connections across jobs.
+    """
+
+    def __init__(self, *, allow_private: bool, max_connections: int = MAX_CONNECTIONS) -> None:
+        self.allow_private = allow_private
+        self.max_connections = max_connections
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def post_all(
+        self,
+        requests: Sequence[Prepare],
+        *,
+        lanes: int = 1,
+        budget: float | None = None,
+        timeout: float = TIMEOUT_SECONDS,
+    ) -> list[Outcome]:
+        """Post the requests in order, the first alone, then `lanes` at a time; the outcomes of those
+        sent, in the same order.
+
+        Those sent are always the first ones: no request starts after one answered 410 (the receiver
+        wants no more), nor, but for the first, once `budget` seconds have passed. Each request is
+        prepared (built and signed) just before it is sent, and may take `timeout` seconds in all.
+        """
+        if lanes < 1:
+            raise ValueError("lanes must be at least 1")
+        if not requests:
+            return []
+        session = self._session_now()
+        return self._run(_post_all(session, requests, lanes, budget, timeout, self.allow_private))
+
+    def close(self) -> None:
+        """Close the session and stop the loop (a later request starts them again)."""
+        with self._lock:
+            loop, session, thread = self._loop, self._session, self._thread
+            self._loop = self._session = self._thread = None
+        if loop is None or self._pid != os.getpid():
+            return
+        atexit.unregister(self.close)
+        if session is not None:
+            asyncio.run_coroutine_threadsafe(session.close(), loop).result(timeout=5)
+        loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            thread.join(timeout=5)
+        if not loop.is_running():
+            loop.close()
+
+    def _session_now(self) -> aiohttp.ClientSession:
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():
+                self._start()
+            assert self._session is not None
+            return self._session
+
+    def _start(self) -> None:
+        loop = uvloop.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="webhook-poster", daemon=True)
+        thread.start()
+        self._loop, self._thread, self._pid = loop, thread, os.getpid()
+        self._session = self._run(_open_session(self.allow_private, self.max_connections))
+        atexit.register(self.close)  # the loop is a daemon thread: close the session while it still runs
+
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        assert self._loop is not None
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()  # interrupted (a worker's time limit): the requests in flight stop too
+            raise
+
+
+async def _open_session(allow_private: bool, max_connections: int) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(
+        limit=max_connections,
+        limit_per_host=0,  # worker.webhooks.limits caps each endpoint, across processes
+        resolver=CheckedResolver(allow_private=allow_private),
+        keepalive_timeout=KEEPALIVE_SECONDS,
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),  # one client serves every organisation's endpoints
+        trust_env=False,  # no proxy from the environment
+        headers={"user-agent": USER_AGENT},
+        raise_for_status=False,
+    )
+
+
+async def _post_all(
+    session: aiohttp.ClientSession,
+    requests: Sequence[Prepare],
+    lanes: int,
+    budget: float | None,
+    timeout: float,
+    allow_private: bool,
+) -> list[Outcome]:
+    deadline = None if budget is None else time.monotonic() + budget
+    outcomes: list[Outcome | None] = [None] * len(requests)
+    taken = 0
+    stopped = False
+
+    async def post_next() -> None:
+        nonlocal taken, stopped
+        index = taken
+        if index and deadline is not None and time.monotonic() > deadline:
+            stopped = True
+            return
+        taken += 1
+        outcome = await _post_one(session, requests[index](), timeout, allow_private)
+        outcomes[index] = outcome
+        if outcome.gone:
+            stopped = True
+
+    async def lane() -> None:
+        while not stopped and taken < len(requests):
+            await post_next()
+
+    await post_next()  # the first request goes alone: an endpoint that answers it 410 gets nothing more
+    await asyncio.gather(*(lane() for _ in range(min(lanes, len(requests) - taken))))
+    sent = [outcome for outcome in outcomes[:taken] if outcome is not None]
+    assert len(sent) == taken  # every request started was awaited to its end
+    return sent
+
+
+async def _post_one(
+    session: aiohttp.ClientSession, request: SignedPost, timeout: float, allow_private: bool
+) -> Outcome:
     started = time.perf_counter()
 
     def elapsed() -> int:
         return round((time.perf_counter() - started) * 1000)
 
     try:
-        request = httpx.Request(
-            "POST",
-            url,
-            content=body,
-            headers={**headers, "user-agent": USER_AGENT, "content-type": "application/json"},
-            extensions={"timeout": httpx.Timeout(timeout).as_dict()},
-        )
-        response = client.checked_transport.handle_request(request)
-        try:
-            excerpt = _read_excerpt(response.iter_bytes())
-        finally:
-            response.close()
+        target = URL(request.url)
+        if target.raw_host is not None:
+            check_address(target.raw_host, allow_private)  # an IP address is not resolved: check it here
+        async with session.post(
+            target,
+            data=request.body,
+            headers={**request.headers, "content-type": "application/json"},
+            allow_redirects=False,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+        ) as response:
+            excerpt = await _read_excerpt(response.content)
+            status, answered = response.status, response.headers
     except UnsafeURL as error:
         return Outcome(None, elapsed(), error=f"refused: {error}", refused=True)
-    except httpx.TimeoutException as error:
+    except TimeoutError as error:
         return Outcome(None, elapsed(), error=f"timed out after {timeout:g} s ({type(error).__name__})")
-    except (httpx.HTTPError, httpx.InvalidURL) as error:
+    except aiohttp.ClientConnectorDNSError as error:
+        return Outcome(None, elapsed(), error=f"ConnectError: cannot resolve {error.host}: {error.os_error}")
+    except aiohttp.ClientConnectorError as error:
+        return Outcome(None, elapsed(), error=f"ConnectError: {error}")
+    except (aiohttp.ClientError, ValueError) as error:  # ValueError: a URL yarl cannot parse
         return Outcome(None, elapsed(), error=f"{type(error).__name__}: {error}")
-    status = response.status_code
     retry_after = None
     if status in (429, 503):
-        retry_after = retry_after_seconds(response.headers.get("retry-after"), datetime.now(UTC))
+        retry_after = retry_after_seconds(answered.get("retry-after"), datetime.now(UTC))
     error_text = None
-    if response.is_redirect:
-        error_text = f"redirect to {response.headers.get('location', '?')} not followed"
+    if status in (301, 302, 303, 307, 308):
+        error_text = f"redirect to {answered.get('location', '?')} not followed"
     return Outcome(status, elapsed(), excerpt, error_text, retry_after, gone=status == 410)
 
 
-def _read_excerpt(chunks: Iterable[bytes]) -> str:
-    """The first KiB of the body: a receiver's huge or endless answer costs us no more than that."""
+async def _read_excerpt(content: aiohttp.StreamReader) -> str:
+    """The first KiB of the body: a receiver's huge or endless answer costs us no more than that
+    (the connection of a body not read to its end is closed, not reused)."""
     kept = b""
-    for chunk in chunks:
-        kept += chunk
-        if len(kept) >= EXCERPT_BYTES:
+    while len(kept) < EXCERPT_BYTES:
+        chunk = await content.read(EXCERPT_BYTES - len(kept))
+        if not chunk:
             break
+        kept += chunk
     return kept[:EXCERPT_BYTES].decode("utf-8", errors="replace")
 
 
 def make_client(*, allow_private: bool) -> httpx.Client:
-    """An HTTP client for webhooks: SSRF-checked at connect time, no redirects, no proxies from the environment.
+    """An HTTP client for webhooks and other customer-chosen URLs (ICS feeds): SSRF-checked at connect
+    time, no redirects, no proxies from the environment. Its `poster` sends the webhook POSTs.
 
     Share one per process (it is thread-safe and pools connections); close it on shutdown.
     """
     warn_if_private_allowed(allow_private)
-    return WebhookClient(CheckedTransport(allow_private=allow_private))
+    return WebhookClient(CheckedTransport(allow_private=allow_private), Poster(allow_private=allow_private))
 
 
 class WebhookClient(httpx.Client):
-    """An httpx client on a `CheckedTransport`, which `post` uses directly."""
+    """An httpx client on a `CheckedTransport` (for GETs of feeds), with the `Poster` that `post` uses."""
 
-    def __init__(self, transport: CheckedTransport) -> None:
+    def __init__(self, transport: CheckedTransport, poster: Poster) -> None:
         super().__init__(
             transport=transport,
             headers={"user-agent": USER_AGENT},
@@ -183,6 +389,12 @@ class WebhookClient(httpx.Client):
             trust_env=False,
         )
         self.checked_transport = transport
+        self.poster = poster
+
+    def close(self) -> None:
+        """Close the connection pool and the poster."""
+        self.poster.close()
+        super().close()
 
 
 class CheckedBackend(httpcore.SyncBackend):

@@ -2,9 +2,10 @@
 
 A webhook URL is chosen by a customer, so the worker must never be made to POST into our own
 network. `check_url` vets a URL when an endpoint is created or changed; `resolve_safe` vets the
-addresses a host resolves to at the moment of connecting (see `worker.webhooks.sender.make_client`),
-so a name that resolved to a public address at creation and to 127.0.0.1 later (DNS rebinding) is
-still refused.
+addresses a host resolves to at the moment of connecting (see `worker.webhooks.sender`: aiohttp's
+resolver for the POSTs, httpx's network backend for the feeds), so a name that resolved to a public
+address at creation and to 127.0.0.1 later (DNS rebinding) is still refused; `check_address` vets a
+host that is an IP address, which aiohttp connects to without asking its resolver.
 
 Cloud metadata addresses are refused even when private targets are allowed: nothing legitimate
 posts webhooks to them, and they hand out credentials.
@@ -12,6 +13,7 @@ posts webhooks to them, and they hand out credentials.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import socket
@@ -91,6 +93,24 @@ def resolve_safe(host: str, port: int, allow_private: bool) -> list[str]:
     if not addresses:
         raise UnsafeURL(f"{host} does not resolve to any address")
     return addresses
+
+
+def check_address(host: str, allow_private: bool) -> None:
+    """Raise `UnsafeURL` when `host` is an IP address that may not be called; a name passes (its
+    addresses are checked when it is resolved)."""
+    reason = _literal_refusal(host.strip("[]"), allow_private)
+    if reason is not None:
+        raise UnsafeURL(f"{host} is {reason}; webhooks may only call public addresses")
+
+
+@functools.lru_cache(maxsize=4096)
+def _literal_refusal(host: str, allow_private: bool) -> str | None:
+    # Cached: every request to an address-named endpoint asks, and the answer never changes.
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+    return refusal(address, allow_private=allow_private)
 
 
 def refusal(address: IPAddress, *, allow_private: bool) -> str | None:

@@ -1,15 +1,18 @@
-"""Delivery jobs: one per endpoint with its deliveries in event order, sent one after the other in one
-slot, the successes recorded together and the failures on their own. The relay and the jobs are run
-here by hand (no worker), so what each job enqueues next can be looked at."""
+"""Delivery jobs: one per endpoint with its deliveries in event order, sent up to LANES at once in as
+many of the endpoint's slots (a backlog job one after the other), the successes recorded together and
+the failures on their own. The relay and the jobs are run here by hand (no worker), so what each job
+enqueues next can be looked at."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 from store.columns import utcnow
 from store.db import transaction
 from store.services import desks, webhooks
-from tests.worker.delivery.conftest import Pipeline, Receivers, Reply
+from store.services.webhooks import AttemptResult
+from tests.worker.delivery.conftest import Pipeline, Receivers, Reply, wait_until
 from worker import runtime
 from worker.webhooks import delivery, limits
 from worker.webhooks.delivery import MAX_BATCH
@@ -49,7 +52,8 @@ def test_the_relay_makes_one_job_an_endpoint_in_event_order(pipeline: Pipeline, 
     assert queue.take() == []
     events = [event.id for event in pipeline.events(org, "desk.created")]
     for receiver in (first, second):
-        assert [request.webhook_id for request in receiver.snapshot()] == events  # one request an event, in order
+        # One request an event; several at once, so they may arrive in another order.
+        assert sorted(request.webhook_id for request in receiver.snapshot()) == sorted(events)
         assert all(request.verified for request in receiver.snapshot())
     assert [len(request.events()) for request in second.snapshot()] == [1] * 5  # "array": one event an array
     assert pipeline.statuses(to_first) == pipeline.statuses(to_second) == ["succeeded"] * 5
@@ -73,7 +77,8 @@ def test_a_failure_in_a_job_goes_on_its_schedule_and_the_others_do_not_wait(
     [(job, _)] = queue.take()
     first, failed, third = job
 
-    results = delivery.attempt_batch(runtime.current(), job, queue)
+    # One after the other: the receiver answers by arrival, so the second delivery is the one refused.
+    results = delivery.attempt_batch(runtime.current(), job, queue, in_order=True)
 
     assert {key: result.state for key, result in results.items()} == {
         first: "succeeded",
@@ -99,13 +104,61 @@ def test_a_failure_after_successes_in_a_job_starts_a_failing_streak(pipeline: Pi
     delivery.relay(runtime.current(), queue)
     [(job, _)] = queue.take()
 
-    results = delivery.attempt_batch(runtime.current(), job, queue)
+    results = delivery.attempt_batch(runtime.current(), job, queue, in_order=True)
 
     assert [result.state for result in results.values()] == ["succeeded", "retry"]
     assert pipeline.endpoint_row(endpoint).failing_since is not None  # the earlier success does not end it
 
 
+def test_a_job_in_order_sends_each_delivery_after_the_one_before(pipeline: Pipeline, receivers: Receivers) -> None:
+    org = pipeline.organisation()
+    receiver = receivers.start()
+    endpoint = pipeline.endpoint(org, receiver)
+    for number in range(6):
+        pipeline.desk(org, f"D{number}", factory=pipeline.quiet)
+    queue = Queue()
+    delivery.relay(runtime.current(), queue)
+    [(job, _)] = queue.take()
+
+    results = delivery.attempt_batch(runtime.current(), job, queue, in_order=True)
+
+    assert [result.state for result in results.values()] == ["succeeded"] * 6
+    events = [event.id for event in pipeline.events(org, "desk.created")]
+    assert [request.webhook_id for request in receiver.snapshot()] == events
+    assert pipeline.statuses(endpoint) == ["succeeded"] * 6
+
+
+def test_a_job_posts_at_once_in_as_many_slots_as_are_free(pipeline: Pipeline, receivers: Receivers) -> None:
+    limits.configure_limits(None, per_endpoint=3)
+    org = pipeline.organisation()
+    answer = threading.Event()
+    receiver = receivers.start([Reply()], then=Reply(hold=answer))  # the first request goes alone
+    endpoint = pipeline.endpoint(org, receiver)
+    for number in range(5):
+        pipeline.desk(org, f"D{number}", factory=pipeline.quiet)
+    queue = Queue()
+    delivery.relay(runtime.current(), queue)
+    [(job, _)] = queue.take()
+    results: dict[int, AttemptResult] = {}
+
+    with limits.endpoint_slot(endpoint) as held:  # another job of the endpoint holds one of its 3 slots
+        assert held
+        posting = threading.Thread(target=lambda: results.update(delivery.attempt_batch(runtime.current(), job, queue)))
+        posting.start()
+        wait_until(lambda: len(receiver.snapshot()) == 3, "the first request, then two at once")
+        with limits.endpoint_slot(endpoint) as third:
+            assert not third  # the job holds the two others while its requests are in flight
+        answer.set()
+        posting.join(timeout=20)
+
+    assert [result.state for result in results.values()] == ["succeeded"] * 5
+    assert pipeline.statuses(endpoint) == ["succeeded"] * 5
+    with limits.endpoint_slots(endpoint, 5) as free:
+        assert free == 3  # every slot was given back
+
+
 def test_a_410_stops_the_job_and_the_rest_waits_for_the_endpoint(pipeline: Pipeline, receivers: Receivers) -> None:
+    limits.configure_limits(None, per_endpoint=1)  # one request at a time: the 410 comes before the others start
     org = pipeline.organisation()
     receiver = receivers.start([Reply(), Reply(410)])
     endpoint = pipeline.endpoint(org, receiver)
@@ -140,7 +193,7 @@ def test_a_job_over_its_time_budget_hands_the_rest_on_in_order(pipeline: Pipelin
     [(job, _)] = queue.take()
 
     started = utcnow()
-    results = delivery.attempt_batch(runtime.current(), job, queue, budget=0.05)
+    results = delivery.attempt_batch(runtime.current(), job, queue, budget=0.05, in_order=True)
 
     assert list(results) == job[:1]  # one request is always made, then the budget is spent
     assert queue.take() == [(job[1:], 0)]
