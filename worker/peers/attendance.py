@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from connectors.kadence import KadenceEvent
 from connectors.records import PersonEvent
 from store.columns import utcnow
-from store.models import Booking, BookingStatus, ExternalEvent
+from store.models import LIVE_STATUSES, Booking, BookingStatus, ExternalEvent
 from store.services import bookings
 from worker.calendar import engine
 
@@ -81,7 +81,7 @@ def release(session: Session, items: Sequence[PersonEvent], holding: dict[str, B
         if not isinstance(item, KadenceEvent) or item.status not in CANCELLING:
             continue
         booking = holding.get(item.event.event_id)
-        if booking is not None and booking.status in (BookingStatus.BOOKED, BookingStatus.CHECKED_IN):
+        if booking is not None and booking.status in LIVE_STATUSES:
             bookings.cancel(session, booking, reason=CANCELLING[item.status])
             tally.count("cancelled")
 
