@@ -90,14 +90,19 @@ def settings_changed(organisation_id: int, changed: Sequence[str]) -> None:
 
 
 @dramatiq.actor(queue_name=QUEUE, max_retries=3, min_backoff=5_000, max_backoff=300_000)
-def reevaluate_organisation(organisation_id: int, changed: list[str]) -> None:
+def reevaluate_organisation(organisation_id: int, changed: list[str], again: bool = False) -> None:
     """Bring the organisation's stored calendar events in line with the settings named (see `plan`)."""
-    plan(runtime.current(), organisation_id, changed)
+    plan(runtime.current(), organisation_id, changed, again=again)
 
 
-def plan(worker_runtime: Runtime, organisation_id: int, changed: Sequence[str]) -> dict[str, int]:
+def plan(
+    worker_runtime: Runtime, organisation_id: int, changed: Sequence[str], *, again: bool = False
+) -> dict[str, int]:
     """Do what the change of the named settings asks (see the module's docstring); returns how many
-    calendars were queued to be judged again or read again, asked to sync, and events blanked."""
+    calendars were queued to be judged again or read again, asked to sync, and events blanked.
+
+    Privacy turned on blanks now and once more a sync's lease later (`again`): a sync reads the
+    setting when it starts, so one under way when it changed may still store details of what changed."""
     with transaction(worker_runtime.session_factory) as session:
         organisation = session.get(Organisation, organisation_id)
         if organisation is None:
@@ -108,6 +113,8 @@ def plan(worker_runtime: Runtime, organisation_id: int, changed: Sequence[str]) 
     switched_off = BUSY_ONLY in changed and not busy_only
     if BUSY_ONLY in changed and busy_only:
         done["blanked"] = blank_details(worker_runtime, organisation_id)
+        if not again:
+            _blank_again_later(organisation_id)
     # Judging needs the details (stored only while the privacy setting is off), and details wanted
     # back are only in the calendars: both read the calendars again.
     reread = busy_only or switched_off
@@ -119,6 +126,14 @@ def plan(worker_runtime: Runtime, organisation_id: int, changed: Sequence[str]) 
         done["synced"] = _ask_syncs(worker_runtime, calendar_ids)
     logger.info("organisation %d's calendar settings %s changed: %s", organisation_id, list(changed), done)
     return done
+
+
+def _blank_again_later(organisation_id: int) -> None:
+    try:
+        delay = int(calendars.SYNC_LEASE.total_seconds() * 1000)
+        reevaluate_organisation.send_with_options(args=(organisation_id, [BUSY_ONLY], True), delay=delay)
+    except Exception:
+        logger.warning("could not enqueue blanking organisation %d's events again", organisation_id, exc_info=True)
 
 
 def _enqueue_calendar(calendar_id: int, reread: bool) -> None:

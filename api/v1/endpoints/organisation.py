@@ -133,4 +133,7 @@ CALENDAR_SETTINGS = ("office_rules", "calendar_window_days", "calendar_busy_only
 
 
 def _calendar_settings(organisation: Organisation) -> dict[str, object]:
-    return {name: getattr(organisation, name) for name in CALENDAR_SETTINGS}
+    """The settings as the calendar worker reads them (rules that read alike are alike: `{}` and all off)."""
+    found: dict[str, object] = {name: getattr(organisation, name) for name in CALENDAR_SETTINGS}
+    found["office_rules"] = rules.OfficeRules.from_settings(organisation.office_rules)
+    return found

@@ -16,6 +16,7 @@ from tests.api.v1.conftest import assert_problem, nothing_written
 from tests.conftest import Org, auth
 
 Calls = list[tuple[int, list[str], dict[str, Any]]]
+NO_RULES = {"categories": [], "keywords": [], "working_elsewhere_with_location": False}
 
 
 @pytest.fixture
@@ -65,6 +66,11 @@ def test_nothing_is_handed_over_when_no_calendar_setting_changed(
 ) -> None:
     patch(watched, org, {"timezone": "Europe/Paris", "directory_policy": "auto_accept"})
     patch(watched, org, {"calendar_window_days": 60, "calendar_busy_only": False})  # as they are
+    patch(watched, org, {"office_rules": {}})  # all rules off, spelt out: read alike, judged alike
+    patch(watched, org, {"office_rules": {"keywords": ["WFO"]}})
+    patch(watched, org, {"office_rules": {"keywords": ["wfo "]}})  # case and spaces do not matter
+    assert calls == [(org.organisation.id, ["office_rules"], {"office_rules": {**NO_RULES, "keywords": ["WFO"]}})]
+    calls.clear()
     assert calls == []
 
     with nothing_written(api_factory):

@@ -276,7 +276,16 @@ def test_privacy_on_blanks_what_a_late_page_stored_in_batches(
     assert all((row.title, row.attendees) == ("", []) for row in rows)
     assert world.types()[len(before) :] == []
     assert queued() == []  # rules unchanged: nothing to judge
-    assert reevaluate.plan(world.runtime, world.organisation_id, ["calendar_busy_only"])["blanked"] == 0
+    # Once more a sync's lease later, for a sync under way when the setting changed; that pass is the last.
+    [later] = [Message.decode(raw) for raw in BROKER.queues[f"{reevaluate.QUEUE}.DQ"].queue]
+    assert (later.actor_name, later.args) == (
+        "reevaluate_organisation",
+        (world.organisation_id, ["calendar_busy_only"], True),
+    )
+    assert later.options["eta"] >= (utcnow() + timedelta(minutes=9)).timestamp() * 1000
+    BROKER.flush_all()
+    assert reevaluate.plan(world.runtime, world.organisation_id, ["calendar_busy_only"], again=True)["blanked"] == 0
+    assert BROKER.queues[f"{reevaluate.QUEUE}.DQ"].qsize() == 0
 
 
 def test_a_window_change_asks_every_calendar_for_a_sync(world: World, graph: FakeGraph) -> None:
