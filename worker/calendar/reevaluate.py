@@ -11,8 +11,8 @@ when it runs, never as the message says, so a late or repeated job only repeats 
   transaction, each taking its turn on the calendar's row as a sync's page does. An event that now
   is an office day gets its booking (a clash is refused, kept on the event and emitted as
   `external_event.booking_refused`, as in a sync); a calendar booking whose event no longer is one
-  is cancelled (`booking.cancelled`). Bookings made by hand are never touched. Google
-  working-location entries are not the rules' to judge and events that started are history: both
+  is cancelled (`booking.cancelled`). Bookings made by hand are never touched, nor an office day's
+  booking someone cancelled by hand (not brought back). Google working-location entries are not the rules' to judge and events that started are history: both
   are left as they are. With `calendar_busy_only` on, nothing the rules read (titles, categories,
   locations) is stored, so the calendar is read again instead (`reread`): a full round of the
   window, staged as a sync stages it, with every listed event judged by its record.
@@ -21,8 +21,8 @@ when it runs, never as the message says, so a late or repeated job only repeats 
   Google sync token, an ICS feed's fingerprint), so a wider window's new days are read from scratch;
   a narrower one's outer events are forgotten by the sync's `forget_outside`, as when time moves.
 - **privacy on**: `organisations.update_settings` blanks stored details in the same transaction;
-  this job blanks them again in batches, for pages a sync that started before the change committed
-  after it. **Off**: every calendar is read again (`reread`), its details written back silently
+  this job blanks them again in batches, at once and a sync's lease later, for pages a sync that
+  started before the change (it reads the setting when it starts) committed after it. **Off**: every calendar is read again (`reread`), its details written back silently
   before the round is staged, so no `external_event.upserted` goes out for details that events
   never carry.
 """
