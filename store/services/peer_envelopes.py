@@ -92,24 +92,21 @@ def stalled(session: Session, *, older_than: timedelta, now: datetime | None = N
     return list(session.scalars(query.distinct().order_by(PeerEnvelope.connection_id)))
 
 
-def superseded(session: Session, row: PeerEnvelope) -> bool:
-    """Whether a later delivery about the same object was applied already (this one is out of order)."""
-    if not row.subject:
-        return False
-    return (
-        session.scalar(
-            select(PeerEnvelope.id)
-            .where(
-                PeerEnvelope.connection_id == row.connection_id,
-                PeerEnvelope.subject == row.subject,
-                PeerEnvelope.envelope_id > row.envelope_id,
-                PeerEnvelope.applied_at.is_not(None),
-                PeerEnvelope.error.is_(None),
-            )
-            .limit(1)
+def latest_applied(session: Session, connection_id: int, subjects: set[str]) -> dict[str, int]:
+    """The newest envelope id applied about each of `subjects` (deliveries older than it are out of order)."""
+    if not subjects:
+        return {}
+    rows = session.execute(
+        select(PeerEnvelope.subject, func.max(PeerEnvelope.envelope_id))
+        .where(
+            PeerEnvelope.connection_id == connection_id,
+            PeerEnvelope.subject.in_(sorted(subjects)),
+            PeerEnvelope.applied_at.is_not(None),
+            PeerEnvelope.error.is_(None),
         )
-        is not None
+        .group_by(PeerEnvelope.subject)
     )
+    return {subject: int(newest) for subject, newest in rows}
 
 
 def applied(row: PeerEnvelope, *, error: str | None = None) -> None:

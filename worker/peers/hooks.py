@@ -4,7 +4,9 @@ The API kept each verified delivery (once per envelope id) and asked for `apply_
 connection, one waiting job per connection however many deliveries arrive (worker/coalesce.py). The
 job drains the connection's waiting deliveries, oldest envelope first, `BATCH` to a transaction,
 one job at a time per connection (`peer_envelopes.waiting`), each read against who is who (the
-roster, kept a minute: rosters.py). A delivery is applied whole or not at all, and once: each is
+roster, kept a minute: rosters.py). Each delivery carries its object whole, so of several about one
+object only the newest is applied (the others are superseded), and the batch's deliveries are
+applied together, calendar by calendar. A delivery is applied whole or not at all, and once: each is
 marked done in the transaction that applies it. A delivery that cannot be read or applied is marked
 done with the reason, and the connection shows it (`connection.failed`), so one bad delivery never
 holds up the ones after it; the reconciling poll (every calendar interval) brings in anything a lost
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +36,7 @@ from connectors.records import (
     Window,
 )
 from connectors.resourceguru import Envelope, Roster, parse
+from connectors.resourceguru.webhooks import Record
 from store.db import transaction
 from store.models import Calendar, Connection, ExternalEvent, PeerEnvelope
 from store.services import calendars, connections, peer_envelopes
@@ -96,11 +100,7 @@ class _Source:
 
 
 def _apply_batch(worker_runtime: Runtime, connection_id: int, *, only: int | None = None) -> list[str]:
-    """Apply up to BATCH waiting deliveries in one transaction; their outcomes (empty: none waited).
-
-    A delivery about a resource changes who is who, so the batch ends after it and the next one reads
-    the roster again.
-    """
+    """Apply up to BATCH waiting deliveries in one transaction; their outcomes (empty: none waited)."""
     factory = worker_runtime.session_factory
     with transaction(factory) as session:
         connection = session.get(Connection, connection_id)
@@ -109,15 +109,79 @@ def _apply_batch(worker_runtime: Runtime, connection_id: int, *, only: int | Non
         source = _Source(dict(connection.settings), connections.credentials(worker_runtime.secret_box, connection))
     roster = _roster(worker_runtime, connection_id, source)
     window = events.window_of(factory, connection_id)
-    outcomes: list[str] = []
     with transaction(factory) as session:
-        for row in peer_envelopes.waiting(session, connection_id, BATCH, only=only):
-            outcome, envelope_type = _apply_one(session, row, roster, window)
-            outcomes.append(outcome)
-            if envelope_type == "resource":
-                rosters.ROSTERS.forget(connection_id)  # who is who changed: read it again
-                break
-    return outcomes
+        rows = peer_envelopes.waiting(session, connection_id, BATCH, only=only)
+        return _apply_rows(session, connection_id, rows, roster, window)
+
+
+def _apply_rows(
+    session: Session, connection_id: int, rows: list[PeerEnvelope], roster: Roster, window: Window
+) -> list[str]:
+    """Apply deliveries in envelope order. A delivery about a resource changes who is who: it is applied
+    on its own, and ends the batch (the next one reads the roster again), as does reaching one."""
+    outcomes: list[str] = []
+    readable: list[tuple[PeerEnvelope, Envelope]] = []
+    for row in rows:
+        try:
+            envelope = parse(row.body, roster)
+        except ValueError as error:
+            outcomes.append(_refuse(session, row, str(error)))
+            continue
+        if envelope.type == "resource":
+            if readable:
+                break  # the next batch starts with it, after what came before it is applied
+            outcomes.append(_apply_alone(session, row, envelope, window))
+            rosters.ROSTERS.forget(connection_id)
+            return outcomes
+        readable.append((row, envelope))
+    return outcomes + _apply_together(session, connection_id, readable, window)
+
+
+def _apply_together(
+    session: Session, connection_id: int, pairs: list[tuple[PeerEnvelope, Envelope]], window: Window
+) -> list[str]:
+    """Apply the newest delivery about each object in one go; the older ones are superseded by it.
+
+    Each delivery carries its object whole, so the newest one says all the older ones would. Should
+    applying them together fail, they are applied one by one, so only the culprit is refused.
+    """
+    newest = peer_envelopes.latest_applied(session, connection_id, {row.subject for row, _ in pairs if row.subject})
+    for row, _ in pairs:
+        if row.subject:
+            newest[row.subject] = max(newest.get(row.subject, 0), row.envelope_id)
+    outcomes: list[str] = []
+    chosen: list[tuple[PeerEnvelope, Envelope]] = []
+    for row, envelope in pairs:
+        if row.subject and newest[row.subject] > row.envelope_id:
+            peer_envelopes.applied(row, error="superseded: a later delivery about the same object was applied")
+            outcomes.append("superseded")
+        else:
+            chosen.append((row, envelope))
+    try:
+        with session.begin_nested():
+            apply_records(session, connection_id, [item for _, envelope in chosen for item in envelope.payload], window)
+    except OperationalError:
+        raise  # the database, not the deliveries: the job is retried
+    except Exception:
+        logger.warning("%d Resource Guru deliveries failed together; applying them one by one", len(chosen))
+        return outcomes + [_apply_alone(session, row, envelope, window) for row, envelope in chosen]
+    for row, _ in chosen:
+        peer_envelopes.applied(row)
+    return outcomes + ["applied"] * len(chosen)
+
+
+def _apply_alone(session: Session, row: PeerEnvelope, envelope: Envelope, window: Window) -> str:
+    """Apply one delivery in its own savepoint; refused (and said on the connection) when it fails."""
+    try:
+        with session.begin_nested():
+            apply_records(session, row.connection_id, envelope.payload, window)
+    except OperationalError:
+        raise
+    except Exception as error:
+        logger.exception("Resource Guru delivery %d (envelope %d) could not be applied", row.id, row.envelope_id)
+        return _refuse(session, row, f"it could not be applied ({type(error).__name__})")
+    peer_envelopes.applied(row)
+    return "applied"
 
 
 def _roster(worker_runtime: Runtime, connection_id: int, source: _Source) -> Roster:
@@ -138,36 +202,15 @@ def _roster(worker_runtime: Runtime, connection_id: int, source: _Source) -> Ros
         raise
 
 
-def _apply_one(session: Session, row: PeerEnvelope, roster: Roster, window: Window) -> tuple[str, str]:
-    """Apply one delivery in its own savepoint; (outcome, envelope type)."""
-    try:
-        envelope = parse(row.body, roster)
-    except ValueError as error:
-        return _refuse(session, row, str(error)), ""
-    if peer_envelopes.superseded(session, row):
-        peer_envelopes.applied(row, error="superseded: a later delivery about the same object was applied")
-        return "superseded", envelope.type
-    try:
-        with session.begin_nested():
-            apply_records(session, row.connection_id, envelope, window)
-    except OperationalError:
-        raise  # the database, not the delivery: the job is retried
-    except Exception as error:
-        logger.exception("Resource Guru delivery %d (envelope %d) could not be applied", row.id, row.envelope_id)
-        return _refuse(session, row, f"it could not be applied ({type(error).__name__})"), envelope.type
-    peer_envelopes.applied(row)
-    return "applied", envelope.type
-
-
-def apply_records(session: Session, connection_id: int, envelope: Envelope, window: Window) -> None:
-    """The envelope's records into the store: people through the directory engine, events into calendars."""
-    users = tuple(item for item in envelope.payload if isinstance(item, DirectoryUser))
-    gone = tuple(item for item in envelope.payload if isinstance(item, RemovedUser))
+def apply_records(session: Session, connection_id: int, payload: Sequence[Record], window: Window) -> None:
+    """Deliveries' records into the store: people through the directory engine, events into calendars."""
+    users = tuple(item for item in payload if isinstance(item, DirectoryUser))
+    gone = tuple(item for item in payload if isinstance(item, RemovedUser))
     if users or gone:
         engine.apply_now(session, connection_id, DirectoryPage(users=users, removed=gone))
         calendars.ensure(session, session.get_one(Connection, connection_id))
-    found = [item for item in envelope.payload if isinstance(item, PersonEvent)]
-    removed = {item.event_id for item in envelope.payload if isinstance(item, RemovedEvent)}
+    found = [item for item in payload if isinstance(item, PersonEvent)]
+    removed = {item.event_id for item in payload if isinstance(item, RemovedEvent)}
     if not found and not removed:
         return
     rows = session.execute(select(Calendar.address, Calendar.id).where(Calendar.connection_id == connection_id))

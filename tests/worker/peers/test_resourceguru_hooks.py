@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -11,8 +12,8 @@ from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connectors.records import Window
-from connectors.resourceguru import Envelope
+from connectors.records import PersonEvent, Window
+from connectors.resourceguru.webhooks import Record
 from store.db import transaction
 from store.models import ConnectionStatus, PeerEnvelope
 from store.services import peer_envelopes
@@ -113,12 +114,12 @@ def test_a_drain_applies_what_waits_oldest_first_and_once(world: World, resource
     resourceguru.update("bookings", booking_id, start_time=780)  # moved to 13:00
     newer = resourceguru.payload("bookings", booking_id, "update")
     grace = resourceguru.add_resource("Grace", "Hopper", "grace@example.com")
-    # Kept out of order; applied in envelope order, so the older never lands after the newer. The
-    # resource delivery ends its batch (who is who changed), and the drain goes on after it.
+    # Kept out of order: of the two about the booking only the newer is applied (the older is
+    # superseded by it). The resource delivery is applied on its own batch (who is who changed).
     deliver(world, connection_id, 31, newer)
     deliver(world, connection_id, 32, resourceguru.payload("resources", grace["id"], "create"))
     deliver(world, connection_id, 30, older)
-    assert hooks.drain(world.runtime, connection_id) == {"applied": 3}
+    assert hooks.drain(world.runtime, connection_id) == {"applied": 2, "superseded": 1}
     assert world.events()[f"booking:{booking_id}"].start_at.hour == 13
     assert world.members()["grace@example.com"] == "active"
     assert hooks.drain(world.runtime, connection_id) == {}  # nothing waits: a redelivered job does nothing
@@ -129,24 +130,29 @@ def test_one_bad_delivery_does_not_hold_up_the_others(
 ) -> None:
     connection_id = synced(world, resourceguru)
     (booking_id,) = list(resourceguru.objects["bookings"])
+    ada = next(iter(resourceguru.objects["resources"]))
+    day = today_at(0, 2).date().isoformat()
+    other = resourceguru.add_booking([ada], day, day, duration=60, start_time=900)
     deliver(world, connection_id, 40, {"action": "create", "type": "booking", "id": "not-a-number"})
     deliver(world, connection_id, 41, resourceguru.payload("bookings", booking_id, "delete"))
-    deliver(world, connection_id, 42, {"action": "update", "type": "account", "id": 1})
+    deliver(world, connection_id, 42, resourceguru.payload("bookings", other["id"], "create"))
     real = hooks.apply_records
+    poisoned = f"booking:{other['id']}"
 
-    def breaks_on_accounts(session: Session, connection: int, envelope: Envelope, window: Window) -> None:
-        # Fault injection: applying this one delivery fails as an unforeseen bug would.
-        if envelope.type == "account":
+    def breaks_on_one(session: Session, connection: int, payload: Sequence[Record], window: Window) -> None:
+        # Fault injection: applying this one booking fails as an unforeseen bug would.
+        if any(isinstance(item, PersonEvent) and item.event.event_id == poisoned for item in payload):
             raise RuntimeError("boom")
-        real(session, connection, envelope, window)
+        real(session, connection, payload, window)
 
-    monkeypatch.setattr(hooks, "apply_records", breaks_on_accounts)
+    monkeypatch.setattr(hooks, "apply_records", breaks_on_one)
+    # Together they fail; one by one only the culprit is refused, and the unreadable one is.
     assert hooks.drain(world.runtime, connection_id) == {"refused": 2, "applied": 1}
     assert f"booking:{booking_id}" not in world.events()
+    assert poisoned not in world.events()
     with world.factory() as session:
-        errors = {
-            row.envelope_id: row.error for row in session.execute(select(PeerEnvelope.envelope_id, PeerEnvelope.error))
-        }
+        rows = session.execute(select(PeerEnvelope.envelope_id, PeerEnvelope.error))
+        errors = {row.envelope_id: row.error for row in rows}
     assert errors[41] is None
     assert "could not be applied (RuntimeError)" in (errors[42] or "")
     assert errors[40]
