@@ -11,7 +11,6 @@ from store.models.desk import Desk
 from store.models.directory_group import DirectoryGroup, DirectoryMembership
 from store.models.directory_user import DirectoryUser
 from store.models.external_event import ExternalEvent, ShowAs, WorkingLocation
-from store.models.external_identity import ExternalIdentity
 from store.models.feed import Feed
 from store.models.invitation import Invitation, InvitationStatus
 from store.models.member import Member, MemberStatus, Role
@@ -43,7 +42,6 @@ __all__ = [
     "DirectoryUser",
     "EndpointKind",
     "ExternalEvent",
-    "ExternalIdentity",
     "Feed",
     "Invitation",
     "InvitationStatus",
