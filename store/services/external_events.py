@@ -22,6 +22,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    tuple_,
     update,
 )
 from sqlalchemy.orm import Session
@@ -192,12 +193,8 @@ def apply(
     """Upsert `events` and delete `removed_ids` of one calendar; emits `external_event.upserted` and
     `external_event.deleted` for what really changed. Events deskbridge wrote itself are left out.
 
-    Plain rows and statements rather than ORM objects: a first sync stores 200 events a calendar for
-    every person. Per chunk: one query for what is stored, one insert of the newcomers (PostgreSQL:
-    one statement, see `_insert`), one update of the changed (as many as changed). Rows of
-    these events the session holds are expired, since they were written past the ORM. `busy_only` is
-    the organisation's privacy setting (read from it when not given); `locked`: the caller holds the
-    calendar's row lock already (a batch takes its calendars' locks in one statement).
+    `busy_only` is the organisation's privacy setting (read from it when not given); `locked`: the
+    caller holds the calendar's row lock already. See `apply_many`, which this is for one calendar.
     """
     if busy_only is None:
         busy_only = session.get_one(Organisation, calendar.organisation_id).calendar_busy_only
@@ -206,47 +203,108 @@ def apply(
     # SQLite has one writer at a time anyway.
     if not locked:
         lock(session, [calendar.id])
-    applied = Applied()
-    theirs = []
-    for record in events:
-        if record.booking_id is not None:
-            applied.echoes += 1
-        else:
-            theirs.append(record)
-    latest = {record.event_id: record for record in theirs}  # a page may repeat an event: the last word wins
-    ids = list(latest)
-    now = utcnow()
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start : start + CHUNK]
-        existing = {row.event_id: row for row in session.execute(_stored(session, calendar.id, chunk))}
-        new_rows: dict[str, dict[str, Any]] = {}
-        changed_rows: list[dict[str, Any]] = []
-        written: dict[str, tuple[Changed, dict[str, Any]]] = {}
-        for event_id in chunk:
-            values = _values(latest[event_id], busy_only)
-            row = existing.get(event_id)
-            if row is None:
-                new_rows[event_id] = values
-            elif any(getattr(row, name) != value for name, value in values.items()):
-                changed_rows.append({"row_id": row.id, **values})
-                written[event_id] = (Changed(row.id, event_id, row.booking_id, row.booking_refused), values)
-        if changed_rows:
-            session.execute(
-                update(_TABLE)
-                .where(_TABLE.c.id == bindparam("row_id"))
-                .values({name: bindparam(name) for name in _FIELDS} | {"changed_at": now}),
-                changed_rows,
-            )
-        for row_id, event_id in _insert(session, calendar, provider, new_rows, now):
-            written[event_id] = (Changed(row_id, event_id, None, None), new_rows[event_id])
-        for event_id in chunk:  # in the page's order, as the calendar listed them
-            if event_id in written:
-                change, values = written[event_id]
-                applied.changed.append(change)
-                _emit(session, calendar, provider, change.id, values)
-    _forget_loaded(session, calendar.id, set(latest))
-    applied.removed.extend(remove(session, calendar, removed_ids))
+    [applied] = apply_many(session, [Staging(calendar, provider, events, removed_ids, busy_only)])
     return applied
+
+
+@dataclass(frozen=True, slots=True)
+class Staging:
+    """One calendar's page for `apply_many`."""
+
+    calendar: CalendarKeys
+    provider: str
+    events: Sequence[EventRecord]
+    removed_ids: Sequence[str]
+    busy_only: bool
+
+
+def apply_many(session: Session, pages: Sequence[Staging]) -> list[Applied]:
+    """`apply` for pages of several calendars at once, whose row locks (`lock`) the caller holds; what
+    each page did, in order.
+
+    Plain rows and statements rather than ORM objects: a first sync stores 200 events a calendar for
+    every person, and a batch's incremental round a few events in each of many calendars. Per chunk
+    of events, whatever calendars they are of: one query for what is stored, one insert of the
+    newcomers (PostgreSQL: one statement, see `_insert`), one update of the changed (executed for
+    each); the removed go in one statement. Rows of these events the session holds are expired,
+    since they were written past the ORM.
+    """
+    results = [Applied() for _ in pages]
+    latest: dict[tuple[int, str], tuple[int, EventRecord]] = {}  # (calendar, event) -> (page, record)
+    for number, page in enumerate(pages):
+        for record in page.events:
+            if record.booking_id is not None:
+                results[number].echoes += 1
+            else:
+                # A page may repeat an event: the last word wins.
+                latest[(page.calendar.id, record.event_id)] = (number, record)
+    # Several pages of one calendar are one listing read in order: an event removed on a later page
+    # (or the same one) than it was listed on is gone; one listed after its removal is back.
+    removals: dict[tuple[int, str], int] = {}  # (calendar, event) -> the page that removed it last
+    for number, page in enumerate(pages):
+        for event_id in page.removed_ids:
+            key = (page.calendar.id, event_id)
+            if key in latest and latest[key][0] <= number:
+                del latest[key]
+            removals[key] = number
+    for key in latest:
+        removals.pop(key, None)
+    keys = list(latest)
+    now = utcnow()
+    for start in range(0, len(keys), CHUNK):
+        _stage_chunk(session, pages, results, keys[start : start + CHUNK], latest, now)
+    _forget_loaded(session, set(latest))
+    gone = _remove_pairs(session, [(pages[number].calendar, event_id) for (_, event_id), number in removals.items()])
+    for items in gone.values():
+        for item in items:
+            results[removals[(item.calendar_id, item.event_id)]].removed.append(item)
+    return results
+
+
+def _stage_chunk(
+    session: Session,
+    pages: Sequence[Staging],
+    results: list[Applied],
+    keys: list[tuple[int, str]],
+    latest: dict[tuple[int, str], tuple[int, EventRecord]],
+    now: datetime,
+) -> None:
+    calendar_ids = sorted({calendar_id for calendar_id, _ in keys})
+    event_ids = sorted({event_id for _, event_id in keys})
+    # By calendar and by event id separately (one array each on PostgreSQL); an event id that two
+    # calendars of the chunk share brings a row too many, which is not asked for and so ignored.
+    existing = {
+        (row.calendar_id, row.event_id): row for row in session.execute(_stored(session, calendar_ids, event_ids))
+    }
+    new_rows: dict[tuple[int, str], dict[str, Any]] = {}
+    changed_rows: list[dict[str, Any]] = []
+    written: dict[tuple[int, str], tuple[Changed, dict[str, Any]]] = {}
+    for key in keys:
+        number, record = latest[key]
+        values = _values(record, pages[number].busy_only)
+        row = existing.get(key)
+        if row is None:
+            new_rows[key] = values
+        elif any(getattr(row, name) != value for name, value in values.items()):
+            changed_rows.append({"row_id": row.id, **values})
+            written[key] = (Changed(row.id, key[1], row.booking_id, row.booking_refused), values)
+    if changed_rows:
+        session.execute(
+            update(_TABLE)
+            .where(_TABLE.c.id == bindparam("row_id"))
+            .values({name: bindparam(name) for name in _FIELDS} | {"changed_at": now}),
+            changed_rows,
+        )
+    inserted = _insert(session, [(pages[latest[key][0]], key[1], values) for key, values in new_rows.items()], now)
+    for calendar_id, event_id, row_id in inserted:
+        key = (calendar_id, event_id)
+        written[key] = (Changed(row_id, event_id, None, None), new_rows[key])
+    for key in keys:  # in the pages' order, as the calendars listed them
+        if key in written:
+            number = latest[key][0]
+            change, values = written[key]
+            results[number].changed.append(change)
+            _emit(session, pages[number].calendar, pages[number].provider, change.id, values)
 
 
 def lock(session: Session, calendar_ids: Sequence[int]) -> None:
@@ -265,12 +323,17 @@ _FIELDS = (
 )  # fmt: skip  # what _values gives, in the order of _INSERT's arrays
 
 
-def _stored(session: Session, calendar_id: int, event_ids: Sequence[str]) -> Select[Any]:
+def _stored(session: Session, calendar_ids: Sequence[int], event_ids: Sequence[str]) -> Select[Any]:
     """The stored rows of these events (what is compared, and what the engine needs), as plain rows."""
     columns = [getattr(ExternalEvent, name) for name in _FIELDS]
     return select(
-        ExternalEvent.id, ExternalEvent.event_id, ExternalEvent.booking_id, ExternalEvent.booking_refused, *columns
-    ).where(ExternalEvent.calendar_id == calendar_id, among(session, ExternalEvent.event_id, event_ids))
+        ExternalEvent.id,
+        ExternalEvent.calendar_id,
+        ExternalEvent.event_id,
+        ExternalEvent.booking_id,
+        ExternalEvent.booking_refused,
+        *columns,
+    ).where(among(session, ExternalEvent.calendar_id, calendar_ids), among(session, ExternalEvent.event_id, event_ids))
 
 
 _INSERT = text(
@@ -279,23 +342,24 @@ _INSERT = text(
         (organisation_id, calendar_id, member_id, provider, event_id, ical_uid, recurrence_id, start_at, end_at,
          timezone, all_day, show_as, working_location, working_location_label, status, title, location,
          categories, attendees, etag, changed_at, extra, created_at, updated_at)
-    SELECT :organisation_id, :calendar_id, :member_id, :provider, event_id, ical_uid, recurrence_id, start_at,
+    SELECT organisation_id, calendar_id, member_id, provider, event_id, ical_uid, recurrence_id, start_at,
            end_at, timezone, all_day, show_as, working_location, working_location_label, status, title, location,
            categories, attendees, etag, :now, '{}'::jsonb, :now, :now
     FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS new (
+        organisation_id integer, calendar_id integer, member_id integer, provider varchar,
         event_id varchar, ical_uid varchar, recurrence_id varchar, start_at timestamptz, end_at timestamptz,
         timezone varchar, all_day boolean, show_as varchar, working_location varchar, working_location_label varchar,
         status varchar, title text, location text, categories jsonb, attendees jsonb, etag varchar
     )
-    RETURNING id, event_id
+    RETURNING calendar_id, event_id, id
     """
 )
 
 
 def _insert(
-    session: Session, calendar: CalendarKeys, provider: str, rows: dict[str, dict[str, Any]], now: datetime
-) -> list[tuple[int, str]]:
-    """Insert new events; returns (id, event id) of each.
+    session: Session, rows: list[tuple[Staging, str, dict[str, Any]]], now: datetime
+) -> list[tuple[int, str, int]]:
+    """Insert new events, each (its page, its event id, its values); returns (calendar id, event id, row id) of each.
 
     On PostgreSQL one statement whose one parameter is the rows as a JSON document, which PostgreSQL
     takes apart (`jsonb_to_recordset`): the text is the same for every page (parsed once), and the
@@ -306,31 +370,27 @@ def _insert(
     if not rows:
         return []
     if session.get_bind().dialect.name == "postgresql":
-        document = [{"event_id": event_id, **_plain(values)} for event_id, values in rows.items()]
-        result = session.execute(
-            _INSERT,
-            {
-                "organisation_id": calendar.organisation_id,
-                "calendar_id": calendar.id,
-                "member_id": calendar.member_id,
-                "provider": provider,
-                "now": now,
-                "rows": json.dumps(document),
-            },
-        )
-        return [(int(row_id), str(event_id)) for row_id, event_id in result]
-    common = {
+        document = [{**_keys(page), "event_id": event_id, **_plain(values)} for page, event_id, values in rows]
+        result = session.execute(_INSERT, {"now": now, "rows": json.dumps(document)})
+        return [(int(calendar_id), str(event_id), int(row_id)) for calendar_id, event_id, row_id in result]
+    statement = insert(_TABLE).returning(
+        _TABLE.c.calendar_id, _TABLE.c.event_id, _TABLE.c.id, sort_by_parameter_order=True
+    )
+    result = session.execute(
+        statement,
+        [{**_keys(page), "changed_at": now, "event_id": event_id, **values} for page, event_id, values in rows],
+    )
+    return [(int(calendar_id), str(event_id), int(row_id)) for calendar_id, event_id, row_id in result]
+
+
+def _keys(page: Staging) -> dict[str, Any]:
+    calendar = page.calendar
+    return {
         "organisation_id": calendar.organisation_id,
         "calendar_id": calendar.id,
         "member_id": calendar.member_id,
-        "provider": provider,
-        "changed_at": now,
+        "provider": page.provider,
     }
-    result = session.execute(
-        insert(_TABLE).returning(_TABLE.c.id, _TABLE.c.event_id, sort_by_parameter_order=True),
-        [{**common, "event_id": event_id, **values} for event_id, values in rows.items()],
-    )
-    return [(int(row_id), str(event_id)) for row_id, event_id in result]
 
 
 def _plain(values: dict[str, Any]) -> dict[str, Any]:
@@ -367,10 +427,10 @@ def _emit(session: Session, calendar: CalendarKeys, provider: str, row_id: int, 
     )
 
 
-def _forget_loaded(session: Session, calendar_id: int, event_ids: set[str]) -> None:
-    """Expire rows of these events the session holds: they were just written past the ORM."""
+def _forget_loaded(session: Session, keys: set[tuple[int, str]]) -> None:
+    """Expire rows of these (calendar id, event id) the session holds: they were just written past the ORM."""
     for item in list(session.identity_map.values()):
-        if isinstance(item, ExternalEvent) and item.calendar_id == calendar_id and item.event_id in event_ids:
+        if isinstance(item, ExternalEvent) and (item.calendar_id, item.event_id) in keys:
             session.expire(item)
 
 
@@ -379,6 +439,8 @@ class Removed:
     """An event `remove` deleted: what the engine needs to release its booking."""
 
     id: int
+    calendar_id: int
+    event_id: str
     booking_id: int | None
 
 
@@ -386,33 +448,37 @@ _DESCRIBED = (
     ExternalEvent.id, ExternalEvent.organisation_id, ExternalEvent.member_id, ExternalEvent.calendar_id,
     ExternalEvent.provider, ExternalEvent.start_at, ExternalEvent.end_at, ExternalEvent.all_day,
     ExternalEvent.show_as, ExternalEvent.status, ExternalEvent.working_location, ExternalEvent.booking_id,
+    ExternalEvent.event_id,
 )  # fmt: skip  # what `describe` reads, and the booking
 
 
 def remove(session: Session, calendar: CalendarKeys, event_ids: Sequence[str]) -> list[Removed]:
-    """Delete these events of a calendar (unknown ids are ignored); emits `external_event.deleted`.
+    """Delete these events of a calendar (unknown ids are ignored); emits `external_event.deleted`."""
+    return _remove_pairs(session, [(calendar, event_id) for event_id in dict.fromkeys(event_ids)]).get(calendar.id, [])
+
+
+def _remove_pairs(session: Session, pairs: Sequence[tuple[CalendarKeys, str]]) -> dict[int, list[Removed]]:
+    """Delete these (calendar, event id), whatever calendars; what went, by calendar id.
 
     One `DELETE … RETURNING` a chunk, past the ORM (an incremental round deletes a few events in
-    many calendars: a select and a flush each cost a round trip); rows of them the session holds
-    are let go of.
+    many calendars: a select and a flush each would cost a round trip); rows of them the session
+    holds are let go of.
     """
-    gone: list[Removed] = []
-    ids = list(dict.fromkeys(event_ids))
-    for start in range(0, len(ids), CHUNK):
+    gone: dict[int, list[Removed]] = {}
+    organisations = {calendar.id: calendar.organisation_id for calendar, _ in pairs}
+    for start in range(0, len(pairs), CHUNK):
+        chunk = [(calendar.id, event_id) for calendar, event_id in pairs[start : start + CHUNK]]
         rows = session.execute(
             delete(ExternalEvent)
-            .where(
-                ExternalEvent.calendar_id == calendar.id,
-                among(session, ExternalEvent.event_id, ids[start : start + CHUNK]),
-            )
+            .where(tuple_(ExternalEvent.calendar_id, ExternalEvent.event_id).in_(chunk))
             .returning(*_DESCRIBED)
             .execution_options(synchronize_session=False)
         ).all()
         for row in sorted(rows, key=lambda row: row.id):
-            outbox.record(session, calendar.organisation_id, "external_event.deleted", describe(row))
-            gone.append(Removed(row.id, row.booking_id))
+            outbox.record(session, organisations[row.calendar_id], "external_event.deleted", describe(row))
+            gone.setdefault(row.calendar_id, []).append(Removed(row.id, row.calendar_id, row.event_id, row.booking_id))
     if gone:
-        deleted = {item.id for item in gone}
+        deleted = {item.id for items in gone.values() for item in items}
         for held in list(session.identity_map.values()):
             if isinstance(held, ExternalEvent) and held.id in deleted:
                 session.expunge(held)

@@ -241,32 +241,41 @@ def _apply(batch: _Batch, rounds: list[_Round], failed: list[_Round]) -> dict[in
 
 def _apply_together(batch: _Batch, rounds: list[_Round]) -> dict[int, engine.Tally | None]:
     start, end = batch.window
-    results: dict[int, engine.Tally | None] = {}
-    finished: list[calendars.Finished] = []
+    tallies = {round_.calendar.id: engine.Tally() for round_ in rounds}
+    staged: list[tuple[CalendarPage, engine.Tally, engine.Context]] = []
+    for round_ in rounds:
+        calendar_id = round_.calendar.id
+        for page in round_.pages:
+            if page.events or page.removed:
+                staged.append((page, tallies[calendar_id], batch.contexts[calendar_id]))
+            else:  # nothing to stage: only what the reader met on the way
+                for text in page.notes:
+                    tallies[calendar_id].note(text)
     with transaction(batch.runtime.session_factory) as session:
-        ids = [round_.calendar.id for round_ in rounds]
+        ids = sorted(tallies)
         external_events.lock(session, ids)
-        for round_ in sorted(rounds, key=lambda item: item.calendar.id):
-            calendar_id = round_.calendar.id
-            tally = engine.Tally()
-            listed: set[str] = set()
-            full = False
-            for page in round_.pages:
-                if page.events or page.removed:
-                    engine.apply_page(session, calendar_id, page, tally, batch.contexts[calendar_id], locked=True)
-                else:  # nothing to stage: only what the reader met on the way
-                    for text in page.notes:
-                        tally.note(text)
-                if page.full:
-                    full = True  # a round may turn full part-way (a 410): what came before is listed again
-                    listed.update(event.event_id for event in page.events)
-            if full:
-                engine.remove_unlisted(session, calendar_id, listed, start, end, tally)
-            finished.append(calendars.Finished(calendar_id, round_.pages[-1].cursor, tally.counts, tally.notes))
-            results[calendar_id] = tally
+        engine.apply_pages(session, staged)
+        for round_ in rounds:
+            if any(page.full for page in round_.pages):
+                # A complete listing (a round may turn full part-way, after a 410: what came before
+                # is listed again): what it did not list is gone.
+                listed = {event.event_id for page in round_.pages if page.full for event in page.events}
+                engine.remove_unlisted(session, round_.calendar.id, listed, start, end, tallies[round_.calendar.id])
         external_events.forget_outside_many(session, ids, start, end)
-        calendars.finish_many(session, finished, window_start=start.date())
-    return results
+        calendars.finish_many(
+            session,
+            [
+                calendars.Finished(
+                    round_.calendar.id,
+                    round_.pages[-1].cursor,
+                    tallies[round_.calendar.id].counts,
+                    tallies[round_.calendar.id].notes,
+                )
+                for round_ in rounds
+            ],
+            window_start=start.date(),
+        )
+    return dict(tallies.items())
 
 
 def _fail(batch: _Batch, failed: list[_Round]) -> None:

@@ -10,7 +10,7 @@ is refused, the reason kept on the event and emitted as `external_event.booking_
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -96,8 +96,7 @@ def apply_page(
     """
     context = context or Context.load(session, calendar_id)
     booked = booked or {}
-    offices = {event.event_id: office_day(event, context.rules) for event in page.events if event.booking_id is None}
-    offices.update((event_id, label) for event_id, (label, _) in booked.items() if event_id in offices)
+    offices = _offices(page, context, booked)
     applied = external_events.apply(
         session,
         context,
@@ -107,6 +106,48 @@ def apply_page(
         busy_only=context.busy_only,
         locked=locked,
     )
+    _follow_up(session, page, tally, context, applied, offices, booked)
+
+
+def apply_pages(session: Session, pages: Sequence[tuple[CalendarPage, Tally, Context]]) -> None:
+    """`apply_page` for pages of several calendars at once (a batch's), whose row locks the caller holds
+    (`external_events.lock`): their events staged together (`external_events.apply_many`: a few
+    statements for all of them), then each calendar's bookings brought in line."""
+    offices = [_offices(page, context, {}) for page, _, context in pages]
+    staged = external_events.apply_many(
+        session,
+        [
+            external_events.Staging(
+                context,
+                context.provider,
+                page.events,
+                [removed.event_id for removed in page.removed],
+                context.busy_only,
+            )
+            for page, _, context in pages
+        ],
+    )
+    for (page, counts, context), office, applied in zip(pages, offices, staged, strict=True):
+        _follow_up(session, page, counts, context, applied, office, {})
+
+
+def _offices(page: CalendarPage, context: Context, booked: Mapping[str, tuple[str, str]]) -> dict[str, str | None]:
+    """The office day each event of the page places its person on (None: none), ours left out."""
+    offices = {event.event_id: office_day(event, context.rules) for event in page.events if event.booking_id is None}
+    offices.update((event_id, label) for event_id, (label, _) in booked.items() if event_id in offices)
+    return offices
+
+
+def _follow_up(
+    session: Session,
+    page: CalendarPage,
+    tally: Tally,
+    context: Context,
+    applied: external_events.Applied,
+    offices: Mapping[str, str | None],
+    booked: Mapping[str, tuple[str, str]],
+) -> None:
+    """Count what staging the page did and bring the bookings of what it changed in line."""
     tally.count("seen", len(page.events))
     tally.count("changed", len(applied.changed))
     tally.count("removed", len(applied.removed))

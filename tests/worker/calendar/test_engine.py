@@ -15,9 +15,9 @@ from store.columns import utcnow
 from store.db import transaction
 from store.models import Booking, BookingStatus, Calendar, ConnectionKind, ExternalEvent, Organisation
 from store.secret_box import SecretBox
-from store.services import bookings, calendars, connections, desks, members
+from store.services import bookings, calendars, connections, desks, external_events, members
 from tests.conftest import Org, events, make_org
-from worker.calendar.engine import Tally, apply_page, remove_unlisted
+from worker.calendar.engine import Context, Tally, apply_page, apply_pages, remove_unlisted
 
 BOX = SecretBox([SecretBox.generate_key()])
 DAY = (utcnow() + timedelta(days=3)).replace(hour=8, minute=0, second=0, microsecond=0)
@@ -231,3 +231,53 @@ def test_two_writers_of_one_calendar_take_turns(setup: Setup) -> None:
 
     assert errors == []
     assert [row.event_id for row in stored(setup)] == [f"same-{round_}" for round_ in range(8)]
+
+
+def test_pages_of_several_calendars_are_staged_together_in_order(setup: Setup) -> None:
+    with transaction(setup.factory) as session:
+        connection, _ = connections.create(
+            session,
+            BOX,
+            setup.org.organisation.id,
+            ConnectionKind.ICS,
+            "Room feed",
+            settings={},
+            credentials={"url": "https://calendar.example/room.ics"},
+        )
+        [other] = calendars.ensure(session, connection)
+        other_id = other.id
+    apply(setup, event("kept"), event("back"), event("shared"))
+    with transaction(setup.factory) as session:
+        context, context_other = Context.load(session, setup.calendar_id), Context.load(session, other_id)
+    with transaction(setup.factory) as session:
+        external_events.lock(session, [other_id])
+        apply_pages(session, [(page(event("shared", title="Room")), Tally(), context_other)])
+    first, second = Tally(), Tally()
+
+    with transaction(setup.factory) as session:
+        external_events.lock(session, [setup.calendar_id, other_id])
+        apply_pages(
+            session,
+            [
+                # One calendar's listing over two pages, read in order: "late" (never stored) listed
+                # then removed is not stored, "kept" renamed then removed is gone, "back" removed then
+                # listed again (moved) is kept.
+                (page(event("late"), event("kept", title="Renamed"), removed=("back",)), first, context),
+                (page(event("back", start=DAY + timedelta(hours=1)), removed=("late", "kept")), first, context),
+                # Another calendar with an event of the same id: removing it there leaves this one's alone.
+                (page(removed=("shared",)), second, context_other),
+            ],
+        )
+
+    assert [(row.calendar_id, row.event_id, row.start_at) for row in stored(setup)] == [
+        (setup.calendar_id, "back", DAY + timedelta(hours=1)),
+        (setup.calendar_id, "shared", DAY),
+    ]
+    assert (first.counts["changed"], first.counts["removed"], second.counts["removed"]) == (1, 1, 1)
+    organisation_events = events(setup.factory, setup.org.organisation.id)
+    deleted = [item.data["calendar_id"] for item in organisation_events if item.type == "external_event.deleted"]
+    assert sorted(deleted) == sorted([setup.calendar_id, other_id])
+
+
+def page(*events_: CalendarEvent, removed: tuple[str, ...] = ()) -> CalendarPage:
+    return CalendarPage(events=events_, removed=tuple(RemovedEvent(item) for item in removed))
