@@ -116,6 +116,12 @@ def _offset_time(value: Any) -> datetime | None:
     """A DateTimeOffset ("2017-04-15T03:00:51.245372Z") as aware UTC; None when absent or unreadable."""
     if not isinstance(value, str) or not value:
         return None
+    try:
+        moment = datetime.fromisoformat(value)  # Python 3.11 reads Graph's form ("…0226900Z") as it is
+    except ValueError:
+        pass
+    else:
+        return moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
     text = value.strip()
     offset = "+00:00"
     if text.endswith("Z"):
