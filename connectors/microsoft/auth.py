@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +22,7 @@ from connectors.records import ConnectorError
 
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
+_EARLY = 300.0  # seconds before expiry a token is no longer used
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,7 @@ class GraphAuth:
         # Threads sharing this sign-in (a calendar batch) take turns asking msal, so the first
         # requests of a batch wait for one token instead of each fetching its own.
         self._token_lock = threading.Lock()
+        self._held: tuple[str, float] | None = None  # the last token and until when (monotonic) it is used
 
     def _application(self) -> Any:
         with self._lock:
@@ -131,14 +134,23 @@ class GraphAuth:
 
     def token(self) -> str:
         """A valid access token for Graph: from msal's cache, or a new one from the token endpoint."""
+        held = self._held
+        if held is not None and time.monotonic() < held[1]:
+            return held[0]  # msal's cache lookup costs more than the request it authorises, on every request
         app = self._application()
         try:
             with self._token_lock:
+                asked = time.monotonic()
                 result: dict[str, Any] = app.acquire_token_for_client(scopes=self._scopes)
         except requests.RequestException as error:
             raise ConnectorError(f"Microsoft sign-in: token endpoint unreachable: {error}") from None
         token = result.get("access_token")
         if isinstance(token, str):
+            lifetime = result.get("expires_in")
+            if isinstance(lifetime, int | float) and lifetime > _EARLY:
+                # Held as long as msal would hand it back (it renews five minutes early), by this object
+                # only: a sign-in lives as long as its connector (a sync, a calendar batch).
+                self._held = (token, asked + float(lifetime) - _EARLY)
             return token
         code = str(result.get("error", "unknown_error"))
         description = _first_line(result.get("error_description") or "")

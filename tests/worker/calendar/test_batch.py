@@ -228,3 +228,15 @@ def test_one_calendar_still_syncs_alone(world: World, graph: FakeGraph) -> None:
 
     assert sync.run(world.runtime, ada) is not None
     assert titles(world, ada) == {"Standup"}
+
+
+def test_a_token_about_to_expire_is_not_held(world: World, graph: FakeGraph) -> None:
+    connection_id = microsoft(world, graph)
+    ada, bob = world.calendar_id(ADA), world.calendar_id(BOB)
+    graph.identity.token_lifetime = 120  # inside the five minutes before expiry msal renews in
+    signed_in = graph.identity.token_requests
+
+    batch.run(world.runtime, connection_id, [ada, bob])
+
+    # Every request asked for a token afresh (two calendars, a request each): none was held.
+    assert graph.identity.token_requests - signed_in >= 2
