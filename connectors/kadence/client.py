@@ -2,9 +2,8 @@
 
 The API document lists no rate limits or error bodies; Kadence runs on API Platform, which throttles
 with 429 and `Retry-After` (seconds) and answers errors as Hydra documents (`hydra:description`).
-429 waits exactly `Retry-After`, 5xx and network errors back off exponentially; attempts are bounded,
-and a wait longer than `max_wait` is not slept through: the caller gets a ConnectorError carrying
-`retry_after`, so the worker reschedules instead of holding a thread. What happened becomes notes.
+Throttling, 5xx and network errors are retried as every connector does (connectors/http.py); what
+happened becomes notes.
 
 Collections are read whole (`collection`): `page`/`itemsPerPage` until `hydra:totalItems` is reached,
 or `hydra:view`'s `hydra:next` when the server sends one (the document shows no `hydra:view`; API
@@ -17,16 +16,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, Protocol
 
 import httpx
 
+from connectors.http import Notes, Retrying
 from connectors.records import ConnectorError
 
 EU_API_URL = "https://api.onkadence.co"
 US_API_URL = "https://api.us.onkadence.co"
 MAX_PAGE = 500  # the document's itemsPerPage maximum
-TIMES = "\u00d7"
 LISTING_ATTEMPTS = 3
 JsonObject = dict[str, Any]
 
@@ -37,31 +37,6 @@ class TokenSource(Protocol):
     def token(self) -> str: ...
 
     def forget(self, token: str) -> None: ...
-
-
-class Notes:
-    """Counts what happened across requests and turns it into short sentences for the admin."""
-
-    def __init__(self) -> None:
-        self._reset()
-
-    def _reset(self) -> None:
-        self.throttled = 0
-        self.server_errors: dict[int, int] = {}
-        self.transport_errors = 0
-        self.extra: list[str] = []
-
-    def drain(self) -> tuple[str, ...]:
-        """The notes gathered since the last drain."""
-        out: list[str] = []
-        if self.throttled:
-            out.append(f"throttled {self.throttled}{TIMES} by Kadence, waited as asked")
-        out.extend(f"Kadence answered {status} {count}{TIMES}, retried" for status, count in self.server_errors.items())
-        if self.transport_errors:
-            out.append(f"network error talking to Kadence {self.transport_errors}{TIMES}, retried")
-        out.extend(self.extra)
-        self._reset()
-        return tuple(out)
 
 
 class KadenceClient:
@@ -82,11 +57,10 @@ class KadenceClient:
         self.api_url = api_url.rstrip("/")
         self._auth = auth
         self._http = http or httpx.Client(timeout=timeout)
-        self._sleep = sleep
-        self._max_attempts = max_attempts
-        self._max_wait = max_wait
-        self._backoff = backoff
-        self.notes = Notes()
+        self.notes = Notes("Kadence")
+        self._retrying = Retrying(
+            self.notes, sleep=sleep, max_attempts=max_attempts, max_wait=max_wait, backoff=backoff
+        )
 
     def close(self) -> None:
         """Close the HTTP connections."""
@@ -151,52 +125,21 @@ class KadenceClient:
         return members if len(members) == total else None
 
     def _request(self, url: str, params: Mapping[str, str | int] | None) -> httpx.Response:
-        attempt = 0
         refreshed = False
         while True:
-            attempt += 1
             token = self._auth.token()
             headers = {"Authorization": f"Bearer {token}", "Accept": "application/ld+json"}
-            try:
-                response = self._http.get(url, params=params, headers=headers)
-            except httpx.TransportError as error:
-                self.notes.transport_errors += 1
-                if attempt >= self._max_attempts:
-                    raise ConnectorError(
-                        f"Kadence unreachable after {attempt} attempts ({type(error).__name__})"
-                    ) from None
-                self._sleep(self._backoff_delay(attempt))
-                continue
-            status = response.status_code
-            if status < 400:
+            response = self._retrying.send(
+                partial(self._http.get, url, params=params, headers=headers), f"GET {_path(url)}"
+            )
+            if response.status_code < 400:
                 return response
-            if status == 401 and not refreshed:
+            if response.status_code == 401 and not refreshed:
                 # A token refused before its time (revoked, clocks apart): one fresh token, once.
                 self._auth.forget(token)
                 refreshed = True
-                attempt -= 1
-                continue
-            if status == 429 or status >= 500:
-                self._wait(status, response, attempt, url)
                 continue
             raise _refusal(url, response)
-
-    def _wait(self, status: int, response: httpx.Response, attempt: int, url: str) -> None:
-        wait = _retry_after(response) if status in (429, 503) else None
-        if status == 429:
-            self.notes.throttled += 1
-        else:
-            self.notes.server_errors[status] = self.notes.server_errors.get(status, 0) + 1
-        delay = wait if wait is not None else self._backoff_delay(attempt)
-        if attempt >= self._max_attempts or delay > self._max_wait:
-            what = "throttled" if status == 429 else f"answered {status}"
-            raise ConnectorError(
-                f"Kadence {what} {attempt}{TIMES} on GET {_path(url)}; try again in {delay:g}s", retry_after=delay
-            )
-        self._sleep(delay)
-
-    def _backoff_delay(self, attempt: int) -> float:
-        return float(min(self._backoff * 2 ** (attempt - 1), 30.0))
 
 
 def _envelope(body: JsonObject, what: str) -> tuple[list[JsonObject], int]:
@@ -221,14 +164,6 @@ def _next_link(body: JsonObject, what: str) -> tuple[bool, str | None]:
     if following is None or isinstance(following, str):
         return True, following
     raise ConnectorError(f"Kadence answered {what} with a hydra:view whose hydra:next is not an IRI")
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return max(float(value), 0.0) if value is not None else None
-    except ValueError:
-        return None  # an HTTP date: fall back to backoff rather than parse dates
 
 
 def _refusal(url: str, response: httpx.Response) -> ConnectorError:

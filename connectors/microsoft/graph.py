@@ -2,9 +2,8 @@
 
 Graph throttles with 429 (and sometimes 503/504) and a `Retry-After` in seconds, possibly
 fractional; we wait exactly that. Other 5xx answers and transport errors are retried with
-exponential backoff. Attempts are bounded, and a wait longer than `max_wait` is not slept through
-at all: the caller gets a ConnectorError carrying `retry_after`, so the worker can reschedule
-instead of holding a thread. What happened on the way is kept as notes for the admin.
+exponential backoff, as every connector does (connectors/http.py). What happened on the way is kept
+as notes for the admin.
 """
 
 from __future__ import annotations
@@ -16,11 +15,10 @@ from typing import Any, Protocol
 
 import httpx
 
+from connectors.http import Notes, Retrying
 from connectors.microsoft.auth import DEFAULT_GRAPH_URL
 from connectors.records import ConnectorError
 
-THROTTLE_STATUSES = frozenset({429, 503, 504})
-TIMES = "\u00d7"  # the multiplication sign: "throttled 2\u00d7 by Graph" reads better than an x
 RESYNC_CODES = frozenset({"syncstatenotfound", "resyncrequired", "syncstateinvalid"})
 
 
@@ -48,38 +46,6 @@ class GraphError(ConnectorError):
         return self.status == 410 or self.code.lower() in RESYNC_CODES
 
 
-class Notes:
-    """Counts what happened across requests and turns it into short sentences for the admin."""
-
-    def __init__(self) -> None:
-        self._reset()
-
-    def _reset(self) -> None:
-        self.throttled = 0
-        self.retry_after: list[float] = []
-        self.server_errors: dict[int, int] = {}
-        self.transport_errors = 0
-        self.extra: list[str] = []
-
-    def drain(self) -> tuple[str, ...]:
-        """The notes gathered since the last drain."""
-        out: list[str] = []
-        if self.throttled:
-            waits = ", ".join(_seconds(value) for value in sorted(set(self.retry_after)))
-            out.append(f"throttled {self.throttled}{TIMES} by Graph" + (f" (Retry-After {waits})" if waits else ""))
-        for status, count in sorted(self.server_errors.items()):
-            out.append(f"Graph answered {status} {count}{TIMES}, retried")
-        if self.transport_errors:
-            out.append(f"network error talking to Graph {self.transport_errors}{TIMES}, retried")
-        out.extend(self.extra)
-        self._reset()
-        return tuple(out)
-
-
-def _seconds(value: float) -> str:
-    return f"{value:g}s"
-
-
 class GraphClient:
     """A small synchronous Graph client (httpx) with throttling and retries.
 
@@ -105,11 +71,10 @@ class GraphClient:
         # httpx wants an SSLContext for a CA bundle (a path is deprecated there).
         tls: ssl.SSLContext | bool = ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
         self._http = http or httpx.Client(verify=tls, timeout=timeout)
-        self._sleep = sleep
-        self._max_attempts = max_attempts
-        self._max_wait = max_wait
-        self._backoff = backoff
-        self.notes = Notes()
+        self.notes = Notes("Graph")
+        self._retrying = Retrying(
+            self.notes, sleep=sleep, max_attempts=max_attempts, max_wait=max_wait, backoff=backoff
+        )
 
     def close(self) -> None:
         """Close the HTTP connections."""
@@ -126,10 +91,10 @@ class GraphClient:
             self._auth,
             base_url=self.base_url,
             http=self._http,
-            sleep=self._sleep,
-            max_attempts=self._max_attempts,
-            max_wait=self._max_wait,
-            backoff=self._backoff,
+            sleep=self._retrying.sleep,
+            max_attempts=self._retrying.max_attempts,
+            max_wait=self._retrying.max_wait,
+            backoff=self._retrying.backoff,
         )
 
     def url(self, path_or_url: str) -> str:
@@ -169,42 +134,16 @@ class GraphClient:
         each `Prefer` line); a retry sends the same ones.
         """
         url = self.url(path_or_url)
-        attempt = 0
-        while True:
-            attempt += 1
-            sent = [*headers, ("Authorization", f"Bearer {self._auth.token()}"), ("Accept", "application/json")]
-            try:
-                response = self._http.request(method, url, headers=sent, json=json)
-            except httpx.TransportError as error:
-                self.notes.transport_errors += 1
-                if attempt >= self._max_attempts:
-                    raise ConnectorError(f"Graph unreachable after {attempt} attempts: {error!r}") from None
-                self._sleep(self._backoff_delay(attempt))
-                continue
-            status = response.status_code
-            if status < 400 or status in ok_statuses:
-                return response
-            if status in THROTTLE_STATUSES or status >= 500:
-                wait = _retry_after(response) if status in THROTTLE_STATUSES else None
-                if status == 429:
-                    self.notes.throttled += 1
-                    if wait is not None:
-                        self.notes.retry_after.append(wait)
-                else:
-                    self.notes.server_errors[status] = self.notes.server_errors.get(status, 0) + 1
-                delay = wait if wait is not None else self._backoff_delay(attempt)
-                if attempt >= self._max_attempts or delay > self._max_wait:
-                    what = "throttled" if status == 429 else f"answered {status}"
-                    raise ConnectorError(
-                        f"Graph {what} {attempt}{TIMES} on {method} {_path(url)}; try again in {_seconds(delay)}",
-                        retry_after=delay,
-                    )
-                self._sleep(delay)
-                continue
-            raise self._refusal(method, url, response, permission)
 
-    def _backoff_delay(self, attempt: int) -> float:
-        return float(min(self._backoff * 2 ** (attempt - 1), 30.0))
+        def attempt() -> httpx.Response:
+            # The token is asked for at every attempt: a retry after a long wait may need a new one.
+            sent = [*headers, ("Authorization", f"Bearer {self._auth.token()}"), ("Accept", "application/json")]
+            return self._http.request(method, url, headers=sent, json=json)
+
+        response = self._retrying.send(attempt, f"{method} {_path(url)}")
+        if response.status_code < 400 or response.status_code in ok_statuses:
+            return response
+        raise self._refusal(method, url, response, permission)
 
     def _refusal(self, method: str, url: str, response: httpx.Response, permission: str) -> GraphError:
         status = response.status_code
@@ -219,17 +158,6 @@ class GraphClient:
                 action_required=True,
             )
         return GraphError(f"Graph refused {where}: {status} {code}: {message}", status=status, code=code)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None  # an HTTP date: Graph sends seconds; fall back to backoff rather than parse dates
-    return max(seconds, 0.0)
 
 
 def _error_of(response: httpx.Response) -> tuple[str, str]:

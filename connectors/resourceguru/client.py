@@ -6,23 +6,26 @@ An application may make 200 requests a minute; each answer says how many are lef
 are paced from those headers: when the budget is down to `reserve`, the client waits for the next
 minute rather than spend it to the last request, so other connections of the same application are
 not starved and 429s stay rare. A 429 (the budget is shared by every connection) is waited out as it
-says; 5xx and network errors are retried with backoff. A wait longer than `max_wait` is not slept:
-the caller gets a ConnectorError carrying `retry_after`. What happened is kept as notes for the admin.
+says; 5xx and network errors are retried with backoff, as every connector does (connectors/http.py).
+What happened is kept as notes for the admin.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
 
+from connectors.http import TIMES, Retrying
+from connectors.http import Notes as BaseNotes
 from connectors.records import ConnectorError
 from connectors.resourceguru.auth import DEFAULT_BASE_URL
 
-TIMES = "\u00d7"
 MINUTE = 60.0
 Params = Sequence[tuple[str, str]]  # pairs, because list filters repeat a name (resource_ids=1&resource_ids=2)
 
@@ -35,38 +38,24 @@ class TokenSource(Protocol):
     def refresh(self, rejected: str) -> str: ...
 
 
-class Notes:
-    """Counts what happened across requests and turns it into short sentences for the admin."""
+@dataclass
+class Notes(BaseNotes):
+    """Every connector's notes, and the pacing and token refreshes of Resource Guru's."""
 
-    def __init__(self) -> None:
-        self._reset()
-
-    def _reset(self) -> None:
-        self.paced = 0
-        self.paced_for = 0.0
-        self.throttled = 0
-        self.throttled_for = 0.0
-        self.server_errors: dict[int, int] = {}
-        self.transport_errors = 0
-        self.refreshed = 0
-        self.extra: list[str] = []
+    paced: int = 0
+    paced_for: float = 0.0
+    refreshed: int = 0
 
     def drain(self) -> tuple[str, ...]:
         """The notes gathered since the last drain."""
-        out: list[str] = []
+        out: tuple[str, ...] = ()
         if self.paced:
-            out.append(f"paced {self.paced}{TIMES} to stay within Resource Guru's rate limit ({self.paced_for:g}s)")
-        if self.throttled:
-            out.append(f"throttled {self.throttled}{TIMES} by Resource Guru (waited {self.throttled_for:g}s)")
-        for status, count in sorted(self.server_errors.items()):
-            out.append(f"Resource Guru answered {status} {count}{TIMES}, retried")
-        if self.transport_errors:
-            out.append(f"network error talking to Resource Guru {self.transport_errors}{TIMES}, retried")
+            out += (f"paced {self.paced}{TIMES} to stay within Resource Guru's rate limit ({self.paced_for:g}s)",)
+        out += super().drain()
         if self.refreshed:
-            out.append("access token refreshed after Resource Guru refused it")
-        out.extend(self.extra)
-        self._reset()
-        return tuple(out)
+            out += ("access token refreshed after Resource Guru refused it",)
+        self.paced, self.paced_for, self.refreshed = 0, 0.0, 0
+        return out
 
 
 class RateBudget:
@@ -129,11 +118,11 @@ class ResourceGuruClient:
         self._tokens = tokens
         self._http = http or httpx.Client(timeout=timeout)
         self._sleep = sleep
-        self._max_attempts = max_attempts
-        self._max_wait = max_wait
-        self._backoff = backoff
         self.budget = RateBudget(clock, reserve)
-        self.notes = Notes()
+        self.notes = Notes("Resource Guru")
+        self._retrying = Retrying(
+            self.notes, sleep=sleep, max_attempts=max_attempts, max_wait=max_wait, backoff=backoff
+        )
 
     def close(self) -> None:
         """Close the HTTP connections."""
@@ -169,59 +158,37 @@ class ResourceGuruClient:
 
     def request(self, method: str, url: str, params: Params = ()) -> httpx.Response:
         """Send one request, pacing, retrying and refreshing the token once; ConnectorError on a final refusal."""
-        attempt = 0
         refreshed = False
         token = self._tokens.token()
         while True:
-            attempt += 1
-            if (pause := self.budget.wait()) > 0:
-                self.notes.paced += 1
-                self.notes.paced_for += pause
-                self._sleep(pause)
-                self.budget.waited()
-            headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-            try:
-                response = self._http.request(method, url, params=list(params), headers=headers)
-            except httpx.TransportError as error:
-                self.notes.transport_errors += 1
-                self._retry_or_raise(attempt, self._backoff_delay(attempt), f"unreachable ({type(error).__name__})")
-                continue
-            self.budget.observe(response.headers)
-            status = response.status_code
-            if status < 400:
+            response = self._retrying.send(partial(self._paced, method, url, params, token), f"{method} {_path(url)}")
+            if response.status_code < 400:
                 return response
-            if status == 401 and not refreshed:
+            if response.status_code == 401 and not refreshed:
                 # Expired early or revoked: one refresh tells which (a revoked grant fails to refresh).
                 refreshed = True
                 self.notes.refreshed += 1
                 token = self._tokens.refresh(token)
-                attempt -= 1
-                continue
-            if status == 429 or status >= 500:
-                wait = _retry_after(response)
-                if status == 429:
-                    self.notes.throttled += 1
-                    self.budget.waited()
-                else:
-                    self.notes.server_errors[status] = self.notes.server_errors.get(status, 0) + 1
-                delay = wait if wait is not None else self._backoff_delay(attempt)
-                self._retry_or_raise(attempt, delay, "throttled" if status == 429 else f"answered {status}")
-                if status == 429:
-                    self.notes.throttled_for += delay
                 continue
             raise self._refusal(method, url, response)
 
-    def _retry_or_raise(self, attempt: int, delay: float, what: str) -> None:
-        if attempt >= self._max_attempts or delay > self._max_wait:
-            raise ConnectorError(f"Resource Guru {what} {attempt}{TIMES}; try again in {delay:g}s", retry_after=delay)
-        self._sleep(delay)
-
-    def _backoff_delay(self, attempt: int) -> float:
-        return float(min(self._backoff * 2 ** (attempt - 1), 30.0))
+    def _paced(self, method: str, url: str, params: Params, token: str) -> httpx.Response:
+        """One attempt, after waiting for the next minute when this one's budget is spent."""
+        if (pause := self.budget.wait()) > 0:
+            self.notes.paced += 1
+            self.notes.paced_for += pause
+            self._sleep(pause)
+            self.budget.waited()
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        response = self._http.request(method, url, params=list(params), headers=headers)
+        self.budget.observe(response.headers)
+        if response.status_code == 429:
+            self.budget.waited()  # the budget is spent whatever the headers said: Retry-After tells the rest
+        return response
 
     def _refusal(self, method: str, url: str, response: httpx.Response) -> ConnectorError:
         status = response.status_code
-        where = f"{method} {httpx.URL(url).path}"
+        where = f"{method} {_path(url)}"
         detail = _errors_of(response)
         if status == 401:
             return ConnectorError(
@@ -243,11 +210,8 @@ class ResourceGuruClient:
         return ConnectorError(f"Resource Guru refused {where}: {status}{detail}")
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return max(float(response.headers.get("Retry-After", "")), 0.0)
-    except ValueError:
-        return None
+def _path(url: str) -> str:
+    return httpx.URL(url).path
 
 
 def _errors_of(response: httpx.Response) -> str:

@@ -10,52 +10,40 @@ with a fresh token, is for an admin to fix (ConnectorError with `action_required
 
 Throttling is a bare 429 in the document (no limits, no headers); we back off exponentially, and
 wait a `Retry-After` instead when one is sent anyway. 500 and 503 say "try again later", so every
-5xx and network error is retried the same way. Attempts are bounded, and a wait longer than
-`max_wait` is handed to the worker as `retry_after` rather than slept through. Messages never
-carry the password or the developer key, even when the server echoes them.
+5xx and network error is retried the same way (connectors/http.py). Messages never carry the
+password or the developer key, even when the server echoes them.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import httpx
 
+from connectors.http import TIMES, Retrying
+from connectors.http import Notes as BaseNotes
 from connectors.records import ConnectorError
 
 DEFAULT_BASE_URL = "https://api.wheniwork.com/2"
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-TIMES = "\u00d7"  # the multiplication sign: "throttled 2\u00d7" reads better than an x
 
 
-class Notes:
-    """What happened across requests, as short sentences for the admin (drained onto pages)."""
+@dataclass
+class Notes(BaseNotes):
+    """Every connector's notes, and how often the token had to be renewed."""
 
-    def __init__(self) -> None:
-        self._reset()
-
-    def _reset(self) -> None:
-        self.throttled = 0
-        self.server_errors: dict[int, int] = {}
-        self.transport_errors = 0
-        self.logins = 0  # logins after the first: each one means the token had stopped working
+    logins: int = 0  # logins after the first: each one means the token had stopped working
 
     def drain(self) -> tuple[str, ...]:
         """The notes gathered since the last drain."""
-        out: list[str] = []
-        if self.throttled:
-            out.append(f"throttled {self.throttled}{TIMES} by When I Work, retried")
-        out.extend(
-            f"When I Work answered {status} {n}{TIMES}, retried" for status, n in sorted(self.server_errors.items())
-        )
-        if self.transport_errors:
-            out.append(f"network error talking to When I Work {self.transport_errors}{TIMES}, retried")
+        out = super().drain()
         if self.logins:
-            out.append(f"the When I Work token expired; logged in again {self.logins}{TIMES}")
-        self._reset()
-        return tuple(out)
+            out += (f"the When I Work token expired; logged in again {self.logins}{TIMES}",)
+            self.logins = 0
+        return out
 
 
 class WhenIWorkClient:
@@ -85,12 +73,12 @@ class WhenIWorkClient:
         self._key = developer_key
         self._password = password
         self._http = http or httpx.Client(timeout=timeout)
-        self._sleep = sleep
-        self._max_attempts = max_attempts
-        self._max_wait = max_wait
-        self._backoff = backoff
         self._token: str | None = None
-        self.notes = Notes()
+        self.notes = Notes("When I Work")
+        # Backing off up to a minute, since When I Work names no wait of its own.
+        self._retrying = Retrying(
+            self.notes, sleep=sleep, max_attempts=max_attempts, max_wait=max_wait, backoff=backoff, max_backoff=60.0
+        )
 
     def __repr__(self) -> str:
         # The default repr would not show secrets (no dataclass), but say so explicitly for log readers.
@@ -137,45 +125,15 @@ class WhenIWorkClient:
         self, method: str, path: str, *, params: Mapping[str, str] | None = None, json: Any = None, token: bool
     ) -> httpx.Response:
         """One request, retried on throttling, 5xx and network errors; other answers are returned."""
+        # The key is for the login only: the document says a token needs no W-Key beside it.
+        headers = {"Accept": "application/json"}
+        if token:
+            headers["W-Token"] = self._token or ""
+        else:
+            headers["W-Key"] = self._key
         url = f"{self.base_url}/{path.lstrip('/')}"
-        attempt = 0
-        while True:
-            attempt += 1
-            # The key is for the login only: the document says a token needs no W-Key beside it.
-            headers = {"Accept": "application/json"}
-            if token:
-                headers["W-Token"] = self._token or ""
-            else:
-                headers["W-Key"] = self._key
-            try:
-                response = self._http.request(method, url, params=params, json=json, headers=headers)
-            except httpx.TransportError as error:
-                self.notes.transport_errors += 1
-                if attempt >= self._max_attempts:
-                    raise ConnectorError(
-                        f"When I Work unreachable after {attempt} attempts: {type(error).__name__}"
-                    ) from None
-                self._sleep(self._delay(attempt))
-                continue
-            status = response.status_code
-            if status not in RETRY_STATUSES:
-                return response
-            if status == 429:
-                self.notes.throttled += 1
-            else:
-                self.notes.server_errors[status] = self.notes.server_errors.get(status, 0) + 1
-            wait = _retry_after(response)
-            delay = wait if wait is not None else self._delay(attempt)
-            if attempt >= self._max_attempts or delay > self._max_wait:
-                what = "throttled" if status == 429 else f"answered {status}"
-                raise ConnectorError(
-                    f"When I Work {what} {attempt}{TIMES} on {method} /{path}; try again in {delay:g}s",
-                    retry_after=delay,
-                )
-            self._sleep(delay)
-
-    def _delay(self, attempt: int) -> float:
-        return float(min(self._backoff * 2 ** (attempt - 1), 60.0))
+        send = partial(self._http.request, method, url, params=params, json=json, headers=headers)
+        return self._retrying.send(send, f"{method} /{path}")
 
     def _refusal(self, method: str, path: str, response: httpx.Response) -> ConnectorError:
         status = response.status_code
@@ -217,12 +175,3 @@ def _error_text(response: httpx.Response) -> str:
             if isinstance(body.get(key), str) and body[key]:
                 return str(body[key])[:200]
     return response.reason_phrase
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    # Not in the document; honoured when present because waiting what the server asks is never wrong.
-    value = response.headers.get("Retry-After")
-    try:
-        return max(float(value), 0.0) if value is not None else None
-    except ValueError:
-        return None

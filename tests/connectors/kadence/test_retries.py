@@ -21,7 +21,7 @@ def test_throttling_waits_exactly_retry_after(fake: FakeKadence, reader: Kadence
     assert [user.email for user in pages[0].users] == ["ada@example.com"]
     assert sleeps.calls == [2.5, 2.5]
     assert fake.count(USERS) == 3
-    assert "throttled 2\u00d7 by Kadence, waited as asked" in pages[-1].notes
+    assert "throttled 2\u00d7 by Kadence (waited 5s)" in pages[-1].notes
 
 
 def test_server_errors_back_off(fake: FakeKadence, reader: Kadence, sleeps: Sleeps) -> None:

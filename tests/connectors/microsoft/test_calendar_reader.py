@@ -198,7 +198,7 @@ def test_throttling_waits_the_retry_after_and_says_so(fake: FakeGraph, reader: O
     pages = list(reader.read(None, WINDOW))
 
     assert sleeps.calls == [1.5, 1.5]
-    assert "throttled 2\u00d7 by Graph (Retry-After 1.5s)" in pages[0].notes
+    assert "throttled 2\u00d7 by Graph (waited 3s)" in pages[0].notes
     assert len(events_of(pages)) == 7
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from connectors.http import Notes
 from connectors.microsoft import MicrosoftDirectory
 from connectors.microsoft.directory import members_from_delta
-from connectors.microsoft.graph import Notes
 from connectors.records import DirectoryPage
 from tests.connectors.microsoft.conftest import reference
 
@@ -25,7 +25,7 @@ class SampleGraph:
     """Serves sample pages by URL: the initial delta requests, then whatever links the pages carry."""
 
     def __init__(self, users: list[str], groups: list[str]) -> None:
-        self.notes = Notes()
+        self.notes = Notes("Graph")
         self.fetched: list[str] = []
         self.pages: dict[str, dict[str, Any]] = {}
         for stream, names in (("users", users), ("groups", groups)):

@@ -263,7 +263,7 @@ def test_429_waits_the_retry_after_and_says_so(fake: FakeGraph, reader: Microsof
     pages = list(reader.read(None))
 
     assert sleeps.calls == [1.5, 1.5]
-    assert "throttled 2\u00d7 by Graph (Retry-After 1.5s)" in pages[0].notes
+    assert "throttled 2\u00d7 by Graph (waited 3s)" in pages[0].notes
     assert len(users_of(pages)) == 8
     assert not any(page.notes for page in pages[1:])
 

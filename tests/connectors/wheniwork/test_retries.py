@@ -35,7 +35,7 @@ def test_throttling_is_retried_with_backoff_and_noted(shifts: FakeWhenIWork, rea
     assert len(page.events) == 3
     assert sleeps.calls == [0.5, 1.0]
     assert shifts.paths("POST") == ["/2/login"] * 3
-    assert "throttled 2\u00d7 by When I Work, retried" in page.notes
+    assert "throttled 2\u00d7 by When I Work (waited 1.5s)" in page.notes
 
 
 def test_a_retry_after_is_waited_when_sent_although_the_document_has_none(
