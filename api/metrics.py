@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import context
 from store.columns import utcnow
-from store.services import webhooks
+from store.services import webhook_relay
 from worker.metrics import OUTBOX_LAG, exposition, record_queue_depth
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def refresh_gauges(session_factory: sessionmaker[Session]) -> None:
         logger.warning("could not read the queue depths for /metrics", exc_info=True)
     try:
         with session_factory() as session:
-            oldest = webhooks.oldest_unrelayed(session)
+            oldest = webhook_relay.oldest_unrelayed(session)
         OUTBOX_LAG.set(0.0 if oldest is None else max(0.0, (utcnow() - oldest).total_seconds()))
     except Exception:
         logger.warning("could not read the outbox lag for /metrics", exc_info=True)

@@ -59,7 +59,7 @@ def enqueue_in_order(delivery_ids: int | Sequence[int], delay_ms: int = 0) -> No
     deliver_in_order.send_with_options(args=(ids,), delay=delay_ms or None)
 
 
-# Our own schedule retries failed deliveries (see store.services.webhooks.record_attempt); Dramatiq's
+# Our own schedule retries failed deliveries (see store.services.delivery_attempts.record_attempt); Dramatiq's
 # retries only cover a crash in between (the attempt is idempotent: a finished delivery is skipped).
 @dramatiq.actor(queue_name="webhooks", max_retries=3, min_backoff=1_000, max_backoff=30_000)
 def deliver_webhooks(delivery_ids: list[int]) -> None:

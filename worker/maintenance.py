@@ -9,7 +9,7 @@ import dramatiq
 
 from store.columns import utcnow
 from store.db import transaction
-from store.services import members, webhooks
+from store.services import members, webhook_relay
 from worker import metrics
 from worker.runtime import Runtime
 
@@ -35,6 +35,6 @@ def resend_unsent_invitations(runtime: Runtime) -> int:
 def record_gauges(runtime: Runtime) -> None:
     """Outbox lag and queue depths, for /metrics."""
     with transaction(runtime.session_factory) as session:
-        oldest = webhooks.oldest_unrelayed(session)
+        oldest = webhook_relay.oldest_unrelayed(session)
     metrics.OUTBOX_LAG.set((utcnow() - oldest).total_seconds() if oldest else 0.0)
     metrics.record_queue_depth(dramatiq.get_broker())

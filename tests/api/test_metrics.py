@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store.columns import utcnow
 from store.db import transaction
-from store.services import webhooks
+from store.services import webhook_relay
 from tests.conftest import BROKER, Org, auth
 from worker import actors
 
@@ -81,7 +81,7 @@ def test_outbox_lag_is_read_at_each_scrape(client: TestClient, api_factory: sess
     lag = ("deskbridge_outbox_lag_seconds", ())
     assert scrape(client)[lag] > 0  # the organisation's events wait: nothing relays in these tests
     with transaction(api_factory) as session:
-        webhooks.relay(session, now=utcnow())  # the organisation's few events, all at once
+        webhook_relay.relay(session, now=utcnow())  # the organisation's few events, all at once
     assert scrape(client)[lag] == 0
 
 

@@ -33,7 +33,7 @@ from store.columns import utcnow
 from store.db import make_session_factory, transaction
 from store.models import Booking, BookingStatus, Connection, ConnectionKind, DirectoryPolicy, MemberStatus, Role
 from store.secret_box import SecretBox
-from store.services import bookings, connections, desks, members, organisations, webhooks
+from store.services import bookings, connections, desks, members, organisations, webhook_endpoints
 from tests.conftest import BROKER
 from tests.fakes.google import FakeGoogle
 from tests.fakes.graph import App, FakeGraph
@@ -179,7 +179,7 @@ def test_a_graph_notification_offboards_the_person(stack: Stack, graph: FakeGrap
         organisations.update_settings(session, organisation, directory_policy=DirectoryPolicy.AUTO_ACCEPT)
         members.add(session, organisation.id, "admin@contoso.example", display_name="Admin", role=Role.ADMIN)
         desk = desks.create(session, organisation.id, "D-1")
-        _, secret = webhooks.create_endpoint(
+        _, secret = webhook_endpoints.create_endpoint(
             session,
             organisation.id,
             f"http://127.0.0.1:{http.server_address[1]}/hooks",

@@ -18,8 +18,16 @@ from store.errors import Invalid, NotAllowed, NotFound
 from store.migrate import upgrade
 from store.models import Delivery, DeliveryAttempt, DeliveryStatus, OutboxEvent, WebhookEndpoint
 from store.secret_box import SecretBox
-from store.services import desks, webhooks
-from store.services.webhooks import AttemptOutcome
+from store.services import (
+    deliveries,
+    delivery_attempts,
+    delivery_replays,
+    desks,
+    webhook_endpoints,
+    webhook_relay,
+    webhook_secrets,
+)
+from store.services.delivery_attempts import AttemptOutcome
 from tests.conftest import Org, make_org, postgres_database
 from tests.store.conftest import Outbox, make_desk, refused
 
@@ -36,16 +44,18 @@ def box() -> SecretBox:
 
 def endpoint(factory: sessionmaker[Session], org: Org, box: SecretBox, **options: Any) -> int:
     with transaction(factory) as session:
-        made, _ = webhooks.create_endpoint(session, org.organisation.id, options.pop("url", URL), box=box, **options)
+        made, _ = webhook_endpoints.create_endpoint(
+            session, org.organisation.id, options.pop("url", URL), box=box, **options
+        )
         return made.id
 
 
 def relay(factory: sessionmaker[Session], *, now: datetime | None = None, limit: int = 500) -> list[int]:
     with transaction(factory) as session:
-        return webhooks.relay(session, limit=limit, now=now or utcnow())
+        return webhook_relay.relay(session, limit=limit, now=now or utcnow())
 
 
-def deliveries(factory: sessionmaker[Session], endpoint_id: int) -> list[Delivery]:
+def delivery_rows(factory: sessionmaker[Session], endpoint_id: int) -> list[Delivery]:
     with factory() as session:
         query = select(Delivery).where(Delivery.endpoint_id == endpoint_id).order_by(Delivery.event_seq)
         return list(session.scalars(query))
@@ -75,15 +85,15 @@ def attempt(
     now: datetime,
     delays: Sequence[float] = DELAYS,
     rng: Any = lambda: 0.5,
-) -> webhooks.AttemptResult:
+) -> delivery_attempts.AttemptResult:
     with transaction(factory) as session:
-        return webhooks.record_attempt(session, delivery_id, outcome, now=now, delays=delays, rng=rng)
+        return delivery_attempts.record_attempt(session, delivery_id, outcome, now=now, delays=delays, rng=rng)
 
 
 def update_endpoint(factory: sessionmaker[Session], org: Org, endpoint_id: int, **changes: Any) -> list[int]:
     with transaction(factory) as session:
-        found = webhooks.get_endpoint(session, org.organisation.id, endpoint_id)
-        return webhooks.update_endpoint(session, found, **changes)[1]
+        found = webhook_endpoints.get_endpoint(session, org.organisation.id, endpoint_id)
+        return webhook_endpoints.update_endpoint(session, found, **changes)[1]
 
 
 def desk_events(factory: sessionmaker[Session], org: Org, *labels: str) -> None:
@@ -110,7 +120,7 @@ def test_relay_makes_one_delivery_per_matching_endpoint(
     desk_events(session_factory, drained, "A", "B")
     now = utcnow()
     due = relay(session_factory, now=now)
-    made = deliveries(session_factory, first) + deliveries(session_factory, second)
+    made = delivery_rows(session_factory, first) + delivery_rows(session_factory, second)
     assert sorted(due) == sorted(delivery.id for delivery in made)
     assert len(made) == 6  # first: both endpoints' creation and two desks; second: two desks
     assert event_types_of(session_factory, second) == ["desk.created", "desk.created"]
@@ -136,7 +146,7 @@ def test_relay_returns_due_deliveries_in_event_order(
     endpoint_id = endpoint(session_factory, drained, box, event_types=["desk.created"])
     desk_events(session_factory, drained, "A", "B", "C", "D")
     due = relay(session_factory)
-    assert due == [delivery.id for delivery in deliveries(session_factory, endpoint_id)]
+    assert due == [delivery.id for delivery in delivery_rows(session_factory, endpoint_id)]
     with session_factory() as session:
         labels = [
             session.get_one(OutboxEvent, load(session_factory, Delivery, delivery_id).event_id).data["label"]
@@ -155,7 +165,7 @@ def test_relay_twice_makes_nothing_new(session_factory: sessionmaker[Session], d
     with transaction(session_factory) as session:
         session.execute(update(OutboxEvent).values(relayed_at=None))
     assert relay(session_factory) == []
-    assert [delivery.id for delivery in deliveries(session_factory, endpoint_id)] == first
+    assert [delivery.id for delivery in delivery_rows(session_factory, endpoint_id)] == first
 
 
 def test_relay_respects_the_limit_oldest_first(
@@ -167,7 +177,7 @@ def test_relay_respects_the_limit_oldest_first(
     assert len(relay(session_factory, limit=2)) == 1
     assert len(relay(session_factory, limit=2)) == 2
     assert relay(session_factory, limit=2) == []
-    assert len(deliveries(session_factory, endpoint_id)) == 3
+    assert len(delivery_rows(session_factory, endpoint_id)) == 3
 
 
 @pytest.mark.parametrize(
@@ -186,7 +196,7 @@ def test_relay_follows_the_patterns(
 ) -> None:
     endpoint_id = endpoint(session_factory, drained, box, event_types=patterns)
     relay(session_factory)
-    for made in deliveries(session_factory, endpoint_id):  # its own endpoint.created, for the catch-alls
+    for made in delivery_rows(session_factory, endpoint_id):  # its own endpoint.created, for the catch-alls
         with transaction(session_factory) as session:
             session.delete(session.get_one(Delivery, made.id))
     desk_id = make_desk(session_factory, drained, "A")
@@ -207,7 +217,7 @@ def test_other_organisations_endpoints_get_nothing(
     relay(session_factory)
     desk_events(session_factory, drained, "A")
     assert relay(session_factory) == []
-    assert deliveries(session_factory, theirs) == []
+    assert delivery_rows(session_factory, theirs) == []
 
 
 def test_an_endpoint_does_not_get_events_older_than_itself(
@@ -217,7 +227,7 @@ def test_an_endpoint_does_not_get_events_older_than_itself(
     endpoint_id = endpoint(session_factory, drained, box, event_types=["desk.created"])
     desk_events(session_factory, drained, "After")
     relay(session_factory)
-    [made] = deliveries(session_factory, endpoint_id)
+    [made] = delivery_rows(session_factory, endpoint_id)
     with session_factory() as session:
         assert session.get_one(OutboxEvent, made.event_id).data["label"] == "After"
 
@@ -230,20 +240,20 @@ def test_paused_endpoints_collect_deliveries_that_wait(
     desk_events(session_factory, drained, "A", "B", "C")
     now = utcnow()
     due = relay(session_factory, now=now)
-    waiting = deliveries(session_factory, paused)
+    waiting = delivery_rows(session_factory, paused)
     assert len(waiting) == 3
-    assert due == [delivery.id for delivery in deliveries(session_factory, live)]
+    assert due == [delivery.id for delivery in delivery_rows(session_factory, live)]
     with session_factory() as session:
-        assert set(webhooks.due_deliveries(session, now=now)) == set(due)
-        assert webhooks.attempt_context(session, waiting[0].id) is not None
+        assert set(deliveries.due_deliveries(session, now=now)) == set(due)
+        assert delivery_attempts.attempt_context(session, waiting[0].id) is not None
 
     resume_at = now + timedelta(minutes=1)
     assert update_endpoint(session_factory, drained, paused, paused=False, now=resume_at) == [
         delivery.id for delivery in waiting
     ]
-    assert {delivery.next_attempt_at for delivery in deliveries(session_factory, paused)} == {resume_at}
+    assert {delivery.next_attempt_at for delivery in delivery_rows(session_factory, paused)} == {resume_at}
     with session_factory() as session:
-        assert set(webhooks.due_deliveries(session, now=resume_at)) == set(due) | {d.id for d in waiting}
+        assert set(deliveries.due_deliveries(session, now=resume_at)) == set(due) | {d.id for d in waiting}
     assert update_endpoint(session_factory, drained, paused, paused=False) == []
 
 
@@ -263,10 +273,10 @@ def test_disabled_endpoints_get_nothing(session_factory: sessionmaker[Session], 
     relay(session_factory)
     with transaction(session_factory) as session:
         session.execute(update(WebhookEndpoint).values(disabled_at=utcnow(), disabled_reason="gone"))
-    before = len(deliveries(session_factory, endpoint_id))
+    before = len(delivery_rows(session_factory, endpoint_id))
     desk_events(session_factory, drained, "A")
     assert relay(session_factory) == []
-    assert len(deliveries(session_factory, endpoint_id)) == before
+    assert len(delivery_rows(session_factory, endpoint_id)) == before
 
 
 def test_endpoint_disabled_goes_to_the_others_only(
@@ -278,12 +288,14 @@ def test_endpoint_disabled_goes_to_the_others_only(
     desk_events(session_factory, drained, "A")
     relay(session_factory)
     assert event_types_of(session_factory, dying) == ["endpoint.created"] * 3 + ["desk.created"]
-    desk_delivery = deliveries(session_factory, dying)[-1]
+    desk_delivery = delivery_rows(session_factory, dying)[-1]
     result = attempt(session_factory, desk_delivery.id, AttemptOutcome(410, 5, gone=True), now=utcnow())
     assert result.endpoint_disabled
     # Enabled again before the relay runs: it must still not be told about its own disabling.
     with transaction(session_factory) as session:
-        webhooks.enable_endpoint(session, webhooks.get_endpoint(session, drained.organisation.id, dying))
+        webhook_endpoints.enable_endpoint(
+            session, webhook_endpoints.get_endpoint(session, drained.organisation.id, dying)
+        )
     relay(session_factory)
     assert event_types_of(session_factory, dying)[-1] == "endpoint.enabled"
     assert "endpoint.disabled" not in event_types_of(session_factory, dying)
@@ -308,22 +320,22 @@ def test_relay_and_attempts_record_no_events(
 
 def test_has_and_oldest_unrelayed(session_factory: sessionmaker[Session], drained: Org, box: SecretBox) -> None:
     with session_factory() as session:
-        assert webhooks.has_unrelayed(session) is False
-        assert webhooks.oldest_unrelayed(session) is None
+        assert webhook_relay.has_unrelayed(session) is False
+        assert webhook_relay.oldest_unrelayed(session) is None
     desk_events(session_factory, drained, "A", "B")
     with session_factory() as session:
         written = sorted(session.scalars(select(OutboxEvent.created_at).where(OutboxEvent.relayed_at.is_(None))))
-        assert webhooks.has_unrelayed(session) is True
-        assert webhooks.oldest_unrelayed(session) == written[0]
+        assert webhook_relay.has_unrelayed(session) is True
+        assert webhook_relay.oldest_unrelayed(session) == written[0]
     relay(session_factory, limit=1)
     with session_factory() as session:
-        assert webhooks.has_unrelayed(session) is True
-        assert webhooks.oldest_unrelayed(session) == written[1]
+        assert webhook_relay.has_unrelayed(session) is True
+        assert webhook_relay.oldest_unrelayed(session) == written[1]
     with transaction(session_factory) as session:
-        webhooks.relay(session, now=utcnow())
-        assert webhooks.has_unrelayed(session) is False  # what this relay took counts as relayed
+        webhook_relay.relay(session, now=utcnow())
+        assert webhook_relay.has_unrelayed(session) is False  # what this relay took counts as relayed
     with session_factory() as session:
-        assert webhooks.oldest_unrelayed(session) is None
+        assert webhook_relay.oldest_unrelayed(session) is None
 
 
 # --- attempt context -----------------------------------------------------------------------------
@@ -333,13 +345,13 @@ def test_attempt_context_reads_everything_the_sender_needs(
     session_factory: sessionmaker[Session], drained: Org, box: SecretBox
 ) -> None:
     with transaction(session_factory) as session:
-        made, secret = webhooks.create_endpoint(
+        made, secret = webhook_endpoints.create_endpoint(
             session, drained.organisation.id, URL, box=box, event_types=["desk.created"], payload_format="array"
         )
     desk_events(session_factory, drained, "A")
     [delivery_id] = relay(session_factory)
     with session_factory() as session:
-        job = webhooks.attempt_context(session, delivery_id)
+        job = delivery_attempts.attempt_context(session, delivery_id)
         event = session.get_one(OutboxEvent, load(session_factory, Delivery, delivery_id).event_id)
     assert job is not None
     assert (job.delivery_id, job.attempts, job.organisation_id, job.endpoint_id) == (
@@ -356,7 +368,7 @@ def test_attempt_context_reads_everything_the_sender_needs(
         event.created_at,
         event.data,
     )
-    assert webhooks.signing_secrets(job, box, utcnow()) == [secret]
+    assert webhook_secrets.signing_secrets(job, box, utcnow()) == [secret]
 
 
 def test_attempt_context_is_none_for_missing_or_finished_deliveries(
@@ -368,9 +380,9 @@ def test_attempt_context_is_none_for_missing_or_finished_deliveries(
     attempt(session_factory, succeeded, OK, now=utcnow())
     attempt(session_factory, exhausted, FAIL, now=utcnow(), delays=(0.0,))
     with session_factory() as session:
-        assert webhooks.attempt_context(session, succeeded) is None
-        assert webhooks.attempt_context(session, exhausted) is None
-        assert webhooks.attempt_context(session, exhausted + 100) is None
+        assert delivery_attempts.attempt_context(session, succeeded) is None
+        assert delivery_attempts.attempt_context(session, exhausted) is None
+        assert delivery_attempts.attempt_context(session, exhausted + 100) is None
 
 
 # --- record_attempt ------------------------------------------------------------------------------
@@ -387,14 +399,14 @@ def one(session_factory: sessionmaker[Session], drained: Org, box: SecretBox) ->
 
 def attempts_logged(factory: sessionmaker[Session], delivery_id: int) -> list[DeliveryAttempt]:
     with factory() as session:
-        return webhooks.attempts_of(session, [delivery_id])[delivery_id]
+        return deliveries.attempts_of(session, [delivery_id])[delivery_id]
 
 
 def test_success_finishes_the_delivery(session_factory: sessionmaker[Session], one: tuple[int, int]) -> None:
     endpoint_id, delivery_id = one
     now = utcnow()
     result = attempt(session_factory, delivery_id, OK, now=now)
-    assert result == webhooks.AttemptResult("succeeded", 1)
+    assert result == delivery_attempts.AttemptResult("succeeded", 1)
     delivery = load(session_factory, Delivery, delivery_id)
     assert (delivery.status, delivery.attempts, delivery.delivered_at, delivery.next_attempt_at) == (
         DeliveryStatus.SUCCEEDED,
@@ -414,8 +426,8 @@ def test_a_duplicate_call_for_a_finished_delivery_changes_nothing(
 ) -> None:
     _, delivery_id = one
     attempt(session_factory, delivery_id, OK, now=utcnow())
-    assert attempt(session_factory, delivery_id, FAIL, now=utcnow()) == webhooks.AttemptResult("succeeded", 1)
-    assert attempt(session_factory, delivery_id, OK, now=utcnow()) == webhooks.AttemptResult("succeeded", 1)
+    assert attempt(session_factory, delivery_id, FAIL, now=utcnow()) == delivery_attempts.AttemptResult("succeeded", 1)
+    assert attempt(session_factory, delivery_id, OK, now=utcnow()) == delivery_attempts.AttemptResult("succeeded", 1)
     assert len(attempts_logged(session_factory, delivery_id)) == 1
     assert load(session_factory, Delivery, delivery_id).status is DeliveryStatus.SUCCEEDED
 
@@ -431,7 +443,7 @@ def test_failure_schedules_the_next_delay_with_jitter(
     endpoint_id, delivery_id = one
     now = utcnow()
     result = attempt(session_factory, delivery_id, FAIL, now=now, rng=lambda: rng)
-    assert result == webhooks.AttemptResult("retry", 1, now + timedelta(seconds=expected_seconds))
+    assert result == delivery_attempts.AttemptResult("retry", 1, now + timedelta(seconds=expected_seconds))
     delivery = load(session_factory, Delivery, delivery_id)
     assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == (
         DeliveryStatus.PENDING,
@@ -477,7 +489,7 @@ def test_exhausted_after_the_last_delay(session_factory: sessionmaker[Session], 
     assert states == ["retry", "retry", "exhausted"]
     delivery = load(session_factory, Delivery, delivery_id)
     assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == (DeliveryStatus.EXHAUSTED, 3, None)
-    assert attempt(session_factory, delivery_id, OK, now=now) == webhooks.AttemptResult("exhausted", 3)
+    assert attempt(session_factory, delivery_id, OK, now=now) == delivery_attempts.AttemptResult("exhausted", 3)
     logged = attempts_logged(session_factory, delivery_id)
     assert [(a.status_code, a.error, a.succeeded) for a in logged] == [(None, "timed out after 15 s", False)] * 3
 
@@ -491,7 +503,7 @@ def test_success_after_failures_ends_the_failing_streak(
         attempt(session_factory, delivery_id, FAIL, now=start + timedelta(minutes=minutes), delays=(0,) * 5)
     assert load(session_factory, WebhookEndpoint, endpoint_id).failing_since == start
     result = attempt(session_factory, delivery_id, OK, now=start + timedelta(minutes=3), delays=(0,) * 5)
-    assert result == webhooks.AttemptResult("succeeded", 4)
+    assert result == delivery_attempts.AttemptResult("succeeded", 4)
     assert load(session_factory, WebhookEndpoint, endpoint_id).failing_since is None
     assert [a.succeeded for a in attempts_logged(session_factory, delivery_id)] == [False, False, False, True]
 
@@ -505,7 +517,7 @@ def test_gone_disables_a_webhook(
     outbox.skip()
     now = utcnow()
     result = attempt(session_factory, first, AttemptOutcome(410, 8, "bye", gone=True), now=now)
-    assert result == webhooks.AttemptResult("exhausted", 1, endpoint_disabled=True)
+    assert result == delivery_attempts.AttemptResult("exhausted", 1, endpoint_disabled=True)
     stored = load(session_factory, WebhookEndpoint, endpoint_id)
     assert (stored.disabled_at, stored.disabled_reason) == (now, "gone")
     assert outbox.only("endpoint.disabled") == {
@@ -516,8 +528,8 @@ def test_gone_disables_a_webhook(
     assert load(session_factory, Delivery, first).status is DeliveryStatus.EXHAUSTED
     assert [a.status_code for a in attempts_logged(session_factory, first)] == [410]
     with session_factory() as session:
-        assert webhooks.due_deliveries(session, now=now) == []
-        job = webhooks.attempt_context(session, second)
+        assert deliveries.due_deliveries(session, now=now) == []
+        job = delivery_attempts.attempt_context(session, second)
     assert job is not None
     assert job.disabled
     # A second 410 (a delivery already in flight) does not disable twice.
@@ -534,7 +546,7 @@ def test_gone_deletes_a_rest_hook(
     [delivery_id] = relay(session_factory)
     outbox.skip()
     result = attempt(session_factory, delivery_id, AttemptOutcome(410, 8, gone=True), now=utcnow())
-    assert result == webhooks.AttemptResult("exhausted", 1, endpoint_deleted=True)
+    assert result == delivery_attempts.AttemptResult("exhausted", 1, endpoint_deleted=True)
     data = outbox.only("hook.deleted")
     assert (data["endpoint_id"], data["kind"], data["reason"]) == (hook_id, "rest_hook", "gone")
     assert load(session_factory, WebhookEndpoint, hook_id) is None
@@ -542,7 +554,7 @@ def test_gone_deletes_a_rest_hook(
     with session_factory() as session:
         assert session.scalars(select(DeliveryAttempt)).all() == []
     with pytest.raises(NotFound), transaction(session_factory) as session:
-        webhooks.record_attempt(session, delivery_id, OK, now=utcnow(), delays=DELAYS)
+        delivery_attempts.record_attempt(session, delivery_id, OK, now=utcnow(), delays=DELAYS)
 
 
 def test_a_rest_hook_failing_otherwise_is_kept(
@@ -563,13 +575,13 @@ def test_failing_for_five_days_disables(
     first, second, third = relay(session_factory)
     start = utcnow()
     attempt(session_factory, first, FAIL, now=start)
-    almost = start + webhooks.FAILING_DISABLE_AFTER - timedelta(seconds=1)
+    almost = start + delivery_attempts.FAILING_DISABLE_AFTER - timedelta(seconds=1)
     assert attempt(session_factory, second, FAIL, now=almost).state == "retry"
     assert load(session_factory, WebhookEndpoint, endpoint_id).disabled_at is None
     outbox.skip()
     late = start + timedelta(days=5, seconds=1)
     result = attempt(session_factory, third, FAIL, now=late)
-    assert result == webhooks.AttemptResult("exhausted", 1, endpoint_disabled=True)
+    assert result == delivery_attempts.AttemptResult("exhausted", 1, endpoint_disabled=True)
     stored = load(session_factory, WebhookEndpoint, endpoint_id)
     assert (stored.disabled_at, stored.disabled_reason, stored.failing_since) == (late, "failing", start)
     assert outbox.only("endpoint.disabled")["reason"] == "failing"
@@ -605,7 +617,7 @@ def test_excerpts_and_errors_are_capped_at_1_kib(session_factory: sessionmaker[S
 
 def test_record_attempt_for_an_unknown_delivery(session_factory: sessionmaker[Session], acme: Org) -> None:
     with refused(session_factory, NotFound) as tried:
-        webhooks.record_attempt(tried.session, 12345, OK, now=utcnow(), delays=DELAYS)
+        delivery_attempts.record_attempt(tried.session, 12345, OK, now=utcnow(), delays=DELAYS)
 
 
 # --- due deliveries ------------------------------------------------------------------------------
@@ -619,17 +631,17 @@ def test_due_deliveries_soonest_first_and_only_deliverable(
     desk_events(session_factory, drained, "A", "B", "C", "D")
     now = utcnow()
     a, b, c, d = relay(session_factory, now=now)
-    assert len(deliveries(session_factory, paused)) == 4
+    assert len(delivery_rows(session_factory, paused)) == 4
     attempt(session_factory, a, FAIL, now=now)  # due at now + 5 s
     attempt(session_factory, b, OK, now=now)
     with transaction(session_factory) as session:
         session.execute(update(Delivery).where(Delivery.id == d).values(next_attempt_at=None))
         session.execute(update(Delivery).where(Delivery.id == c).values(next_attempt_at=now - timedelta(seconds=1)))
     with session_factory() as session:
-        assert webhooks.due_deliveries(session, now=now) == [d, c]
-        assert webhooks.due_deliveries(session, now=now + timedelta(seconds=5)) == [d, c, a]
-        assert webhooks.due_deliveries(session, now=now + timedelta(seconds=5), limit=2) == [d, c]
-    assert {delivery.endpoint_id for delivery in deliveries(session_factory, live)} == {live}
+        assert deliveries.due_deliveries(session, now=now) == [d, c]
+        assert deliveries.due_deliveries(session, now=now + timedelta(seconds=5)) == [d, c, a]
+        assert deliveries.due_deliveries(session, now=now + timedelta(seconds=5), limit=2) == [d, c]
+    assert {delivery.endpoint_id for delivery in delivery_rows(session_factory, live)} == {live}
 
 
 def test_a_lease_keeps_deliveries_from_the_sweep_until_it_ends(
@@ -640,15 +652,15 @@ def test_a_lease_keeps_deliveries_from_the_sweep_until_it_ends(
     now = utcnow()
     until = now + timedelta(minutes=5)
     with transaction(session_factory) as session:
-        a, b, c = webhooks.relay(session, now=now)
-        webhooks.lease(session, [a, b, c], until=until)
-        webhooks.lease(session, [], until=until)
+        a, b, c = webhook_relay.relay(session, now=now)
+        deliveries.lease(session, [a, b, c], until=until)
+        deliveries.lease(session, [], until=until)
     attempt(session_factory, c, OK, now=now)
     with transaction(session_factory) as session:
-        webhooks.lease(session, [c], until=now + timedelta(days=1))  # finished: left alone
+        deliveries.lease(session, [c], until=now + timedelta(days=1))  # finished: left alone
     with session_factory() as session:
-        assert webhooks.due_deliveries(session, now=now) == []
-        assert webhooks.due_deliveries(session, now=until) == [a, b]
+        assert deliveries.due_deliveries(session, now=now) == []
+        assert deliveries.due_deliveries(session, now=until) == [a, b]
     assert load(session_factory, Delivery, c).next_attempt_at is None
     # The attempt's outcome sets the next time anew.
     result = attempt(session_factory, a, FAIL, now=now)
@@ -668,8 +680,8 @@ def test_select_deliveries_and_attempts_of(
     desk_events(session_factory, drained, "A", "B")
     desk_events(session_factory, globex, "G")
     relay(session_factory)
-    a1, b1 = (d.id for d in deliveries(session_factory, first))
-    a2, b2 = (d.id for d in deliveries(session_factory, second))
+    a1, b1 = (d.id for d in delivery_rows(session_factory, first))
+    a2, b2 = (d.id for d in delivery_rows(session_factory, second))
     now = utcnow()
     attempt(session_factory, a1, FAIL, now=now)
     attempt(session_factory, a1, OK, now=now + timedelta(seconds=5))
@@ -678,7 +690,7 @@ def test_select_deliveries_and_attempts_of(
     with session_factory() as session:
 
         def ids(**filters: Any) -> set[int]:
-            return {d.id for d in session.scalars(webhooks.select_deliveries(org_id, **filters))}
+            return {d.id for d in session.scalars(deliveries.select_deliveries(org_id, **filters))}
 
         assert ids() == {a1, b1, a2, b2}
         assert ids(endpoint_id=first) == {a1, b1}
@@ -687,8 +699,8 @@ def test_select_deliveries_and_attempts_of(
         assert ids(endpoint_id=second, status="pending") == {a2, b2}
         with pytest.raises(Invalid):
             ids(status="lost")
-        log = webhooks.attempts_of(session, [a1, b1])
-        assert webhooks.attempts_of(session, []) == {}
+        log = deliveries.attempts_of(session, [a1, b1])
+        assert deliveries.attempts_of(session, []) == {}
     assert [(a.status_code, a.succeeded) for a in log[a1]] == [(500, False), (200, True)]
     assert log[b1] == []
 
@@ -698,8 +710,8 @@ def test_select_deliveries_and_attempts_of(
 
 def replay(factory: sessionmaker[Session], org: Org, endpoint_id: int, event_id: str, now: datetime) -> int:
     with transaction(factory) as session:
-        found = webhooks.get_endpoint(session, org.organisation.id, endpoint_id)
-        return webhooks.replay_event(session, found, event_id, now=now)
+        found = webhook_endpoints.get_endpoint(session, org.organisation.id, endpoint_id)
+        return delivery_replays.replay_event(session, found, event_id, now=now)
 
 
 def test_replay_an_exhausted_delivery_starts_a_new_round(
@@ -739,12 +751,12 @@ def test_replay_an_event_older_than_the_endpoint(
     desk_events(session_factory, drained, "Old")
     endpoint_id = endpoint(session_factory, drained, box, event_types=["desk.created"])
     relay(session_factory)
-    assert deliveries(session_factory, endpoint_id) == []
+    assert delivery_rows(session_factory, endpoint_id) == []
     with session_factory() as session:
         event_id = session.scalars(select(OutboxEvent.id).where(OutboxEvent.type == "desk.created")).one()
     now = utcnow()
     delivery_id = replay(session_factory, drained, endpoint_id, event_id, now)
-    [made] = deliveries(session_factory, endpoint_id)
+    [made] = delivery_rows(session_factory, endpoint_id)
     assert (made.id, made.event_id, made.status, made.next_attempt_at) == (
         delivery_id,
         event_id,
@@ -764,8 +776,8 @@ def test_replay_refusals(session_factory: sessionmaker[Session], drained: Org, b
     now = utcnow()
     for event_id, error in ((theirs, NotFound), ("evt_missing", NotFound), (created, NotAllowed)):
         with refused(session_factory, error) as tried:
-            found = webhooks.get_endpoint(tried.session, drained.organisation.id, endpoint_id)
-            webhooks.replay_event(tried.session, found, event_id, now=now)
+            found = webhook_endpoints.get_endpoint(tried.session, drained.organisation.id, endpoint_id)
+            delivery_replays.replay_event(tried.session, found, event_id, now=now)
     with transaction(session_factory) as session:
         session.execute(update(WebhookEndpoint).values(disabled_at=now, disabled_reason="gone"))
     desk_events(session_factory, drained, "Ours")
@@ -777,11 +789,11 @@ def test_replay_refusals(session_factory: sessionmaker[Session], drained: Org, b
         ).first()
     assert ours is not None
     with refused(session_factory, NotAllowed) as tried:
-        found = webhooks.get_endpoint(tried.session, drained.organisation.id, endpoint_id)
-        webhooks.replay_event(tried.session, found, ours, now=now)
+        found = webhook_endpoints.get_endpoint(tried.session, drained.organisation.id, endpoint_id)
+        delivery_replays.replay_event(tried.session, found, ours, now=now)
     with refused(session_factory, NotAllowed) as tried:
-        found = webhooks.get_endpoint(tried.session, drained.organisation.id, endpoint_id)
-        webhooks.replay_failed(tried.session, found, since=now, now=now)
+        found = webhook_endpoints.get_endpoint(tried.session, drained.organisation.id, endpoint_id)
+        delivery_replays.replay_failed(tried.session, found, since=now, now=now)
 
 
 def test_replay_failed_since_a_time_in_event_order(
@@ -799,15 +811,15 @@ def test_replay_failed_since_a_time_in_event_order(
     attempt(session_factory, c, OK, now=now)
     later = now + timedelta(minutes=1)
     with transaction(session_factory) as session:
-        found = webhooks.get_endpoint(session, drained.organisation.id, endpoint_id)
-        assert webhooks.replay_failed(session, found, since=now - timedelta(hours=1), now=later) == [a, b, d]
-    states = {x.id: (x.status, x.attempts, x.next_attempt_at) for x in deliveries(session_factory, endpoint_id)}
+        found = webhook_endpoints.get_endpoint(session, drained.organisation.id, endpoint_id)
+        assert delivery_replays.replay_failed(session, found, since=now - timedelta(hours=1), now=later) == [a, b, d]
+    states = {x.id: (x.status, x.attempts, x.next_attempt_at) for x in delivery_rows(session_factory, endpoint_id)}
     assert states[a] == states[b] == states[d] == (DeliveryStatus.PENDING, 0, later)
     assert states[old][0] is DeliveryStatus.EXHAUSTED
     assert states[c][0] is DeliveryStatus.SUCCEEDED
     with transaction(session_factory) as session:
-        found = webhooks.get_endpoint(session, drained.organisation.id, endpoint_id)
-        assert webhooks.replay_failed(session, found, since=now - timedelta(hours=1), now=later) == []
+        found = webhook_endpoints.get_endpoint(session, drained.organisation.id, endpoint_id)
+        assert delivery_replays.replay_failed(session, found, since=now - timedelta(hours=1), now=later) == []
 
 
 # --- enabling, deleting --------------------------------------------------------------------------
@@ -823,9 +835,9 @@ def test_enable_brings_back_the_pending_deliveries(
     attempt(session_factory, b, AttemptOutcome(410, 1, gone=True), now=now)
     outbox.skip()
     with transaction(session_factory) as session:
-        found = webhooks.get_endpoint(session, drained.organisation.id, endpoint_id)
-        assert webhooks.enable_endpoint(session, found, now=now) == [a, c]
-        assert webhooks.enable_endpoint(session, found, now=now) == []
+        found = webhook_endpoints.get_endpoint(session, drained.organisation.id, endpoint_id)
+        assert webhook_endpoints.enable_endpoint(session, found, now=now) == [a, c]
+        assert webhook_endpoints.enable_endpoint(session, found, now=now) == []
     stored = load(session_factory, WebhookEndpoint, endpoint_id)
     assert (stored.disabled_at, stored.disabled_reason, stored.failing_since) == (None, None, None)
     assert outbox.only("endpoint.enabled")["endpoint_id"] == endpoint_id
@@ -840,8 +852,8 @@ def test_enabling_a_paused_endpoint_keeps_its_deliveries_waiting(
     attempt(session_factory, a, AttemptOutcome(410, 1, gone=True), now=utcnow())
     update_endpoint(session_factory, drained, endpoint_id, paused=True)
     with transaction(session_factory) as session:
-        found = webhooks.get_endpoint(session, drained.organisation.id, endpoint_id)
-        assert webhooks.enable_endpoint(session, found) == []
+        found = webhook_endpoints.get_endpoint(session, drained.organisation.id, endpoint_id)
+        assert webhook_endpoints.enable_endpoint(session, found) == []
     assert update_endpoint(session_factory, drained, endpoint_id, paused=False) == [b]
 
 
@@ -862,11 +874,13 @@ def test_deleting_an_endpoint_deletes_its_log(
     endpoint_id, delivery_id = one
     attempt(session_factory, delivery_id, FAIL, now=utcnow())
     with transaction(session_factory) as session:
-        webhooks.delete_endpoint(session, webhooks.get_endpoint(session, drained.organisation.id, endpoint_id))
+        webhook_endpoints.delete_endpoint(
+            session, webhook_endpoints.get_endpoint(session, drained.organisation.id, endpoint_id)
+        )
     with session_factory() as session:
         assert session.scalars(select(Delivery)).all() == []
         assert session.scalars(select(DeliveryAttempt)).all() == []
-        assert webhooks.attempt_context(session, delivery_id) is None
+        assert delivery_attempts.attempt_context(session, delivery_id) is None
 
 
 # --- schema --------------------------------------------------------------------------------------
@@ -923,7 +937,7 @@ def test_events_before_0002_count_as_relayed(at_0001: Engine) -> None:
     factory = make_session_factory(at_0001)
     with factory() as session:
         assert session.get_one(OutboxEvent, "evt_old").relayed_at == written
-        assert webhooks.relay(session, now=utcnow()) == []
+        assert webhook_relay.relay(session, now=utcnow()) == []
 
 
 # --- delivery jobs: relaying with a lease, reading and recording several at once -----------------
@@ -938,17 +952,17 @@ def test_relay_due_leases_what_it_returns_and_names_the_endpoints(
     now = utcnow()
     until = now + timedelta(minutes=5)
     with transaction(session_factory) as session:
-        relayed = webhooks.relay_due(session, now=now, lease_until=until)
+        relayed = webhook_relay.relay_due(session, now=now, lease_until=until)
     assert relayed.events == 4  # the endpoints' endpoint.created and the desks' desk.created
-    made = deliveries(session_factory, live)
+    made = delivery_rows(session_factory, live)
     assert relayed.due == [(live, delivery.id) for delivery in made]  # in event order; the paused one waits
     assert {delivery.next_attempt_at for delivery in made} == {until}
-    assert {delivery.next_attempt_at for delivery in deliveries(session_factory, paused)} == {now}
+    assert {delivery.next_attempt_at for delivery in delivery_rows(session_factory, paused)} == {now}
     with session_factory() as session:
-        assert webhooks.due_deliveries(session, now=now) == []  # leased: the sweep leaves them alone
-        assert webhooks.due_deliveries_of_endpoints(session, now=until) == relayed.due
+        assert deliveries.due_deliveries(session, now=now) == []  # leased: the sweep leaves them alone
+        assert deliveries.due_deliveries_of_endpoints(session, now=until) == relayed.due
     with transaction(session_factory) as session:
-        assert webhooks.relay_due(session, now=now) == webhooks.Relayed(0, [])
+        assert webhook_relay.relay_due(session, now=now) == webhook_relay.Relayed(0, [])
 
 
 def test_attempt_contexts_reads_the_pending_ones_in_the_order_given(
@@ -959,10 +973,10 @@ def test_attempt_contexts_reads_the_pending_ones_in_the_order_given(
     a, b, c = relay(session_factory)
     attempt(session_factory, b, OK, now=utcnow())
     with session_factory() as session:
-        jobs = webhooks.attempt_contexts(session, [c, b, a, c, 9999])
+        jobs = delivery_attempts.attempt_contexts(session, [c, b, a, c, 9999])
         assert [job.delivery_id for job in jobs] == [c, a]  # finished, unknown and repeated ones left out
-        assert jobs[1] == webhooks.attempt_context(session, a)
-        assert webhooks.attempt_contexts(session, []) == []
+        assert jobs[1] == delivery_attempts.attempt_context(session, a)
+        assert delivery_attempts.attempt_contexts(session, []) == []
 
 
 def test_record_successes_finishes_them_in_one_go(
@@ -977,7 +991,7 @@ def test_record_successes_finishes_them_in_one_go(
     now = start + timedelta(seconds=10)
     accepted = AttemptOutcome(status_code=202, duration_ms=-3, response_excerpt="x" * 5000)
     with transaction(session_factory) as session:
-        recorded = webhooks.record_successes(session, [(a, OK), (b, accepted)], now=now)
+        recorded = delivery_attempts.record_successes(session, [(a, OK), (b, accepted)], now=now)
     assert sorted(recorded) == sorted([a, b])
     for delivery_id, status_code, attempts in ((a, 200, 2), (b, 202, 1)):
         delivery = load(session_factory, Delivery, delivery_id)
@@ -1009,8 +1023,8 @@ def test_record_successes_leaves_finished_and_deleted_deliveries_alone(
     a, b = relay(session_factory)
     attempt(session_factory, a, OK, now=utcnow())
     with transaction(session_factory) as session:
-        assert webhooks.record_successes(session, [(a, OK), (b, OK), (9999, OK)], now=utcnow()) == [b]
-        assert webhooks.record_successes(session, [], now=utcnow()) == []
+        assert delivery_attempts.record_successes(session, [(a, OK), (b, OK), (9999, OK)], now=utcnow()) == [b]
+        assert delivery_attempts.record_successes(session, [], now=utcnow()) == []
     assert len(attempts_logged(session_factory, a)) == 1  # a duplicate job logs nothing more
     with session_factory() as session:
         assert session.scalar(select(Delivery.attempts).where(Delivery.id == a)) == 1
@@ -1023,5 +1037,5 @@ def test_record_successes_refuses_a_failure(
     desk_events(session_factory, drained, "A")
     [a] = relay(session_factory)
     with transaction(session_factory) as session, pytest.raises(ValueError, match="2xx outcomes only"):
-        webhooks.record_successes(session, [(a, FAIL)], now=utcnow())
+        delivery_attempts.record_successes(session, [(a, FAIL)], now=utcnow())
     assert load(session_factory, Delivery, a).status is DeliveryStatus.PENDING

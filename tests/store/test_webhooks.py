@@ -15,7 +15,7 @@ from store.db import transaction
 from store.errors import Invalid, NotFound
 from store.models import EndpointKind, PayloadFormat, WebhookEndpoint
 from store.secret_box import SecretBox
-from store.services import webhooks
+from store.services import webhook_endpoints, webhook_secrets
 from tests.conftest import Org, make_org
 from tests.conftest import events as all_events
 from tests.store.conftest import Outbox, dump, refused
@@ -30,7 +30,7 @@ def box() -> SecretBox:
 
 def create(factory: sessionmaker[Session], org: Org, box: SecretBox, **options: Any) -> tuple[int, str]:
     with transaction(factory) as session:
-        endpoint, secret = webhooks.create_endpoint(
+        endpoint, secret = webhook_endpoints.create_endpoint(
             session, org.organisation.id, options.pop("url", URL), box=box, **options
         )
         return endpoint.id, secret
@@ -42,10 +42,10 @@ def load(factory: sessionmaker[Session], endpoint_id: int) -> WebhookEndpoint:
 
 
 def test_generate_secret_is_whsec_and_32_random_bytes() -> None:
-    secret = webhooks.generate_secret()
+    secret = webhook_secrets.generate_secret()
     assert secret.startswith("whsec_")
     assert len(base64.b64decode(secret.removeprefix("whsec_"), validate=True)) == 32
-    assert webhooks.generate_secret() != secret
+    assert webhook_secrets.generate_secret() != secret
 
 
 def test_create_returns_the_secret_once_and_keeps_it_encrypted(
@@ -56,7 +56,7 @@ def test_create_returns_the_secret_once_and_keeps_it_encrypted(
     assert secret.startswith("whsec_")
     assert stored.secret_encrypted != secret
     assert secret not in stored.secret_encrypted
-    assert webhooks.reveal_secret(stored, box) == secret
+    assert webhook_secrets.reveal_secret(stored, box) == secret
     assert (stored.url, stored.description, stored.event_types) == (URL, "CRM", ["booking.*"])
     assert (stored.payload_format, stored.kind, stored.paused) == (PayloadFormat.EVENT, EndpointKind.WEBHOOK, False)
     assert (stored.disabled_at, stored.failing_since, stored.previous_secret_encrypted) == (None, None, None)
@@ -121,7 +121,9 @@ def test_create_refuses_bad_input(
 ) -> None:
     options = dict(options)  # the parameters are shared by both backends' runs
     with refused(session_factory, Invalid) as attempt:
-        webhooks.create_endpoint(attempt.session, acme.organisation.id, options.pop("url", URL), box=box, **options)
+        webhook_endpoints.create_endpoint(
+            attempt.session, acme.organisation.id, options.pop("url", URL), box=box, **options
+        )
     assert attempt.error.field == field
 
 
@@ -131,8 +133,8 @@ def test_credentials_in_the_url_never_reach_events(
     endpoint_id, _ = create(session_factory, acme, box, url="https://user:hunter2@receiver.example:8443/h?x=1")
     assert load(session_factory, endpoint_id).url == "https://user:hunter2@receiver.example:8443/h?x=1"
     with transaction(session_factory) as session:
-        endpoint = webhooks.get_endpoint(session, acme.organisation.id, endpoint_id)
-        webhooks.update_endpoint(session, endpoint, url="https://token@other.example/h")
+        endpoint = webhook_endpoints.get_endpoint(session, acme.organisation.id, endpoint_id)
+        webhook_endpoints.update_endpoint(session, endpoint, url="https://token@other.example/h")
     created, updated = outbox.new()
     assert created.data["url"] == "https://***@receiver.example:8443/h?x=1"
     assert updated.data["changes"]["url"] == updated.data["url"] == "https://***@other.example/h"
@@ -146,11 +148,11 @@ def test_get_endpoint_only_in_its_organisation(
     globex = make_org(session_factory, "Globex")
     endpoint_id, _ = create(session_factory, acme, box)
     with transaction(session_factory) as session:
-        assert webhooks.get_endpoint(session, acme.organisation.id, endpoint_id).id == endpoint_id
+        assert webhook_endpoints.get_endpoint(session, acme.organisation.id, endpoint_id).id == endpoint_id
         with pytest.raises(NotFound):
-            webhooks.get_endpoint(session, globex.organisation.id, endpoint_id)
+            webhook_endpoints.get_endpoint(session, globex.organisation.id, endpoint_id)
         with pytest.raises(NotFound):
-            webhooks.get_endpoint(session, acme.organisation.id, endpoint_id + 100)
+            webhook_endpoints.get_endpoint(session, acme.organisation.id, endpoint_id + 100)
 
 
 def test_select_endpoints_by_organisation_and_kind(
@@ -164,7 +166,7 @@ def test_select_endpoints_by_organisation_and_kind(
     with session_factory() as session:
 
         def ids(kind: str | None = None) -> set[int]:
-            return {endpoint.id for endpoint in session.scalars(webhooks.select_endpoints(org_id, kind=kind))}
+            return {endpoint.id for endpoint in session.scalars(webhook_endpoints.select_endpoints(org_id, kind=kind))}
 
         assert ids() == {hook_id, rest_id}
         assert ids("webhook") == {hook_id}
@@ -180,8 +182,8 @@ def test_update_changes_fields_and_records_what_changed(
     endpoint_id, _ = create(session_factory, acme, box)
     outbox.skip()
     with transaction(session_factory) as session:
-        endpoint = webhooks.get_endpoint(session, acme.organisation.id, endpoint_id)
-        _, resumed = webhooks.update_endpoint(
+        endpoint = webhook_endpoints.get_endpoint(session, acme.organisation.id, endpoint_id)
+        _, resumed = webhook_endpoints.update_endpoint(
             session,
             endpoint,
             url="http://new.example/h",
@@ -216,9 +218,9 @@ def test_update_without_change_records_nothing(
     endpoint_id, _ = create(session_factory, acme, box, event_types=["desk.created"])
     outbox.skip()
     with transaction(session_factory) as session:
-        endpoint = webhooks.get_endpoint(session, acme.organisation.id, endpoint_id)
-        assert webhooks.update_endpoint(session, endpoint) == (endpoint, [])
-        assert webhooks.update_endpoint(
+        endpoint = webhook_endpoints.get_endpoint(session, acme.organisation.id, endpoint_id)
+        assert webhook_endpoints.update_endpoint(session, endpoint) == (endpoint, [])
+        assert webhook_endpoints.update_endpoint(
             session, endpoint, url=f" {URL} ", event_types=["desk.created"], paused=False, payload_format="event"
         ) == (endpoint, [])
     assert outbox.new() == []
@@ -238,8 +240,8 @@ def test_update_refuses_bad_input(
 ) -> None:
     endpoint_id, _ = create(session_factory, acme, box)
     with refused(session_factory, Invalid) as attempt:
-        endpoint = webhooks.get_endpoint(attempt.session, acme.organisation.id, endpoint_id)
-        webhooks.update_endpoint(attempt.session, endpoint, **options)
+        endpoint = webhook_endpoints.get_endpoint(attempt.session, acme.organisation.id, endpoint_id)
+        webhook_endpoints.update_endpoint(attempt.session, endpoint, **options)
     assert attempt.error.field == field
 
 
@@ -249,7 +251,9 @@ def test_delete_records_and_removes(
     endpoint_id, _ = create(session_factory, acme, box)
     outbox.skip()
     with transaction(session_factory) as session:
-        webhooks.delete_endpoint(session, webhooks.get_endpoint(session, acme.organisation.id, endpoint_id))
+        webhook_endpoints.delete_endpoint(
+            session, webhook_endpoints.get_endpoint(session, acme.organisation.id, endpoint_id)
+        )
     assert outbox.only("endpoint.deleted")["endpoint_id"] == endpoint_id
     with session_factory() as session:
         assert session.get(WebhookEndpoint, endpoint_id) is None
@@ -273,7 +277,7 @@ def test_delete_records_and_removes(
     ],
 )
 def test_matches(patterns: list[str], event_type: str, expected: bool) -> None:
-    assert webhooks.matches(patterns, event_type) is expected
+    assert webhook_endpoints.matches(patterns, event_type) is expected
 
 
 def test_rotation_keeps_the_old_secret_for_24_hours(
@@ -283,16 +287,19 @@ def test_rotation_keeps_the_old_secret_for_24_hours(
     now = utcnow()
     outbox.skip()
     with transaction(session_factory) as session:
-        endpoint = webhooks.get_endpoint(session, acme.organisation.id, endpoint_id)
-        second = webhooks.rotate_secret(session, endpoint, box, now)
+        endpoint = webhook_endpoints.get_endpoint(session, acme.organisation.id, endpoint_id)
+        second = webhook_secrets.rotate_secret(session, endpoint, box, now)
     stored = load(session_factory, endpoint_id)
     assert second.startswith("whsec_")
     assert second != first
-    assert webhooks.reveal_secret(stored, box) == second
-    assert webhooks.signing_secrets(stored, box, now) == [second, first]
-    assert webhooks.signing_secrets(stored, box, now + timedelta(hours=24) - timedelta(seconds=1)) == [second, first]
-    assert webhooks.signing_secrets(stored, box, now + webhooks.ROTATION_GRACE) == [second]
-    assert webhooks.signing_secrets(stored, box, now + timedelta(days=2)) == [second]
+    assert webhook_secrets.reveal_secret(stored, box) == second
+    assert webhook_secrets.signing_secrets(stored, box, now) == [second, first]
+    assert webhook_secrets.signing_secrets(stored, box, now + timedelta(hours=24) - timedelta(seconds=1)) == [
+        second,
+        first,
+    ]
+    assert webhook_secrets.signing_secrets(stored, box, now + webhook_secrets.ROTATION_GRACE) == [second]
+    assert webhook_secrets.signing_secrets(stored, box, now + timedelta(days=2)) == [second]
     data = outbox.only("endpoint.secret_rotated")
     assert data == {"endpoint_id": endpoint_id, "previous_valid_until": (now + timedelta(hours=24)).isoformat()}
 
@@ -303,19 +310,19 @@ def test_a_second_rotation_ends_the_first_grace_at_once(
     endpoint_id, first = create(session_factory, acme, box)
     now = utcnow()
     with transaction(session_factory) as session:
-        endpoint = webhooks.get_endpoint(session, acme.organisation.id, endpoint_id)
-        second = webhooks.rotate_secret(session, endpoint, box, now)
-        third = webhooks.rotate_secret(session, endpoint, box, now + timedelta(hours=1))
+        endpoint = webhook_endpoints.get_endpoint(session, acme.organisation.id, endpoint_id)
+        second = webhook_secrets.rotate_secret(session, endpoint, box, now)
+        third = webhook_secrets.rotate_secret(session, endpoint, box, now + timedelta(hours=1))
     stored = load(session_factory, endpoint_id)
-    assert webhooks.signing_secrets(stored, box, now + timedelta(hours=2)) == [third, second]
-    assert first not in webhooks.signing_secrets(stored, box, now + timedelta(hours=2))
+    assert webhook_secrets.signing_secrets(stored, box, now + timedelta(hours=2)) == [third, second]
+    assert first not in webhook_secrets.signing_secrets(stored, box, now + timedelta(hours=2))
 
 
 def test_a_new_endpoint_signs_with_one_secret(
     session_factory: sessionmaker[Session], acme: Org, box: SecretBox
 ) -> None:
     endpoint_id, secret = create(session_factory, acme, box)
-    assert webhooks.signing_secrets(load(session_factory, endpoint_id), box, utcnow()) == [secret]
+    assert webhook_secrets.signing_secrets(load(session_factory, endpoint_id), box, utcnow()) == [secret]
 
 
 def test_secrets_never_appear_in_clear_anywhere(
@@ -323,10 +330,10 @@ def test_secrets_never_appear_in_clear_anywhere(
 ) -> None:
     endpoint_id, first = create(session_factory, acme, box)
     with transaction(session_factory) as session:
-        endpoint = webhooks.get_endpoint(session, acme.organisation.id, endpoint_id)
-        second = webhooks.rotate_secret(session, endpoint, box, utcnow())
-        webhooks.update_endpoint(session, endpoint, paused=True)
-        webhooks.delete_endpoint(session, endpoint)
+        endpoint = webhook_endpoints.get_endpoint(session, acme.organisation.id, endpoint_id)
+        second = webhook_secrets.rotate_secret(session, endpoint, box, utcnow())
+        webhook_endpoints.update_endpoint(session, endpoint, paused=True)
+        webhook_endpoints.delete_endpoint(session, endpoint)
     everything = str(dump(session_factory))
     event_data = str([event.data for event in all_events(session_factory, acme.organisation.id)])
     for secret in (first, second, first.removeprefix("whsec_"), second.removeprefix("whsec_")):
@@ -341,7 +348,7 @@ def test_a_box_without_the_key_cannot_reveal(session_factory: sessionmaker[Sessi
 
     endpoint_id, _ = create(session_factory, acme, box)
     with pytest.raises(UndecryptableSecret):
-        webhooks.reveal_secret(load(session_factory, endpoint_id), SecretBox([SecretBox.generate_key()]))
+        webhook_secrets.reveal_secret(load(session_factory, endpoint_id), SecretBox([SecretBox.generate_key()]))
 
 
 def test_endpoints_go_with_their_organisation(

@@ -5,14 +5,14 @@ one per endpoint for the events it takes, the sweep one per endpoint for what is
 replay one for the backlog, a short retry one for its delivery. The job reads them with their events
 in one query, takes up to LANES of the endpoint's slots (one a request in flight), posts them through
 the process's `Poster` that many at a time (a backlog job, which promises event order, one after the
-other), and records the successes together (`webhooks.record_successes`); a failure is recorded on its
-own (`webhooks.record_attempt`: retry schedule, Retry-After, 410). No request starts after a 410, nor
+other), and records the successes together (`delivery_attempts.record_successes`); a failure is recorded on its
+own (`delivery_attempts.record_attempt`: retry schedule, Retry-After, 410). No request starts after a 410, nor
 after BATCH_BUDGET seconds (but the first): the rest is handed on to a job of its own, so a slow
 endpoint holds a worker thread no longer than a single delivery would.
 
 Attempts are enqueued right away for the first try and for short retries; a long retry (minutes to
 hours) is only written as `next_attempt_at` and picked up by the scheduler's sweep, so no message
-waits for hours in a broker. Whoever enqueues a delivery leases it (`webhooks.lease`) so that the
+waits for hours in a broker. Whoever enqueues a delivery leases it (`deliveries.lease`) so that the
 sweep does not enqueue it a second time while it waits in the queue; when the broker refuses the
 job (Redis down), the lease is given back (`release`) so that the sweep sends it once it is due.
 """
@@ -32,8 +32,8 @@ from store.columns import utcnow
 from store.db import transaction
 from store.errors import NotFound
 from store.secret_box import SecretBox
-from store.services import webhooks
-from store.services.webhooks import AttemptOutcome, AttemptResult, DeliveryJob
+from store.services import deliveries, delivery_attempts, webhook_relay
+from store.services.delivery_attempts import AttemptOutcome, AttemptResult, DeliveryJob
 from worker import metrics
 from worker.runtime import Runtime
 from worker.webhooks.limits import endpoint_slots
@@ -91,7 +91,7 @@ def attempt_batch(
     ids = list(dict.fromkeys(delivery_ids))
     head, later = ids[:MAX_BATCH], ids[MAX_BATCH:]
     with transaction(runtime.session_factory) as session:
-        jobs = webhooks.attempt_contexts(session, head)
+        jobs = delivery_attempts.attempt_contexts(session, head)
     groups = _by_endpoint(jobs)
     for other in groups[1:]:
         _requeue(runtime, [job.delivery_id for job in other], 0, enqueue, due=utcnow())
@@ -183,7 +183,9 @@ def _record_successes(
     now = utcnow()
     with transaction(runtime.session_factory) as session:
         recorded = set(
-            webhooks.record_successes(session, [(job.delivery_id, outcome) for job, outcome in successes], now=now)
+            delivery_attempts.record_successes(
+                session, [(job.delivery_id, outcome) for job, outcome in successes], now=now
+            )
         )
     results: dict[int, AttemptResult] = {}
     for job, outcome in successes:
@@ -203,11 +205,13 @@ def _record_failure(
     wait: timedelta | None = None
     try:
         with transaction(runtime.session_factory) as session:
-            result = webhooks.record_attempt(session, job.delivery_id, outcome, now=now, delays=runtime.retry_delays)
+            result = delivery_attempts.record_attempt(
+                session, job.delivery_id, outcome, now=now, delays=runtime.retry_delays
+            )
             if result.state == "retry" and result.next_attempt_at is not None:
                 wait = result.next_attempt_at - now
                 if wait <= SHORT_RETRY:
-                    webhooks.lease(session, [job.delivery_id], until=result.next_attempt_at + LEASE)
+                    deliveries.lease(session, [job.delivery_id], until=result.next_attempt_at + LEASE)
     except NotFound:
         # Deleted during the request with its endpoint (a REST hook whose target answered 410 to
         # another attempt, or an admin): there is nothing left to record or to retry.
@@ -259,7 +263,8 @@ def _attempt_outcome(sent: Outcome) -> AttemptOutcome:
 
 
 def signers(job: DeliveryJob, box: SecretBox, now: datetime) -> list[Webhook]:
-    """Signers for the secrets to sign with at `now` (as `webhooks.signing_secrets`), decrypted once a process."""
+    """Signers for the secrets to sign with at `now` (as `webhook_secrets.signing_secrets`), decrypted once
+    a process."""
     current = [_signer(box, job.secret_encrypted)]
     previous, expires_at = job.previous_secret_encrypted, job.previous_secret_expires_at
     if previous is not None and expires_at is not None and expires_at > now:
@@ -297,10 +302,10 @@ def relay(runtime: Runtime, enqueue: Enqueue, *, limit: int = 500) -> int:
     while True:
         now = utcnow()
         with transaction(runtime.session_factory) as session:
-            relayed = webhooks.relay_due(session, limit=limit, now=now, lease_until=now + LEASE)
+            relayed = webhook_relay.relay_due(session, limit=limit, now=now, lease_until=now + LEASE)
             # Fewer events than the limit: none was left when this relay looked (and a commit after
             # that schedules a relay of its own). Events another relay holds are its own.
-            more = relayed.events >= limit and webhooks.has_unrelayed(session)
+            more = relayed.events >= limit and webhook_relay.has_unrelayed(session)
         _enqueue_all(runtime, relayed.due, enqueue, now)
         total += len(relayed.due)
         if not more:
@@ -311,8 +316,8 @@ def sweep(runtime: Runtime, enqueue: Enqueue, *, limit: int = 1000) -> int:
     """Enqueue the deliveries whose time has come and that nobody holds (long retries, lost jobs)."""
     now = utcnow()
     with transaction(runtime.session_factory) as session:
-        due = webhooks.due_deliveries_of_endpoints(session, now=now, limit=limit)
-        webhooks.lease(session, [delivery_id for _, delivery_id in due], until=now + LEASE)
+        due = deliveries.due_deliveries_of_endpoints(session, now=now, limit=limit)
+        deliveries.lease(session, [delivery_id for _, delivery_id in due], until=now + LEASE)
     _enqueue_all(runtime, due, enqueue, now)
     return len(due)
 
@@ -320,7 +325,7 @@ def sweep(runtime: Runtime, enqueue: Enqueue, *, limit: int = 1000) -> int:
 def lease(runtime: Runtime, delivery_ids: Sequence[int]) -> None:
     """Hold deliveries about to be enqueued (after a resume or a replay) away from the sweep."""
     with transaction(runtime.session_factory) as session:
-        webhooks.lease(session, delivery_ids, until=utcnow() + LEASE)
+        deliveries.lease(session, delivery_ids, until=utcnow() + LEASE)
 
 
 def release(runtime: Runtime, delivery_ids: Sequence[int], due: datetime) -> None:
@@ -330,7 +335,7 @@ def release(runtime: Runtime, delivery_ids: Sequence[int], due: datetime) -> Non
     """
     try:
         with transaction(runtime.session_factory) as session:
-            webhooks.lease(session, delivery_ids, until=due)
+            deliveries.lease(session, delivery_ids, until=due)
     except Exception:
         logger.exception(
             "could not release %d deliveries; the sweep gets them when their lease ends", len(delivery_ids)

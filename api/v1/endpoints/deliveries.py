@@ -19,7 +19,7 @@ from api.v1.pagination import Keyset, Page, Paging, fetch, page_of
 from store.columns import utcnow
 from store.errors import NotFound
 from store.models import Delivery, OutboxEvent
-from store.services import webhooks
+from store.services import deliveries, delivery_replays
 
 router = APIRouter(prefix="/webhooks/{webhook_id}/deliveries", tags=["webhooks"])
 events_router = APIRouter(prefix="/events", tags=["webhooks"])
@@ -74,7 +74,7 @@ class Replayed(BaseModel):
 
 
 def _render(db: Session, rows: list[Delivery]) -> list[DeliveryOut]:
-    attempts = webhooks.attempts_of(db, [row.id for row in rows])
+    attempts = deliveries.attempts_of(db, [row.id for row in rows])
     event_ids = {row.event_id for row in rows}
     query = select(OutboxEvent.id, OutboxEvent.type).where(OutboxEvent.id.in_(event_ids))
     types = {event_id: event_type for event_id, event_type in db.execute(query)}
@@ -104,7 +104,7 @@ def list_deliveries(
     event_id: Annotated[str | None, Query(max_length=40, description="Only the delivery of this event.")] = None,
 ) -> Page[DeliveryOut]:
     """The endpoint's deliveries, oldest first, each with its attempts (admins only)."""
-    query = webhooks.select_deliveries(
+    query = deliveries.select_deliveries(
         endpoint.organisation_id, endpoint_id=endpoint.id, event_id=event_id, status=status
     )
     rows, cursor = fetch(db, query, KEYSET, paging)
@@ -115,7 +115,7 @@ def list_deliveries(
 def replay_event(body: ReplayIn, endpoint: Endpoint, db: DB, ctx: Context) -> Replayed:
     """Send one of the organisation's events to the endpoint again, even one it never had (admins
     only). 404 for an unknown event; 409 when the endpoint is disabled or does not subscribe to it."""
-    delivery_id = webhooks.replay_event(db, endpoint, body.event_id, now=utcnow())
+    delivery_id = delivery_replays.replay_event(db, endpoint, body.event_id, now=utcnow())
     paused = endpoint.paused
     db.commit()
     if not paused:  # a paused endpoint's pending deliveries go out when it is resumed
@@ -129,7 +129,7 @@ def replay_event(body: ReplayIn, endpoint: Endpoint, db: DB, ctx: Context) -> Re
 def replay_failed(body: ReplayFailedIn, endpoint: Endpoint, db: DB, ctx: Context) -> Replayed:
     """Send again, in event order, every delivery to the endpoint made since `since` that was given
     up on (admins only). 409 when the endpoint is disabled: enable it first."""
-    delivery_ids = webhooks.replay_failed(db, endpoint, since=body.since, now=utcnow())
+    delivery_ids = delivery_replays.replay_failed(db, endpoint, since=body.since, now=utcnow())
     paused = endpoint.paused
     db.commit()
     if delivery_ids and not paused:
@@ -148,5 +148,5 @@ def list_event_deliveries(
     event = db.get(OutboxEvent, event_id)
     if event is None or event.organisation_id != caller.organisation.id:
         raise NotFound(f"no event {event_id}")
-    rows, cursor = fetch(db, webhooks.select_deliveries(caller.organisation.id, event_id=event_id), KEYSET, paging)
+    rows, cursor = fetch(db, deliveries.select_deliveries(caller.organisation.id, event_id=event_id), KEYSET, paging)
     return page_of(_render(db, rows), cursor)

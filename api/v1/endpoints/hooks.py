@@ -22,7 +22,7 @@ from api.v1.pagination import Keyset, Page, Paging, fetch, page_of
 from store.columns import utcnow
 from store.errors import NotFound
 from store.models import EndpointKind, OutboxEvent, WebhookEndpoint
-from store.services import webhooks
+from store.services import webhook_endpoints
 from store.services.events import select_events
 from worker.webhooks.sender import event_payload
 
@@ -79,7 +79,7 @@ def subscribe(body: HookIn, caller: AdminCaller, db: DB, ctx: Context) -> HookOu
             422, f"{body.event!r} is not a known event type or wildcard.", code="unknown_event", field="event"
         )
     check_target(ctx, body.target_url, "target_url")
-    endpoint, _ = webhooks.create_endpoint(
+    endpoint, _ = webhook_endpoints.create_endpoint(
         db,
         caller.organisation.id,
         body.target_url,
@@ -96,7 +96,7 @@ def subscribe(body: HookIn, caller: AdminCaller, db: DB, ctx: Context) -> HookOu
 @router.get("", summary="List REST hooks", responses=problems(422))
 def list_hooks(caller: AdminCaller, db: DB, paging: Paging) -> Page[HookOut]:
     """The organisation's REST hook subscriptions, by id (admins only)."""
-    query = webhooks.select_endpoints(caller.organisation.id, kind="rest_hook")
+    query = webhook_endpoints.select_endpoints(caller.organisation.id, kind="rest_hook")
     rows, cursor = fetch(db, query, KEYSET, paging)
     return page_of([HookOut.of(row) for row in rows], cursor)
 
@@ -105,10 +105,10 @@ def list_hooks(caller: AdminCaller, db: DB, paging: Paging) -> Page[HookOut]:
 def unsubscribe(hook_id: HookId, caller: AdminCaller, db: DB) -> Response:
     """Delete a subscription (admins only): Zapier's unsubscribe step. Ids of endpoints made under
     /v1/webhooks are 404 here."""
-    endpoint = webhooks.get_endpoint(db, caller.organisation.id, hook_id)
+    endpoint = webhook_endpoints.get_endpoint(db, caller.organisation.id, hook_id)
     if endpoint.kind is not EndpointKind.REST_HOOK:
         raise NotFound(f"no hook {hook_id}")
-    webhooks.delete_endpoint(db, endpoint)
+    webhook_endpoints.delete_endpoint(db, endpoint)
     db.commit()
     return Response(status_code=204)
 

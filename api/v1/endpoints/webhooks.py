@@ -20,7 +20,7 @@ from api.v1.pagination import Keyset, Page, Paging, fetch, page_of
 from store.columns import utcnow
 from store.models import WebhookEndpoint
 from store.secret_box import SecretBox
-from store.services import webhooks
+from store.services import webhook_endpoints, webhook_secrets
 from worker.webhooks.sender import build_body, event_payload, post, sign_headers
 from worker.webhooks.ssrf import UnsafeURL, check_url
 
@@ -29,13 +29,17 @@ router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 Context = Annotated[ApiContext, Depends(context)]
 KEYSET = Keyset("webhooks", (WebhookEndpoint.id,))
 WebhookId = Annotated[int, path_id("The webhook endpoint's id.")]
-Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=webhooks.MAX_URL_LENGTH)]
-Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=webhooks.MAX_DESCRIPTION_LENGTH)]
+Url = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=webhook_endpoints.MAX_URL_LENGTH)
+]
+Description = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=webhook_endpoints.MAX_DESCRIPTION_LENGTH)
+]
 EventPattern = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 EventTypes = Annotated[
     list[EventPattern],
     Field(
-        max_length=webhooks.MAX_PATTERNS,
+        max_length=webhook_endpoints.MAX_PATTERNS,
         description='Exact types ("booking.created"), wildcards ("booking.*") or "*"; empty means every event.',
     ),
 ]
@@ -64,7 +68,7 @@ def check_target(ctx: ApiContext, url: str, field: str) -> None:
 
 def get_endpoint(db: DB, caller: AdminCaller, webhook_id: WebhookId) -> WebhookEndpoint:
     """The caller's organisation's endpoint from the path; another organisation's id is a 404."""
-    return webhooks.get_endpoint(db, caller.organisation.id, webhook_id)
+    return webhook_endpoints.get_endpoint(db, caller.organisation.id, webhook_id)
 
 
 Endpoint = Annotated[WebhookEndpoint, Depends(get_endpoint)]
@@ -146,7 +150,7 @@ def create_webhook(body: WebhookIn, response: Response, caller: AdminCaller, db:
     """Subscribe a URL to events (admins only). The answer holds the signing secret; a URL that is
     not public (loopback, private, link-local, metadata) is a 422 on `url`."""
     check_target(ctx, body.url, "url")
-    endpoint, secret = webhooks.create_endpoint(
+    endpoint, secret = webhook_endpoints.create_endpoint(
         db,
         caller.organisation.id,
         body.url,
@@ -170,7 +174,7 @@ def list_webhooks(
     kind: Annotated[EndpointKind | None, Query(description="Only endpoints of this kind.")] = None,
 ) -> Page[WebhookOut]:
     """The organisation's endpoints, REST hooks included, by id (admins only)."""
-    rows, cursor = fetch(db, webhooks.select_endpoints(caller.organisation.id, kind=kind), KEYSET, paging)
+    rows, cursor = fetch(db, webhook_endpoints.select_endpoints(caller.organisation.id, kind=kind), KEYSET, paging)
     return page_of([WebhookOut.model_validate(row) for row in rows], cursor)
 
 
@@ -186,7 +190,7 @@ def update_webhook(body: WebhookPatch, endpoint: Endpoint, db: DB, ctx: Context)
     meanwhile, in order. A new URL is checked as at creation."""
     if body.url is not None:
         check_target(ctx, body.url, "url")
-    _, resumed = webhooks.update_endpoint(db, endpoint, **body.model_dump(exclude_unset=True))
+    _, resumed = webhook_endpoints.update_endpoint(db, endpoint, **body.model_dump(exclude_unset=True))
     db.commit()
     if resumed:
         ctx.enqueue_backlog(resumed)
@@ -196,7 +200,7 @@ def update_webhook(body: WebhookPatch, endpoint: Endpoint, db: DB, ctx: Context)
 @router.delete("/{webhook_id}", status_code=204, summary="Delete a webhook endpoint", responses=problems(404))
 def delete_webhook(endpoint: Endpoint, db: DB) -> Response:
     """Delete an endpoint with its deliveries log (admins only); nothing more is sent to it."""
-    webhooks.delete_endpoint(db, endpoint)
+    webhook_endpoints.delete_endpoint(db, endpoint)
     db.commit()
     return Response(status_code=204)
 
@@ -205,7 +209,7 @@ def delete_webhook(endpoint: Endpoint, db: DB) -> Response:
 def enable_webhook(endpoint: Endpoint, db: DB, ctx: Context) -> WebhookOut:
     """Turn a disabled endpoint back on (admins only) and deliver its pending events, in order.
     Deliveries given up meanwhile stay so: replay them with `deliveries/replay-failed`."""
-    pending = webhooks.enable_endpoint(db, endpoint)
+    pending = webhook_endpoints.enable_endpoint(db, endpoint)
     db.commit()
     if pending:
         ctx.enqueue_backlog(pending)
@@ -216,7 +220,7 @@ def enable_webhook(endpoint: Endpoint, db: DB, ctx: Context) -> WebhookOut:
 def reveal_secret(endpoint: Endpoint, response: Response, ctx: Context) -> SecretOut:
     """The endpoint's current signing secret (admins only)."""
     response.headers.update(NO_STORE)
-    return SecretOut(secret=webhooks.reveal_secret(endpoint, secret_box(ctx)))
+    return SecretOut(secret=webhook_secrets.reveal_secret(endpoint, secret_box(ctx)))
 
 
 @router.post("/{webhook_id}/secret/rotate", summary="Rotate the signing secret", responses=problems(404))
@@ -224,7 +228,7 @@ def rotate_secret(endpoint: Endpoint, response: Response, db: DB, ctx: Context) 
     """Make a new signing secret (admins only). Requests are signed with both the new and the old
     one for 24 hours, so receivers can switch without missing a request; a secret still in its grace
     period from an earlier rotation stops at once."""
-    secret = webhooks.rotate_secret(db, endpoint, secret_box(ctx), utcnow())
+    secret = webhook_secrets.rotate_secret(db, endpoint, secret_box(ctx), utcnow())
     expires_at = endpoint.previous_secret_expires_at
     db.commit()
     assert expires_at is not None  # a rotation always sets it
@@ -243,7 +247,7 @@ def send_test_event(endpoint: Endpoint, ctx: Context) -> SendOutcome:
     event_id = f"evt_test_{uuid.uuid4().hex}"
     payload = event_payload(event_id, "webhook.test", now, {"endpoint_id": endpoint.id})
     body = build_body([payload], endpoint.payload_format)
-    secrets = webhooks.signing_secrets(endpoint, secret_box(ctx), now)
+    secrets = webhook_secrets.signing_secrets(endpoint, secret_box(ctx), now)
     sent = post(ctx.webhook_client, endpoint.url, body, sign_headers(event_id, body, secrets, now))
     return SendOutcome(
         success=sent.success,

@@ -20,7 +20,7 @@ from store.db import make_engine, transaction
 from store.migrate import upgrade
 from store.models import ApiToken, Base, ConnectionKind, OutboxEvent, Role
 from store.secret_box import SecretBox
-from store.services import bookings, connections, desks, feeds, members, teams, tokens, webhooks
+from store.services import bookings, connections, desks, feeds, members, teams, tokens, webhook_endpoints
 from tests.conftest import Org
 
 Snapshot = dict[str, list[tuple[Any, ...]]]
@@ -171,10 +171,10 @@ def furnish(factory: sessionmaker[Session], org: Org) -> World:
         invitation = members.invite(session, organisation_id, f"new@{org.organisation.slug}.example")
         token_id = session.scalar(select(ApiToken.id).where(ApiToken.member_id == member.id))
         assert token_id is not None
-        webhook, _ = webhooks.create_endpoint(
+        webhook, _ = webhook_endpoints.create_endpoint(
             session, organisation_id, "https://hooks.example.com/deskbridge", box=FURNISH_BOX, event_types=["booking.*"]
         )
-        hook, _ = webhooks.create_endpoint(
+        hook, _ = webhook_endpoints.create_endpoint(
             session,
             organisation_id,
             "https://hooks.example.com/zapier",

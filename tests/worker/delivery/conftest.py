@@ -38,7 +38,7 @@ from store.db import make_engine, make_session_factory, transaction
 from store.migrate import upgrade
 from store.models import Base, Delivery, DeliveryAttempt, OutboxEvent, WebhookEndpoint
 from store.secret_box import SecretBox
-from store.services import desks, organisations, webhooks
+from store.services import deliveries, desks, organisations, webhook_endpoints
 from tests.conftest import BROKER, unavailable
 from tests.conftest import postgres_database as shared_postgres_database
 from worker import actors, relay, runtime
@@ -388,7 +388,7 @@ class Pipeline:
         target = url or (receiver.url if receiver is not None else None)
         assert target is not None, "an endpoint needs a receiver or a URL"
         with transaction(self.factory) as session:
-            endpoint, secret = webhooks.create_endpoint(
+            endpoint, secret = webhook_endpoints.create_endpoint(
                 session, organisation_id, target, box=self.box, event_types=event_types,
                 payload_format=payload_format, paused=paused, kind=kind,
             )  # fmt: skip
@@ -431,7 +431,7 @@ class Pipeline:
 
     def attempts(self, delivery_id: int) -> list[DeliveryAttempt]:
         with self.factory() as session:
-            return webhooks.attempts_of(session, [delivery_id])[delivery_id]
+            return deliveries.attempts_of(session, [delivery_id])[delivery_id]
 
     def endpoint_row(self, endpoint_id: int) -> WebhookEndpoint:
         with self.factory() as session:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 from store.db import transaction
-from store.services import webhooks
+from store.services import webhook_endpoints
 from tests.worker.delivery.conftest import Pipeline, Receivers, RedisServer, Reply, delivered, wait_until
 from worker import actors
 from worker.webhooks import limits
@@ -23,7 +23,9 @@ def test_a_resumed_endpoint_gets_its_backlog_in_event_order(pipeline: Pipeline, 
     assert receiver.snapshot() == []
 
     with transaction(pipeline.factory) as session:  # as PATCH /v1/webhooks/{id} {"paused": false} does
-        _, backlog = webhooks.update_endpoint(session, webhooks.get_endpoint(session, org, endpoint), paused=False)
+        _, backlog = webhook_endpoints.update_endpoint(
+            session, webhook_endpoints.get_endpoint(session, org, endpoint), paused=False
+        )
     actors.enqueue_backlog(backlog)
     after = pipeline.desk(org, "after")
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 from store.columns import utcnow
 from store.db import transaction
-from store.services import desks, webhooks
-from store.services.webhooks import AttemptResult
+from store.services import desks, webhook_endpoints
+from store.services.delivery_attempts import AttemptResult
 from tests.worker.delivery.conftest import Pipeline, Receivers, Reply, wait_until
 from worker import runtime
 from worker.webhooks import delivery, limits
@@ -176,7 +176,7 @@ def test_a_410_stops_the_job_and_the_rest_waits_for_the_endpoint(pipeline: Pipel
     assert pipeline.statuses(endpoint) == ["succeeded", "exhausted", "pending", "pending"]
     assert pipeline.endpoint_row(endpoint).disabled_at is not None
     with transaction(pipeline.factory) as session:  # enabled again: the rest goes out, in order
-        backlog = webhooks.enable_endpoint(session, webhooks.get_endpoint(session, org, endpoint))
+        backlog = webhook_endpoints.enable_endpoint(session, webhook_endpoints.get_endpoint(session, org, endpoint))
     assert backlog == job[2:]
     delivery.attempt_batch(runtime.current(), backlog, queue)
     assert pipeline.statuses(endpoint) == ["succeeded", "exhausted", "succeeded", "succeeded"]

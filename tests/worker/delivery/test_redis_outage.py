@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from store.db import transaction
-from store.services import webhooks
+from store.services import webhook_endpoints
 from tests.worker.delivery.conftest import Pipeline, Receivers, RedisServer, Reply, delivered, wait_until
 from worker import actors, runtime
 from worker.scheduler import default_jobs
@@ -85,7 +85,9 @@ def test_a_backlog_resumed_while_redis_is_down_is_delivered_once_it_is_back(
 
     redis_server.stop()
     with transaction(pipeline.factory) as session:  # as PATCH /v1/webhooks/{id} {"paused": false} does
-        _, backlog = webhooks.update_endpoint(session, webhooks.get_endpoint(session, org, endpoint), paused=False)
+        _, backlog = webhook_endpoints.update_endpoint(
+            session, webhook_endpoints.get_endpoint(session, org, endpoint), paused=False
+        )
     actors.enqueue_backlog(backlog)  # after the commit: it must not raise
 
     redis_server.start()

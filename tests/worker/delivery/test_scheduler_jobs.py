@@ -11,7 +11,7 @@ import pytest
 
 from store.columns import utcnow
 from store.db import transaction
-from store.services import organisations, webhooks
+from store.services import organisations, webhook_endpoints
 from tests.worker.delivery.conftest import Pipeline, Receivers, Reply, delivered, wait_until
 from worker import runtime
 from worker.scheduler import Scheduler, default_jobs, start_in_process
@@ -39,7 +39,7 @@ def test_an_event_whose_relay_after_commit_was_skipped_is_delivered_by_the_perio
     # Every commit here skips the relay after commit (a process that died between commit and enqueue).
     with transaction(pipeline.quiet) as session:
         org = organisations.create(session, "Acme").id
-        endpoint, secret = webhooks.create_endpoint(
+        endpoint, secret = webhook_endpoints.create_endpoint(
             session, org, receiver.url, box=pipeline.box, event_types=["desk.*"]
         )
         endpoint_id = endpoint.id

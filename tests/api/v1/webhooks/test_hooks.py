@@ -196,7 +196,7 @@ def test_gone_deletes_the_subscription(
     receiver = start_receiver(replies=[Reply(410, b"unsubscribed")])
     hook = subscribe(api, org, "desk.created", receiver.url)
     make_desk(api, org, "D1")
-    pipeline.deliver()  # the attempt records the 410: webhooks.record_attempt with gone=True
+    pipeline.deliver()  # the attempt records the 410: delivery_attempts.record_attempt with gone=True
 
     assert len(receiver.received) == 1
     assert api.get("/v1/hooks", headers=auth(org.admin_token)).json()["data"] == []

@@ -1,0 +1,134 @@
+"""The outbox relay: committed events become deliveries, one per endpoint that wants each.
+
+Deliveries are bookkeeping and record no event: an event per delivery would be relayed again and
+feed itself.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Integer, Row, Table, bindparam, func, select, update
+from sqlalchemy.orm import Session
+
+from store.models import OutboxEvent, WebhookEndpoint
+from store.services.deliveries import insert_missing, new_delivery
+from store.services.webhook_endpoints import matches
+
+_EVENTS: Table = OutboxEvent.__table__  # type: ignore[assignment]
+
+
+def relay(session: Session, *, limit: int = 500, now: datetime) -> list[int]:
+    """Turn up to `limit` unrelayed events, oldest first, into deliveries, and mark them relayed.
+
+    Each event gets one delivery per endpoint of its organisation that is not disabled, existed when
+    the event was written and wants its type; `endpoint.disabled` never goes to the endpoint it is
+    about. Deliveries that exist already are left alone, so relaying again is harmless. On PostgreSQL
+    concurrent relays take disjoint events (SKIP LOCKED); SQLite has one writer at a time.
+
+    Returns the ids of the new deliveries that are due now (those of paused endpoints wait), in
+    event order.
+    """
+    return [delivery_id for _, delivery_id in relay_due(session, limit=limit, now=now).due]
+
+
+@dataclass(frozen=True)
+class Relayed:
+    """What one `relay_due` did: how many events it took, and the new deliveries due now."""
+
+    events: int
+    due: list[tuple[int, int]]  # (endpoint id, delivery id), in event order
+
+
+def relay_due(session: Session, *, limit: int = 500, now: datetime, lease_until: datetime | None = None) -> Relayed:
+    """As `relay`; with `lease_until`, the deliveries due now are made leased until then (see `lease`),
+    for a caller that enqueues them at once."""
+    events = _take_unrelayed(session, limit)
+    if not events:
+        return Relayed(0, [])
+    endpoints = _endpoints_by_organisation(session, {event.organisation_id for event in events})
+    rows = [
+        new_delivery(event, endpoint, now, due=now if endpoint.paused or lease_until is None else lease_until)
+        for event in events
+        for endpoint in endpoints.get(event.organisation_id, ())
+        if _wants(endpoint, event)
+    ]
+    created = insert_missing(session, rows)
+    session.execute(_MARK_RELAYED, {"event_ids": [event.id for event in events], "relayed_now": now})
+    paused = {endpoint.id for group in endpoints.values() for endpoint in group if endpoint.paused}
+    position = {event.id: index for index, event in enumerate(events)}
+    due = sorted((position[event_id], endpoint_id, delivery_id) for delivery_id, endpoint_id, event_id in created)
+    return Relayed(
+        len(events), [(endpoint_id, delivery_id) for _, endpoint_id, delivery_id in due if endpoint_id not in paused]
+    )
+
+
+def has_unrelayed(session: Session) -> bool:
+    """Whether unrelayed events remain that no other relay is holding (so relaying again has work)."""
+    # Events another relay has locked are skipped: they are in hand, and waiting on them would spin.
+    found = session.scalar(
+        select(OutboxEvent.id).where(OutboxEvent.relayed_at.is_(None)).limit(1).with_for_update(skip_locked=True)
+    )
+    return found is not None
+
+
+def oldest_unrelayed(session: Session) -> datetime | None:
+    """When the oldest event still waiting for the relay was written (the outbox lag), or None."""
+    return session.scalar(select(func.min(OutboxEvent.created_at)).where(OutboxEvent.relayed_at.is_(None)))
+
+
+_TAKE_UNRELAYED = (
+    select(
+        OutboxEvent.id,
+        OutboxEvent.organisation_id,
+        OutboxEvent.seq,
+        OutboxEvent.type,
+        OutboxEvent.created_at,
+        OutboxEvent.data,
+    )
+    .where(OutboxEvent.relayed_at.is_(None))
+    .order_by(OutboxEvent.created_at, OutboxEvent.organisation_id, OutboxEvent.seq)
+    .limit(bindparam("limit", type_=Integer))
+    .with_for_update(skip_locked=True)
+)
+# KEY SHARE: an endpoint cannot be deleted under the relay (its new deliveries would lose their
+# foreign key), yet attempts may still update it.
+_LIVE_ENDPOINTS = (
+    select(WebhookEndpoint)
+    .where(
+        WebhookEndpoint.organisation_id.in_(bindparam("organisation_ids", expanding=True)),
+        WebhookEndpoint.disabled_at.is_(None),
+    )
+    .order_by(WebhookEndpoint.id)
+    .with_for_update(read=True, key_share=True)
+)
+_MARK_RELAYED = (
+    update(_EVENTS)
+    .where(_EVENTS.c.id.in_(bindparam("event_ids", expanding=True)))
+    .values(relayed_at=bindparam("relayed_now"))
+)
+
+
+def _take_unrelayed(session: Session, limit: int) -> Sequence[Row[Any]]:
+    return session.execute(_TAKE_UNRELAYED, {"limit": limit}).all()
+
+
+def _endpoints_by_organisation(session: Session, organisation_ids: set[int]) -> dict[int, list[WebhookEndpoint]]:
+    found = session.scalars(_LIVE_ENDPOINTS, {"organisation_ids": list(organisation_ids)})
+    grouped: dict[int, list[WebhookEndpoint]] = defaultdict(list)
+    for endpoint in found:
+        grouped[endpoint.organisation_id].append(endpoint)
+    return grouped
+
+
+def _wants(endpoint: WebhookEndpoint, event: Row[Any]) -> bool:
+    # An endpoint made after the event (e.g. while the relay was behind) does not get it.
+    if endpoint.created_at > event.created_at:
+        return False
+    if event.type == "endpoint.disabled" and event.data.get("endpoint_id") == endpoint.id:
+        return False
+    return matches(endpoint.event_types, event.type)
