@@ -16,11 +16,14 @@ commits feed the relay (`worker.relay.on_commit`), as the API's do. Then, in one
    `time.monotonic()`, one clock for every process of the machine;
 3. the ceiling, workers stopped: a bare event loop posting the same signed payloads (built and signed
    as the worker does) to the same receiver over raw asyncio streams with keep-alive, as many
-   connections as the workers have threads; and, for reference, the same with `httpx.AsyncClient`.
+   connections as the workers have threads; beside it the same loop through the HTTP client the
+   workers use (`worker.webhooks.sender.Poster`: aiohttp), so that what the client itself costs
+   shows; and, for reference, the same with `httpx.AsyncClient`.
 
 Targets: >= 1,000 deliveries/s and >= 50% of the ceiling; p99 commit-to-receipt <= 250 ms at 100
-events/s. Beside the figures, the CPU milliseconds each side used per delivery in each phase
-(workers, PostgreSQL, Redis, receiver, this process, and everything else on the machine).
+events/s. The worker's client's share of the ceiling is printed beside deskbridge's. Beside the
+figures, the CPU milliseconds each side used per delivery in each phase (workers, PostgreSQL, Redis,
+receiver, this process, and everything else on the machine).
 
 Every phase has a time limit and stops by itself; a throughput phase cut short has the rest of its
 queue dropped (workers restarted on a flushed Redis) so that it does not weigh on the latency phase.
@@ -57,14 +60,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bench import cpu
 from bench.api import database_pids, sqlalchemy_url
-from bench.webhooks_ceiling import Post, Posted, post_httpx, post_raw
+from bench.webhooks_ceiling import Post, Posted, post_httpx, post_raw, post_worker_client
 from deskbridge.settings import Settings
 from deskbridge.wiring import build
 from store.db import make_engine, make_session_factory, transaction
 from store.migrate import upgrade
 from store.models import Delivery, DeliveryAttempt, OutboxEvent
 from store.secret_box import SecretBox
-from store.services import desks, organisations, webhooks
+from store.services import desks, organisations, webhook_endpoints
 from worker import relay, runtime
 from worker.webhooks.sender import event_payload
 
@@ -136,7 +139,7 @@ def create_organisation(factory: sessionmaker[Session], box: SecretBox, base_url
     secrets = {}
     with transaction(factory) as session:
         for path in PATHS:
-            _, secret = webhooks.create_endpoint(
+            _, secret = webhook_endpoints.create_endpoint(
                 session, organisation.id, base_url + path, box=box, event_types=[EVENT_TYPE], description=path
             )
             secrets[path] = secret
@@ -517,7 +520,12 @@ def mark(met: bool) -> str:
 
 
 def print_table(
-    burst: Delivered, steady: Delivered, rate: float, ceiling: Posted | None, reference: Posted | None
+    burst: Delivered,
+    steady: Delivered,
+    rate: float,
+    ceiling: Posted | None,
+    client: Posted | None,
+    reference: Posted | None,
 ) -> bool:
     """The figures and targets side by side (`rate`: the latency phase's events/s); whether every target was met."""
     made = steady.events / steady.produce_seconds if steady.produce_seconds else 0.0
@@ -543,6 +551,24 @@ def print_table(
             "",
         ),
         ("deskbridge / ceiling", f"{ratio:.0%}", f">= {CEILING_TARGET:.0%}", mark(ratio_met)),
+        (
+            f"same loop, worker's client deliveries/s ({client.client})" if client else "worker's client deliveries/s",
+            f"{client.per_second:,.0f}" if client else "-",
+            "",
+            "",
+        ),
+        (
+            "worker's client / ceiling",
+            f"{client.per_second / ceiling.per_second:.0%}" if client and ceiling and ceiling.per_second else "-",
+            "",
+            "",
+        ),
+        (
+            "deskbridge / worker's client",
+            f"{burst.per_second / client.per_second:.0%}" if client and client.per_second else "-",
+            "",
+            "",
+        ),
         (f"commit-to-receipt p50 {at}", f"{p50:,.1f} ms", "", ""),
         (f"commit-to-receipt p99 {at}", f"{p99:,.1f} ms", f"<= {P99_TARGET_MS:.0f} ms", mark(p99_met)),
     ]
@@ -589,6 +615,7 @@ def print_table(
     if ceiling is not None:
         print(
             f"Ceiling: {ceiling.ok:,} posted in {ceiling.seconds:.1f}s ({ceiling.failed} failed)"
+            + (f"; worker's client: {client.ok:,} in {client.seconds:.1f}s ({client.failed} failed)" if client else "")
             + (
                 f"; reference: {reference.ok:,} in {reference.seconds:.1f}s ({reference.failed} failed)."
                 if reference
@@ -611,8 +638,8 @@ def print_cpu(phases: dict[str, tuple[dict[str, float], int]]) -> None:
         busy = used["machine busy"] / seconds if seconds else 0.0
         print(f"{name:28} " + " ".join(f"{value:9.3f}" for value in per) + f" {busy:10.2f}")
     print(
-        "bench: this process (the producer; the ceiling's client). others: everything else on the machine "
-        "(PostgreSQL's background writers among them)."
+        "bench: this process (the producer; the ceiling's and the worker's client). others: everything else on "
+        "the machine (PostgreSQL's background writers among them)."
     )
 
 
@@ -684,8 +711,10 @@ def main(argv: list[str] | None = None) -> int:
     workers = Workers(worker_env, args.processes, args.threads, workers_log)
     receiver = Receiver(base_url)
     ceiling: Posted | None = None
+    client: Posted | None = None
     reference: Posted | None = None
     ceiling_cpu: dict[str, float] = {}
+    client_cpu: dict[str, float] = {}
     profiler: subprocess.Popen[bytes] | None = None
     try:
         receiver_process = start_receiver(args.port, secrets_file, receiver_log)
@@ -745,6 +774,13 @@ def main(argv: list[str] | None = None) -> int:
         ceiling_cpu = watch.stop()
         arrived = receiver.counts()["distinct"]
         print(f"  {ceiling.per_second:,.0f} deliveries/s; the receiver got {arrived:,} distinct", flush=True)
+        receiver.reset()
+        print(f"   the same through the worker's client ({connections} at once)...", flush=True)
+        watch.start()
+        client = post_worker_client(base_url, posts, connections, args.timeout)
+        client_cpu = watch.stop()
+        arrived = receiver.counts()["distinct"]
+        print(f"  {client.per_second:,.0f} deliveries/s; the receiver got {arrived:,} distinct", flush=True)
         if args.reference_posts:
             receiver.reset()
             print(f"   reference: {args.reference_posts:,} posts with httpx.AsyncClient...", flush=True)
@@ -761,13 +797,15 @@ def main(argv: list[str] | None = None) -> int:
         receiver.client.close()
         components.engine.dispose()
 
-    all_met = print_table(burst, steady, args.rate, ceiling, reference)
+    all_met = print_table(burst, steady, args.rate, ceiling, client, reference)
     cpu_rows = {
         "1. throughput": (burst.cpu, burst.distinct),
         f"2. latency ({args.rate:g}/s)": (steady.cpu, steady.distinct),
     }
     if ceiling is not None:
         cpu_rows["3. ceiling"] = (ceiling_cpu, ceiling.ok)
+    if client is not None:
+        cpu_rows["3. worker's client"] = (client_cpu, client.ok)
     print_cpu(cpu_rows)
     record = {
         "when": datetime.now(UTC).isoformat(),
@@ -778,6 +816,7 @@ def main(argv: list[str] | None = None) -> int:
         "throughput": _summary(burst),
         "latency": _summary(steady),
         "ceiling": asdict(ceiling) | {"per_second": ceiling.per_second, "cpu": ceiling_cpu} if ceiling else None,
+        "worker_client": asdict(client) | {"per_second": client.per_second, "cpu": client_cpu} if client else None,
         "reference": asdict(reference) | {"per_second": reference.per_second} if reference else None,
         "targets_met": all_met,
     }

@@ -2,9 +2,12 @@
 
 No store, no queue: each request's body is built and signed exactly as the worker does it
 (`worker.webhooks.sender.event_payload`, `build_body`, `sign_headers`, at send time), then POSTed.
-Two clients:
+Three clients:
 
 - `post_raw`: raw asyncio streams, HTTP/1.1 with keep-alive, one task per connection (the ceiling);
+- `post_worker_client`: the worker's own HTTP client, `worker.webhooks.sender.Poster` (aiohttp on an
+  event loop thread, SSRF-checked), as many requests at once as the ceiling has connections: what the
+  client itself costs beside the ceiling;
 - `post_httpx`: `httpx.AsyncClient` with a pool of the same size (a reference: what a common client costs).
 
 Both stop at the end of their list or at their time limit, whichever comes first.
@@ -13,6 +16,7 @@ Both stop at the end of their list or at their time limit, whichever comes first
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -22,7 +26,7 @@ from typing import Any
 import httpx
 
 from bench.webhooks_receiver import run_loop
-from worker.webhooks.sender import USER_AGENT, EventPayload, build_body, sign_headers
+from worker.webhooks.sender import USER_AGENT, EventPayload, Poster, SignedPost, build_body, sign_headers
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,27 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     if length:
         await reader.readexactly(length)
     return status
+
+
+def post_worker_client(base_url: str, posts: Sequence[Post], concurrency: int, time_limit: float) -> Posted:
+    """POST every item of `posts` through the worker's `Poster`, `concurrency` at once (its lanes)."""
+    poster = Poster(allow_private=True)  # the receiver is on loopback, as the bench's workers allow
+
+    def prepare(post: Post) -> SignedPost:
+        body, headers = signed(post)
+        return SignedPost(base_url + post.path, body, headers)
+
+    try:
+        poster.post_all([lambda: prepare(posts[0])])  # the loop and its session started before the clock
+        started = time.monotonic()
+        outcomes = poster.post_all(
+            [functools.partial(prepare, post) for post in posts], lanes=concurrency, budget=time_limit
+        )
+        seconds = time.monotonic() - started
+    finally:
+        poster.close()
+    ok = sum(1 for outcome in outcomes if outcome.success)
+    return Posted("the worker's client: aiohttp Poster", ok, len(outcomes) - ok, seconds)
 
 
 def post_httpx(base_url: str, posts: Sequence[Post], concurrency: int, time_limit: float) -> Posted:

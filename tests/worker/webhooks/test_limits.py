@@ -9,7 +9,7 @@ import redis
 
 from tests.conftest import REDIS_URL
 from worker.webhooks import limits
-from worker.webhooks.limits import configure_limits, endpoint_slot
+from worker.webhooks.limits import configure_limits, endpoint_slot, endpoint_slots
 
 
 @pytest.fixture(params=["in-process", "redis"])
@@ -100,3 +100,24 @@ def test_a_taken_slot_keeps_its_counter_from_expiring(redis_client: redis.Redis)
     with endpoint_slot(4) as held:
         assert held
         assert 0 < redis_client.pttl(f"{limits.KEY_PREFIX}4") <= limits.SLOT_TTL_MS
+
+
+def test_a_job_takes_as_many_slots_as_are_free_and_gives_them_all_back(backend: redis.Redis | None) -> None:
+    configure(backend, 3)
+    with endpoint_slots(5, 2) as first:
+        assert first == 2
+        with endpoint_slots(5, 5) as second:
+            assert second == 1  # only one was left
+            with endpoint_slots(5, 1) as third:
+                assert third == 0
+            if backend is not None:
+                assert backend.get(f"{limits.KEY_PREFIX}5") == b"3"
+    with endpoint_slots(5, 5) as again:
+        assert again == 3
+    if backend is not None:
+        assert backend.get(f"{limits.KEY_PREFIX}5") is None  # all given back: the counter is gone
+
+
+def test_a_job_wants_at_least_one_slot() -> None:
+    with pytest.raises(ValueError, match="at least 1"), endpoint_slots(1, 0):
+        pass
