@@ -5,14 +5,20 @@ each fake in a process of its own (`bench.calendar_fakes`, so its CPU is not our
 share our GIL), read over loopback HTTP (Graph over TLS) by the real connectors — google-api-python-
 client acting as each person through the service account, msal + httpx for Graph's calendarView
 delta — into PostgreSQL (a database of the bench's own, dropped and migrated), with the production
-wiring (sessions whose commits feed the relay and the outbound calendar writer; the in-process stub
-broker, no workers, so what is queued stays queued). The people come in through each connection's
-directory sync (setup, not measured), which makes their calendars. Then, in one run:
+wiring in each worker process (sessions whose commits feed the relay and the outbound calendar
+writer; the in-process stub broker, no workers, so what is queued stays queued). The people come in
+through each connection's directory sync (setup, not measured), which makes their calendars. Then,
+in one run:
 
-1. initial sync, per provider: `worker.calendar.sync.run` for every calendar, on a pool of
-   `--threads` threads (as that many worker threads of the `calendar` queue would);
+1. initial sync, per provider: every calendar synced as the poll queues them, jobs of up to
+   `--batch` calendars of one connection (`jobs.BATCH`, 50), run by `--processes` worker processes
+   of `--threads` threads each (2 x 4, as `dramatiq -p 2 -t 4` would) taking jobs from one queue:
+   each job is `jobs.sync_calendars`'s body, `worker.calendar.batch.run` (one sign-in and
+   connection pool per job, its calendars read on a few threads and stored several to a
+   transaction);
 2. incremental round: 1% of every calendar's events changed in the fakes (a third each moved,
-   renamed, deleted), then every calendar synced again, each getting only its changes back;
+   renamed, deleted), then every calendar synced again the same way, each getting only its changes
+   back;
 3. the ceiling: the full listings' response bodies of `--ceiling-calendars` calendars per provider,
    recorded by the fakes as they send them, decoded (`json.loads`) and mapped with the connectors'
    own translation functions, one thread, no HTTP and no database.
@@ -27,9 +33,10 @@ Then, unless `--no-hooks`:
 Checks: every event stored exactly once with one `external_event.upserted` each; the incremental
 round changed exactly the events changed in the fakes (and emitted for them only) and removed
 exactly the deleted ones. Targets: initial >= 5,000 events/s, incremental round (all calendars)
-<= 2 s. Beside the figures, the CPU seconds each side used (this process, PostgreSQL, each fake,
-and everything else on the machine: the machine's load). `--profile` records this process with
-py-spy during the initial syncs (bench/results/calendar-profile-<provider>.txt, collapsed stacks).
+<= 2 s. Beside the figures, the CPU seconds each side used (the worker processes with this one,
+PostgreSQL, each fake, and everything else on the machine: the machine's load). `--profile` records
+each worker process with py-spy during the syncs
+(bench/results/calendar-profile-<provider>[-incremental]-<n>.txt, raw stacks).
 """
 
 from __future__ import annotations
@@ -97,7 +104,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--ceiling-calendars", type=int, default=50, help="calendars per provider decoded for the ceiling"
     )
-    parser.add_argument("--profile", action="store_true", help="py-spy this process during the initial syncs")
+    parser.add_argument("--profile", action="store_true", help="py-spy the worker processes during the syncs")
     parser.add_argument("--hooks-deliveries", type=int, default=10_000, help="the Resource Guru webhook burst's size")
     hooks = parser.add_mutually_exclusive_group()
     hooks.add_argument("--hooks-only", action="store_true", help="only the Resource Guru webhook burst (phase 4)")
