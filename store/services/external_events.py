@@ -14,10 +14,16 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import (
+    ARRAY,
+    Integer,
     Select,
+    String,
     Table,
+    and_,
     bindparam,
+    cast,
     delete,
+    func,
     insert,
     or_,
     select,
@@ -269,13 +275,7 @@ def _stage_chunk(
     latest: dict[tuple[int, str], tuple[int, EventRecord]],
     now: datetime,
 ) -> None:
-    calendar_ids = sorted({calendar_id for calendar_id, _ in keys})
-    event_ids = sorted({event_id for _, event_id in keys})
-    # By calendar and by event id separately (one array each on PostgreSQL); an event id that two
-    # calendars of the chunk share brings a row too many, which is not asked for and so ignored.
-    existing = {
-        (row.calendar_id, row.event_id): row for row in session.execute(_stored(session, calendar_ids, event_ids))
-    }
+    existing = {(row.calendar_id, row.event_id): row for row in session.execute(_stored(session, keys))}
     new_rows: dict[tuple[int, str], dict[str, Any]] = {}
     changed_rows: list[dict[str, Any]] = []
     written: dict[tuple[int, str], tuple[Changed, dict[str, Any]]] = {}
@@ -323,17 +323,32 @@ _FIELDS = (
 )  # fmt: skip  # what _values gives, in the order of _INSERT's arrays
 
 
-def _stored(session: Session, calendar_ids: Sequence[int], event_ids: Sequence[str]) -> Select[Any]:
-    """The stored rows of these events (what is compared, and what the engine needs), as plain rows."""
+def _stored(session: Session, keys: Sequence[tuple[int, str]]) -> Select[Any]:
+    """The stored rows of these (calendar id, event id) (what is compared, and what the engine needs), as
+    plain rows. On PostgreSQL the pairs are two arrays zipped by `unnest` and joined on the unique
+    index: one probe a pair, one parameter an array."""
     columns = [getattr(ExternalEvent, name) for name in _FIELDS]
-    return select(
+    query = select(
         ExternalEvent.id,
         ExternalEvent.calendar_id,
         ExternalEvent.event_id,
         ExternalEvent.booking_id,
         ExternalEvent.booking_refused,
         *columns,
-    ).where(among(session, ExternalEvent.calendar_id, calendar_ids), among(session, ExternalEvent.event_id, event_ids))
+    )
+    if session.get_bind().dialect.name != "postgresql":
+        return query.where(tuple_(ExternalEvent.calendar_id, ExternalEvent.event_id).in_(list(keys)))
+    pairs = (
+        func.unnest(
+            cast([calendar_id for calendar_id, _ in keys], ARRAY(Integer)),
+            cast([event_id for _, event_id in keys], ARRAY(String)),
+        )
+        .table_valued("calendar_id", "event_id")
+        .render_derived()
+    )
+    return query.join(
+        pairs, and_(ExternalEvent.calendar_id == pairs.c.calendar_id, ExternalEvent.event_id == pairs.c.event_id)
+    )
 
 
 _INSERT = text(
