@@ -11,12 +11,13 @@ push channel (a Graph subscription or Google watch channel on the person's event
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, or_, select, update
+from sqlalchemy import Select, bindparam, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -230,28 +231,55 @@ _FINISH = (
 )
 
 
+_FINISH_MANY = text(
+    """
+    UPDATE calendars SET cursor = done.cursor, window_start = :window_start, status = :status,
+           last_synced_at = :now, last_error = NULL, sync_lease_until = NULL, last_counts = done.counts,
+           last_notes = done.notes, updated_at = :now
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS done (id integer, cursor text, counts jsonb, notes jsonb)
+    WHERE calendars.id = done.id
+    """
+)
+
+
 def finish_many(session: Session, finished: Sequence[Finished], *, window_start: date) -> None:
-    """`finish` for many calendars at once: one statement executed for all (the driver pipelines them).
+    """`finish` for many calendars at once, in one statement (PostgreSQL: the calendars as one JSON
+    document taken apart by `jsonb_to_recordset`; elsewhere one statement executed for each).
 
     Rows of these calendars the session holds are expired: they were written past the ORM.
     """
     if not finished:
         return
     now = utcnow()
-    session.connection().execute(
-        _FINISH,
-        [
-            {
-                "calendar_id": item.id,
-                "new_cursor": item.cursor,
-                "new_window_start": window_start,
-                "now": now,
-                "counts": dict(item.counts),
-                "notes": list(item.notes),
-            }
+    if session.get_bind().dialect.name == "postgresql":
+        document = [
+            {"id": item.id, "cursor": item.cursor, "counts": dict(item.counts), "notes": list(item.notes)}
             for item in finished
-        ],
-    )
+        ]
+        session.execute(
+            _FINISH_MANY,
+            {
+                "rows": json.dumps(document),
+                "window_start": window_start,
+                "status": ConnectionStatus.ACTIVE.value,
+                "now": now,
+            },
+        )
+    else:
+        session.connection().execute(
+            _FINISH,
+            [
+                {
+                    "calendar_id": item.id,
+                    "new_cursor": item.cursor,
+                    "new_window_start": window_start,
+                    "now": now,
+                    "counts": dict(item.counts),
+                    "notes": list(item.notes),
+                }
+                for item in finished
+            ],
+        )
     ids = {item.id for item in finished}
     for held in list(session.identity_map.values()):
         if isinstance(held, Calendar) and held.id in ids:
