@@ -85,7 +85,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=4, help="threads per worker process (-t)")
     parser.add_argument("--people", type=int, default=20, help="human resources (members with a calendar)")
     parser.add_argument("--deliveries", type=int, default=10_000, help="signed deliveries in the burst")
-    parser.add_argument("--warmup", type=int, default=200, help="deliveries posted first, one at a time, unmeasured")
+    parser.add_argument("--warmup", type=int, default=200, help="deliveries posted first (same connections), unmeasured")
     parser.add_argument("--connections", type=int, default=32, help="the load generator's keep-alive connections")
     parser.add_argument("--drain", type=float, default=600.0, help="seconds to wait for the worker to apply them all")
     parser.add_argument("--profile", action="store_true", help="py-spy the uvicorn workers during the burst")

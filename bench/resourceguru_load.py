@@ -3,7 +3,7 @@ are not the bench's): `python -m bench.resourceguru_load JOB.json`.
 
 The job file says where to post (`host`, `port`, `path`), with which webhook `secret`, the payloads
 (`payloads`: a file of one JSON object a line), the first envelope id (`first_id`), how many
-deliveries are warm-up (`warmup`: posted first, one connection after another, not measured) and over
+deliveries are warm-up (`warmup`: posted first over as many connections, not measured) and over
 how many keep-alive connections the rest go (`connections`), and where the results go (`out`).
 
 Every delivery is built and signed before the clock starts, as Resource Guru sends it: the envelope
@@ -109,7 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     job = json.loads(Path((argv or sys.argv[1:])[0]).read_text())
     items = requests(job)
     warmup, measured = items[: job["warmup"]], items[job["warmup"] :]
-    _, warm_statuses, _, _ = run(post_all(job["host"], job["port"], warmup, 1)) if warmup else ([], Counter(), [], 0)
+    # Warmed over as many connections as the burst uses, so the API's pools hold as many database
+    # connections as it will need (opening them is not what the burst measures).
+    warming = run(post_all(job["host"], job["port"], warmup, job["connections"])) if warmup else None
+    warm_statuses = warming[1] if warming else Counter()
     print(json.dumps({"ready": len(items), "warmup": dict(warm_statuses)}), flush=True)
     latencies, statuses, errors, seconds = run(post_all(job["host"], job["port"], measured, job["connections"]))
     result = {

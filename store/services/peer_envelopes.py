@@ -3,10 +3,12 @@ envelope kept once by its id, so a replayed or retried delivery is acknowledged 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, func, or_, select
+from sqlalchemy import Table, bindparam, delete, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -26,7 +28,7 @@ def webhook_secret(session: Session, box: SecretBox, connection_id: int) -> str 
     return secret if isinstance(secret, str) and secret else None
 
 
-def _insert(dialect: Any) -> Any:
+def _insert_statement(dialect: Any) -> Any:
     # Built once per dialect: making the statement costs more than running it. The table, not the
     # entity: a Core INSERT skips the ORM's bulk-insert machinery.
     table: Table = PeerEnvelope.__table__  # type: ignore[assignment]
@@ -39,24 +41,63 @@ def _insert(dialect: Any) -> Any:
     )
 
 
-_INSERTS = {"postgresql": _insert(postgresql), "sqlite": _insert(sqlite)}
+_INSERTS = {"postgresql": _insert_statement(postgresql), "sqlite": _insert_statement(sqlite)}
+_ASYNC_COMMIT = text("SET LOCAL synchronous_commit TO OFF")
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A verified delivery, as the API keeps it: its envelope id, body and what it is about ("booking:12")."""
+
+    connection_id: int
+    envelope_id: int
+    body: str
+    subject: str = ""
 
 
 def receive(session: Session, connection_id: int, envelope_id: int, body: str, subject: str = "") -> int | None:
     """Keep a verified delivery; its row id, or None when this envelope was received before (a replay).
 
     One statement (`INSERT … ON CONFLICT DO NOTHING RETURNING id`), so two copies of a delivery
-    received at once keep one row without a savepoint. `subject`: what it is about ("booking:12"),
-    so an older delivery never undoes a newer one. Raises IntegrityError when the connection is gone.
+    received at once keep one row without a savepoint. `subject` is what it is about, so an older
+    delivery never undoes a newer one. Raises IntegrityError when the connection is gone.
     """
+    _commit_without_flush(session)
+    return _insert(session, Received(connection_id, envelope_id, body, subject))
+
+
+def receive_many(session: Session, deliveries: Sequence[Received]) -> list[bool | None]:
+    """Keep verified deliveries in the caller's transaction: for each, True when new, False when
+    received before, None when its connection is gone (nothing kept)."""
+    wanted = sorted({item.connection_id for item in deliveries})
+    live = set(session.scalars(select(Connection.id).where(Connection.id.in_(wanted))))
+    # Rows inserted in one order by every batch, so two batches holding a replay each never deadlock.
+    order = sorted(
+        range(len(deliveries)), key=lambda index: (deliveries[index].connection_id, deliveries[index].envelope_id)
+    )
+    kept: list[bool | None] = [None] * len(deliveries)
+    for index in order:
+        if deliveries[index].connection_id in live:
+            kept[index] = _insert(session, deliveries[index]) is not None
+    return kept
+
+
+def _commit_without_flush(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        # The sender waits for our answer, and a delivery is not worth waiting for a disk flush:
+        # should the server crash in the next moment, the reconciling poll brings in what was lost.
+        session.execute(_ASYNC_COMMIT)
+
+
+def _insert(session: Session, delivery: Received) -> int | None:
     now = utcnow()
     row_id: int | None = session.scalar(
         _INSERTS[session.get_bind().dialect.name],
         {
-            "connection_id": connection_id,
-            "envelope_id": envelope_id,
-            "body": body,
-            "subject": subject[:64],
+            "connection_id": delivery.connection_id,
+            "envelope_id": delivery.envelope_id,
+            "body": delivery.body,
+            "subject": delivery.subject[:64],
             "created_at": now,
             "updated_at": now,
         },

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.push.resourceguru import KEEP_SECONDS, RECHECK_SECONDS, Secrets
+from api.push.kept_secrets import KEEP_SECONDS, RECHECK_SECONDS, Secrets
 from connectors.resourceguru import SIGNATURE_HEADER, sign
 from store.db import transaction
 from store.models import Connection, ConnectionKind, PeerEnvelope

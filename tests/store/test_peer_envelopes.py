@@ -11,6 +11,7 @@ from store.db import transaction
 from store.models import ConnectionKind, PeerEnvelope
 from store.secret_box import SecretBox
 from store.services import connections, organisations, peer_envelopes
+from store.services.peer_envelopes import Received
 
 BOX = SecretBox([SecretBox.generate_key()])
 
@@ -52,3 +53,20 @@ def test_an_envelope_for_a_connection_gone_is_refused(session_factory: sessionma
         peer_envelopes.receive(session, connection_id + 1, 1, "{}")
     with session_factory() as session:
         assert session.scalar(select(func.count()).select_from(PeerEnvelope)) == 0
+
+
+def test_deliveries_are_kept_together_each_with_its_outcome(session_factory: sessionmaker[Session]) -> None:
+    connection_id = _connection(session_factory)
+    with transaction(session_factory) as session:
+        peer_envelopes.receive(session, connection_id, 5, "{}")
+    batch = [
+        Received(connection_id, 7, '{"id": 7}', "booking:1"),
+        Received(connection_id + 1, 8, '{"id": 8}'),  # no such connection
+        Received(connection_id, 5, "{}"),  # received before
+        Received(connection_id, 6, '{"id": 6}'),
+    ]
+    with transaction(session_factory) as session:
+        assert peer_envelopes.receive_many(session, batch) == [True, None, False, True]
+    with session_factory() as session:
+        kept = session.scalars(select(PeerEnvelope.envelope_id).order_by(PeerEnvelope.envelope_id)).all()
+    assert kept == [5, 6, 7]
