@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import json
+import logging
 import os
 import socket
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,12 +43,17 @@ from worker.webhooks.ssrf import UnsafeURL, check_address, resolve_safe, warn_if
 
 T = TypeVar("T")
 
+logger = logging.getLogger(__name__)
+
 PAYLOAD_FORMATS = ("event", "array")
 EXCERPT_BYTES = 1024
 TIMEOUT_SECONDS = 15.0
 # Deliveries to one endpoint are capped by worker.webhooks.limits; this caps all of a process's sockets.
 MAX_CONNECTIONS = 200
 KEEPALIVE_SECONDS = 30.0
+# Seconds a batch may overrun the longest it can take (its budget, then a request's timeout) before
+# its caller stops waiting for the poster's loop (see PosterStuck).
+STUCK_MARGIN = 5.0
 POOL_LIMITS = httpx.Limits(
     max_connections=MAX_CONNECTIONS, max_keepalive_connections=100, keepalive_expiry=KEEPALIVE_SECONDS
 )
@@ -184,6 +193,10 @@ class CheckedResolver(AbstractResolver):
         """Nothing to release: the executor is the loop's."""
 
 
+class PosterStuck(RuntimeError):
+    """The poster's event loop did not answer in time; it was dropped and the next request starts a new one."""
+
+
 class Poster:
     """aiohttp on an event loop of its own (a daemon thread, uvloop), shared by every thread of the process.
 
@@ -191,10 +204,13 @@ class Poster:
     forked from a parent that posted starts its own), and pool keep-alive connections across jobs.
     """
 
-    def __init__(self, *, allow_private: bool, max_connections: int = MAX_CONNECTIONS) -> None:
+    def __init__(
+        self, *, allow_private: bool, max_connections: int = MAX_CONNECTIONS, stuck_margin: float = STUCK_MARGIN
+    ) -> None:
         self.allow_private = allow_private
         self.max_connections = max_connections
-        self._lock = threading.Lock()
+        self.stuck_margin = stuck_margin
+        self._lock = threading.RLock()  # a loop found stuck while starting is dropped under it
         self._loop: asyncio.AbstractEventLoop | None = None
         self._session: aiohttp.ClientSession | None = None
         self._thread: threading.Thread | None = None
@@ -220,7 +236,10 @@ class Poster:
         if not requests:
             return []
         session = self._session_now()
-        return self._run(_post_all(session, requests, lanes, budget, timeout, self.allow_private))
+        # The first request alone, then each lane's last one, may each take `timeout`: the batch cannot
+        # take longer than this unless the loop is stuck.
+        longest = (budget if budget is not None else timeout * len(requests)) + 2 * timeout + self.stuck_margin
+        return self._run(_post_all(session, requests, lanes, budget, timeout, self.allow_private), wait=longest)
 
     def close(self) -> None:
         """Close the session and stop the loop (a later request starts them again)."""
@@ -250,17 +269,32 @@ class Poster:
         thread = threading.Thread(target=loop.run_forever, name="webhook-poster", daemon=True)
         thread.start()
         self._loop, self._thread, self._pid = loop, thread, os.getpid()
-        self._session = self._run(_open_session(self.allow_private, self.max_connections))
+        self._session = self._run(_open_session(self.allow_private, self.max_connections), wait=self.stuck_margin)
         atexit.register(self.close)  # the loop is a daemon thread: close the session while it still runs
 
-    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        assert self._loop is not None
-        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+    def _run(self, coroutine: Coroutine[Any, Any, T], *, wait: float | None = None) -> T:
+        loop, thread = self._loop, self._thread
+        assert loop is not None
+        future = asyncio.run_coroutine_threadsafe(coroutine, loop)
         try:
-            return future.result()
+            return future.result(timeout=wait)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            self._drop(loop, thread)
+            raise PosterStuck(f"the webhook poster's loop did not answer within {wait:g} s") from None
         except BaseException:
             future.cancel()  # interrupted (a worker's time limit): the requests in flight stop too
             raise
+
+    def _drop(self, loop: asyncio.AbstractEventLoop, thread: threading.Thread | None) -> None:
+        """Forget a stuck loop (its thread is left to itself), saying where it is stuck."""
+        with self._lock:
+            if self._loop is loop:
+                self._loop = self._session = self._thread = None
+                atexit.unregister(self.close)
+        frame = sys._current_frames().get(thread.ident) if thread is not None and thread.ident else None
+        where = "".join(traceback.format_stack(frame)) if frame is not None else "(its thread is gone)\n"
+        logger.error("the webhook poster's loop is stuck; a new one takes over. It is at:\n%s", where)
 
 
 async def _open_session(allow_private: bool, max_connections: int) -> aiohttp.ClientSession:

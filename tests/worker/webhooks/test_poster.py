@@ -4,14 +4,16 @@ the time budget, prepared as they go; its resolver and the check of address host
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 
 from tests.worker.webhooks.conftest import Receiver, Reply, StartReceiver
-from worker.webhooks.sender import CheckedResolver, Poster, Prepare, SignedPost, sign_headers
+from worker.webhooks.sender import CheckedResolver, Poster, PosterStuck, Prepare, SignedPost, sign_headers
 from worker.webhooks.ssrf import UnsafeURL
 
 SECRET = "whsec_" + "a" * 44
@@ -140,3 +142,27 @@ def test_the_resolver_answers_checked_addresses_when_private_targets_are_allowed
 def test_the_resolver_reports_a_name_that_does_not_resolve() -> None:
     with pytest.raises(socket.gaierror):
         asyncio.run(CheckedResolver(allow_private=False).resolve("no-such-host.invalid", 80))
+
+
+def test_a_stuck_loop_is_reported_dropped_and_replaced(
+    start_receiver: StartReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver = start_receiver()
+    poster = Poster(allow_private=True, stuck_margin=0.2)
+    unblock = threading.Event()
+
+    def blocking_prepare() -> SignedPost:
+        unblock.wait(timeout=10)  # holds the loop's thread: nothing else runs on that loop meanwhile
+        return SignedPost(receiver.url, b"{}", {})
+
+    try:
+        with caplog.at_level(logging.ERROR, logger="worker.webhooks.sender"), pytest.raises(PosterStuck):
+            poster.post_all([blocking_prepare], timeout=0.1)
+        assert any("blocking_prepare" in record.getMessage() for record in caplog.records)  # where it is stuck
+
+        requests = Requests(receiver.url, 1)
+        assert poster.post_all(requests.all)[0].success  # a new loop took over
+        assert ids(receiver) == ["evt_0"]
+    finally:
+        unblock.set()
+        poster.close()
