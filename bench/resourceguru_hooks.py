@@ -85,7 +85,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=4, help="threads per worker process (-t)")
     parser.add_argument("--people", type=int, default=20, help="human resources (members with a calendar)")
     parser.add_argument("--deliveries", type=int, default=10_000, help="signed deliveries in the burst")
-    parser.add_argument("--warmup", type=int, default=200, help="deliveries posted first (same connections), unmeasured")
+    parser.add_argument("--warmup", type=int, default=200, help="deliveries posted first, unmeasured")
     parser.add_argument("--connections", type=int, default=32, help="the load generator's keep-alive connections")
     parser.add_argument("--drain", type=float, default=600.0, help="seconds to wait for the worker to apply them all")
     parser.add_argument("--profile", action="store_true", help="py-spy the uvicorn workers during the burst")
@@ -168,15 +168,14 @@ def stop_profiler(profiler: subprocess.Popen[bytes]) -> None:
 
 # Where the API's CPU can go: a sample counts for a part when its stack holds every one of the part's
 # frames (by name and file); the parts nest as indented.
-ROUTE = ("deliver (api/push/resourceguru.py", "_keep (api/push/resourceguru.py")
+ROUTE = ("deliver (api/push/resourceguru.py", "_write_batch (api/push/kept_deliveries.py")
 PROFILE_PARTS = {
-    "the route (deliver + _keep)": (),
-    "  Secrets.check: kept secret, HMAC-SHA256": ("check (api/push/resourceguru",),
-    "    webhook_secret: connection read + decrypt": ("webhook_secret (store/services/peer_envelopes",),
-    "  peer_envelopes.receive: INSERT ... ON CONFLICT": ("receive (store/services/peer_envelopes",),
-    "  store.db.transaction: BEGIN, COMMIT": ("_keep (", "transaction (store/db.py"),
-    "  _enqueue: SET NX, apply_envelopes.send to Redis": ("_enqueue (api/push/resourceguru",),
-    "  in psycopg (holding the GIL)": ("_keep (", "psycopg/"),
+    "the route (deliver)": (),
+    "  Secrets.check: kept secret, HMAC-SHA256": ("check (api/push/kept_secrets",),
+    "  a batch written (thread pool)": ("_write_batch (api/push/kept_deliveries",),
+    "    peer_envelopes.receive_many: INSERT ... ON CONFLICT": ("receive_many (store/services/peer_envelopes",),
+    "    _enqueue: SET NX, apply_envelopes.send to Redis": ("_enqueue (api/push/resourceguru",),
+    "    in psycopg (holding the GIL)": ("_write_batch (", "psycopg/"),
     "outside the route: HTTP, middleware, event loop": (),
 }
 
@@ -192,7 +191,7 @@ def summarise_profile(path: Path) -> list[tuple[str, float]]:
         count = int(count_text)
         total += count
         in_route = any(frame in stack for frame in ROUTE)
-        counts["the route (deliver + _keep)" if in_route else "outside the route: HTTP, middleware, event loop"] += (
+        counts["the route (deliver)" if in_route else "outside the route: HTTP, middleware, event loop"] += (
             count
         )
         for part, frames in PROFILE_PARTS.items():

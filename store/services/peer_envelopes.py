@@ -71,15 +71,48 @@ def receive_many(session: Session, deliveries: Sequence[Received]) -> list[bool 
     received before, None when its connection is gone (nothing kept)."""
     wanted = sorted({item.connection_id for item in deliveries})
     live = set(session.scalars(select(Connection.id).where(Connection.id.in_(wanted))))
-    # Rows inserted in one order by every batch, so two batches holding a replay each never deadlock.
-    order = sorted(
-        range(len(deliveries)), key=lambda index: (deliveries[index].connection_id, deliveries[index].envelope_id)
-    )
-    kept: list[bool | None] = [None] * len(deliveries)
-    for index in order:
-        if deliveries[index].connection_id in live:
-            kept[index] = _insert(session, deliveries[index]) is not None
+    fresh = {(item.connection_id, item.envelope_id): item for item in deliveries if item.connection_id in live}
+    # In one order whoever inserts, so two batches holding the same deliveries never deadlock.
+    rows = [fresh[key] for key in sorted(fresh)]
+    _commit_without_flush(session)
+    if session.get_bind().dialect.name == "postgresql":
+        inserted = _insert_all(session, rows)
+    else:
+        inserted = {(row.connection_id, row.envelope_id) for row in rows if _insert(session, row) is not None}
+    kept: list[bool | None] = []
+    for item in deliveries:
+        key = (item.connection_id, item.envelope_id)
+        kept.append(None if item.connection_id not in live else key in inserted and fresh.pop(key, None) is not None)
     return kept
+
+
+# One statement with an array a column, whatever the number of deliveries.
+_INSERT_ALL = text(
+    """
+    INSERT INTO peer_envelopes (connection_id, envelope_id, body, subject, created_at, updated_at)
+    SELECT new.connection_id, new.envelope_id, new.body, new.subject, :now, :now
+    FROM unnest(CAST(:connection_ids AS bigint[]), CAST(:envelope_ids AS bigint[]), CAST(:bodies AS text[]),
+                CAST(:subjects AS text[])) AS new (connection_id, envelope_id, body, subject)
+    ON CONFLICT (connection_id, envelope_id) DO NOTHING
+    RETURNING connection_id, envelope_id
+    """
+)
+
+
+def _insert_all(session: Session, rows: list[Received]) -> set[tuple[int, int]]:
+    if not rows:
+        return set()
+    found = session.execute(
+        _INSERT_ALL,
+        {
+            "connection_ids": [row.connection_id for row in rows],
+            "envelope_ids": [row.envelope_id for row in rows],
+            "bodies": [row.body for row in rows],
+            "subjects": [row.subject[:64] for row in rows],
+            "now": utcnow(),
+        },
+    )
+    return {(int(connection_id), int(envelope_id)) for connection_id, envelope_id in found}
 
 
 def _commit_without_flush(session: Session) -> None:
