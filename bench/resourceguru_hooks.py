@@ -191,9 +191,7 @@ def summarise_profile(path: Path) -> list[tuple[str, float]]:
         count = int(count_text)
         total += count
         in_route = any(frame in stack for frame in ROUTE)
-        counts["the route (deliver)" if in_route else "outside the route: HTTP, middleware, event loop"] += (
-            count
-        )
+        counts["the route (deliver)" if in_route else "outside the route: HTTP, middleware, event loop"] += count
         for part, frames in PROFILE_PARTS.items():
             if frames and all(frame in stack for frame in frames):
                 counts[part] += count
