@@ -31,6 +31,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from connectors.records import CalendarPage, ConnectorError, Window
 from store.db import transaction
@@ -45,6 +46,7 @@ logger = logging.getLogger(__name__)
 READ_THREADS = 4  # calendars of a batch read at once (HTTP waits overlap; the GIL does the rest)
 GROUP_EVENTS = 2_000  # events (and removals) applied in one transaction at most, several calendars' rounds
 STREAM_EVENTS = 1_000  # a round longer than this is applied page by page as it is read
+MAX_CHUNK = 20  # calendars a read thread takes at once (Graph: one JSON batch of their first requests)
 
 
 class BatchIncomplete(Exception):
@@ -133,9 +135,11 @@ def _read_all(
 ) -> queue.SimpleQueue[_Round]:
     """Start reading every calendar on a pool of threads; their rounds arrive on the queue as read."""
     arrived: queue.SimpleQueue[_Round] = queue.SimpleQueue()
-    pool = ThreadPoolExecutor(max_workers=max(1, min(threads, len(claimed))), thread_name_prefix="calendar-read")
-    for item in claimed:
-        pool.submit(_read_into, arrived, batch, shared, item)
+    threads = max(1, min(threads, len(claimed)))
+    size = min(MAX_CHUNK, -(-len(claimed) // threads))
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="calendar-read")
+    for start in range(0, len(claimed), size):
+        pool.submit(_read_chunk, arrived, batch, shared, claimed[start : start + size])
     pool.shutdown(wait=False)  # the threads end once the queue holds every round
     return arrived
 
@@ -167,17 +171,31 @@ class _Groups:
         return group
 
 
-def _read_into(
-    arrived: queue.SimpleQueue[_Round], batch: _Batch, shared: readers.ConnectionReaders, item: calendars.Claimed
+def _read_chunk(
+    arrived: queue.SimpleQueue[_Round],
+    batch: _Batch,
+    shared: readers.ConnectionReaders,
+    items: list[calendars.Claimed],
 ) -> None:
-    arrived.put(_read(batch, shared, item))
+    """Read a few calendars one after the other (on a pool thread), their first requests sent together
+    where the source takes that (Graph's JSON batching). Every calendar's round goes on the queue."""
+    firsts: list[dict[str, Any] | None] = [None] * len(items)
+    try:
+        firsts = shared.first_pages([(item.address, item.cursor) for item in items], Window(*batch.window))
+    except Exception:
+        logger.warning("the first requests of %d calendars could not be sent together", len(items), exc_info=True)
+    for item, first in zip(items, firsts, strict=True):
+        arrived.put(_read(batch, shared, item, first))
 
 
-def _read(batch: _Batch, shared: readers.ConnectionReaders, item: calendars.Claimed) -> _Round:
-    """Read one calendar's round (on a pool thread); a long round is applied as it is read."""
+def _read(
+    batch: _Batch, shared: readers.ConnectionReaders, item: calendars.Claimed, first: dict[str, Any] | None = None
+) -> _Round:
+    """Read one calendar's round (`first`: its first answer, fetched already); a long round is applied as
+    it is read."""
     round_ = _Round(item)
     try:
-        pages = iter(shared.reader(item.address).read(item.cursor, Window(*batch.window)))
+        pages = shared.read(item.address, item.cursor, Window(*batch.window), first)
         for page in pages:
             round_.pages.append(page)
             if page.last:

@@ -10,6 +10,7 @@ typed in by a customer just like a webhook URL.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -19,8 +20,10 @@ from sqlalchemy.orm import Session
 
 from connectors import google, microsoft
 from connectors.ics import IcsFeed
+from connectors.microsoft import graph_batch
+from connectors.microsoft.calendar_events import CALENDARS_PERMISSION
 from connectors.push import PushSubscriber
-from connectors.records import CalendarReader, CalendarWriter, ConnectorError
+from connectors.records import CalendarPage, CalendarReader, CalendarWriter, ConnectorError, Window
 from store.models import Calendar, Connection, ConnectionKind, Organisation
 from store.secret_box import SecretBox
 from store.services import connections
@@ -83,6 +86,30 @@ class ConnectionReaders:
             service = google.CalendarService(self._google, address, http=self._thread_http(self._google))
             return google.GoogleCalendar(self._google, address, service=service)
         return make_reader(replace(self._source, address=address), self._endpoints, self._http)
+
+    def read(
+        self, address: str, cursor: str | None, window: Window, first: dict[str, Any] | None
+    ) -> Iterator[CalendarPage]:
+        """The round of the calendar at `address` from `cursor`; `first`: its first answer, from `first_pages`."""
+        reader = self.reader(address)
+        if first is not None and isinstance(reader, microsoft.OutlookCalendar):
+            return reader.read(cursor, window, first=first)
+        return iter(reader.read(cursor, window))
+
+    def first_pages(self, calendars: Sequence[tuple[str, str | None]], window: Window) -> list[dict[str, Any] | None]:
+        """The first answer of each (address, cursor)'s round, fetched together where the source takes
+        several requests at once (Graph's JSON batching: one HTTP request for up to 20 mailboxes); None
+        where it was not (that reader asks alone, with the usual retries and messages)."""
+        if self._graph is None:
+            return [None] * len(calendars)
+        requests = [
+            microsoft.OutlookCalendar(self._graph, address).first_request(cursor, window)
+            for address, cursor in calendars
+        ]
+        try:
+            return graph_batch.get_many(self._graph.sharing(), requests, permission=CALENDARS_PERMISSION)
+        except ConnectorError:
+            return [None] * len(calendars)  # each reader asks alone, and says why if it fails too
 
     def _thread_http(self, settings: google.GoogleSettings) -> httplib2.Http:
         http: httplib2.Http | None = getattr(self._local, "http", None)

@@ -5,9 +5,14 @@
         fake.directory.add_user("u1", "ada@example.com", mail="ada@example.com")
         # authority host: fake.authority_host, Graph: fake.graph_url, tenant: fake.tenant_id
 
+JSON batching (`POST /v1.0/$batch`): up to 20 requests, each answered on its own (status, headers,
+body) as if sent alone with the batch's token and its own headers; a fault (below) hits the requests
+inside a batch one by one, as Graph throttles them.
+
 Test hooks: `throttle(n, retry_after)` / `fail(n, status)` answer the next n Graph requests with an
-error; `requests` lists every (method, path) served; `directory`, `calendars` (people's Outlook
-calendars, see calendars.py) and `subscriptions` hold the state. A change to a calendar notifies
+error; `requests` lists every (method, path) served (a request inside a batch as "GET in $batch");
+`directory`, `calendars` (people's Outlook calendars, see calendars.py) and `subscriptions` hold the
+state. A change to a calendar notifies
 the subscriptions on that person's events.
 """
 
@@ -20,6 +25,7 @@ import ssl
 import threading
 from collections import deque
 from dataclasses import dataclass
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -34,6 +40,7 @@ from tests.fakes.tls import TestTLS
 
 PERMISSIONS = {"users": "User.Read.All", "groups": "Group.Read.All"}
 CALENDAR_PERMISSIONS = {"Calendars.Read", "Calendars.ReadWrite"}  # either reads; writes need ReadWrite
+MAX_BATCH = 20  # requests in one JSON batch
 
 
 @dataclass(frozen=True)
@@ -207,7 +214,52 @@ class _Handler(BaseHTTPRequestHandler):
         if not path.startswith("/v1.0/"):
             self._send(404, {"error": "not_found"})
             return
+        if method == "POST" and path == "/v1.0/$batch":
+            self._batch(raw)
+            return
         self._graph(method, path, query, raw)
+
+    def _batch(self, raw: bytes) -> None:
+        if self.fake.identity.client_of(self.headers.get("Authorization")) is None:
+            self._graph_error(401, "InvalidAuthenticationToken", "Access token is empty or invalid.")
+            return
+        payload = _json(raw)
+        requests = payload.get("requests") if isinstance(payload, dict) else None
+        if not isinstance(requests, list) or not requests or not all(isinstance(item, dict) for item in requests):
+            self._graph_error(400, "BadRequest", "Invalid batch payload format.")
+            return
+        if len(requests) > MAX_BATCH:
+            self._graph_error(400, "BadRequest", f"Number of batch requests exceeds the limit of {MAX_BATCH}.")
+            return
+        ids = [str(item.get("id", "")) for item in requests]
+        if "" in ids or len(set(ids)) != len(ids):
+            self._graph_error(400, "BadRequest", "Batch request ids must be present and unique.")
+            return
+        self._send(200, {"responses": [self._batched(item) for item in requests]})
+
+    def _batched(self, item: dict[str, Any]) -> dict[str, Any]:
+        """One request of a batch, answered as if alone: its own headers beside the batch's token."""
+        answer: dict[str, Any] = {}
+
+        def capture(status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
+            answer.update(status=status, headers=headers or {}, body=body)
+
+        method, url = str(item.get("method", "GET")).upper(), "/v1.0/" + str(item.get("url", "")).lstrip("/")
+        own = Message()
+        for name, value in (item.get("headers") or {}).items():
+            own[name] = str(value)
+        own["Authorization"] = self.headers.get("Authorization") or ""
+        outer = self.headers
+        self.headers, self._send = own, capture  # type: ignore[method-assign]
+        try:
+            parts = urlsplit(url)
+            self.fake._record(f"{method} in $batch", url)  # told apart from the same request sent alone
+            body = json.dumps(item["body"]).encode() if "body" in item else b""
+            self._graph(method, parts.path, parse_qs(parts.query), body)
+        finally:
+            self.headers = outer
+            del self._send
+        return {"id": item.get("id"), **answer}
 
     def _graph(self, method: str, path: str, query: dict[str, list[str]], raw: bytes) -> None:
         client_id = self.fake.identity.client_of(self.headers.get("Authorization"))

@@ -44,9 +44,14 @@ def test_a_batch_reads_every_calendar_with_one_sign_in_and_then_only_changes(wor
     )
     signed_in = graph.identity.token_requests
 
-    tallies = batch.run(world.runtime, connection_id, [ada, bob])
+    tallies = batch.run(world.runtime, connection_id, [ada, bob], threads=1)
 
     assert graph.identity.token_requests == signed_in + 1  # one sign-in for the whole batch
+    # Both mailboxes' listings were asked for in one JSON batch, none alone.
+    assert graph.count("/v1.0/$batch", "POST") == 1
+    for person in ("ada", "bob"):
+        assert graph.count(f"/v1.0/users/{person}", "GET in $batch") == 1
+        assert graph.count(f"/v1.0/users/{person}", "GET") == 0
     assert {calendar_id: tally.counts["seen"] for calendar_id, tally in tallies.items() if tally} == {ada: 1, bob: 1}
     assert titles(world, ada) == {"Standup"}
     assert titles(world, bob) == {"In the office"}
