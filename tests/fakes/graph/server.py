@@ -12,8 +12,7 @@ inside a batch one by one, as Graph throttles them.
 Test hooks: `throttle(n, retry_after)` / `fail(n, status)` answer the next n Graph requests with an
 error; `requests` lists every (method, path) served (a request inside a batch as "GET in $batch");
 `directory`, `calendars` (people's Outlook calendars, see calendars.py) and `subscriptions` hold the
-state. A change to a calendar notifies
-the subscriptions on that person's events.
+state. A change to a calendar notifies the subscriptions on that person's events.
 """
 
 from __future__ import annotations
