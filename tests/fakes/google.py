@@ -1331,6 +1331,11 @@ class FakeGoogle(CalendarFakeMixin):
 
 
 class _Server(ThreadingHTTPServer):
+    # socketserver's default backlog is 5: a burst of new connections (the workers of a benchmark each
+    # opening their own) overflows it, and the kernel drops the SYNs, which clients resend only after a
+    # second. Google takes them all.
+    request_queue_size = 128
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that gave up (a timeout test) leaves a broken pipe behind: nothing worth printing.
         if isinstance(sys.exc_info()[1], ConnectionError):

@@ -121,6 +121,10 @@ class FakeGraph:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog is 5: a burst of new connections (the workers of a benchmark each
+    # opening a pool) overflows it, and the kernel drops the SYNs, which clients resend only after a
+    # second. Graph takes them all.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], handler: type[_Handler], context: ssl.SSLContext, fake: FakeGraph):
         super().__init__(address, handler)
