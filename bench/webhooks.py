@@ -69,6 +69,7 @@ from store.models import Delivery, DeliveryAttempt, OutboxEvent
 from store.secret_box import SecretBox
 from store.services import desks, organisations, webhook_endpoints
 from worker import relay, runtime
+from worker.webhooks.delivery import LANES
 from worker.webhooks.sender import event_payload
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -699,8 +700,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"Workers: dramatiq deskbridge.worker_main -p {args.processes} -t {args.threads} on {os.cpu_count()} cores, "
         f"as docker-compose.yml runs them (a process per core for the GIL, threads to overlap the database, "
-        f"Redis and HTTP waits; {args.processes * args.threads} threads <= {len(PATHS)} endpoints x 10 slots, so "
-        f"no delivery waits for a slot); no scheduler. PostgreSQL "
+        f"Redis and HTTP waits; each job posts up to {LANES} requests at once in as many of its endpoint's "
+        f"{len(PATHS)} x 10 slots); no scheduler. PostgreSQL "
         f"{args.server.rsplit('@', 1)[-1].rsplit('/', 1)[0]}/{args.database}, Redis {args.redis}, receiver "
         f"{base_url}/hooks/{{a,b}} (uvloop + httptools, one process).",
         flush=True,

@@ -57,7 +57,7 @@ LEASE = timedelta(minutes=5)
 # A job whose endpoint has no free slot tries again after about this long.
 BUSY_RETRY_MS = 500
 # Deliveries a job reads and posts at most; the relay and the sweep cut their jobs to this size.
-MAX_BATCH = 100
+MAX_BATCH = 200
 # Seconds a job keeps posting before it hands its remaining deliveries on to a new job.
 BATCH_BUDGET = 2.0
 # Requests a job posts at once at most (as many of its endpoint's slots as are free, up to this).
