@@ -21,7 +21,9 @@ def at(day: int, hour: int, month: int = 3) -> datetime:
     return datetime(2025, month, day, hour, tzinfo=BERLIN)
 
 
-def read(settings: GoogleSettings, person: str, cursor: str | None = None, window: Window = WINDOW, **options: int):
+def read(
+    settings: GoogleSettings, person: str, cursor: str | None = None, window: Window = WINDOW, **options: int
+) -> list[CalendarPage]:
     return list(GoogleCalendar(settings, person, **options).read(cursor, window))  # type: ignore[arg-type]
 
 
