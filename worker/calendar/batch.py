@@ -7,7 +7,9 @@ Google connection at a time, with what they share done once:
    calendar another sync holds is skipped and two workers never sync one calendar at once) and
    reads the organisation's window and rules and the connection's credentials once;
 2. one set of readers (`readers.ConnectionReaders`: one Graph sign-in and one keep-alive pool per
-   batch, never kept past it) reads the calendars on a few threads;
+   batch, never kept past it) reads the calendars on a few threads, each taking a few calendars
+   (Outlook: their first requests in one Graph JSON batch; a request refused or throttled inside
+   it is asked again alone, with the usual retries and messages);
 3. rounds are applied as they arrive, several calendars in one transaction (their row locks taken
    in one statement, in id order), each calendar's pages followed by its cursor, and every
    calendar of the transaction finished in one statement (`calendars.finish_many`). A calendar
