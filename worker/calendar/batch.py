@@ -120,7 +120,13 @@ def run(
         return results
     batch = _Batch(runtime, kind, window, contexts)
     crashed: list[int] = []
-    shared = readers.ConnectionReaders(source, runtime.directory, runtime.webhook_client)
+    try:
+        shared = readers.ConnectionReaders(source, runtime.directory, runtime.webhook_client)
+    except Exception as error:  # the connection's settings or credentials cannot make a client
+        _fail(batch, [_failed(item, error) for item in claimed])
+        if not isinstance(error, ConnectorError):
+            raise BatchIncomplete([item.id for item in claimed]) from error
+        return results
     try:
         rounds = _read_all(batch, shared, claimed, threads)
         for group in _Groups(rounds, len(claimed)):
@@ -212,6 +218,14 @@ def _read(
         logger.exception("reading calendar %d failed", item.id)
         round_.failure, round_.crashed = f"internal error: {type(error).__name__}; it is retried", True
     return round_
+
+
+def _failed(item: calendars.Claimed, error: Exception) -> _Round:
+    """The round of a calendar that could not be read because of `error`."""
+    if isinstance(error, ConnectorError):
+        return _Round(item, failure=error.message, action_required=error.action_required)
+    logger.error("calendar %d: %s", item.id, error, exc_info=error)
+    return _Round(item, failure=f"internal error: {type(error).__name__}; it is retried", crashed=True)
 
 
 def _stream(batch: _Batch, round_: _Round, rest: Iterator[CalendarPage]) -> engine.Tally:

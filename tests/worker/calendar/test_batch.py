@@ -3,6 +3,7 @@ connectors against the fake Graph and the fake Google."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import dramatiq
@@ -11,7 +12,7 @@ from sqlalchemy import Engine, select, update
 
 from store.columns import utcnow
 from store.db import transaction
-from store.models import Calendar, ConnectionStatus, ExternalEvent
+from store.models import Calendar, Connection, ConnectionStatus, ExternalEvent
 from store.services import calendars
 from tests.conftest import BROKER
 from tests.fakes.google import FakeGoogle
@@ -245,3 +246,23 @@ def test_a_token_about_to_expire_is_not_held(world: World, graph: FakeGraph) -> 
 
     # Every request asked for a token afresh (two calendars, a request each): none was held.
     assert graph.identity.token_requests - signed_in >= 2
+
+
+def test_credentials_that_make_no_client_fail_every_calendar_and_release_them(world: World, google: FakeGoogle) -> None:
+    google.add_user("cy@acme.example", "Cy", notify=False)
+    connection_id = google_workspace(world, google)
+    cy = world.calendar_id("cy@acme.example")
+    with transaction(world.factory) as session:
+        # Stored garbled (an old export restored by hand): not even JSON.
+        connection = session.get_one(Connection, connection_id)
+        connection.credentials_encrypted = world.runtime.secret_box.encrypt(
+            json.dumps({"service_account_key": "{not json"})
+        )
+
+    with pytest.raises(batch.BatchIncomplete):
+        batch.run(world.runtime, connection_id, [cy])
+
+    calendar = world.calendar(cy)
+    assert calendar.status is ConnectionStatus.ERROR
+    assert calendar.last_error == "internal error: JSONDecodeError; it is retried"
+    assert calendar.sync_lease_until is None  # not held: the poll (or the queue's retry) tries again
