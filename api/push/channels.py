@@ -52,16 +52,15 @@ def act_on(ctx: ApiContext, connection_id: int, notifications: list[Notification
     elif "reauthorizationRequired" in directory:
         ctx.enqueue_channels(connection_id, False)
     if by_calendar:
-        _calendar_work(wanted, by_calendar)
+        _calendar_work(connection_id, wanted, by_calendar)
     return Outcome(genuine=True, sync_queued=enqueue, calendars_queued=wanted)
 
 
-def _calendar_work(wanted: tuple[int, ...], by_calendar: dict[int, set[str]]) -> None:
+def _calendar_work(connection_id: int, wanted: tuple[int, ...], by_calendar: dict[int, set[str]]) -> None:
     # Imported here: actors are declared on the broker the composition root sets before serving.
     from worker.calendar import jobs
 
-    for calendar_id in wanted:
-        jobs.enqueue_sync(calendar_id)
+    jobs.enqueue_syncs(connection_id, list(wanted))  # the calendars of one request: a batch (or a few)
     for calendar_id, kinds in sorted(by_calendar.items()):
         if "subscriptionRemoved" in kinds:
             jobs.enqueue_channels(calendar_id, True)

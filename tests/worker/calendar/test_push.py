@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import dramatiq
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
@@ -112,6 +113,26 @@ def test_a_notification_asks_for_one_calendar_sync(world: World, graph: FakeGrap
     assert calendar.last_synced_at is not None
     assert calendar.last_synced_at > synced_before
     assert calendar.last_counts["changed"] == 1
+
+
+def test_notifications_about_several_calendars_queue_one_job(world: World, graph: FakeGraph) -> None:
+    connection_id = microsoft(world, graph)
+    drain(BROKER, "calendar")  # the first syncs and channels the directory sync asked for
+    ids = {item.resource: key for key, item in graph.subscriptions.items.items()}
+    body = {
+        "value": [
+            notification(graph, ids[f"users/{ADA}/events"]),
+            notification(graph, ids["users/bob@contoso.example/events"]),
+        ]
+    }
+
+    assert api(world, []).post(f"/push/microsoft/{connection_id}", json=body).status_code == 202
+
+    [message] = [dramatiq.Message.decode(data) for data in BROKER.queues["calendar"].queue]
+    assert message.actor_name == "sync_calendars"
+    assert message.args == (connection_id, sorted([world.calendar_id(ADA), world.calendar_id("bob@contoso.example")]))
+    drain(BROKER, "calendar")
+    assert world.calendar(world.calendar_id(ADA)).sync_requested_at is None
 
 
 def test_a_forged_notification_queues_nothing(world: World, graph: FakeGraph) -> None:
