@@ -2,8 +2,8 @@
 
 A sync only looks at events that changed, so a change of `office_rules`, `calendar_window_days` or
 `calendar_busy_only` (`PATCH /v1/organisation`) reaches events already stored through this job,
-queued after the change commits (`settings_changed`). Every step reads the settings as they are
-when it runs, never as the message says, so a late or repeated job only repeats what is done:
+queued after the change commits (`settings_changed`). Every step reads the settings as they are when
+it runs, never as the message says, so a late or repeated job only repeats what is done:
 
 - **office rules**: every stored event of the organisation's own calendars (Outlook, Google, ICS;
   not a peer platform's, whose shifts are bookings of their own) that has not started is judged by
@@ -12,19 +12,20 @@ when it runs, never as the message says, so a late or repeated job only repeats 
   is an office day gets its booking (a clash is refused, kept on the event and emitted as
   `external_event.booking_refused`, as in a sync); a calendar booking whose event no longer is one
   is cancelled (`booking.cancelled`). Bookings made by hand are never touched, nor an office day's
-  booking someone cancelled by hand (not brought back). Google working-location entries are not the rules' to judge and events that started are history: both
-  are left as they are. With `calendar_busy_only` on, nothing the rules read (titles, categories,
-  locations) is stored, so the calendar is read again instead (`reread`): a full round of the
-  window, staged as a sync stages it, with every listed event judged by its record.
-- **window**: a sync of every calendar is asked for. The connectors keep the window their cursor
-  was made for and list the whole window again when it no longer matches (Graph's deltaLink, a
-  Google sync token, an ICS feed's fingerprint), so a wider window's new days are read from scratch;
-  a narrower one's outer events are forgotten by the sync's `forget_outside`, as when time moves.
+  booking someone cancelled by hand (not brought back). Google working-location entries are not the
+  rules' to judge and events that started are history: both are left as they are. With
+  `calendar_busy_only` on, nothing the rules read (titles, categories, locations) is stored, so the
+  calendar is read again instead (`reread`): a full round of the window, staged as a sync stages it,
+  with every listed event judged by its record.
+- **window**: a sync of every calendar is asked for. The connectors keep the window their cursor was
+  made for and list the whole window again when it no longer matches (Graph's deltaLink, a Google
+  sync token, an ICS feed's fingerprint), so a wider window's new days are read from scratch; a
+  narrower one's outer events are forgotten by the sync's `forget_outside`, as when time moves.
 - **privacy on**: `organisations.update_settings` blanks stored details in the same transaction;
   this job blanks them again in batches, at once and a sync's lease later, for pages a sync that
-  started before the change (it reads the setting when it starts) committed after it. **Off**: every calendar is read again (`reread`), its details written back silently
-  before the round is staged, so no `external_event.upserted` goes out for details that events
-  never carry.
+  started before the change (it reads the setting when it starts) committed after it. **Off**: every
+  calendar is read again (`reread`), its details written back silently before the round is staged,
+  so no `external_event.upserted` goes out for details that events never carry.
 """
 
 from __future__ import annotations
