@@ -23,6 +23,7 @@ from store.errors import StoreError
 from store.models import (
     LIVE_STATUSES,
     Booking,
+    BookingStatus,
     Calendar,
     Connection,
     Desk,
@@ -38,6 +39,7 @@ from worker.calendar.rules import OfficeRules, office_day
 logger = logging.getLogger(__name__)
 
 SOURCE = "calendar"
+_OVER = (BookingStatus.CHECKED_OUT, BookingStatus.COMPLETED)
 
 
 class Tally(tally.Tally):
@@ -186,8 +188,17 @@ def follow(
     *,
     reason: str = "WFO",
 ) -> None:
-    """Make, move or cancel the booking an event holds, by whether it is an office day now."""
+    """Make, move or cancel the booking an event holds, by whether it is an office day now.
+
+    A booking that is over (checked out, completed) for the event's times is history: an edit of the
+    event that keeps its times leaves it be instead of booking the slot again.
+    """
     booking = session.get(Booking, event.booking_id) if event.booking_id else None
+    if booking is not None and booking.status in _OVER:
+        if office is not None and (booking.start_at, booking.end_at) == (event.start_at, event.end_at):
+            event.booking_refused = None
+            return
+        booking = None
     if booking is not None and booking.status not in LIVE_STATUSES:
         booking = None
     if office is None:
@@ -200,6 +211,8 @@ def follow(
         _refuse(session, event, "the calendar's person is not an active member", tally)
         return
     desk_id = _desk_named(session, calendar.organisation_id, office)
+    if booking is None:
+        booking = _orphan(session, member.id, event)
     try:
         with session.begin_nested():
             if booking is None:
@@ -222,6 +235,27 @@ def follow(
         return
     event.booking_id = booking.id
     event.booking_refused = None
+
+
+def _orphan(session: Session, member_id: int, event: ExternalEvent) -> Booking | None:
+    """A live calendar booking of the member for exactly the event's times that no event holds any more.
+
+    Left behind when its event was forgotten (the window narrowed, the calendar was switched off)
+    and now seen again: the event takes it back, instead of being refused against it.
+    """
+    held = select(ExternalEvent.id).where(ExternalEvent.booking_id == Booking.id)
+    return session.scalars(
+        select(Booking)
+        .where(
+            Booking.member_id == member_id,
+            Booking.source == SOURCE,
+            Booking.status.in_(LIVE_STATUSES),
+            Booking.start_at == event.start_at,
+            Booking.end_at == event.end_at,
+            ~held.exists(),
+        )
+        .limit(1)
+    ).first()
 
 
 def _desk_named(session: Session, organisation_id: int, label: str) -> int | None:

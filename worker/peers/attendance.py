@@ -19,10 +19,8 @@ services as a manual check-in, so the same events go out (`booking.checked_in`, 
 Attendance only moves forward: a booking deskbridge already checked in is never checked out again or
 put back because Kadence says less.
 
-`settled` applies to every peer event that is a booking in its own right (a shift, a Kadence desk
-booking): a booking checked out (or completed) is history, and an event that still holds it for the
-same slot must not make the calendar engine book that slot again (the engine only follows live
-bookings; anything else held counts as none). Such events are staged without being followed.
+A booking checked out (or completed) is history: the calendar engine leaves it as it is while its
+event keeps the booking's times (worker/calendar/engine.py `follow`).
 """
 
 from __future__ import annotations
@@ -43,7 +41,6 @@ from worker.calendar import engine
 # Kadence statuses that end the booking, with the cancellation reason they give it.
 CANCELLING = {"noCheckIn": "kadence_no_check_in", "cancelled": "kadence_cancelled"}
 ATTENDED = frozenset({"checkedIn", "checkedOut", "completed"})
-FINISHED = (BookingStatus.CHECKED_OUT, BookingStatus.COMPLETED)
 _LATEST = timedelta(microseconds=1)  # check-in closes at the booking's end, exclusive
 
 
@@ -62,17 +59,6 @@ def held(session: Session, calendar_id: int, event_ids: Iterable[str]) -> dict[s
         )
     )
     return {event_id: booking for event_id, booking in rows}
-
-
-def settled(items: Sequence[PersonEvent], holding: dict[str, Booking]) -> set[str]:
-    """Event ids whose booking is over (checked out, completed) and still for the event's slot."""
-    return {
-        item.event.event_id
-        for item in items
-        if (booking := holding.get(item.event.event_id)) is not None
-        and booking.status in FINISHED
-        and (booking.start_at, booking.end_at) == (item.event.start, item.event.end)
-    }
 
 
 def release(session: Session, items: Sequence[PersonEvent], holding: dict[str, Booking], tally: engine.Tally) -> None:

@@ -17,7 +17,6 @@ from collections.abc import Iterable
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.records import (
-    CalendarEvent,
     CalendarPage,
     ConnectorError,
     PeoplePage,
@@ -94,28 +93,24 @@ def apply_calendar(
 ) -> None:
     """One person's events into their calendar; `full`: they are all of the window's (the others go).
 
-    Attendance (attendance.py): Kadence's released and cancelled bookings cancel ours first; events
-    whose booking is over are staged without the engine (it would book their slot again); then the
-    engine applies the rest, and Kadence's check-ins and check-outs are mirrored on what it booked.
+    Attendance (attendance.py): Kadence's released and cancelled bookings cancel ours first; then the
+    engine applies the events (leaving a booking that is over as it is), and Kadence's check-ins and
+    check-outs are mirrored on what it booked.
     """
     items = list(items)
     # Only events that are bookings in their own right are looked up: a query less per webhook delivery
     # for platforms without them (Resource Guru).
     holding = attendance.held(session, calendar_id, (item.event.event_id for item in items if item.booking_reason))
     attendance.release(session, items, holding, tally)
-    over = attendance.settled(items, holding)
-    following = [item for item in items if item.event.event_id not in over]
-    page = CalendarPage(events=tuple(item.event for item in following), removed=tuple(removed), full=full, last=True)
+    page = CalendarPage(events=tuple(item.event for item in items), removed=tuple(removed), full=full, last=True)
     booked = {
         item.event.event_id: (item.event.working_location_label or "", item.booking_reason)
-        for item in following
+        for item in items
         if item.booking_reason and item.event.status != "cancelled"  # a cancelled one releases its booking
     }
     context = engine.Context.load(session, calendar_id)
     engine.apply_page(session, calendar_id, page, tally, context, booked=booked)
-    if over:
-        _stage(session, context, [item.event for item in items if item.event.event_id in over], tally)
-    attendance.mirror(session, calendar_id, following, tally)
+    attendance.mirror(session, calendar_id, items, tally)
     if not full:
         return
     # A complete listing: what it left out is gone, and the calendar is up to date as of now.
@@ -124,10 +119,3 @@ def apply_calendar(
     calendar = session.get_one(Calendar, calendar_id)
     external_events.forget_outside(session, calendar, window.start, window.end)
     calendars.finish(session, calendar, cursor=None, window_start=window.start.date(), counts=dict(tally.counts))
-
-
-def _stage(session: Session, context: engine.Context, found: list[CalendarEvent], tally: engine.Tally) -> None:
-    """Store events whose booking is over as they are now, without following them with a booking."""
-    applied = external_events.apply(session, context, context.provider, found, [], busy_only=context.busy_only)
-    tally.count("seen", len(found))
-    tally.count("changed", len(applied.changed))

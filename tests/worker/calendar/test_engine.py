@@ -281,3 +281,43 @@ def test_pages_of_several_calendars_are_staged_together_in_order(setup: Setup) -
 
 def page(*events_: CalendarEvent, removed: tuple[str, ...] = ()) -> CalendarPage:
     return CalendarPage(events=events_, removed=tuple(RemovedEvent(item) for item in removed))
+
+
+def test_an_edited_office_day_whose_booking_is_over_books_nothing_again(setup: Setup) -> None:
+    apply(setup, event(categories=("Office",)))
+    [booking] = live_bookings(setup)
+    with transaction(setup.factory) as session:
+        held = session.get_one(Booking, booking.id)
+        bookings.check_in(session, held, now=DAY + timedelta(minutes=5))
+        bookings.check_out(session, held, now=DAY + timedelta(hours=8))
+
+    tally = apply(setup, event(categories=("Office",), title="Standup, moved room", etag="2"))
+
+    assert tally.counts["booked"] == 0
+    assert tally.counts["refused"] == 0
+    assert live_bookings(setup) == []
+    [row] = stored(setup)
+    assert row.booking_id == booking.id  # still the event's: its history
+
+    later = DAY + timedelta(days=1)  # moved to another day: that day is booked anew
+    apply(setup, event(categories=("Office",), start=later, end=later + timedelta(hours=9), etag="3"))
+    [again] = live_bookings(setup)
+    assert again.start_at == later
+
+
+def test_an_office_day_seen_again_takes_back_the_booking_left_behind(setup: Setup) -> None:
+    apply(setup, event(categories=("Office",)))
+    [booking] = live_bookings(setup)
+    with transaction(setup.factory) as session:
+        # The window narrowed: the event is forgotten, its future booking stays.
+        calendar = session.get_one(Calendar, setup.calendar_id)
+        external_events.forget_outside(session, calendar, DAY - timedelta(days=10), DAY - timedelta(days=1))
+    assert stored(setup) == []
+
+    tally = apply(setup, event(categories=("Office",)))  # widened again: read from scratch
+
+    assert tally.counts["refused"] == 0
+    [kept] = live_bookings(setup)
+    assert kept.id == booking.id
+    [row] = stored(setup)
+    assert (row.booking_id, row.booking_refused) == (booking.id, None)
