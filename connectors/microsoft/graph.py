@@ -8,6 +8,7 @@ as notes for the admin.
 
 from __future__ import annotations
 
+import functools
 import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -68,9 +69,7 @@ class GraphClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._auth = auth
-        # httpx wants an SSLContext for a CA bundle (a path is deprecated there).
-        tls: ssl.SSLContext | bool = ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
-        self._http = http or httpx.Client(verify=tls, timeout=timeout)
+        self._http = http or httpx.Client(verify=tls_context(verify) if verify else False, timeout=timeout)
         self.notes = Notes("Graph")
         self._retrying = Retrying(
             self.notes, sleep=sleep, max_attempts=max_attempts, max_wait=max_wait, backoff=backoff
@@ -158,6 +157,15 @@ class GraphClient:
                 action_required=True,
             )
         return GraphError(f"Graph refused {where}: {status} {code}: {message}", status=status, code=code)
+
+
+@functools.cache
+def tls_context(verify: str | bool) -> ssl.SSLContext:
+    """The TLS context for a CA bundle path (True: the default one), made once a process: loading a
+    bundle costs tens of milliseconds, and a context is safe to share between clients and threads.
+    A bundle changed on disk is read at the next start."""
+    # httpx wants an SSLContext for a CA bundle (a path is deprecated there).
+    return ssl.create_default_context(cafile=verify) if isinstance(verify, str) else httpx.create_ssl_context()
 
 
 def _error_of(response: httpx.Response) -> tuple[str, str]:
