@@ -278,7 +278,7 @@ def _stage_chunk(
     existing = {(row.calendar_id, row.event_id): row for row in session.execute(_stored(session, keys))}
     new_rows: dict[tuple[int, str], dict[str, Any]] = {}
     changed_rows: list[dict[str, Any]] = []
-    written: dict[tuple[int, str], tuple[Changed, dict[str, Any]]] = {}
+    written: dict[tuple[int, str], tuple[Changed, dict[str, Any], bool]] = {}
     for key in keys:
         number, record = latest[key]
         values = _values(record, pages[number].busy_only)
@@ -287,7 +287,10 @@ def _stage_chunk(
             new_rows[key] = values
         elif any(getattr(row, name) != value for name, value in values.items()):
             changed_rows.append({"row_id": row.id, **values})
-            written[key] = (Changed(row.id, key[1], row.booking_id, row.booking_refused), values)
+            # Emitted only when what the event says changed: a new title or etag alone is stored
+            # (the office rules read it) but would reach receivers as the same event again.
+            shown = any(getattr(row, name) != values[name] for name in _EMITTED)
+            written[key] = (Changed(row.id, key[1], row.booking_id, row.booking_refused), values, shown)
     if changed_rows:
         session.execute(
             update(_TABLE)
@@ -298,13 +301,14 @@ def _stage_chunk(
     inserted = _insert(session, [(pages[latest[key][0]], key[1], values) for key, values in new_rows.items()], now)
     for calendar_id, event_id, row_id in inserted:
         key = (calendar_id, event_id)
-        written[key] = (Changed(row_id, event_id, None, None), new_rows[key])
+        written[key] = (Changed(row_id, event_id, None, None), new_rows[key], True)
     for key in keys:  # in the pages' order, as the calendars listed them
         if key in written:
             number = latest[key][0]
-            change, values = written[key]
+            change, values, shown = written[key]
             results[number].changed.append(change)
-            _emit(session, pages[number].calendar, pages[number].provider, change.id, values)
+            if shown:
+                _emit(session, pages[number].calendar, pages[number].provider, change.id, values)
 
 
 def lock(session: Session, calendar_ids: Sequence[int]) -> None:
@@ -440,6 +444,10 @@ def _emit(session: Session, calendar: CalendarKeys, provider: str, row_id: int, 
             "working_location": values["working_location"],
         },
     )
+
+
+# What `external_event.upserted` says of an event (besides its ids), as stored.
+_EMITTED = ("start_at", "end_at", "all_day", "show_as", "status", "working_location")
 
 
 def _forget_loaded(session: Session, keys: set[tuple[int, str]]) -> None:

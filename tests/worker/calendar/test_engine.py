@@ -97,6 +97,17 @@ def test_events_are_stored_once_and_changes_emitted(setup: Setup) -> None:
     assert types(setup)[len(before) :] == ["external_event.upserted", "external_event.deleted"]
 
 
+def test_a_new_title_alone_is_stored_and_judged_but_not_emitted(setup: Setup) -> None:
+    apply(setup, event("e1"))
+    before = types(setup)
+    # The payload carries no title: receivers would get the same event again. The rules still read it.
+    tally = apply(setup, event("e1", title="WFO planning", etag="2"))
+    assert tally.counts["changed"] == 1
+    assert [row.title for row in stored(setup)] == ["WFO planning"]
+    assert len(live_bookings(setup)) == 1  # the keyword rule saw the new title
+    assert types(setup)[len(before) :] == ["booking.created"]
+
+
 def test_events_deskbridge_wrote_never_come_back(setup: Setup) -> None:
     tally = apply(setup, event("ours", booking_id=42, categories=("Office",)))
     assert tally.counts["echoes"] == 1
