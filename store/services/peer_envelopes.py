@@ -143,33 +143,18 @@ def _insert(session: Session, delivery: Received) -> int | None:
 _APPLY_LOCK = 3
 
 
-def waiting(
-    session: Session, connection_id: int, limit: int, *, only: int | None = None, wait: bool = True
-) -> list[PeerEnvelope] | None:
+def waiting(session: Session, connection_id: int, limit: int, *, only: int | None = None) -> list[PeerEnvelope]:
     """The connection's deliveries still to apply, oldest envelope first (`only`: just that row, if waiting).
 
-    On PostgreSQL the caller's transaction first takes the connection's turn to apply deliveries, so
-    deliveries about one object are applied in the order they were sent: it waits for any other
-    transaction applying them to end, or with `wait=False` returns None at once when one is.
+    On PostgreSQL the caller's transaction first waits for any other applying the same connection's
+    deliveries to end, so deliveries about one object are applied in the order they were sent.
     """
     if session.get_bind().dialect.name == "postgresql":
-        if not wait:
-            if not session.scalar(select(func.pg_try_advisory_xact_lock(_APPLY_LOCK, connection_id))):
-                return None
-        else:
-            session.execute(select(func.pg_advisory_xact_lock(_APPLY_LOCK, connection_id)))
+        session.execute(select(func.pg_advisory_xact_lock(_APPLY_LOCK, connection_id)))
     query = select(PeerEnvelope).where(PeerEnvelope.connection_id == connection_id, PeerEnvelope.applied_at.is_(None))
     if only is not None:
         query = query.where(PeerEnvelope.id == only)
     return list(session.scalars(query.order_by(PeerEnvelope.envelope_id).limit(limit)))
-
-
-def any_waiting(session: Session, connection_id: int) -> bool:
-    """Whether a delivery of the connection waits to be applied."""
-    query = select(PeerEnvelope.id).where(
-        PeerEnvelope.connection_id == connection_id, PeerEnvelope.applied_at.is_(None)
-    )
-    return session.scalar(query.limit(1)) is not None
 
 
 def stalled(session: Session, *, older_than: timedelta, now: datetime | None = None) -> list[int]:

@@ -75,19 +75,10 @@ def drain(worker_runtime: Runtime, connection_id: int) -> Counter[str]:
     """
     outcomes: Counter[str] = Counter()
     while True:
-        done = _apply_batch(worker_runtime, connection_id, wait=False)
-        if done is None:
-            return outcomes  # another job is applying them: it checks again when it is done
+        done = _apply_batch(worker_runtime, connection_id)
         outcomes.update(done)
-        if not done and not _any_waiting(worker_runtime, connection_id):
-            # Checked after this job's turn ended: a job that found it taken meanwhile left its
-            # deliveries to this one.
+        if not done:
             return outcomes
-
-
-def _any_waiting(worker_runtime: Runtime, connection_id: int) -> bool:
-    with transaction(worker_runtime.session_factory) as session:
-        return peer_envelopes.any_waiting(session, connection_id)
 
 
 def apply(worker_runtime: Runtime, row_id: int) -> str:
@@ -98,7 +89,7 @@ def apply(worker_runtime: Runtime, row_id: int) -> str:
         if row is None or row.applied_at is not None:
             return "done"
         connection_id = row.connection_id
-    done = _apply_batch(worker_runtime, connection_id, only=row_id, wait=True)
+    done = _apply_batch(worker_runtime, connection_id, only=row_id)
     return done[0] if done else "done"
 
 
@@ -108,11 +99,8 @@ class _Source:
     credentials: dict[str, Any]
 
 
-def _apply_batch(
-    worker_runtime: Runtime, connection_id: int, *, only: int | None = None, wait: bool
-) -> list[str] | None:
-    """Apply up to BATCH waiting deliveries in one transaction; their outcomes (empty: none waited;
-    None: another transaction is applying the connection's deliveries, and `wait` is false)."""
+def _apply_batch(worker_runtime: Runtime, connection_id: int, *, only: int | None = None) -> list[str]:
+    """Apply up to BATCH waiting deliveries in one transaction; their outcomes (empty: none waited)."""
     factory = worker_runtime.session_factory
     with transaction(factory) as session:
         connection = session.get(Connection, connection_id)
@@ -122,8 +110,8 @@ def _apply_batch(
     roster = _roster(worker_runtime, connection_id, source)
     window = events.window_of(factory, connection_id)
     with transaction(factory) as session:
-        rows = peer_envelopes.waiting(session, connection_id, BATCH, only=only, wait=wait)
-        return None if rows is None else _apply_rows(session, connection_id, rows, roster, window)
+        rows = peer_envelopes.waiting(session, connection_id, BATCH, only=only)
+        return _apply_rows(session, connection_id, rows, roster, window)
 
 
 def _apply_rows(

@@ -177,19 +177,3 @@ def test_deliveries_ask_for_one_waiting_job_per_connection(redis_client: redis.R
     finally:
         actor.broker = home
         broker.close()
-
-
-def test_a_drain_leaves_the_connection_to_the_job_already_applying_it(
-    world: World, resourceguru: FakeResourceGuru
-) -> None:
-    connection_id = synced(world, resourceguru)
-    if world.factory.kw["bind"].dialect.name != "postgresql":
-        pytest.skip("SQLite runs one writer at a time: there is no other job's turn to find taken")
-    (booking_id,) = list(resourceguru.objects["bookings"])
-    deliver(world, connection_id, 50, resourceguru.payload("bookings", booking_id, "delete"))
-    with transaction(world.factory) as session:
-        assert peer_envelopes.waiting(session, connection_id, 10) is not None  # another job's turn, held
-        # This job does not wait for it (a worker thread parked on a lock does nothing): that job
-        # applies what waits, and checks again once its turn ends.
-        assert hooks.drain(world.runtime, connection_id) == {}
-    assert hooks.drain(world.runtime, connection_id) == {"applied": 1}
