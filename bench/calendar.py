@@ -30,13 +30,13 @@ Then, unless `--no-hooks`:
    `POST /hooks/resourceguru/{id}` over 32 connections; acknowledgements/s and the acknowledgement
    time (target p99 <= 50 ms), every delivery stored once. `--hooks-only` runs this phase alone.
 
-Checks: every event stored exactly once with one `external_event.upserted` each; the incremental
-round changed exactly the events changed in the fakes (and emitted for the moved ones only: a title is
-not in the payload) and removed exactly the deleted ones. Targets: initial >= 5,000 events/s, incremental round (all calendars)
-<= 2 s. Beside the figures, the CPU seconds each side used (the worker processes with this one,
-PostgreSQL, each fake, and everything else on the machine: the machine's load). `--profile` records
-each worker process with py-spy during the syncs
-(bench/results/calendar-profile-<provider>[-incremental]-<n>.txt, raw stacks).
+Checks: every event stored exactly once with one `external_event.upserted` each; the incremental round
+changed exactly the events changed in the fakes (and emitted for the moved ones only: a title is not in
+the payload) and removed exactly the deleted ones. Targets: initial >= 5,000 events/s, incremental round
+(all calendars) <= 2 s. Beside the figures, the CPU seconds each side used (the worker processes with
+this one, PostgreSQL, each fake, and everything else on the machine: the machine's load). `--profile`
+records each worker process with py-spy during the syncs (bench/results/calendar-
+profile-<provider>[-incremental]-<n>.txt, raw stacks).
 """
 
 from __future__ import annotations
@@ -730,7 +730,8 @@ def main(argv: list[str] | None = None) -> int:
     if not failed_checks:
         print(
             "Checks: every event stored exactly once with one external_event.upserted each; the incremental round "
-            "changed exactly the events changed in the fakes, removed exactly the deleted ones, emitted for them only."
+            "changed exactly the events changed in the fakes, removed exactly the deleted ones, "
+            "emitted for the moved ones only."
         )
     all_met = all(phase.met is not False for phase in phases) and not failed_checks
     record = {
