@@ -35,8 +35,8 @@ changed exactly the events changed in the fakes (and emitted for the moved ones 
 the payload) and removed exactly the deleted ones. Targets: initial >= 5,000 events/s, incremental round
 (all calendars) <= 2 s. Beside the figures, the CPU seconds each side used (the worker processes with
 this one, PostgreSQL, each fake, and everything else on the machine: the machine's load). `--profile`
-records each worker process with py-spy during the syncs (bench/results/calendar-
-profile-<provider>[-incremental]-<n>.txt, raw stacks).
+records each worker process with py-spy during the syncs
+(bench/results/calendar-profile-<provider>[-incremental]-<n>.txt, raw stacks).
 """
 
 from __future__ import annotations
