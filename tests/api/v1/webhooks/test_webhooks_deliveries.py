@@ -74,7 +74,8 @@ def test_deliveries_log_filters_and_pages(
     pipeline.deliver()
     everything = deliveries(api, org, endpoint["id"])
     assert [entry["status"] for entry in everything] == ["succeeded"] * 3
-    assert [entry["event_id"] for entry in everything] == [event_id for event_id, _ in received(good)]
+    # Requests of one job overlap (up to its slots), so they may arrive in any order: the log has each once.
+    assert sorted(entry["event_id"] for entry in everything) == sorted(event_id for event_id, _ in received(good))
 
     assert deliveries(api, org, endpoint["id"], status="succeeded") == everything
     assert deliveries(api, org, endpoint["id"], status="exhausted") == []
