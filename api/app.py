@@ -12,7 +12,7 @@ from api.compat import wiggledesk
 from api.context import ApiContext
 from api.middleware import Guard
 from api.push import router as push
-from api.push.resourceguru import router as resourceguru_hooks
+from api.push.resourceguru import route as resourceguru_hooks
 from api.usage import TokenUsage
 from api.v1 import router as v1
 
@@ -38,7 +38,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.add_middleware(metrics.RequestMetrics)  # added last: outermost, so it sees every answer
     app.include_router(health.router)
     # Inbound pushes first: routes are matched in order, and a sender waits on their answer.
-    app.include_router(resourceguru_hooks)
+    app.router.routes.insert(0, resourceguru_hooks)
     app.include_router(push)
     app.include_router(metrics.router)
     app.include_router(wiggledesk.router)

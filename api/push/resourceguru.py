@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import PlainTextResponse
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 
 from api.context import ApiContext
 from api.deps import context
@@ -29,12 +30,10 @@ from store.db import transaction
 from store.services import peer_envelopes
 from store.services.peer_envelopes import Received
 
-router = APIRouter(prefix="/hooks/resourceguru", tags=["hooks"], include_in_schema=False)
 
-
-@router.post("/{connection_id}")
-async def deliver(connection_id: int, request: Request) -> Response:
+async def deliver(request: Request) -> Response:
     """A delivery from Resource Guru: 202 when genuine (kept once), 401 when not, 400 when it has no envelope id."""
+    connection_id: int = request.path_params["connection_id"]
     body = await request.body()
     if len(body) > MAX_BODY:
         return PlainTextResponse("delivery too large", status_code=413)
@@ -102,3 +101,7 @@ def _enqueue(connection_id: int) -> None:
     from worker.peers import hooks
 
     hooks.enqueue(connection_id)
+
+
+# A plain Starlette route: nothing for FastAPI to validate or inject, and the sender waits on it.
+route = Route("/hooks/resourceguru/{connection_id:int}", deliver, methods=["POST"], include_in_schema=False)
