@@ -26,6 +26,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bench.webhooks_ceiling import read_response
 from connectors.resourceguru.webhooks import SIGNATURE_HEADER, sign
 
 USER_AGENT = "ResourceGuru/Webhooks"
@@ -46,20 +47,6 @@ def requests(job: dict[str, Any]) -> list[bytes]:
         )
         built.append(head.encode() + body)
     return built
-
-
-async def read_response(reader: asyncio.StreamReader) -> int:
-    """Read one response (status line, headers, a content-length body); its status code."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    if length:
-        await reader.readexactly(length)
-    return status
 
 
 async def post_all(

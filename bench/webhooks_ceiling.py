@@ -80,7 +80,7 @@ async def _post_raw(host: str, port: int, posts: Sequence[Post], concurrency: in
                     + "\r\n"
                 )
                 writer.write(head.encode() + body)
-                status = await _read_response(reader)
+                status = await read_response(reader)
                 counts["ok" if 200 <= status < 300 else "failed"] += 1
         finally:
             writer.close()
@@ -90,7 +90,7 @@ async def _post_raw(host: str, port: int, posts: Sequence[Post], concurrency: in
     return Posted("raw asyncio streams", counts["ok"], counts["failed"], time.monotonic() - started)
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
+async def read_response(reader: asyncio.StreamReader) -> int:
     """Read one response (status line, headers, a content-length body); its status code."""
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])

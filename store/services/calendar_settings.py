@@ -11,36 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Protocol
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from store.models import Calendar, Connection, ExternalEvent, Organisation
 from store.services.connections import PEER_KINDS
+from store.services.external_events import EventRecord
 from store.sql import among
 
 _TABLE: Table = ExternalEvent.__table__  # type: ignore[assignment]
 NOTES_KEPT = 20  # a calendar's notes an admin sees; the newest are kept
-
-
-class Details(Protocol):
-    """What a calendar said of an event that the privacy setting keeps out (see `external_events`)."""
-
-    @property
-    def event_id(self) -> str: ...
-    @property
-    def title(self) -> str: ...
-    @property
-    def location(self) -> str: ...
-    @property
-    def categories(self) -> tuple[str, ...]: ...
-    @property
-    def attendees(self) -> tuple[str, ...]: ...
-    @property
-    def working_location_label(self) -> str | None: ...
-    @property
-    def booking_id(self) -> int | None: ...
 
 
 def followed_calendars(session: Session, organisation_id: int) -> list[int]:
@@ -111,7 +92,7 @@ def blank_details(session: Session, organisation_id: int, *, after_id: int, limi
     return ids[-1], int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def bring_back_details(session: Session, calendar_id: int, records: Iterable[Details]) -> int:
+def bring_back_details(session: Session, calendar_id: int, records: Iterable[EventRecord]) -> int:
     """Write back what a calendar says of events stored without it (the privacy setting was on), so
     the sync that follows finds them unchanged. Only those details are written, and only when the
     organisation keeps them now; returns how many rows were written."""
