@@ -34,8 +34,9 @@ Attributes = Annotated[str | None, Query(alias="attributes")]
 Excluded = Annotated[str | None, Query(alias="excludedAttributes")]
 
 
-def _found(db: Session, connection_id: int, group_id: str) -> DirectoryGroup:
-    row = directory.scim_group(db, connection_id, group_id)
+def _found(db: Session, connection_id: int, group_id: str, *, for_update: bool = False) -> DirectoryGroup:
+    """The live group, or 404; `for_update` locks it for a write (concurrent PATCHes apply one after another)."""
+    row = directory.scim_group(db, connection_id, group_id, for_update=for_update)
     if row is None:
         raise ScimError(404, f"no Group {group_id}")
     return row
@@ -104,7 +105,7 @@ def get_group(
 @router.put("/{group_id}")
 def replace_group(group_id: str, body: Body, connection: ScimConnection, db: DB, request: Request) -> Response:
     """Replace a Group: its name and its whole membership."""
-    _found(db, connection.id, group_id)
+    _found(db, connection.id, group_id, for_update=True)
     document = _checked(normalise(GROUPS, body))
     row = _write(db, connection.id, group_record(group_id, document), document)
     resource = render(GROUPS, row, base_url(request))
@@ -115,7 +116,7 @@ def replace_group(group_id: str, body: Body, connection: ScimConnection, db: DB,
 @router.patch("/{group_id}")
 def patch_group(group_id: str, body: Body, connection: ScimConnection, db: DB, request: Request) -> Response:
     """Apply PATCH operations: members added or removed (by path, filter or value list), displayName replaced."""
-    row = _found(db, connection.id, group_id)
+    row = _found(db, connection.id, group_id, for_update=True)
     before = attributes_of(row)
     document = _checked(patch.apply(GROUPS, before, body))
     row = _write(db, connection.id, group_change(group_id, before, document), document)
@@ -127,7 +128,7 @@ def patch_group(group_id: str, body: Body, connection: ScimConnection, db: DB, r
 @router.delete("/{group_id}", status_code=204)
 def delete_group(group_id: str, connection: ScimConnection, db: DB) -> Response:
     """Delete a Group: its memberships end; a team it mirrored is no longer kept in step."""
-    row = _found(db, connection.id, group_id)
+    row = _found(db, connection.id, group_id, for_update=True)
     apply_now(db, connection.id, DirectoryPage(groups=(group_deleted(group_id, row.document),)))
     db.commit()
     return Response(status_code=204)

@@ -35,8 +35,9 @@ Attributes = Annotated[str | None, Query(alias="attributes")]
 Excluded = Annotated[str | None, Query(alias="excludedAttributes")]
 
 
-def _found(db: Session, connection_id: int, user_id: str) -> DirectoryUser:
-    row = directory.scim_user(db, connection_id, user_id)
+def _found(db: Session, connection_id: int, user_id: str, *, for_update: bool = False) -> DirectoryUser:
+    """The live user, or 404; `for_update` locks it for a write."""
+    row = directory.scim_user(db, connection_id, user_id, for_update=for_update)
     if row is None:
         raise ScimError(404, f"no User {user_id}")
     return row
@@ -46,6 +47,8 @@ def _check_username(db: Session, connection_id: int, document: dict[str, Any], u
     username = str(document["userName"])
     if len(username) > MAX_USERNAME:
         raise invalid_value(f"userName is longer than {MAX_USERNAME} characters")
+    # Held to the end of the request's transaction: a concurrent create of the same name waits, then sees it.
+    directory.hold_username(db, connection_id, username)
     if directory.username_taken(db, connection_id, username, other_than=user_id):
         raise ScimError(409, f"userName {username!r} is taken", "uniqueness")
 
@@ -107,7 +110,7 @@ def get_user(
 @router.put("/{user_id}")
 def replace_user(user_id: str, body: Body, connection: ScimConnection, db: DB, request: Request) -> Response:
     """Replace a User with the document sent (what it leaves out is gone; `active` defaults to true)."""
-    _found(db, connection.id, user_id)
+    _found(db, connection.id, user_id, for_update=True)
     document = normalise(USERS, body)
     _check_username(db, connection.id, document, user_id)
     row = _write(db, connection.id, user_id, document)
@@ -119,7 +122,7 @@ def replace_user(user_id: str, body: Body, connection: ScimConnection, db: DB, r
 @router.patch("/{user_id}")
 def patch_user(user_id: str, body: Body, connection: ScimConnection, db: DB, request: Request) -> Response:
     """Apply PATCH operations (see connectors.scim.patch for the quirks accepted); answers the new User."""
-    row = _found(db, connection.id, user_id)
+    row = _found(db, connection.id, user_id, for_update=True)
     document = patch.apply(USERS, attributes_of(row), body)
     _check_username(db, connection.id, document, user_id)
     row = _write(db, connection.id, user_id, document)
@@ -131,10 +134,9 @@ def patch_user(user_id: str, body: Body, connection: ScimConnection, db: DB, req
 @router.delete("/{user_id}", status_code=204)
 def delete_user(user_id: str, connection: ScimConnection, db: DB) -> Response:
     """The person leaves: offboarded, and taken out of the groups that listed them."""
-    _found(db, connection.id, user_id)
-    groups, _ = directory.scim_groups(
-        db, connection.id, directory.Lookup(member=user_id), offset=0, limit=directory.CHUNK
-    )
+    # The groups first, then the person: the order a group PATCH (group, then its members) takes them in.
+    groups = directory.lock_scim_groups_of(db, connection.id, user_id)
+    _found(db, connection.id, user_id, for_update=True)
     changes = []
     for group in groups:
         before = attributes_of(group)

@@ -3,7 +3,8 @@
 What a client writes (POST, PUT, or the result of a PATCH) goes through `normalise` before it is
 kept; the kept document is what reads give back. Values keep their spelling (an address keeps its
 case) but get their schema's shape: `"False"` becomes false (Entra ID sends booleans as strings), a
-lone object for a multi-valued attribute becomes a list of one, and null or empty means absent.
+lone object for a multi-valued attribute becomes a list of one, a bare id for a complex attribute with
+a `value` (Entra ID's `manager`) becomes `{"value": id}`, and null or empty means absent.
 """
 
 from __future__ import annotations
@@ -98,6 +99,9 @@ def _single(attribute: Attribute, value: Any, label: str) -> Any:
     if value is None:
         return None
     if attribute.type == "complex":
+        if isinstance(value, str | int) and not isinstance(value, bool) and attribute.sub("value") is not None:
+            # Entra ID sends the enterprise `manager` as the bare id: a value whose object is its `value`.
+            value = {"value": value}
         if not isinstance(value, dict):
             raise invalid_value(f"{label} is a JSON object")
         clean: dict[str, Any] = {}

@@ -16,6 +16,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    false,
     func,
     insert,
     or_,
@@ -580,15 +581,49 @@ def scim_users(
     return list(session.scalars(query.order_by(DirectoryUser.id).offset(offset).limit(limit))), total
 
 
-def scim_user(session: Session, connection_id: int, external_id: str) -> DirectoryUser | None:
-    """A live user by our SCIM id (a deleted one is gone for SCIM: 404)."""
-    return session.scalar(
-        select(DirectoryUser).where(
-            DirectoryUser.connection_id == connection_id,
-            DirectoryUser.external_id == external_id,
-            DirectoryUser.deleted.is_(False),
-        )
+def scim_user(
+    session: Session, connection_id: int, external_id: str, *, for_update: bool = False
+) -> DirectoryUser | None:
+    """A live user by our SCIM id (a deleted one is gone for SCIM: 404).
+
+    `for_update`: locked until the transaction ends, so a write that reads the kept document and
+    writes it back is never interleaved with another one's (see `hold_writes`).
+    """
+    query = select(DirectoryUser).where(
+        DirectoryUser.connection_id == connection_id,
+        DirectoryUser.external_id == external_id,
+        DirectoryUser.deleted.is_(False),
     )
+    if for_update:
+        hold_writes(session)
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return session.scalar(query)
+
+
+def hold_writes(session: Session) -> None:
+    """On SQLite, take the database's write lock now rather than at the first write.
+
+    SQLite locks the whole database for a writer, but only from its first write on: a read before it
+    sees what another request is about to change (a member list, a userName). Holding the lock
+    first makes the read and the write one step, as PostgreSQL's row locks do. A no-op elsewhere.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        # An update that matches nothing still begins the write transaction (and waits its turn).
+        session.execute(update(_USERS).where(false()).values(seen_round=_USERS.c.seen_round))
+
+
+def hold_username(session: Session, connection_id: int, username: str) -> None:
+    """Until the transaction ends, no other request of this connection checks or takes `username`.
+
+    PostgreSQL: a transaction-scoped advisory lock on the connection and the lower-cased name (two
+    creates of one userName queue up; the second then sees the first and answers 409). SQLite: the
+    database's write lock (`hold_writes`), which serialises every writer anyway.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        key = f"scim-username:{connection_id}:{username.strip().lower()}"
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
+    else:
+        hold_writes(session)
 
 
 def username_taken(session: Session, connection_id: int, username: str, *, other_than: str | None = None) -> bool:
@@ -631,13 +666,43 @@ def scim_groups(
     return list(session.scalars(query.order_by(DirectoryGroup.id).offset(offset).limit(limit))), total
 
 
-def scim_group(session: Session, connection_id: int, external_id: str) -> DirectoryGroup | None:
-    """A live group by our SCIM id."""
-    return session.scalar(
-        select(DirectoryGroup).where(
-            DirectoryGroup.connection_id == connection_id,
-            DirectoryGroup.external_id == external_id,
-            DirectoryGroup.deleted.is_(False),
+def scim_group(
+    session: Session, connection_id: int, external_id: str, *, for_update: bool = False
+) -> DirectoryGroup | None:
+    """A live group by our SCIM id.
+
+    `for_update`: the group's row locked until the transaction ends (SQLite: the database's write
+    lock), so concurrent PATCHes of one group each apply to the membership the one before left:
+    identity providers send membership changes of a group in parallel.
+    """
+    query = select(DirectoryGroup).where(
+        DirectoryGroup.connection_id == connection_id,
+        DirectoryGroup.external_id == external_id,
+        DirectoryGroup.deleted.is_(False),
+    )
+    if for_update:
+        hold_writes(session)
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return session.scalar(query)
+
+
+def lock_scim_groups_of(session: Session, connection_id: int, user_id: str) -> list[DirectoryGroup]:
+    """The live groups listing this user, locked in id order (one order for every request: no deadlock)."""
+    hold_writes(session)
+    member_of = select(DirectoryMembership.group_external_id).where(
+        DirectoryMembership.connection_id == connection_id, DirectoryMembership.user_external_id == user_id
+    )
+    return list(
+        session.scalars(
+            select(DirectoryGroup)
+            .where(
+                DirectoryGroup.connection_id == connection_id,
+                DirectoryGroup.deleted.is_(False),
+                DirectoryGroup.external_id.in_(member_of),
+            )
+            .order_by(DirectoryGroup.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
         )
     )
 
