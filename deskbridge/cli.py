@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from deskbridge.bootstrap import ensure_first_organisation, welcome
-from deskbridge.commands import connect, desk, member, org, sync, token
+from deskbridge.commands import connect, connection, desk, key, member, org, sync, token, webhook
 from deskbridge.commands.common import err, fail, out
 from deskbridge.settings import Settings, get_settings
 from store.errors import StoreError
@@ -23,7 +25,10 @@ app.add_typer(member.app, name="member")
 app.add_typer(token.app, name="token")
 app.add_typer(desk.app, name="desk")
 app.add_typer(connect.app, name="connect")
-app.command("connections")(connect.list_connections)
+app.add_typer(connection.app, name="connection")
+app.add_typer(webhook.app, name="webhook")
+app.add_typer(key.app, name="key")
+app.command("connections", help="The same as `deskbridge connection list`.")(connection.list_connections)
 app.command("sync")(sync.sync)
 
 
@@ -51,10 +56,17 @@ def _ensure_sqlite_folder(url: str) -> None:
 
 
 @app.command()
-def serve() -> None:
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on [default: DESKBRIDGE_HOST or 127.0.0.1].")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [default: DESKBRIDGE_PORT, 8000].")] = None,
+) -> None:
     """Run the API; without a Redis URL, the broker, worker threads and scheduler run in this process too.
 
     The first start creates an organisation, an admin and an API token, and prints the token once.
+    Links (invitations, Location headers, the commands printed) use DESKBRIDGE_PUBLIC_BASE_URL, or
+    http://HOST:PORT when it is unset.
     """
     import uvicorn
 
@@ -63,7 +75,8 @@ def serve() -> None:
     from worker.broker import start_in_process_workers
     from worker.scheduler import default_jobs, start_in_process
 
-    settings = get_settings()
+    chosen = {name: value for name, value in (("host", host), ("port", port)) if value is not None}
+    settings = get_settings().model_copy(update=chosen)
     _ensure_sqlite_folder(settings.database_url)
     components = build(settings)
     greet(components.session_factory, settings)
@@ -71,7 +84,7 @@ def serve() -> None:
     workers = start_in_process_workers(components.broker, settings.worker_threads) if embedded else None
     scheduler = start_in_process(default_jobs(runtime.current())) if embedded else None
     try:
-        uvicorn.run(make_app(components), host=settings.host, port=settings.port, log_level="info")
+        uvicorn.run(make_app(components), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
     finally:
         if scheduler is not None:
             scheduler.stop()
@@ -88,7 +101,7 @@ def greet(factory: sessionmaker[Session], settings: Settings) -> None:
     except SQLAlchemyError as error:
         reason = str(getattr(error, "orig", None) or error).splitlines()[0]
         fail(f"the database is not ready ({reason}); run `deskbridge db upgrade` first.")
-    for line in welcome(first, settings.public_base_url):
+    for line in welcome(first, settings.base_url):
         out().print(line, markup=False, soft_wrap=True)
     if not settings.smtp_host:
         out().print(f"No SMTP server set: emails are written to {settings.mail_dir}/ and the log.", markup=False)
@@ -96,15 +109,24 @@ def greet(factory: sessionmaker[Session], settings: Settings) -> None:
 
 
 @app.command()
-def worker(processes: int = 1, threads: int = 4) -> None:
-    """Run Dramatiq workers on the Redis broker (needs DESKBRIDGE_REDIS_URL)."""
-    import subprocess
+def worker(
+    processes: Annotated[int, typer.Option(help="Worker processes (one a container is best: see the README).")] = 1,
+    threads: Annotated[int, typer.Option(help="Worker threads per process.")] = 8,
+) -> None:
+    """Run Dramatiq workers on the Redis broker (needs DESKBRIDGE_REDIS_URL and DESKBRIDGE_SECRET_KEY).
 
-    if not get_settings().redis_url:
+    This process becomes Dramatiq's (exec): SIGTERM or SIGINT stops it and its worker processes,
+    each finishing the messages in hand first.
+    """
+    settings = get_settings()
+    if not settings.redis_url:
         err().print("DESKBRIDGE_REDIS_URL is not set: `deskbridge serve` runs the workers in-process.")
         raise typer.Exit(2)
+    settings.require_secret_key()  # refuse here, before Dramatiq starts its processes
     command = [sys.executable, "-m", "dramatiq", "deskbridge.worker_main", "-p", str(processes), "-t", str(threads)]
-    raise typer.Exit(subprocess.call(command))  # noqa: S603 - our own interpreter and module
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, command)  # noqa: S606 - our own interpreter and module
 
 
 if __name__ == "__main__":

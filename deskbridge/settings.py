@@ -21,13 +21,17 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, description="Redis for the Dramatiq broker and rate limits; unset means in-process."
     )
-    public_base_url: str = Field(
-        default="http://127.0.0.1:8000", description="Where people and providers reach the API (links, webhooks)."
+    public_base_url: str | None = Field(
+        default=None,
+        description="Where people and providers reach the API (links, Location headers, push channels); "
+        "unset: http://HOST:PORT of `deskbridge serve`.",
     )
     host: str = Field(default="127.0.0.1", description="Address `deskbridge serve` listens on.")
     port: int = Field(default=8000, description="Port `deskbridge serve` listens on.")
     secret_key: SecretStr | None = Field(
-        default=None, description="Key for encrypting connector credentials at rest (Fernet, base64)."
+        default=None,
+        description="Fernet keys for secrets at rest, comma-separated, newest first (older ones still decrypt). "
+        "Required outside the embedded mode; `deskbridge key new` prints one.",
     )
     secret_key_file: Path = Field(
         default=Path("var/secret.key"),
@@ -47,9 +51,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, description="Largest request body the API accepts.")
     worker_threads: int = Field(default=4, description="Worker threads of the in-process broker (embedded mode).")
     log_level: str = Field(default="INFO", description="Logging level.")
-    allow_private_webhooks: bool = Field(
-        default=False,
-        description="Let webhooks reach private, loopback and link-local addresses (embedded mode, tests).",
+    allow_private_webhooks: bool | None = Field(
+        default=None,
+        description="Let webhooks and feeds reach private, loopback and link-local addresses; "
+        "unset: allowed in the embedded mode only.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="Bearer token `GET /metrics` asks for; unset: /metrics is open."
     )
     webhook_retry_scale: float = Field(
         default=1.0, gt=0, description="Multiplies the webhook retry delays (tests compress them with e.g. 0.001)."
@@ -68,6 +76,47 @@ class Settings(BaseSettings):
     ca_bundle: str | None = Field(
         default=None, description="A CA certificate file to trust for directory APIs (behind a TLS-inspecting proxy)."
     )
+
+    @property
+    def embedded(self) -> bool:
+        """The embedded mode: a SQLite store and no Redis, everything in one process on one machine."""
+        return self.redis_url is None and self.database_url.startswith("sqlite")
+
+    @property
+    def private_targets_allowed(self) -> bool:
+        """Whether webhooks and feeds may reach private addresses: the setting when given, else the
+        embedded mode (so a CLI command beside `make run` behaves as the server does)."""
+        return self.embedded if self.allow_private_webhooks is None else self.allow_private_webhooks
+
+    @property
+    def base_url(self) -> str:
+        """`public_base_url`, or where `deskbridge serve` listens (HOST:PORT) when it is unset."""
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        host = _LINK_HOSTS.get(self.host, self.host)
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+
+    def require_secret_key(self) -> None:
+        """Refuse to go on without DESKBRIDGE_SECRET_KEY outside the embedded mode: every process of a
+        deployment must share one key, or none can read what another encrypted."""
+        if self.secret_key is None and not self.embedded:
+            raise MissingSecretKey(
+                "DESKBRIDGE_SECRET_KEY is not set. Outside the embedded mode (PostgreSQL or Redis configured) "
+                "every process (API, workers, scheduler, CLI) must be given the same key: make one with "
+                "`deskbridge key new` and set it in the environment of each."
+            )
+
+
+class MissingSecretKey(SystemExit):
+    """A process outside the embedded mode was started without DESKBRIDGE_SECRET_KEY.
+
+    A SystemExit: wherever it is raised (uvicorn or dramatiq importing their module, the scheduler,
+    the CLI) the process ends with status 1 and this message alone on stderr, not a traceback.
+    """
+
+
+# Addresses that listen everywhere: links use the loopback address instead.
+_LINK_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104 - compared, not bound
 
 
 @lru_cache

@@ -41,7 +41,8 @@ class Components:
 
 def build(settings: Settings) -> Components:
     """Engine, sessions whose commits feed the relay, the broker, and the worker runtime."""
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings.require_secret_key()
+    configure_logging(settings.log_level)
     engine = make_engine(settings.database_url)
     session_factory = make_session_factory(engine, listeners=[relay.on_commit, outbound.on_commit])
     broker = brokers.make_broker(settings.redis_url)
@@ -54,10 +55,10 @@ def build(settings: Settings) -> Components:
         runtime.Runtime(
             session_factory=session_factory,
             mailer=make_mailer(settings),
-            public_base_url=settings.public_base_url,
+            public_base_url=settings.base_url,
             mail_from=settings.mail_from,
             secret_box=make_secret_box(settings),
-            webhook_client=make_client(allow_private=settings.allow_private_webhooks),
+            webhook_client=make_client(allow_private=settings.private_targets_allowed),
             retry_delays=scaled(DEFAULT_DELAYS, settings.webhook_retry_scale),
             directory=DirectoryEndpoints(
                 microsoft_authority=settings.microsoft_authority,
@@ -81,7 +82,8 @@ def build(settings: Settings) -> Components:
 
 def make_secret_box(settings: Settings) -> SecretBox:
     """The key ring for secrets at rest: DESKBRIDGE_SECRET_KEY (comma-separated, newest first), or in
-    the embedded mode a key made once and kept in `secret_key_file`."""
+    the embedded mode a key made once and kept in `secret_key_file` (MissingSecretKey outside it)."""
+    settings.require_secret_key()
     if settings.secret_key is not None:
         return SecretBox([key.strip() for key in settings.secret_key.get_secret_value().split(",") if key.strip()])
     path = settings.secret_key_file
@@ -93,6 +95,19 @@ def make_secret_box(settings: Settings) -> SecretBox:
             "DESKBRIDGE_SECRET_KEY is not set: made a key in %s. Set the variable in production.", path
         )
     return SecretBox([path.read_text().strip()])
+
+
+# Loggers whose INFO lines are routine (a line per scheduler tick): shown from WARNING on unless the
+# log level is DEBUG, so the default log has one line per meaningful action.
+CHATTY_LOGGERS = ("apscheduler.scheduler", "apscheduler.executors.default")
+
+
+def configure_logging(level: str) -> None:
+    """The process's log format and level; the chatty loggers quiet below DEBUG."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet = logging.getLevelName(level.upper()) != logging.DEBUG
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.NOTSET)
 
 
 def make_mailer(settings: Settings) -> Mailer:
@@ -122,12 +137,12 @@ def make_app(components: Components) -> FastAPI:
         ApiContext(
             session_factory=components.session_factory,
             counter=make_counter(settings),
-            public_base_url=settings.public_base_url,
+            public_base_url=settings.base_url,
             broker_ping=partial(brokers.ping, components.broker),
             rate_limit_per_day=settings.rate_limit_per_day,
             max_body_bytes=settings.max_body_bytes,
             secret_box=worker_runtime.secret_box,
-            allow_private_webhooks=settings.allow_private_webhooks,
+            allow_private_webhooks=settings.private_targets_allowed,
             webhook_client=worker_runtime.webhook_client,
             enqueue_backlog=actors.enqueue_backlog,
             enqueue_sync=jobs.enqueue_sync,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -17,6 +20,8 @@ from store.db import make_engine, make_session_factory, transaction
 from store.errors import StoreError
 from store.models import Organisation
 from store.services import organisations
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (a list of objects) instead of a table.")]
 
 OrgOption = Annotated[
     str | None,
@@ -71,3 +76,38 @@ def organisation(session: Session, slug: str | None) -> Organisation:
     if not found:
         fail("there is no organisation yet: create one with `deskbridge org create NAME`.")
     fail(f"there are {len(found)} organisations; choose one with --org ({', '.join(o.slug for o in found)}).")
+
+
+def print_rows(
+    rows: Sequence[dict[str, Any]], *, as_json: bool, empty: str, missing: dict[str, str] | None = None
+) -> None:
+    """A listing: JSON on stdout (`--json`: every field, typed), else a table of the same rows
+    (`empty` when there is none; `missing`: what a column shows for None, blank otherwise)."""
+    if as_json:
+        typer.echo(json.dumps(list(rows), indent=2, default=_json_value))
+        return
+    if not rows:
+        out().print(empty, markup=False, soft_wrap=True)
+        return
+    table = Table(*(name.replace("_", " ").capitalize() for name in rows[0]))
+    for row in rows:
+        table.add_row(
+            *(Text((missing or {}).get(key, "") if value is None else _cell(value)) for key, value in row.items())
+        )
+    out().print(table)
+
+
+def _json_value(value: Any) -> str:
+    return str(value.isoformat()) if hasattr(value, "isoformat") else str(value)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    if isinstance(value, dict):
+        return json.dumps(value)
+    if hasattr(value, "strftime"):
+        return str(value.strftime("%Y-%m-%d %H:%M UTC"))
+    return str(value)

@@ -15,14 +15,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from connectors.ics import redact
 from deskbridge.commands.common import OrgOption, err, fail, organisation, out, store
 from deskbridge.settings import get_settings
 from store.errors import NotFound
-from store.models import Connection, ConnectionKind
+from store.models import ConnectionKind
 from store.services import calendars as calendar_store
 from store.services import connections, members
 
@@ -230,7 +228,7 @@ def scim(org: OrgOption = None, name: Name = None) -> None:
     """
     _, summary, token = _create(org, ConnectionKind.SCIM, name or "SCIM", _settings(None, None, None, False, None), {})
     assert token is not None
-    base = get_settings().public_base_url.rstrip("/")
+    base = get_settings().base_url
     err().print(summary, markup=False, soft_wrap=True)
     err().print(f"SCIM base URL: {base}/scim/v2", markup=False, soft_wrap=True)
     err().print("The bearer token below is shown only now; keep it safe.", markup=False)
@@ -285,31 +283,6 @@ def ics(
     out().print(f"{summary} Feed: {redact(url)}", markup=False, soft_wrap=True)
     minutes = get_settings().calendar_sync_minutes
     out().print(f"The worker reads it at its next calendar poll, then every {minutes:g} minutes.", markup=False)
-
-
-def list_connections(org: OrgOption = None) -> None:
-    """Show the organisation's directory connections with their status and last sync."""
-    with store() as session:
-        chosen = organisation(session, org)
-        rows = [
-            (
-                str(row.id),
-                row.kind.value,
-                row.name,
-                row.status.value,
-                row.last_synced_at.strftime("%Y-%m-%d %H:%M UTC") if row.last_synced_at else "never",
-                row.last_error or "",
-            )
-            for row in session.scalars(connections.select_connections(chosen.id).order_by(Connection.id))
-        ]
-        slug = chosen.slug
-    if not rows:
-        out().print(f"{slug} has no connections yet: add one with `deskbridge connect …`.", markup=False)
-        return
-    table = Table("Id", "Kind", "Name", "Status", "Last synced", "Last error")
-    for row in rows:
-        table.add_row(*(Text(cell) for cell in row))
-    out().print(table)
 
 
 # Peer platforms (When I Work, Kadence, Resource Guru) live in their own module, added here.

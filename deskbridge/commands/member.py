@@ -6,13 +6,43 @@ from typing import Annotated
 
 import typer
 
-from deskbridge.commands.common import OrgOption, err, fail, organisation, out, store
-from store.models import MemberStatus, Role
+from deskbridge.commands.common import JsonOption, OrgOption, err, fail, organisation, out, print_rows, store
+from store.models import Member, MemberStatus, Role
 from store.services import members
 
 app = typer.Typer(help="Members of an organisation.", no_args_is_help=True)
 
 EmailArgument = Annotated[str, typer.Argument(help="The member's email address (case does not matter).")]
+
+
+@app.command("list")
+def list_members(
+    org: OrgOption = None,
+    status: Annotated[
+        MemberStatus | None, typer.Option(help="Only members in this state (removed ones are hidden otherwise).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the organisation's members: email, name, role, status and API access."""
+    with store() as session:
+        chosen = organisation(session, org)
+        query = members.select_members(chosen.id, status=status).order_by(Member.email)
+        if status is None:
+            query = query.where(Member.status != MemberStatus.REMOVED)
+        rows = [
+            {
+                "id": member.id,
+                "email": member.email,
+                "name": member.display_name,
+                "role": member.role.value,
+                "status": member.status.value,
+                "api_access": member.api_access,
+                "joined": member.created_at,
+            }
+            for member in session.scalars(query)
+        ]
+        slug = chosen.slug
+    print_rows(rows, as_json=as_json, empty=f"{slug} has no members{' ' + status.value if status else ''}.")
 
 
 @app.command("add")

@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from deskbridge.commands.common import OrgOption, err, organisation, store
+from deskbridge.commands.common import JsonOption, OrgOption, err, fail, organisation, out, print_rows, store
+from store.models import ApiToken, Member
 from store.services import members, tokens
 
 app = typer.Typer(help="API tokens.", no_args_is_help=True)
@@ -31,3 +34,66 @@ def create(
     for note in notes:
         err().print(note, markup=False, soft_wrap=True)
     typer.echo(secret)
+
+
+@app.command("list")
+def list_tokens(
+    org: OrgOption = None,
+    email: Annotated[str | None, typer.Option("--email", help="Only this member's tokens.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the live (unrevoked) API tokens: id, prefix, member, name, made and last used. Never the secret."""
+    with store() as session:
+        chosen = organisation(session, org)
+        member_id = members.get_by_email(session, chosen.id, email).id if email else None
+        query = (
+            tokens.select_tokens(chosen.id, member_id=member_id)
+            .join(Member, Member.id == ApiToken.member_id)
+            .add_columns(Member.email)
+            .order_by(ApiToken.id)
+        )
+        rows = [
+            {
+                "id": token.id,
+                "prefix": token.prefix,
+                "member": address,
+                "name": token.name,
+                "created": token.created_at,
+                "last_used": token.last_used_at,
+            }
+            for token, address in session.execute(query)
+        ]
+        slug = chosen.slug
+    print_rows(rows, as_json=as_json, empty=f"{slug} has no live API tokens{' of ' + email if email else ''}.")
+
+
+@app.command("revoke")
+def revoke(
+    token: Annotated[str, typer.Argument(help="The token's id or its prefix (as `deskbridge token list` shows).")],
+    org: OrgOption = None,
+) -> None:
+    """Revoke an API token: requests made with it are refused from now on."""
+    with store() as session:
+        chosen = organisation(session, org)
+        found = _find(session, chosen.id, token)
+        already = found.revoked_at is not None
+        tokens.revoke(session, found)
+        prefix = found.prefix
+    if already:
+        out().print(f"Token {prefix}… was already revoked; nothing changed.", markup=False)
+    else:
+        out().print(f"Revoked token {prefix}….", markup=False)
+
+
+def _find(session: Session, organisation_id: int, key: str) -> ApiToken:
+    key = key.strip().rstrip("…").rstrip(".")
+    if key.isdigit():
+        return tokens.get(session, organisation_id, int(key))
+    found = list(
+        session.scalars(
+            select(ApiToken).where(ApiToken.organisation_id == organisation_id, ApiToken.prefix == key).limit(2)
+        )
+    )
+    if len(found) != 1:
+        fail(f"no token with the id or prefix {key!r}: see `deskbridge token list`.")
+    return found[0]
