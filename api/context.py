@@ -38,3 +38,5 @@ class ApiContext:
     # The organisation's calendar settings named changed: stored events are brought in line (see
     # worker.calendar.reevaluate).
     calendar_settings_changed: Callable[[int, list[str]], None] = lambda _id, _changed: None
+    # The bearer token GET /metrics asks for; None: /metrics is open.
+    metrics_token: str | None = None

@@ -1,24 +1,33 @@
-"""`GET /metrics` (Prometheus text, no auth) and the API's own request metrics.
+"""`GET /metrics` (Prometheus text; a bearer token when DESKBRIDGE_METRICS_TOKEN is set) and the
+API's own request metrics.
 
 The exposition is the worker's (worker.metrics): one scrape of the API shows deliveries, actors,
-queues and the outbox as well as requests. Queue depth and outbox lag are read fresh at each scrape,
-since both are cheap to read from here and a gauge set only by the scheduler would lag behind.
+queues, syncs and the outbox as well as requests, of every process sharing PROMETHEUS_MULTIPROC_DIR.
+Queue depth and outbox lag are read fresh at each scrape, since both are cheap to read from here and
+a gauge set only by the scheduler would lag behind; so is each connection's time since its last
+successful sync, made from the store at each scrape (a connection deleted is simply gone from it).
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
+from collections.abc import Iterator
 
 import dramatiq
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import iter_route_contexts
-from prometheus_client import Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import context
 from store.columns import utcnow
+from store.models import Connection
 from store.services import webhook_relay
 from worker.metrics import OUTBOX_LAG, exposition, record_queue_depth
 
@@ -46,9 +55,58 @@ router = APIRouter(tags=["metrics"])
 @router.get("/metrics", include_in_schema=False)
 def metrics(request: Request) -> Response:
     """Every metric of this process (of all processes in multi-process mode), in Prometheus text."""
-    refresh_gauges(context(request).session_factory)
+    ctx = context(request)
+    if ctx.metrics_token is not None and not _bearer_ok(request, ctx.metrics_token):
+        return Response(
+            "GET /metrics needs the bearer token DESKBRIDGE_METRICS_TOKEN names.\n",
+            status_code=401,
+            media_type="text/plain",
+            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )
+    refresh_gauges(ctx.session_factory)
     body, content_type = exposition()
-    return Response(body, media_type=content_type)
+    return Response(body + store_exposition(ctx.session_factory), media_type=content_type)
+
+
+def _bearer_ok(request: Request, token: str) -> bool:
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+class SinceLastSync(Collector):
+    """`deskbridge_connection_seconds_since_success`: each connection's time since its last good sync."""
+
+    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+        self.session_factory = session_factory
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "deskbridge_connection_seconds_since_success",
+            "Seconds since a connection's last successful sync (a connection never synced is left out).",
+            labels=["connection_id", "kind"],
+        )
+        now = utcnow()
+        with self.session_factory() as session:
+            rows = session.execute(
+                select(Connection.id, Connection.kind, Connection.last_synced_at).where(
+                    Connection.last_synced_at.is_not(None)
+                )
+            )
+            for connection_id, kind, synced_at in rows:
+                if synced_at is not None:
+                    family.add_metric([str(connection_id), kind.value], max(0.0, (now - synced_at).total_seconds()))
+        yield family
+
+
+def store_exposition(session_factory: sessionmaker[Session]) -> bytes:
+    """The metrics read from the store at this scrape, in Prometheus text (empty when it cannot be read)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SinceLastSync(session_factory))
+    try:
+        return generate_latest(registry)
+    except Exception:
+        logger.warning("could not read the connections' last syncs for /metrics", exc_info=True)
+        return b""
 
 
 def refresh_gauges(session_factory: sessionmaker[Session]) -> None:

@@ -150,5 +150,6 @@ def make_app(components: Components) -> FastAPI:
             close_channels=partial(channels.close, worker_runtime),
             calendars_changed=calendar_jobs.calendars_changed,
             calendar_settings_changed=reevaluate.settings_changed,
+            metrics_token=settings.metrics_token.get_secret_value() if settings.metrics_token else None,
         )
     )

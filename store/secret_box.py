@@ -15,7 +15,18 @@ from store.errors import Invalid
 
 
 class UndecryptableSecret(Exception):
-    """No key of the box opens the token: a key was removed before its tokens were re-encrypted."""
+    """No key of the box opens the token: a key was removed before its tokens were re-encrypted, or
+    this process was given another key than the one that encrypted them."""
+
+    @staticmethod
+    def reason(what: str) -> str:
+        """What an admin reads when `what` (e.g. "the webhook's signing secret") cannot be decrypted:
+        the cause and the fix, never the secret."""
+        return (
+            f"{what} cannot be decrypted: no key in DESKBRIDGE_SECRET_KEY opens it (the key was changed, "
+            "or this process has another one). Give every process the key it was made with, newest key "
+            "first and older ones after it."
+        )
 
 
 class SecretBox:

@@ -6,14 +6,17 @@ to multi-process mode only after boot (too late for metrics made at import) and 
 HTTP server on 0.0.0.0:9191 in a forked process. Ours records into the same registry as the
 delivery metrics, so one scrape (`exposition()`, behind the API's /metrics) shows everything.
 
-Several processes (uvicorn or dramatiq with more than one process): set PROMETHEUS_MULTIPROC_DIR to
-an empty folder shared by them before they start; prometheus_client then writes every process's
-values there and `exposition()` sums them.
+Several processes (uvicorn or dramatiq with more than one process, the API, workers and scheduler
+in containers of their own): set PROMETHEUS_MULTIPROC_DIR to a folder shared by all of them (the
+compose file's `metrics` volume) before they start; prometheus_client then writes every process's
+values there and `exposition()`, behind the API's /metrics, sums them. Each process's files are
+named by host name and pid (`process_identifier`), since containers reuse the same small pids.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import time
 from typing import Any
 
@@ -30,7 +33,21 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    values,
 )
+
+
+def process_identifier() -> str:
+    """This process in the shared metrics folder: host name and pid (two containers may both be pid 7).
+
+    prometheus_client splits file names on `_`, so the host name keeps none.
+    """
+    return f"{socket.gethostname().replace('_', '-')}-{os.getpid()}"
+
+
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # Before any metric is made: each takes its value class when it is created.
+    values.ValueClass = values.MultiProcessValue(process_identifier)  # type: ignore[no-untyped-call]
 
 DELIVERIES = Counter(
     "deskbridge_webhook_deliveries_total",
@@ -68,6 +85,41 @@ ACTOR_DURATION = Histogram(
 ACTOR_FAILURES = Counter(
     "deskbridge_actor_failures_total", "Messages whose actor raised (each retry counts).", ["queue", "actor"]
 )
+
+
+UNDECRYPTABLE = Counter(
+    "deskbridge_undecryptable_secrets_total",
+    "Stored secrets no key of DESKBRIDGE_SECRET_KEY opened, by what they were (webhook_secret, "
+    "connection_credentials): the key was changed or differs between processes.",
+    ["what"],
+)
+SYNCS = Counter(
+    "deskbridge_syncs_total",
+    "Directory and calendar syncs by what was synced (directory, calendar), connection kind and "
+    "outcome (succeeded, error, action_required).",
+    ["sync", "kind", "outcome"],
+)
+SYNC_PEOPLE = Counter(
+    "deskbridge_sync_people_total",
+    "People directory syncs brought in or took out, by connection kind and action (invited, added, restored, removed).",
+    ["kind", "action"],
+)
+EXTERNAL_EVENTS = Counter(
+    "deskbridge_external_events_changed_total",
+    "Calendar events calendar syncs stored as new or changed, or removed, by connection kind and change.",
+    ["kind", "change"],
+)
+PEOPLE_ACTIONS = ("invited", "added", "restored", "removed")
+EVENT_CHANGES = ("changed", "removed")
+
+
+def record_sync(sync: str, kind: str, outcome: str, counts: dict[str, int] | None = None) -> None:
+    """Count one sync and, from its tally's counts, the people it moved or the events it changed."""
+    SYNCS.labels(sync, kind, outcome).inc()
+    for name in PEOPLE_ACTIONS if sync == "directory" else EVENT_CHANGES:
+        amount = (counts or {}).get(name, 0)
+        if amount:
+            (SYNC_PEOPLE if sync == "directory" else EXTERNAL_EVENTS).labels(kind, name).inc(amount)
 
 
 class ActorMetrics(Middleware):

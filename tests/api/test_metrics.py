@@ -1,19 +1,26 @@
-"""/metrics: Prometheus text without auth, the worker's metrics and the API's own, gauges read fresh at each scrape."""
+"""/metrics: Prometheus text (a bearer token when one is set), the worker's metrics and the API's own,
+gauges read fresh at each scrape, sync metrics."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.app import create_app
+from api.context import ApiContext
+from api.ratelimit import MemoryCounter
 from store.columns import utcnow
 from store.db import transaction
-from store.services import webhook_relay
+from store.models import Connection, ConnectionKind
+from store.secret_box import SecretBox
+from store.services import connections, webhook_relay
 from tests.conftest import BROKER, Org, auth
-from worker import actors
+from worker import actors, metrics
 
 EXPECTED = {
     "deskbridge_api_requests",
@@ -93,3 +100,62 @@ def test_queue_depth_is_read_at_each_scrape(client: TestClient, empty_broker: No
     assert scrape(client)[depth] == 2
     BROKER.flush("webhooks")
     assert scrape(client)[depth] == 0
+
+
+def test_a_metrics_token_is_asked_for_when_set(api_factory: sessionmaker[Session]) -> None:
+    context = ApiContext(
+        api_factory, MemoryCounter(), "http://testserver", lambda: True, metrics_token="scrape-me-please"
+    )
+    client = TestClient(create_app(context))
+
+    missing = client.get("/metrics")
+    assert missing.status_code == 401
+    assert missing.headers["www-authenticate"].startswith("Bearer")
+    assert "deskbridge_" not in missing.text
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "token scrape-me-please"}).status_code == 401
+    allowed = client.get("/metrics", headers={"Authorization": "Bearer scrape-me-please"})
+    assert allowed.status_code == 200
+    assert "deskbridge_webhook_deliveries_total" in allowed.text
+
+
+def test_seconds_since_each_connections_last_good_sync_are_read_from_the_store(
+    client: TestClient, api_factory: sessionmaker[Session], org: Org
+) -> None:
+    box = SecretBox([SecretBox.generate_key()])
+    with transaction(api_factory) as session:
+        synced, _ = connections.create(session, box, org.organisation.id, ConnectionKind.CSV, "HR export")
+        never, _ = connections.create(session, box, org.organisation.id, ConnectionKind.CSV, "Not yet")
+        connections.finish(session, synced, counts={}, notes=[], cursor=None)
+        synced.last_synced_at = utcnow() - timedelta(minutes=10)
+        synced_id, never_id = synced.id, never.id
+
+    samples = scrape(client)
+
+    age = samples[("deskbridge_connection_seconds_since_success", (("connection_id", str(synced_id)), ("kind", "csv")))]
+    assert 600 <= age < 3600
+    assert not any(dict(labels).get("connection_id") == str(never_id) for _, labels in samples)
+    with transaction(api_factory) as session:
+        connections.delete(session, session.get_one(Connection, synced_id))
+    assert not any(
+        name == "deskbridge_connection_seconds_since_success" and dict(labels)["connection_id"] == str(synced_id)
+        for name, labels in scrape(client)
+    )
+
+
+def test_sync_metrics_count_syncs_people_and_events(client: TestClient) -> None:
+    before = scrape(client)
+    metrics.record_sync("directory", "microsoft", "succeeded", {"seen": 9, "invited": 2, "removed": 1})
+    metrics.record_sync("directory", "google", "action_required")
+    metrics.record_sync("calendar", "ics", "succeeded", {"changed": 5, "removed": 0})
+    after = scrape(client)
+
+    def grew(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    assert grew("deskbridge_syncs_total", sync="directory", kind="microsoft", outcome="succeeded") == 1
+    assert grew("deskbridge_syncs_total", sync="directory", kind="google", outcome="action_required") == 1
+    assert grew("deskbridge_sync_people_total", kind="microsoft", action="invited") == 2
+    assert grew("deskbridge_sync_people_total", kind="microsoft", action="removed") == 1
+    assert grew("deskbridge_external_events_changed_total", kind="ics", change="changed") == 5

@@ -38,7 +38,9 @@ from typing import Any
 from connectors.records import CalendarPage, ConnectorError, Window
 from store.db import transaction
 from store.models import Calendar, Connection, ConnectionKind, Organisation
+from store.secret_box import UndecryptableSecret
 from store.services import calendars, external_events
+from worker import metrics
 from worker.calendar import engine, readers, sync
 from worker.calendar.rules import OfficeRules
 from worker.runtime import Runtime
@@ -100,7 +102,10 @@ def run(
         if kind in calendars.READING_KINDS:
             claimed = calendars.claim_many(session, connection_id, calendar_ids)
             organisation = session.get_one(Organisation, connection.organisation_id)
-            source = readers.connection_source(runtime.secret_box, connection, organisation)
+            try:
+                source: readers.Source | None = readers.connection_source(runtime.secret_box, connection, organisation)
+            except UndecryptableSecret:
+                source = None  # the claims are kept, and failed below with the reason
             window = calendars.window(organisation)
             rules = OfficeRules.from_settings(organisation.office_rules)
             contexts = {
@@ -120,6 +125,11 @@ def run(
         return results
     batch = _Batch(runtime, kind, window, contexts)
     crashed: list[int] = []
+    if source is None:
+        metrics.UNDECRYPTABLE.labels("connection_credentials").inc()
+        reason = UndecryptableSecret.reason("the connection's credentials")
+        _fail(batch, [_Round(item, failure=reason) for item in claimed])
+        return results
     try:
         shared = readers.ConnectionReaders(source, runtime.directory, runtime.webhook_client)
     except Exception as error:  # the connection's settings or credentials cannot make a client
@@ -253,6 +263,9 @@ def _settle(batch: _Batch, group: list[_Round], crashed: list[int]) -> dict[int,
         crashed.extend(round_.calendar.id for round_ in failed if round_.crashed)
         for round_ in failed:
             results[round_.calendar.id] = None
+    for tally in results.values():
+        if tally is not None:
+            metrics.record_sync("calendar", batch.kind.value, "succeeded", tally.counts)
     return results
 
 
@@ -317,6 +330,8 @@ def _fail(batch: _Batch, failed: list[_Round]) -> None:
     with transaction(batch.runtime.session_factory) as session:
         for round_ in failed:
             logger.warning("sync of calendar %d failed: %s", round_.calendar.id, round_.failure)
+            outcome = "action_required" if round_.action_required else "error"
+            metrics.record_sync("calendar", batch.kind.value, outcome)
             calendar = session.get(Calendar, round_.calendar.id)
             if calendar is not None:  # gone meanwhile (its person left): nothing to report on
                 calendars.fail(session, calendar, round_.failure or "", action_required=round_.action_required)

@@ -22,7 +22,9 @@ from datetime import datetime
 from connectors.records import CalendarPage, ConnectorError, Window
 from store.db import transaction
 from store.models import Calendar, Connection, ConnectionKind, Organisation
+from store.secret_box import UndecryptableSecret
 from store.services import calendars, connections, external_events
+from worker import metrics
 from worker.calendar import engine, readers
 from worker.runtime import Runtime
 from worker.webhooks.ssrf import UnsafeURL
@@ -42,28 +44,37 @@ def run(runtime: Runtime, calendar_id: int) -> engine.Tally | None:
             logger.info("calendar %d is being synced already (or is gone)", calendar_id)
             return None
         calendar = session.get_one(Calendar, calendar_id)
-        source = readers.source_of(session, runtime.secret_box, calendar)
+        try:
+            source = readers.source_of(session, runtime.secret_box, calendar)
+        except UndecryptableSecret:
+            source = None  # the claim is kept, and failed below with the reason
         start, end = calendars.window(session.get_one(Organisation, calendar.organisation_id))
         cursor = calendar.cursor
         context = engine.Context.load(session, calendar_id)
     tally = engine.Tally()
+    if source is None:
+        metrics.UNDECRYPTABLE.labels("connection_credentials").inc()
+        # An error, not action_required: the next poll tries again, so fixing the key is enough.
+        fail(runtime, calendar_id, UndecryptableSecret.reason("the connection's credentials"), False, [])
+        return None
     try:
         reader = readers.make_reader(source, runtime.directory, runtime.webhook_client)
         pages = reader.read(cursor, Window(start, end))
         new_cursor, listed = apply_round(runtime, calendar_id, pages, tally, context)
         complete(runtime, calendar_id, source.kind, new_cursor, listed, (start, end), tally)
     except ConnectorError as error:
-        fail(runtime, calendar_id, error.message, action_required=error.action_required, notes=tally.notes)
+        fail(runtime, calendar_id, error.message, error.action_required, tally.notes, source.kind)
         return None
     except UnsafeURL as error:
         # The feed's host resolves to an address the worker may not call (a private network).
         message = f"ICS feed refused: {error}; enter a public address"
-        fail(runtime, calendar_id, message, action_required=True, notes=tally.notes)
+        fail(runtime, calendar_id, message, True, tally.notes, source.kind)
         return None
     except Exception as error:
         message = f"internal error: {type(error).__name__}; it is retried"
-        fail(runtime, calendar_id, message, action_required=False, notes=tally.notes)
+        fail(runtime, calendar_id, message, False, tally.notes, source.kind)
         raise
+    metrics.record_sync("calendar", source.kind.value, "succeeded", tally.counts)
     logger.info("synced calendar %d: %s", calendar_id, tally.counts)
     return tally
 
@@ -112,9 +123,19 @@ def complete(
             connections.finish(session, feed, counts=tally.counts, notes=tally.notes, cursor=None)
 
 
-def fail(runtime: Runtime, calendar_id: int, message: str, *, action_required: bool, notes: list[str]) -> None:
-    """Keep why a sync failed on the calendar (and on an ICS feed's connection), in a transaction of its own."""
+def fail(
+    runtime: Runtime,
+    calendar_id: int,
+    message: str,
+    action_required: bool,
+    notes: list[str],
+    kind: ConnectionKind | None = None,
+) -> None:
+    """Keep why a sync failed on the calendar (and on an ICS feed's connection), in a transaction of its own;
+    counted by `kind` (the calendar's connection kind, when known)."""
     logger.warning("sync of calendar %d failed: %s", calendar_id, message)
+    outcome = "action_required" if action_required else "error"
+    metrics.record_sync("calendar", kind.value if kind is not None else "unknown", outcome)
     with transaction(runtime.session_factory) as session:
         calendar = session.get(Calendar, calendar_id)
         if calendar is None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from connectors.records import ConnectorError, DirectoryPage
 from store.db import transaction
 from store.models import Connection, ConnectionKind
+from store.secret_box import UndecryptableSecret
 from store.services import connections
+from worker import metrics
 from worker.directory import engine, readers
 from worker.peers import sync as peer_sync
 from worker.runtime import Runtime
@@ -31,8 +34,16 @@ def run(runtime: Runtime, connection_id: int, *, progress: Progress | None = Non
             return None
         connection = session.get_one(Connection, connection_id)
         kind, cursor = connection.kind, connection.cursor
-        credentials = connections.credentials(runtime.secret_box, connection)
+        try:
+            credentials: dict[str, Any] | None = connections.credentials(runtime.secret_box, connection)
+        except UndecryptableSecret:
+            credentials = None  # the claim is kept, and failed below with the reason
         settings = dict(connection.settings)
+    if credentials is None:
+        metrics.UNDECRYPTABLE.labels("connection_credentials").inc()
+        # An error, not action_required: the next poll tries again, so fixing the key is enough.
+        _fail(runtime, connection_id, kind, UndecryptableSecret.reason("the connection's credentials"), False)
+        return None
     if kind in connections.PEER_KINDS:
         # People and everyone's events, read together (worker/peers); it keeps its own outcome.
         return peer_sync.run_claimed(runtime, connection_id, kind, settings, credentials, cursor)
@@ -46,15 +57,16 @@ def run(runtime: Runtime, connection_id: int, *, progress: Progress | None = Non
             reader = readers.make(kind, settings, credentials, runtime.directory)
             tally, new_cursor = engine.apply_round(factory, connection_id, _counted(reader.read(cursor), progress))
     except ConnectorError as error:
-        _fail(runtime, connection_id, error.message, action_required=error.action_required)
+        _fail(runtime, connection_id, kind, error.message, error.action_required)
         return None
     except Exception as error:
-        _fail(runtime, connection_id, f"internal error: {type(error).__name__}; it is retried", action_required=False)
+        _fail(runtime, connection_id, kind, f"internal error: {type(error).__name__}; it is retried", False)
         raise
     with transaction(factory) as session:
         connection = session.get_one(Connection, connection_id)
         connections.finish(session, connection, counts=tally.counts, notes=tally.notes, cursor=new_cursor)
-    logger.info("synced connection %d: %s", connection_id, tally.counts)
+    metrics.record_sync("directory", kind.value, "succeeded", tally.counts)
+    logger.info("synced connection %d: %s", connection_id, _changed(tally.counts))
     _calendars_follow(runtime, connection_id)
     return tally
 
@@ -78,8 +90,15 @@ def _counted(pages: Iterable[DirectoryPage], progress: Progress | None) -> Itera
             progress(seen)
 
 
-def _fail(runtime: Runtime, connection_id: int, message: str, *, action_required: bool) -> None:
+def _changed(counts: dict[str, int]) -> dict[str, int] | str:
+    """What a sync did, for its log line: the counts that moved, or that nothing did."""
+    moved = {name: count for name, count in counts.items() if count and name != "seen"}
+    return moved or f"nothing changed ({counts.get('seen', 0)} seen)"
+
+
+def _fail(runtime: Runtime, connection_id: int, kind: ConnectionKind, message: str, action_required: bool) -> None:
     logger.warning("sync of connection %d failed: %s", connection_id, message)
+    metrics.record_sync("directory", kind.value, "action_required" if action_required else "error")
     with transaction(runtime.session_factory) as session:
         connection = session.get_one(Connection, connection_id)
         connections.fail(session, connection, message, action_required=action_required, notes=[])

@@ -31,7 +31,7 @@ from standardwebhooks.webhooks import Webhook
 from store.columns import utcnow
 from store.db import transaction
 from store.errors import NotFound
-from store.secret_box import SecretBox
+from store.secret_box import SecretBox, UndecryptableSecret
 from store.services import deliveries, delivery_attempts, webhook_relay
 from store.services.delivery_attempts import AttemptOutcome, AttemptResult, DeliveryJob
 from worker import metrics
@@ -153,7 +153,10 @@ def _send_group(runtime: Runtime, group: Sequence[DeliveryJob], enqueue: Enqueue
     if not isinstance(client, WebhookClient):
         raise TypeError("the runtime's webhook_client must be made by worker.webhooks.sender.make_client")
     now = utcnow()
-    requests = [_prepare(job, signers(job, runtime.secret_box, now)) for job in group]
+    try:
+        requests = [_prepare(job, signers(job, runtime.secret_box, now)) for job in group]
+    except UndecryptableSecret:
+        return _unsigned(runtime, group, enqueue), [], []
     outcomes = client.poster.post_all(requests, lanes=lanes, budget=budget, timeout=request_timeout(client))
     results: dict[int, AttemptResult] = {}
     successes: list[tuple[DeliveryJob, AttemptOutcome]] = []
@@ -173,6 +176,24 @@ def _send_group(runtime: Runtime, group: Sequence[DeliveryJob], enqueue: Enqueue
         # or went with it.
         return results, successes, []
     return results, successes, [job.delivery_id for job in group[len(outcomes) :]]
+
+
+# Why a delivery whose endpoint's secret no key opens was not sent (its attempt's error).
+UNDECRYPTABLE = UndecryptableSecret.reason("the webhook's signing secret") + " Not sent; it is tried again."
+
+
+def _unsigned(runtime: Runtime, group: Sequence[DeliveryJob], enqueue: Enqueue) -> dict[int, AttemptResult]:
+    """The endpoint's signing secret cannot be decrypted: nothing is sent, and each delivery gets a failed
+    attempt saying why (on its retry schedule, so it goes out once the right key is back)."""
+    logger.error("endpoint %s: %s", group[0].endpoint_id, UNDECRYPTABLE)
+    metrics.UNDECRYPTABLE.labels("webhook_secret").inc()
+    outcome = AttemptOutcome(status_code=None, duration_ms=0, error=UNDECRYPTABLE)
+    results: dict[int, AttemptResult] = {}
+    for job in group:
+        result = _record_failure(runtime, job, outcome, enqueue)
+        if result is not None:
+            results[job.delivery_id] = result
+    return results
 
 
 def _record_successes(
