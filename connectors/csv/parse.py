@@ -1,8 +1,12 @@
-"""Read a people export (`email,name,teams,active`) into one complete directory page.
+"""Read a people export into one complete directory page: our own `email,name,teams,active`, or
+Microsoft Entra ID's and Google Admin console's "Download users" files as downloaded (`columns.py`),
+in whatever dialect a spreadsheet saved them (`dialect.py`).
 
 The file is the whole directory: whoever it leaves out is gone, so a file with any bad row is
 refused as a whole (applying the good rows would remove the people on the bad ones). Every bad
-row is reported, by the line it starts on, so one round of fixes is enough.
+row is reported, by the line it starts on, so one round of fixes is enough. An account without a
+mailbox (Entra's `mail` empty, a sign-in name only) is not a bad row: it is listed without an
+address, and the connection's scope decides (skipped, with a note, unless it takes such accounts).
 """
 
 from __future__ import annotations
@@ -12,15 +16,18 @@ import io
 import re
 from dataclasses import dataclass
 
+from connectors.csv.columns import Header, HeaderError, read_header
+from connectors.csv.dialect import NotText, decode, sniff
 from connectors.records import DirectoryGroup, DirectoryPage, DirectoryUser
 
-COLUMNS = ("email", "name", "teams", "active")
-TRUE = frozenset({"true", "yes", "1"})
-FALSE = frozenset({"false", "no", "0"})
+TRUE = frozenset({"true", "yes", "1", "active", "enabled"})
+FALSE = frozenset({"false", "no", "0", "suspended", "disabled", "inactive", "archived", "blocked"})
+ACTIVE_VALUES = "true/false, yes/no, 1/0 or Active/Suspended"
 # Deliberately loose (the store normalises addresses again): one @, no spaces or list separators.
 _PART = r'[^@\s,;<>"\x00-\x1f\x7f]+'  # no spaces, control characters or list separators
 EMAIL = re.compile(rf"{_PART}@{_PART}\.{_PART}")
 TEAM_SEPARATORS = re.compile(r"[;|]")
+_TEMPLATE_VERSION = re.compile(r"version:v\d", re.IGNORECASE)  # the first line of Entra's bulk templates
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,34 +51,40 @@ class ParsedFile:
 
 
 def parse_bytes(data: bytes) -> ParsedFile:
-    """Parse a file as saved by a spreadsheet: UTF-8, with or without a byte-order mark."""
+    """Parse a file as saved by a spreadsheet or downloaded: UTF-8 (with or without a byte-order mark)
+    or UTF-16 with its mark (Excel's "Unicode Text")."""
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        return ParsedFile(None, (RowError(line, "the file is not UTF-8 text; save it as CSV UTF-8"),), 0)
+        text = decode(data)
+    except NotText as error:
+        return ParsedFile(None, (RowError(error.line, str(error)),), 0)
     return parse(text)
 
 
 def parse(text: str) -> ParsedFile:
-    """Parse CSV text into a full page (users and groups) keyed by lower-cased address."""
+    """Parse CSV text into a full page (users and groups) keyed by lower-cased address (or sign-in name)."""
+    body, dialect = sniff(text)
     # strict: a stray quote is an error, not a cell that silently swallows the rows after it.
-    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""), strict=True)
+    reader = csv.reader(io.StringIO(body, newline=""), delimiter=dialect.delimiter, strict=True)
     errors: list[RowError] = []
-    header: dict[str, int] | None = None
+    header: Header | None = None
     users: dict[str, DirectoryUser] = {}
     first_line: dict[str, int] = {}
     teams: dict[str, tuple[str, set[str]]] = {}  # key -> (name as first written, member ids)
     rows = 0
-    line = 1
+    line = 1 + dialect.skipped_lines
     try:
         for cells in reader:
-            start, line = line, reader.line_num + 1  # a quoted cell may span lines: report where the row starts
+            # A quoted cell may span lines: report where the row starts.
+            start, line = line, reader.line_num + 1 + dialect.skipped_lines
             if not any(cell.strip() for cell in cells):
                 continue
             if header is None:
-                header = _header(cells, start, errors)
-                if header is None:
+                if len(cells) == 1 and _TEMPLATE_VERSION.match(cells[0].strip()):
+                    continue
+                try:
+                    header = read_header(cells, start)
+                except HeaderError as error:
+                    errors.append(RowError(start, str(error)))
                     break
                 continue
             rows += 1
@@ -79,7 +92,7 @@ def parse(text: str) -> ParsedFile:
             if user is None:
                 continue
             if user.external_id in first_line:
-                errors.append(RowError(start, f"{user.email} is already on line {first_line[user.external_id]}"))
+                errors.append(RowError(start, f"{user.external_id} is already on line {first_line[user.external_id]}"))
                 continue
             first_line[user.external_id] = start
             users[user.external_id] = user
@@ -89,9 +102,10 @@ def parse(text: str) -> ParsedFile:
         errors.append(RowError(line, f"the file cannot be read as CSV from here on ({error}); check the quotes"))
     if header is None and not errors:
         errors.append(RowError(1, "the file is empty; it needs a header line with an email column"))
-    elif not rows and not errors:
-        # An import removes whoever the file leaves out: an empty listing would remove everyone.
-        errors.append(RowError(line, "the file lists nobody; an import never empties a directory"))
+    elif not errors and not any(user.email for user in users.values()):
+        # An import removes whoever the file leaves out: a listing without addresses would remove everyone.
+        who = "nobody" if not rows else "nobody with an email address"
+        errors.append(RowError(line, f"the file lists {who}; an import never empties a directory"))
     if errors:
         return ParsedFile(None, tuple(errors), rows)
     groups = tuple(
@@ -101,48 +115,32 @@ def parse(text: str) -> ParsedFile:
     return ParsedFile(page, (), rows)
 
 
-def _header(cells: list[str], line: int, errors: list[RowError]) -> dict[str, int] | None:
-    """Where each known column is (extra columns are ignored, case and spaces do not matter)."""
-    found: dict[str, int] = {}
-    for index, cell in enumerate(cells):
-        name = cell.strip().lower()
-        if name not in COLUMNS:
-            continue
-        if name in found:
-            errors.append(RowError(line, f"the column {name!r} appears twice"))
-            return None
-        found[name] = index
-    if "email" not in found:
-        errors.append(RowError(line, f"the header has no email column (expected {', '.join(COLUMNS)})"))
-        return None
-    return found
-
-
-def _row(
-    cells: list[str], header: dict[str, int], line: int, errors: list[RowError]
-) -> tuple[DirectoryUser | None, list[str]]:
+def _row(cells: list[str], header: Header, line: int, errors: list[RowError]) -> tuple[DirectoryUser | None, list[str]]:
     def cell(name: str) -> str:
-        index = header.get(name)
+        index = header.columns.get(name)
         return cells[index].strip() if index is not None and index < len(cells) else ""
 
-    email = cell("email").lower()
+    email, username = cell("email").lower(), cell("username").lower()
     active_text = cell("active").lower()
     problems = []
-    if not email:
+    if not email and not username:
         problems.append("the email is missing")
-    elif not EMAIL.fullmatch(email):
+    elif email and not EMAIL.fullmatch(email):
         problems.append(f"{cell('email')!r} is not an email address")
     if active_text and active_text not in TRUE | FALSE:
-        problems.append(f"active must be true/false, yes/no or 1/0, not {cell('active')!r}")
+        problems.append(f"{header.labels['active']} must be {ACTIVE_VALUES}, not {cell('active')!r}")
     if problems:
         errors.append(RowError(line, "; ".join(problems)))
         return None, []
+    name = cell("name") or " ".join(part for part in (cell("given_name"), cell("family_name")) if part)
     user = DirectoryUser(
-        external_id=email,
-        username=email,
-        email=email,
-        display_name=" ".join(cell("name").split()),
+        external_id=email or username,  # the address, as files without a sign-in column were keyed
+        username=username or email,
+        email=email or None,  # none: an account without a mailbox (the scope decides)
+        display_name=" ".join(name.split()),
         active=active_text not in FALSE,
+        guest=cell("user_type").lower() == "guest",
+        org_unit=cell("org_unit") or None,
     )
     row_teams: dict[str, str] = {}
     for part in TEAM_SEPARATORS.split(cell("teams")):

@@ -1,16 +1,19 @@
 """`deskbridge sync`: sync a connection now, in this process, or import a CSV file into one.
 
 A CSV file can be previewed with `--dry-run`: the import runs and is rolled back, so the plan
-printed is exactly what the import would do.
+printed is exactly what the import would do. A long import shows its progress (on stderr) and ends
+with a summary; the table of everyone it touched is printed when short, with `--details`, or written
+to a file with `--output`.
 """
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -22,7 +25,8 @@ from store.services import connections
 from worker.directory.imports import import_page
 
 # The order a plan is shown in: arrivals, changes, departures, then who was left alone.
-ACTIONS = ("invited", "added", "restored", "updated", "removed", "skipped")
+ACTIONS = ("invited", "added", "restored", "linked", "updated", "removed", "skipped")
+TABLE_ROWS = 25  # a longer list is summed up unless --details asks for it
 
 
 def sync(
@@ -32,17 +36,25 @@ def sync(
         Path | None, typer.Option("--file", help="A CSV export (email,name,teams,active) for a csv connection.")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="With --file: print the plan and change nothing.")] = False,
+    details: Annotated[
+        bool, typer.Option("--details", help="With --file: print everyone the import touched, however many.")
+    ] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="With --file: write everyone it touched to this CSV file.")
+    ] = None,
 ) -> None:
     """Sync a connection now and show what changed; with --file, import a CSV file into a csv connection."""
     if file is not None:
-        _import(connection_id, org, file, dry_run=dry_run)
-    elif dry_run:
-        fail("--dry-run needs --file: only a CSV file can be previewed.")
+        _import(connection_id, org, file, dry_run=dry_run, details=details, output=output)
+    elif dry_run or details or output is not None:
+        fail("--dry-run, --details and --output need --file: they are about a CSV import.")
     else:
         _sync_now(connection_id, org)
 
 
-def _import(connection_id: int, org: str | None, file: Path, *, dry_run: bool) -> None:
+def _import(
+    connection_id: int, org: str | None, file: Path, *, dry_run: bool, details: bool, output: Path | None
+) -> None:
     try:
         parsed = parse_bytes(file.read_bytes())
     except OSError as error:
@@ -51,18 +63,58 @@ def _import(connection_id: int, org: str | None, file: Path, *, dry_run: bool) -
         for problem in parsed.errors:
             err().print(f"{file}: {problem}", markup=False, soft_wrap=True)
         fail(f"{len(parsed.errors)} bad row(s) in {file}; nothing was imported.")
-    with store() as session:
-        connection = connections.get(session, organisation(session, org).id, connection_id)
-        tally = import_page(session, connection, parsed.page, dry_run=dry_run)
-        name = connection.name
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    # On stderr, and gone when done: stdout keeps only the result.
+    with Progress(*columns, TimeElapsedColumn(), console=err(), transient=True) as bar:
+        task = bar.add_task(f"Staging {parsed.rows} rows…", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, description="Deciding who joins, changes and leaves", completed=done, total=total)
+
+        with store() as session:
+            connection = connections.get(session, organisation(session, org).id, connection_id)
+            tally = import_page(session, connection, parsed.page, dry_run=dry_run, progress=progress)
+            name = connection.name
+            bar.update(task, description="Committing…")
     heading = (
         f"Dry run of {file} into {name!r}: nothing was changed. The import would do this:"
         if dry_run
         else f"Imported {file} into {name!r} ({parsed.rows} rows):"
     )
     out().print(heading, markup=False, soft_wrap=True)
-    _print_people(tally.people, dry_run=dry_run)
+    rows = [(action, address) for action in ACTIONS for address in tally.people.get(action, [])]
+    if output is not None:
+        _write_people(output, rows)
+    if details or len(rows) <= TABLE_ROWS:
+        _print_people(tally.people, dry_run=dry_run)
+    else:
+        _print_summary(tally.people, output)
     _print_counts(tally.counts, tally.notes)
+
+
+def _write_people(path: Path, rows: list[tuple[str, str]]) -> None:
+    """Everyone the import touched, as a CSV file of `action,person` rows."""
+    try:
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(("action", "person"))
+            writer.writerows(rows)
+    except OSError as error:
+        fail(f"cannot write {path}: {error.strerror}.")
+    out().print(f"Wrote {len(rows)} row(s) to {path}.", markup=False, soft_wrap=True)
+
+
+def _print_summary(people: dict[str, list[str]], output: Path | None) -> None:
+    """How many people each action touched, with the first few of each (the full list is long)."""
+    table = Table("Action", "People", "First of them")
+    for action in ACTIONS:
+        names = people.get(action, [])
+        if names:
+            more = f", … ({len(names) - 3} more)" if len(names) > 3 else ""
+            table.add_row(Text(action), Text(str(len(names))), Text(", ".join(names[:3]) + more))
+    out().print(table)
+    if output is None:
+        out().print("For everyone: --details prints the full table, --output FILE writes it.", markup=False)
 
 
 def _print_people(people: dict[str, list[str]], *, dry_run: bool) -> None:

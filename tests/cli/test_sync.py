@@ -127,10 +127,56 @@ def test_a_file_with_bad_rows_names_them_and_imports_nothing(factory: sessionmak
     assert count(factory, OutboxEvent) == before
 
 
+def test_a_long_import_shows_progress_and_ends_with_a_summary(
+    factory: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ok("org", "create", "Acme")
+    ok("connect", "csv")
+    people = "email,name\n" + "".join(f"p{n:03}@acme.example,Person {n}\n" for n in range(60))
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # stderr drawn as a terminal: the progress bar shows
+
+    result = ok("sync", "1", "--file", write(tmp_path, "many.csv", people), "--dry-run")
+
+    assert "60/60" in result.stderr  # the bar's last state: everyone decided
+    assert table_rows(result.stdout) == [
+        ["invited", "60", "p000@acme.example, p001@acme.example, p002@acme.example, … (57 more)"]
+    ]
+    assert "--details prints the full table, --output FILE writes it" in result.stdout
+    assert "Counts: invited 60." in result.stdout
+
+
+def test_details_print_everyone_and_output_writes_them(factory: sessionmaker[Session], tmp_path: Path) -> None:
+    ok("org", "create", "Acme")
+    ok("connect", "csv")
+    people = "email\n" + "".join(f"p{n:03}@acme.example\n" for n in range(40))
+    name = write(tmp_path, "many.csv", people)
+
+    detailed = ok("sync", "1", "--file", name, "--dry-run", "--details")
+    written = ok("sync", "1", "--file", name, "--dry-run", "--output", "plan.csv")
+
+    assert table_rows(detailed.stdout) == [["invited", f"p{n:03}@acme.example"] for n in range(40)]
+    assert "Wrote 40 row(s) to plan.csv." in written.stdout
+    lines = (tmp_path / "plan.csv").read_text().splitlines()
+    assert lines == ["action,person", *(f"invited,p{n:03}@acme.example" for n in range(40))]
+
+
+def test_a_member_added_by_hand_is_shown_as_linked(factory: sessionmaker[Session], tmp_path: Path) -> None:
+    ok("org", "create", "Acme")
+    ok("member", "add", "ada@acme.example", "--name", "A. L.")
+    ok("connect", "csv")
+
+    result = ok("sync", "1", "--file", write(tmp_path, "people.csv", PEOPLE))
+
+    assert table_rows(result.stdout) == [["invited", "bob@acme.example"], ["linked", "ada@acme.example"]]
+    assert "linked 1" in result.stdout
+    with factory() as session:
+        assert session.scalars(select(Member.display_name).where(Member.email == "ada@acme.example")).one() == "Ada"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["sync", "1", "--dry-run"], "--dry-run needs --file"),
+        (["sync", "1", "--dry-run"], "--dry-run, --details and --output need --file"),
         (["sync", "1", "--file", "missing.csv"], "cannot read missing.csv"),
         (["sync", "2", "--file", "people.csv"], "a scim connection; only csv ones take files"),
         (["sync", "9", "--file", "people.csv"], "no connection 9"),

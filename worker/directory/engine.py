@@ -11,7 +11,7 @@ Every connector (Graph, Google, SCIM, CSV) feeds the same two steps:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -38,12 +38,14 @@ from worker.directory.scope import address, in_scope, mirrors_as_team
 logger = logging.getLogger(__name__)
 
 DECIDE_CHUNK = 500
+# Told after each chunk decided: (people decided so far, people to decide), for a progress bar.
+Progress = Callable[[int, int], None]
 
 
 class Tally(tally.Tally):
     """What a directory sync did, for the connection's status and the `connection.synced` event."""
 
-    COUNTS = ("seen", "invited", "added", "restored", "updated", "removed", "skipped", "teams_changed")
+    COUNTS = ("seen", "invited", "added", "restored", "linked", "updated", "removed", "skipped", "teams_changed")
 
     def note(self, text: str) -> None:
         super().note(text)
@@ -81,7 +83,14 @@ def stage(session: Session, context: Context, page: DirectoryPage, round_: int) 
     return staged
 
 
-def decide(session: Session, context: Context, user_ids: Iterable[str], renamed: set[str], tally: Tally) -> None:
+def decide(
+    session: Session,
+    context: Context,
+    user_ids: Iterable[str],
+    renamed: set[str],
+    tally: Tally,
+    progress: Progress | None = None,
+) -> None:
     """Bring each user's membership in line with the scope (only what changed is touched).
 
     Newcomers (in scope, no member with their address at all) are brought in together, a chunk
@@ -125,6 +134,8 @@ def decide(session: Session, context: Context, user_ids: Iterable[str], renamed:
             _apply(session, context, row, mail, row.external_id in renamed, tally, leaving)
         _offboard_many(session, leaving, tally)
         session.flush()
+        if progress is not None:
+            progress(start + len(chunk), len(ids))
 
 
 def _mail(row: DirectoryUser, context: Context, tally: Tally) -> str | None:
@@ -159,6 +170,8 @@ def _apply(
     if mail is not None:
         if member is None:
             member = members.find_by_email(session, context.organisation.id, mail)
+            if member is not None and member.status is not MemberStatus.REMOVED:
+                _link(session, member, row.display_name, tally)
         if member is None or member.status is MemberStatus.REMOVED:
             member = _bring_in(session, context, mail, row.display_name, restored=member is not None, tally=tally)
         elif row.member_id == member.id and renamed:
@@ -167,6 +180,17 @@ def _apply(
     elif row.in_scope and member is not None and member.status is not MemberStatus.REMOVED:
         leaving.append((member, row))
     row.in_scope = mail is not None
+
+
+def _link(session: Session, member: Member, name: str, tally: Tally) -> None:
+    """A member who was already here (added by hand, or by another directory) is now this directory's
+    too: said in the plan and the result (`linked`), and named as the directory names them. From now on
+    the directory decides: a later listing that leaves them out removes them, as for anyone it brought in.
+    """
+    tally.count("linked", who=member.email)
+    name = " ".join(name.split())
+    if name and name != member.display_name:
+        members.update(session, member, display_name=name)
 
 
 def _bring_in(session: Session, context: Context, mail: str, name: str, *, restored: bool, tally: Tally) -> Member:
@@ -301,7 +325,7 @@ def apply_round(
     return tally, cursor
 
 
-def apply_now(session: Session, connection_id: int, page: DirectoryPage) -> Tally:
+def apply_now(session: Session, connection_id: int, page: DirectoryPage, progress: Progress | None = None) -> Tally:
     """Stage and decide one page inside the caller's transaction (SCIM requests, CSV imports).
 
     A full page (a CSV file) is a whole round: whoever and whatever group it leaves out is gone.
@@ -316,7 +340,7 @@ def apply_now(session: Session, connection_id: int, page: DirectoryPage) -> Tall
     if page.full_groups:
         staged.add(directory.end_full_groups(session, connection_id, round_))
     connection.round = round_
-    decide(session, context, staged.users, staged.renamed, tally)
+    decide(session, context, staged.users, staged.renamed, tally, progress)
     if staged.groups or staged.users:
         touched = staged.groups | directory.group_ids_of(session, connection_id, sorted(staged.users))
         sync_teams(session, context, tally, only=touched)

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from store.models import DirectoryUser
 from store.services.connections import Scope
 
 
-def address(user: DirectoryUser, scope: Scope) -> str | None:
+class Addressed(Protocol):
+    """What an address is chosen from: a staged row, or a connector's record before it is staged."""
+
+    @property
+    def username(self) -> str: ...
+    @property
+    def email(self) -> str | None: ...
+
+
+def address(user: Addressed, scope: Scope) -> str | None:
     """The address a member would have: the mailbox, or the sign-in name when accounts without one are wanted."""
     if user.email:
         return user.email

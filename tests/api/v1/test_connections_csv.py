@@ -202,7 +202,7 @@ def test_a_file_with_bad_rows_changes_nothing_and_names_every_line(
     assert (plan["applied"], plan["counts"], plan["people"]) == (False, {}, {})
     assert [(item["line"], item["message"]) for item in plan["errors"]] == [
         (3, "'not-an-address' is not an email address"),
-        (4, "active must be true/false, yes/no or 1/0, not 'perhaps'"),
+        (4, "active must be true/false, yes/no, 1/0 or Active/Suspended, not 'perhaps'"),
         (5, "ada@acme.example is already on line 2"),
     ]
 

@@ -94,7 +94,7 @@ def test_every_bad_row_is_reported_by_the_line_it_starts_on() -> None:
     )
     assert errors_of(text) == [
         "line 3: 'not-an-address' is not an email address",
-        "line 4: active must be true/false, yes/no or 1/0, not 'maybe'",
+        "line 4: active must be true/false, yes/no, 1/0 or Active/Suspended, not 'maybe'",
         "line 6: the email is missing",
         "line 7: ada@x.example is already on line 2",
     ]
@@ -102,7 +102,8 @@ def test_every_bad_row_is_reported_by_the_line_it_starts_on() -> None:
 
 def test_a_row_with_two_problems_says_both() -> None:
     assert errors_of("email,active\nbad@,perhaps\n") == [
-        "line 2: 'bad@' is not an email address; active must be true/false, yes/no or 1/0, not 'perhaps'"
+        "line 2: 'bad@' is not an email address; active must be true/false, yes/no, 1/0 or Active/Suspended, "
+        "not 'perhaps'"
     ]
 
 
@@ -111,14 +112,16 @@ def test_bad_addresses(address: str) -> None:
     assert errors_of(f'email\n"{address}"\n') == [f"line 2: {address!r} is not an email address"]
 
 
-def test_a_header_without_email_is_refused() -> None:
-    assert errors_of("name,teams\nAda,Ops\n") == [
-        "line 1: the header has no email column (expected email, name, teams, active)"
-    ]
+def test_a_header_without_email_says_what_was_found_and_what_is_expected() -> None:
+    (error,) = errors_of("name,teams\nAda,Ops\n")
+    assert error.startswith("line 1: the header has no email column: found 'name', 'teams'; expected email")
+    assert "userPrincipalName" in error
+    assert "Email Address [Required]" in error
+    assert "sep=" in error
 
 
 def test_a_column_named_twice_is_refused() -> None:
-    assert errors_of("email,Email\na@x.example,b@x.example\n") == ["line 1: the column 'email' appears twice"]
+    assert errors_of("email,Email\na@x.example,b@x.example\n") == ["line 1: the column 'Email' appears twice"]
 
 
 def test_an_empty_file_and_a_file_without_people_are_refused() -> None:
