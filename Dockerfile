@@ -24,8 +24,11 @@ FROM python:3.11-slim
 ENV PATH=/opt/deskbridge/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
+# The metrics folder exists, owned by the user, so a new named volume mounted on it (compose's
+# `metrics`) starts with that owner and every process can write its metric files there.
 RUN groupadd --system --gid 10001 deskbridge \
-    && useradd --system --uid 10001 --gid deskbridge --home-dir /srv/deskbridge --create-home deskbridge
+    && useradd --system --uid 10001 --gid deskbridge --home-dir /srv/deskbridge --create-home deskbridge \
+    && install -d -o deskbridge -g deskbridge /srv/deskbridge/metrics
 COPY --from=build /opt/deskbridge /opt/deskbridge
 USER deskbridge:deskbridge
 WORKDIR /srv/deskbridge

@@ -12,11 +12,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## run: the embedded mode (SQLite + in-process broker) on 127.0.0.1:8000; webhooks may target this
-## machine and its network (DESKBRIDGE_ALLOW_PRIVATE_WEBHOOKS=false to refuse, as in production)
+## run: the embedded mode (SQLite + in-process broker) on 127.0.0.1:8000 (DESKBRIDGE_PORT, or in .env, to
+## change it). Webhooks and feeds may target this machine and its network, as in every embedded-mode
+## command (CLI included); DESKBRIDGE_ALLOW_PRIVATE_WEBHOOKS=false refuses, as production does by default.
 run: $(STAMP)
 	$(BIN)/deskbridge db upgrade
-	DESKBRIDGE_ALLOW_PRIVATE_WEBHOOKS=$${DESKBRIDGE_ALLOW_PRIVATE_WEBHOOKS:-true} $(BIN)/deskbridge serve
+	$(BIN)/deskbridge serve
 
 ## test: lint, type-check and the whole test suite
 test: lint typecheck pytest

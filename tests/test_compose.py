@@ -15,6 +15,8 @@ import importlib.util
 import json
 import re
 import shlex
+import shutil
+import subprocess
 import tomllib
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -24,7 +26,10 @@ import jsonschema
 import pytest
 import typer
 import yaml
+from cryptography.fernet import Fernet
+from typer.testing import CliRunner
 
+from store.secret_box import SecretBox
 from tests.conftest import shared_data
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -487,3 +492,93 @@ def test_merging_keeps_the_shared_settings() -> None:
     shared = copy.deepcopy(services["worker"]["environment"])
     for name in OUR_SERVICES:
         assert shared.items() <= services[name]["environment"].items(), name
+
+
+# --- production shape: the key, graceful stops, one worker process a container, shared metrics ----
+
+KEY_VARIABLE = "DESKBRIDGE_SECRET_KEY"
+REQUIRED = re.compile(r"^\$\{DESKBRIDGE_SECRET_KEY:\?(?P<message>[^}]+)\}$")
+
+
+def key_problems(document: Doc) -> list[str]:
+    """Every service of ours must get the one key, as a required interpolation (compose refuses without it)."""
+    problems = []
+    for name, service in document["services"].items():
+        if not our_image(service):
+            continue
+        value = str(service.get("environment", {}).get(KEY_VARIABLE, ""))
+        found = REQUIRED.match(value)
+        if found is None:
+            problems.append(f"{name}: {KEY_VARIABLE} is not required (${{{KEY_VARIABLE}:?…}}): {value!r}")
+        elif "deskbridge key new" not in found["message"]:
+            problems.append(f"{name}: the message does not say how to make a key")
+    return problems
+
+
+def test_every_deskbridge_service_requires_the_one_secret_key() -> None:
+    assert key_problems(load_compose()) == []
+    values = {
+        str(service["environment"][KEY_VARIABLE])
+        for service in load_compose()["services"].values()
+        if our_image(service)
+    }
+    assert len(values) == 1  # the same key everywhere
+
+
+def test_the_key_rule_catches_a_missing_or_optional_key() -> None:
+    broken = load_compose()
+    del broken["services"]["worker"]["environment"][KEY_VARIABLE]
+    broken["services"]["scheduler"]["environment"][KEY_VARIABLE] = "${DESKBRIDGE_SECRET_KEY:-}"
+    assert len(key_problems(broken)) == 2, key_problems(broken)
+
+
+def test_the_command_the_message_gives_makes_a_key_deskbridge_takes() -> None:
+    """The shell pipeline the message names prints a Fernet key; `deskbridge key new` exists too."""
+    from deskbridge.cli import app  # the CLI only here: the other checks import nothing of ours
+
+    message = REQUIRED.match(str(load_compose()["services"]["api"]["environment"][KEY_VARIABLE]))
+    assert message is not None
+    pipeline = re.search(r"openssl rand -base64 32 \| tr '\+/' '-_'", message["message"])
+    assert pipeline is not None
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    key = subprocess.run(["sh", "-c", pipeline.group(0)], capture_output=True, text=True, check=True).stdout.strip()
+    Fernet(key)  # raises if it is not a Fernet key
+    SecretBox([key])
+    printed = CliRunner().invoke(app, ["key", "new"])
+    assert printed.exit_code == 0
+    Fernet(printed.stdout.strip())
+
+
+def test_every_service_has_a_stop_grace_period() -> None:
+    services = load_compose()["services"]
+    assert [name for name, service in services.items() if "stop_grace_period" not in service] == []
+
+
+def test_a_worker_container_runs_one_dramatiq_process_and_restarts_alone() -> None:
+    worker = load_compose()["services"]["worker"]
+    argv = _argv(worker["command"])
+    assert argv[:2] == ["dramatiq", "deskbridge.worker_main"]
+    assert argv[argv.index("--processes") + 1] == "1"
+    assert worker["restart"] == "unless-stopped"
+    # Dramatiq finishes what it holds within the grace period Docker gives before SIGKILL.
+    shutdown_ms = int(argv[argv.index("--worker-shutdown-timeout") + 1])
+    grace = worker["stop_grace_period"]
+    assert grace.endswith("s")
+    assert shutdown_ms / 1000 < float(grace.removesuffix("s"))
+
+
+def test_every_deskbridge_process_writes_its_metrics_to_one_shared_volume() -> None:
+    document = load_compose()
+    folders = set()
+    for name in [*OUR_SERVICES, "migrate"]:
+        service = document["services"][name]
+        folder = service["environment"]["PROMETHEUS_MULTIPROC_DIR"]
+        assert f"metrics:{folder}" in service["volumes"], name
+        folders.add(folder)
+    assert len(folders) == 1
+    assert "metrics" in document["volumes"]
+    # The image makes the folder owned by its user, so a new volume starts writable for it.
+    [folder] = folders
+    stage = dockerfile_final_stage()
+    assert any(folder in run and "-o deskbridge" in run for run in stage["RUN"]), stage["RUN"]
