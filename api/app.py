@@ -34,7 +34,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.state.context = ctx
     app.state.token_usage = TokenUsage(ctx.session_factory)
     errors.install(app)
-    app.add_middleware(Guard, max_body_bytes=ctx.max_body_bytes)
+    app.add_middleware(Guard, max_body_bytes=ctx.max_body_bytes, max_import_bytes=ctx.max_import_bytes)
     app.add_middleware(metrics.RequestMetrics)  # added last: outermost, so it sees every answer
     app.include_router(health.router)
     # Inbound pushes first: routes are matched in order, and a sender waits on their answer.

@@ -20,6 +20,7 @@ class ApiContext:
     broker_ping: Callable[[], bool]
     rate_limit_per_day: int = 1000
     max_body_bytes: int = 64 * 1024
+    max_import_bytes: int = 10 * 1024 * 1024  # SCIM and CSV imports (see api.middleware)
     secret_box: SecretBox | None = None
     # Webhooks: the SSRF rule, the client test sends go through, and how a resumed or replayed backlog
     # is queued (in event order).

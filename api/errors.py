@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from store.errors import Conflict, Invalid, NotAllowed, NotFound, StoreError
@@ -31,6 +32,7 @@ _TITLES = {
     415: "Unsupported media type",
     422: "Invalid input",
     429: "Too many requests",
+    500: "Internal server error",
 }
 
 
@@ -67,16 +69,24 @@ def problem(
     errors: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
+    body = problem_body(request.url.path, status, detail, code, errors)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def problem_body(
+    path: str, status: int, detail: str, code: str, errors: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """An RFC 9457 problem document about a request to `path`."""
     body: dict[str, Any] = {
         "type": PROBLEM_BASE + code,
         "title": _TITLES.get(status, "Error"),
         "status": status,
         "detail": detail,
-        "instance": request.url.path,
+        "instance": path,
     }
     if errors:
         body["errors"] = errors
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return body
 
 
 def render(request: Request, error: ApiError) -> JSONResponse:
@@ -142,6 +152,13 @@ async def _on_integrity_error(request: Request, exc: Exception) -> JSONResponse:
     return render(request, ApiError(409, "A concurrent change conflicts with this one; retry.", code="conflict"))
 
 
+async def _on_deleted_meanwhile(request: Request, exc: Exception) -> JSONResponse:
+    # A change read a row that a concurrent request deleted before this one wrote it (SQLAlchemy finds
+    # no row to update or refresh). Nothing was written: what it was about is gone.
+    detail = "It was deleted by a concurrent request."
+    return render(request, ApiError(404, detail, code=NotFound.code))
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into the right shape."""
     app.add_exception_handler(RequestValidationError, _on_validation)
@@ -149,3 +166,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StoreError, _on_store_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(IntegrityError, _on_integrity_error)
+    app.add_exception_handler(StaleDataError, _on_deleted_meanwhile)
+    app.add_exception_handler(ObjectDeletedError, _on_deleted_meanwhile)

@@ -1,46 +1,86 @@
-"""Small ASGI middleware: body size limit, JSON-only bodies, rate-limit headers on every response."""
+"""The API's edge, as ASGI middleware: what every request is checked for before any route runs, and
+the answer to an error no route expected.
+
+Bodies: a size limit per route (SCIM and CSV imports take large files, everything else a small
+body), JSON only, nested no deeper than `json_checks.MAX_DEPTH`, with no NUL or lone surrogate in
+any text; the path and query string hold no NUL either. An unhandled exception answers 500 with an
+error id that is logged beside the traceback. Every refusal is in the route family's shape:
+problem+json (`/v1`, pushes, the rest), a SCIM error (`/scim/v2`), or `{"detail": …}` (`/api/`).
+`X-RateLimit-*` headers are stamped on every response of an authenticated request.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import re
+import uuid
+from enum import Enum
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api import json_checks
+from api.errors import PROBLEM_JSON, problem_body
+from api.scim.errors import ERROR_SCHEMA, SCIM_JSON
+
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
+# Routes that take whole directories at once: SCIM (a large group's PUT) and CSV imports.
+_IMPORT_ROUTE = re.compile(r"^/scim/v2(/|$)|^/v1/connections/[^/]+/import/?$")
+_FORM = "application/x-www-form-urlencoded"
+
+logger = logging.getLogger(__name__)
+
+
+class Family(Enum):
+    """The error shape a path's routes speak."""
+
+    PROBLEM = "problem"  # RFC 9457, /v1 and everything not named below
+    SCIM = "scim"  # RFC 7644 §3.12
+    COMPAT = "compat"  # Django REST framework, as WiggleDesk's API answers
+
+    @classmethod
+    def of(cls, path: str) -> Family:
+        """The family of the routes under `path`."""
+        if path.startswith("/api/"):
+            return cls.COMPAT
+        if path == "/scim/v2" or path.startswith("/scim/v2/"):
+            return cls.SCIM
+        return cls.PROBLEM
 
 
 class Guard:
-    """Refuses oversized and non-JSON bodies before any route runs, in the route family's error
-    shape, and stamps `X-RateLimit-*` headers on every response of an authenticated request."""
+    """Refuses what no route can take (see the module's docstring), in the route family's error shape."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, max_import_bytes: int | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_import_bytes = max(max_import_bytes or 0, max_body_bytes)
+
+    def limit_for(self, path: str) -> int:
+        """The largest body the route at `path` takes."""
+        return self.max_import_bytes if _IMPORT_ROUTE.match(path) else self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        compat = scope["path"].startswith("/api/")
-        length = headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-            await _refuse(scope, send, 413, f"The request body is larger than {self.max_body_bytes} bytes.", compat)
+        path: str = scope["path"]
+        family = Family.of(path)
+        refusal = await self._check(scope, path, receive)
+        if isinstance(refusal, Refusal):
+            await refusal.send(scope, send, family)
             return
-        if scope["method"] in _BODY_METHODS and _has_body(headers) and not _is_json(headers, scope["path"]):
-            await _refuse(scope, send, 415, "Send the request body as JSON (Content-Type: application/json).", compat)
-            return
+        if refusal is not None:
+            receive = _replay(refusal, receive)
 
-        if scope["method"] in _BODY_METHODS:
-            body = await _read_body(receive, self.max_body_bytes)
-            if body is None:
-                await _refuse(scope, send, 413, f"The request body is larger than {self.max_body_bytes} bytes.", compat)
-                return
-            receive = _replay(body, receive)
+        started = False
 
         async def stamped_send(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 limit = scope.get("state", {}).get("ratelimit")
                 if limit is not None:
                     message["headers"] = [
@@ -51,7 +91,96 @@ class Guard:
                     ]
             await send(message)
 
-        await self.app(scope, receive, stamped_send)
+        try:
+            await self.app(scope, receive, stamped_send)
+        except Exception:
+            if started:  # the answer is on its way: nothing left to say, only to log
+                raise
+            error_id = uuid.uuid4().hex[:16]
+            logger.exception("unhandled error %s on %s %s", error_id, scope["method"], path)
+            detail = f"An internal error occurred; quote error id {error_id} to the operator."
+            await Refusal(500, detail, code="internal_error", extra={"error_id": error_id}).send(scope, send, family)
+
+    async def _check(self, scope: Scope, path: str, receive: Receive) -> Refusal | bytes | None:
+        """A refusal, or the body read ahead (to replay to the route), or None when there is no body to read."""
+        if "\x00" in path:
+            return Refusal(404, "Not found: the path holds a NUL character.", code="not_found")
+        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        bad = json_checks.bad_text_in_pairs(query)
+        if bad:
+            return Refusal(422, bad[1], code="invalid_input", field=bad[0])
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        limit = self.limit_for(path)
+        too_large = Refusal(413, f"The request body is larger than {limit} bytes.", code="body_too_large")
+        length = headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            return too_large
+        if scope["method"] not in _BODY_METHODS:
+            return None
+        media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if _has_body(headers) and not _is_json(media_type, path):
+            return Refusal(
+                415, "Send the request body as JSON (Content-Type: application/json).", code="unsupported_media_type"
+            )
+        body = await _read_body(receive, limit)
+        if body is None:
+            return too_large
+        return _check_body(body, media_type) or body
+
+
+class Refusal:
+    """An answer made at the edge, rendered in the route family's shape."""
+
+    def __init__(
+        self, status: int, detail: str, *, code: str, field: str | None = None, extra: dict[str, Any] | None = None
+    ) -> None:
+        self.status = status
+        self.detail = detail
+        self.code = code
+        self.field = field
+        self.extra = extra or {}
+
+    def render(self, path: str, family: Family) -> tuple[int, str, dict[str, Any]]:
+        """The status, media type and body of this refusal on `path`."""
+        if family is Family.SCIM:
+            # SCIM has no 422: bad input is 400 with a scimType (RFC 7644 §3.12).
+            status = 400 if self.status == 422 else self.status
+            detail = f"{self.field}: {self.detail}" if self.field else self.detail
+            body: dict[str, Any] = {"schemas": [ERROR_SCHEMA], "status": str(status), "detail": detail}
+            if status == 400:
+                body["scimType"] = "invalidSyntax" if self.code == "json_too_deep" else "invalidValue"
+            return status, SCIM_JSON, body
+        if family is Family.COMPAT:
+            if self.field and self.status in (400, 422):
+                return 400, "application/json", {self.field: [self.detail]}
+            return self.status, "application/json", {"detail": self.detail}
+        errors = [{"field": self.field, "detail": self.detail}] if self.field else None
+        return self.status, PROBLEM_JSON, problem_body(path, self.status, self.detail, self.code, errors) | self.extra
+
+    async def send(self, scope: Scope, send: Send, family: Family) -> None:
+        """Answer the request with this refusal."""
+        status, media_type, body = self.render(scope["path"], family)
+        payload = json.dumps(body).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", media_type.encode()), (b"content-length", str(len(payload)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+
+def _check_body(body: bytes, media_type: str) -> Refusal | None:
+    """Why the body read ahead cannot be taken, or None."""
+    if media_type == _FORM:
+        bad = json_checks.bad_text_in_pairs(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        return Refusal(422, bad[1], code="invalid_input", field=bad[0]) if bad else None
+    if json_checks.too_deep(body):
+        detail = f"The JSON body is nested more than {json_checks.MAX_DEPTH} levels deep."
+        return Refusal(400, detail, code="json_too_deep")
+    bad = json_checks.bad_text(body)
+    return Refusal(422, bad[1], code="invalid_input", field=bad[0]) if bad else None
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
@@ -89,33 +218,7 @@ def _has_body(headers: dict[str, str]) -> bool:
     return headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
 
 
-def _is_json(headers: dict[str, str], path: str) -> bool:
+def _is_json(media_type: str, path: str) -> bool:
     if path.startswith("/invitations/"):  # the accept page posts an HTML form
         return True
-    media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
     return media_type == "application/json" or media_type.endswith("+json")
-
-
-async def _refuse(scope: Scope, send: Send, status: int, detail: str, compat: bool) -> None:
-    body: dict[str, Any] = {"detail": detail}
-    media_type = "application/json"
-    if not compat:
-        code = "body_too_large" if status == 413 else "unsupported_media_type"
-        title = "Request body too large" if status == 413 else "Unsupported media type"
-        body = {
-            "type": f"https://deskbridge.dev/problems/{code}",
-            "title": title,
-            "status": status,
-            "detail": detail,
-            "instance": scope["path"],
-        }
-        media_type = "application/problem+json"
-    payload = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", media_type.encode()), (b"content-length", str(len(payload)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     rate_limit_per_day: int = Field(default=1000, description="API requests per member per day (0 = no limit).")
     default_timezone: str = Field(default="UTC", description="IANA time zone given to new organisations.")
     max_body_bytes: int = Field(default=64 * 1024, description="Largest request body the API accepts.")
+    max_import_bytes: int = Field(
+        default=10 * 1024 * 1024, description="Largest body of a SCIM request or CSV import (a whole directory)."
+    )
     worker_threads: int = Field(default=4, description="Worker threads of the in-process broker (embedded mode).")
     log_level: str = Field(default="INFO", description="Logging level.")
     allow_private_webhooks: bool | None = Field(

@@ -141,6 +141,7 @@ def make_app(components: Components) -> FastAPI:
             broker_ping=partial(brokers.ping, components.broker),
             rate_limit_per_day=settings.rate_limit_per_day,
             max_body_bytes=settings.max_body_bytes,
+            max_import_bytes=settings.max_import_bytes,
             secret_box=worker_runtime.secret_box,
             allow_private_webhooks=settings.private_targets_allowed,
             webhook_client=worker_runtime.webhook_client,

@@ -5,9 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import BigInteger, DateTime, Integer
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
+
+# The largest value an INTEGER key holds on PostgreSQL (int4): ids beyond it name nothing, and asking
+# the database about them is an error, so the API refuses them before any query.
+MAX_KEY = 2**31 - 1
+# The largest value a BigId holds.
+MAX_BIG_KEY = 2**63 - 1
+
+# A 64-bit integer for counters and keys that will pass 2**31 (events, deliveries). SQLite's INTEGER
+# already holds 64 bits, and only a column declared INTEGER is its autoincrementing row id.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, EmailStr
 from sqlalchemy import ColumnElement, Integer, Select, bindparam, exists, func, select
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import DB, AdminCaller, ApiCaller, context
 from api.errors import ApiError
-from store.columns import UTCDateTime, utcnow
+from store.columns import MAX_KEY, UTCDateTime, utcnow
 from store.errors import StoreError
 from store.models import Booking, BookingStatus, Desk, Member, TeamMembership
 from store.services import members, teams
@@ -93,16 +93,23 @@ def remove_membership(body: MembershipBody, request: Request, caller: AdminCalle
 
 @router.get("/create_membership_invitation/{member_id}/")
 @router.get("/remove_membership/{member_id}/")
-def membership(member_id: int, request: Request, caller: AdminCaller, db: DB) -> Response:
+def membership(
+    member_id: Annotated[int, Path(ge=1, le=MAX_KEY)], request: Request, caller: AdminCaller, db: DB
+) -> Response:
     """The membership a POST above created or removed, with its current status."""
     member = members.get(db, caller.organisation.id, member_id)
     route = request.url.path.removeprefix("/api/").split("/", 1)[0]
     return _membership_reply(request, route, member, 200)
 
 
+# Past this page the offset would leave the database's integer range; no listing is that long.
+LAST_PAGE = MAX_KEY // PAGE_SIZE
+
+
 def _page_number(request: Request) -> int:
+    """`?page=`, as Django REST framework reads it: anything but a page that exists is 404 "Invalid page."."""
     raw = request.query_params.get("page", "1")
-    if not raw.isdigit() or int(raw) < 1:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or not 1 <= int(raw) <= LAST_PAGE:
         raise ApiError(404, "Invalid page.")
     return int(raw)
 

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import context
 from api.push.channels import act_on
 from connectors.google.notifications import parse_notification
+from store.columns import MAX_KEY
+
+# Beyond the key range no connection exists: refused (422) before any query.
+ConnectionId = Annotated[int, Path(ge=1, le=MAX_KEY)]
 
 router = APIRouter(prefix="/google")
 
 
 @router.post("/{connection_id}")
-async def notify(connection_id: int, request: Request) -> Response:
+async def notify(connection_id: ConnectionId, request: Request) -> Response:
     """A channel message: the opening `sync` (acknowledged, nothing to do) or a change (one coalesced sync)."""
     try:
         notification = parse_notification(request.headers)

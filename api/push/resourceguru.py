@@ -26,6 +26,7 @@ from api.push.kept_deliveries import KeptDeliveries
 from api.push.kept_secrets import Secrets
 from connectors.resourceguru import SIGNATURE_HEADER
 from connectors.resourceguru.webhooks import MAX_BODY
+from store.columns import MAX_KEY
 from store.db import transaction
 from store.services import peer_envelopes
 from store.services.peer_envelopes import Received
@@ -34,6 +35,8 @@ from store.services.peer_envelopes import Received
 async def deliver(request: Request) -> Response:
     """A delivery from Resource Guru: 202 when genuine (kept once), 401 when not, 400 when it has no envelope id."""
     connection_id: int = request.path_params["connection_id"]
+    if not 1 <= connection_id <= MAX_KEY:  # no such connection, and the database could not be asked
+        return _refused()
     body = await request.body()
     if len(body) > MAX_BODY:
         return PlainTextResponse("delivery too large", status_code=413)

@@ -18,21 +18,23 @@ from pydantic import (
 )
 
 from api.errors import PROBLEM_JSON
+from store.columns import MAX_BIG_KEY, MAX_KEY
 from store.models import Role
 from store.services.tokens import Caller
 
-MAX_ID = 2**63 - 1  # what a database integer key holds
+MAX_ID = MAX_KEY  # what a resource's integer key holds
+MAX_SEQ = MAX_BIG_KEY  # what an event's sequence number holds
 
 ResourceId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 def path_id(description: str) -> Any:
-    """A positive integer id in the path."""
+    """A positive integer id in the path, within the key column's range (beyond it: 422, never a query)."""
     return Path(ge=1, le=MAX_ID, description=description)
 
 
 def query_id(description: str) -> Any:
-    """A positive integer id in the query string."""
+    """A positive integer id in the query string, within the key column's range."""
     return Query(ge=1, le=MAX_ID, description=description)
 
 

@@ -16,12 +16,11 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, Select, and_, or_
+from sqlalchemy import BigInteger, ColumnElement, Select, and_, or_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from api.errors import ApiError
-from api.v1.common import MAX_ID
-from store.columns import UTCDateTime
+from store.columns import MAX_BIG_KEY, MAX_KEY, UTCDateTime
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -127,6 +126,8 @@ def _typed(column: InstrumentedAttribute[Any], value: Any) -> Any:
         if parsed.tzinfo is None:
             raise ValueError("naive time in cursor")
         return parsed
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_ID:
+    # Within the column's range: a key beyond it is no row's, and the database would refuse to compare.
+    largest = MAX_BIG_KEY if isinstance(column.expression.type, BigInteger) else MAX_KEY
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= largest:
         return value
     raise ValueError("unexpected value in cursor")

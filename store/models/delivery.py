@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from store.columns import utcnow
+from store.columns import BigId, utcnow
 from store.models.base import Base, enum_column
 
 
@@ -29,12 +29,12 @@ class Delivery(Base):
         Index("ix_deliveries_endpoint_id_event_seq", "endpoint_id", "event_seq"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
     endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
     event_id: Mapped[str] = mapped_column(ForeignKey("outbox_events.id", ondelete="CASCADE"), index=True)
     # A copy of the event's seq, so an endpoint's deliveries sort in event order without a join.
-    event_seq: Mapped[int]
+    event_seq: Mapped[int] = mapped_column(BigId)
     status: Mapped[DeliveryStatus] = mapped_column(enum_column(DeliveryStatus), default=DeliveryStatus.PENDING)
     # Attempts in the current round: a replay starts a new round, the attempt log keeps them all.
     attempts: Mapped[int] = mapped_column(default=0)
@@ -50,8 +50,8 @@ class DeliveryAttempt(Base):
 
     __tablename__ = "delivery_attempts"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"), index=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(BigId, ForeignKey("deliveries.id", ondelete="CASCADE"), index=True)
     attempted_at: Mapped[datetime]
     status_code: Mapped[int | None]
     duration_ms: Mapped[int]

@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models.base import Base, Timestamps, enum_column
@@ -18,9 +18,20 @@ class InvitationStatus(enum.StrEnum):
 
 class Invitation(Timestamps, Base):
     """An invitation to join. The accept token is made when the email is sent (so no secret waits
-    in a queue) and only its hash is kept."""
+    in a queue) and only its hash is kept. One pending invitation per address at a time: concurrent
+    invitations of one address meet the partial unique index, and all but one answer a conflict."""
 
     __tablename__ = "invitations"
+    __table_args__ = (
+        Index(
+            "uq_invitations_pending_email",
+            "organisation_id",
+            "email",
+            unique=True,
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))

@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
+from store.columns import BigId
 from store.models.base import Base, JSONDocument, Timestamps, enum_column
 
 
@@ -27,7 +28,7 @@ class Organisation(Timestamps, Base):
     api_enabled: Mapped[bool] = mapped_column(default=False)
     # Outbox sequence counter; bumping it row-locks the organisation until commit, so events
     # become visible to the pull API in sequence order.
-    last_event_seq: Mapped[int] = mapped_column(default=0)
+    last_event_seq: Mapped[int] = mapped_column(BigId, default=0)
     directory_policy: Mapped[DirectoryPolicy] = mapped_column(
         enum_column(DirectoryPolicy), default=DirectoryPolicy.INVITE, server_default=DirectoryPolicy.INVITE.value
     )

@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from store.columns import utcnow
+from store.columns import BigId, utcnow
 from store.models.base import Base, JSONDocument
 
 
@@ -28,7 +28,7 @@ class OutboxEvent(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
-    seq: Mapped[int]
+    seq: Mapped[int] = mapped_column(BigId)
     type: Mapped[str] = mapped_column(String(64))
     data: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

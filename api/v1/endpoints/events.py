@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from api.deps import DB, AdminCaller
-from api.v1.common import MAX_ID, Timestamp, problems
+from api.v1.common import MAX_SEQ, Timestamp, problems
 from api.v1.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from store.models import OutboxEvent
 from store.services import events
@@ -46,7 +46,7 @@ def list_events(
     caller: AdminCaller,
     db: DB,
     after: Annotated[
-        int, Query(ge=0, le=MAX_ID, description="The `next_cursor` (or `seq`) of the last event you processed.")
+        int, Query(ge=0, le=MAX_SEQ, description="The `next_cursor` (or `seq`) of the last event you processed.")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="How many events a page holds.")] = DEFAULT_LIMIT,
 ) -> EventPage:
