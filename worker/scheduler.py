@@ -37,7 +37,7 @@ class Job:
 
 def default_jobs(runtime: Runtime) -> list[Job]:
     """The periodic work of a deskbridge deployment, one line per job."""
-    from worker import actors, maintenance
+    from worker import actors, follow_ups, maintenance
     from worker.calendar import channels as calendar_channels
     from worker.calendar import jobs as calendar_jobs
     from worker.directory import channels, jobs
@@ -55,6 +55,7 @@ def default_jobs(runtime: Runtime) -> list[Job]:
         Job("calendar.channels", 600, partial(calendar_channels.renew_all, runtime)),
         Job("peers.poll", 60, partial(peer_jobs.poll, runtime)),
         Job("peers.prune", 3600, partial(peer_jobs.prune, runtime)),
+        Job("follow_ups.sweep", 30, partial(follow_ups.sweep, runtime)),
     ]
 
 

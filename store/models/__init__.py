@@ -12,6 +12,7 @@ from store.models.directory_group import DirectoryGroup, DirectoryMembership
 from store.models.directory_user import DirectoryUser
 from store.models.external_event import ExternalEvent, ShowAs, WorkingLocation
 from store.models.feed import Feed
+from store.models.follow_up import FollowUp
 from store.models.invitation import Invitation, InvitationStatus
 from store.models.member import Member, MemberStatus, Role
 from store.models.organisation import DirectoryPolicy, Organisation
@@ -43,6 +44,7 @@ __all__ = [
     "EndpointKind",
     "ExternalEvent",
     "Feed",
+    "FollowUp",
     "Invitation",
     "InvitationStatus",
     "Member",

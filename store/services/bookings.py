@@ -16,9 +16,13 @@ from store.columns import utcnow
 from store.errors import Conflict, Invalid, NotAllowed, NotFound
 from store.models import LIVE_STATUSES, Booking, BookingStatus, Desk, Member, MemberStatus, TeamMembership
 from store.models.booking import DESK_OVERLAP, MEMBER_OVERLAP
+from store.services import follow_ups
 
 # Check-in opens this long before the booking starts.
 CHECK_IN_OPENS = timedelta(minutes=30)
+# The source of bookings made from a person's own calendar event (worker.calendar.engine.SOURCE):
+# they are in that calendar already, so they are never written back.
+CALENDAR_SOURCE = "calendar"
 
 
 def _describe(booking: Booking) -> dict[str, Any]:
@@ -115,6 +119,7 @@ def create(
     session.add(booking)
     _flush_or_conflict(session, booking)
     outbox.record(session, booking.organisation_id, "booking.created", _describe(booking))
+    _owe_calendar_write(session, booking)
     return booking
 
 
@@ -159,6 +164,7 @@ def update(
     if changes:
         _flush_or_conflict(session, booking)
         outbox.record(session, booking.organisation_id, "booking.updated", {**_describe(booking), "changes": changes})
+        _owe_calendar_write(session, booking)
     return booking
 
 
@@ -172,7 +178,24 @@ def cancel(
     booking.cancellation_reason = reason
     booking.cancelled_at = now or utcnow()
     outbox.record(session, booking.organisation_id, "booking.cancelled", {**_describe(booking), "reason": reason})
+    _owe_calendar_write(session, booking)
     return booking
+
+
+def _owe_calendar_write(session: Session, booking: Booking) -> None:
+    """Record that the booking is owed a write into its person's Outlook or Google calendars (see
+    store.services.follow_ups), when they have one. Check-ins and check-outs change nothing there."""
+    if booking.source == CALENDAR_SOURCE:
+        return
+    from store.services import calendars  # calendars -> members -> this module
+
+    follow_ups.record(
+        session,
+        follow_ups.CALENDAR_WRITE,
+        booking.id,
+        booking.organisation_id,
+        only_if=calendars.writable_exists(booking.member_id),
+    )
 
 
 def check_in(session: Session, booking: Booking, *, now: datetime | None = None) -> Booking:

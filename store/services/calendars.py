@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, or_, select, text, update
+from sqlalchemy import ColumnElement, Select, bindparam, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,18 +35,12 @@ from store.models import (
     Organisation,
     PushChannel,
 )
-from store.services.connections import PEER_KINDS
+from store.services.connections import PEER_KINDS, READING_KINDS, reads_calendars
 from store.services.members import hash_secret
 
+__all__ = ["READING_KINDS", "reads_calendars"]  # kept in connections (which records their follow-ups), used here
+
 SYNC_LEASE = timedelta(minutes=10)
-READING_KINDS = (ConnectionKind.MICROSOFT, ConnectionKind.GOOGLE)
-
-
-def reads_calendars(connection: Connection) -> bool:
-    """Whether a connection's calendars are synced: an ICS feed always, Microsoft/Google when opted in."""
-    if connection.kind is ConnectionKind.ICS:
-        return True
-    return connection.kind in READING_KINDS and bool(connection.settings.get("calendars"))
 
 
 def window(organisation: Organisation, today: date | None = None) -> tuple[datetime, datetime]:
@@ -389,13 +383,19 @@ def of_member(session: Session, member_id: int) -> list[Calendar]:
 
 def writable_of_member(session: Session, member_id: int) -> list[Calendar]:
     """The calendars a person's bookings are written into: Microsoft and Google ones (ICS feeds are read-only)."""
-    return list(
-        session.scalars(
-            select(Calendar)
-            .join(Connection, Connection.id == Calendar.connection_id)
-            .where(Calendar.member_id == member_id, Connection.kind.in_(READING_KINDS))
-            .order_by(Calendar.id)
-        )
+    return list(session.scalars(_writable(member_id).order_by(Calendar.id)))
+
+
+def writable_exists(member_id: int) -> ColumnElement[bool]:
+    """SQL: whether the person has a calendar their bookings are written into (`writable_of_member`)."""
+    return _writable(member_id).exists()
+
+
+def _writable(member_id: int) -> Select[Calendar]:
+    return (
+        select(Calendar)
+        .join(Connection, Connection.id == Calendar.connection_id)
+        .where(Calendar.member_id == member_id, Connection.kind.in_(READING_KINDS))
     )
 
 

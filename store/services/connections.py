@@ -22,6 +22,7 @@ from store.columns import utcnow
 from store.errors import Invalid, NotFound
 from store.models import Connection, ConnectionKind, ConnectionStatus, PushChannel
 from store.secret_box import SecretBox
+from store.services import follow_ups
 from store.services.members import hash_secret
 
 SYNC_LEASE = timedelta(minutes=15)
@@ -41,6 +42,8 @@ PROVIDER_SETTINGS: dict[ConnectionKind, frozenset[str]] = {
 # Peer platforms: read by polling (people through the directory engine, events into per-person calendars).
 PEER_KINDS = (ConnectionKind.WHENIWORK, ConnectionKind.KADENCE, ConnectionKind.RESOURCEGURU)
 POLLED_KINDS = (ConnectionKind.MICROSOFT, ConnectionKind.GOOGLE)
+# Connections whose people's own calendars can be read and written (when `settings.calendars` is on).
+READING_KINDS = (ConnectionKind.MICROSOFT, ConnectionKind.GOOGLE)
 KADENCE_REGIONS = frozenset({"eu", "us"})
 _FLAGS = frozenset({"calendars", "import_desks"})  # provider settings that are true or false
 MAX_OFFICE_LOCATIONS = 500
@@ -185,6 +188,19 @@ def _office_locations(value: Any) -> list[int | str]:
     return clean
 
 
+def reads_calendars(connection: Connection) -> bool:
+    """Whether a connection's calendars are synced: an ICS feed always, Microsoft/Google when opted in."""
+    if connection.kind is ConnectionKind.ICS:
+        return True
+    return connection.kind in READING_KINDS and bool(connection.settings.get("calendars"))
+
+
+def _owe_calendars(session: Session, connection: Connection) -> None:
+    """Record that the connection's calendars are owed being brought in line with it (made, dropped,
+    retried, synced: worker.calendar.jobs `follow`), whatever queues that job after the commit."""
+    follow_ups.record(session, follow_ups.CONNECTION_CALENDARS, connection.id, connection.organisation_id)
+
+
 def _check_credentials(kind: ConnectionKind, credentials: dict[str, Any]) -> None:
     if not any(all(credentials.get(key) for key in needed) for needed in REQUIRED_CREDENTIALS[kind]):
         options = " or ".join(" + ".join(sorted(needed)) for needed in REQUIRED_CREDENTIALS[kind])
@@ -218,6 +234,8 @@ def create(
     session.add(connection)
     session.flush()
     outbox.record(session, organisation_id, "connection.created", describe(connection))
+    if reads_calendars(connection):
+        _owe_calendars(session, connection)
     return connection, token
 
 
@@ -258,8 +276,10 @@ def update_connection(
     """Change a connection's name, settings (scope, teams) or credentials.
 
     New credentials put a connection that needed an admin back to active; a scope change is
-    applied by the next sync, which re-decides everyone.
+    applied by the next sync, which re-decides everyone. When it reads calendars (before or after),
+    new settings or credentials owe its calendars a follow-up (`_owe_calendars`).
     """
+    reading_before = reads_calendars(connection)
     changed: list[str] = []
     if name is not None and " ".join(name.split()) != connection.name:
         connection.name = " ".join(name.split())
@@ -282,6 +302,8 @@ def update_connection(
         outbox.record(
             session, connection.organisation_id, "connection.updated", {**describe(connection), "changed": changed}
         )
+    if (reading_before or reads_calendars(connection)) and ("settings" in changed or "credentials" in changed):
+        _owe_calendars(session, connection)
     return connection
 
 

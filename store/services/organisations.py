@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from store import outbox
 from store.errors import Conflict, Invalid, NotFound
 from store.models import DirectoryPolicy, ExternalEvent, Organisation
+from store.services import follow_ups
 
 MIN_WINDOW_DAYS, MAX_WINDOW_DAYS = 1, 365
 
@@ -86,7 +87,8 @@ def update_settings(
 
     `office_rules` must already be clean (worker.calendar.rules.validate: the store knows no rules).
     Turning `calendar_busy_only` on also blanks what calendars already told (titles, locations,
-    attendees, categories): the setting promises that only when people are busy is kept.
+    attendees, categories): the setting promises that only when people are busy is kept. A change
+    of a calendar setting owes its follow-up (store.services.follow_ups), in this transaction.
     """
     changes: dict[str, object] = {}
     if timezone is not None and timezone != organisation.timezone:
@@ -118,6 +120,9 @@ def update_settings(
             _forget_details(session, organisation.id)
     if changes:
         outbox.record(session, organisation.id, "organisation.updated", {"organisation_id": organisation.id, **changes})
+    for name in follow_ups.CALENDAR_SETTINGS:
+        if name in changes:  # stored calendar events are owed being brought in line (worker.calendar.reevaluate)
+            follow_ups.record(session, name, organisation.id, organisation.id)
     return organisation
 
 

@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 
 from store.db import transaction
 from store.models import Connection, ConnectionKind
-from store.services import calendars
+from store.services import calendars, follow_ups
+from worker import follow_ups as worker_follow_ups
 from worker import runtime
 from worker.calendar import batch, channels, outbound, sync
 from worker.runtime import Runtime
@@ -73,7 +74,8 @@ def sync_calendars(connection_id: int, calendar_ids: list[int]) -> None:
 
 
 def enqueue_write(booking_id: int) -> None:
-    """Queue writing a booking into its person's calendars. Does not raise (a lost job: the next change writes)."""
+    """Queue writing a booking into its person's calendars. Does not raise: the change recorded the
+    write it owes (`follow_ups.CALENDAR_WRITE`), which the follow-up sweep queues if this is lost."""
     try:
         write_booking.send(booking_id)
     except Exception:
@@ -90,7 +92,10 @@ def write_booking(booking_id: int) -> None:
 def calendars_changed(connection_id: int) -> None:
     """For the API, after the commit that made or changed a connection (an ICS feed's address, a Microsoft
     or Google connection's `calendars` switch or credentials): its calendars are made, dropped, retried
-    and synced. Does not raise."""
+    and synced. Does not raise: that commit recorded the follow-up (`connections.create` and
+    `update_connection` → `follow_ups.CONNECTION_CALENDARS`), which the sweep queues if this is lost.
+    An admin's "sync now" of an ICS feed records none (no change is committed): if it is lost the
+    poll reads the feed at its interval, and the admin may ask again."""
     try:
         follow_connection.send(connection_id, True)
     except Exception:
@@ -107,7 +112,14 @@ def follow(worker_runtime: Runtime, connection_id: int, *, retry: bool = False) 
     """Make and drop the connection's calendars as `calendars.ensure` decides, close the channels of
     those dropped, and ask for a sync of the new ones (with `retry`, of all: the admin changed
     something, so calendars waiting for them are tried again, an ICS feed read from scratch).
-    Returns the live calendars' ids."""
+    Returns the live calendars' ids. With `retry` it is what an admin's change owes the connection
+    (`follow_ups.CONNECTION_CALENDARS`): done once this returns."""
+    owed = [(follow_ups.CONNECTION_CALENDARS, connection_id)] if retry else []
+    with worker_follow_ups.owed(worker_runtime, *owed):
+        return _follow(worker_runtime, connection_id, retry=retry)
+
+
+def _follow(worker_runtime: Runtime, connection_id: int, *, retry: bool) -> list[int]:
     with transaction(worker_runtime.session_factory) as session:
         connection = session.get(Connection, connection_id)
         if connection is None:

@@ -1,7 +1,10 @@
 """Bookings written into their people's calendars: Outlook and Google (ICS feeds are read-only).
 
 After a commit that recorded a booking event, `on_commit` queues `write_booking(booking_id)` (one job
-per booking per commit). The job brings every writable calendar of the booking's member in line:
+per booking per commit). The commit also recorded the write it owes (a `follow_ups` row, when the
+person has a calendar to write into), which the job clears when it finished and the scheduler's
+follow-up sweep queues again if the job never ran (the broker was down). The job brings every
+writable calendar of the booking's member in line:
 
 - a live booking made in deskbridge is put (created or updated) in the calendar;
 - a cancelled one is deleted from it; a finished one (checked out, completed) stays, as it took place;
@@ -27,7 +30,7 @@ from sqlalchemy.orm import Session
 from connectors.records import BookingEntry, ConnectorError
 from store.db import transaction
 from store.models import Booking, BookingStatus, Calendar, ConnectionStatus, Desk, Organisation, OutboxEvent
-from store.services import calendars
+from store.services import bookings, calendars, follow_ups
 from worker.calendar import readers
 from worker.calendar.engine import SOURCE
 from worker.runtime import Runtime
@@ -47,12 +50,16 @@ class WriteFailed(Exception):
 
 
 def on_commit(events: list[OutboxEvent]) -> None:
-    """A session listener: queue a calendar write for every booking the commit changed. Never raises."""
+    """A session listener: queue a calendar write for every booking the commit changed (not those
+    made from calendar events: never written back). Never raises; the commit recorded the write it
+    owes (`bookings` → `follow_ups.CALENDAR_WRITE`), so a job lost here is queued by the sweep."""
     booking_ids = sorted(
         {
             event.data["booking_id"]
             for event in events
-            if event.type in BOOKING_EVENTS and isinstance(event.data.get("booking_id"), int)
+            if event.type in BOOKING_EVENTS
+            and isinstance(event.data.get("booking_id"), int)
+            and event.data.get("source") != bookings.CALENDAR_SOURCE
         }
     )
     if not booking_ids:
@@ -66,14 +73,18 @@ def on_commit(events: list[OutboxEvent]) -> None:
 def write(runtime: Runtime, booking_id: int) -> int:
     """Bring the booking's calendars in line with it; returns how many calendars were written.
 
-    Raises WriteFailed when a calendar refused (after recording why on its entry).
+    Raises WriteFailed when a calendar refused (after recording why on its entry). Otherwise the
+    write the booking was owed, as it was when this started, is done (`follow_ups.CALENDAR_WRITE`).
     """
     with transaction(runtime.session_factory) as session:
+        # Read before the booking: a change committed after this is owed again, and stays owed.
+        owed = follow_ups.seen(session, follow_ups.CALENDAR_WRITE, booking_id)
         booking = session.get(Booking, booking_id)
         if booking is None:
-            return 0
-        targets = {calendar.id for calendar in calendars.writable_of_member(session, booking.member_id)}
-        targets |= {entry.calendar_id for entry in calendars.entries_of(session, booking_id)}
+            targets: set[int] = set()
+        else:
+            targets = {calendar.id for calendar in calendars.writable_of_member(session, booking.member_id)}
+            targets |= {entry.calendar_id for entry in calendars.entries_of(session, booking_id)}
     written = 0
     failures: list[str] = []
     for calendar_id in sorted(targets):
@@ -83,6 +94,9 @@ def write(runtime: Runtime, booking_id: int) -> int:
             failures.append(f"calendar {calendar_id}: {error.message}")
     if failures:
         raise WriteFailed(f"booking {booking_id}: " + "; ".join(failures))
+    if owed is not None:
+        with transaction(runtime.session_factory) as session:
+            follow_ups.done(session, follow_ups.CALENDAR_WRITE, booking_id, owed)
     return written
 
 

@@ -3,7 +3,9 @@
 A sync only looks at events that changed, so a change of `office_rules`, `calendar_window_days` or
 `calendar_busy_only` (`PATCH /v1/organisation`) reaches events already stored through this job,
 queued after the change commits (`settings_changed`). Every step reads the settings as they are when
-it runs, never as the message says, so a late or repeated job only repeats what is done:
+it runs, never as the message says, so a late or repeated job only repeats what is done. Each step is a follow-up
+(store/services/follow_ups.py): owed in the transaction that asked for it, cleared by its job when
+done, queued again by the scheduler's sweep if its job was lost:
 
 - **office rules**: every stored event of the organisation's own calendars (Outlook, Google, ICS;
   not a peer platform's, whose shifts are bookings of their own) that has not started is judged by
@@ -51,11 +53,12 @@ from store.models import (
     ExternalEvent,
     Organisation,
 )
-from store.services import calendar_settings, calendars, connections, external_events
+from store.services import calendar_settings, calendars, connections, external_events, follow_ups
 from store.sql import among
 from worker import runtime
 from worker.calendar import engine, jobs, readers
 from worker.calendar.rules import follows_rules, office_day
+from worker.follow_ups import finished, owed, starting
 from worker.runtime import Runtime
 from worker.webhooks.ssrf import UnsafeURL
 
@@ -63,8 +66,8 @@ logger = logging.getLogger(__name__)
 
 QUEUE = jobs.QUEUE
 BATCH = 500  # events judged (or blanked) in one transaction
-RULES, WINDOW, BUSY_ONLY = "office_rules", "calendar_window_days", "calendar_busy_only"
-SETTINGS = (RULES, WINDOW, BUSY_ONLY)
+SETTINGS = follow_ups.CALENDAR_SETTINGS  # each also names the follow-up its change owes
+RULES, WINDOW, BUSY_ONLY = SETTINGS
 CANCELLED_BY_CALENDAR = "calendar_event_changed"  # the reason the engine cancels a calendar booking with
 
 
@@ -78,8 +81,9 @@ class ReadFailed(Exception):
 
 def settings_changed(organisation_id: int, changed: Sequence[str]) -> None:
     """For the API, after the commit that changed some of the organisation's calendar settings (their
-    names, as in `SETTINGS`; others are ignored). Does not raise: a lost job leaves stored events as
-    they were until they change, as before this job existed, and says so in the log."""
+    names, as in `SETTINGS`; others are ignored). Does not raise: that commit recorded what it owes
+    (`organisations.update_settings`, a follow-up per setting), which the follow-up sweep queues if
+    this job is lost."""
     wanted = sorted(set(changed) & set(SETTINGS))
     if not wanted:
         return
@@ -103,45 +107,67 @@ def plan(
     calendars were queued to be judged again or read again, asked to sync, and events blanked.
 
     Privacy turned on blanks now and once more a sync's lease later (`again`): a sync reads the
-    setting when it starts, so one under way when it changed may still store details of what changed."""
+    setting when it starts, so one under way when it changed may still store details of what changed.
+
+    What the change owed (`follow_ups`: the settings named, or `BLANK_AGAIN`) is done when this
+    returns; the calendar jobs it fans out to, and the second blanking (the sweep's alone, when it
+    is due), are owed before that, so a broker outage loses none of them."""
+    owed = starting(worker_runtime, *((name, organisation_id) for name in _owed_kinds(changed, again)))
     with transaction(worker_runtime.session_factory) as session:
         organisation = session.get(Organisation, organisation_id)
-        if organisation is None:
-            return {}
-        busy_only = organisation.calendar_busy_only
-        calendar_ids = calendar_settings.followed_calendars(session, organisation_id)
+        busy_only = organisation is not None and organisation.calendar_busy_only
+        calendar_ids = [] if organisation is None else calendar_settings.followed_calendars(session, organisation_id)
+    if organisation is None:
+        finished(worker_runtime, owed)
+        return {}
     done = {"judged": 0, "reread": 0, "synced": 0, "blanked": 0}
     switched_off = BUSY_ONLY in changed and not busy_only
-    if BUSY_ONLY in changed and busy_only:
+    blank = BUSY_ONLY in changed and busy_only
+    if blank:
         done["blanked"] = blank_details(worker_runtime, organisation_id)
-        if not again:
-            _blank_again_later(organisation_id)
     # Judging needs the details (stored only while the privacy setting is off), and details wanted
     # back are only in the calendars: both read the calendars again.
     reread = busy_only or switched_off
-    if RULES in changed or switched_off:
-        for calendar_id in calendar_ids:
-            _enqueue_calendar(calendar_id, reread)
-        done["reread" if reread else "judged"] = len(calendar_ids)
+    fan_out = calendar_ids if RULES in changed or switched_off else []
+    with transaction(worker_runtime.session_factory) as session:
+        kind = follow_ups.CALENDAR_REREAD if reread else follow_ups.CALENDAR_JUDGE
+        follow_ups.record_many(session, kind, fan_out, organisation_id)
+        if blank and not again:
+            follow_ups.record(
+                session, follow_ups.BLANK_AGAIN, organisation_id, organisation_id, due_in=calendars.SYNC_LEASE
+            )
+    for calendar_id in fan_out:
+        _enqueue_calendar(calendar_id, reread)
+    done["reread" if reread else "judged"] = len(fan_out)
     if WINDOW in changed and not done["reread"]:  # a re-read lists the whole window as it is then
         done["synced"] = _ask_syncs(worker_runtime, calendar_ids)
+    finished(worker_runtime, owed)
     logger.info("organisation %d's calendar settings %s changed: %s", organisation_id, list(changed), done)
     return done
 
 
-def _blank_again_later(organisation_id: int) -> None:
-    try:
-        delay = int(calendars.SYNC_LEASE.total_seconds() * 1000)
-        reevaluate_organisation.send_with_options(args=(organisation_id, [BUSY_ONLY], True), delay=delay)
-    except Exception:
-        logger.warning("could not enqueue blanking organisation %d's events again", organisation_id, exc_info=True)
+def _owed_kinds(changed: Sequence[str], again: bool) -> list[str]:
+    """The follow-ups a `plan` for `changed` does."""
+    return [follow_ups.BLANK_AGAIN] if again else [name for name in SETTINGS if name in changed]
 
 
 def _enqueue_calendar(calendar_id: int, reread: bool) -> None:
+    """Queue a calendar's job, owed already (`CALENDAR_JUDGE` or `CALENDAR_REREAD`). Does not raise:
+    the follow-up sweep queues it if this is lost."""
     try:
         reevaluate_calendar.send(calendar_id, reread)
     except Exception:
-        logger.warning("could not enqueue bringing calendar %d in line", calendar_id, exc_info=True)
+        logger.warning("could not enqueue bringing calendar %d in line; the sweep will", calendar_id, exc_info=True)
+
+
+def _owe_reread(worker_runtime: Runtime, calendar_id: int) -> None:
+    """Owe the calendar a re-read (its judging found the privacy setting on) and queue it."""
+    with transaction(worker_runtime.session_factory) as session:
+        calendar = session.get(Calendar, calendar_id)
+        if calendar is None:
+            return
+        follow_ups.record(session, follow_ups.CALENDAR_REREAD, calendar_id, calendar.organisation_id)
+    _enqueue_calendar(calendar_id, True)
 
 
 def _ask_syncs(worker_runtime: Runtime, calendar_ids: Sequence[int]) -> int:
@@ -187,7 +213,13 @@ def reevaluate_calendar(calendar_id: int, reread: bool = False) -> None:
 def judge(worker_runtime: Runtime, calendar_id: int) -> engine.Tally:
     """Judge the calendar's stored events that have not started by the rules as they are now, and
     make, move or cancel their bookings; `BATCH` events a transaction. If the privacy setting was
-    turned on meanwhile there is nothing left to judge by, and the calendar is read again instead."""
+    turned on meanwhile there is nothing left to judge by, and the calendar is read again instead.
+    What the calendar was owed (`follow_ups.CALENDAR_JUDGE`) is done when this returns."""
+    with owed(worker_runtime, (follow_ups.CALENDAR_JUDGE, calendar_id)):
+        return _judge(worker_runtime, calendar_id)
+
+
+def _judge(worker_runtime: Runtime, calendar_id: int) -> engine.Tally:
     tally = engine.Tally()
     now = utcnow()
     after_id = 0
@@ -208,7 +240,7 @@ def judge(worker_runtime: Runtime, calendar_id: int) -> engine.Tally:
             logger.info("judged calendar %d by the office rules again: %s", calendar_id, tally.counts)
             return tally
         after_id = rows[-1].id
-    _enqueue_calendar(calendar_id, True)
+    _owe_reread(worker_runtime, calendar_id)
     return tally
 
 
@@ -277,7 +309,16 @@ def reread_calendar(worker_runtime: Runtime, calendar_id: int) -> engine.Tally |
     the rules, changed or not; with the privacy setting off, details stored blank are written back
     first, without events. None when a sync holds the calendar. A connector's refusal is kept on the
     calendar as a sync keeps it; one that may pass raises ReadFailed (the queue tries again), one only an
-    admin can fix returns (the office days wait for their events' next change)."""
+    admin can fix returns (the office days wait for their events' next change). Unless it returns
+    None or raises, what the calendar was owed (`follow_ups.CALENDAR_REREAD`) is done."""
+    owed = starting(worker_runtime, (follow_ups.CALENDAR_REREAD, calendar_id))
+    tally = _reread(worker_runtime, calendar_id)
+    if tally is not None:
+        finished(worker_runtime, owed)
+    return tally
+
+
+def _reread(worker_runtime: Runtime, calendar_id: int) -> engine.Tally | None:
     factory = worker_runtime.session_factory
     with transaction(factory) as session:
         if session.get(Calendar, calendar_id) is None:

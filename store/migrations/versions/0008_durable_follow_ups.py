@@ -1,10 +1,13 @@
-"""Placeholder: reserved for the durable follow-ups work (issue 19).
+"""Durable follow-ups: work a commit owes after it (calendar writes, re-evaluations…), kept until done.
 
 Revision ID: 0008
 Revises: 0007
 """
 
 from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
 
 revision = "0008"
 down_revision = "0007"
@@ -13,8 +16,31 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "follow_ups",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("target_id", sa.Integer(), nullable=False),
+        sa.Column("organisation_id", sa.Integer(), nullable=False),
+        sa.Column("generation", sa.Integer(), nullable=False),
+        sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["organisation_id"],
+            ["organisations.id"],
+            name=op.f("fk_follow_ups_organisation_id_organisations"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_follow_ups")),
+        sa.UniqueConstraint("kind", "target_id", name=op.f("uq_follow_ups_kind_target_id")),
+    )
+    with op.batch_alter_table("follow_ups", schema=None) as batch_op:
+        batch_op.create_index("ix_follow_ups_due_at", ["due_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_follow_ups_organisation_id"), ["organisation_id"], unique=False)
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("follow_ups", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_follow_ups_organisation_id"))
+        batch_op.drop_index("ix_follow_ups_due_at")
+    op.drop_table("follow_ups")

@@ -25,12 +25,14 @@ from store.models import (
     ConnectionKind,
     ConnectionStatus,
     ExternalEvent,
+    FollowUp,
     Organisation,
 )
-from store.services import bookings, calendar_settings, calendars, members, organisations
+from store.services import bookings, calendar_settings, calendars, follow_ups, members, organisations
 from tests.conftest import BROKER, REDIS_URL
 from tests.fakes.graph import FakeGraph
 from tests.worker.calendar.conftest import World, microsoft
+from worker import follow_ups as worker_follow_ups
 from worker.calendar import reevaluate, sync
 
 DAY = (utcnow() + timedelta(days=3)).replace(hour=8, minute=0, second=0, microsecond=0)
@@ -276,16 +278,20 @@ def test_privacy_on_blanks_what_a_late_page_stored_in_batches(
     assert all((row.title, row.attendees) == ("", []) for row in rows)
     assert world.types()[len(before) :] == []
     assert queued() == []  # rules unchanged: nothing to judge
-    # Once more a sync's lease later, for a sync under way when the setting changed; that pass is the last.
-    [later] = [Message.decode(raw) for raw in BROKER.queues[f"{reevaluate.QUEUE}.DQ"].queue]
-    assert (later.actor_name, later.args) == (
-        "reevaluate_organisation",
-        (world.organisation_id, ["calendar_busy_only"], True),
-    )
-    assert later.options["eta"] >= (utcnow() + timedelta(minutes=9)).timestamp() * 1000
+    # Once more a sync's lease later, for a sync under way when the setting changed: owed, due then, and
+    # queued by the follow-up sweep; that pass is the last.
+    with world.factory() as session:
+        [later] = session.scalars(select(FollowUp).where(FollowUp.kind == follow_ups.BLANK_AGAIN)).all()
+    assert later.target_id == world.organisation_id
+    assert later.due_at >= utcnow() + timedelta(minutes=9)
+    worker_follow_ups.sweep(world.runtime)
+    assert queued() == []  # not due yet
+    worker_follow_ups.sweep(world.runtime, now=later.due_at)
+    assert queued() == [("reevaluate_organisation", (world.organisation_id, ["calendar_busy_only"], True))]
     BROKER.flush_all()
     assert reevaluate.plan(world.runtime, world.organisation_id, ["calendar_busy_only"], again=True)["blanked"] == 0
-    assert BROKER.queues[f"{reevaluate.QUEUE}.DQ"].qsize() == 0
+    with world.factory() as session:
+        assert follow_ups.owed(session, follow_ups.BLANK_AGAIN) == []
 
 
 def test_a_window_change_asks_every_calendar_for_a_sync(world: World, graph: FakeGraph) -> None:

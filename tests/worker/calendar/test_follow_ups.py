@@ -1,0 +1,319 @@
+"""Durable follow-ups: a change committed while the broker is unreachable still has its consequence,
+done by the scheduler's follow-up sweep once the broker is back, exactly once: the booking reaches
+Outlook, a connection's calendars are made, stored events are judged by new office rules, details are
+blanked after privacy is turned on. On SQLite and PostgreSQL (the `world` fixture).
+
+"Unreachable" is Dramatiq's real RedisBroker pointed at a port where nothing listens: every actor is
+moved onto it while the change commits, so each send fails as it does in an outage, then moved back to
+the suite's broker. The sweep is the scheduler's job function, called with a clock past its grace.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+
+import pytest
+from dramatiq.brokers.redis import RedisBroker
+from sqlalchemy import select, update
+
+from store.columns import utcnow
+from store.db import transaction
+from store.models import Booking, BookingStatus, Calendar, Connection, ConnectionKind, ExternalEvent, Organisation
+from store.services import bookings, connections, follow_ups, members, organisations
+from tests.conftest import BROKER
+from tests.fakes.graph import FakeGraph
+from tests.fakes.graph.calendars import Event
+from tests.worker.calendar.conftest import CLIENT_ID, SECRET, World, microsoft
+from tests.worker.conftest import drain
+from worker import follow_ups as sweeper
+from worker.calendar import jobs, outbound, reevaluate, sync
+
+DAY = (utcnow() + timedelta(days=4)).replace(hour=8, minute=0, second=0, microsecond=0)
+ADA = "ada@contoso.example"
+ADA_EVENTS = "/v1.0/users/ada@contoso.example/events"
+
+
+@contextmanager
+def broker_down() -> Iterator[None]:
+    """Every actor sends to a Redis that is not there until the block ends."""
+    down = RedisBroker(url="redis://127.0.0.1:1/0")  # type: ignore[no-untyped-call]  # nothing listens there
+    moved = [BROKER.get_actor(name) for name in BROKER.get_declared_actors()]
+    for actor in moved:
+        actor.broker = down
+    try:
+        yield
+    finally:
+        for actor in moved:
+            actor.broker = BROKER
+        down.close()
+
+
+def later(minutes: float = 0) -> datetime:
+    """A clock past the grace the queue has before the sweep steps in."""
+    return utcnow() + follow_ups.GRACE + timedelta(seconds=1, minutes=minutes)
+
+
+def owed(world: World, kind: str) -> list[int]:
+    with world.factory() as session:
+        return [item.target_id for item in follow_ups.owed(session, kind)]
+
+
+def outlook(graph: FakeGraph, user: str = "u1") -> list[Event]:
+    with graph.calendars.lock:
+        return list(graph.calendars.calendars[user].events.values())
+
+
+def writes(graph: FakeGraph) -> int:
+    return sum(graph.count(ADA_EVENTS, method) for method in ("POST", "PATCH", "DELETE"))
+
+
+def book(world: World, email: str = ADA) -> int:
+    with transaction(world.factory) as session:
+        person = members.get_by_email(session, world.organisation_id, email)
+        return bookings.create(session, person, start=DAY, end=DAY + timedelta(hours=8)).id
+
+
+def settle(world: World, graph: FakeGraph) -> int:
+    """A Microsoft connection reading calendars, with its first syncs done and nothing left owed."""
+    connection_id = microsoft(world, graph)
+    jobs.follow(world.runtime, connection_id, retry=True)  # what the API queues after the commit
+    drain(BROKER, "calendar")
+    assert owed(world, follow_ups.CONNECTION_CALENDARS) == []
+    return connection_id
+
+
+def test_a_booking_committed_while_the_broker_is_down_reaches_outlook_once_by_the_sweep(
+    world: World, graph: FakeGraph, caplog: pytest.LogCaptureFixture
+) -> None:
+    settle(world, graph)
+    with broker_down():
+        booking_id = book(world)  # its commit's write_booking cannot be queued
+    assert "could not enqueue the calendar write" in caplog.text
+    drain(BROKER, "calendar")
+    assert outlook(graph) == []
+    assert owed(world, follow_ups.CALENDAR_WRITE) == [booking_id]
+
+    assert sweeper.sweep(world.runtime) == 0  # within the queue's grace: not the sweep's yet
+    assert sweeper.sweep(world.runtime, now=later()) == 1
+    drain(BROKER, "calendar")
+
+    [event] = outlook(graph)
+    assert str(booking_id) in event.properties.values()
+    assert owed(world, follow_ups.CALENDAR_WRITE) == []
+    sent = writes(graph)
+    assert sweeper.sweep(world.runtime, now=later(minutes=600)) == 0  # done: nothing more to queue
+    assert writes(graph) == sent
+
+
+def test_a_job_queued_twice_by_commit_and_sweep_writes_the_booking_once(world: World, graph: FakeGraph) -> None:
+    """A busy queue: the sweep queues the write again beside the commit's job still waiting."""
+    settle(world, graph)
+    booking_id = book(world)  # queued, not yet run
+    assert sweeper.sweep(world.runtime, now=later()) == 1
+
+    drain(BROKER, "calendar")
+
+    assert len(outlook(graph)) == 1
+    assert owed(world, follow_ups.CALENDAR_WRITE) == []
+    assert outbound.write(world.runtime, booking_id) == 0
+
+
+def test_a_cancellation_while_the_broker_is_down_takes_the_booking_out_by_the_sweep(
+    world: World, graph: FakeGraph
+) -> None:
+    settle(world, graph)
+    booking_id = book(world)
+    drain(BROKER, "calendar")
+    assert len(outlook(graph)) == 1
+    with broker_down(), transaction(world.factory) as session:
+        bookings.cancel(session, session.get_one(Booking, booking_id))
+
+    sweeper.sweep(world.runtime, now=later())
+    drain(BROKER, "calendar")
+
+    assert outlook(graph) == []
+    assert owed(world, follow_ups.CALENDAR_WRITE) == []
+
+
+def test_a_change_during_the_write_stays_owed(world: World, graph: FakeGraph) -> None:
+    """The job clears only the request it saw: one made while it ran is written by the next job."""
+    settle(world, graph)
+    booking_id = book(world)
+    with world.factory() as session:
+        seen = follow_ups.seen(session, follow_ups.CALENDAR_WRITE, booking_id)
+    with transaction(world.factory) as session:  # a move commits while the first job is writing
+        bookings.update(session, session.get_one(Booking, booking_id), start=DAY + timedelta(hours=1))
+    with transaction(world.factory) as session:
+        follow_ups.done(session, follow_ups.CALENDAR_WRITE, booking_id, seen)  # the first job ends
+    assert owed(world, follow_ups.CALENDAR_WRITE) == [booking_id]
+
+
+def test_only_bookings_that_have_a_calendar_to_go_to_are_owed_a_write(world: World, graph: FakeGraph) -> None:
+    with transaction(world.factory) as session:  # a member without any calendar
+        loner = members.add(session, world.organisation_id, "lone@contoso.example", display_name="Lone")
+    with transaction(world.factory) as session:
+        bookings.create(session, session.merge(loner), start=DAY, end=DAY + timedelta(hours=8))
+    assert owed(world, follow_ups.CALENDAR_WRITE) == []
+
+    settle(world, graph)
+    calendar_id = world.calendar_id(ADA)
+    graph.calendars.add_event("u1", "Office", DAY, DAY + timedelta(hours=8), categories=["Office"])
+    sync.run(world.runtime, calendar_id)  # an office-day booking, made from Ada's own calendar
+    with world.factory() as session:
+        assert session.scalars(select(Booking.source).order_by(Booking.id)).all() == ["api", "calendar"]
+    assert owed(world, follow_ups.CALENDAR_WRITE) == []  # never written back
+
+
+def test_a_connection_changed_while_the_broker_is_down_gets_its_calendars_by_the_sweep(
+    world: World, graph: FakeGraph
+) -> None:
+    connection_id = world.connect(
+        ConnectionKind.MICROSOFT,
+        {"tenant_id": graph.tenant_id, "client_id": CLIENT_ID, "calendars": False},
+        {"client_secret": SECRET},
+    )
+    drain(BROKER, "calendar")
+    assert owed(world, follow_ups.CONNECTION_CALENDARS) == []  # reads no calendars: nothing owed
+    with broker_down():
+        with transaction(world.factory) as session:
+            connection = session.get_one(Connection, connection_id)
+            connections.update_connection(session, world.runtime.secret_box, connection, settings={"calendars": True})
+        jobs.calendars_changed(connection_id)  # what the API calls after the commit: lost
+    drain(BROKER, "calendar")
+    with world.factory() as session:
+        assert session.scalars(select(Calendar)).all() == []
+
+    assert sweeper.sweep(world.runtime, now=later()) == 1
+    drain(BROKER, "calendar")
+
+    with world.factory() as session:
+        made = session.scalars(select(Calendar).order_by(Calendar.id)).all()
+    assert [calendar.address for calendar in made] == [ADA, "bob@contoso.example"]
+    assert all(calendar.last_synced_at is not None for calendar in made)  # and synced
+    assert owed(world, follow_ups.CONNECTION_CALENDARS) == []
+
+
+def _office_rules(world: World, **rules: object) -> None:
+    clean = {"categories": [], "keywords": [], "working_elsewhere_with_location": False, **rules}
+    with transaction(world.factory) as session:
+        organisations.update_settings(session, session.get_one(Organisation, world.organisation_id), office_rules=clean)
+
+
+def _booked(world: World) -> list[tuple[str, BookingStatus]]:
+    with world.factory() as session:
+        rows = session.execute(
+            select(ExternalEvent.title, Booking.status).join(Booking, Booking.id == ExternalEvent.booking_id)
+        )
+        return [(title, status) for title, status in rows]
+
+
+def test_office_rules_changed_while_the_broker_is_down_judge_stored_events_by_the_sweep(
+    world: World, graph: FakeGraph
+) -> None:
+    settle(world, graph)
+    calendar_id = world.calendar_id(ADA)
+    graph.calendars.add_event("u1", "WFO", DAY, DAY + timedelta(hours=8))
+    sync.run(world.runtime, calendar_id)
+    assert _booked(world) == []
+    with broker_down():
+        _office_rules(world, keywords=["wfo"])
+        reevaluate.settings_changed(world.organisation_id, ["office_rules"])  # the API's call: lost
+    assert owed(world, "office_rules") == [world.organisation_id]
+
+    assert sweeper.sweep(world.runtime, now=later()) == 1  # the organisation's job, which fans out
+    drain(BROKER, "calendar")
+
+    assert _booked(world) == [("WFO", BookingStatus.BOOKED)]
+    with world.factory() as session:
+        assert [(item.kind, item.target_id) for item in follow_ups.owed(session)] == []
+    sweeper.sweep(world.runtime, now=later(minutes=600))
+    drain(BROKER, "calendar")
+    assert _booked(world) == [("WFO", BookingStatus.BOOKED)]  # once: no second booking, no cancellation
+
+
+def test_a_fan_out_lost_to_the_broker_is_judged_by_the_sweep(world: World, graph: FakeGraph) -> None:
+    """The organisation's job runs, but the broker goes while it queues a job per calendar."""
+    settle(world, graph)
+    calendar_id = world.calendar_id(ADA)
+    graph.calendars.add_event("u1", "WFO", DAY, DAY + timedelta(hours=8))
+    sync.run(world.runtime, calendar_id)
+    _office_rules(world, keywords=["wfo"])
+    with broker_down():
+        assert reevaluate.plan(world.runtime, world.organisation_id, ["office_rules"])["judged"] == 2
+    assert owed(world, "office_rules") == []  # the organisation's part is done
+    assert sorted(owed(world, follow_ups.CALENDAR_JUDGE)) == sorted(
+        [calendar_id, world.calendar_id("bob@contoso.example")]
+    )
+    assert _booked(world) == []
+
+    assert sweeper.sweep(world.runtime, now=later()) == 2
+    drain(BROKER, "calendar")
+
+    assert _booked(world) == [("WFO", BookingStatus.BOOKED)]
+    assert owed(world, follow_ups.CALENDAR_JUDGE) == []
+
+
+def _late_page(world: World) -> None:
+    """What a sync that read the setting before it was turned on stores after the blanking: details."""
+    with transaction(world.factory) as session:
+        session.execute(update(ExternalEvent).values(title="Salary review", location="Room 1"))
+
+
+def _titles(world: World) -> list[str]:
+    with world.factory() as session:
+        return list(session.scalars(select(ExternalEvent.title)))
+
+
+def test_privacy_turned_on_while_the_broker_is_down_is_blanked_by_the_sweep_and_again_later(
+    world: World, graph: FakeGraph
+) -> None:
+    settle(world, graph)
+    calendar_id = world.calendar_id(ADA)
+    graph.calendars.add_event("u1", "Salary review", DAY, DAY + timedelta(hours=1), location="Room 1")
+    sync.run(world.runtime, calendar_id)
+    with broker_down():
+        with transaction(world.factory) as session:
+            organisation = session.get_one(Organisation, world.organisation_id)
+            organisations.update_settings(session, organisation, calendar_busy_only=True)
+        reevaluate.settings_changed(world.organisation_id, ["calendar_busy_only"])  # lost
+    assert _titles(world) == [""]  # blanked in the change's own transaction
+    _late_page(world)
+
+    sweeper.sweep(world.runtime, now=later())
+    drain(BROKER, "calendar")
+
+    assert _titles(world) == [""]
+    assert owed(world, "calendar_busy_only") == []
+    assert owed(world, follow_ups.BLANK_AGAIN) == [world.organisation_id]  # once more, a sync's lease later
+    _late_page(world)
+    sweeper.sweep(world.runtime, now=later(minutes=12))
+    drain(BROKER, "calendar")
+    assert _titles(world) == [""]
+    with world.factory() as session:
+        assert follow_ups.owed(session) == []
+
+
+def test_the_sweep_leaves_what_the_broker_refuses_due_and_gives_up_at_last(
+    world: World, graph: FakeGraph, caplog: pytest.LogCaptureFixture
+) -> None:
+    settle(world, graph)
+    with broker_down():
+        booking_id = book(world)
+        assert sweeper.sweep(world.runtime, now=later()) == 0  # still down: nothing counted
+    with world.factory() as session:
+        [waiting] = follow_ups.owed(session, follow_ups.CALENDAR_WRITE)
+    assert waiting.attempts == 0
+
+    clock = later()  # the queued jobs never run here: as if each failed
+    for _ in range(follow_ups.MAX_ATTEMPTS):
+        assert sweeper.sweep(world.runtime, now=clock) == 1
+        assert sweeper.sweep(world.runtime, now=clock) == 0  # put off until its next delay
+        clock += follow_ups.MAX_DELAY
+    BROKER.flush_all()
+    with caplog.at_level(logging.WARNING):
+        assert sweeper.sweep(world.runtime, now=clock) == 0
+    assert f"gave up calendar_write of {booking_id}" in caplog.text
+    assert owed(world, follow_ups.CALENDAR_WRITE) == []
