@@ -27,7 +27,9 @@ INVITATION_BATCH = 100  # invitations a message: a directory's first sync brings
 
 
 def enqueue_invitation_emails(invitation_ids: list[int]) -> None:
-    """Queue the emails of invitations just committed: one message each when few, batches when many."""
+    """Queue the emails of invitations just committed: one message each when few, batches when many.
+    May raise (its caller, `relay.on_commit`, does not): an invitation not sent is its own record, and
+    `maintenance.resend_unsent_invitations` queues it again."""
     if len(invitation_ids) == 1:
         send_invitation_email.send(invitation_ids[0])
         return

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import dramatiq
 
@@ -19,12 +19,14 @@ logger = logging.getLogger(__name__)
 UNSENT_AFTER = timedelta(minutes=2)
 
 
-def resend_unsent_invitations(runtime: Runtime) -> int:
-    """Enqueue the email of every pending invitation that was never sent; returns how many."""
+def resend_unsent_invitations(runtime: Runtime, *, now: datetime | None = None) -> int:
+    """Enqueue the email of every pending invitation made `UNSENT_AFTER` before `now` and never sent
+    (the email job a commit queues was lost); returns how many. The invitation is its own record of
+    the email owed, so it needs no follow-up row (store/services/follow_ups.py)."""
     from worker import actors
 
     with transaction(runtime.session_factory) as session:
-        waiting = members.unsent_invitations(session, made_before=utcnow() - UNSENT_AFTER)
+        waiting = members.unsent_invitations(session, made_before=(now or utcnow()) - UNSENT_AFTER)
     for invitation_id in waiting:
         actors.send_invitation_email.send(invitation_id)
     if waiting:

@@ -2,7 +2,9 @@
 
 Called by the store after every commit (see store.outbox.install) with the events it made visible.
 It must never raise: the change is committed whatever happens here, and the scheduler's relay job
-and sweeps pick up whatever was not enqueued (the broker being down, say).
+and sweeps pick up whatever was not enqueued (the broker being down, say). Nothing here needs a
+follow-up record (store/services/follow_ups.py): unrelayed events are the relay's record, and an
+invitation never sent is its own (`maintenance.resend_unsent_invitations`).
 
 The relay takes every event waiting, so a burst of commits needs one relay job, not one each:
 

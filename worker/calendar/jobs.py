@@ -40,7 +40,8 @@ def request_sync(session: Session, calendar_id: int) -> bool:
 
 
 def enqueue_sync(calendar_id: int) -> None:
-    """Queue a sync asked for by `request_sync`. Does not raise: the scheduler picks up requests left behind."""
+    """Queue a sync asked for by `request_sync`. Does not raise: the request is its own durable record
+    (`calendars.sync_requested_at`), and `poll` queues requests older than five minutes again."""
     try:
         sync_calendar.send(calendar_id)
     except Exception:
@@ -149,7 +150,9 @@ def after_directory_sync(worker_runtime: Runtime, connection_id: int) -> None:
 
 
 def enqueue_channels(calendar_id: int, recreate: bool) -> None:
-    """Queue opening or renewing a calendar's push channel. Does not raise: the scheduler renews too."""
+    """Queue opening or renewing a calendar's push channel. Does not raise, and records no follow-up:
+    the scheduler's `calendar.channels` job opens missing channels within 10 minutes, and the poll
+    reads the calendar meanwhile."""
     try:
         ensure_calendar_channels.send(calendar_id, recreate)
     except Exception:

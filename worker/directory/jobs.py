@@ -28,7 +28,9 @@ def request_sync(session: Session, connection_id: int) -> bool:
 
 
 def enqueue_sync(connection_id: int) -> None:
-    """Queue a sync asked for by `request_sync`. Does not raise: the scheduler picks up requests left behind."""
+    """Queue a sync asked for by `request_sync`. Does not raise: the request is its own durable record
+    (`connections.sync_requested_at`, set in the asking transaction), and `poll` queues requests older
+    than five minutes again."""
     try:
         sync_connection.send(connection_id)
     except Exception:
@@ -44,7 +46,10 @@ def sync_connection(connection_id: int) -> None:
 
 
 def enqueue_channels(connection_id: int, recreate: bool) -> None:
-    """Queue opening or renewing a connection's push channels. Does not raise: the scheduler renews too."""
+    """Queue opening or renewing a connection's push channels. Does not raise, and records no follow-up:
+    the scheduler's `directory.channels` job opens missing channels and renews every one within 10
+    minutes. A lost `recreate` (new credentials or tenant) leaves the old channels until they fail to
+    renew and are opened again; notifications missed meanwhile are read by the interval's poll."""
     try:
         ensure_channels.send(connection_id, recreate)
     except Exception:

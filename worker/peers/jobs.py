@@ -24,7 +24,8 @@ KEEP_ENVELOPES = timedelta(days=7)
 
 def poll(worker_runtime: Runtime) -> int:
     """Queue a sync of every peer connection whose last one is older than the calendar interval, and
-    the application of Resource Guru deliveries left waiting by a lost job."""
+    the application of Resource Guru deliveries left waiting by a lost job (a kept delivery is its
+    own record: no follow-up is needed for `hooks.enqueue`)."""
     every = timedelta(seconds=worker_runtime.calendar_sync_seconds)
     with transaction(worker_runtime.session_factory) as session:
         due = connections.due_for_sync(session, every=every, kinds=connections.PEER_KINDS)

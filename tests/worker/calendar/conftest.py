@@ -4,10 +4,12 @@ worker runtime pointed at them, on SQLite and PostgreSQL (the `engine` fixture).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
+from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -16,6 +18,7 @@ from store.db import make_session_factory, transaction
 from store.models import Calendar, ConnectionKind, DirectoryPolicy, Member, OutboxEvent
 from store.secret_box import SecretBox
 from store.services import connections, members, organisations
+from tests.conftest import BROKER
 from tests.fakes.google import FakeGoogle
 from tests.fakes.graph import App, FakeGraph
 from tests.fakes.ics import FakeIcsServer
@@ -157,6 +160,22 @@ def google_workspace(world: World, google: FakeGoogle) -> int:
         {"admin_email": google.admin_email, "calendars": True},
         {"service_account_key": google.service_account_info()},
     )
+
+
+@contextmanager
+def broker_down() -> Iterator[None]:
+    """Every actor sends to Dramatiq's real RedisBroker pointed at a port where nothing listens until the
+    block ends (each send fails as in a Redis outage), then to the suite's broker again."""
+    down = RedisBroker(url="redis://127.0.0.1:1/0")  # type: ignore[no-untyped-call]
+    moved = [BROKER.get_actor(name) for name in BROKER.get_declared_actors()]
+    for actor in moved:
+        actor.broker = down
+    try:
+        yield
+    finally:
+        for actor in moved:
+            actor.broker = BROKER
+        down.close()
 
 
 def with_runtime(world: World, **changes: object) -> runtime.Runtime:

@@ -3,20 +3,16 @@ done by the scheduler's follow-up sweep once the broker is back, exactly once: t
 Outlook, a connection's calendars are made, stored events are judged by new office rules, details are
 blanked after privacy is turned on. On SQLite and PostgreSQL (the `world` fixture).
 
-"Unreachable" is Dramatiq's real RedisBroker pointed at a port where nothing listens: every actor is
-moved onto it while the change commits, so each send fails as it does in an outage, then moved back to
-the suite's broker. The sweep is the scheduler's job function, called with a clock past its grace.
+"Unreachable" is `broker_down` (conftest): each send fails as in an outage. The sweep is the
+scheduler's job function, called with a clock past its grace.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import pytest
-from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import select, update
 
 from store.columns import utcnow
@@ -26,7 +22,7 @@ from store.services import bookings, connections, follow_ups, members, organisat
 from tests.conftest import BROKER
 from tests.fakes.graph import FakeGraph
 from tests.fakes.graph.calendars import Event
-from tests.worker.calendar.conftest import CLIENT_ID, SECRET, World, microsoft
+from tests.worker.calendar.conftest import CLIENT_ID, SECRET, World, broker_down, microsoft
 from tests.worker.conftest import drain
 from worker import follow_ups as sweeper
 from worker.calendar import jobs, outbound, reevaluate, sync
@@ -34,21 +30,6 @@ from worker.calendar import jobs, outbound, reevaluate, sync
 DAY = (utcnow() + timedelta(days=4)).replace(hour=8, minute=0, second=0, microsecond=0)
 ADA = "ada@contoso.example"
 ADA_EVENTS = "/v1.0/users/ada@contoso.example/events"
-
-
-@contextmanager
-def broker_down() -> Iterator[None]:
-    """Every actor sends to a Redis that is not there until the block ends."""
-    down = RedisBroker(url="redis://127.0.0.1:1/0")  # type: ignore[no-untyped-call]  # nothing listens there
-    moved = [BROKER.get_actor(name) for name in BROKER.get_declared_actors()]
-    for actor in moved:
-        actor.broker = down
-    try:
-        yield
-    finally:
-        for actor in moved:
-            actor.broker = BROKER
-        down.close()
 
 
 def later(minutes: float = 0) -> datetime:

@@ -1,0 +1,79 @@
+"""Follow-ups whose change is its own durable record (no `follow_ups` row): an invitation's email and a
+directory sync asked for. The broker is unreachable while the change commits (`broker_down`: Dramatiq's
+real RedisBroker on a port where nothing listens), then comes back, and the scheduler's job queues the
+lost work: the email arrives once, the sync is queued."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from dramatiq import Message
+from sqlalchemy.orm import Session, sessionmaker
+
+from store.columns import utcnow
+from store.db import transaction
+from store.models import Connection, ConnectionKind
+from store.secret_box import SecretBox
+from store.services import connections, members
+from tests.conftest import BROKER, make_org
+from tests.worker.calendar.conftest import broker_down
+from tests.worker.conftest import Configure, SMTPServer, drain
+from worker import maintenance, runtime
+from worker.directory import jobs
+from worker.mailers.folder import FolderMailer
+
+
+def test_an_invitation_committed_while_the_broker_is_down_is_emailed_once_by_the_sweep(
+    factory: sessionmaker[Session], smtp: SMTPServer, use_mailer: Configure, caplog: pytest.LogCaptureFixture
+) -> None:
+    use_mailer(smtp.mailer())
+    org = make_org(factory)
+    with broker_down(), transaction(factory) as session:
+        members.invite(session, org.organisation.id, "newcomer@acme.example")  # its email job is lost
+    assert "could not enqueue the work" in caplog.text
+    drain(BROKER, "email")
+    assert smtp.mailbox.deliveries == []
+
+    assert maintenance.resend_unsent_invitations(runtime.current()) == 0  # the queue's grace first
+    later = utcnow() + maintenance.UNSENT_AFTER + timedelta(seconds=1)
+    assert maintenance.resend_unsent_invitations(runtime.current(), now=later) == 1
+    drain(BROKER, "email")
+
+    [delivery] = smtp.mailbox.deliveries
+    assert delivery.rcpt_tos == ["newcomer@acme.example"]
+    assert maintenance.resend_unsent_invitations(runtime.current(), now=later + timedelta(hours=1)) == 0
+
+
+def test_a_directory_sync_asked_for_while_the_broker_is_down_is_queued_by_the_poll(
+    factory: sessionmaker[Session], use_mailer: Configure, tmp_path: Path
+) -> None:
+    use_mailer(FolderMailer(tmp_path))
+    org = make_org(factory)
+    box = SecretBox([SecretBox.generate_key()])
+    with transaction(factory) as session:
+        connection, _ = connections.create(
+            session,
+            box,
+            org.organisation.id,
+            ConnectionKind.MICROSOFT,
+            "Entra",
+            settings={"tenant_id": "t", "client_id": "c"},
+            credentials={"client_secret": "s"},
+        )
+        connection.last_synced_at = utcnow()  # synced just now: not due at the interval
+        connection_id = connection.id
+    BROKER.flush_all()
+    asked_at = utcnow() - timedelta(minutes=6)
+    with broker_down():
+        with transaction(factory) as session:
+            assert jobs.request_sync(session, connection_id) is True
+            session.get_one(Connection, connection_id).sync_requested_at = asked_at  # asked a while ago
+        jobs.enqueue_sync(connection_id)  # lost
+    assert BROKER.queues["directory"].qsize() == 0
+
+    assert jobs.poll(runtime.current()) == 1
+
+    [message] = [Message.decode(raw) for raw in BROKER.queues["directory"].queue]
+    assert (message.actor_name, message.args) == ("sync_connection", (connection_id,))
