@@ -17,9 +17,10 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-def healthz() -> dict[str, str]:
-    """The process is up."""
-    return {"status": "ok"}
+def healthz(request: Request) -> dict[str, object]:
+    """The process is up (200 while it answers); `degraded` says what works in a reduced way meanwhile."""
+    degraded = context(request).counter.degraded
+    return {"status": "ok", "degraded": {"rate_limits": degraded}} if degraded else {"status": "ok"}
 
 
 @router.get("/readyz")
@@ -36,6 +37,8 @@ def readyz(request: Request) -> JSONResponse:
     }
     if key_problem is not None:
         body["reasons"] = {"secret_key": key_problem}
+    if ctx.counter.degraded:  # the API still answers: rate limits are counted per process meanwhile
+        body["degraded"] = {"rate_limits": ctx.counter.degraded}
     return JSONResponse(body, status_code=200 if ready else 503)
 
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from functools import partial
 
 import dramatiq
-import redis
 from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -121,7 +120,7 @@ def make_mailer(settings: Settings) -> Mailer:
 
 def make_counter(settings: Settings) -> Counter:
     if settings.redis_url:
-        return RedisCounter(redis.Redis.from_url(settings.redis_url))
+        return RedisCounter.from_url(settings.redis_url)
     return MemoryCounter()
 
 

@@ -3,8 +3,23 @@
 from __future__ import annotations
 
 import dramatiq
-from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.redis import MAINTENANCE_SCALE, RedisBroker
 from dramatiq.brokers.stub import StubBroker
+
+from worker.redis_client import fail_fast_client
+
+# On Redis, the unacknowledged messages of a worker whose heartbeat is older than HEARTBEAT_TIMEOUT_MS
+# go back on their queue during Dramatiq's upkeep, which runs on MAINTENANCE_CHANCE in a million
+# (MAINTENANCE_SCALE) of the broker's commands, each for the queue the command is about. Every
+# consumer of a live worker polls its queue at least once a second (Dramatiq's worker_timeout), which
+# beats the heartbeat; an idle survivor's poll of the queue is then the command that runs the upkeep.
+# At one command in five, a dead worker's messages are back within the timeout plus a few seconds
+# (tests/worker/delivery/test_requeue_delay.py measures it); the upkeep itself is two range reads.
+# The client fails fast (worker.redis_client): an unreachable Redis is an error within seconds (no
+# command of the broker blocks on the server), and at once during an outage, so neither a readiness
+# probe nor an API request that enqueues after its commit hangs on it.
+HEARTBEAT_TIMEOUT_MS = 15_000
+MAINTENANCE_CHANCE = MAINTENANCE_SCALE // 5
 
 
 def make_broker(redis_url: str | None) -> dramatiq.Broker:
@@ -12,10 +27,19 @@ def make_broker(redis_url: str | None) -> dramatiq.Broker:
 
     Must run before `worker.actors` is imported: actors bind to the global broker when declared.
     """
-    # On Redis, a killed worker's unacknowledged messages go back on the queue once its heartbeat is
-    # this old; the check runs on about one broker call in `maintenance_chance`.
     broker: dramatiq.Broker = (
-        RedisBroker(url=redis_url, heartbeat_timeout=30_000, maintenance_chance=100)  # type: ignore[no-untyped-call]
+        RedisBroker(  # type: ignore[no-untyped-call]
+            client=fail_fast_client(
+                redis_url,
+                name="broker",
+                meanwhile="jobs are not enqueued (the scheduler's relay and sweeps catch up)",
+                connect_timeout=2.0,
+                command_timeout=5.0,
+                retries=1,
+            ),
+            heartbeat_timeout=HEARTBEAT_TIMEOUT_MS,
+            maintenance_chance=MAINTENANCE_CHANCE,
+        )
         if redis_url
         else StubBroker()
     )

@@ -1,0 +1,115 @@
+"""Redis clients that fail fast through an outage, for the API's request path and the broker.
+
+redis-py on its own retries a failed command three times with backoff (seconds each), and a
+connection to a hung Redis waits out the socket timeout: a Redis outage would make every request
+that touches Redis slow, one after the other. A `FailFastPool` notices that connecting failed and
+then refuses at once, for RETRY_SECONDS, every command asked of it; after that one command tries
+Redis again (the circuit breaker pattern). An outage is logged once when it starts and once when it
+ends, and shown in `deskbridge_redis_outages_total` and `deskbridge_redis_unreachable`, labelled
+with the client's name ("rate limits", "broker").
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import redis
+from prometheus_client import Counter, Gauge
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+logger = logging.getLogger(__name__)
+
+RETRY_SECONDS = 5.0
+
+OUTAGES = Counter(
+    "deskbridge_redis_outages_total",
+    "Times a Redis client of this process found Redis unreachable (an outage starts), by client.",
+    ["client"],
+)
+UNREACHABLE = Gauge(
+    "deskbridge_redis_unreachable",
+    "1 while a Redis client of this process finds Redis unreachable and fails fast, else 0; by client.",
+    ["client"],
+    multiprocess_mode="max",
+)
+
+
+class FailFastPool(redis.ConnectionPool):
+    """A connection pool that, once connecting has failed, refuses at once for `retry_seconds`."""
+
+    def __init__(
+        self, *, name: str, meanwhile: str, retry_seconds: float = RETRY_SECONDS, **connection_kwargs: Any
+    ) -> None:
+        super().__init__(**connection_kwargs)
+        self.name = name
+        self.meanwhile = meanwhile
+        self.retry_seconds = retry_seconds
+        self.down_since: float | None = None  # monotonic time the outage began; None: Redis answers
+        self._next_try = 0.0
+        self._state = threading.Lock()
+        UNREACHABLE.labels(name).set(0)
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        """A connected connection, or ConnectionError at once while an outage's retry interval runs."""
+        if self.down_since is not None:
+            self._claim_retry()
+        try:
+            connection = super().get_connection(*args, **kwargs)
+        except redis.RedisError as error:
+            self._failed(error)
+            raise
+        if self.down_since is not None:
+            self._recovered()
+        return connection
+
+    def _claim_retry(self) -> None:
+        """Let one caller a `retry_seconds` through to try Redis; refuse the others at once."""
+        with self._state:
+            now = time.monotonic()
+            if now < self._next_try:
+                raise redis.ConnectionError(f"Redis ({self.name}) is unreachable; not tried again yet")
+            self._next_try = now + self.retry_seconds
+
+    def _failed(self, error: redis.RedisError) -> None:
+        with self._state:
+            self._next_try = time.monotonic() + self.retry_seconds
+            if self.down_since is not None:
+                return
+            self.down_since = time.monotonic()
+        OUTAGES.labels(self.name).inc()
+        UNREACHABLE.labels(self.name).set(1)
+        logger.warning(
+            "%s: Redis is unreachable (%s); %s, trying Redis again every %g s",
+            self.name,
+            type(error).__name__,
+            self.meanwhile,
+            self.retry_seconds,
+        )
+
+    def _recovered(self) -> None:
+        with self._state:
+            if self.down_since is None:
+                return
+            lasted, self.down_since = time.monotonic() - self.down_since, None
+        UNREACHABLE.labels(self.name).set(0)
+        logger.warning("%s: Redis answers again after %.0f s", self.name, lasted)
+
+
+def fail_fast_client(
+    url: str, *, name: str, meanwhile: str, connect_timeout: float, command_timeout: float, retries: int = 0
+) -> redis.Redis:
+    """A client of the Redis at `url` on a `FailFastPool`: commands fail within the timeouts, and at
+    once during an outage. `meanwhile` says in the outage's log line what the process does instead."""
+    pool = FailFastPool.from_url(
+        url,
+        name=name,
+        meanwhile=meanwhile,
+        socket_connect_timeout=connect_timeout,
+        socket_timeout=command_timeout,
+        retry=Retry(NoBackoff(), retries),
+    )
+    return redis.Redis(connection_pool=pool)
