@@ -84,7 +84,12 @@ def invite(
 
     Inviting an invited person again replaces their pending invitation; inviting someone who was
     removed brings them back as invited. Either way the new role applies (a former admin invited
-    as a member comes back as a member). Inviting an active member is a conflict.
+    as a member comes back as a member). Inviting an active member is a conflict. The same
+    invitation again while the first one's email has not gone out yet is that invitation: nothing
+    changes, so a burst of identical requests makes one invitation, one email and one event.
+
+    One pending invitation per address is kept by a unique index; a re-invite replaces only the
+    invitation it read, so a concurrent one that replaced it first makes this one a conflict.
     """
     email = normalise_email(email)
     member = find_by_email(session, organisation_id, email)
@@ -95,11 +100,16 @@ def invite(
         member = Member(organisation_id=organisation_id, email=email, display_name=display_name.strip(), role=role)
         session.add(member)
     else:
+        mine = select(Invitation).where(Invitation.member_id == member.id)
+        pending = list(session.scalars(mine.where(Invitation.status == InvitationStatus.PENDING)))
+        waiting = _same_invitation_waiting(member, pending, role, display_name.strip(), now)
+        if waiting is not None:
+            return waiting
         member.status = MemberStatus.INVITED
         member.role = role
         member.display_name = display_name.strip() or member.display_name
         member.removed_at = None
-        _revoke_pending_invitations(session, member, now)
+        _replace_pending_invitations(session, [invitation.id for invitation in pending], now)
     session.flush()
     invitation = Invitation(
         organisation_id=organisation_id,
@@ -303,6 +313,33 @@ def add(
     session.flush()
     outbox.record(session, organisation_id, "membership.added", {**_describe(member), "source": source})
     return member
+
+
+def _same_invitation_waiting(
+    member: Member, pending: list[Invitation], role: Role, display_name: str, now: datetime
+) -> Invitation | None:
+    """The member's pending invitation when inviting them again would change nothing: same role and
+    name, not expired, and its email not sent yet (a sent one is replaced, so the email goes again)."""
+    if member.status is not MemberStatus.INVITED or member.role is not role:
+        return None
+    if display_name and display_name != member.display_name:
+        return None
+    return next((i for i in pending if i.sent_at is None and i.expires_at > now), None)
+
+
+def _replace_pending_invitations(session: Session, invitation_ids: list[int], now: datetime) -> None:
+    """Revoke the pending invitations read before (and only those): if a concurrent request revoked
+    one first, it is inviting the same person now, and this request is the conflict."""
+    if not invitation_ids:
+        return
+    revoked = session.execute(
+        sql_update(Invitation)
+        .where(Invitation.id.in_(invitation_ids), Invitation.status == InvitationStatus.PENDING)
+        .values(status=InvitationStatus.REVOKED, revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if revoked.rowcount != len(invitation_ids):  # type: ignore[attr-defined]
+        raise Conflict("A concurrent request is inviting this address; retry.", code="conflict", field="email")
 
 
 def _revoke_pending_invitations(session: Session, member: Member, now: datetime) -> None:
