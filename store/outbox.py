@@ -155,7 +155,7 @@ _INSERT_EVENTS = text(
     INSERT INTO outbox_events (id, organisation_id, seq, type, data, created_at)
     SELECT id, organisation_id, seq, type, data, :created_at
     FROM unnest(
-        CAST(:ids AS varchar[]), CAST(:organisation_ids AS integer[]), CAST(:seqs AS integer[]),
+        CAST(:ids AS varchar[]), CAST(:organisation_ids AS integer[]), CAST(:seqs AS bigint[]),
         CAST(:types AS varchar[]), CAST(:datas AS jsonb[])
     ) AS new (id, organisation_id, seq, type, data)
     """
