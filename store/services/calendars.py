@@ -35,10 +35,10 @@ from store.models import (
     Organisation,
     PushChannel,
 )
-from store.services.connections import PEER_KINDS, READING_KINDS, reads_calendars
+from store.services.connections import PEER_KINDS
+from store.services.connections import READING_KINDS as READING_KINDS  # kept beside the connection's settings
+from store.services.connections import reads_calendars as reads_calendars
 from store.services.members import hash_secret
-
-__all__ = ["READING_KINDS", "reads_calendars"]  # kept in connections (which records their follow-ups), used here
 
 SYNC_LEASE = timedelta(minutes=10)
 

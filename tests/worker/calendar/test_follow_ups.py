@@ -175,6 +175,7 @@ def test_a_connection_changed_while_the_broker_is_down_gets_its_calendars_by_the
     assert [calendar.address for calendar in made] == [ADA, "bob@contoso.example"]
     assert all(calendar.last_synced_at is not None for calendar in made)  # and synced
     assert owed(world, follow_ups.CONNECTION_CALENDARS) == []
+    assert sweeper.sweep(world.runtime, now=later(minutes=600)) == 0  # done once: nothing more to queue
 
 
 def _office_rules(world: World, **rules: object) -> None:
