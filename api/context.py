@@ -34,10 +34,11 @@ class ApiContext:
     # Close a connection's channels at the provider, before its credentials are deleted with it.
     close_channels: Callable[[int], None] = lambda _id: None
     # Calendars: a connection that reads calendars was made or changed (or asked to sync): the
-    # calendar worker brings its calendars in line and syncs them (see worker.calendar.jobs).
+    # calendar worker brings its calendars in line and syncs them (see worker.calendar.jobs). The
+    # change owes it as a follow-up already (store.services.follow_ups): this only does it sooner.
     calendars_changed: Callable[[int], None] = lambda _id: None
     # The organisation's calendar settings named changed: stored events are brought in line (see
-    # worker.calendar.reevaluate).
+    # worker.calendar.reevaluate); owed as a follow-up by the change too.
     calendar_settings_changed: Callable[[int, list[str]], None] = lambda _id, _changed: None
     # The bearer token GET /metrics asks for; None: /metrics is open.
     metrics_token: str | None = None
