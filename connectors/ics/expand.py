@@ -1,10 +1,16 @@
 """A parsed calendar and a window to the CalendarEvents inside it, one broken series never sinking the rest.
 
 Series (the components sharing a UID: a master and its RECURRENCE-ID overrides) are expanded one at a
-time with recurring-ical-events, so a bad RRULE or an unreadable DTSTART skips that series only and
-the notes say which. Cancelled instances (STATUS:CANCELLED overrides, cancelled single events) are
-listed with status "cancelled" and show-as "free" rather than left out: the worker sees the
-cancellation as such, and a full page's "not listed" still means "gone from the feed".
+time with recurring-ical-events, so an unreadable DTSTART skips that series only and the notes say
+which. Before that, what Outlook and Exchange write is read as their calendars show it, and every
+departure from RFC 5545 that changes what is imported is noted with the event's UID: TZIDs without a
+VTIMEZONE (`zones.place_tzids`: Windows display names resolved, others read in the feed's or the
+organisation's zone), malformed recurrence rules (`rules.prepared`: the series keeps the occurrences
+it names outright), all-day series ending at a UTC instant (compared as a date in the series' zone),
+events that end before they start (read with the two swapped). Cancelled instances (STATUS:CANCELLED
+overrides, cancelled single events) are listed with status "cancelled" and show-as "free" rather than
+left out: the worker sees the cancellation as such, and a full page's "not listed" still means "gone
+from the feed".
 """
 
 from __future__ import annotations
@@ -13,14 +19,17 @@ import hashlib
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 import icalendar
 import recurring_ical_events  # type: ignore[import-untyped]
 import x_wr_timezone  # type: ignore[import-untyped]
+from icalendar import Timezone
 
-from connectors.ics.translate import moment, to_event, zone
+from connectors.ics import rules
+from connectors.ics.translate import moment, to_event
+from connectors.ics.zones import place_tzids, zone
 from connectors.records import CalendarEvent, Window
 
 # Dates and floating times are placed in a zone only after expansion, so ask for a little more than the
@@ -74,16 +83,26 @@ def expand(calendar: icalendar.Calendar, window: Window, *, default_timezone: st
     if not (_aware(window.start) and _aware(window.end)):
         raise ValueError("the window needs aware times")
     notes: list[str] = []
+    _place_zones(calendar, default_timezone, notes)
+    home = _home_zone(calendar, default_timezone)
     calendar, fallback = _standardise(calendar, default_timezone, notes)
     events: dict[str, CalendarEvent] = {}
     skipped: list[str] = []
+    bad_rules: list[str] = []
+    tidied_rules: list[str] = []
+    reversed_times: list[str] = []
     duplicates = 0
     for series in _series(calendar):
+        name = series.ical_uid or "an event without UID"
+        reversed_times.extend(f"{name} ({when})" for when in _ends_before_start(series))
+        checked = [rules.prepared(component, home) for component in series.components]
+        bad_rules.extend(f"{name}: {item.problem}" for item in checked if item.problem)
+        tidied_rules.extend(f"{name}: {item.tidied}" for item in checked if item.tidied)
         try:
-            found = _occurrences(series, window, fallback)
+            found = _occurrences(series, tuple(item.component for item in checked), window, fallback)
         except Exception as error:  # whatever the library or the data throws, it is this series' problem
             reason = " ".join(str(error).split())[:120] or type(error).__name__
-            skipped.append(f"{series.ical_uid or 'an event without UID'}: {reason}")
+            skipped.append(f"{name}: {reason}")
             continue
         for event in found:
             if event.event_id in events:
@@ -93,10 +112,75 @@ def expand(calendar: icalendar.Calendar, window: Window, *, default_timezone: st
     if skipped:
         named = "; ".join(skipped[:NOTED_SERIES]) + ("; …" if len(skipped) > NOTED_SERIES else "")
         notes.append(f"skipped {len(skipped)} series that could not be read ({named})")
+    if bad_rules:
+        notes.append(
+            f"read {len(bad_rules)} series with a malformed RRULE as the occurrences they name outright "
+            f"(DTSTART, RDATE) only ({_named(bad_rules)})"
+        )
+    if tidied_rules:
+        notes.append(f"read {len(tidied_rules)} RRULE(s) with stray spaces in their lists ({_named(tidied_rules)})")
+    if reversed_times:
+        notes.append(
+            f"{len(reversed_times)} event(s) end before they start; read with start and end swapped "
+            f"({_named(reversed_times)})"
+        )
     if duplicates:
         notes.append(f"ignored {duplicates} duplicate occurrence(s) (events sharing a UID)")
     ordered = sorted(events.values(), key=lambda event: (event.start, event.event_id))
     return Expansion(events=tuple(ordered), notes=tuple(notes))
+
+
+def _named(items: list[str]) -> str:
+    return "; ".join(items[:NOTED_SERIES]) + ("; …" if len(items) > NOTED_SERIES else "")
+
+
+def _feed_zone(calendar: icalendar.Calendar) -> ZoneInfo | None:
+    written = calendar.get("X-WR-TIMEZONE")
+    return zone(str(written)) if written is not None else None
+
+
+def _place_zones(calendar: icalendar.Calendar, default_timezone: str | None, notes: list[str]) -> None:
+    """Date-times whose TZID names no zone deskbridge knows are read in the feed's zone, else the
+    organisation's, else UTC, and noted with the events' UIDs."""
+    feed, organisation = _feed_zone(calendar), zone(default_timezone)
+    instead: tzinfo = feed or organisation or UTC
+    where = "the feed's X-WR-TIMEZONE" if feed else "the organisation's zone" if organisation else "UTC"
+    for tzid, uids in place_tzids(calendar, instead).items():
+        notes.append(
+            f"unknown time zone TZID {tzid[:80]!r} (no VTIMEZONE; not an IANA, Windows or Windows display "
+            f"name): read in {getattr(instead, 'key', 'UTC')} ({where}) for {len(uids)} event(s): {_named(uids)}"
+        )
+
+
+def _home_zone(calendar: icalendar.Calendar, default_timezone: str | None) -> tzinfo:
+    """The zone the calendar's own application shows it in: its X-WR-TIMEZONE, else its only VTIMEZONE
+    (Outlook writes the zones it uses), else the organisation's zone, else UTC."""
+    feed = _feed_zone(calendar)
+    if feed is not None:
+        return feed
+    written = {str(item.get("TZID", "")): item for item in calendar.walk("VTIMEZONE") if isinstance(item, Timezone)}
+    if len(written) == 1:
+        ((tzid, component),) = written.items()
+        try:
+            found: tzinfo = zone(tzid) or component.to_tz()
+        except Exception:  # a VTIMEZONE icalendar cannot make a zone of: not a reason to fail the feed
+            return zone(default_timezone) or UTC
+        return found
+    return zone(default_timezone) or UTC
+
+
+def _ends_before_start(series: _Series) -> list[str]:
+    found = []
+    for component in series.components:
+        start, end = moment(component.get("DTSTART")), moment(component.get("DTEND"))
+        if start is None or end is None or isinstance(start, datetime) != isinstance(end, datetime):
+            continue
+        try:
+            if end < start:
+                found.append(f"DTSTART {start.isoformat()}, DTEND {end.isoformat()}")
+        except TypeError:  # a floating time against a zoned one: nothing to compare
+            continue
+    return found
 
 
 def _standardise(
@@ -126,9 +210,11 @@ def _series(calendar: icalendar.Calendar) -> Iterable[_Series]:
         yield _Series(uid=key, ical_uid=uid, components=tuple(components))
 
 
-def _occurrences(series: _Series, window: Window, fallback: ZoneInfo | None) -> list[CalendarEvent]:
+def _occurrences(
+    series: _Series, components: tuple[icalendar.Event, ...], window: Window, fallback: ZoneInfo | None
+) -> list[CalendarEvent]:
     alone = icalendar.Calendar()
-    for component in series.components:
+    for component in components:
         alone.add_component(component)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

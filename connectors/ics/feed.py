@@ -21,7 +21,7 @@ from connectors.ics.fetch import Fetched, Validators, fetch, redact
 from connectors.ics.parse import parse
 from connectors.records import CalendarPage, ConnectorError, Window
 
-CURSOR_VERSION = 1  # bump when the translation changes, so that every feed is read anew once
+CURSOR_VERSION = 2  # bump when the translation changes, so that every feed is read anew once
 MAX_BYTES = 10_000_000  # large real feeds are a few MB (a busy Exchange calendar ≈ 3 MB for years)
 TIMEOUT = 30.0
 MAX_REDIRECTS = 5

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import astuple, replace
 from datetime import UTC, date, datetime, time, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import icalendar
+from icalendar.error import BrokenCalendarProperty
 from icalendar.timezone import tzid_from_tzinfo
-from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
+from connectors.ics.zones import iana_name
 from connectors.records import CalendarEvent
 
 BOOKING_ID = "X-DESKBRIDGE-BOOKING-ID"  # what our own export writes (connectors.ics.export)
@@ -22,24 +23,6 @@ BUSY_STATUS = {
     "OOF": "oof",
     "WORKINGELSEWHERE": "workingElsewhere",
 }
-
-
-def iana_name(name: str) -> str | None:
-    """The IANA name for a zone written as an IANA or a Windows name ("W. Europe Standard Time"); None if unknown."""
-    name = name.strip().strip("/")
-    if name in WINDOWS_TO_OLSON:
-        return WINDOWS_TO_OLSON[name]
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-    return name
-
-
-def zone(name: str | None) -> ZoneInfo | None:
-    """The zone of an IANA or Windows name, or None."""
-    found = iana_name(name) if name else None
-    return ZoneInfo(found) if found else None
 
 
 def to_utc(value: date, fallback: tzinfo | None) -> datetime:
@@ -107,7 +90,10 @@ def _booking_id(event: icalendar.Event) -> int | None:
 
 def moment(value: object) -> date | None:
     """The date or date-time of a parsed property (DTSTART, RECURRENCE-ID…); None when absent or broken."""
-    found = getattr(value, "dt", None)
+    try:
+        found = getattr(value, "dt", None)
+    except BrokenCalendarProperty:  # icalendar keeps what it could not read, and raises on its use
+        return None
     return found if isinstance(found, date) else None
 
 

@@ -198,9 +198,9 @@ def test_etag_follows_content_not_dtstamp() -> None:
     assert first.etag != renamed.etag
 
 
-def test_one_broken_series_does_not_sink_the_others() -> None:
+def test_one_unreadable_series_does_not_sink_the_others() -> None:
     good = "UID:good\nDTSTART:20240610T090000Z\nDURATION:PT1H\nSUMMARY:Fine"
-    bad = "UID:bad\nDTSTART:20240610T090000Z\nDURATION:PT1H\nRRULE:FREQ=WEEKLY;UNTL=20240701"
+    bad = "UID:bad\nDTSTART:2024-06-10 09:00\nDURATION:PT1H\nSUMMARY:Broken"
     found = read(calendar(good, bad), WIDE)
     assert titles(found.events) == ["Fine"]
     assert len(found.notes) == 1
