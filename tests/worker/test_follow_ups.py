@@ -20,7 +20,7 @@ from store.services import connections, members
 from tests.conftest import BROKER, make_org
 from tests.worker.calendar.conftest import broker_down
 from tests.worker.conftest import Configure, SMTPServer, drain
-from worker import maintenance, runtime
+from worker import maintenance, runtime, scheduler
 from worker.directory import jobs
 from worker.mailers.folder import FolderMailer
 
@@ -77,3 +77,12 @@ def test_a_directory_sync_asked_for_while_the_broker_is_down_is_queued_by_the_po
 
     [message] = [Message.decode(raw) for raw in BROKER.queues["directory"].queue]
     assert (message.actor_name, message.args) == ("sync_connection", (connection_id,))
+
+
+def test_the_scheduler_sweeps_follow_ups_every_30_seconds(
+    factory: sessionmaker[Session], use_mailer: Configure, tmp_path: Path
+) -> None:
+    use_mailer(FolderMailer(tmp_path))
+    [job] = [job for job in scheduler.default_jobs(runtime.current()) if job.name == "follow_ups.sweep"]
+    assert job.seconds == 30
+    assert job.func() == 0  # nothing owed

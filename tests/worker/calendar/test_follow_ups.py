@@ -238,6 +238,27 @@ def test_a_fan_out_lost_to_the_broker_is_judged_by_the_sweep(world: World, graph
     assert owed(world, follow_ups.CALENDAR_JUDGE) == []
 
 
+def test_a_wider_window_while_the_broker_is_down_is_read_by_the_sweep(world: World, graph: FakeGraph) -> None:
+    settle(world, graph)
+    calendar_id = world.calendar_id(ADA)
+    graph.calendars.add_event("u1", "Far", DAY + timedelta(days=80), DAY + timedelta(days=80, hours=1))
+    sync.run(world.runtime, calendar_id)
+    assert _titles(world) == []  # beyond 60 days
+    with broker_down():
+        with transaction(world.factory) as session:
+            organisation = session.get_one(Organisation, world.organisation_id)
+            organisations.update_settings(session, organisation, calendar_window_days=90)
+        reevaluate.settings_changed(world.organisation_id, ["calendar_window_days"])  # lost
+
+    assert sweeper.sweep(world.runtime, now=later()) == 1  # the organisation's job, which asks for syncs
+    drain(BROKER, "calendar")
+
+    assert _titles(world) == ["Far"]
+    assert owed(world, "calendar_window_days") == []
+    with world.factory() as session:
+        assert session.scalars(select(Calendar.sync_requested_at)).all() == [None, None]  # all read
+
+
 def _late_page(world: World) -> None:
     """What a sync that read the setting before it was turned on stores after the blanking: details."""
     with transaction(world.factory) as session:
