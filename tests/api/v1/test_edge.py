@@ -174,7 +174,7 @@ NUL = "\x00"
         (
             "POST",
             "/v1/bookings",
-            {"start_at": "2030-01-01T09:00:00Z", "end_at": "2030-01-01T17:00:00Z", "details": NUL},
+            {"start": "2030-01-01T09:00:00Z", "end": "2030-01-01T17:00:00Z", "details": NUL},
             "details",
         ),
         ("POST", "/v1/webhooks", {"url": "https://example.com/h", "description": f"x{NUL}"}, "description"),
