@@ -5,14 +5,17 @@ waits and takes over when the first dies. Without DESKBRIDGE_REDIS_URL there is 
 lock with, so it leads alone (the embedded `deskbridge serve` runs its scheduler in-process instead).
 
 Leader or waiting, it touches a heartbeat file on every tick while its scheduler thread lives (the
-container's health check, `--check`, reads its age), and stops cleanly on SIGTERM or SIGINT,
-releasing the lock so a waiting scheduler leads at once.
+container's health check, `--check`, reads its age), and stops on SIGTERM or SIGINT within a few
+seconds, releasing the lock so a waiting scheduler leads at once: a job still running after the
+scheduler's grace (a renewal retrying an unreachable provider) is abandoned, and the process exits
+without waiting for it.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import threading
 import time
@@ -30,16 +33,21 @@ HEARTBEAT = Path("/tmp/deskbridge-scheduler.heartbeat")  # noqa: S108 - a livene
 TICK_SECONDS = 10.0
 
 
-def run(scheduler: Scheduler, stop: threading.Event, heartbeat: Path = HEARTBEAT, tick: float = TICK_SECONDS) -> None:
-    """Start `scheduler` and touch `heartbeat` every `tick` until `stop` is set or the scheduler dies; then stop it."""
+def run(
+    scheduler: Scheduler, stop: threading.Event, heartbeat: Path = HEARTBEAT, tick: float = TICK_SECONDS
+) -> tuple[str, ...]:
+    """Start `scheduler` and touch `heartbeat` every `tick` until `stop` is set or the scheduler dies; then
+    stop it. Returns the jobs it abandoned still running."""
     scheduler.start()
+    abandoned: tuple[str, ...] = ()
     try:
         while not stop.is_set() and scheduler.is_alive:
             heartbeat.touch()
             stop.wait(tick)
     finally:
-        scheduler.stop()
+        abandoned = scheduler.stop()
     log.info("scheduler: stopped")
+    return abandoned
 
 
 def is_alive(heartbeat: Path = HEARTBEAT, max_age: float = 3 * TICK_SECONDS) -> bool:
@@ -88,7 +96,14 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    run(Scheduler(default_jobs(runtime.current()), make_lock(settings.redis_url)), stop, args.heartbeat, args.tick)
+    abandoned = run(
+        Scheduler(default_jobs(runtime.current()), make_lock(settings.redis_url)), stop, args.heartbeat, args.tick
+    )
+    if abandoned:
+        # The lock is released and the jobs are safe to run again; waiting for their threads (which the
+        # interpreter's exit would do) could take minutes. Leave now.
+        logging.shutdown()
+        os._exit(0)
     return 0
 
 

@@ -4,6 +4,11 @@ APScheduler runs the jobs on their intervals; around it, a heartbeat thread hold
 A scheduler that does not hold the lock polls for it on every heartbeat and starts the jobs once it
 does; one that loses it (Redis gone, or a pause longer than the lock's time to live) stops starting
 jobs at once. Jobs must therefore be idempotent and safe to overlap with a last run elsewhere.
+
+Stopping gives running jobs STOP_GRACE_SECONDS, then releases the lock whether or not they ended: a
+job may be stuck on an unreachable provider for minutes (a channel renewal retrying), and a stop must
+fit in the seconds a container is given. A job left running is abandoned (`Scheduler.abandoned`), to
+be run again by the next leader; the process should then exit without waiting for its thread.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from worker.runtime import Runtime
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 5.0
+STOP_GRACE_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -62,13 +68,24 @@ def default_jobs(runtime: Runtime) -> list[Job]:
 class Scheduler:
     """Runs `jobs` while holding `lock`; `start()` it, `stop()` it. Renews the lock every `heartbeat` seconds."""
 
-    def __init__(self, jobs: Sequence[Job], lock: LeaderLock, *, heartbeat: float = HEARTBEAT_SECONDS) -> None:
+    def __init__(
+        self,
+        jobs: Sequence[Job],
+        lock: LeaderLock,
+        *,
+        heartbeat: float = HEARTBEAT_SECONDS,
+        grace: float = STOP_GRACE_SECONDS,
+    ) -> None:
         names = [job.name for job in jobs]
         if len(set(names)) != len(names):
             raise ValueError(f"job names must be unique: {names}")
         self.jobs = tuple(jobs)
         self.lock = lock
         self.heartbeat = heartbeat
+        self.grace = grace
+        self.abandoned: tuple[str, ...] = ()  # jobs still running when the scheduler stopped
+        self._running: dict[str, int] = {}
+        self._jobs_ended = threading.Condition()
         self._stopping = threading.Event()
         self._runner: BackgroundScheduler | None = None
         self._thread: threading.Thread | None = None
@@ -91,11 +108,13 @@ class Scheduler:
         self._thread.start()
         return self
 
-    def stop(self, timeout: float | None = 30.0) -> None:
-        """Stop: wait for running jobs to end, then release the lock so another scheduler can lead at once."""
+    def stop(self, timeout: float | None = 30.0) -> tuple[str, ...]:
+        """Stop: start no more jobs, give running ones `grace` seconds, then release the lock so another
+        scheduler can lead at once. Returns the jobs abandoned still running (see the module's doc)."""
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        return self.abandoned
 
     def _run(self) -> None:
         try:
@@ -104,8 +123,36 @@ class Scheduler:
                 self._stopping.wait(self.heartbeat)
         finally:
             if self._runner is not None:
-                self._step_down(wait=True)
+                self._step_down(wait=False)
+                self.abandoned = self._wait_for_jobs(self.grace)
+                if self.abandoned:
+                    log.warning(
+                        "scheduler: stopping with %s still running after %g s; left to the next leader",
+                        ", ".join(self.abandoned),
+                        self.grace,
+                    )
                 self._release()
+
+    def _tracked(self, job: Job) -> Callable[[], object]:
+        """`job.func`, noting while it runs (so that stopping knows what it waits for)."""
+
+        def run() -> object:
+            with self._jobs_ended:
+                self._running[job.name] = self._running.get(job.name, 0) + 1
+            try:
+                return job.func()
+            finally:
+                with self._jobs_ended:
+                    self._running[job.name] -= 1
+                    self._jobs_ended.notify_all()
+
+        return run
+
+    def _wait_for_jobs(self, grace: float) -> tuple[str, ...]:
+        """Wait up to `grace` seconds for running jobs to end; the names of those still running."""
+        with self._jobs_ended:
+            self._jobs_ended.wait_for(lambda: not any(self._running.values()), timeout=grace)
+            return tuple(sorted(name for name, count in self._running.items() if count))
 
     def _beat(self) -> None:
         try:
@@ -127,7 +174,7 @@ class Scheduler:
         now = datetime.now(UTC)
         for job in self.jobs:
             runner.add_job(
-                job.func,
+                self._tracked(job),
                 IntervalTrigger(seconds=job.seconds, timezone=UTC),
                 id=job.name,
                 name=job.name,

@@ -5,20 +5,29 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
+from store.db import make_engine, make_session_factory, transaction
+from store.migrate import upgrade
+from store.models import ConnectionKind
+from store.secret_box import SecretBox
+from store.services import connections, organisations
 from tests.conftest import REDIS_URL
 from tests.worker.test_scheduler import Counter, wait_until
 from worker.leader import LOCK_NAME, RedisLeaderLock
 from worker.scheduler import Job, Scheduler
 
 ROOT = Path(__file__).resolve().parents[2]
+KEY = SecretBox.generate_key()
 CHILD = """
 import sys, time, redis
 from worker.leader import RedisLeaderLock
@@ -66,12 +75,14 @@ def test_a_killed_leader_is_replaced_once_its_lock_expires(
         standby.stop()
 
 
-def scheduler_process(heartbeat: Path, log: Path, tmp_path: Path) -> subprocess.Popen[bytes]:
+def scheduler_process(heartbeat: Path, log: Path, tmp_path: Path, **settings: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DESKBRIDGE_REDIS_URL": REDIS_URL,
         "DESKBRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
         "DESKBRIDGE_LOG_LEVEL": "INFO",
+        "DESKBRIDGE_SECRET_KEY": KEY,
+        **settings,
     }
     command = [sys.executable, "-m", "deskbridge.scheduler", "--heartbeat", str(heartbeat), "--tick", "0.1"]
     with log.open("wb") as output:
@@ -111,3 +122,74 @@ def test_the_scheduler_process_leads_and_hands_over_on_sigterm(
     second.send_signal(signal.SIGTERM)
     assert second.wait(timeout=20) == 0
     assert not redis_client.exists(LOCK_NAME)
+
+
+class Blackhole:
+    """A provider that is there and never answers: accepts connections, reads nothing, sends nothing."""
+
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            self.accepted.append(connection)
+
+    def close(self) -> None:
+        self.listener.close()
+        for connection in self.accepted:
+            connection.close()
+
+
+def test_sigterm_stops_the_scheduler_within_seconds_while_a_renewal_waits_on_a_provider(
+    redis_client: redis.Redis, processes: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    """Issue 12, finding 10: the channel renewal is stuck on a provider that never answers (msal would
+    wait out its timeouts and retries for minutes); SIGTERM still ends the process within seconds,
+    and the leader lock is released, not left to expire."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    upgrade(engine)
+    with transaction(make_session_factory(engine)) as session:
+        organisation = organisations.create(session, "Contoso")
+        connections.create(
+            session,
+            SecretBox([KEY]),
+            organisation.id,
+            ConnectionKind.MICROSOFT,
+            "Entra",
+            settings={"tenant_id": "contoso.example", "client_id": "00000000-0000-0000-0000-000000000001"},
+            credentials={"client_secret": "not-a-real-secret"},
+        )
+    engine.dispose()
+    provider = Blackhole()
+    heartbeat, log = tmp_path / "scheduler.heartbeat", tmp_path / "scheduler.log"
+    try:
+        scheduler = scheduler_process(
+            heartbeat,
+            log,
+            tmp_path,
+            DESKBRIDGE_MICROSOFT_AUTHORITY=f"https://127.0.0.1:{provider.port}",
+            DESKBRIDGE_GRAPH_URL=f"https://127.0.0.1:{provider.port}/v1.0",
+        )
+        processes.append(scheduler)
+        wait_until(lambda: "leading" in log.read_text(), "the scheduler to lead")
+        wait_until(lambda: bool(provider.accepted), "the channel renewal to call the provider")
+
+        scheduler.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        assert scheduler.wait(timeout=10) == 0  # within compose's default stop grace period
+        print(f"\nthe scheduler stopped {time.monotonic() - sent:.1f} s after SIGTERM")
+    finally:
+        provider.close()
+    text = log.read_text()
+    assert "directory.channels still running" in text or "directory.channels," in text
+    assert "stopped" in text
+    assert not redis_client.exists(LOCK_NAME)  # released, not left to expire
