@@ -33,5 +33,7 @@ COPY --from=build /opt/deskbridge /opt/deskbridge
 USER deskbridge:deskbridge
 WORKDIR /srv/deskbridge
 EXPOSE 8000
-# Exec form: uvicorn is PID 1 and gets SIGTERM itself for a graceful stop.
-CMD ["uvicorn", "deskbridge.asgi:app", "--host", "0.0.0.0", "--port", "8000"]
+# Exec form, and `deskbridge api` execs uvicorn: uvicorn is PID 1 and gets SIGTERM itself for a
+# graceful stop. `deskbridge api` checks the settings first (a missing DESKBRIDGE_SECRET_KEY stops
+# the container at once, where uvicorn's supervisor would start its processes again and again).
+CMD ["deskbridge", "api", "--host", "0.0.0.0", "--port", "8000"]

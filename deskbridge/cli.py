@@ -109,6 +109,26 @@ def greet(factory: sessionmaker[Session], settings: Settings) -> None:
 
 
 @app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default DESKBRIDGE_HOST, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default DESKBRIDGE_PORT, 8000).")] = None,
+) -> None:
+    """Run the API alone, as production does: uvicorn with WEB_CONCURRENCY processes (default 1).
+
+    The settings are checked here, before uvicorn starts its processes: outside the embedded mode a
+    missing DESKBRIDGE_SECRET_KEY stops it at once (uvicorn would start each process again and again).
+    This process becomes uvicorn's (exec), so SIGTERM reaches it for a graceful stop.
+    """
+    settings = get_settings()
+    settings.require_secret_key()
+    command = [sys.executable, "-m", "uvicorn", "deskbridge.asgi:app"]
+    command += ["--host", host or settings.host, "--port", str(port or settings.port)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, command)  # noqa: S606 - our own interpreter and module
+
+
+@app.command()
 def worker(
     processes: Annotated[int, typer.Option(help="Worker processes (one a container is best: see the README).")] = 1,
     threads: Annotated[int, typer.Option(help="Worker threads per process.")] = 8,

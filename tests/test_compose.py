@@ -460,7 +460,7 @@ def test_the_dockerfile_check_catches_mistakes() -> None:
     text = DOCKERFILE.read_text()
     as_root = re.sub(r"^USER .*$", "", text, flags=re.MULTILINE)
     shell_cmd = re.sub(r"^CMD .*$", "CMD uvicorn deskbridge.asgi:app", text, flags=re.MULTILINE)
-    wrong_app = text.replace("deskbridge.asgi:app", "deskbridge.asgi:api")
+    wrong_app = text.replace('"deskbridge", "api"', '"deskbridge", "apis"')
     dev = text.replace("pip install .", "pip install -e '.[dev]'")
     for broken in (as_root, shell_cmd, wrong_app, dev):
         assert broken != text
