@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
 
+import dramatiq
 import pytest
+import redis
+from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import select, update
 
 from store.columns import utcnow
 from store.db import transaction
 from store.models import Booking, BookingStatus, Calendar, Connection, ConnectionKind, ExternalEvent, Organisation
 from store.services import bookings, connections, follow_ups, members, organisations
-from tests.conftest import BROKER
+from tests.conftest import BROKER, REDIS_URL
 from tests.fakes.graph import FakeGraph
 from tests.fakes.graph.calendars import Event
+from tests.fakes.tcp_proxy import TcpProxy
 from tests.worker.calendar.conftest import CLIENT_ID, SECRET, World, broker_down, microsoft
 from tests.worker.conftest import drain
 from worker import follow_ups as sweeper
@@ -87,6 +92,41 @@ def test_a_booking_committed_while_the_broker_is_down_reaches_outlook_once_by_th
     sent = writes(graph)
     assert sweeper.sweep(world.runtime, now=later(minutes=600)) == 0  # done: nothing more to queue
     assert writes(graph) == sent
+
+
+def test_through_a_real_redis_cut_by_a_proxy_the_booking_reaches_outlook_once(
+    world: World, graph: FakeGraph, redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Production's path: the actor on a RedisBroker whose Redis is behind a TCP proxy the test cuts
+    while the booking commits; the proxy comes back, the sweep queues the write, a Dramatiq worker does it."""
+    settle(world, graph)
+    real = urlsplit(REDIS_URL)
+    with TcpProxy((real.hostname or "127.0.0.1", real.port or 6379)) as proxy:
+        proxied = urlunsplit((real.scheme, f"127.0.0.1:{proxy.port}", real.path, real.query, ""))
+        redis_broker = RedisBroker(url=proxied)  # type: ignore[no-untyped-call]
+        actor = jobs.write_booking
+        actor.broker = redis_broker
+        redis_broker.declare_actor(actor)
+        try:
+            proxy.cut("refuse")
+            booking_id = book(world)  # its write cannot be queued
+            assert "could not enqueue the calendar write" in caplog.text
+            proxy.restore()
+            assert sweeper.sweep(world.runtime, now=later()) == 1
+            worker = dramatiq.Worker(redis_broker, worker_timeout=100)
+            worker.start()
+            try:
+                redis_broker.join(jobs.QUEUE, timeout=30_000)
+                worker.join()
+            finally:
+                worker.stop()
+        finally:
+            actor.broker = BROKER
+            redis_broker.close()
+
+    [event] = outlook(graph)
+    assert str(booking_id) in event.properties.values()
+    assert owed(world, follow_ups.CALENDAR_WRITE) == []
 
 
 def test_a_job_queued_twice_by_commit_and_sweep_writes_the_booking_once(world: World, graph: FakeGraph) -> None:
