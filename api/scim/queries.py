@@ -70,7 +70,8 @@ class Paging:
     @classmethod
     def of(cls, start_index: int | None, count: int | None) -> Paging:
         """Out-of-range values are read as the RFC says: startIndex below 1 is 1, a negative count is 0."""
-        start = max(1, start_index or 1)
+        # Clamped where no listing reaches (an offset past bigint is a database error, not an empty page).
+        start = min(max(1, start_index or 1), 2**31)
         wanted = MAX_RESULTS if count is None else max(0, count)
         return cls(start, min(wanted, MAX_RESULTS))
 

@@ -220,6 +220,14 @@ def test_nul_and_surrogates_on_scim_are_scim_errors(client: TestClient, org: Org
     assert_scim_error(client.get("/scim/v2/Users/x%00", headers=headers), 404)
 
 
+def test_a_scim_start_index_beyond_any_listing_is_an_empty_page(client: TestClient, scim_token: str) -> None:
+    headers = {"Authorization": f"Bearer {scim_token}"}
+    for resource in ("Users", "Groups"):
+        response = client.get(f"/scim/v2/{resource}", params={"startIndex": "9" * 20}, headers=headers)
+        assert response.status_code == 200, response.text
+        assert response.json()["Resources"] == []
+
+
 def test_nul_in_compat_team_name_and_huge_page_numbers(client: TestClient, org: Org) -> None:
     response = client.get(
         "/api/teams_upcoming_bookings/", params={"team_name": f"Ops{NUL}"}, headers=auth(org.admin_token)
