@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
-from deskbridge.commands.common import OrgOption, organisation, out, store
+from deskbridge.commands.common import JsonOption, OrgOption, organisation, out, print_rows, store
 from store.services import desks
 
 app = typer.Typer(help="Desks, rooms and other bookable places.", no_args_is_help=True)
@@ -33,19 +31,21 @@ def add(
 
 
 @app.command("list")
-def list_desks(org: OrgOption = None) -> None:
+def list_desks(org: OrgOption = None, as_json: JsonOption = False) -> None:
     """Show the organisation's desks."""
     with store() as session:
         chosen = organisation(session, org)
         rows = [
-            (str(d.id), d.label, d.building, d.floor, d.zone, d.kind, "yes" if d.active else "no")
+            {
+                "id": d.id,
+                "label": d.label,
+                "building": d.building,
+                "floor": d.floor,
+                "zone": d.zone,
+                "kind": d.kind,
+                "active": d.active,
+            }
             for d in desks.list_all(session, chosen.id)
         ]
         slug = chosen.slug
-    if not rows:
-        out().print(f"{slug} has no desks yet: add one with `deskbridge desk add LABEL`.", markup=False)
-        return
-    table = Table("ID", "Label", "Building", "Floor", "Zone", "Kind", "Active")
-    for row in rows:
-        table.add_row(*(Text(cell) for cell in row))
-    out().print(table)
+    print_rows(rows, as_json=as_json, empty=f"{slug} has no desks yet: add one with `deskbridge desk add LABEL`.")

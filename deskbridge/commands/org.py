@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
-from rich.text import Text
 from sqlalchemy import func, select
 
-from deskbridge.commands.common import OrgOption, organisation, out, store
+from deskbridge.commands.common import JsonOption, OrgOption, organisation, out, print_rows, store
 from deskbridge.settings import get_settings
 from store.models import Member, MemberStatus
 from store.services import organisations
@@ -37,7 +35,7 @@ def create(
 
 
 @app.command("list")
-def list_organisations() -> None:
+def list_organisations(as_json: JsonOption = False) -> None:
     """Show every organisation with its time zone, API switch and number of active members."""
     with store() as session:
         found = organisations.list_all(session)
@@ -47,14 +45,19 @@ def list_organisations() -> None:
             .group_by(Member.organisation_id)
         )
         active = {organisation_id: count for organisation_id, count in counts}
-        rows = [(o.slug, o.name, o.timezone, "on" if o.api_enabled else "off", str(active.get(o.id, 0))) for o in found]
-    if not rows:
-        out().print("No organisations yet: create one with `deskbridge org create NAME`.", markup=False)
-        return
-    table = Table("Slug", "Name", "Time zone", "API", "Active members")
-    for row in rows:
-        table.add_row(*(Text(cell) for cell in row))
-    out().print(table)
+        rows = [
+            {
+                "slug": o.slug,
+                "name": o.name,
+                "time_zone": o.timezone,
+                "api": o.api_enabled,
+                "active_members": active.get(o.id, 0),
+            }
+            for o in found
+        ]
+    if not as_json:  # the table says on/off for the switch
+        rows = [{**row, "api": "on" if row["api"] else "off"} for row in rows]
+    print_rows(rows, as_json=as_json, empty="No organisations yet: create one with `deskbridge org create NAME`.")
 
 
 @api_app.command("enable")

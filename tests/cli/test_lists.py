@@ -139,8 +139,15 @@ def test_webhook_list_hides_credentials_in_urls_and_never_shows_secrets(acme: se
 
 
 def test_every_list_takes_json_on_an_empty_organisation(factory: sessionmaker[Session]) -> None:
+    assert json.loads(ok("org", "list", "--json").stdout) == []
     ok("org", "create", "Empty")
-    for command in (["member", "list"], ["token", "list"], ["connection", "list"], ["webhook", "list"]):
+    lists = (["member", "list"], ["token", "list"], ["connection", "list"], ["webhook", "list"], ["desk", "list"])
+    for command in lists:
         assert json.loads(ok(*command, "--json").stdout) == [], command
+    [listed] = json.loads(ok("org", "list", "--json").stdout)
+    assert listed == {"slug": "empty", "name": "Empty", "time_zone": "UTC", "api": False, "active_members": 0}
+    ok("desk", "add", "D1", "--floor", "2")
+    [desk] = json.loads(ok("desk", "list", "--json").stdout)
+    assert (desk["label"], desk["floor"], desk["active"]) == ("D1", "2", True)
     with factory() as session:
         assert session.scalars(select(Connection)).all() == []
