@@ -70,8 +70,13 @@ def sweep(runtime: Runtime, *, now: datetime | None = None, limit: int = 500) ->
                 logger.warning("gave up %s of %d after %d attempts", row.kind, row.target_id, row.attempts)
                 session.delete(row)
                 continue
+            send = senders.get(row.kind)
+            if send is None:  # recorded by a newer version during an upgrade: left for it
+                logger.warning("no job for follow-up kind %s; left owed", row.kind)
+                follow_ups.postpone(row, now)
+                continue
             try:
-                senders[row.kind](row.target_id)
+                send(row.target_id)
             except Exception:
                 logger.warning("could not queue %s of %d; the next sweep will", row.kind, row.target_id, exc_info=True)
                 break

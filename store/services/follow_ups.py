@@ -168,7 +168,7 @@ def exhausted(row: FollowUp) -> bool:
     return row.attempts >= MAX_ATTEMPTS
 
 
-def owed(session: Session, kind: str | None = None) -> list[Owed]:
+def pending(session: Session, kind: str | None = None) -> list[Owed]:
     """What is owed (of one kind), by kind and target: for tests and an admin's look."""
     query = select(FollowUp.kind, FollowUp.target_id, FollowUp.attempts).order_by(FollowUp.kind, FollowUp.target_id)
     if kind is not None:

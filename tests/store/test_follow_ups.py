@@ -208,3 +208,17 @@ def test_concurrent_requests_make_one_row(session_factory: sessionmaker[Session]
         list(pool.map(ask, range(racers)))
 
     assert rows(session_factory) == [("calendar_write", 42, racers, 0)]
+
+
+def test_two_sweeps_at_once_take_different_rows(session_factory: sessionmaker[Session], acme: Org) -> None:
+    with session_factory() as probe:
+        if probe.get_bind().dialect.name != "postgresql":
+            pytest.skip("SQLite runs one writer at a time: two sweeps cannot overlap there")
+    now = utcnow()
+    with transaction(session_factory) as session:
+        follow_ups.record_many(session, follow_ups.CALENDAR_JUDGE, [1, 2], acme.organisation.id, now=now)
+    due = now + follow_ups.GRACE
+    with transaction(session_factory) as first, transaction(session_factory) as second:
+        [taken] = follow_ups.due(first, now=due, limit=1)
+        [other] = follow_ups.due(second, now=due)  # the first's row is locked: skipped, not waited for
+        assert {taken.target_id, other.target_id} == {1, 2}

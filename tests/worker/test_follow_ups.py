@@ -14,12 +14,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store.columns import utcnow
 from store.db import transaction
-from store.models import Connection, ConnectionKind
+from store.models import Connection, ConnectionKind, FollowUp
 from store.secret_box import SecretBox
-from store.services import connections, members
+from store.services import connections, follow_ups, members
 from tests.conftest import BROKER, make_org
 from tests.worker.calendar.conftest import broker_down
 from tests.worker.conftest import Configure, SMTPServer, drain
+from worker import follow_ups as follow_ups_sweep
 from worker import maintenance, runtime, scheduler
 from worker.directory import jobs
 from worker.mailers.folder import FolderMailer
@@ -86,3 +87,24 @@ def test_the_scheduler_sweeps_follow_ups_every_30_seconds(
     [job] = [job for job in scheduler.default_jobs(runtime.current()) if job.name == "follow_ups.sweep"]
     assert job.seconds == 30
     assert job.func() == 0  # nothing owed
+
+
+def test_a_kind_this_version_does_not_know_is_left_owed(
+    factory: sessionmaker[Session], use_mailer: Configure, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A row a newer version recorded during a rolling upgrade: this sweep leaves it, and queues the rest."""
+    use_mailer(FolderMailer(tmp_path))
+    org = make_org(factory)
+    with transaction(factory) as session:
+        session.add(FollowUp(kind="from_the_future", target_id=1, organisation_id=org.organisation.id, due_at=utcnow()))
+        follow_ups.record(session, follow_ups.CALENDAR_WRITE, 99, org.organisation.id, due_in=timedelta(0))
+    BROKER.flush_all()
+
+    assert follow_ups_sweep.sweep(runtime.current(), now=utcnow() + timedelta(seconds=1)) == 1
+
+    assert "no job for follow-up kind from_the_future" in caplog.text
+    with factory() as session:
+        assert [(item.kind, item.attempts) for item in follow_ups.pending(session)] == [
+            ("calendar_write", 1),
+            ("from_the_future", 1),
+        ]

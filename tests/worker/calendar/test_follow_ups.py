@@ -44,7 +44,7 @@ def later(minutes: float = 0) -> datetime:
 
 def owed(world: World, kind: str) -> list[int]:
     with world.factory() as session:
-        return [item.target_id for item in follow_ups.owed(session, kind)]
+        return [item.target_id for item in follow_ups.pending(session, kind)]
 
 
 def outlook(graph: FakeGraph, user: str = "u1") -> list[Event]:
@@ -250,7 +250,7 @@ def test_office_rules_changed_while_the_broker_is_down_judge_stored_events_by_th
 
     assert _booked(world) == [("WFO", BookingStatus.BOOKED)]
     with world.factory() as session:
-        assert [(item.kind, item.target_id) for item in follow_ups.owed(session)] == []
+        assert [(item.kind, item.target_id) for item in follow_ups.pending(session)] == []
     sweeper.sweep(world.runtime, now=later(minutes=600))
     drain(BROKER, "calendar")
     assert _booked(world) == [("WFO", BookingStatus.BOOKED)]  # once: no second booking, no cancellation
@@ -336,7 +336,7 @@ def test_privacy_turned_on_while_the_broker_is_down_is_blanked_by_the_sweep_and_
     drain(BROKER, "calendar")
     assert _titles(world) == [""]
     with world.factory() as session:
-        assert follow_ups.owed(session) == []
+        assert follow_ups.pending(session) == []
 
 
 def test_the_sweep_leaves_what_the_broker_refuses_due_and_gives_up_at_last(
@@ -347,7 +347,7 @@ def test_the_sweep_leaves_what_the_broker_refuses_due_and_gives_up_at_last(
         booking_id = book(world)
         assert sweeper.sweep(world.runtime, now=later()) == 0  # still down: nothing counted
     with world.factory() as session:
-        [waiting] = follow_ups.owed(session, follow_ups.CALENDAR_WRITE)
+        [waiting] = follow_ups.pending(session, follow_ups.CALENDAR_WRITE)
     assert waiting.attempts == 0
 
     clock = later()  # the queued jobs never run here: as if each failed

@@ -291,7 +291,7 @@ def test_privacy_on_blanks_what_a_late_page_stored_in_batches(
     BROKER.flush_all()
     assert reevaluate.plan(world.runtime, world.organisation_id, ["calendar_busy_only"], again=True)["blanked"] == 0
     with world.factory() as session:
-        assert follow_ups.owed(session, follow_ups.BLANK_AGAIN) == []
+        assert follow_ups.pending(session, follow_ups.BLANK_AGAIN) == []
 
 
 def test_a_window_change_asks_every_calendar_for_a_sync(world: World, graph: FakeGraph) -> None:
