@@ -3,8 +3,8 @@
 From 30 days back to the end of the organisation's calendar window; bookings cancelled within the
 last 30 days stay in as STATUS:CANCELLED, so subscribers drop them rather than keep a stale copy.
 The bytes depend only on the bookings: DTSTAMP is the latest change among them (not the time of
-the request) and SEQUENCE is the seconds between a booking's creation and its last change, so an
-unchanged feed has the same bytes, and so the same ETag, on every poll.
+the request) and SEQUENCE is the booking's revision (one more on every change, however close
+together), so an unchanged feed has the same bytes, and so the same ETag, on every poll.
 """
 
 from __future__ import annotations
@@ -100,6 +100,6 @@ def _entry(booking: Booking, desk: Desk | None, member: Member, timezone: str, *
         title=f"{member.username}: {what}" if team else what,
         location=", ".join(part for part in where if part),
         office_label=desk.building if desk is not None else "",
-        # Grows with every change (each one bumps updated_at), cancelling included.
-        sequence=max(0, int((booking.updated_at - booking.created_at).total_seconds())),
+        # Grows with every change, cancelling included: the database bumps it on every update of the row.
+        sequence=booking.revision,
     )

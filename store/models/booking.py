@@ -70,3 +70,5 @@ class Booking(Timestamps, Base):
     cancelled_at: Mapped[datetime | None]
     checked_in_at: Mapped[datetime | None]
     checked_out_at: Mapped[datetime | None]
+    # One more on every UPDATE of the row, by the database (so bulk updates count too): the feed's SEQUENCE.
+    revision: Mapped[int] = mapped_column(default=0, server_default=text("0"), onupdate=text("revision + 1"))

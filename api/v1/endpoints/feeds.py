@@ -143,10 +143,11 @@ def delete_feed(feed: Chosen, db: DB) -> Response:
 
 # Left out of the OpenAPI document: it answers a calendar app, not an API client, and its URL is
 # only ever handed out whole by the routes above.
-@public_router.get("/{secret}.ics", include_in_schema=False)
+@public_router.api_route("/{secret}.ics", methods=["GET", "HEAD"], include_in_schema=False)
 def feed_calendar_file(secret: str, request: Request, db: DB, ctx: Context) -> Response:
     """The feed as text/calendar; 304 when `If-None-Match` holds its current ETag. An unknown,
-    rotated or deleted secret is a 404 that says nothing more."""
+    rotated or deleted secret is a 404 that says nothing more. HEAD answers as GET does, without
+    the body (calendar apps and link checkers ask it before subscribing)."""
     feed = feeds.by_secret(db, secret) if len(secret) <= MAX_SECRET else None
     if feed is None or feed_calendar.owner_gone(db, feed):
         raise ApiError(404, "No such feed.", code="not_found")
@@ -156,6 +157,8 @@ def feed_calendar_file(secret: str, request: Request, db: DB, ctx: Context) -> R
     tags = _tags(request.headers.get("if-none-match", ""))
     if served.etag in tags or "*" in tags:
         return Response(status_code=304, headers=headers)
+    if request.method == "HEAD":
+        return Response(media_type=CALENDAR, headers={**headers, "Content-Length": str(len(served.body))})
     return Response(served.body, media_type=CALENDAR, headers=headers)
 
 

@@ -131,30 +131,53 @@ def test_changes_bump_the_sequence_and_cancellations_stay(
 ) -> None:
     url = create(client, world.org.member_token)["url"]
     uid = f"booking-{world.booking_id}@testserver"
-    # Made two hours ago and last changed one hour ago: the feed says the 3600th second of its life.
-    made = datetime.now(UTC) - timedelta(hours=2)
-    with transaction(api_factory) as session:
-        session.execute(
-            update(Booking)
-            .where(Booking.id == world.booking_id)
-            .values(created_at=made, updated_at=made + timedelta(hours=1))
-        )
     before = vevents(calendar(client, url))[uid]
-    assert sequence(before) == 3600
 
     moved = client.patch(
         f"/v1/bookings/{world.booking_id}", json={"details": "Moved"}, headers=auth(world.org.member_token)
     )
     assert moved.status_code == 200
     after_move = vevents(calendar(client, url))[uid]
-    assert sequence(after_move) > sequence(before)
-    assert stamp(after_move) > stamp(before)
+    assert sequence(after_move) == sequence(before) + 1
+    assert stamp(after_move) >= stamp(before)
 
     cancelled = client.post(f"/v1/bookings/{world.booking_id}/cancel", headers=auth(world.org.member_token))
     assert cancelled.status_code == 200
     gone = vevents(calendar(client, url))[uid]
     assert str(gone["STATUS"]) == "CANCELLED"
-    assert sequence(gone) >= sequence(after_move)
+    assert sequence(gone) == sequence(after_move) + 1
+
+
+def test_two_changes_within_one_second_are_two_sequences(
+    client: TestClient, api_factory: sessionmaker[Session], world: World
+) -> None:
+    url = create(client, world.org.member_token)["url"]
+    uid = f"booking-{world.booking_id}@testserver"
+    # Whatever the clock says, each change is one more: here both land on the same updated_at.
+    frozen = datetime(2030, 1, 1, tzinfo=UTC)
+    seen = [sequence(vevents(calendar(client, url))[uid])]
+    for details in ("First", "Second"):
+        with transaction(api_factory) as session:
+            session.execute(
+                update(Booking).where(Booking.id == world.booking_id).values(details=details, updated_at=frozen)
+            )
+        seen.append(sequence(vevents(calendar(client, url))[uid]))
+    assert seen == [seen[0], seen[0] + 1, seen[0] + 2]
+
+
+def test_head_answers_like_get_without_a_body(client: TestClient, world: World) -> None:
+    url = path(create(client, world.org.member_token)["url"])
+    got = client.get(url)
+
+    head = client.head(url)
+
+    assert head.status_code == 200
+    assert head.content == b""
+    for name in ("etag", "content-type", "cache-control", "content-length"):
+        assert head.headers[name] == got.headers[name], name
+    assert client.head(url, headers={"If-None-Match": got.headers["etag"]}).status_code == 304
+    missing = client.head("/v1/feeds/dbfeed_unknown.ics")
+    assert (missing.status_code, missing.content) == (404, b"")
 
 
 def test_what_the_feed_spans(client: TestClient, api_factory: sessionmaker[Session], world: World) -> None:
