@@ -12,23 +12,24 @@ rounds beyond the first failure), so the run is repeatable and takes a few minut
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
-import uvicorn
 from sqlalchemy import Engine, text
 
 from api.app import create_app
 from api.context import ApiContext
 from api.ratelimit import MemoryCounter
+from store.columns import utcnow
 from store.db import make_session_factory
 from store.migrate import upgrade
 from store.secret_box import SecretBox
+from tests.api.served import serve
 from tests.conftest import make_org, postgres_database
 from worker.webhooks.sender import make_client as make_webhook_client
 
@@ -36,6 +37,7 @@ pytestmark = pytest.mark.postgres
 
 SEED = 20261206
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
+CHECKS = "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance"
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 # Rows the fuzzer must not reach by guessing small ids: the admin it acts as, and their token. Were
 # it to revoke the token or take the admin's API access away, the rest of the run would only see 401/403.
@@ -46,17 +48,51 @@ OUT_OF_REACH = 1_000_003
 def fuzz_engine() -> Iterator[Engine]:
     with postgres_database(f"deskbridge_fuzz_{os.getpid()}") as engine:
         upgrade(engine)
-        with engine.begin() as connection:
-            for sequence in ("members_id_seq", "api_tokens_id_seq"):
-                connection.execute(text(f"ALTER SEQUENCE {sequence} RESTART WITH {OUT_OF_REACH}"))
         yield engine
+
+
+def restart_sequences(engine: Engine, start: int) -> None:
+    with engine.begin() as connection:
+        for sequence in ("members_id_seq", "api_tokens_id_seq"):
+            connection.execute(text(f"ALTER SEQUENCE {sequence} RESTART WITH {start}"))
+
+
+def furnish(base_url: str, token: str) -> None:
+    """A few of everything, made through the API: the fuzzer's small ids (1, 2, 3) then name real rows."""
+    start = (utcnow() + timedelta(days=3)).replace(microsecond=0)
+    with httpx.Client(base_url=base_url, headers={"Authorization": f"token {token}"}, timeout=30) as client:
+        for n in range(1, 4):
+            made = [
+                client.post("/v1/invitations", json={"email": f"person{n}@fuzz.example"}),
+                client.post("/v1/desks", json={"label": f"Desk {n}"}),
+                client.post("/v1/teams", json={"name": f"Team {n}"}),
+                client.post("/v1/webhooks", json={"url": f"http://127.0.0.1:9/{n}"}),
+                client.post("/v1/hooks", json={"target_url": f"http://127.0.0.1:9/zap{n}", "event": "*"}),
+                client.post("/v1/connections", json={"kind": "csv", "name": f"HR {n}"}),
+                client.post("/v1/feeds", json={}),
+                client.post("/v1/tokens", json={"name": f"spare {n}"}),
+                client.post(
+                    "/v1/bookings",
+                    json={
+                        "start": (start + timedelta(days=n)).isoformat(),
+                        "end": (start + timedelta(days=n, hours=8)).isoformat(),
+                        "desk_id": n,
+                    },
+                ),
+            ]
+            for response in made:
+                assert response.status_code == 201, (response.request.url, response.text)
+            team = client.post(f"/v1/teams/{n}/members", json={"member_ids": [OUT_OF_REACH]})
+            assert team.status_code < 300, team.text
 
 
 @pytest.fixture(scope="module")
 def served(fuzz_engine: Engine) -> Iterator[tuple[str, str]]:
-    """The app on a loopback port, and an admin's token."""
+    """The app on a loopback port, furnished, and an admin's token."""
     factory = make_session_factory(fuzz_engine)
+    restart_sequences(fuzz_engine, OUT_OF_REACH)
     org = make_org(factory, "Fuzz")
+    restart_sequences(fuzz_engine, 1)
     app = create_app(
         ApiContext(
             session_factory=factory,
@@ -65,26 +101,15 @@ def served(fuzz_engine: Engine) -> Iterator[tuple[str, str]]:
             broker_ping=lambda: True,
             rate_limit_per_day=0,  # no daily limit: the fuzzer sends thousands of requests
             secret_box=SecretBox([SecretBox.generate_key()]),
-            allow_private_webhooks=False,
-            webhook_client=make_webhook_client(allow_private=False),
+            # Loopback targets allowed, so the endpoints made above (port 9, nothing listens) exist; a test
+            # send to one is refused at once. No other name resolves here.
+            allow_private_webhooks=True,
+            webhook_client=make_webhook_client(allow_private=True),
         )
     )
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        threading.Event().wait(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", org.admin_token
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        listener.close()
+    with serve(app) as base_url:
+        furnish(base_url, org.admin_token)
+        yield base_url, org.admin_token
 
 
 def test_no_server_error_and_every_answer_as_documented(served: tuple[str, str], tmp_path: Path) -> None:
@@ -96,7 +121,7 @@ def test_no_server_error_and_every_answer_as_documented(served: tuple[str, str],
         "--header",
         f"Authorization: token {token}",
         "--checks",
-        "not_a_server_error,response_schema_conformance",
+        CHECKS,
         "--seed",
         str(SEED),
         "--max-examples",
