@@ -140,9 +140,13 @@ class TokenOut(BaseModel):
 
 
 class ImportIn(RequestBody):
-    """A CSV export with the header email,name,teams,active (only email is required)."""
+    """A CSV export: ours (email,name,teams,active; only email is required), or Microsoft Entra ID's or the
+    Google Admin console's "Download users" file as downloaded; separated by ',', ';' or tab."""
 
-    csv: str = Field(description="The file's text. Teams are separated by ';' or '|'; active is true/false.")
+    csv: str = Field(
+        description="The file's text. Teams are separated by ';' or '|'; active is true/false, yes/no, 1/0 or "
+        "Active/Suspended. Excel's 'sep=' first line is understood."
+    )
 
 
 class RowErrorOut(BaseModel):
@@ -157,7 +161,10 @@ class ImportOut(BaseModel):
     applied: bool = Field(description="Whether the store was changed (never on a dry run or a file with errors).")
     rows: int = Field(description="People rows read.")
     counts: dict[str, int]
-    people: dict[str, list[str]] = Field(description="Addresses by action: invited, added, restored, updated, removed…")
+    people: dict[str, list[str]] = Field(
+        description="Addresses by action: invited, added, restored, linked (already members, now the file's), "
+        "updated, removed, skipped…"
+    )
     notes: list[str]
     errors: list[RowErrorOut] = Field(description="Bad rows (a dry run only; an import answers 422 instead).")
 
