@@ -39,6 +39,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import redis
+from cryptography.fernet import Fernet
 from psycopg import sql
 
 from bench import cpu, load, wrk
@@ -139,6 +140,8 @@ def start_server(database_url: str, redis_url: str, workers: int, port: int, log
         "DESKBRIDGE_DATABASE_URL": database_url,
         "DESKBRIDGE_REDIS_URL": redis_url,
         "DESKBRIDGE_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        # Required outside the embedded mode; the bench stores no secret, so any key does.
+        "DESKBRIDGE_SECRET_KEY": os.environ.get("DESKBRIDGE_SECRET_KEY") or Fernet.generate_key().decode(),
         "DESKBRIDGE_RATE_LIMIT_PER_DAY": "1000000000",  # counted as in production, never reached
         "DESKBRIDGE_LOG_LEVEL": "WARNING",
     }
