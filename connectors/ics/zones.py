@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, tzinfo
-from functools import cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import icalendar
@@ -33,6 +33,7 @@ _UNIVERSAL = frozenset({"coordinated universal time", "utc", "universal time", "
 _SAMPLES = (datetime(2024, 1, 15, 12), datetime(2024, 7, 15, 12))
 
 
+@lru_cache(maxsize=4096)  # a feed names a few zones thousands of times; the tz database does not change while running
 def iana_name(name: str) -> str | None:
     """The IANA name for a zone written as an IANA name, a Windows id or a Windows display name; None if unknown."""
     name = name.strip().strip('"').strip()
