@@ -36,7 +36,7 @@ from worker.webhooks.sender import make_client as make_webhook_client
 pytestmark = pytest.mark.postgres
 
 SEED = 20261206
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40"))
 CHECKS = "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance"
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 # Rows the fuzzer must not reach by guessing small ids: the admin it acts as, and their token. Were
@@ -127,7 +127,7 @@ def test_no_server_error_and_every_answer_as_documented(served: tuple[str, str],
         "--max-examples",
         str(EXAMPLES),
         "--phases",
-        "examples,coverage,fuzzing",
+        "examples,coverage,fuzzing,stateful",
         "--workers",
         "2",
         "--request-timeout",
