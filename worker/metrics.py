@@ -10,13 +10,12 @@ Several processes (uvicorn or dramatiq with more than one process, the API, work
 in containers of their own): set PROMETHEUS_MULTIPROC_DIR to a folder shared by all of them (the
 compose file's `metrics` volume) before they start; prometheus_client then writes every process's
 values there and `exposition()`, behind the API's /metrics, sums them. Each process's files are
-named by host name and pid (`process_identifier`), since containers reuse the same small pids.
+named by host name and pid (`worker.metric_files`), since containers reuse the same small pids.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import time
 from typing import Any
 
@@ -33,21 +32,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
-    values,
 )
-
-
-def process_identifier() -> str:
-    """This process in the shared metrics folder: host name and pid (two containers may both be pid 7).
-
-    prometheus_client splits file names on `_`, so the host name keeps none.
-    """
-    return f"{socket.gethostname().replace('_', '-')}-{os.getpid()}"
-
-
-if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    # Before any metric is made: each takes its value class when it is created.
-    values.ValueClass = values.MultiProcessValue(process_identifier)  # type: ignore[no-untyped-call]
 
 DELIVERIES = Counter(
     "deskbridge_webhook_deliveries_total",

@@ -1,8 +1,15 @@
-"""Worker metrics: actor durations and failures recorded by real Dramatiq workers, queue depth on both brokers."""
+"""Worker metrics: actor durations and failures recorded by real Dramatiq workers, queue depth on both brokers,
+and processes sharing a multiprocess folder."""
 
 from __future__ import annotations
 
+import os
+import re
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import dramatiq
 import pytest
@@ -10,9 +17,12 @@ import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import REDIS_URL
 from worker import metrics
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def sample(name: str, **labels: str) -> float:
@@ -98,3 +108,25 @@ def test_the_exposition_shows_the_delivery_metrics() -> None:
     assert b'deskbridge_webhook_deliveries_total{outcome="succeeded"}' in text
     assert b"deskbridge_outbox_lag_seconds 1.5" in text
     assert b"deskbridge_webhook_delivery_latency_seconds_bucket" in text
+
+
+def test_processes_sharing_a_metrics_folder_are_summed_and_named_by_host_and_pid(tmp_path: Path) -> None:
+    """As the compose file's `metrics` volume: each process writes its own files (by host name and pid,
+    since containers reuse pids), and one exposition sums them."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    count = "from worker import metrics; metrics.DELIVERIES.labels('succeeded').inc(3); import api.metrics"
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", count], env=env, check=True, timeout=60)
+    show = "from worker.metrics import exposition; print(exposition()[0].decode())"
+    shown = subprocess.run([sys.executable, "-c", show], env=env, check=True, capture_output=True, text=True).stdout
+
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(shown)
+        for sample in family.samples
+    }
+    assert samples[("deskbridge_webhook_deliveries_total", (("outcome", "succeeded"),))] == 6
+    host = socket.gethostname().replace("_", "-")
+    files = [path.name for path in tmp_path.glob("*.db")]
+    assert files
+    assert all(re.fullmatch(rf"[a-z_]+_{re.escape(host)}-\d+\.db", name) for name in files), files
