@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models.base import Base
@@ -20,16 +20,14 @@ class FollowUp(Base):
     """
 
     __tablename__ = "follow_ups"
-    __table_args__ = (
-        UniqueConstraint("kind", "target_id"),
-        # The sweep reads only what is due, oldest first.
-        Index("ix_follow_ups_due_at", "due_at"),
-    )
+    # Two indexes only (every booking change may write a row): the key, and `due_at` for the sweep,
+    # which reads only what is due, oldest first. None on the organisation: rows live minutes, so an
+    # organisation's deletion scans a small table.
+    __table_args__ = (Index("ix_follow_ups_due_at", "due_at"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32))
-    target_id: Mapped[int]
-    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    target_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
     generation: Mapped[int] = mapped_column(default=1)
     due_at: Mapped[datetime]
     attempts: Mapped[int] = mapped_column(default=0)

@@ -189,13 +189,8 @@ def _owe_calendar_write(session: Session, booking: Booking) -> None:
         return
     from store.services import calendars  # calendars -> members -> this module
 
-    follow_ups.record(
-        session,
-        follow_ups.CALENDAR_WRITE,
-        booking.id,
-        booking.organisation_id,
-        only_if=calendars.writable_exists(booking.member_id),
-    )
+    if calendars.has_writable(session, booking.member_id):
+        follow_ups.record(session, follow_ups.CALENDAR_WRITE, booking.id, booking.organisation_id)
 
 
 def check_in(session: Session, booking: Booking, *, now: datetime | None = None) -> Booking:

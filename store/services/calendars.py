@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, or_, select, text, update
+from sqlalchemy import BindParameter, Select, bindparam, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -386,17 +386,21 @@ def writable_of_member(session: Session, member_id: int) -> list[Calendar]:
     return list(session.scalars(_writable(member_id).order_by(Calendar.id)))
 
 
-def writable_exists(member_id: int) -> ColumnElement[bool]:
-    """SQL: whether the person has a calendar their bookings are written into (`writable_of_member`)."""
-    return _writable(member_id).exists()
+def has_writable(session: Session, member_id: int) -> bool:
+    """Whether the person has a calendar their bookings are written into (`writable_of_member`): one
+    indexed lookup, asked with most bookings."""
+    return session.scalar(_HAS_WRITABLE, {"member_id": member_id}) is not None
 
 
-def _writable(member_id: int) -> Select[Calendar]:
+def _writable(member_id: int | BindParameter[int]) -> Select[Calendar]:
     return (
         select(Calendar)
         .join(Connection, Connection.id == Calendar.connection_id)
         .where(Calendar.member_id == member_id, Connection.kind.in_(READING_KINDS))
     )
+
+
+_HAS_WRITABLE = _writable(bindparam("member_id")).with_only_columns(Calendar.id).limit(1)
 
 
 # Bookings written into calendars.

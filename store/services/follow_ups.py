@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, literal, select
+from sqlalchemy import bindparam, delete, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -57,27 +57,16 @@ def record(
     organisation_id: int,
     *,
     due_in: timedelta = GRACE,
-    only_if: ColumnElement[bool] | None = None,
     now: datetime | None = None,
 ) -> None:
     """Owe `kind` of work on `target_id`, in the caller's transaction: one statement, a new row or
-    the waiting one asked again (a new generation, due `due_in` from now, attempts counted afresh).
-    With `only_if`, nothing is recorded unless that SQL condition holds."""
+    the waiting one asked again (a new generation, due `due_in` from now, attempts counted afresh)."""
     if kind not in KINDS:
         raise ValueError(f"unknown follow-up kind {kind!r}")
     due = (now or utcnow()) + due_in
-    values = select(
-        literal(kind).label("kind"),
-        literal(target_id).label("target_id"),
-        literal(organisation_id).label("organisation_id"),
-        literal(1).label("generation"),
-        literal(due, FollowUp.due_at.type).label("due_at"),
-        literal(0).label("attempts"),
-    ).where(literal(True) if only_if is None else only_if)  # SQLite's upsert after a SELECT needs a WHERE
-    statement = _insert(session).from_select(
-        ["kind", "target_id", "organisation_id", "generation", "due_at", "attempts"], values
+    session.execute(
+        _upsert(session), {"kind": kind, "target_id": target_id, "organisation_id": organisation_id, "due_at": due}
     )
-    session.execute(_asked_again(statement))
 
 
 def _insert(session: Session) -> postgresql.Insert | sqlite.Insert:
@@ -90,8 +79,30 @@ def _asked_again(statement: postgresql.Insert | sqlite.Insert) -> postgresql.Ins
     """A row already owed is asked again: a new generation, due as the new one, attempts afresh."""
     return statement.on_conflict_do_update(
         index_elements=["kind", "target_id"],
-        set_={"generation": FollowUp.generation + 1, "due_at": statement.excluded.due_at, "attempts": 0},
+        # Named, not `statement.excluded.due_at`: building that column collection costs more than the insert.
+        set_={"generation": FollowUp.generation + 1, "due_at": literal_column("excluded.due_at"), "attempts": 0},
     )
+
+
+_UPSERTS: dict[str, postgresql.Insert | sqlite.Insert] = {}
+
+
+def _upsert(session: Session) -> postgresql.Insert | sqlite.Insert:
+    """`record`'s statement, built once per dialect: it runs with most bookings, so building it each
+    time (half a millisecond) would cost more than running it."""
+    dialect = session.get_bind().dialect.name
+    if dialect not in _UPSERTS:
+        _UPSERTS[dialect] = _asked_again(
+            _insert(session).values(
+                kind=bindparam("kind"),
+                target_id=bindparam("target_id"),
+                organisation_id=bindparam("organisation_id"),
+                generation=1,
+                due_at=bindparam("due_at", type_=FollowUp.due_at.type),
+                attempts=0,
+            )
+        )
+    return _UPSERTS[dialect]
 
 
 def record_many(

@@ -18,7 +18,6 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "follow_ups",
-        sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("target_id", sa.Integer(), nullable=False),
         sa.Column("organisation_id", sa.Integer(), nullable=False),
@@ -31,16 +30,13 @@ def upgrade() -> None:
             name=op.f("fk_follow_ups_organisation_id_organisations"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_follow_ups")),
-        sa.UniqueConstraint("kind", "target_id", name=op.f("uq_follow_ups_kind_target_id")),
+        sa.PrimaryKeyConstraint("kind", "target_id", name=op.f("pk_follow_ups")),
     )
     with op.batch_alter_table("follow_ups", schema=None) as batch_op:
         batch_op.create_index("ix_follow_ups_due_at", ["due_at"], unique=False)
-        batch_op.create_index(batch_op.f("ix_follow_ups_organisation_id"), ["organisation_id"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("follow_ups", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_follow_ups_organisation_id"))
         batch_op.drop_index("ix_follow_ups_due_at")
     op.drop_table("follow_ups")
