@@ -1,7 +1,7 @@
 """Follow-ups: work a commit owes after it, recorded in that commit's transaction.
 
 What happens after a commit goes to the queue, and a queue can be down when the commit ends. So
-the change also records what it owes (`record`, in its own transaction): the queue does the work
+the change also records what it owes (`record`), in the same transaction: the queue does the work
 at once when it can, and the scheduler's sweep (worker/follow_ups.py) queues what is still owed
 `GRACE` later (the enqueue failed, the job was lost). The job deletes the row when it finished
 (`seen` at its start, `done` at its end: a request made meanwhile stays owed). A kind's job must
