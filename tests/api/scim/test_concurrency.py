@@ -58,11 +58,14 @@ def served(session_factory: sessionmaker[Session]) -> Iterator[str]:
     sock.close()
 
 
-@pytest.fixture
-def scim_http(served: str, session_factory: sessionmaker[Session]) -> Iterator[tuple[httpx.Client, int]]:
-    """An httpx client speaking SCIM with a new connection's token, and the connection's id."""
+@pytest.fixture(params=[False, True], ids=["plain", "teams"])
+def scim_http(
+    request: pytest.FixtureRequest, served: str, session_factory: sessionmaker[Session]
+) -> Iterator[tuple[httpx.Client, int]]:
+    """An httpx client speaking SCIM with a new connection's token, and the connection's id; the
+    connection mirrors every group as a team, or none."""
     org = make_org(session_factory)
-    connection_id, token = connect(session_factory, org)
+    connection_id, token = connect(session_factory, org, **({"team_groups": ["*"]} if request.param else {}))
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}
     limits = httpx.Limits(max_connections=CALLERS)
     with httpx.Client(base_url=f"{served}/scim/v2", headers=headers, timeout=60, limits=limits) as client:
@@ -158,3 +161,31 @@ def test_concurrent_creates_of_one_username_make_one_user(
             select(func.count()).where(DirectoryUser.connection_id == connection_id, DirectoryUser.deleted.is_(False))
         )
     assert live == 1
+
+
+def test_member_adds_to_two_groups_and_deletes_of_people_at_once(
+    scim_http: tuple[httpx.Client, int], session_factory: sessionmaker[Session]
+) -> None:
+    client, connection_id = scim_http
+    people = [client.post("/Users", json=user_body(f"person{n}")).json()["id"] for n in range(10)]
+    leaving, staying = people[:4], people[4:]
+    groups = [client.post("/Groups", json={"displayName": name}).json()["id"] for name in ("North", "South")]
+    for group in groups:  # the leavers are members already, as the provider announced them earlier
+        body = patch_body({"op": "add", "path": "members", "value": [{"value": person} for person in leaving]})
+        assert client.patch(f"/Groups/{group}", json=body).status_code == 200
+
+    def add(group: str, person: str) -> Callable[[], httpx.Response]:
+        operation = {"op": "Add", "path": "members", "value": [{"value": person}]}
+        return lambda: client.patch(f"/Groups/{group}", json=patch_body(operation))
+
+    def delete(person: str) -> Callable[[], httpx.Response]:
+        return lambda: client.delete(f"/Users/{person}")
+
+    calls = [add(group, person) for group in groups for person in staying] + [delete(person) for person in leaving]
+    responses = at_once(calls)
+
+    assert sorted(response.status_code for response in responses) == [200] * 12 + [204] * 4
+    for group in groups:
+        listed = {item["value"] for item in client.get(f"/Groups/{group}").json().get("members", [])}
+        assert listed == set(staying)
+        assert stored_members(session_factory, connection_id, group) == len(staying)
