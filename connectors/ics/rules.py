@@ -40,7 +40,8 @@ _NOT_WITH = {
     "BYYEARDAY": frozenset({"DAILY", "WEEKLY", "MONTHLY"}),
     "BYWEEKNO": FREQUENCIES - {"YEARLY"},
 }
-_KNOWN = frozenset({"FREQ", "UNTIL", "COUNT", "INTERVAL", "BYDAY", "WKST", *_RANGES})
+# RSCALE and SKIP are RFC 7529's (non-Gregorian calendars): well-formed, left to the expander.
+_KNOWN = frozenset({"FREQ", "UNTIL", "COUNT", "INTERVAL", "BYDAY", "WKST", "RSCALE", "SKIP", *_RANGES})
 _DAY = re.compile(r"(?P<ordinal>[+-]?\d{1,2})?(?P<day>[A-Z]{2})")
 _UNTIL = re.compile(r"\d{8}(?:T\d{6}Z?)?")
 

@@ -186,6 +186,7 @@ def test_a_malformed_rule_keeps_its_rdates() -> None:
         "FREQ=MINUTELY;BYHOUR=9;BYMINUTE=0,30;BYSECOND=0;COUNT=4",
         "freq=weekly;byday=tu",  # lower case: RFC 5545 names are case-insensitive
         "FREQ=WEEKLY;X-NAME=1;COUNT=2",  # x-names are allowed
+        "RSCALE=GREGORIAN;FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29;SKIP=FORWARD",  # RFC 7529
     ],
 )
 def test_well_formed_rules_pass(rule: str) -> None:
