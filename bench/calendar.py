@@ -557,6 +557,7 @@ def main(argv: list[str] | None = None) -> int:
             "ca_bundle": graph.get("ca_bundle"),
             "google_api_url": google.get("base_url", "https://admin.googleapis.com/"),
             "log_level": "WARNING",
+            "allow_private_webhooks": True,  # the fakes (a Google key's token_uri) are on loopback
         }
         components = build(Settings(**{**wiring, "secret_key": SecretStr(wiring["secret_key"])}))
         factory = components.session_factory

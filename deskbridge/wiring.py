@@ -64,6 +64,7 @@ def build(settings: Settings) -> Components:
                 graph_url=settings.graph_url,
                 google_api_url=settings.google_api_url,
                 ca_bundle=settings.ca_bundle,
+                allow_private=settings.private_targets_allowed,
             ),
             directory_sync_seconds=settings.directory_sync_minutes * 60,
             calendar_sync_seconds=settings.calendar_sync_minutes * 60,

@@ -104,7 +104,9 @@ class CalendarService(DirectoryService):
         return _events(self._endpoint())
 
     def _delegated_credentials(self) -> service_account.Credentials:
-        return delegated_credentials(self.settings.service_account_info, self.person, self.scopes)
+        return delegated_credentials(
+            self.settings.service_account_info, self.person, self.scopes, allow_private=self.settings.allow_private
+        )
 
     def _endpoint(self) -> str:
         # Settings pointed somewhere else (a test's fake, a proxy) serve both APIs from there. The endpoint

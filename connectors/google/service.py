@@ -47,6 +47,7 @@ class GoogleSettings:
     max_wait: float = 120.0  # the longest pause we take; a longer Retry-After ends the round instead
     backoff: float = 1.0  # first pause without Retry-After; doubled on each retry
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+    allow_private: bool = False  # the token endpoint may be a private address (the embedded mode, tests)
 
 
 class GoogleNotFound(ConnectorError):
@@ -149,7 +150,10 @@ class DirectoryService:
         return tuple(notes)
 
     def _delegated_credentials(self) -> service_account.Credentials:
-        return delegated_credentials(self.settings.service_account_info, self.settings.admin_email)
+        settings = self.settings
+        return delegated_credentials(
+            settings.service_account_info, settings.admin_email, allow_private=settings.allow_private
+        )
 
     def _endpoint(self) -> str:
         base_url = self.settings.base_url

@@ -15,10 +15,12 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from connectors.outbound import UnsafeURL
 from connectors.records import ConnectorError
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 ACCEPT = "text/calendar, text/plain;q=0.5, */*;q=0.1"
+FEED_URL = "the calendar feed URL"
 USER_AGENT = "deskbridge (calendar feed reader)"  # some hosts turn away the default python-httpx agent
 
 
@@ -112,6 +114,8 @@ def _send(http: httpx.Client, url: str, headers: dict[str, str], deadline: float
     try:
         request = http.build_request("GET", url, headers=headers, timeout=httpx.Timeout(left))
         return http.send(request, stream=True, follow_redirects=False)
+    except UnsafeURL as refused:  # the guard under `http` refused the feed's (or a redirect's) address
+        raise refused.about(FEED_URL) from None
     except httpx.TimeoutException:
         raise _timeout(url) from None
     except httpx.HTTPError as error:

@@ -97,8 +97,12 @@ class GraphClient:
         )
 
     def url(self, path_or_url: str) -> str:
-        """An absolute URL: links Graph hands out (nextLink, deltaLink) are used as they are."""
+        """An absolute URL: links Graph hands out (nextLink, deltaLink) are used as they are, as long as
+        they stay on Graph's own origin (the bearer token goes with them)."""
         if path_or_url.startswith(("https://", "http://")):
+            link, base = httpx.URL(path_or_url), httpx.URL(self.base_url)
+            if (link.scheme, link.host, link.port) != (base.scheme, base.host, base.port):
+                raise ConnectorError(f"Graph handed out a link to another host ({link.host}); it was not followed")
             return path_or_url
         return f"{self.base_url}/{path_or_url.lstrip('/')}"
 

@@ -156,6 +156,7 @@ def stack(engine: Engine, graph: FakeGraph, google: FakeGoogle, tls: TestTLS, tm
             graph_url=graph.graph_url,
             google_api_url=google.base_url,
             ca_bundle=str(tls.ca_bundle),
+            allow_private=True,  # the fakes are on loopback
         ),
     )
     runtime.configure(worker_runtime)

@@ -25,6 +25,9 @@ class DirectoryEndpoints:
     kadence_api_url: str | None = None
     kadence_token_url: str | None = None
     resourceguru_url: str | None = None
+    # Whether URLs that come from input (a Google key's token_uri) may reach private addresses: the
+    # deployment's setting (the embedded mode, tests with loopback fakes). Refused unless said.
+    allow_private: bool = False
 
 
 def make(
@@ -81,4 +84,5 @@ def google_settings(
         admin_email=settings["admin_email"],
         customer=settings.get("customer") or "my_customer",
         base_url=endpoints.google_api_url,
+        allow_private=endpoints.allow_private,
     )

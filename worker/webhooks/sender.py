@@ -3,7 +3,7 @@
 Every webhook POST goes through `Poster` (aiohttp on an event loop thread of its own, reached from
 any thread): the delivery jobs post a batch at once (`Poster.post_all`), the API's test send one
 request (`post`). The SSRF guard runs after DNS resolution, at connect time, in aiohttp's resolver
-(`CheckedResolver`, with the rules of `worker.webhooks.ssrf`); a URL naming an IP address, which
+(`CheckedResolver`, with the rules of `connectors.outbound`); a URL naming an IP address, which
 aiohttp connects to without resolving, is checked before the request. No redirects are followed,
 no cookies kept, no proxy taken from the environment; each request may take TIMEOUT_SECONDS in all.
 
@@ -23,23 +23,24 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from math import floor
 from typing import Any, TypedDict, TypeVar
 
 import aiohttp
-import httpcore
 import httpx
 import uvloop
 from aiohttp.abc import AbstractResolver, ResolveResult
 from standardwebhooks.webhooks import Webhook
 from yarl import URL
 
+from connectors.outbound import CheckedTransport
 from worker.webhooks.schedule import retry_after_seconds
-from worker.webhooks.ssrf import UnsafeURL, check_address, resolve_safe, warn_if_private_allowed
+from worker.webhooks.ssrf import WEBHOOK_URL, UnsafeURL, check_address, resolve_safe, warn_if_private_allowed
 
 T = TypeVar("T")
 
@@ -176,7 +177,8 @@ class CheckedResolver(AbstractResolver):
     ) -> list[ResolveResult]:
         """The checked addresses of `host`; UnsafeURL when one is refused, OSError when it does not resolve."""
         loop = asyncio.get_running_loop()
-        addresses = await loop.run_in_executor(None, resolve_safe, host, port, self.allow_private)
+        check = partial(resolve_safe, host, port, self.allow_private, what=WEBHOOK_URL)
+        addresses = await loop.run_in_executor(None, check)
         return [
             ResolveResult(
                 hostname=host,
@@ -360,7 +362,7 @@ async def _post_one(
     try:
         target = URL(request.url)
         if target.raw_host is not None:
-            check_address(target.raw_host, allow_private)  # an IP address is not resolved: check it here
+            check_address(target.raw_host, allow_private, what=WEBHOOK_URL)  # an IP address is not resolved
         async with session.post(
             target,
             data=request.body,
@@ -408,7 +410,8 @@ def make_client(*, allow_private: bool) -> httpx.Client:
     Share one per process (it is thread-safe and pools connections); close it on shutdown.
     """
     warn_if_private_allowed(allow_private)
-    return WebhookClient(CheckedTransport(allow_private=allow_private), Poster(allow_private=allow_private))
+    transport = CheckedTransport(allow_private=allow_private, limits=POOL_LIMITS)
+    return WebhookClient(transport, Poster(allow_private=allow_private))
 
 
 class WebhookClient(httpx.Client):
@@ -429,48 +432,3 @@ class WebhookClient(httpx.Client):
         """Close the connection pool and the poster."""
         self.poster.close()
         super().close()
-
-
-class CheckedBackend(httpcore.SyncBackend):
-    """Resolves the host itself, refuses unsafe addresses, and connects only to the addresses it checked.
-
-    TLS still verifies the certificate against the URL's host name: httpcore passes it as the SNI name.
-    """
-
-    def __init__(self, *, allow_private: bool) -> None:
-        self.allow_private = allow_private
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        try:
-            addresses = resolve_safe(host, port, self.allow_private)
-        except OSError as error:
-            raise httpcore.ConnectError(f"cannot resolve {host}: {error}") from error
-        last: httpcore.ConnectError | None = None
-        for address in addresses:
-            try:
-                return super().connect_tcp(address, port, timeout, local_address, socket_options)
-            except httpcore.ConnectError as error:
-                last = error
-        assert last is not None  # resolve_safe returns at least one address
-        raise last
-
-
-class CheckedTransport(httpx.HTTPTransport):
-    """httpx's transport with `CheckedBackend` underneath (httpx offers no public way to pass a backend)."""
-
-    def __init__(self, *, allow_private: bool, limits: httpx.Limits = POOL_LIMITS) -> None:
-        super().__init__(limits=limits, trust_env=False)
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=CheckedBackend(allow_private=allow_private),
-        )

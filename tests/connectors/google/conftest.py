@@ -38,6 +38,7 @@ def settings(fake: FakeGoogle, sleeps: list[float]) -> GoogleSettings:
         base_url=fake.base_url,
         timeout=5.0,
         sleep=sleeps.append,
+        allow_private=True,  # the fake's token endpoint is on loopback
     )
 
 

@@ -144,7 +144,7 @@ def test_a_google_workspace_sync(tenant: Tenant, google: FakeGoogle) -> None:
         connection_id = connection.id
     runtime = tenant.runtime
     google_runtime = type(runtime)(
-        **{**runtime.__dict__, "directory": DirectoryEndpoints(google_api_url=google.base_url)}
+        **{**runtime.__dict__, "directory": DirectoryEndpoints(google_api_url=google.base_url, allow_private=True)}
     )
 
     tally = sync.run(google_runtime, connection_id)

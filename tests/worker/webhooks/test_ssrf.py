@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from connectors import outbound
 from tests.worker.webhooks.conftest import StartReceiver
 from worker.webhooks import sender, ssrf
 from worker.webhooks.ssrf import UnsafeURL, check_url
@@ -119,10 +120,10 @@ def test_the_client_reaches_loopback_when_private_targets_are_allowed(start_rece
 
 
 def test_allowing_private_targets_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
-    ssrf._warned.clear()
-    with caplog.at_level(logging.WARNING, logger="worker.webhooks.ssrf"):
+    outbound._warned.clear()
+    with caplog.at_level(logging.WARNING, logger="connectors.outbound"):
         check_url("http://127.0.0.1/", allow_private=True)
         sender.make_client(allow_private=True).close()
         check_url("http://8.8.8.8/", allow_private=False)
-    warnings = [record for record in caplog.records if "private webhook targets allowed" in record.getMessage()]
+    warnings = [record for record in caplog.records if "private outbound targets allowed" in record.getMessage()]
     assert len(warnings) == 1

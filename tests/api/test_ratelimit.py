@@ -1,0 +1,55 @@
+"""The Redis rate-limit counter with Redis unreachable (nothing listening on its port): requests are
+counted in the process, so the limit still holds per process, and the counter says it is degraded."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+
+import pytest
+import redis
+
+from api.ratelimit import RedisCounter
+from worker.redis_client import FailFastPool
+
+
+def test_with_redis_unreachable_requests_are_counted_in_the_process() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    counter = RedisCounter.from_url(f"redis://127.0.0.1:{port}/3")
+    assert counter.degraded is None
+
+    counts = [counter.hit("ratelimit:1:20260101", 60) for _ in range(5)]
+
+    assert counts == [1, 2, 3, 4, 5]  # a count that still reaches the limit (the API answers 429 past it)
+    assert counter.hit("ratelimit:2:20260101", 60) == 1  # per member
+    assert counter.degraded == "rate limits are counted per process: Redis is unreachable"
+
+
+def test_a_pool_in_an_outage_refuses_without_trying_until_its_retry_is_due() -> None:
+    # A "Redis" that accepts connections and closes them at once: each attempt is an accepted connection.
+    accepted: list[int] = []
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+
+    def refuse() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                server.accept()[0].close()
+                accepted.append(1)
+
+    threading.Thread(target=refuse, daemon=True).start()
+    pool = FailFastPool.from_url(
+        f"redis://127.0.0.1:{server.getsockname()[1]}/3", name="test", meanwhile="nothing", retry_seconds=3600
+    )
+    try:
+        for _ in range(3):
+            with pytest.raises(redis.RedisError):
+                pool.get_connection()
+    finally:
+        server.close()
+    assert pool.down_since is not None
+    assert len(accepted) == 1  # one attempt; the others refused at once within the retry interval
