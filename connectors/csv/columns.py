@@ -25,6 +25,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "given_name": ("givenname", "given name", "first name", "firstname"),
     "family_name": ("surname", "last name", "lastname", "family name", "familyname"),
     "teams": ("teams",),
+    # Before `active`: Entra's bulk templates write "Block sign in (Yes/No) [accountEnabled]", the opposite.
+    "blocked": ("block sign in", "blocked", "block credential", "sign-in blocked", "sign in blocked"),
     "active": ("active", "accountenabled", "account enabled", "status", "account status", "enabled"),
     "user_type": ("usertype", "user type"),
     "org_unit": ("org unit path", "orgunitpath"),
@@ -35,13 +37,16 @@ EXPECTED = (
     "Download users), Email Address [Required] (Google Admin console's Download users)"
 )
 _BRACKETED = re.compile(r"\[([^\]]*)\]")
+_PARENTHESISED = re.compile(r"\([^)]*\)")
+_NOTES = re.compile(r"\b(?:required|optional)\b", re.IGNORECASE)  # Entra templates write them unbracketed
 
 
 def names_of(cell: str) -> set[str]:
-    """The names a header cell answers to: its text outside brackets, and each bracket's content."""
+    """The names a header cell answers to: its text outside brackets and parentheses (`(Yes/No)`) without
+    `Required`/`Optional`, and each bracket's content."""
     cleaned = cell.replace("\ufeff", "").strip().strip('"')
     inside = _BRACKETED.findall(cleaned)
-    outside = _BRACKETED.sub(" ", cleaned)
+    outside = _NOTES.sub(" ", _PARENTHESISED.sub(" ", _BRACKETED.sub(" ", cleaned)))
     return {" ".join(part.split()).lower() for part in (outside, *inside) if part.strip()}
 
 
@@ -66,8 +71,9 @@ def read_header(cells: list[str], line: int) -> Header:
     names = [names_of(cell) for cell in cells]
     columns: dict[str, int] = {}
     for field, aliases in FIELDS.items():
+        taken = set(columns.values())  # a column holds one field: the first that names it
         for alias in aliases:
-            found = [index for index, cell_names in enumerate(names) if alias in cell_names]
+            found = [index for index, cell_names in enumerate(names) if alias in cell_names and index not in taken]
             if len(found) > 1:
                 raise HeaderError(f"the column {cells[found[1]].strip()!r} appears twice")
             if found:

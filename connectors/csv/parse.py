@@ -121,14 +121,16 @@ def _row(cells: list[str], header: Header, line: int, errors: list[RowError]) ->
         return cells[index].strip() if index is not None and index < len(cells) else ""
 
     email, username = cell("email").lower(), cell("username").lower()
-    active_text = cell("active").lower()
+    said = "active" if header.has("active") else "blocked"  # a file says one or the other
+    active_text = cell(said).lower()
     problems = []
     if not email and not username:
         problems.append("the email is missing")
     elif email and not EMAIL.fullmatch(email):
         problems.append(f"{cell('email')!r} is not an email address")
     if active_text and active_text not in TRUE | FALSE:
-        problems.append(f"{header.labels['active']} must be {ACTIVE_VALUES}, not {cell('active')!r}")
+        problems.append(f"{header.labels[said]} must be {ACTIVE_VALUES}, not {cell(said)!r}")
+    blocked = said == "blocked" and active_text in TRUE
     if problems:
         errors.append(RowError(line, "; ".join(problems)))
         return None, []
@@ -138,7 +140,7 @@ def _row(cells: list[str], header: Header, line: int, errors: list[RowError]) ->
         username=username or email,
         email=email or None,  # none: an account without a mailbox (the scope decides)
         display_name=" ".join(name.split()),
-        active=active_text not in FALSE,
+        active=not blocked if said == "blocked" else active_text not in FALSE,
         guest=cell("user_type").lower() == "guest",
         org_unit=cell("org_unit") or None,
     )

@@ -163,3 +163,19 @@ def test_a_wrong_separator_shows_the_one_cell_read() -> None:
 def test_first_and_last_name_make_the_name_when_there_is_no_name_column() -> None:
     page = page_of("Email Address [Required],First Name [Required],Last Name [Required]\na@x.example,Ann,Lee\n")
     assert page.users[0].display_name == "Ann Lee"
+
+
+def test_a_block_sign_in_column_means_the_opposite_of_enabled() -> None:
+    # Entra's bulk-user templates: a version line, then "Block sign in (Yes/No) [accountEnabled]".
+    text = (
+        "version:v1.0\n"
+        "Name [displayName] Required,User name [userPrincipalName] Required,Email [mail],"
+        "Block sign in (Yes/No) [accountEnabled] Required\n"
+        "Ada,ada@x.example,ada@x.example,No\n"
+        "Bob,bob@x.example,bob@x.example,Yes\n"
+    )
+    page = page_of(text)
+    assert [(user.username, user.display_name, user.active) for user in page.users] == [
+        ("ada@x.example", "Ada", True),
+        ("bob@x.example", "Bob", False),
+    ]
