@@ -115,10 +115,12 @@ class Guard:
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             return too_large
-        if scope["method"] not in _BODY_METHODS:
+        sends_body = scope["method"] in _BODY_METHODS
+        if not sends_body and not _has_body(headers):
             return None
+        # A GET may carry a body too (httpie sends `team_name=…` as JSON): read and checked the same way.
         media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if _has_body(headers) and not _is_json(media_type, path):
+        if sends_body and _has_body(headers) and not _is_json(media_type, path):
             return Refusal(
                 415, "Send the request body as JSON (Content-Type: application/json).", code="unsupported_media_type"
             )

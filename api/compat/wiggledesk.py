@@ -249,7 +249,17 @@ async def _team_name(request: Request) -> str:
     return name
 
 
-@router.get("/teams_upcoming_bookings/")
+# `team_name` is read by `_team_name` (query or body), so FastAPI cannot see it: documented by hand.
+_TEAM_NAME = {
+    "name": "team_name",
+    "in": "query",
+    "required": True,
+    "description": "The team's name (httpie may send it in a JSON body instead).",
+    "schema": {"type": "string", "minLength": 1},
+}
+
+
+@router.get("/teams_upcoming_bookings/", openapi_extra={"parameters": [_TEAM_NAME]})
 def teams_upcoming_bookings(
     request: Request, team_name: Annotated[str, Depends(_team_name)], caller: ApiCaller, db: DB
 ) -> JSONResponse:

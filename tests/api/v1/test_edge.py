@@ -229,11 +229,20 @@ def test_a_scim_start_index_beyond_any_listing_is_an_empty_page(client: TestClie
 
 
 def test_nul_in_compat_team_name_and_huge_page_numbers(client: TestClient, org: Org) -> None:
-    response = client.get(
-        "/api/teams_upcoming_bookings/", params={"team_name": f"Ops{NUL}"}, headers=auth(org.admin_token)
+    params = {"team_name": f"Ops{NUL}"}
+    response = client.get("/api/teams_upcoming_bookings/", params=params, headers=auth(org.admin_token))
+    assert response.status_code == 400, response.text
+    assert set(response.json()) == {"team_name"}
+    # httpie sends `team_name=…` on a GET as a JSON body: checked like any other body.
+    response = client.request(
+        "GET", "/api/teams_upcoming_bookings/", content=json.dumps(params), headers=auth(org.admin_token)
     )
     assert response.status_code == 400, response.text
     assert set(response.json()) == {"team_name"}
+    deep = nested(5000)
+    response = client.request("GET", "/api/teams_upcoming_bookings/", content=deep, headers=auth(org.admin_token))
+    assert response.status_code == 400, response.text
+    assert set(response.json()) == {"detail"}
     for page in ("99999999999999999999", "21474837", "²", "0", "-1"):
         response = client.get("/api/bookings/", params={"page": page}, headers=auth(org.admin_token))
         assert response.status_code == 404, (page, response.text)
