@@ -28,6 +28,8 @@ _DISPLAY = re.compile(
     re.IGNORECASE,
 )
 _PLACE_SEPARATORS = re.compile(r"\s*(?:[,;:/()&]|\band\b)\s*", re.IGNORECASE)
+_WINDOWS_ANY_CASE = {windows.lower(): iana for windows, iana in WINDOWS_TO_OLSON.items()}
+_GRAPH_PREFIX = "tzone://microsoft/"
 _UNIVERSAL = frozenset({"coordinated universal time", "utc", "universal time", "greenwich mean time"})
 # Offsets are compared in a winter and a summer month of a recent year (either may be the standard one).
 _SAMPLES = (datetime(2024, 1, 15, 12), datetime(2024, 7, 15, 12))
@@ -37,10 +39,9 @@ _SAMPLES = (datetime(2024, 1, 15, 12), datetime(2024, 7, 15, 12))
 def iana_name(name: str) -> str | None:
     """The IANA name for a zone written as an IANA name, a Windows id or a Windows display name; None if unknown."""
     name = name.strip().strip('"').strip()
-    if not name:
-        return None
-    if name in WINDOWS_TO_OLSON:
-        return WINDOWS_TO_OLSON[name]
+    windows = _WINDOWS_ANY_CASE.get(name.lower().removeprefix(_GRAPH_PREFIX))  # Graph's "tzone://Microsoft/Utc" too
+    if not name or windows is not None:
+        return windows
     if _exists(name.strip("/")):
         return name.strip("/")
     return from_display_name(name)
@@ -62,7 +63,7 @@ def from_display_name(name: str) -> str | None:
     if not rest or rest.lower() in _UNIVERSAL:
         return "UTC" if offset == timedelta(0) else None
     for candidate in _as_windows_ids(rest):
-        found = WINDOWS_TO_OLSON.get(candidate)
+        found = _WINDOWS_ANY_CASE.get(candidate.lower())
         if found is not None and _keeps(found, offset):
             return found
     for place in _PLACE_SEPARATORS.split(rest):

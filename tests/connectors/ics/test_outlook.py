@@ -242,6 +242,8 @@ def test_an_event_ending_before_it_starts_is_noted_with_its_uid() -> None:
         ("(UTC-03:30) Newfoundland", "Canada/Newfoundland"),
         ("(UTC+05:45) Kathmandu", "Asia/Kathmandu"),
         ("W. Europe Standard Time", "Europe/Berlin"),
+        ("w. europe standard time", "Europe/Berlin"),
+        ("tzone://Microsoft/Utc", "Etc/UTC"),  # as CLDR maps Windows UTC
         ("Europe/Paris", "Europe/Paris"),
         ("(UTC-08:00) Sydney", None),  # a city at another offset is not taken
         ("(UTC+01:00) West Central Africa", None),  # no place deskbridge can find
