@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, literal_column, select
+from sqlalchemy import bindparam, delete, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -141,6 +141,24 @@ def done(session: Session, kind: str, target_id: int, generation: int | None) ->
         delete(FollowUp).where(
             FollowUp.kind == kind, FollowUp.target_id == target_id, FollowUp.generation == generation
         ),
+        execution_options={"synchronize_session": False},
+    )
+
+
+def put_off(session: Session, kind: str, target_id: int, generation: int | None, until: datetime) -> None:
+    """The job of `generation` failed and its queue retries it: the sweep leaves it alone until `until`
+    (a request made meanwhile keeps its own due time)."""
+    if generation is None:
+        return
+    session.execute(
+        update(FollowUp)
+        .where(
+            FollowUp.kind == kind,
+            FollowUp.target_id == target_id,
+            FollowUp.generation == generation,
+            FollowUp.due_at < until,
+        )
+        .values(due_at=until),
         execution_options={"synchronize_session": False},
     )
 

@@ -38,7 +38,7 @@ from worker.calendar.rules import OfficeRules, office_day
 
 logger = logging.getLogger(__name__)
 
-SOURCE = "calendar"
+SOURCE = bookings.CALENDAR_SOURCE  # the source of bookings made from office-day events
 _OVER = (BookingStatus.CHECKED_OUT, BookingStatus.COMPLETED)
 
 

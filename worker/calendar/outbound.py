@@ -28,9 +28,10 @@ from dataclasses import replace
 from sqlalchemy.orm import Session
 
 from connectors.records import BookingEntry, ConnectorError
+from store.columns import utcnow
 from store.db import transaction
 from store.models import Booking, BookingStatus, Calendar, ConnectionStatus, Desk, Organisation, OutboxEvent
-from store.services import bookings, calendars, follow_ups
+from store.services import calendars, follow_ups
 from worker.calendar import readers
 from worker.calendar.engine import SOURCE
 from worker.runtime import Runtime
@@ -59,7 +60,7 @@ def on_commit(events: list[OutboxEvent]) -> None:
             for event in events
             if event.type in BOOKING_EVENTS
             and isinstance(event.data.get("booking_id"), int)
-            and event.data.get("source") != bookings.CALENDAR_SOURCE
+            and event.data.get("source") != SOURCE
         }
     )
     if not booking_ids:
@@ -93,6 +94,10 @@ def write(runtime: Runtime, booking_id: int) -> int:
         except ConnectorError as error:
             failures.append(f"calendar {calendar_id}: {error.message}")
     if failures:
+        # The queue retries the job for hours: the sweep is only there for when it gives up.
+        with transaction(runtime.session_factory) as session:
+            until = utcnow() + follow_ups.MAX_DELAY
+            follow_ups.put_off(session, follow_ups.CALENDAR_WRITE, booking_id, owed, until)
         raise WriteFailed(f"booking {booking_id}: " + "; ".join(failures))
     if owed is not None:
         with transaction(runtime.session_factory) as session:

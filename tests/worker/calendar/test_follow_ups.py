@@ -159,6 +159,23 @@ def test_a_cancellation_while_the_broker_is_down_takes_the_booking_out_by_the_sw
     assert owed(world, follow_ups.CALENDAR_WRITE) == []
 
 
+def test_a_refused_write_is_left_to_the_queues_retries_and_swept_when_they_end(world: World, graph: FakeGraph) -> None:
+    settle(world, graph)
+    booking_id = book(world)  # its job waits in the queue
+    permissions = graph.identity.apps[CLIENT_ID].permissions
+    permissions.discard("Calendars.ReadWrite")
+    with pytest.raises(outbound.WriteFailed):
+        outbound.write(world.runtime, booking_id)  # the job's first try: Dramatiq retries it for hours
+
+    assert sweeper.sweep(world.runtime, now=later()) == 0  # not a second stream of retries
+    permissions.add("Calendars.ReadWrite")
+    assert sweeper.sweep(world.runtime, now=utcnow() + follow_ups.MAX_DELAY + timedelta(seconds=1)) == 1
+    drain(BROKER, "calendar")  # the commit's job and the sweep's
+
+    assert len(outlook(graph)) == 1
+    assert owed(world, follow_ups.CALENDAR_WRITE) == []
+
+
 def test_a_change_during_the_write_stays_owed(world: World, graph: FakeGraph) -> None:
     """The job clears only the request it saw: one made while it ran is written by the next job."""
     settle(world, graph)
