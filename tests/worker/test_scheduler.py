@@ -130,3 +130,37 @@ def test_a_leader_that_lost_its_lock_stops_running_jobs(redis_client: redis.Redi
 
     redis_client.delete(LOCK_NAME)
     wait_until(lambda: runs.runs > after, "the scheduler to lead again once the lock is free")
+
+
+def test_stopping_gives_a_stuck_job_its_grace_then_releases_the_lock(
+    redis_client: redis.Redis, schedulers: list[Scheduler]
+) -> None:
+    # Issue 12, finding 10: a job that does not end (a renewal waiting on a provider) holds neither the
+    # stop nor the lock; a job that ends within the grace is waited for.
+    stuck, quick_started, quick_done, release = (threading.Event() for _ in range(4))
+
+    def hang() -> None:
+        stuck.set()
+        release.wait(60)
+
+    def quick() -> None:
+        quick_started.set()
+        time.sleep(0.2)
+        quick_done.set()
+
+    scheduler = Scheduler(
+        [Job("renewal", 3600, hang), Job("quick", 3600, quick)],
+        RedisLeaderLock(redis.Redis.from_url(REDIS_URL), ttl=3600),
+        heartbeat=0.05,
+        grace=2.0,
+    ).start()
+    schedulers.append(scheduler)
+    wait_until(lambda: stuck.is_set() and quick_started.is_set(), "both jobs to start")
+
+    try:
+        assert scheduler.stop() == ("renewal",)
+        assert quick_done.is_set()  # the job that ended within the grace was waited for
+        assert not scheduler.is_alive
+        assert not redis_client.exists(LOCK_NAME)  # released at once, not left to its hour-long TTL
+    finally:
+        release.set()
