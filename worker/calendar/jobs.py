@@ -95,12 +95,23 @@ def calendars_changed(connection_id: int) -> None:
     or Google connection's `calendars` switch or credentials): its calendars are made, dropped, retried
     and synced. Does not raise: that commit recorded the follow-up (`connections.create` and
     `update_connection` → `follow_ups.CONNECTION_CALENDARS`), which the sweep queues if this is lost.
-    An admin's "sync now" of an ICS feed records none (no change is committed): if it is lost the
-    poll reads the feed at its interval, and the admin may ask again."""
+    An admin's "sync now" of an ICS feed commits nothing, so when the broker refuses, the follow-up is
+    recorded here, for the sweep (best effort: the poll reads the feed at its interval anyway)."""
     try:
         follow_connection.send(connection_id, True)
     except Exception:
-        logger.warning("could not enqueue the calendars of connection %d", connection_id, exc_info=True)
+        logger.warning("could not enqueue the calendars of connection %d; the sweep will", connection_id, exc_info=True)
+        _owe_calendars(connection_id)
+
+
+def _owe_calendars(connection_id: int) -> None:
+    try:
+        with transaction(runtime.current().session_factory) as session:
+            connection = session.get(Connection, connection_id)
+            if connection is not None:
+                follow_ups.record(session, follow_ups.CONNECTION_CALENDARS, connection_id, connection.organisation_id)
+    except Exception:
+        logger.warning("could not record the calendars owed to connection %d", connection_id, exc_info=True)
 
 
 @dramatiq.actor(queue_name=QUEUE, max_retries=3, min_backoff=5_000, max_backoff=300_000)

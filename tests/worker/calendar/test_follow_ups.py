@@ -26,6 +26,7 @@ from store.services import bookings, connections, follow_ups, members, organisat
 from tests.conftest import BROKER, REDIS_URL
 from tests.fakes.graph import FakeGraph
 from tests.fakes.graph.calendars import Event
+from tests.fakes.ics import FakeIcsServer
 from tests.fakes.tcp_proxy import TcpProxy
 from tests.worker.calendar.conftest import CLIENT_ID, SECRET, World, broker_down, microsoft
 from tests.worker.conftest import drain
@@ -233,6 +234,45 @@ def test_a_connection_changed_while_the_broker_is_down_gets_its_calendars_by_the
     assert all(calendar.last_synced_at is not None for calendar in made)  # and synced
     assert owed(world, follow_ups.CONNECTION_CALENDARS) == []
     assert sweeper.sweep(world.runtime, now=later(minutes=600)) == 0  # done once: nothing more to queue
+
+
+def test_an_ics_sync_asked_for_while_the_broker_is_down_is_done_by_the_sweep(world: World, ics: FakeIcsServer) -> None:
+    """`POST /v1/connections/{id}/sync` of a feed commits nothing: the refused send records what is owed."""
+    ics.serve("/feed.ics", _feed("Dentist"))
+    connection_id = world.connect(ConnectionKind.ICS, {"member_email": ADA}, {"url": ics.url("/feed.ics")})
+    jobs.follow(world.runtime, connection_id, retry=True)
+    drain(BROKER, "calendar")
+    assert ics.hits("/feed.ics") == 1
+    ics.serve("/feed.ics", _feed("Dentist again"))
+    with broker_down():
+        jobs.calendars_changed(connection_id)  # the route's call: refused
+
+    assert owed(world, follow_ups.CONNECTION_CALENDARS) == [connection_id]
+    assert sweeper.sweep(world.runtime, now=later()) == 1
+    drain(BROKER, "calendar")
+
+    assert ics.hits("/feed.ics") == 2
+    assert _titles(world) == ["Dentist again"]
+    assert owed(world, follow_ups.CONNECTION_CALENDARS) == []
+
+
+def _feed(title: str) -> bytes:
+    """A feed of one event on DAY, as a calendar server publishes it."""
+    stamp = "%Y%m%dT%H%M%SZ"
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//test//EN",
+        "BEGIN:VEVENT",
+        "UID:dentist@test",
+        "DTSTAMP:20260101T000000Z",
+        f"DTSTART:{DAY.strftime(stamp)}",
+        f"DTEND:{(DAY + timedelta(hours=1)).strftime(stamp)}",
+        f"SUMMARY:{title}",
+        "END:VEVENT",
+        "END:VCALENDAR",
+    ]
+    return ("\r\n".join(lines) + "\r\n").encode()
 
 
 def _office_rules(world: World, **rules: object) -> None:
