@@ -3,9 +3,9 @@ configured from the same DESKBRIDGE_* variables, with Dramatiq's Redis upkeep ma
 
 Dramatiq's Redis broker puts the unacknowledged messages of a worker whose heartbeat is older than
 `heartbeat_timeout` back on their queues, during the upkeep that a live worker runs on a fraction
-(`maintenance_chance` in a million) of its commands. Production keeps Dramatiq's defaults (60 s, 1 in
-1,000); this worker checks on every command and deems a worker silent for 1.5 s dead, so a test sees
-a killed worker's message come back within seconds.
+(`maintenance_chance` in a million) of its commands. Production's settings (worker.broker: 15 s, one
+command in five) bring it back within about half a minute (test_requeue_delay.py); this worker checks on
+every command and deems a worker silent for 1.5 s dead, so a test sees it come back within seconds.
 """
 
 from dramatiq.brokers.redis import MAINTENANCE_SCALE, RedisBroker
