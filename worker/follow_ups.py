@@ -106,6 +106,16 @@ def finished(runtime: Runtime, seen: Seen) -> None:
                 follow_ups.done(session, kind, target, generation)
 
 
+def put_off(runtime: Runtime, seen: Seen) -> None:
+    """The work owed as `seen` failed and the queue retries its job (for hours, with backoff): the
+    sweep leaves it alone meanwhile, and takes it up if the retries end without doing it."""
+    if any(generation is not None for _, _, generation in seen):
+        until = utcnow() + follow_ups.MAX_DELAY
+        with transaction(runtime.session_factory) as session:
+            for kind, target, generation in seen:
+                follow_ups.put_off(session, kind, target, generation, until)
+
+
 @contextmanager
 def owed(runtime: Runtime, *kinds_and_targets: tuple[str, int]) -> Iterator[None]:
     """Around a job's work: the follow-ups named (kind, target) are cleared when the work ends

@@ -58,7 +58,7 @@ from store.sql import among
 from worker import runtime
 from worker.calendar import engine, jobs, readers
 from worker.calendar.rules import follows_rules, office_day
-from worker.follow_ups import finished, owed, starting
+from worker.follow_ups import finished, owed, put_off, starting
 from worker.runtime import Runtime
 from worker.webhooks.ssrf import UnsafeURL
 
@@ -310,10 +310,17 @@ def reread_calendar(worker_runtime: Runtime, calendar_id: int) -> engine.Tally |
     first, without events. None when a sync holds the calendar. A connector's refusal is kept on the
     calendar as a sync keeps it; one that may pass raises ReadFailed (the queue tries again), one only an
     admin can fix returns (the office days wait for their events' next change). Unless it returns
-    None or raises, what the calendar was owed (`follow_ups.CALENDAR_REREAD`) is done."""
+    None or raises, what the calendar was owed (`follow_ups.CALENDAR_REREAD`) is done; when it does,
+    the queue tries again, and the follow-up waits for its retries to end (`put_off`)."""
     owed = starting(worker_runtime, (follow_ups.CALENDAR_REREAD, calendar_id))
-    tally = _reread(worker_runtime, calendar_id)
-    if tally is not None:
+    try:
+        tally = _reread(worker_runtime, calendar_id)
+    except ReadFailed:
+        put_off(worker_runtime, owed)
+        raise
+    if tally is None:
+        put_off(worker_runtime, owed)
+    else:
         finished(worker_runtime, owed)
     return tally
 

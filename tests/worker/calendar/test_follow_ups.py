@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 from store.columns import utcnow
 from store.db import transaction
 from store.models import Booking, BookingStatus, Calendar, Connection, ConnectionKind, ExternalEvent, Organisation
-from store.services import bookings, connections, follow_ups, members, organisations
+from store.services import bookings, calendars, connections, follow_ups, members, organisations
 from tests.conftest import BROKER, REDIS_URL
 from tests.fakes.graph import FakeGraph
 from tests.fakes.graph.calendars import Event
@@ -354,6 +354,25 @@ def test_a_wider_window_while_the_broker_is_down_is_read_by_the_sweep(world: Wor
     assert owed(world, "calendar_window_days") == []
     with world.factory() as session:
         assert session.scalars(select(Calendar.sync_requested_at)).all() == [None, None]  # all read
+
+
+def test_a_reread_of_a_calendar_being_synced_waits_for_the_queues_retries(world: World, graph: FakeGraph) -> None:
+    settle(world, graph)
+    calendar_id = world.calendar_id(ADA)
+    with transaction(world.factory) as session:
+        follow_ups.record(session, follow_ups.CALENDAR_REREAD, calendar_id, world.organisation_id)
+        assert calendars.claim(session, calendar_id)  # a sync holds it
+    with pytest.raises(reevaluate.CalendarBusy):
+        reevaluate.reevaluate_calendar.fn(calendar_id, True)  # Dramatiq retries it, with backoff
+
+    assert sweeper.sweep(world.runtime, now=later()) == 0  # not a second stream of retries
+    with transaction(world.factory) as session:
+        session.get_one(Calendar, calendar_id).sync_lease_until = None  # that sync ended
+    assert sweeper.sweep(world.runtime, now=utcnow() + follow_ups.MAX_DELAY + timedelta(seconds=1)) == 1
+    drain(BROKER, "calendar")
+
+    assert owed(world, follow_ups.CALENDAR_REREAD) == []
+    assert world.calendar(calendar_id).sync_lease_until is None
 
 
 def _late_page(world: World) -> None:
