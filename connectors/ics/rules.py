@@ -12,7 +12,6 @@ which is what the calendar that wrote it shows; compared in UTC, the last day wo
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
@@ -114,9 +113,9 @@ def prepared(component: icalendar.Event, zone: tzinfo) -> Checked:
     rules = component.get("RRULE")
     if rules is None:
         return Checked(component)
-    changed = copy.deepcopy(component)
-    del changed["RRULE"]
+    kept: list[icalendar.vRecur] = []
     problem = tidied = None
+    edited = False
     all_day = not isinstance(moment(component.get("DTSTART")), datetime)
     for rule in rules if isinstance(rules, list) else [rules]:
         written = rule.to_ical().decode() if isinstance(rule, icalendar.vRecur) else str(rule)  # type: ignore[no-untyped-call]
@@ -124,12 +123,20 @@ def prepared(component: icalendar.Event, zone: tzinfo) -> Checked:
             text = check(written)
         except BadRule as error:
             problem = f"RRULE {written[:80]!r}: {error}" if written else f"RRULE (nothing readable): {error}"
+            edited = True
             continue
         if not isinstance(rule, icalendar.vRecur):  # icalendar could not read it as written
             tidied = f"RRULE {written[:80]!r} read as {text[:80]!r}"
         recur = icalendar.vRecur.from_ical(text)
         if all_day:
             _until_as_local_date(recur, zone)
+        edited = edited or recur.to_ical() != written.encode()
+        kept.append(recur)
+    if not edited:
+        return Checked(component)
+    changed = component.copy()  # shallow: only its RRULE is replaced, the other properties are shared
+    del changed["RRULE"]
+    for recur in kept:
         changed.add("RRULE", recur)
     return Checked(changed, problem, tidied)
 
