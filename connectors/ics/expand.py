@@ -26,6 +26,7 @@ import icalendar
 import recurring_ical_events  # type: ignore[import-untyped]
 import x_wr_timezone  # type: ignore[import-untyped]
 from icalendar import Timezone
+from icalendar.error import BrokenCalendarProperty
 
 from connectors.ics import rules
 from connectors.ics.translate import moment, to_event
@@ -170,9 +171,15 @@ def _home_zone(calendar: icalendar.Calendar, default_timezone: str | None) -> tz
 
 
 def _ends_before_start(series: _Series) -> list[str]:
+    """The components whose DTEND is before their DTSTART, or whose DURATION is negative, as the feed says them."""
     found = []
     for component in series.components:
         start, end = moment(component.get("DTSTART")), moment(component.get("DTEND"))
+        length = _length(component.get("DURATION"))
+        if start is not None and length is not None and length < timedelta(0):
+            written = component["DURATION"].to_ical()
+            shown = written.decode() if isinstance(written, bytes) else str(written)
+            found.append(f"DTSTART {start.isoformat()}, DURATION {shown}")
         if start is None or end is None or isinstance(start, datetime) != isinstance(end, datetime):
             continue
         try:
@@ -181,6 +188,14 @@ def _ends_before_start(series: _Series) -> list[str]:
         except TypeError:  # a floating time against a zoned one: nothing to compare
             continue
     return found
+
+
+def _length(value: object) -> timedelta | None:
+    try:
+        found = getattr(value, "dt", None)
+    except BrokenCalendarProperty:
+        return None
+    return found if isinstance(found, timedelta) else None
 
 
 def _standardise(

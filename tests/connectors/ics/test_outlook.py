@@ -259,3 +259,14 @@ def test_wide_reads_of_the_new_rules_stay_sorted() -> None:
     found = read(calendar(OFFICE_FRIDAYS, head="X-WR-TIMEZONE:Europe/Berlin"), WIDE)
     starts = [event.start for event in found.events]
     assert starts == sorted(starts)
+
+
+def test_a_negative_duration_is_noted_too() -> None:
+    found = read(calendar("UID:backwards-2\nSUMMARY:Oops\nDTSTART:20210601T090000Z\nDURATION:-PT1H"), SUMMER)
+
+    (event,) = found.events
+    assert (event.start, event.end) == (datetime(2021, 6, 1, 8, tzinfo=UTC), datetime(2021, 6, 1, 9, tzinfo=UTC))
+    assert found.notes == (
+        "1 event(s) end before they start; read with start and end swapped "
+        "(backwards-2 (DTSTART 2021-06-01T09:00:00+00:00, DURATION -PT1H))",
+    )
