@@ -28,6 +28,7 @@ from store.models import (
 from store.services import bookings, connections, desks, members, organisations
 from tests.cli.conftest import count, failed, ok, table_rows
 from tests.conftest import BROKER
+from tests.connectors.csv.test_exports import ENTRA_HEADER, entra_row
 from tests.fakes.ics import FakeIcsServer
 from tests.worker.webhooks.conftest import free_port
 from worker import runtime
@@ -171,6 +172,25 @@ def test_a_member_added_by_hand_is_shown_as_linked(factory: sessionmaker[Session
     assert "linked 1" in result.stdout
     with factory() as session:
         assert session.scalars(select(Member.display_name).where(Member.email == "ada@acme.example")).one() == "Ada"
+
+
+def test_the_entra_download_as_downloaded_says_who_it_skips(factory: sessionmaker[Session], tmp_path: Path) -> None:
+    ok("org", "create", "Acme")
+    ok("connect", "csv")
+    lines = [
+        ENTRA_HEADER,
+        entra_row("ada@acme.example", "Ada Lovelace", "ada@acme.example"),
+        entra_row("scanner@acme.onmicrosoft.example", "Scanner", ""),
+    ]
+    (tmp_path / "entra.csv").write_bytes(("\ufeff" + "\r\n".join(lines) + "\r\n").encode())
+
+    result = ok("sync", "1", "--file", "entra.csv", "--dry-run")
+
+    assert table_rows(result.stdout) == [
+        ["invited", "ada@acme.example"],
+        ["skipped", "scanner@acme.onmicrosoft.example"],
+    ]
+    assert "Note: 1 account(s) (scanner@acme.onmicrosoft.example) skipped: no mailbox" in result.stdout
 
 
 @pytest.mark.parametrize(
