@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api import errors, health, invitation_page, metrics, scim
+from api import console, errors, health, invitation_page, metrics, scim
 from api.compat import wiggledesk
 from api.context import ApiContext
 from api.middleware import Guard
@@ -46,6 +46,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(v1.router)
     app.include_router(invitation_page.router)
     app.include_router(scim.router)
+    console.install(app)
     _openapi = app.openapi
 
     def openapi() -> dict[str, Any]:

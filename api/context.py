@@ -40,5 +40,7 @@ class ApiContext:
     # The organisation's calendar settings named changed: stored events are brought in line (see
     # worker.calendar.reevaluate); owed as a follow-up by the change too.
     calendar_settings_changed: Callable[[int, list[str]], None] = lambda _id, _changed: None
+    # The console's sign-in links: queue the email of one just committed (see worker.sign_in_links).
+    send_sign_in_link: Callable[[int], None] = lambda _id: None
     # The bearer token GET /metrics asks for; None: /metrics is open.
     metrics_token: str | None = None

@@ -1,19 +1,20 @@
 """The page an invitation email links to. Opening it changes nothing (mail scanners open links);
-the button posts the acceptance."""
+the button posts the acceptance, which also signs the new member in to the web console."""
 
 from __future__ import annotations
 
 from html import escape
 from typing import Annotated
 
-from fastapi import APIRouter, Form
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
+from api.console.auth import set_session_cookie
 from api.deps import DB
 from store.errors import StoreError
 from store.models import Invitation, InvitationStatus, Organisation
-from store.services import members
+from store.services import console_sessions, members
 
 router = APIRouter(tags=["invitations"], include_in_schema=False)
 
@@ -45,10 +46,19 @@ def show(token: str, db: DB) -> HTMLResponse:
 
 
 @router.post("/invitations/{token}")
-def accept(token: str, db: DB, display_name: Annotated[str, Form(max_length=200)] = "") -> HTMLResponse:
+def accept(
+    token: str, request: Request, db: DB, display_name: Annotated[str, Form(max_length=200)] = ""
+) -> HTMLResponse:
     try:
         member = members.accept_invitation(db, token, display_name=display_name)
     except StoreError as error:
         return _page("Invitation not accepted", f"<p>{escape(error.message)}</p>", 410)
+    session_secret = console_sessions.start(db, member)
     db.commit()
-    return _page("Welcome", f"<p>{escape(member.email)} is now a member. You can close this page.</p>")
+    response = _page(
+        "Welcome",
+        f"<p>{escape(member.email)} is now a member. You are signed in: "
+        '<a href="/console/">open the console</a> to see your bookings.</p>',
+    )
+    set_session_cookie(request, response, session_secret)
+    return response

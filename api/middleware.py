@@ -27,7 +27,7 @@ from api.scim.errors import ERROR_SCHEMA, SCIM_JSON
 
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 # Routes that take whole directories at once: SCIM (a large group's PUT) and CSV imports.
-_IMPORT_ROUTE = re.compile(r"^/scim/v2(/|$)|^/v1/connections/[^/]+/import/?$")
+_IMPORT_ROUTE = re.compile(r"^/scim/v2(/|$)|^/(v1|console/admin)/connections/[^/]+/import/?$")
 _FORM = "application/x-www-form-urlencoded"
 
 logger = logging.getLogger(__name__)
@@ -221,6 +221,6 @@ def _has_body(headers: dict[str, str]) -> bool:
 
 
 def _is_json(media_type: str, path: str) -> bool:
-    if path.startswith("/invitations/"):  # the accept page posts an HTML form
+    if path.startswith(("/invitations/", "/console/")):  # these pages post HTML forms
         return True
     return media_type == "application/json" or media_type.endswith("+json")

@@ -151,6 +151,7 @@ def make_app(components: Components) -> FastAPI:
             close_channels=partial(channels.close, worker_runtime),
             calendars_changed=calendar_jobs.calendars_changed,
             calendar_settings_changed=reevaluate.settings_changed,
+            send_sign_in_link=actors.enqueue_sign_in_email,
             metrics_token=settings.metrics_token.get_secret_value() if settings.metrics_token else None,
         )
     )

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import dramatiq
 
 from store.columns import utcnow
-from worker import invitations, relay, runtime
+from worker import invitations, relay, runtime, sign_in_links
 from worker.webhooks import delivery
 
 logger = logging.getLogger(__name__)
@@ -21,6 +21,18 @@ logger = logging.getLogger(__name__)
 def send_invitation_email(invitation_id: int) -> None:
     """Email the accept link of a pending invitation (no-op if already sent or no longer pending)."""
     invitations.send(runtime.current(), invitation_id)
+
+
+# Few retries, soon: a sign-in link is wanted now and lasts minutes; asking again makes a new one.
+@dramatiq.actor(queue_name="email", max_retries=3, min_backoff=2_000, max_backoff=30_000)
+def send_sign_in_email(link_id: int) -> None:
+    """Email a console sign-in link (no-op if already sent, used or expired)."""
+    sign_in_links.send(runtime.current(), link_id)
+
+
+def enqueue_sign_in_email(link_id: int) -> None:
+    """Queue the email of a sign-in link just committed (see api/console/sign_in.py)."""
+    send_sign_in_email.send(link_id)
 
 
 INVITATION_BATCH = 100  # invitations a message: a directory's first sync brings in thousands at once

@@ -6,6 +6,7 @@ from store.models.booking import LIVE_STATUSES, Booking, BookingStatus
 from store.models.calendar import Calendar
 from store.models.calendar_entry import CalendarEntry
 from store.models.connection import Connection, ConnectionKind, ConnectionStatus
+from store.models.console_session import ConsoleSession
 from store.models.delivery import Delivery, DeliveryAttempt, DeliveryStatus
 from store.models.desk import Desk
 from store.models.directory_group import DirectoryGroup, DirectoryMembership
@@ -19,6 +20,7 @@ from store.models.organisation import DirectoryPolicy, Organisation
 from store.models.outbox_event import OutboxEvent
 from store.models.peer_envelope import PeerEnvelope
 from store.models.push_channel import PushChannel
+from store.models.sign_in_link import SignInLink
 from store.models.team import Team, TeamMembership
 from store.models.webhook_endpoint import EndpointKind, PayloadFormat, WebhookEndpoint
 
@@ -33,6 +35,7 @@ __all__ = [
     "Connection",
     "ConnectionKind",
     "ConnectionStatus",
+    "ConsoleSession",
     "Delivery",
     "DeliveryAttempt",
     "DeliveryStatus",
@@ -56,6 +59,7 @@ __all__ = [
     "PushChannel",
     "Role",
     "ShowAs",
+    "SignInLink",
     "Team",
     "TeamMembership",
     "WebhookEndpoint",

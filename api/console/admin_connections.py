@@ -1,0 +1,235 @@
+"""Connections (admins): each directory or feed with its status, last sync, counts, notes and error;
+sync now; settings through the API's validation (`connections.update_connection`); CSV imports."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Request, Response, UploadFile
+from fastapi.responses import HTMLResponse
+from sqlalchemy.orm import Session
+
+from api.console.auth import Admin, AdminPosted, Viewer
+from api.console.pages import ConsoleRoute, done, render
+from api.context import ApiContext
+from api.deps import DB, context
+from api.v1.endpoints.connections import (
+    PUSHING,
+    READ_AT_ONCE,
+    ConnectionIn,
+    ConnectionOut,
+    ConnectionPatch,
+    _box,
+    _provider,
+    check_feed_url,
+    default_settings,
+)
+from connectors.csv import parse
+from store.errors import Invalid
+from store.models import Connection, ConnectionKind, ConnectionStatus
+from store.services import calendars, connections
+from worker.directory import imports
+
+router = APIRouter(prefix="/console/admin", route_class=ConsoleRoute, include_in_schema=False)
+LIST = "/console/admin/connections"
+KINDS = [kind.value for kind in ConnectionKind]
+# What each status asks of an admin, in plain words.
+STATUS_WORDS = {
+    ConnectionStatus.ACTIVE: "Working.",
+    ConnectionStatus.SYNCING: "Reading the directory now.",
+    ConnectionStatus.ERROR: "The last sync failed; it is tried again at the next poll.",
+    ConnectionStatus.ACTION_REQUIRED: "Stopped until an admin fixes it: check its credentials and permissions.",
+}
+
+
+def _json_field(text: str, name: str) -> dict[str, Any]:
+    """A JSON object typed in a text box ("" is an empty one)."""
+    if not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise Invalid(f"{name} is not valid JSON: {error.msg} (line {error.lineno}).", field=name) from None
+    if not isinstance(value, dict):
+        raise Invalid(f"{name} must be a JSON object, such as {{}}.", field=name)
+    return value
+
+
+def _shown(viewer: Viewer, ctx: ApiContext, connection: Connection) -> ConnectionOut:
+    return ConnectionOut.of(connection, _box(ctx))
+
+
+@router.get("/connections")
+def connections_page(request: Request, viewer: Admin, db: DB) -> HTMLResponse:
+    """Every connection with how its last sync went, and the form to add one."""
+    ctx = context(request)
+    rows = list(db.scalars(connections.select_connections(viewer.organisation.id).order_by(Connection.id)))
+    return render(
+        request,
+        "connections.html",
+        viewer,
+        connections=[_shown(viewer, ctx, row) for row in rows],
+        kinds=KINDS,
+        status_words=STATUS_WORDS,
+    )
+
+
+@router.post("/connections")
+def create_connection(
+    request: Request,
+    viewer: AdminPosted,
+    db: DB,
+    kind: Annotated[str, Form(max_length=32)],
+    name: Annotated[str, Form(max_length=200)],
+    settings: Annotated[str, Form(max_length=20000)] = "",
+    credentials: Annotated[str, Form(max_length=20000)] = "",
+) -> Response:
+    """Connect a directory or feed, as POST /v1/connections does."""
+    ctx = context(request)
+    body = ConnectionIn.model_validate(
+        {
+            "kind": kind,
+            "name": name,
+            "settings": _json_field(settings, "settings"),
+            "credentials": _json_field(credentials, "credentials"),
+        }
+    )
+    check_feed_url(body.kind, body.credentials)
+    connection, token = connections.create(
+        db,
+        _box(ctx),
+        viewer.organisation.id,
+        ConnectionKind(body.kind),
+        body.name,
+        settings=default_settings(body.kind, body.settings),
+        credentials=body.credentials,
+    )
+    first_sync = connection.kind in READ_AT_ONCE and connections.request_sync(db, connection.id)
+    db.commit()
+    if first_sync:
+        ctx.enqueue_sync(connection.id)
+        if connection.kind in PUSHING:
+            ctx.enqueue_channels(connection.id, False)
+    if calendars.reads_calendars(connection):
+        ctx.calendars_changed(connection.id)
+    if token is not None:  # a SCIM token is shown once: on this page, not in a redirect
+        return _detail(request, viewer, db, connection, scim_token=token)
+    return done(request, f"{LIST}/{connection.id}", f"Connection {connection.name} added.")
+
+
+def _detail(request: Request, viewer: Viewer, db: Session, connection: Connection, **extra: Any) -> HTMLResponse:
+    ctx = context(request)
+    shown = _shown(viewer, ctx, connection)
+    rows = list(db.scalars(calendars.select_calendars(connection.id).limit(200)))
+    return render(
+        request,
+        "connection.html",
+        viewer,
+        connection=shown,
+        settings_text=json.dumps(shown.settings, indent=2, sort_keys=True),
+        status_words=STATUS_WORDS,
+        calendars=rows,
+        no_store="scim_token" in extra,
+        **extra,
+    )
+
+
+@router.get("/connections/{connection_id}")
+def connection_page(request: Request, connection_id: int, viewer: Admin, db: DB) -> HTMLResponse:
+    """One connection: its last sync, its calendars, its settings form, sync now and (CSV) import."""
+    return _detail(request, viewer, db, connections.get(db, viewer.organisation.id, connection_id))
+
+
+@router.post("/connections/{connection_id}")
+def update_connection(
+    request: Request,
+    connection_id: int,
+    viewer: AdminPosted,
+    db: DB,
+    name: Annotated[str, Form(max_length=200)],
+    settings: Annotated[str, Form(max_length=20000)] = "",
+    credentials: Annotated[str, Form(max_length=20000)] = "",
+) -> Response:
+    """Rename it and change its settings (merged key by key) or replace its credentials (left blank:
+    kept), as PATCH /v1/connections/{id} does."""
+    ctx = context(request)
+    connection = connections.get(db, viewer.organisation.id, connection_id)
+    patch: dict[str, Any] = {"name": name, "settings": _json_field(settings, "settings")}
+    if credentials.strip():
+        patch["credentials"] = _json_field(credentials, "credentials")
+    body = ConnectionPatch.model_validate(patch)
+    check_feed_url(connection.kind.value, body.credentials)
+    before, reading_before = connection.settings, calendars.reads_calendars(connection)
+    connections.update_connection(db, _box(ctx), connection, **body.model_dump(exclude_unset=True))
+    reopen = connection.kind in PUSHING and (
+        body.credentials is not None or _provider(before) != _provider(connection.settings)
+    )
+    recalendar = reading_before or calendars.reads_calendars(connection)
+    db.commit()
+    if reopen:
+        ctx.enqueue_channels(connection.id, True)
+    if recalendar:
+        ctx.calendars_changed(connection.id)
+    return done(request, f"{LIST}/{connection.id}", "Connection saved.")
+
+
+@router.post("/connections/{connection_id}/sync")
+def sync_now(request: Request, connection_id: int, viewer: AdminPosted, db: DB) -> Response:
+    """Queue a sync now, as POST /v1/connections/{id}/sync does."""
+    ctx = context(request)
+    connection = connections.get(db, viewer.organisation.id, connection_id)
+    where = f"{LIST}/{connection.id}"
+    if connection.kind is ConnectionKind.ICS:
+        ctx.calendars_changed(connection.id)
+        return done(request, where, "The feed will be read again in a moment.")
+    if connection.kind is ConnectionKind.CSV:
+        return done(request, where, "A CSV connection is synced by importing a file below.", error=True)
+    queued = connections.request_sync(db, connection.id)
+    db.commit()
+    if queued:
+        ctx.enqueue_sync(connection.id)
+        return done(request, where, "Sync queued.")
+    return done(request, where, "A sync was already asked for; it covers this one.")
+
+
+@router.post("/connections/{connection_id}/import")
+async def import_csv(
+    request: Request,
+    connection_id: int,
+    viewer: AdminPosted,
+    db: DB,
+    file: Annotated[UploadFile, File()],
+    dry_run: Annotated[bool, Form()] = False,
+) -> Response:
+    """Import a CSV file into a csv connection (or, as a dry run, show what it would do)."""
+    raw = await file.read()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise Invalid("The file is not UTF-8 text: export it as CSV UTF-8 and try again.") from None
+    return await _run_import(request, viewer, db, connection_id, text, dry_run)
+
+
+async def _run_import(
+    request: Request, viewer: Viewer, db: Session, connection_id: int, text: str, dry_run: bool
+) -> Response:
+    from starlette.concurrency import run_in_threadpool
+
+    def work() -> Response:
+        connection = connections.get(db, viewer.organisation.id, connection_id)
+        parsed = parse(text)
+        if parsed.page is None:
+            return _detail(request, viewer, db, connection, import_errors=parsed.errors, import_rows=parsed.rows)
+        tally = imports.import_page(db, connection, parsed.page, dry_run=dry_run)
+        db.commit()
+        return _detail(
+            request,
+            viewer,
+            db,
+            connection,
+            imported={"dry_run": dry_run, "rows": parsed.rows, "counts": tally.counts, "people": tally.people},
+            import_notes=tally.notes,
+        )
+
+    return await run_in_threadpool(work)

@@ -1,0 +1,86 @@
+"""Manage organisation (admins): the API switch, time zone, calendar and office-day settings, directory
+policy. Checked by the API's own body model and saved by the same service, so both refuse alike."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from zoneinfo import available_timezones
+
+from fastapi import APIRouter, Form, Request, Response
+from fastapi.responses import HTMLResponse
+
+from api.console.auth import Admin, AdminPosted
+from api.console.pages import ConsoleRoute, done, render
+from api.deps import DB, context
+from api.v1.endpoints.organisation import CALENDAR_SETTINGS, OrganisationPatch, _calendar_settings, _clean_rules
+from store.services import organisations
+
+router = APIRouter(prefix="/console/admin", route_class=ConsoleRoute, include_in_schema=False)
+_ZONES = sorted(available_timezones())
+
+
+def words(text: str) -> list[str]:
+    """A comma- or line-separated list typed in a text box."""
+    return [word.strip() for word in text.replace("\n", ",").split(",") if word.strip()]
+
+
+@router.get("/organisation")
+def organisation_page(request: Request, viewer: Admin) -> HTMLResponse:
+    """The organisation's settings form."""
+    return render(
+        request,
+        "organisation.html",
+        viewer,
+        zones=_ZONES,
+        min_days=organisations.MIN_WINDOW_DAYS,
+        max_days=organisations.MAX_WINDOW_DAYS,
+    )
+
+
+@router.post("/organisation")
+def save_organisation(
+    request: Request,
+    viewer: AdminPosted,
+    db: DB,
+    timezone: Annotated[str, Form(max_length=64)],
+    directory_policy: Annotated[str, Form(max_length=32)],
+    calendar_window_days: Annotated[int, Form()],
+    categories: Annotated[str, Form(max_length=5000)] = "",
+    keywords: Annotated[str, Form(max_length=5000)] = "",
+    api_enabled: Annotated[bool, Form()] = False,
+    calendar_busy_only: Annotated[bool, Form()] = False,
+    working_elsewhere_with_location: Annotated[bool, Form()] = False,
+) -> Response:
+    """Save every setting of the form (an unticked box is off)."""
+    body = OrganisationPatch.model_validate(
+        {
+            "timezone": timezone,
+            "api_enabled": api_enabled,
+            "directory_policy": directory_policy,
+            "calendar_busy_only": calendar_busy_only,
+            "calendar_window_days": calendar_window_days,
+            "office_rules": {
+                "categories": words(categories),
+                "keywords": words(keywords),
+                "working_elsewhere_with_location": working_elsewhere_with_location,
+            },
+        }
+    )
+    organisation = viewer.organisation
+    before = _calendar_settings(organisation)
+    organisations.update_settings(
+        db,
+        organisation,
+        timezone=body.timezone,
+        api_enabled=body.api_enabled,
+        directory_policy=body.directory_policy,
+        calendar_busy_only=body.calendar_busy_only,
+        calendar_window_days=body.calendar_window_days,
+        office_rules=_clean_rules(body.office_rules),
+    )
+    after = _calendar_settings(organisation)
+    db.commit()
+    changed = [name for name in CALENDAR_SETTINGS if before[name] != after[name]]
+    if changed:
+        context(request).calendar_settings_changed(organisation.id, changed)
+    return done(request, "/console/admin/organisation", "Organisation settings saved.")

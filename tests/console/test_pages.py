@@ -1,0 +1,264 @@
+"""The console over HTTP (TestClient): sign-in, sessions, CSRF and the refusals every form makes.
+The same flows in a real browser are in test_browser.py."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.app import create_app
+from api.context import ApiContext
+from api.ratelimit import MemoryCounter
+from store.columns import utcnow
+from store.db import transaction
+from store.models import Booking, BookingStatus, ConsoleSession, SignInLink
+from store.secret_box import SecretBox
+from store.services import bookings, members, sign_in_links, tokens
+from tests.conftest import Org
+from worker.webhooks.sender import make_client as make_webhook_client
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@pytest.fixture
+def links() -> list[int]:
+    return []
+
+
+@pytest.fixture
+def console(api_factory: sessionmaker[Session], links: list[int]) -> TestClient:
+    app = create_app(
+        ApiContext(
+            session_factory=api_factory,
+            counter=MemoryCounter(),
+            public_base_url="http://testserver",
+            broker_ping=lambda: True,
+            secret_box=SecretBox([SecretBox.generate_key()]),
+            allow_private_webhooks=True,
+            webhook_client=make_webhook_client(allow_private=True),
+            send_sign_in_link=links.append,
+        )
+    )
+    return TestClient(app, follow_redirects=False)
+
+
+def csrf_of(page: str) -> str:
+    found = CSRF.search(page)
+    assert found, page
+    return found.group(1)
+
+
+def sign_in_with_token(client: TestClient, token: str) -> None:
+    page = client.get("/console/sign-in")
+    answer = client.post("/console/sign-in/token", data={"token": token, "csrf_token": csrf_of(page.text)})
+    assert answer.status_code == 303, answer.text
+    assert answer.headers["location"] == "/console/"
+
+
+def test_pages_need_a_session(console: TestClient) -> None:
+    answer = console.get("/console/bookings")
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/console/sign-in"
+
+
+def test_token_sign_in_sets_a_strict_cookie_and_shows_my_pages(console: TestClient, org: Org) -> None:
+    page = console.get("/console/sign-in")
+    answer = console.post("/console/sign-in/token", data={"token": org.member_token, "csrf_token": csrf_of(page.text)})
+    cookie = answer.headers["set-cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=lax" in cookie
+    assert "Secure" not in cookie  # served over http here
+    assert "Path=/console" in cookie
+    bookings_page = console.get("/console/bookings")
+    assert bookings_page.status_code == 200
+    assert "will@acme.example" in bookings_page.text
+    assert bookings_page.headers["cache-control"] == "no-store"
+    assert console.get("/console/admin/users").status_code == 403  # a member is no admin
+
+
+def test_a_wrong_token_is_refused_and_starts_nothing(
+    console: TestClient, org: Org, api_factory: sessionmaker[Session]
+) -> None:
+    page = console.get("/console/sign-in")
+    answer = console.post("/console/sign-in/token", data={"token": "dsk_nope", "csrf_token": csrf_of(page.text)})
+    assert answer.status_code == 401
+    assert "not valid" in answer.text
+    with api_factory() as db:
+        assert db.scalars(select(ConsoleSession)).all() == []
+
+
+def test_sign_in_forms_need_their_csrf_cookie(console: TestClient, org: Org) -> None:
+    answer = console.post("/console/sign-in/token", data={"token": org.member_token, "csrf_token": "forged"})
+    assert answer.status_code == 403
+    assert "SESSION" not in answer.headers.get("set-cookie", "").upper()
+
+
+def test_a_form_without_the_csrf_token_is_refused_and_changes_nothing(
+    console: TestClient, org: Org, api_factory: sessionmaker[Session]
+) -> None:
+    sign_in_with_token(console, org.member_token)
+    with transaction(api_factory) as db:
+        member = members.get(db, org.organisation.id, org.member.id)
+        booking = bookings.create(
+            db, member, start=utcnow() + timedelta(days=1), end=utcnow() + timedelta(days=1, hours=8)
+        )
+        booking_id = booking.id
+    for data in ({}, {"csrf_token": "x" * 64}):
+        answer = console.post(f"/console/bookings/{booking_id}/cancel", data=data)
+        assert answer.status_code == 403
+        assert "did not come from the console" in answer.text
+    with api_factory() as db:
+        assert db.get_one(Booking, booking_id).status is BookingStatus.BOOKED
+    page = console.get("/console/bookings")
+    assert (
+        console.post(f"/console/bookings/{booking_id}/cancel", data={"csrf_token": csrf_of(page.text)}).status_code
+        == 303
+    )
+    with api_factory() as db:
+        assert db.get_one(Booking, booking_id).status is BookingStatus.CANCELLED
+
+
+def test_a_refused_change_comes_back_with_the_reason(console: TestClient, org: Org) -> None:
+    sign_in_with_token(console, org.admin_token)
+    page = console.get("/console/admin/users")
+    answer = console.post(
+        "/console/admin/users/invite",
+        data={"email": "not an address", "csrf_token": csrf_of(page.text)},
+        headers={"referer": "http://testserver/console/admin/users"},
+    )
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/console/admin/users"
+    shown = console.get("/console/admin/users")
+    assert "is not an email address" in shown.text
+    assert 'role="alert"' in shown.text
+
+
+def test_the_last_admin_cannot_be_removed(console: TestClient, org: Org) -> None:
+    sign_in_with_token(console, org.admin_token)
+    page = console.get("/console/admin/users")
+    console.post(
+        f"/console/admin/users/{org.admin.id}/remove",
+        data={"csrf_token": csrf_of(page.text)},
+        headers={"referer": "http://testserver/console/admin/users"},
+    )
+    assert "admin" in console.get("/console/admin/users").text.lower()
+    assert console.get("/console/bookings").status_code == 200  # still signed in: nothing changed
+
+
+def test_removal_and_revoked_access_end_sessions(
+    console: TestClient, org: Org, api_factory: sessionmaker[Session]
+) -> None:
+    sign_in_with_token(console, org.member_token)
+    assert console.get("/console/bookings").status_code == 200
+    with transaction(api_factory) as db:
+        members.update(db, members.get(db, org.organisation.id, org.member.id), api_access=False)
+    assert console.get("/console/bookings").status_code == 303  # signed in by a token: access is needed
+
+    with transaction(api_factory) as db:
+        member = members.get(db, org.organisation.id, org.member.id)
+        members.update(db, member, api_access=True)
+        _, token = tokens.create(db, member)
+    sign_in_with_token(console, token)
+    assert console.get("/console/bookings").status_code == 200
+    with transaction(api_factory) as db:
+        members.remove(db, members.get(db, org.organisation.id, org.member.id))
+    answer = console.get("/console/bookings")
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/console/sign-in"
+
+
+def test_magic_link_signs_in_once(
+    console: TestClient, org: Org, links: list[int], api_factory: sessionmaker[Session]
+) -> None:
+    page = console.get("/console/sign-in")
+    asked = console.post(
+        "/console/sign-in/email", data={"email": "Will@Acme.example", "csrf_token": csrf_of(page.text)}
+    )
+    assert asked.status_code == 200
+    assert "a sign-in link is on its way" in asked.text
+    assert len(links) == 1
+    with transaction(api_factory) as db:
+        token = sign_in_links.issue_token(db, db.get_one(SignInLink, links[0]))
+        assert token is not None
+    with api_factory() as db:
+        stored = db.get_one(SignInLink, links[0])
+        assert stored.token_hash == members.hash_secret(token)  # the token itself is not stored
+
+    opened = console.get(f"/console/sign-in/link/{token}")
+    assert opened.status_code == 200  # opening changes nothing: a button signs in
+    assert console.get("/console/bookings").status_code == 303
+    used = console.post(f"/console/sign-in/link/{token}", data={"csrf_token": csrf_of(opened.text)})
+    assert used.status_code == 303
+    assert console.get("/console/bookings").status_code == 200
+
+    console.cookies.clear()
+    again_page = console.get("/console/sign-in")
+    again = console.post(f"/console/sign-in/link/{token}", data={"csrf_token": csrf_of(again_page.text)})
+    assert again.status_code == 410
+    assert "used already" in again.text
+
+
+def test_an_unknown_address_is_answered_alike_and_mails_nothing(
+    console: TestClient, org: Org, links: list[int]
+) -> None:
+    page = console.get("/console/sign-in")
+    for email in ("nobody@acme.example", "not an address"):
+        asked = console.post("/console/sign-in/email", data={"email": email, "csrf_token": csrf_of(page.text)})
+        assert asked.status_code == 200
+        assert "a sign-in link is on its way" in asked.text
+    assert links == []
+
+
+def test_an_expired_link_does_not_sign_in(console: TestClient, org: Org, api_factory: sessionmaker[Session]) -> None:
+    with transaction(api_factory) as db:
+        [link_id] = sign_in_links.request(db, org.member.email, now=utcnow() - timedelta(hours=1))
+        token = sign_in_links.issue_token(db, db.get_one(SignInLink, link_id), now=utcnow() - timedelta(hours=1))
+    assert token is not None
+    page = console.get(f"/console/sign-in/link/{token}")
+    answer = console.post(f"/console/sign-in/link/{token}", data={"csrf_token": csrf_of(page.text)})
+    assert answer.status_code == 410
+    assert "expired" in answer.text
+    assert console.get("/console/bookings").status_code == 303
+
+
+def test_sign_out_ends_the_session(console: TestClient, org: Org) -> None:
+    sign_in_with_token(console, org.member_token)
+    page = console.get("/console/bookings")
+    cookie = console.cookies.get("deskbridge_console")
+    assert console.post("/console/sign-out", data={"csrf_token": csrf_of(page.text)}).status_code == 303
+    console.cookies.set("deskbridge_console", cookie or "", path="/console")
+    assert console.get("/console/bookings").status_code == 303  # the old cookie is dead too
+
+
+def test_accepting_an_invitation_signs_in(console: TestClient, org: Org, api_factory: sessionmaker[Session]) -> None:
+    with transaction(api_factory) as db:
+        invitation = members.invite(db, org.organisation.id, "newcomer@acme.example")
+        token = members.issue_invitation_token(db, invitation)
+    assert token is not None
+    accepted = console.post(f"/invitations/{token}", data={"display_name": "Nia"})
+    assert accepted.status_code == 200
+    assert "is now a member" in accepted.text
+    page = console.get("/console/bookings")
+    assert page.status_code == 200
+    assert "newcomer@acme.example" in page.text
+
+
+def test_cookies_are_secure_behind_https(api_factory: sessionmaker[Session], org: Org) -> None:
+    app = create_app(
+        ApiContext(
+            session_factory=api_factory,
+            counter=MemoryCounter(),
+            public_base_url="https://desks.example.com",
+            broker_ping=lambda: True,
+        )
+    )
+    client = TestClient(app, base_url="https://testserver", follow_redirects=False)
+    page = client.get("/console/sign-in")
+    assert "Secure" in page.headers["set-cookie"]
+    answer = client.post("/console/sign-in/token", data={"token": org.member_token, "csrf_token": csrf_of(page.text)})
+    assert "Secure" in answer.headers["set-cookie"]
