@@ -142,14 +142,18 @@ def _feed_zone(calendar: icalendar.Calendar) -> ZoneInfo | None:
 
 def _place_zones(calendar: icalendar.Calendar, default_timezone: str | None, notes: list[str]) -> None:
     """Date-times whose TZID names no zone deskbridge knows are read in the feed's zone, else the
-    organisation's, else UTC, and noted with the events' UIDs."""
+    organisation's, else UTC (a display name: at its stated offset when that zone is not), and noted
+    with the events' UIDs."""
     feed, organisation = _feed_zone(calendar), zone(default_timezone)
     instead: tzinfo = feed or organisation or UTC
     where = "the feed's X-WR-TIMEZONE" if feed else "the organisation's zone" if organisation else "UTC"
-    for tzid, uids in place_tzids(calendar, instead).items():
+    for tzid, placed in place_tzids(calendar, instead).items():
+        read_in = getattr(placed.zone, "key", None) or str(placed.zone)
+        why = "the offset its name states" if placed.stated else where
+        uids = list(placed.uids)
         notes.append(
             f"unknown time zone TZID {tzid[:80]!r} (no VTIMEZONE; not an IANA, Windows or Windows display "
-            f"name): read in {getattr(instead, 'key', 'UTC')} ({where}) for {len(uids)} event(s): {_named(uids)}"
+            f"name): read in {read_in} ({why}) for {len(uids)} event(s): {_named(uids)}"
         )
 
 

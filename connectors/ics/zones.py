@@ -16,7 +16,8 @@ Three kinds of name reach us:
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, tzinfo
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone, tzinfo
 from functools import cache, lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -129,14 +130,26 @@ def _exists(name: str) -> bool:
 _ZONED = ("DTSTART", "DTEND", "RECURRENCE-ID", "EXDATE", "RDATE")
 
 
-def place_tzids(calendar: icalendar.Calendar, instead: tzinfo) -> dict[str, list[str]]:
+@dataclass(frozen=True, slots=True)
+class Unresolved:
+    """A TZID nothing resolved: the zone its times were read in, whether that is the offset the name
+    states (a display name whose places matched nothing), and the UIDs of the events using it."""
+
+    zone: tzinfo
+    stated: bool
+    uids: tuple[str, ...]
+
+
+def place_tzids(calendar: icalendar.Calendar, instead: tzinfo) -> dict[str, Unresolved]:
     """Give zones to the date-times whose TZID icalendar could not resolve (no VTIMEZONE of that name).
 
     icalendar leaves such a time floating, which would be read in the calendar's zone or UTC
     without a word. A name `iana_name` knows (a Windows display name, mostly) gets its zone; any other
-    gets `instead`. Returns the names that got `instead`, each with the UIDs of the events using it.
+    gets `instead`, except a display name whose stated offset `instead` does not have (`(UTC-03:00)
+    Brasilia` in a London calendar): it is read at that offset, hours nearer than `instead` would be.
+    Returns the names nothing resolved.
     """
-    unknown: dict[str, list[str]] = {}
+    unknown: dict[str, Unresolved] = {}
     for event in calendar.walk("VEVENT"):
         uid = str(event.get("UID", "")).strip() or "an event without UID"
         for name in _ZONED:
@@ -148,14 +161,24 @@ def place_tzids(calendar: icalendar.Calendar, instead: tzinfo) -> dict[str, list
                 floating = [(item, item.dt) for item in items if isinstance(item.dt, datetime) and not item.dt.tzinfo]
                 if not tzid or not floating:
                     continue
-                found = zone(tzid)
+                found: tzinfo | None = zone(tzid)
                 if found is None:
-                    uids = unknown.setdefault(tzid, [])
-                    if uid not in uids:
-                        uids.append(uid)
+                    seen = unknown.get(tzid) or _unresolved(tzid, instead)
+                    unknown[tzid] = seen if uid in seen.uids else replace(seen, uids=(*seen.uids, uid))
+                    found = seen.zone
                 for item, value in floating:
-                    item.dt = value.replace(tzinfo=found or instead)
+                    item.dt = value.replace(tzinfo=found)
     return unknown
+
+
+def _unresolved(tzid: str, instead: tzinfo) -> Unresolved:
+    match = _DISPLAY.fullmatch(tzid)
+    stated = _offset(match) if match is not None else None
+    if stated is None or any(moment.replace(tzinfo=instead).utcoffset() == stated for moment in _SAMPLES):
+        return Unresolved(instead, False, ())
+    hours, rest = divmod(stated, timedelta(hours=1))
+    fixed = ZoneInfo(f"Etc/GMT{-hours:+d}") if not rest and abs(hours) <= 12 else timezone(stated)
+    return Unresolved(fixed, True, ())
 
 
 def _props(value: object) -> list[object]:

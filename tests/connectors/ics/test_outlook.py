@@ -270,3 +270,26 @@ def test_a_negative_duration_is_noted_too() -> None:
         "1 event(s) end before they start; read with start and end swapped "
         "(backwards-2 (DTSTART 2021-06-01T09:00:00+00:00, DURATION -PT1H))",
     )
+
+
+@pytest.mark.parametrize(
+    ("tzid", "default_timezone", "start", "read_in"),
+    [
+        # No place matched: read at the offset the name states, not hours off in London.
+        ("(UTC-03:00) Brasilia", "Europe/London", datetime(2021, 6, 1, 12, tzinfo=UTC), "Etc/GMT+3 (the offset"),
+        ("(UTC+05:30) Somewhere Else", None, datetime(2021, 6, 1, 3, 30, tzinfo=UTC), "UTC+05:30 (the offset"),
+        # The organisation's zone has the stated offset: read there (with its summer time).
+        ("(UTC+00:00) Somewhere Else", "Europe/London", datetime(2021, 6, 1, 8, tzinfo=UTC), "Europe/London (the org"),
+    ],
+)
+def test_a_display_name_no_place_matches_keeps_its_stated_offset(
+    tzid: str, default_timezone: str | None, start: datetime, read_in: str
+) -> None:
+    body = f'UID:ews-9\nSUMMARY:Call\nDTSTART;TZID="{tzid}":20210601T090000\nDURATION:PT1H'
+
+    found = read(calendar(body), SUMMER, default_timezone=default_timezone)
+
+    assert [event.start for event in found.events] == [start]
+    (note,) = found.notes
+    assert f"read in {read_in}" in note
+    assert note.endswith("for 1 event(s): ews-9")
