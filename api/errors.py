@@ -10,15 +10,17 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from connectors.scim.errors import ScimError
 from store.errors import Conflict, Invalid, NotAllowed, NotFound, StoreError
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://deskbridge.dev/problems/"
+SCIM_PREFIX = "/scim/v2/"
 
 _STATUS_OF: dict[type[StoreError], int] = {NotFound: 404, Conflict: 409, Invalid: 422, NotAllowed: 409}
 _TITLES = {
@@ -89,7 +91,12 @@ def problem_body(
     return body
 
 
-def render(request: Request, error: ApiError) -> JSONResponse:
+def render(request: Request, error: ApiError) -> Response:
+    """`error` in the shape of the request's route family."""
+    if request.url.path.startswith(SCIM_PREFIX):  # what SCIM routes leave to the app (a row deleted meanwhile)
+        from api.scim.errors import error_response  # here: the SCIM package imports api.deps, which imports us
+
+        return error_response(ScimError(error.status, error.detail), error.headers or None)
     if is_compat(request):
         status = 400 if error.status in (409, 422) and error.field else error.status
         body: dict[str, Any] = (
@@ -129,30 +136,30 @@ def _message(error: Any) -> str:
     return str(error["msg"])
 
 
-async def _on_api_error(request: Request, exc: Exception) -> JSONResponse:
+async def _on_api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     return render(request, exc)
 
 
-async def _on_store_error(request: Request, exc: Exception) -> JSONResponse:
+async def _on_store_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StoreError)
     status = _STATUS_OF.get(type(exc), 400)
     return render(request, ApiError(status, exc.message, code=exc.code, field=exc.field))
 
 
-async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
     return render(request, ApiError(exc.status_code, detail, headers=dict(exc.headers or {})))
 
 
-async def _on_integrity_error(request: Request, exc: Exception) -> JSONResponse:
+async def _on_integrity_error(request: Request, exc: Exception) -> Response:
     # The services check uniqueness before writing; two requests racing past the same check meet the
     # database's constraint at commit instead. Nothing was written, and a retry gets the clear answer.
     return render(request, ApiError(409, "A concurrent change conflicts with this one; retry.", code="conflict"))
 
 
-async def _on_deleted_meanwhile(request: Request, exc: Exception) -> JSONResponse:
+async def _on_deleted_meanwhile(request: Request, exc: Exception) -> Response:
     # A change read a row that a concurrent request deleted before this one wrote it (SQLAlchemy finds
     # no row to update or refresh). Nothing was written: what it was about is gone.
     detail = "It was deleted by a concurrent request."

@@ -178,6 +178,8 @@ def _check_body(body: bytes, media_type: str) -> Refusal | None:
     if media_type == _FORM:
         bad = json_checks.bad_text_in_pairs(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         return Refusal(422, bad[1], code="invalid_input", field=bad[0]) if bad else None
+    if media_type and not _is_json_type(media_type):  # a multipart upload: its parts are the page's to read
+        return None
     if json_checks.too_deep(body):
         detail = f"The JSON body is nested more than {json_checks.MAX_DEPTH} levels deep."
         return Refusal(400, detail, code="json_too_deep")
@@ -223,4 +225,8 @@ def _has_body(headers: dict[str, str]) -> bool:
 def _is_json(media_type: str, path: str) -> bool:
     if path.startswith(("/invitations/", "/console/")):  # these pages post HTML forms
         return True
+    return _is_json_type(media_type)
+
+
+def _is_json_type(media_type: str) -> bool:
     return media_type == "application/json" or media_type.endswith("+json")

@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from api.app import create_app
 from api.context import ApiContext
@@ -335,3 +336,19 @@ def test_an_unhandled_error_is_a_500_problem_with_an_id_in_the_log(
     assert response.status_code == 500
     assert set(response.json()) == {"detail"}
     assert_scim_error(client.get("/scim/v2/Boom"), 500)
+
+
+def test_a_row_deleted_meanwhile_is_a_404_in_the_familys_shape(factory: sessionmaker[Session], org: Org) -> None:
+    # What a change meets when a concurrent request deleted its row (see test_races for the real race).
+    app = make_client(factory).app
+
+    def gone() -> None:
+        raise StaleDataError("UPDATE statement on table 'desks' expected to update 1 row(s); 0 were matched.")
+
+    for path in ("/v1/gone", "/api/gone/", "/scim/v2/Gone"):
+        app.add_api_route(path, gone)  # type: ignore[attr-defined]
+        app.router.routes.insert(0, app.router.routes.pop())  # type: ignore[attr-defined]
+    client = TestClient(app)  # type: ignore[arg-type]
+    assert_problem(client.get("/v1/gone"), 404, "not_found")
+    assert client.get("/api/gone/").json() == {"detail": "It was deleted by a concurrent request."}
+    assert_scim_error(client.get("/scim/v2/Gone"), 404)
