@@ -12,6 +12,7 @@ import dramatiq
 
 from store.columns import utcnow
 from worker import invitations, relay, runtime, sign_in_links
+from worker.redis_client import note_unsent
 from worker.webhooks import delivery
 
 logger = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def send_invitation_emails(invitation_ids: list[int]) -> None:
         try:
             invitations.send(runtime.current(), invitation_id)
         except Exception:
-            logger.warning("invitation %d was not sent; retried on its own", invitation_id, exc_info=True)
+            note_unsent(logger, "invitation %d was not sent; retried on its own", invitation_id)
             send_invitation_email.send(invitation_id)
 
 
@@ -95,9 +96,7 @@ def enqueue_backlog(delivery_ids: list[int]) -> None:
         try:
             deliver_in_order.send(delivery_ids)
         except Exception:
-            logger.warning(
-                "could not enqueue a backlog of %d deliveries; the sweep will", len(delivery_ids), exc_info=True
-            )
+            note_unsent(logger, "could not enqueue a backlog of %d deliveries; the sweep will", len(delivery_ids))
             delivery.release(worker_runtime, delivery_ids, utcnow())
 
 

@@ -12,6 +12,7 @@ with the client's name ("rate limits", "broker").
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from typing import Any
@@ -113,3 +114,15 @@ def fail_fast_client(
         retry=Retry(NoBackoff(), retries),
     )
     return redis.Redis(connection_pool=pool)
+
+
+def note_unsent(log: logging.Logger, message: str, *args: object) -> None:
+    """Log, from inside an `except` block, a send to the queue that failed and that a sweep makes up.
+
+    Through a Redis outage every commit's send fails: the outage itself is logged once by the pool,
+    so each lost send is only a debug line. Any other failure is a warning with its traceback.
+    """
+    if isinstance(sys.exc_info()[1], redis.ConnectionError | redis.TimeoutError):
+        log.debug(message, *args)
+    else:
+        log.warning(message, *args, exc_info=True)

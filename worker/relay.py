@@ -27,6 +27,7 @@ from dramatiq.brokers.redis import RedisBroker
 
 from store.models import OutboxEvent
 from worker import coalesce
+from worker.redis_client import note_unsent
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def on_commit(events: list[OutboxEvent]) -> None:
         if invited:
             actors.enqueue_invitation_emails(invited)
     except Exception:
-        logger.exception("could not enqueue the work for %d events; the scheduler will catch up", len(events))
+        note_unsent(logger, "could not enqueue the work for %d events; the scheduler will catch up", len(events))
 
 
 def relay_starting(broker: object) -> None:

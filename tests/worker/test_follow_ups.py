@@ -5,6 +5,7 @@ lost work: the email arrives once, the sync is queued."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from worker.mailers.folder import FolderMailer
 def test_an_invitation_committed_while_the_broker_is_down_is_emailed_once_by_the_sweep(
     factory: sessionmaker[Session], smtp: SMTPServer, use_mailer: Configure, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)  # a send lost to an outage is a debug line
     use_mailer(smtp.mailer())
     org = make_org(factory)
     with broker_down(), transaction(factory) as session:

@@ -26,6 +26,7 @@ from store.services import calendars, follow_ups
 from worker import follow_ups as worker_follow_ups
 from worker import runtime
 from worker.calendar import batch, channels, outbound, sync
+from worker.redis_client import note_unsent
 from worker.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def enqueue_sync(calendar_id: int) -> None:
     try:
         sync_calendar.send(calendar_id)
     except Exception:
-        logger.warning("could not enqueue a sync of calendar %d; the scheduler will", calendar_id, exc_info=True)
+        note_unsent(logger, "could not enqueue a sync of calendar %d; the scheduler will", calendar_id)
 
 
 # A failed read is recorded on the calendar and tried again by the poll; Dramatiq's retries only
@@ -65,7 +66,7 @@ def enqueue_syncs(connection_id: int, calendar_ids: list[int]) -> None:
         try:
             sync_calendars.send(connection_id, chunk)
         except Exception:
-            logger.warning("could not enqueue a sync of calendars %s; the scheduler will", chunk, exc_info=True)
+            note_unsent(logger, "could not enqueue a sync of calendars %s; the scheduler will", chunk)
 
 
 @dramatiq.actor(queue_name=QUEUE, max_retries=3, min_backoff=5_000, max_backoff=300_000, time_limit=1_800_000)
@@ -80,7 +81,7 @@ def enqueue_write(booking_id: int) -> None:
     try:
         write_booking.send(booking_id)
     except Exception:
-        logger.warning("could not enqueue the calendar write of booking %d", booking_id, exc_info=True)
+        note_unsent(logger, "could not enqueue the calendar write of booking %d", booking_id)
 
 
 # A calendar that refuses is retried for about a day (a throttled mailbox, a revoked grant restored).
@@ -100,7 +101,7 @@ def calendars_changed(connection_id: int) -> None:
     try:
         follow_connection.send(connection_id, True)
     except Exception:
-        logger.warning("could not enqueue the calendars of connection %d; the sweep will", connection_id, exc_info=True)
+        note_unsent(logger, "could not enqueue the calendars of connection %d; the sweep will", connection_id)
         _owe_calendars(connection_id)
 
 
@@ -167,7 +168,7 @@ def enqueue_channels(calendar_id: int, recreate: bool) -> None:
     try:
         ensure_calendar_channels.send(calendar_id, recreate)
     except Exception:
-        logger.warning("could not enqueue the channel of calendar %d", calendar_id, exc_info=True)
+        note_unsent(logger, "could not enqueue the channel of calendar %d", calendar_id)
 
 
 @dramatiq.actor(queue_name=QUEUE, max_retries=3, min_backoff=5_000, max_backoff=300_000)

@@ -59,6 +59,7 @@ from worker import runtime
 from worker.calendar import engine, jobs, readers
 from worker.calendar.rules import follows_rules, office_day
 from worker.follow_ups import finished, owed, put_off, starting
+from worker.redis_client import note_unsent
 from worker.runtime import Runtime
 from worker.webhooks.ssrf import UnsafeURL
 
@@ -91,7 +92,7 @@ def settings_changed(organisation_id: int, changed: Sequence[str]) -> None:
         reevaluate_organisation.send(organisation_id, wanted)
     except Exception:
         message = "could not enqueue bringing organisation %d's calendars in line with %s"
-        logger.warning(message, organisation_id, wanted, exc_info=True)
+        note_unsent(logger, message, organisation_id, wanted)
 
 
 @dramatiq.actor(queue_name=QUEUE, max_retries=3, min_backoff=5_000, max_backoff=300_000)
@@ -157,7 +158,7 @@ def _enqueue_calendar(calendar_id: int, reread: bool) -> None:
     try:
         reevaluate_calendar.send(calendar_id, reread)
     except Exception:
-        logger.warning("could not enqueue bringing calendar %d in line; the sweep will", calendar_id, exc_info=True)
+        note_unsent(logger, "could not enqueue bringing calendar %d in line; the sweep will", calendar_id)
 
 
 def _owe_reread(worker_runtime: Runtime, calendar_id: int) -> None:

@@ -17,6 +17,7 @@ from store.db import transaction
 from store.services import connections
 from worker import runtime
 from worker.directory import channels, sync
+from worker.redis_client import note_unsent
 from worker.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ def enqueue_sync(connection_id: int) -> None:
     try:
         sync_connection.send(connection_id)
     except Exception:
-        logger.warning("could not enqueue a sync of connection %d; the scheduler will", connection_id, exc_info=True)
+        note_unsent(logger, "could not enqueue a sync of connection %d; the scheduler will", connection_id)
 
 
 # A failed sync is recorded on the connection and tried again by the scheduler; Dramatiq's
@@ -53,7 +54,7 @@ def enqueue_channels(connection_id: int, recreate: bool) -> None:
     try:
         ensure_channels.send(connection_id, recreate)
     except Exception:
-        logger.warning("could not enqueue the channels of connection %d", connection_id, exc_info=True)
+        note_unsent(logger, "could not enqueue the channels of connection %d", connection_id)
 
 
 @dramatiq.actor(queue_name="directory", max_retries=3, min_backoff=5_000, max_backoff=300_000)

@@ -44,6 +44,7 @@ from worker import coalesce, runtime
 from worker.calendar import engine as calendar_engine
 from worker.directory import engine
 from worker.peers import events, readers, rosters, sync
+from worker.redis_client import note_unsent
 from worker.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def enqueue(connection_id: int) -> None:
     try:
         coalesce.send_unless_waiting(apply_envelopes, _WAITING_KEY.format(connection_id), connection_id)
     except Exception:
-        logger.warning("could not enqueue Resource Guru deliveries of connection %d", connection_id, exc_info=True)
+        note_unsent(logger, "could not enqueue Resource Guru deliveries of connection %d", connection_id)
 
 
 @dramatiq.actor(queue_name="directory", max_retries=3, min_backoff=5_000, max_backoff=300_000)

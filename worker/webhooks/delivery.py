@@ -35,6 +35,7 @@ from store.secret_box import SecretBox, UndecryptableSecret
 from store.services import deliveries, delivery_attempts, webhook_relay
 from store.services.delivery_attempts import AttemptOutcome, AttemptResult, DeliveryJob
 from worker import metrics
+from worker.redis_client import note_unsent
 from worker.runtime import Runtime
 from worker.webhooks.limits import endpoint_slots
 from worker.webhooks.sender import (
@@ -144,7 +145,7 @@ def _send_in_slots(
     except Exception:
         if sent is None:
             raise
-        logger.warning("could not give back the slots of endpoint %s; they expire", endpoint_id, exc_info=True)
+        note_unsent(logger, "could not give back the slots of endpoint %s; they expire", endpoint_id)
     return sent
 
 
@@ -254,7 +255,7 @@ def _requeue(runtime: Runtime, delivery_ids: list[int], delay_ms: int, enqueue: 
     try:
         enqueue(delivery_ids, delay_ms)
     except Exception:
-        logger.warning("could not enqueue %d deliveries; the sweep will pick them up", len(delivery_ids), exc_info=True)
+        note_unsent(logger, "could not enqueue %d deliveries; the sweep will pick them up", len(delivery_ids))
         release(runtime, delivery_ids, due)
 
 

@@ -75,6 +75,7 @@ def settle(world: World, graph: FakeGraph) -> int:
 def test_a_booking_committed_while_the_broker_is_down_reaches_outlook_once_by_the_sweep(
     world: World, graph: FakeGraph, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)  # a send lost to an outage is a debug line
     settle(world, graph)
     with broker_down():
         booking_id = book(world)  # its commit's write_booking cannot be queued
@@ -100,6 +101,7 @@ def test_through_a_real_redis_cut_by_a_proxy_the_booking_reaches_outlook_once(
 ) -> None:
     """Production's path: the actor on a RedisBroker whose Redis is behind a TCP proxy the test cuts
     while the booking commits; the proxy comes back, the sweep queues the write, a Dramatiq worker does it."""
+    caplog.set_level(logging.DEBUG)  # a send lost to an outage is a debug line
     settle(world, graph)
     real = urlsplit(REDIS_URL)
     with TcpProxy((real.hostname or "127.0.0.1", real.port or 6379)) as proxy:
