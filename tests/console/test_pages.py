@@ -262,3 +262,155 @@ def test_cookies_are_secure_behind_https(api_factory: sessionmaker[Session], org
     assert "Secure" in page.headers["set-cookie"]
     answer = client.post("/console/sign-in/token", data={"token": org.member_token, "csrf_token": csrf_of(page.text)})
     assert "Secure" in answer.headers["set-cookie"]
+
+
+ADMIN_PAGES = (
+    "/console/admin/organisation",
+    "/console/admin/users",
+    "/console/admin/desks",
+    "/console/admin/connections",
+    "/console/admin/webhooks",
+    "/console/admin/events",
+    "/console/bookings",
+    "/console/tokens",
+    "/console/feed",
+)
+
+
+def test_every_page_opens_for_an_admin_and_admin_pages_not_for_members(console: TestClient, org: Org) -> None:
+    sign_in_with_token(console, org.admin_token)
+    for path in ADMIN_PAGES:
+        page = console.get(path)
+        assert page.status_code == 200, path
+        assert 'aria-current="page"' in page.text, path  # the navigation marks where you are
+    console.cookies.clear()
+    sign_in_with_token(console, org.member_token)
+    for path in ADMIN_PAGES[:6]:
+        assert console.get(path).status_code == 403, path
+
+
+def test_organisation_settings_are_saved_and_times_follow_the_zone(
+    console: TestClient, org: Org, api_factory: sessionmaker[Session]
+) -> None:
+    sign_in_with_token(console, org.admin_token)
+    page = console.get("/console/admin/organisation")
+    form = {
+        "csrf_token": csrf_of(page.text),
+        "timezone": "Asia/Tokyo",
+        "directory_policy": "auto_accept",
+        "calendar_window_days": "30",
+        "keywords": "WFO, office",
+        "api_enabled": "true",
+    }
+    assert console.post("/console/admin/organisation", data=form).status_code == 303
+    with api_factory() as db:
+        organisation = db.get_one(type(org.organisation), org.organisation.id)
+        assert organisation.timezone == "Asia/Tokyo"
+        assert organisation.directory_policy.value == "auto_accept"
+        assert organisation.calendar_window_days == 30
+        assert organisation.office_rules["keywords"] == ["WFO", "office"]
+    assert "times in Asia/Tokyo" in console.get("/console/bookings").text
+
+    refused = console.post(
+        "/console/admin/organisation",
+        data={**form, "timezone": "Mars/Olympus", "calendar_window_days": "30"},
+        headers={"referer": "http://testserver/console/admin/organisation"},
+    )
+    assert refused.status_code == 303
+    assert "Mars/Olympus" in console.get("/console/admin/organisation").text  # the reason names it
+    with api_factory() as db:
+        assert db.get_one(type(org.organisation), org.organisation.id).timezone == "Asia/Tokyo"
+
+
+def test_tokens_need_the_switch_and_access(console: TestClient, org: Org, api_factory: sessionmaker[Session]) -> None:
+    with transaction(api_factory) as db:
+        member = members.get(db, org.organisation.id, org.member.id)
+        _, token = tokens.create(db, member)
+    sign_in_with_token(console, token)
+    with transaction(api_factory) as db:
+        organisation = db.get_one(type(org.organisation), org.organisation.id)
+        organisation.api_enabled = False
+    page = console.get("/console/tokens")
+    assert "The API is turned off" in page.text
+    assert console.post("/console/tokens", data={"csrf_token": csrf_of(page.text), "name": "x"}).status_code == 403
+
+
+def test_the_feed_url_is_shown_once_and_rotates(console: TestClient, org: Org) -> None:
+    sign_in_with_token(console, org.member_token)
+    page = console.get("/console/feed")
+    made = console.post("/console/feed", data={"csrf_token": csrf_of(page.text)})
+    url = re.search(r"http://testserver/v1/feeds/\S+\.ics", made.text)
+    assert url
+    assert made.headers["cache-control"] == "no-store"
+    assert console.get(url.group(0)).status_code == 200
+    again = console.get("/console/feed")
+    assert url.group(0) not in again.text
+    feed_id = re.search(r"/console/feed/(\d+)/rotate", again.text)
+    assert feed_id
+    rotated = console.post(f"/console/feed/{feed_id.group(1)}/rotate", data={"csrf_token": csrf_of(again.text)})
+    new_url = re.search(r"http://testserver/v1/feeds/\S+\.ics", rotated.text)
+    assert new_url
+    assert new_url.group(0) != url.group(0)
+    assert console.get(url.group(0)).status_code == 404
+
+
+def test_connection_settings_go_through_the_api_validation(console: TestClient, org: Org) -> None:
+    sign_in_with_token(console, org.admin_token)
+    page = console.get("/console/admin/connections")
+    referer = {"referer": "http://testserver/console/admin/connections"}
+    for settings, reason in (("{not json", "not valid JSON"), ('{"scope": 3}', "scope")):
+        console.post(
+            "/console/admin/connections",
+            data={"csrf_token": csrf_of(page.text), "kind": "csv", "name": "HR", "settings": settings},
+            headers=referer,
+        )
+        shown = console.get("/console/admin/connections")
+        assert reason in shown.text
+        assert "No connections yet." in shown.text
+    made = console.post(
+        "/console/admin/connections", data={"csrf_token": csrf_of(page.text), "kind": "scim", "name": "Okta"}
+    )
+    assert made.status_code == 200
+    assert "The SCIM bearer token" in made.text  # shown once, on the answer itself
+    assert made.headers["cache-control"] == "no-store"
+
+
+def test_webhook_secret_test_send_pause_and_events(console: TestClient, org: Org) -> None:
+    sign_in_with_token(console, org.admin_token)
+    page = console.get("/console/admin/webhooks")
+    referer = {"referer": "http://testserver/console/admin/webhooks"}
+    console.post(
+        "/console/admin/webhooks",
+        data={"csrf_token": csrf_of(page.text), "url": "http://169.254.169.254/latest"},
+        headers=referer,
+    )
+    assert "cannot receive webhooks" in console.get("/console/admin/webhooks").text
+    made = console.post(
+        "/console/admin/webhooks",
+        data={"csrf_token": csrf_of(page.text), "url": "http://127.0.0.1:9/hooks", "event_types": ["booking.*"]},
+    )
+    secret = re.search(r'value="(whsec_[^"]+)"', made.text)
+    assert secret, (made.status_code, made.headers, console.get("/console/admin/webhooks").text[:3000])
+    endpoint_id = re.search(r"/console/admin/webhooks/(\d+)/secret", made.text)
+    assert endpoint_id
+    base = f"/console/admin/webhooks/{endpoint_id.group(1)}"
+    token = {"csrf_token": csrf_of(made.text)}
+    assert secret.group(1) in console.post(f"{base}/secret", data=token).text
+    rotated = console.post(f"{base}/secret/rotate", data=token)
+    assert "The new signing secret" in rotated.text
+    assert secret.group(1) not in rotated.text
+    tested = console.post(f"{base}/test", data=token)
+    assert "Test event: no answer" in tested.text  # nothing listens on port 9
+    assert console.post(f"{base}/pause", data={**token, "paused": "true"}).status_code == 303
+    assert "paused: events wait" in console.get(base).text
+    console.post(f"{base}/pause", data=token)
+    assert "paused: events wait" not in console.get(base).text
+    bad = console.post(f"{base}/replay-failed", data={**token, "since": "yesterday"}, headers={"referer": base})
+    assert bad.status_code == 303
+    assert "date and time" in console.get(base).text
+
+    log = console.get("/console/admin/events", params={"type": "endpoint.*"})
+    assert "<td>endpoint.created<br>" in log.text
+    assert "<td>endpoint.secret_rotated<br>" in log.text
+    assert "<td>api_token.created<br>" not in log.text
+    assert console.get("/console/admin/events", params={"since": "soon"}).status_code == 422
