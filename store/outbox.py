@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import text, update
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
+from store import event_types
 from store.columns import utcnow
 from store.models import Organisation, OutboxEvent
 
@@ -34,7 +35,13 @@ _Pending = tuple[SessionTransaction | None, int, str, dict[str, Any]]
 
 
 def record(session: Session, organisation_id: int, type_: str, data: dict[str, Any]) -> None:
-    """Queue one event to be written with the current transaction (or dropped with its savepoint)."""
+    """Queue one event to be written with the current transaction (or dropped with its savepoint).
+
+    `type_` must be declared in the catalog (`store.event_types`): UnknownEventType otherwise, so no
+    event goes out that subscribers cannot find and documents do not describe.
+    """
+    if type_ not in event_types.CATALOG:
+        raise event_types.UnknownEventType(f"{type_!r} is not a declared event type (store.event_types)")
     savepoint = session.get_nested_transaction()
     session.info.setdefault(_PENDING, []).append((savepoint, organisation_id, type_, _plain(data)))
 

@@ -16,7 +16,7 @@ from api.console.auth import Admin, AdminPosted, Viewer
 from api.console.pages import ConsoleRoute, done, render
 from api.deps import DB, context
 from api.v1.endpoints.webhooks import WebhookIn, check_target, secret_box, send_test_event
-from api.v1.event_samples import SAMPLES
+from store import event_types
 from store.columns import utcnow
 from store.errors import Invalid
 from store.models import Delivery, OutboxEvent, WebhookEndpoint
@@ -26,7 +26,7 @@ router = APIRouter(prefix="/console/admin", route_class=ConsoleRoute, include_in
 LIST = "/console/admin/webhooks"
 SHOWN_DELIVERIES = 50
 SHOWN_EVENTS = 100
-EVENT_TYPES = list(SAMPLES)
+EVENT_TYPES = list(event_types.CATALOG)
 
 
 @router.get("/webhooks")

@@ -45,5 +45,6 @@ for resource in (
 ):
     router.include_router(resource.router, responses=_AUTHENTICATED)
 router.include_router(deliveries.events_router, responses=_AUTHENTICATED)
+router.include_router(events.types_router, responses=_AUTHENTICATED)
 router.include_router(invitations.public_router)
 router.include_router(feeds.public_router)

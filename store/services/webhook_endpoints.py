@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
+from store import event_types as catalog
 from store import outbox
 from store.columns import utcnow
 from store.errors import Invalid, NotFound
@@ -67,6 +68,9 @@ def _valid_patterns(event_types: Iterable[str]) -> list[str]:
                 f"{pattern!r} is not an event type (booking.created), a wildcard (booking.*) or *",
                 field="event_types",
             )
+        unknown = catalog.check_pattern(pattern.strip())
+        if unknown is not None:
+            raise Invalid(unknown, field="event_types")
         if pattern.strip() not in cleaned:
             cleaned.append(pattern.strip())
     if len(cleaned) > MAX_PATTERNS:

@@ -133,10 +133,10 @@ def test_record_makes_values_plain(session_factory: sessionmaker[Session], acme:
         store_outbox.record(
             session,
             acme.organisation.id,
-            "test.recorded",
+            "member.updated",
             {"at": START, "role": member_in(session, acme).role, "list": (START, {"nested": START})},
         )
-    assert outbox.only("test.recorded") == {
+    assert outbox.only("member.updated") == {
         "at": "2031-03-04T09:00:00+00:00",
         "role": "member",
         "list": ["2031-03-04T09:00:00+00:00", {"nested": "2031-03-04T09:00:00+00:00"}],

@@ -17,8 +17,8 @@ from api.deps import DB, AdminCaller
 from api.errors import ApiError
 from api.v1.common import RequestBody, Resource, Timestamp, path_id, problems
 from api.v1.endpoints.webhooks import Context, Url, check_target, secret_box
-from api.v1.event_samples import SAMPLES, known_types
 from api.v1.pagination import Keyset, Page, Paging, fetch, page_of
+from store import event_types
 from store.columns import utcnow
 from store.errors import NotFound
 from store.models import EndpointKind, OutboxEvent, WebhookEndpoint
@@ -73,11 +73,11 @@ class HookEvent(BaseModel):
 @router.post("", status_code=201, summary="Subscribe a REST hook", responses=problems(400, 413, 415, 422))
 def subscribe(body: HookIn, caller: AdminCaller, db: DB, ctx: Context) -> HookOut:
     """Send events of one type to `target_url` as JSON arrays (admins only): Zapier's subscribe
-    step. An unknown event type or a URL that is not public is a 422."""
-    if not known_types(body.event):
-        raise ApiError(
-            422, f"{body.event!r} is not a known event type or wildcard.", code="unknown_event", field="event"
-        )
+    step. An event type or wildcard that matches no type of `GET /v1/event-types` (the answer names
+    the nearest) or a URL that is not public is a 422."""
+    unknown = event_types.check_pattern(body.event)
+    if unknown is not None:
+        raise ApiError(422, unknown[0].upper() + unknown[1:] + ".", code="unknown_event", field="event")
     check_target(ctx, body.target_url, "target_url")
     endpoint, _ = webhook_endpoints.create_endpoint(
         db,
@@ -120,13 +120,15 @@ def samples(
     db: DB,
 ) -> list[HookEvent]:
     """The organisation's latest events of this type, newest first, as hooks deliver them; one
-    representative sample while there is none yet (admins only): Zapier's perform list."""
-    types = known_types(event)
+    representative sample while there is none yet (admins only): Zapier's perform list. The sample is
+    the example `GET /v1/event-types` shows."""
+    types = event_types.matching(event)
     if not types:
         raise NotFound(f"{event!r} is not a known event type or wildcard")
     rows = db.scalars(_latest(caller.organisation.id, event).limit(SAMPLE_COUNT)).all()
     if not rows:
-        return [HookEvent(**event_payload(SAMPLE_ID, types[0], utcnow(), SAMPLES[types[0]]))]
+        example = event_types.CATALOG[types[0]].example
+        return [HookEvent(**event_payload(SAMPLE_ID, types[0], utcnow(), example))]
     return [HookEvent(**event_payload(row.id, row.type, row.created_at, row.data)) for row in rows]
 
 

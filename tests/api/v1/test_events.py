@@ -60,3 +60,12 @@ def test_events_refuse_bad_parameters(client: TestClient, org: Org) -> None:
 
 def test_events_are_for_admins(client: TestClient, org: Org) -> None:
     assert_problem(client.get("/v1/events", headers=auth(org.member_token)), 403, "admin_only")
+
+
+def test_a_cursor_no_page_gave_is_400(client: TestClient, world: World) -> None:
+    admin = auth(world.org.admin_token)
+    last = int(client.get("/v1/events", params={"limit": 200}, headers=admin).json()["next_cursor"])
+    assert client.get("/v1/events", params={"after": last}, headers=admin).json()["data"] == []
+    body = assert_problem(client.get("/v1/events", params={"after": last + 1}, headers=admin), 400, "bad_cursor")
+    assert str(last) in body["detail"]
+    assert_problem(client.get("/v1/events", params={"after": 10**12}, headers=admin), 400, "bad_cursor")
