@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -25,7 +25,7 @@ from api.context import ApiContext
 from api.json_checks import MAX_DEPTH
 from api.ratelimit import MemoryCounter
 from store.db import make_session_factory, transaction
-from store.models import ConnectionKind
+from store.models import ConnectionKind, Organisation
 from store.secret_box import SecretBox
 from store.services import connections
 from tests.api.v1.conftest import assert_problem, nothing_written
@@ -106,11 +106,19 @@ def test_ids_beyond_the_key_range_in_bodies_and_cursors_are_422(client: TestClie
     assert_problem(client.get("/v1/desks", params={"cursor": cursor}, headers=auth(org.admin_token)), 422)
 
 
-def test_an_event_cursor_beyond_int4_is_read(client: TestClient, org: Org) -> None:
-    # Event sequence numbers are 64-bit: a cursor past 2**31 is a position, not an error.
+def test_event_cursors_beyond_int4_are_read(client: TestClient, factory: sessionmaker[Session], org: Org) -> None:
+    # Event sequence numbers are 64-bit: an organisation past 2**31 events pages on as before.
+    with transaction(factory) as session:
+        session.execute(
+            update(Organisation).where(Organisation.id == org.organisation.id).values(last_event_seq=BEYOND)
+        )
+    response = client.post("/v1/desks", json={"label": "A-1"}, headers=auth(org.admin_token))
+    assert response.status_code == 201, response.text
     response = client.get(f"/v1/events?after={BEYOND}", headers=auth(org.admin_token))
     assert response.status_code == 200, response.text
-    assert response.json() == {"data": [], "next_cursor": str(BEYOND), "has_more": False}
+    page = response.json()
+    assert [(event["seq"], event["type"]) for event in page["data"]] == [(BEYOND + 1, "desk.created")]
+    assert page["next_cursor"] == str(BEYOND + 1)
 
 
 def test_ids_beyond_the_key_range_on_unauthenticated_and_compat_routes(client: TestClient, org: Org) -> None:
