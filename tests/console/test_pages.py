@@ -390,7 +390,7 @@ def test_webhook_secret_test_send_pause_and_events(console: TestClient, org: Org
         data={"csrf_token": csrf_of(page.text), "url": "http://127.0.0.1:9/hooks", "event_types": ["booking.*"]},
     )
     secret = re.search(r'value="(whsec_[^"]+)"', made.text)
-    assert secret, (made.status_code, made.headers, console.get("/console/admin/webhooks").text[:3000])
+    assert secret
     endpoint_id = re.search(r"/console/admin/webhooks/(\d+)/secret", made.text)
     assert endpoint_id
     base = f"/console/admin/webhooks/{endpoint_id.group(1)}"
