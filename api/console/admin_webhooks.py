@@ -73,11 +73,8 @@ def _detail(
     ).order_by(Delivery.id.desc())
     rows = list(db.scalars(query.limit(SHOWN_DELIVERIES)))
     attempts = deliveries.attempts_of(db, [row.id for row in rows])
-    types = dict(
-        db.execute(select(OutboxEvent.id, OutboxEvent.type).where(OutboxEvent.id.in_({row.event_id for row in rows})))
-        .tuples()
-        .all()
-    )
+    query_types = select(OutboxEvent.id, OutboxEvent.type).where(OutboxEvent.id.in_({row.event_id for row in rows}))
+    types = {event_id: event_type for event_id, event_type in db.execute(query_types)}
     return render(
         request,
         "webhook.html",
