@@ -9,14 +9,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.console.auth import Admin, AdminPosted, Viewer
 from api.console.pages import ConsoleRoute, done, render
-from api.context import ApiContext
 from api.deps import DB, context
 from api.v1.endpoints.connections import (
-    PUSHING,
-    READ_AT_ONCE,
     ConnectionIn,
     ConnectionOut,
     ConnectionPatch,
@@ -24,6 +22,8 @@ from api.v1.endpoints.connections import (
     _provider,
     check_feed_url,
     default_settings,
+    pushes,
+    read_at_once,
 )
 from connectors.csv import parse
 from store.errors import Invalid
@@ -56,10 +56,6 @@ def _json_field(text: str, name: str) -> dict[str, Any]:
     return value
 
 
-def _shown(viewer: Viewer, ctx: ApiContext, connection: Connection) -> ConnectionOut:
-    return ConnectionOut.of(connection, _box(ctx))
-
-
 @router.get("/connections")
 def connections_page(request: Request, viewer: Admin, db: DB) -> HTMLResponse:
     """Every connection with how its last sync went, and the form to add one."""
@@ -69,7 +65,7 @@ def connections_page(request: Request, viewer: Admin, db: DB) -> HTMLResponse:
         request,
         "connections.html",
         viewer,
-        connections=[_shown(viewer, ctx, row) for row in rows],
+        connections=[ConnectionOut.of(row, _box(ctx)) for row in rows],
         kinds=KINDS,
         status_words=STATUS_WORDS,
     )
@@ -105,11 +101,11 @@ def create_connection(
         settings=default_settings(body.kind, body.settings),
         credentials=body.credentials,
     )
-    first_sync = connection.kind in READ_AT_ONCE and connections.request_sync(db, connection.id)
+    first_sync = read_at_once(connection) and connections.request_sync(db, connection.id)
     db.commit()
     if first_sync:
         ctx.enqueue_sync(connection.id)
-        if connection.kind in PUSHING:
+        if pushes(connection):
             ctx.enqueue_channels(connection.id, False)
     if calendars.reads_calendars(connection):
         ctx.calendars_changed(connection.id)
@@ -120,7 +116,7 @@ def create_connection(
 
 def _detail(request: Request, viewer: Viewer, db: Session, connection: Connection, **extra: Any) -> HTMLResponse:
     ctx = context(request)
-    shown = _shown(viewer, ctx, connection)
+    shown = ConnectionOut.of(connection, _box(ctx))
     rows = list(db.scalars(calendars.select_calendars(connection.id).limit(200)))
     return render(
         request,
@@ -162,7 +158,7 @@ def update_connection(
     check_feed_url(connection.kind.value, body.credentials)
     before, reading_before = connection.settings, calendars.reads_calendars(connection)
     connections.update_connection(db, _box(ctx), connection, **body.model_dump(exclude_unset=True))
-    reopen = connection.kind in PUSHING and (
+    reopen = pushes(connection) and (
         body.credentials is not None or _provider(before) != _provider(connection.settings)
     )
     recalendar = reading_before or calendars.reads_calendars(connection)
@@ -214,7 +210,7 @@ async def import_csv(
 async def _run_import(
     request: Request, viewer: Viewer, db: Session, connection_id: int, text: str, dry_run: bool
 ) -> Response:
-    from starlette.concurrency import run_in_threadpool
+    """Parse and apply the file on the thread pool (the store's I/O), as the sync routes run."""
 
     def work() -> Response:
         connection = connections.get(db, viewer.organisation.id, connection_id)
