@@ -123,7 +123,9 @@ def _write(session: Session, pending: list[_Pending]) -> list[OutboxEvent]:
         last = session.execute(
             update(Organisation)
             .where(Organisation.id == organisation_id)
-            .values(last_event_seq=Organisation.last_event_seq + len(items))
+            # updated_at kept as it is: counting events is not a change of the organisation (its
+            # column's onupdate would otherwise stamp it on every write anywhere in it).
+            .values(last_event_seq=Organisation.last_event_seq + len(items), updated_at=Organisation.updated_at)
             .returning(Organisation.last_event_seq)
         ).scalar_one()
         first = last - len(items) + 1

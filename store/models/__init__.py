@@ -22,7 +22,7 @@ from store.models.peer_envelope import PeerEnvelope
 from store.models.push_channel import PushChannel
 from store.models.sign_in_link import SignInLink
 from store.models.team import Team, TeamMembership
-from store.models.webhook_endpoint import EndpointKind, PayloadFormat, WebhookEndpoint
+from store.models.webhook_endpoint import EndpointKind, PayloadFormat, SignatureScheme, WebhookEndpoint
 
 __all__ = [
     "LIVE_STATUSES",
@@ -60,6 +60,7 @@ __all__ = [
     "Role",
     "ShowAs",
     "SignInLink",
+    "SignatureScheme",
     "Team",
     "TeamMembership",
     "WebhookEndpoint",

@@ -38,7 +38,10 @@ class Delivery(Base):
     status: Mapped[DeliveryStatus] = mapped_column(enum_column(DeliveryStatus), default=DeliveryStatus.PENDING)
     # Attempts in the current round: a replay starts a new round, the attempt log keeps them all.
     attempts: Mapped[int] = mapped_column(default=0)
+    # When the sweep may take it: the next attempt, or later while a job holds it (`deliveries.lease`).
     next_attempt_at: Mapped[datetime | None]
+    # When its next attempt is due (what the log shows), whatever lease a job holds; None once finished.
+    due_at: Mapped[datetime | None]
     last_attempt_at: Mapped[datetime | None]
     last_status_code: Mapped[int | None]
     delivered_at: Mapped[datetime | None]

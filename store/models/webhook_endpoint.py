@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models.base import Base, JSONDocument, Timestamps, enum_column
@@ -17,6 +17,11 @@ class PayloadFormat(enum.StrEnum):
 class EndpointKind(enum.StrEnum):
     WEBHOOK = "webhook"  # made by an admin under /v1/webhooks
     REST_HOOK = "rest_hook"  # a Zapier-style subscription under /v1/hooks; a 410 deletes it
+
+
+class SignatureScheme(enum.StrEnum):
+    HMAC = "hmac"  # Standard Webhooks v1: HMAC-SHA256 with the whsec_ secret
+    ED25519 = "ed25519"  # Standard Webhooks v1a: an ed25519 signature, verified with the whpk_ public key
 
 
 class WebhookEndpoint(Timestamps, Base):
@@ -45,3 +50,13 @@ class WebhookEndpoint(Timestamps, Base):
     previous_secret_expires_at: Mapped[datetime | None]
     # The first failed attempt since the last success: an endpoint failing for too long is disabled.
     failing_since: Mapped[datetime | None]
+    # One request at a time, strictly in event order: a failure holds the later deliveries back.
+    ordered: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Requests a second at most, across every worker; None: only the concurrency slots limit them.
+    rate_limit_per_second: Mapped[int | None]
+    signature: Mapped[SignatureScheme] = mapped_column(
+        enum_column(SignatureScheme), default=SignatureScheme.HMAC, server_default="hmac"
+    )
+    # For ed25519: the public key (whpk_…, shown on the endpoint) and the private key (whsk_…, encrypted).
+    public_key: Mapped[str | None] = mapped_column(Text)
+    private_key_encrypted: Mapped[str | None] = mapped_column(Text)

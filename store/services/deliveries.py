@@ -30,6 +30,7 @@ def new_delivery(
         "status": DeliveryStatus.PENDING,
         "attempts": 0,
         "next_attempt_at": now if due is None else due,
+        "due_at": now,
         "created_at": now,
     }
 
@@ -37,8 +38,8 @@ def new_delivery(
 _INSERT_DELIVERIES = text(
     """
     INSERT INTO deliveries
-        (organisation_id, endpoint_id, event_id, event_seq, status, attempts, next_attempt_at, created_at)
-    SELECT organisation_id, endpoint_id, event_id, event_seq, 'pending', 0, next_attempt_at, created_at
+        (organisation_id, endpoint_id, event_id, event_seq, status, attempts, next_attempt_at, due_at, created_at)
+    SELECT organisation_id, endpoint_id, event_id, event_seq, 'pending', 0, next_attempt_at, created_at, created_at
     FROM unnest(
         CAST(:organisation_ids AS bigint[]), CAST(:endpoint_ids AS bigint[]), CAST(:event_ids AS text[]),
         CAST(:event_seqs AS bigint[]), CAST(:next_attempt_ats AS timestamptz[]), CAST(:created_ats AS timestamptz[])

@@ -157,6 +157,7 @@ _SUCCEED = (
         last_status_code=bindparam("status_code"),
         delivered_at=bindparam("succeeded_at"),
         next_attempt_at=None,
+        due_at=None,
     )
     .returning(_deliveries.c.id, _deliveries.c.endpoint_id)
 )
@@ -263,7 +264,7 @@ def record_attempt(
         _exhaust(delivery)
         return AttemptResult("exhausted", delivery.attempts)
     wait = _retry_wait(delays[delivery.attempts], jitter, rng, outcome.retry_after)
-    delivery.next_attempt_at = now + timedelta(seconds=wait)
+    delivery.next_attempt_at = delivery.due_at = now + timedelta(seconds=wait)
     return AttemptResult("retry", delivery.attempts, delivery.next_attempt_at)
 
 
@@ -308,7 +309,7 @@ def _excerpt(text: str) -> str:
 def _succeed(session: Session, delivery: Delivery, endpoint: WebhookEndpoint, now: datetime) -> None:
     delivery.status = DeliveryStatus.SUCCEEDED
     delivery.delivered_at = now
-    delivery.next_attempt_at = None
+    delivery.next_attempt_at = delivery.due_at = None
     if endpoint.failing_since is not None:
         # Conditional, so a busy healthy endpoint's row is not written (and locked) on every success.
         session.execute(
@@ -331,7 +332,7 @@ def _mark_failing(session: Session, endpoint: WebhookEndpoint, now: datetime) ->
 
 def _exhaust(delivery: Delivery) -> None:
     delivery.status = DeliveryStatus.EXHAUSTED
-    delivery.next_attempt_at = None
+    delivery.next_attempt_at = delivery.due_at = None
 
 
 def _retry_wait(delay: float, jitter: float, rng: Callable[[], float], retry_after: float | None) -> float:

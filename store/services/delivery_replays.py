@@ -35,7 +35,7 @@ def replay_event(session: Session, endpoint: WebhookEndpoint, event_id: str, *, 
         .execution_options(populate_existing=True)
     ).one()
     if delivery.status is DeliveryStatus.PENDING:
-        delivery.next_attempt_at = now
+        delivery.next_attempt_at = delivery.due_at = now
     else:
         _new_round(delivery, now)
     return delivery.id
@@ -71,5 +71,5 @@ def _check_replayable(endpoint: WebhookEndpoint) -> None:
 def _new_round(delivery: Delivery, now: datetime) -> None:
     delivery.status = DeliveryStatus.PENDING
     delivery.attempts = 0
-    delivery.next_attempt_at = now
+    delivery.next_attempt_at = delivery.due_at = now
     delivery.delivered_at = None

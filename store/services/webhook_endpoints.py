@@ -246,7 +246,7 @@ def _restart_pending(session: Session, endpoint: WebhookEndpoint, now: datetime)
     rows = session.execute(
         update(Delivery)
         .where(Delivery.endpoint_id == endpoint.id, Delivery.status == DeliveryStatus.PENDING)
-        .values(next_attempt_at=now)
+        .values(next_attempt_at=now, due_at=now)
         .returning(Delivery.id, Delivery.event_seq)
     ).all()
     return [delivery_id for delivery_id, _ in sorted(rows, key=lambda row: (row[1], row[0]))]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
 
 from tests.api.v1.conftest import World, assert_problem, error_fields
-from tests.conftest import Org, auth
+from tests.conftest import Org, auth, make_client, make_org
 
 
 def read_all(client: TestClient, token: str, limit: int) -> list[dict[str, object]]:
@@ -69,3 +70,23 @@ def test_a_cursor_no_page_gave_is_400(client: TestClient, world: World) -> None:
     body = assert_problem(client.get("/v1/events", params={"after": last + 1}, headers=admin), 400, "bad_cursor")
     assert str(last) in body["detail"]
     assert_problem(client.get("/v1/events", params={"after": 10**12}, headers=admin), 400, "bad_cursor")
+
+
+def test_the_organisations_updated_at_changes_only_when_it_does(session_factory: sessionmaker[Session]) -> None:
+    # Every event bumps the organisation's event counter: that is no change of the organisation.
+    client, org = make_client(session_factory), make_org(session_factory)
+    admin = auth(org.admin_token)
+
+    def updated_at() -> str:
+        body = client.get("/v1/organisation", headers=admin).json()
+        stamp: str = body["updated_at"]
+        return stamp
+
+    before = updated_at()
+    assert client.post("/v1/desks", json={"label": "D1"}, headers=admin).status_code == 201
+    assert client.post("/v1/teams", json={"name": "Platform"}, headers=admin).status_code == 201
+    same = client.patch("/v1/organisation", json={"timezone": "Europe/London"}, headers=admin)
+    assert same.status_code == 200, same.text
+    assert updated_at() == before
+    assert client.patch("/v1/organisation", json={"timezone": "Europe/Paris"}, headers=admin).status_code == 200
+    assert updated_at() > before

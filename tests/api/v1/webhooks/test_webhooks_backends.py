@@ -28,9 +28,9 @@ def test_deliveries_replays_and_samples(session_factory: sessionmaker[Session]) 
             delivery_attempts.record_attempt(session, delivery_id, failed, now=utcnow(), delays=())
 
     log = client.get(f"/v1/webhooks/{endpoint['id']}/deliveries", params={"status": "exhausted"}, headers=admin).json()
-    assert [entry["id"] for entry in log["data"]] == due
+    assert [entry["id"] for entry in log["data"]] == due[::-1]  # newest first
     assert [[attempt["status_code"] for attempt in entry["attempts"]] for entry in log["data"]] == [[500], [500]]
-    event_id = log["data"][0]["event_id"]
+    event_id = log["data"][-1]["event_id"]
     per_event = client.get(f"/v1/events/{event_id}/deliveries", headers=admin).json()
     assert [entry["id"] for entry in per_event["data"]] == due[:1]
 
@@ -42,6 +42,21 @@ def test_deliveries_replays_and_samples(session_factory: sessionmaker[Session]) 
     assert replayed.json() == {"delivery_ids": due}
     pending = client.get(f"/v1/webhooks/{endpoint['id']}/deliveries", params={"status": "pending"}, headers=admin)
     assert len(pending.json()["data"]) == 2
+    # A replay starts a new round: the count of attempts made so far stays, and the next one is due.
+    assert [(entry["attempt_count"], entry["next_attempt_at"] is not None) for entry in pending.json()["data"]] == [
+        (1, True),
+        (1, True),
+    ]
+    newest = client.get(f"/v1/webhooks/{endpoint['id']}/deliveries", params={"limit": 1}, headers=admin).json()
+    assert ([entry["id"] for entry in newest["data"]], newest["prev_cursor"]) == (due[1:], None)
+    older = client.get(
+        f"/v1/webhooks/{endpoint['id']}/deliveries", params={"limit": 1, "before": newest["next_cursor"]}, headers=admin
+    ).json()
+    assert ([entry["id"] for entry in older["data"]], older["next_cursor"], older["has_more"]) == (due[:1], None, False)
+    newer = client.get(
+        f"/v1/webhooks/{endpoint['id']}/deliveries", params={"limit": 1, "after": older["prev_cursor"]}, headers=admin
+    ).json()
+    assert ([entry["id"] for entry in newer["data"]], newer["prev_cursor"]) == (due[1:], None)
 
     latest = client.get("/v1/hooks/samples/desk.*", headers=admin).json()
     assert [event["data"]["label"] for event in latest] == ["D2", "D1"]

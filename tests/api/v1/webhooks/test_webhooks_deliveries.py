@@ -3,16 +3,22 @@ the API queues the backlog, real Dramatiq workers send it to a real receiver."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from store.columns import utcnow
+from store.models import Delivery
 from tests.api.v1.conftest import assert_problem, error_fields, nothing_written
 from tests.api.v1.webhooks.conftest import Pipeline, create, make_desk
 from tests.conftest import Org, auth
 from tests.worker.webhooks.conftest import Receiver, Reply, StartReceiver
+from worker import runtime
+from worker.webhooks import delivery
 
 SINCE_LONG_AGO = "2000-01-01T00:00:00+00:00"
 
@@ -80,20 +86,63 @@ def test_deliveries_log_filters_and_pages(
     assert deliveries(api, org, endpoint["id"], status="succeeded") == everything
     assert deliveries(api, org, endpoint["id"], status="exhausted") == []
     assert deliveries(api, org, endpoint["id"], event_id=everything[1]["event_id"]) == [everything[1]]
-    first = api.get(
-        f"/v1/webhooks/{endpoint['id']}/deliveries", params={"limit": 2}, headers=auth(org.admin_token)
-    ).json()
-    assert (first["data"], first["has_more"]) == (everything[:2], True)
-    rest = api.get(
-        f"/v1/webhooks/{endpoint['id']}/deliveries",
-        params={"limit": 2, "cursor": first["next_cursor"]},
-        headers=auth(org.admin_token),
-    ).json()
-    assert (rest["data"], rest["has_more"], rest["next_cursor"]) == (everything[2:], False, None)
+    assert [entry["id"] for entry in everything] == sorted((entry["id"] for entry in everything), reverse=True)
+    newest, middle, oldest = everything
+
+    def page(**params: Any) -> dict[str, Any]:
+        response = api.get(f"/v1/webhooks/{endpoint['id']}/deliveries", params=params, headers=auth(org.admin_token))
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    # Back in time with `before` (next_cursor), forward with `after` (prev_cursor), newest first both ways.
+    first = page(limit=2)
+    assert (first["data"], first["has_more"], first["prev_cursor"]) == ([newest, middle], True, None)
+    back = page(limit=2, before=first["next_cursor"])
+    assert (back["data"], back["has_more"], back["next_cursor"]) == ([oldest], False, None)
+    forward = page(limit=1, after=back["prev_cursor"])
+    assert (forward["data"], forward["has_more"]) == ([middle], True)
+    assert forward["next_cursor"] == str(middle["id"])
+    last = page(limit=1, after=forward["prev_cursor"])
+    assert (last["data"], last["has_more"], last["prev_cursor"]) == ([newest], False, None)
+    assert page(after=newest["id"]) == {"data": [], "next_cursor": None, "prev_cursor": None, "has_more": False}
+    assert page(status="succeeded", before=newest["id"])["data"] == [middle, oldest]
+    both = api.get(
+        f"/v1/webhooks/{endpoint['id']}/deliveries", params={"after": 1, "before": 9}, headers=auth(org.admin_token)
+    )
+    assert error_fields(assert_problem(both, 422)) == {"after"}
 
     bad = api.get(f"/v1/webhooks/{endpoint['id']}/deliveries", params={"status": "lost"}, headers=auth(org.admin_token))
     assert error_fields(assert_problem(bad, 422)) == {"status"}
     assert_problem(api.get("/v1/webhooks/987654/deliveries", headers=auth(org.admin_token)), 404)
+
+
+def test_the_log_shows_when_a_failed_delivery_is_retried_not_its_lease(
+    api: TestClient, pipeline: Pipeline, org: Org, start_receiver: StartReceiver, api_factory: sessionmaker[Session]
+) -> None:
+    receiver = start_receiver(replies=[Reply(503), Reply(200)])
+    endpoint = create(api, org, receiver.url, event_types=["desk.created"])
+    make_desk(api, org, "D1")
+    queued: list[list[int]] = []
+    slow_retries = dataclasses.replace(runtime.current(), retry_delays=(5.0, 5.0))
+    delivery.relay(slow_retries, lambda ids, _delay: queued.append(ids))
+    started = utcnow()
+    delivery.attempt_batch(slow_retries, queued.pop(0), lambda ids, _delay: queued.append(ids))
+    ended = utcnow()
+    assert len(queued) == 1  # the retry is queued (5 s away), and leased meanwhile
+
+    [entry] = deliveries(api, org, endpoint["id"])
+    assert (entry["status"], entry["attempt_count"]) == ("pending", 1)
+    shown = datetime.fromisoformat(entry["next_attempt_at"])
+    assert started + timedelta(seconds=4) <= shown <= ended + timedelta(seconds=6)  # 5 s, jittered by 20 %
+    with api_factory() as session:
+        leased_until = session.get_one(Delivery, entry["id"]).next_attempt_at
+    assert leased_until is not None
+    assert leased_until >= shown + delivery.LEASE  # what the sweep reads, not what the log shows
+
+    delivery.attempt_batch(slow_retries, queued.pop(0), lambda ids, _delay: queued.append(ids))
+    [done] = deliveries(api, org, endpoint["id"])
+    assert (done["status"], done["attempt_count"], done["next_attempt_at"]) == ("succeeded", 2, None)
 
 
 def test_deliveries_of_one_event_across_endpoints(
@@ -139,7 +188,8 @@ def test_replay_one_event(api: TestClient, pipeline: Pipeline, org: Org, start_r
 
     assert [webhook_id for webhook_id, _ in received(receiver)] == [event_id, event_id]
     [after] = deliveries(api, org, endpoint["id"])
-    assert (after["status"], after["attempt_count"], len(after["attempts"])) == ("succeeded", 1, 2)
+    # The count is of every attempt, the replay's included.
+    assert (after["status"], after["attempt_count"], len(after["attempts"])) == ("succeeded", 2, 2)
 
 
 def test_replay_an_event_older_than_the_endpoint(
@@ -205,7 +255,7 @@ def test_replay_failed_deliveries_in_order(
     receiver.replies = [Reply(200)]
     response = api.post(path, json={"since": SINCE_LONG_AGO}, headers=auth(org.admin_token))
     assert response.status_code == 202
-    assert response.json() == {"delivery_ids": [entry["id"] for entry in failed]}
+    assert response.json() == {"delivery_ids": [entry["id"] for entry in failed][::-1]}  # the log: newest first
     pipeline.drain()
     assert [label for _, label in received(receiver)] == ["D1", "D2", "D3"]
     assert deliveries(api, org, endpoint["id"], status="succeeded") != []
@@ -245,7 +295,7 @@ def test_disabled_endpoint_is_shown_and_enabled_again(
     assert shown["disabled_at"] is not None
     assert shown["failing_since"] is not None
     statuses = [entry["status"] for entry in deliveries(api, org, endpoint["id"])]
-    assert statuses == ["exhausted", "pending"]  # the second one waits, unsent, while disabled
+    assert statuses == ["pending", "exhausted"]  # the second one (newest first) waits, unsent, while disabled
     replay = api.post(f"{path}/deliveries/replay-failed", json={"since": SINCE_LONG_AGO}, headers=auth(org.admin_token))
     assert_problem(replay, 409, "not_allowed")
 
