@@ -396,3 +396,16 @@ def test_a_removed_members_session_stops_working(served: Served, new_page: Calla
     leaver.reload()
     leaver.wait_for_url("**/console/sign-in")
     assert leaver.get_by_role("heading", name="Sign in to the console").is_visible()
+
+
+def test_the_sign_in_form_works_from_the_keyboard(served: Served, new_page: Callable[[], Any]) -> None:
+    page = new_page()
+    page.goto(f"{served.base}/console/sign-in")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "email"
+    page.keyboard.type("nobody@example.com")
+    page.keyboard.press("Enter")
+    page.get_by_text("If nobody@example.com belongs to a member").wait_for()
