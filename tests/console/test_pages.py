@@ -414,3 +414,15 @@ def test_webhook_secret_test_send_pause_and_events(console: TestClient, org: Org
     assert "<td>endpoint.secret_rotated<br>" in log.text
     assert "<td>api_token.created<br>" not in log.text
     assert console.get("/console/admin/events", params={"since": "soon"}).status_code == 422
+
+
+def test_pages_use_only_the_apps_own_assets_and_cannot_be_framed(console: TestClient, org: Org) -> None:
+    sign_in_with_token(console, org.admin_token)
+    page = console.get("/console/admin/webhooks")
+    assets = re.findall(r'(?:src|href)="([^"#]+)"', page.text)
+    assert assets
+    assert all(asset.startswith("/console/") for asset in assets), assets
+    for asset in ("/console/static/console.css", "/console/static/console.js"):
+        assert console.get(asset).status_code == 200
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["referrer-policy"] == "same-origin"
