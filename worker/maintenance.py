@@ -9,7 +9,7 @@ import dramatiq
 
 from store.columns import utcnow
 from store.db import transaction
-from store.services import members, webhook_relay
+from store.services import console_sessions, members, sign_in_links, webhook_relay
 from worker import metrics
 from worker.runtime import Runtime
 
@@ -32,6 +32,15 @@ def resend_unsent_invitations(runtime: Runtime, *, now: datetime | None = None) 
     if waiting:
         logger.info("re-enqueued %d unsent invitation emails", len(waiting))
     return len(waiting)
+
+
+def prune_console(runtime: Runtime, *, now: datetime | None = None) -> int:
+    """Delete expired console sessions and sign-in links; returns how many rows went."""
+    with transaction(runtime.session_factory) as session:
+        gone = console_sessions.prune(session, now=now) + sign_in_links.prune(session, now=now)
+    if gone:
+        logger.info("pruned %d expired console sessions and sign-in links", gone)
+    return gone
 
 
 def record_gauges(runtime: Runtime) -> None:

@@ -54,6 +54,7 @@ def default_jobs(runtime: Runtime) -> list[Job]:
         Job("webhooks.relay", 2, partial(delivery.relay, runtime, actors.enqueue_delivery)),
         Job("webhooks.sweep", 5, partial(delivery.sweep, runtime, actors.enqueue_delivery)),
         Job("invitations.sweep", 60, partial(maintenance.resend_unsent_invitations, runtime)),
+        Job("console.prune", 3600, partial(maintenance.prune_console, runtime)),
         Job("metrics", 15, partial(maintenance.record_gauges, runtime)),
         Job("directory.poll", 60, partial(jobs.poll, runtime)),
         Job("directory.channels", 600, partial(channels.renew_all, runtime)),

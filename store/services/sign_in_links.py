@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from store.columns import utcnow
@@ -95,3 +95,9 @@ def redeem(session: Session, token: str, *, now: datetime | None = None) -> Memb
     if member.status is not MemberStatus.ACTIVE:
         raise NotAllowed("This account is no longer active.")
     return member
+
+
+def prune(session: Session, *, now: datetime | None = None) -> int:
+    """Delete links past their lifetime (used or not: a used one is spent); returns how many went."""
+    result = session.execute(delete(SignInLink).where(SignInLink.expires_at <= (now or utcnow())))
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -6,6 +6,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.columns import utcnow
@@ -148,3 +149,14 @@ def test_a_link_read_by_two_requests_signs_in_only_the_first_to_use_it(
         first.commit()
         with pytest.raises(NotAllowed, match="used already"):
             sign_in_links.redeem(second, token)
+
+
+def test_expired_links_are_pruned_and_live_ones_kept(session_factory: sessionmaker[Session]) -> None:
+    acme = make_org(session_factory)
+    with transaction(session_factory) as db:
+        old = sign_in_links.request(db, acme.member.email, now=utcnow() - sign_in_links.LINK_LIFETIME * 2)
+        live = sign_in_links.request(db, acme.member.email)
+    with transaction(session_factory) as db:
+        assert sign_in_links.prune(db) == len(old)
+    with session_factory() as db:
+        assert sorted(db.scalars(select(SignInLink.id))) == sorted(live)
