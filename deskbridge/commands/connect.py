@@ -17,6 +17,8 @@ from typing import Annotated, Any
 import typer
 
 from connectors.ics import redact
+from connectors.kind import Capability
+from connectors.kinds import REGISTRY
 from deskbridge.commands.common import OrgOption, err, fail, organisation, out, store
 from deskbridge.settings import get_settings
 from store.errors import NotFound
@@ -100,7 +102,7 @@ def _create(
             # The calendars known now (an ICS feed's one) are there for the worker's next calendar poll;
             # a directory's people get theirs after its sync.
             calendar_store.ensure(session, connection)
-        what = "calendar feed" if kind is ConnectionKind.ICS else f"{kind.value} directory"
+        what = REGISTRY.get(kind).title if REGISTRY.can(kind, Capability.ONE_CALENDAR) else f"{kind.value} directory"
         summary = f"Connected {what} {connection.name!r} to {chosen.slug} as connection {connection.id}."
         connection_id = connection.id
     return connection_id, summary, token

@@ -18,9 +18,11 @@ from rich.table import Table
 from rich.text import Text
 
 from connectors.csv import parse_bytes
+from connectors.kind import Capability
+from connectors.kinds import REGISTRY
 from deskbridge.commands.common import OrgOption, err, fail, organisation, out, store
 from deskbridge.settings import get_settings
-from store.models import ConnectionKind, ConnectionStatus
+from store.models import ConnectionStatus
 from store.services import connections
 from worker.directory.imports import import_page
 
@@ -145,13 +147,13 @@ def _sync_now(connection_id: int, org: str | None) -> None:
     components = build(get_settings())
     try:
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True) as bar:
-            reading = "Deciding everyone again" if kind in (ConnectionKind.SCIM, ConnectionKind.CSV) else "Reading"
+            reading = "Deciding everyone again" if REGISTRY.can(kind, Capability.DIRECTORY_PUSHED) else "Reading"
             task = bar.add_task(f"{reading}…", total=None)
 
             def progress(users: int) -> None:
                 bar.update(task, description=f"Read {users} users…")
 
-            if kind is ConnectionKind.ICS:
+            if REGISTRY.can(kind, Capability.ONE_CALENDAR):  # an ICS feed, a CalDAV account
                 tally = None
                 _read_feed(connection_id)
             else:
@@ -166,7 +168,7 @@ def _sync_now(connection_id: int, org: str | None) -> None:
         connection = connections.get(session, organisation(session, org).id, connection_id)
         status, error_text, name = connection.status, connection.last_error, connection.name
         counts, notes = dict(connection.last_counts), list(connection.last_notes)
-    if kind is ConnectionKind.ICS and status is ConnectionStatus.ACTIVE:
+    if REGISTRY.can(kind, Capability.ONE_CALENDAR) and status is ConnectionStatus.ACTIVE:
         out().print(f"Read the feed {name!r}; status {status.value}.", markup=False, soft_wrap=True)
         _print_counts(counts, notes)
         return

@@ -15,8 +15,8 @@ from datetime import datetime
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
+from store import kinds
 from store.models import Calendar, Connection, ExternalEvent, Organisation
-from store.services.connections import PEER_KINDS
 from store.services.external_events import EventRecord
 from store.sql import among
 
@@ -34,7 +34,7 @@ def followed_calendars(session: Session, organisation_id: int) -> list[int]:
         session.scalars(
             select(Calendar.id)
             .join(Connection, Connection.id == Calendar.connection_id)
-            .where(Calendar.organisation_id == organisation_id, Connection.kind.not_in(PEER_KINDS))
+            .where(Calendar.organisation_id == organisation_id, Connection.kind.not_in(kinds.that(kinds.PEER_PLATFORM)))
             .order_by(Calendar.id)
         )
     )

@@ -11,6 +11,7 @@ push channel (a Graph subscription or Google watch channel on the person's event
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,13 +22,13 @@ from sqlalchemy import BindParameter, Select, bindparam, or_, select, text, upda
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from store import kinds
 from store.columns import utcnow
 from store.errors import NotFound
 from store.models import (
     Calendar,
     CalendarEntry,
     Connection,
-    ConnectionKind,
     ConnectionStatus,
     DirectoryUser,
     Member,
@@ -35,8 +36,6 @@ from store.models import (
     Organisation,
     PushChannel,
 )
-from store.services.connections import PEER_KINDS
-from store.services.connections import READING_KINDS as READING_KINDS  # kept beside the connection's settings
 from store.services.connections import reads_calendars as reads_calendars
 from store.services.members import hash_secret
 
@@ -61,7 +60,7 @@ def ensure(session: Session, connection: Connection) -> list[Calendar]:
         row.member_id: row for row in session.scalars(select(Calendar).where(Calendar.connection_id == connection.id))
     }
     wanted: dict[int | None, str] = {}
-    if connection.kind is ConnectionKind.ICS:
+    if kinds.rules().can(connection.kind, kinds.ONE_CALENDAR):
         email = (connection.settings.get("member_email") or "").lower()
         member = (
             session.scalar(
@@ -71,7 +70,7 @@ def ensure(session: Session, connection: Connection) -> list[Calendar]:
             else None
         )
         wanted[member.id if member else None] = ""
-    elif connection.kind in PEER_KINDS:
+    elif kinds.rules().can(connection.kind, kinds.PEER_PLATFORM):
         # A peer platform lists everyone's events at once; each person's land in their own calendar,
         # addressed by the member's email (what the platform's events name them by).
         rows = session.execute(
@@ -332,7 +331,9 @@ def due_for_sync(session: Session, *, every: timedelta, now: datetime | None = N
             select(Calendar.id)
             .join(Connection, Connection.id == Calendar.connection_id)
             .where(
-                Connection.kind.not_in(PEER_KINDS),  # synced with their connection (worker/peers), not alone
+                Connection.kind.not_in(
+                    kinds.that(kinds.PEER_PLATFORM)
+                ),  # synced with their connection (worker/peers), not alone
                 Calendar.status != ConnectionStatus.ACTION_REQUIRED,
                 or_(Calendar.last_synced_at.is_(None), Calendar.last_synced_at < now - every),
                 or_(Calendar.status != ConnectionStatus.ERROR, Calendar.updated_at < now - every),
@@ -389,18 +390,21 @@ def writable_of_member(session: Session, member_id: int) -> list[Calendar]:
 def has_writable(session: Session, member_id: int) -> bool:
     """Whether the person has a calendar their bookings are written into (`writable_of_member`): one
     indexed lookup, asked with most bookings."""
-    return session.scalar(_HAS_WRITABLE, {"member_id": member_id}) is not None
+    return session.scalar(_has_writable(), {"member_id": member_id}) is not None
 
 
 def _writable(member_id: int | BindParameter[int]) -> Select[Calendar]:
     return (
         select(Calendar)
         .join(Connection, Connection.id == Calendar.connection_id)
-        .where(Calendar.member_id == member_id, Connection.kind.in_(READING_KINDS))
+        .where(Calendar.member_id == member_id, Connection.kind.in_(kinds.that(kinds.WRITES_CALENDARS)))
     )
 
 
-_HAS_WRITABLE = _writable(bindparam("member_id")).with_only_columns(Calendar.id).limit(1)
+@functools.cache
+def _has_writable() -> Select[int]:
+    """Built once, on first use: the kind registry is installed by then (store/kinds.py)."""
+    return _writable(bindparam("member_id")).with_only_columns(Calendar.id).limit(1)
 
 
 # Bookings written into calendars.
@@ -499,7 +503,7 @@ def pushing_calendar_ids(session: Session) -> list[int]:
             select(Calendar.id)
             .join(Connection, Connection.id == Calendar.connection_id)
             .where(
-                Connection.kind.in_(READING_KINDS),
+                Connection.kind.in_(kinds.that(kinds.RECEIVES_PUSHES)),
                 Connection.status != ConnectionStatus.ACTION_REQUIRED,
                 Calendar.status != ConnectionStatus.ACTION_REQUIRED,
             )

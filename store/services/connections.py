@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import Session
 
-from store import outbox
+from store import kinds, outbox
 from store.columns import utcnow
 from store.errors import Invalid, NotFound
 from store.models import Connection, ConnectionKind, ConnectionStatus, PushChannel
@@ -27,49 +27,6 @@ from store.services.members import hash_secret
 
 SYNC_LEASE = timedelta(minutes=15)
 SCIM_TOKEN_PREFIX = "dbscim_"  # noqa: S105 (a prefix that makes leaked tokens recognisable, not a secret)
-
-# The options each kind takes in `settings`, besides the scope and the teams (checked on create/update).
-PROVIDER_SETTINGS: dict[ConnectionKind, frozenset[str]] = {
-    ConnectionKind.MICROSOFT: frozenset({"tenant_id", "client_id", "calendars"}),
-    ConnectionKind.GOOGLE: frozenset({"admin_email", "customer", "groups", "calendars"}),
-    ConnectionKind.SCIM: frozenset(),
-    ConnectionKind.CSV: frozenset(),
-    ConnectionKind.ICS: frozenset({"member_email"}),
-    ConnectionKind.WHENIWORK: frozenset({"office_locations"}),
-    ConnectionKind.KADENCE: frozenset({"region", "import_desks"}),
-    ConnectionKind.RESOURCEGURU: frozenset({"account"}),
-}
-# Peer platforms: read by polling (people through the directory engine, events into per-person calendars).
-PEER_KINDS = (ConnectionKind.WHENIWORK, ConnectionKind.KADENCE, ConnectionKind.RESOURCEGURU)
-POLLED_KINDS = (ConnectionKind.MICROSOFT, ConnectionKind.GOOGLE)
-# Connections whose people's own calendars can be read and written (when `settings.calendars` is on).
-READING_KINDS = (ConnectionKind.MICROSOFT, ConnectionKind.GOOGLE)
-KADENCE_REGIONS = frozenset({"eu", "us"})
-_FLAGS = frozenset({"calendars", "import_desks"})  # provider settings that are true or false
-MAX_OFFICE_LOCATIONS = 500
-REQUIRED_SETTINGS: dict[ConnectionKind, frozenset[str]] = {
-    ConnectionKind.MICROSOFT: frozenset({"tenant_id", "client_id"}),
-    ConnectionKind.GOOGLE: frozenset({"admin_email"}),
-    ConnectionKind.SCIM: frozenset(),
-    ConnectionKind.CSV: frozenset(),
-    ConnectionKind.ICS: frozenset(),
-    ConnectionKind.WHENIWORK: frozenset(),
-    ConnectionKind.KADENCE: frozenset(),
-    ConnectionKind.RESOURCEGURU: frozenset({"account"}),
-}
-REQUIRED_CREDENTIALS: dict[ConnectionKind, tuple[frozenset[str], ...]] = {
-    # any one of the alternatives, complete
-    ConnectionKind.MICROSOFT: (frozenset({"client_secret"}), frozenset({"private_key", "thumbprint"})),
-    ConnectionKind.GOOGLE: (frozenset({"service_account_key"}),),
-    ConnectionKind.SCIM: (frozenset(),),
-    ConnectionKind.CSV: (frozenset(),),
-    ConnectionKind.ICS: (frozenset({"url"}),),  # feed URLs often carry a secret token: kept encrypted
-    ConnectionKind.WHENIWORK: (frozenset({"developer_key", "username", "password"}),),
-    ConnectionKind.KADENCE: (frozenset({"client_id", "client_secret"}),),
-    # The app's credentials and the pair the authorisation code was exchanged for; `webhook_secret`
-    # (optional) verifies inbound webhooks. Refreshed pairs replace the tokens (see worker/peers).
-    ConnectionKind.RESOURCEGURU: (frozenset({"client_id", "client_secret", "access_token", "refresh_token"}),),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,98 +58,17 @@ class Scope:
         )
 
 
-_SCOPE_LISTS = ("groups", "org_units", "domains")
-_SCOPE_FLAGS = ("include_guests", "include_without_mailbox")
-
-
 def validate_settings(kind: ConnectionKind, settings: dict[str, Any]) -> dict[str, Any]:
-    """A clean copy of `settings`, or Invalid naming the first thing wrong."""
-    allowed = PROVIDER_SETTINGS[kind] | {"scope", "team_groups"}
-    unknown = sorted(set(settings) - allowed)
-    if unknown:
-        raise Invalid(f"unknown setting {unknown[0]!r} for a {kind.value} connection", field="settings")
-    missing = sorted(key for key in REQUIRED_SETTINGS[kind] if not settings.get(key))
-    if missing:
-        raise Invalid(f"a {kind.value} connection needs {missing[0]!r}", field="settings")
-    clean: dict[str, Any] = {}
-    for key in PROVIDER_SETTINGS[kind]:
-        if key not in settings:
-            continue
-        if key == "office_locations":
-            if settings[key] is not None:  # null takes it away: every location counts again
-                clean[key] = _office_locations(settings[key])
-            continue
-        if key in _FLAGS:
-            if not isinstance(settings[key], bool):
-                raise Invalid(f"{key} must be true or false", field=f"settings.{key}")
-            clean[key] = settings[key]
-        else:
-            clean[key] = _strings(settings[key], key) if key == "groups" else _string(settings[key], key)
-    if "region" in clean:
-        clean["region"] = clean["region"].lower()
-    if clean.get("region", "eu") not in KADENCE_REGIONS:
-        raise Invalid("region must be eu or us", field="settings.region")
-    scope = settings.get("scope") or {}
-    if not isinstance(scope, dict):
-        raise Invalid("scope must be an object", field="settings.scope")
-    unknown = sorted(set(scope) - set(_SCOPE_LISTS) - set(_SCOPE_FLAGS))
-    if unknown:
-        raise Invalid(f"unknown scope option {unknown[0]!r}", field="settings.scope")
-    clean_scope: dict[str, Any] = {}
-    for key in _SCOPE_LISTS:
-        if key in scope:
-            clean_scope[key] = _strings(scope[key], f"scope.{key}")
-    for key in _SCOPE_FLAGS:
-        if key in scope:
-            if not isinstance(scope[key], bool):
-                raise Invalid(f"scope.{key} must be true or false", field=f"settings.scope.{key}")
-            clean_scope[key] = scope[key]
-    clean["scope"] = clean_scope
-    clean["team_groups"] = _strings(settings.get("team_groups", []), "team_groups")
-    return clean
-
-
-def _string(value: Any, name: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise Invalid(f"{name} must be a non-empty string", field=f"settings.{name}")
-    return value.strip()
-
-
-def _strings(value: Any, name: str) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
-        raise Invalid(f"{name} must be a list of non-empty strings", field=f"settings.{name}")
-    return [item.strip() for item in value]
-
-
-def _office_locations(value: Any) -> list[int | str]:
-    """When I Work locations whose shifts are office days: ids (whole numbers) or names, each once."""
-    field = "settings.office_locations"
-    if not isinstance(value, list) or len(value) > MAX_OFFICE_LOCATIONS:
-        raise Invalid(
-            f"office_locations must be a list of at most {MAX_OFFICE_LOCATIONS} When I Work location ids or names "
-            "(null or left out: every location)",
-            field=field,
-        )
-    clean: list[int | str] = []
-    for item in value:
-        ok_id = isinstance(item, int) and not isinstance(item, bool) and item > 0
-        ok_name = isinstance(item, str) and 0 < len(item.strip()) <= 200
-        if not (ok_id or ok_name):
-            raise Invalid(
-                f"office_locations: {item!r} is neither a location id (a whole number above 0) nor a location name",
-                field=field,
-            )
-        entry = item.strip() if isinstance(item, str) else item
-        if entry not in clean:
-            clean.append(entry)
-    return clean
+    """A clean copy of `settings` as the kind's descriptor takes them, or Invalid naming the first thing wrong."""
+    try:
+        return kinds.rules().clean_settings(kind, settings)
+    except ValueError as error:
+        raise Invalid(str(error), field=getattr(error, "field", "settings")) from None
 
 
 def reads_calendars(connection: Connection) -> bool:
-    """Whether a connection's calendars are synced: an ICS feed always, Microsoft/Google when opted in."""
-    if connection.kind is ConnectionKind.ICS:
-        return True
-    return connection.kind in READING_KINDS and bool(connection.settings.get("calendars"))
+    """Whether a connection's calendars are synced (its kind reads calendars; some only when opted in)."""
+    return kinds.rules().reads_calendars(connection.kind, connection.settings)
 
 
 def _owe_calendars(session: Session, connection: Connection) -> None:
@@ -202,9 +78,10 @@ def _owe_calendars(session: Session, connection: Connection) -> None:
 
 
 def _check_credentials(kind: ConnectionKind, credentials: dict[str, Any]) -> None:
-    if not any(all(credentials.get(key) for key in needed) for needed in REQUIRED_CREDENTIALS[kind]):
-        options = " or ".join(" + ".join(sorted(needed)) for needed in REQUIRED_CREDENTIALS[kind])
-        raise Invalid(f"a {kind.value} connection needs credentials: {options}", field="credentials")
+    try:
+        kinds.rules().check_credentials(kind, credentials)
+    except ValueError as error:
+        raise Invalid(str(error), field=getattr(error, "field", "credentials")) from None
 
 
 def create(
@@ -411,15 +288,15 @@ def due_for_sync(
     *,
     every: timedelta,
     now: datetime | None = None,
-    kinds: tuple[ConnectionKind, ...] = POLLED_KINDS,
+    capability: str = kinds.READS_DIRECTORY,
 ) -> list[int]:
-    """Connections of `kinds` (read by polling) whose last sync is older than `every`."""
+    """Connections of the kinds with `capability` (read by polling) whose last sync is older than `every`."""
     now = now or utcnow()
     return list(
         session.scalars(
             select(Connection.id)
             .where(
-                Connection.kind.in_(kinds),
+                Connection.kind.in_(kinds.that(capability)),
                 Connection.status != ConnectionStatus.ACTION_REQUIRED,
                 or_(Connection.last_synced_at.is_(None), Connection.last_synced_at < now - every),
                 or_(Connection.sync_lease_until.is_(None), Connection.sync_lease_until < now),
@@ -516,7 +393,7 @@ def pushing_connection_ids(session: Session) -> list[int]:
         session.scalars(
             select(Connection.id)
             .where(
-                Connection.kind.in_([ConnectionKind.MICROSOFT, ConnectionKind.GOOGLE]),
+                Connection.kind.in_(kinds.that(kinds.RECEIVES_PUSHES)),
                 Connection.status != ConnectionStatus.ACTION_REQUIRED,
             )
             .order_by(Connection.id)

@@ -27,6 +27,7 @@ from store.models import (
     EndpointKind,
     OutboxEvent,
     PayloadFormat,
+    SignatureScheme,
     WebhookEndpoint,
 )
 from store.services.webhook_endpoints import describe, shown_url
@@ -57,6 +58,10 @@ class DeliveryJob:
     event_seq: int
     event_created_at: datetime
     event_data: dict[str, Any]
+    signature: SignatureScheme
+    private_key_encrypted: str | None
+    ordered: bool  # one request at a time, in event order; a failure holds the later ones
+    rate_limit_per_second: int | None
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,10 @@ _JOB_COLUMNS = (
     OutboxEvent.seq,
     OutboxEvent.created_at,
     OutboxEvent.data,
+    WebhookEndpoint.signature,
+    WebhookEndpoint.private_key_encrypted,
+    WebhookEndpoint.ordered,
+    WebhookEndpoint.rate_limit_per_second,
 )
 
 
@@ -132,6 +141,24 @@ def attempt_contexts(session: Session, delivery_ids: Sequence[int]) -> list[Deli
     rows = session.execute(_READ_JOBS, {"delivery_ids": list(delivery_ids)}).all()
     found = {row[0]: DeliveryJob(*row) for row in rows}
     return [found[delivery_id] for delivery_id in dict.fromkeys(delivery_ids) if delivery_id in found]
+
+
+def ordered_head(session: Session, endpoint_id: int, *, now: datetime, limit: int) -> list[DeliveryJob]:
+    """An ordered endpoint's pending deliveries in event order, from its first pending one, while that
+    one is due (`due_at` reached) and the endpoint neither paused nor disabled; none otherwise (a
+    failed first delivery holds the others back until its retry succeeds or it is exhausted)."""
+    rows = session.execute(
+        select(Delivery.id, Delivery.due_at)
+        .where(Delivery.endpoint_id == endpoint_id, Delivery.status == DeliveryStatus.PENDING)
+        .order_by(Delivery.event_seq, Delivery.id)
+        .limit(limit)
+    ).all()
+    if not rows or (rows[0][1] is not None and rows[0][1] > now):
+        return []
+    jobs = attempt_contexts(session, [row[0] for row in rows])
+    if not jobs or jobs[0].paused or jobs[0].disabled:
+        return []
+    return jobs
 
 
 # Core statements on the tables, built once: the ORM's bulk paths cost more than the database does here.

@@ -20,13 +20,15 @@ from store import event_types as catalog
 from store import outbox
 from store.columns import utcnow
 from store.errors import Invalid, NotFound
-from store.models import Delivery, DeliveryStatus, EndpointKind, PayloadFormat, WebhookEndpoint
+from store.models import Delivery, DeliveryStatus, EndpointKind, PayloadFormat, SignatureScheme, WebhookEndpoint
 from store.secret_box import SecretBox
-from store.services.webhook_secrets import generate_secret
+from store.services.webhook_secrets import generate_secret, use_ed25519
 
 MAX_URL_LENGTH = 2000
 MAX_DESCRIPTION_LENGTH = 1000
 MAX_PATTERNS = 100
+MAX_RATE_LIMIT = 1000  # requests a second an endpoint may ask for at most
+_UNSET: Any = object()
 
 # An exact dotted type ("booking.created"), a prefix wildcard ("booking.*") or "*".
 _PATTERN = re.compile(r"\*|[a-z0-9_]+(\.[a-z0-9_]+)*(\.\*)?")
@@ -93,6 +95,22 @@ def _valid_format(payload_format: str) -> PayloadFormat:
         raise Invalid(f"payload_format must be one of {names}", field="payload_format") from None
 
 
+def _valid_rate_limit(rate: int | None) -> int | None:
+    if rate is not None and (isinstance(rate, bool) or not 1 <= rate <= MAX_RATE_LIMIT):
+        raise Invalid(
+            f"rate_limit_per_second must be from 1 to {MAX_RATE_LIMIT}, or null", field="rate_limit_per_second"
+        )
+    return rate
+
+
+def _valid_signature(signature: str) -> SignatureScheme:
+    try:
+        return SignatureScheme(signature)
+    except ValueError:
+        names = ", ".join(member.value for member in SignatureScheme)
+        raise Invalid(f"signature must be one of {names}", field="signature") from None
+
+
 def _valid_kind(kind: str) -> EndpointKind:
     try:
         return EndpointKind(kind)
@@ -120,6 +138,9 @@ def describe(endpoint: WebhookEndpoint) -> dict[str, Any]:
         "payload_format": endpoint.payload_format,
         "paused": endpoint.paused,
         "disabled": endpoint.disabled_at is not None,
+        "ordered": endpoint.ordered,
+        "rate_limit_per_second": endpoint.rate_limit_per_second,
+        "signature": endpoint.signature,
     }
 
 
@@ -137,10 +158,14 @@ def create_endpoint(
     payload_format: str = "event",
     kind: str = "webhook",
     paused: bool = False,
+    ordered: bool = False,
+    rate_limit_per_second: int | None = None,
+    signature: str = "hmac",
 ) -> tuple[WebhookEndpoint, str]:
     """Add an endpoint; returns it and its signing secret (kept only encrypted). Records `endpoint.created`.
 
-    The URL is checked for form only (http/https with a host); the SSRF checks are the caller's.
+    The URL is checked for form only (http/https with a host); the SSRF checks are the caller's. An
+    ed25519 endpoint gets a key pair too: its public key is on the endpoint, the private one encrypted.
     """
     secret = generate_secret()
     endpoint = WebhookEndpoint(
@@ -151,8 +176,13 @@ def create_endpoint(
         payload_format=_valid_format(payload_format),
         kind=_valid_kind(kind),
         paused=paused,
+        ordered=bool(ordered),
+        rate_limit_per_second=_valid_rate_limit(rate_limit_per_second),
+        signature=_valid_signature(signature),
         secret_encrypted=box.encrypt(secret),
     )
+    if endpoint.signature is SignatureScheme.ED25519:
+        use_ed25519(endpoint, box)
     session.add(endpoint)
     session.flush()
     outbox.record(session, organisation_id, "endpoint.created", describe(endpoint))
@@ -184,9 +214,15 @@ def update_endpoint(
     event_types: Sequence[str] | None = None,
     payload_format: str | None = None,
     paused: bool | None = None,
+    ordered: bool | None = None,
+    rate_limit_per_second: int | None = _UNSET,
+    signature: str | None = None,
+    box: SecretBox | None = None,
     now: datetime | None = None,
 ) -> tuple[WebhookEndpoint, list[int]]:
-    """Change the given fields (None leaves one as it is); records `endpoint.updated` when anything changed.
+    """Change the given fields (None leaves one as it is; `rate_limit_per_second=None` removes the
+    limit); records `endpoint.updated` when anything changed. Switching to ed25519 makes the key pair
+    (with `box`) the first time.
 
     When the change resumes a paused endpoint, its pending deliveries become due at `now` (default:
     the current time) and their ids come back in event order, for the caller to enqueue in order.
@@ -202,12 +238,22 @@ def update_endpoint(
         changes["payload_format"] = _valid_format(payload_format)
     if paused is not None:
         changes["paused"] = paused
+    if ordered is not None:
+        changes["ordered"] = bool(ordered)
+    if rate_limit_per_second is not _UNSET:
+        changes["rate_limit_per_second"] = _valid_rate_limit(rate_limit_per_second)
+    if signature is not None:
+        changes["signature"] = _valid_signature(signature)
     changes = {name: value for name, value in changes.items() if getattr(endpoint, name) != value}
     if not changes:
         return endpoint, []
     was_live = _live(endpoint)
     for name, value in changes.items():
         setattr(endpoint, name, value)
+    if changes.get("signature") is SignatureScheme.ED25519:
+        if box is None:
+            raise ValueError("switching an endpoint to ed25519 needs the key ring (box)")
+        use_ed25519(endpoint, box)
     if "url" in changes:
         changes["url"] = shown_url(changes["url"])
     outbox.record(session, endpoint.organisation_id, "endpoint.updated", {**describe(endpoint), "changes": changes})

@@ -7,13 +7,17 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 from sqlalchemy.orm import Session
 
 from store import outbox
-from store.models import WebhookEndpoint
+from store.models import SignatureScheme, WebhookEndpoint
 from store.secret_box import SecretBox
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a marker, not a secret
+PRIVATE_KEY_PREFIX = "whsk_"  # ed25519 (Standard Webhooks v1a): the key deskbridge signs with
+PUBLIC_KEY_PREFIX = "whpk_"  # and the one receivers verify with
 ROTATION_GRACE = timedelta(hours=24)
 
 
@@ -22,8 +26,29 @@ def generate_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
+def generate_key_pair() -> tuple[str, str]:
+    """A new ed25519 key pair, (`whsk_` private, `whpk_` public): base64 of the raw 32-byte keys."""
+    private = Ed25519PrivateKey.generate()
+    seed = private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return PRIVATE_KEY_PREFIX + base64.b64encode(seed).decode(), PUBLIC_KEY_PREFIX + base64.b64encode(public).decode()
+
+
+def use_ed25519(endpoint: WebhookEndpoint, box: SecretBox) -> None:
+    """Give the endpoint an ed25519 key pair unless it has one (the private key kept encrypted)."""
+    if endpoint.public_key is None or endpoint.private_key_encrypted is None:
+        private, public = generate_key_pair()
+        endpoint.private_key_encrypted, endpoint.public_key = box.encrypt(private), public
+
+
 class SigningKeys(Protocol):
     """What signing needs of an endpoint: a WebhookEndpoint or a DeliveryJob."""
+
+    @property
+    def signature(self) -> SignatureScheme: ...
+
+    @property
+    def private_key_encrypted(self) -> str | None: ...
 
     @property
     def secret_encrypted(self) -> str: ...
@@ -36,7 +61,10 @@ class SigningKeys(Protocol):
 
 
 def signing_secrets(endpoint: SigningKeys, box: SecretBox, now: datetime) -> list[str]:
-    """The secrets to sign with at `now`: the current one, and the previous one during its grace period."""
+    """The secrets to sign with at `now`: the current one, and the previous one during its grace period;
+    for an ed25519 endpoint, its `whsk_` private key alone."""
+    if endpoint.signature is SignatureScheme.ED25519 and endpoint.private_key_encrypted is not None:
+        return [box.decrypt(endpoint.private_key_encrypted)]
     current = [box.decrypt(endpoint.secret_encrypted)]
     previous, expires_at = endpoint.previous_secret_encrypted, endpoint.previous_secret_expires_at
     if previous is not None and expires_at is not None and expires_at > now:

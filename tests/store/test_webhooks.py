@@ -69,6 +69,9 @@ def test_create_returns_the_secret_once_and_keeps_it_encrypted(
         "payload_format": "event",
         "paused": False,
         "disabled": False,
+        "ordered": False,
+        "rate_limit_per_second": None,
+        "signature": "hmac",
     }
 
 

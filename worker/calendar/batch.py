@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from connectors.kind import Capability
+from connectors.kinds import REGISTRY
 from connectors.records import CalendarPage, ConnectorError, Window
 from store.db import transaction
 from store.models import Calendar, Connection, ConnectionKind, Organisation
@@ -99,7 +101,7 @@ def run(
         if connection is None:
             return results
         kind = connection.kind
-        if kind in calendars.READING_KINDS:
+        if not REGISTRY.can(kind, Capability.ONE_CALENDAR):
             claimed = calendars.claim_many(session, connection_id, calendar_ids)
             organisation = session.get_one(Organisation, connection.organisation_id)
             try:
@@ -114,7 +116,7 @@ def run(
                 )
                 for item in claimed
             }
-    if kind not in calendars.READING_KINDS:
+    if REGISTRY.can(kind, Capability.ONE_CALENDAR):
         for calendar_id in calendar_ids:  # a feed is a connection of its own: one calendar
             results[calendar_id] = sync.run(runtime, calendar_id)
         return results

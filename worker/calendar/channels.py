@@ -18,7 +18,7 @@ from store.db import transaction
 from store.models import Calendar, Connection, ConnectionStatus
 from store.services import calendars, connections
 from worker.calendar import readers
-from worker.directory.channels import PUSHING_KINDS, ChannelGone, Held, maintain, notification_url
+from worker.directory.channels import ChannelGone, Held, maintain, notification_url, pushes
 from worker.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def ensure(runtime: Runtime, calendar_id: int, *, recreate: bool = False) -> int
         if calendar is None or calendar.status is ConnectionStatus.ACTION_REQUIRED:
             return 0
         connection = session.get_one(Connection, calendar.connection_id)
-        if connection.kind not in PUSHING_KINDS or connection.status is ConnectionStatus.ACTION_REQUIRED:
+        if not pushes(connection) or connection.status is ConnectionStatus.ACTION_REQUIRED:
             return 0
         source = readers.source_of(session, runtime.secret_box, calendar)
         held = [Held.of(row) for row in calendars.channels(session, calendar_id)]
@@ -102,7 +102,7 @@ def close(runtime: Runtime, connection_id: int, closing: list[Opened]) -> None:
         return
     with transaction(runtime.session_factory) as session:
         connection = session.get(Connection, connection_id)
-        if connection is None or connection.kind not in PUSHING_KINDS:
+        if connection is None or not pushes(connection):
             return
         kind, settings = connection.kind, dict(connection.settings)
         credentials = connections.credentials(runtime.secret_box, connection)

@@ -20,8 +20,10 @@ from datetime import timedelta
 import dramatiq
 from sqlalchemy.orm import Session
 
+from connectors.kind import Capability
+from connectors.kinds import REGISTRY
 from store.db import transaction
-from store.models import Connection, ConnectionKind
+from store.models import Connection
 from store.services import calendars, follow_ups
 from worker import follow_ups as worker_follow_ups
 from worker import runtime
@@ -141,13 +143,13 @@ def _follow(worker_runtime: Runtime, connection_id: int, *, retry: bool) -> list
         if retry:
             calendars.retry(session, connection_id)
         live = calendars.ensure(session, connection)
-        if retry and connection.kind is ConnectionKind.ICS:
+        if retry and REGISTRY.can(connection.kind, Capability.ONE_CALENDAR):
             for calendar in live:
                 calendar.cursor = None  # the address may be new: no validators of the old one
         fresh = [calendar.id for calendar in live if retry or calendar.last_synced_at is None]
         wanted = [calendar_id for calendar_id in fresh if calendars.request_sync(session, calendar_id)]
         live_ids = [calendar.id for calendar in live]
-        pushing = connection.kind in calendars.READING_KINDS
+        pushing = REGISTRY.can(connection.kind, Capability.RECEIVES_PUSHES)
         unopened = [calendar_id for calendar_id in fresh if pushing and not calendars.channels(session, calendar_id)]
     channels.close(worker_runtime, connection_id, [item for item in before if item.calendar_id not in live_ids])
     enqueue_syncs(connection_id, wanted)

@@ -126,7 +126,7 @@ def _write_one(runtime: Runtime, booking_id: int, calendar_id: int) -> int:
         wanted = _desired(session, booking)
         calendar = session.get_one(Calendar, calendar_id)
         source = readers.source_of(session, runtime.secret_box, calendar)
-        writer = readers.make_writer(source, runtime.directory)
+        writer = readers.make_writer(source, runtime.directory, runtime.webhook_client)
         if writer is None:
             return 0
         stored = None if entry.deleted else entry.provider_event_id

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import httplib2  # type: ignore[import-untyped]
@@ -19,40 +19,30 @@ import httpx
 from sqlalchemy.orm import Session
 
 from connectors import google, microsoft
-from connectors.ics import IcsFeed
+from connectors.google.kind import KIND as GOOGLE
+from connectors.google.kind import google_settings
+from connectors.kind import CalendarSource
+from connectors.kinds import REGISTRY
 from connectors.microsoft import graph_batch
 from connectors.microsoft.calendar_events import CALENDARS_PERMISSION
+from connectors.microsoft.kind import KIND as MICROSOFT
+from connectors.microsoft.kind import graph_client
 from connectors.push import PushSubscriber
 from connectors.records import CalendarPage, CalendarReader, CalendarWriter, ConnectorError, Window
-from store.models import Calendar, Connection, ConnectionKind, Organisation
+from store.models import Calendar, Connection, Organisation
 from store.secret_box import SecretBox
 from store.services import connections
-from worker.directory.readers import DirectoryEndpoints, google_settings, graph_client
+from worker.directory.readers import DirectoryEndpoints
 
-
-@dataclass(frozen=True)
-class Source:
-    """What a calendar is read from: its connection's kind, settings and credentials, and its address."""
-
-    kind: ConnectionKind
-    settings: dict[str, Any]
-    credentials: dict[str, Any]
-    address: str  # the person's sign-in name (Microsoft, Google); empty for a feed
-    timezone: str  # the organisation's, for feeds that name none
+Source = CalendarSource  # kind, settings, credentials, address (empty: see `ConnectionReaders.reader`), timezone
 
 
 def make_reader(source: Source, endpoints: DirectoryEndpoints, http: httpx.Client) -> CalendarReader:
     """The connector that reads the calendar."""
-    if source.kind is ConnectionKind.MICROSOFT:
-        return microsoft.OutlookCalendar(graph_client(source.settings, source.credentials, endpoints), source.address)
-    if source.kind is ConnectionKind.GOOGLE:
-        return google.GoogleCalendar(google_settings(source.settings, source.credentials, endpoints), source.address)
-    if source.kind is ConnectionKind.ICS:
-        url = source.credentials.get("url")
-        if not isinstance(url, str) or not url.strip():
-            raise ConnectorError("the ICS connection has no feed address; enter one", action_required=True)
-        return IcsFeed(url, http=http, default_timezone=source.timezone)
-    raise ConnectorError(f"{source.kind.value} connections have no calendars")
+    factory = REGISTRY.get(source.kind).calendar_reader
+    if factory is None:
+        raise ConnectorError(f"{source.kind} connections have no calendars")
+    return factory(source, endpoints, http)
 
 
 class ConnectionReaders:
@@ -70,9 +60,10 @@ class ConnectionReaders:
         self._http = http
         self._graph: microsoft.GraphClient | None = None
         self._google: google.GoogleSettings | None = None
-        if source.kind is ConnectionKind.MICROSOFT:
+        # Shared across the batch where the connector can share (a Graph sign-in, a Google signer).
+        if source.kind == MICROSOFT.name:
             self._graph = graph_client(source.settings, source.credentials, endpoints)
-        elif source.kind is ConnectionKind.GOOGLE:
+        elif source.kind == GOOGLE.name:
             self._google = google_settings(source.settings, source.credentials, endpoints)
         self._local = threading.local()  # Google: each thread's connections (httplib2 is not thread-safe)
         self._opened: list[httplib2.Http] = []
@@ -129,30 +120,16 @@ class ConnectionReaders:
             self._opened.clear()
 
 
-def make_writer(source: Source, endpoints: DirectoryEndpoints) -> CalendarWriter | None:
-    """The connector that writes bookings into the calendar; None for a read-only feed."""
-    if source.kind is ConnectionKind.MICROSOFT:
-        return microsoft.OutlookCalendarWriter(
-            graph_client(source.settings, source.credentials, endpoints), source.address
-        )
-    if source.kind is ConnectionKind.GOOGLE:
-        return google.GoogleCalendarWriter(
-            google_settings(source.settings, source.credentials, endpoints), source.address
-        )
-    return None
+def make_writer(source: Source, endpoints: DirectoryEndpoints, http: httpx.Client) -> CalendarWriter | None:
+    """The connector that writes bookings into the calendar; None for a read-only one (a feed)."""
+    factory = REGISTRY.get(source.kind).calendar_writer
+    return None if factory is None else factory(source, endpoints, http)
 
 
 def make_subscriber(source: Source, endpoints: DirectoryEndpoints) -> PushSubscriber | None:
     """The connector that opens push channels on the calendar's events; None where there are none (feeds)."""
-    if source.kind is ConnectionKind.MICROSOFT:
-        return microsoft.OutlookEventSubscriptions(
-            graph_client(source.settings, source.credentials, endpoints), source.address
-        )
-    if source.kind is ConnectionKind.GOOGLE:
-        return google.GoogleCalendarChannels(
-            google_settings(source.settings, source.credentials, endpoints), source.address
-        )
-    return None
+    factory = REGISTRY.get(source.kind).calendar_subscriber
+    return None if factory is None else factory(source, endpoints)
 
 
 def source_of(session: Session, box: SecretBox, calendar: Calendar) -> Source:

@@ -40,6 +40,8 @@ import dramatiq
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from connectors.kind import Capability
+from connectors.kinds import REGISTRY
 from connectors.records import CalendarEvent, CalendarPage, ConnectorError, Window
 from store.columns import utcnow
 from store.db import transaction
@@ -49,7 +51,6 @@ from store.models import (
     BookingStatus,
     Calendar,
     Connection,
-    ConnectionKind,
     ExternalEvent,
     Organisation,
 )
@@ -348,7 +349,7 @@ def _reread(worker_runtime: Runtime, calendar_id: int) -> engine.Tally | None:
             calendars.finish(
                 session, calendar, cursor=cursor, window_start=start.date(), counts=tally.counts, notes=tally.notes
             )
-            if source.kind is ConnectionKind.ICS:
+            if REGISTRY.can(source.kind, Capability.ONE_CALENDAR):
                 feed = session.get_one(Connection, calendar.connection_id)
                 connections.finish(session, feed, counts=tally.counts, notes=tally.notes, cursor=None)
     except ConnectorError as error:
@@ -418,5 +419,5 @@ def _fail(
             return
         calendars.fail(session, calendar, message, action_required=action_required, notes=notes)
         connection = session.get_one(Connection, calendar.connection_id)
-        if connection.kind is ConnectionKind.ICS:
+        if REGISTRY.can(connection.kind, Capability.ONE_CALENDAR):
             connections.fail(session, connection, message, action_required=action_required, notes=notes)

@@ -19,9 +19,11 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime
 
+from connectors.kind import Capability
+from connectors.kinds import REGISTRY
 from connectors.records import CalendarPage, ConnectorError, Window
 from store.db import transaction
-from store.models import Calendar, Connection, ConnectionKind, Organisation
+from store.models import Calendar, Connection, Organisation
 from store.secret_box import UndecryptableSecret
 from store.services import calendars, connections, external_events
 from worker import metrics
@@ -74,7 +76,7 @@ def run(runtime: Runtime, calendar_id: int) -> engine.Tally | None:
         message = f"internal error: {type(error).__name__}; it is retried"
         fail(runtime, calendar_id, message, False, tally.notes, source.kind)
         raise
-    metrics.record_sync("calendar", source.kind.value, "succeeded", tally.counts)
+    metrics.record_sync("calendar", source.kind, "succeeded", tally.counts)
     logger.info("synced calendar %d: %s", calendar_id, tally.counts)
     return tally
 
@@ -101,7 +103,7 @@ def apply_round(
 def complete(
     runtime: Runtime,
     calendar_id: int,
-    kind: ConnectionKind,
+    kind: str,
     cursor: str | None,
     listed: set[str] | None,
     window: tuple[datetime, datetime],
@@ -118,7 +120,7 @@ def complete(
         calendars.finish(
             session, calendar, cursor=cursor, window_start=start.date(), counts=tally.counts, notes=tally.notes
         )
-        if kind is ConnectionKind.ICS:
+        if REGISTRY.can(kind, Capability.ONE_CALENDAR):
             feed = session.get_one(Connection, calendar.connection_id)
             connections.finish(session, feed, counts=tally.counts, notes=tally.notes, cursor=None)
 
@@ -129,18 +131,18 @@ def fail(
     message: str,
     action_required: bool,
     notes: list[str],
-    kind: ConnectionKind | None = None,
+    kind: str | None = None,
 ) -> None:
     """Keep why a sync failed on the calendar (and on an ICS feed's connection), in a transaction of its own;
     counted by `kind` (the calendar's connection kind, when known)."""
     logger.warning("sync of calendar %d failed: %s", calendar_id, message)
     outcome = "action_required" if action_required else "error"
-    metrics.record_sync("calendar", kind.value if kind is not None else "unknown", outcome)
+    metrics.record_sync("calendar", str(kind) if kind is not None else "unknown", outcome)
     with transaction(runtime.session_factory) as session:
         calendar = session.get(Calendar, calendar_id)
         if calendar is None:
             return  # gone meanwhile (its person left): nothing to report on
         calendars.fail(session, calendar, message, action_required=action_required, notes=notes)
         connection = session.get_one(Connection, calendar.connection_id)
-        if connection.kind is ConnectionKind.ICS:
+        if REGISTRY.can(connection.kind, Capability.ONE_CALENDAR):
             connections.fail(session, connection, message, action_required=action_required, notes=notes)

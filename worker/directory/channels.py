@@ -13,26 +13,32 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
+from connectors.kind import Capability
+from connectors.kinds import REGISTRY
 from connectors.push import PushChannel as ProviderChannel
 from connectors.push import PushSubscriber
 from connectors.records import ConnectorError
 from store.columns import utcnow
 from store.db import transaction
-from store.models import Connection, ConnectionKind, ConnectionStatus, PushChannel
+from store.models import Connection, ConnectionStatus, PushChannel
 from store.services import connections
 from worker.directory import readers
 from worker.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
-PUSHING_KINDS = (ConnectionKind.MICROSOFT, ConnectionKind.GOOGLE)
 LIFETIME = timedelta(days=2)  # asked for; providers may give less (Graph clamps, Google caps)
 RENEW_WITHIN = timedelta(hours=6)
 
 
-def notification_url(public_base_url: str, kind: ConnectionKind, connection_id: int) -> str:
+def pushes(connection: Connection) -> bool:
+    """Whether the connection's kind opens push channels to us (asked of the kind registry)."""
+    return REGISTRY.can(connection.kind, Capability.RECEIVES_PUSHES)
+
+
+def notification_url(public_base_url: str, kind: str, connection_id: int) -> str:
     """Where a provider posts change notifications for a connection (see api/push)."""
-    return f"{public_base_url.rstrip('/')}/push/{kind.value}/{connection_id}"
+    return f"{public_base_url.rstrip('/')}/push/{kind}/{connection_id}"
 
 
 def ensure(runtime: Runtime, connection_id: int, *, recreate: bool = False) -> int:
@@ -43,7 +49,7 @@ def ensure(runtime: Runtime, connection_id: int, *, recreate: bool = False) -> i
     """
     with transaction(runtime.session_factory) as session:
         connection = session.get(Connection, connection_id)
-        if connection is None or connection.kind not in PUSHING_KINDS:
+        if connection is None or not pushes(connection):
             return 0
         if connection.status is ConnectionStatus.ACTION_REQUIRED:
             return 0
@@ -139,7 +145,7 @@ def close(runtime: Runtime, connection_id: int) -> None:
     """Close every channel of a connection at the provider (best effort) and forget them."""
     with transaction(runtime.session_factory) as session:
         connection = session.get(Connection, connection_id)
-        if connection is None or connection.kind not in PUSHING_KINDS:
+        if connection is None or not pushes(connection):
             return
         kind, settings = connection.kind, dict(connection.settings)
         credentials = connections.credentials(runtime.secret_box, connection)

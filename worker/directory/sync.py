@@ -6,6 +6,8 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from connectors.kind import Capability
+from connectors.kinds import REGISTRY
 from connectors.records import ConnectorError, DirectoryPage
 from store.db import transaction
 from store.models import Connection, ConnectionKind
@@ -44,11 +46,11 @@ def run(runtime: Runtime, connection_id: int, *, progress: Progress | None = Non
         # An error, not action_required: the next poll tries again, so fixing the key is enough.
         _fail(runtime, connection_id, kind, UndecryptableSecret.reason("the connection's credentials"), False)
         return None
-    if kind in connections.PEER_KINDS:
+    if REGISTRY.can(kind, Capability.PEER_PLATFORM):
         # People and everyone's events, read together (worker/peers); it keeps its own outcome.
         return peer_sync.run_claimed(runtime, connection_id, kind, settings, credentials, cursor)
     try:
-        if kind in (ConnectionKind.SCIM, ConnectionKind.CSV):
+        if REGISTRY.can(kind, Capability.DIRECTORY_PUSHED):
             # Pushed directories have nothing to read: a sync decides everyone again (after a scope change).
             with transaction(factory) as session:
                 tally = engine.redecide_everyone(session, connection_id)

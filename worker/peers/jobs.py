@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from store.db import transaction
+from store.kinds import PEER_PLATFORM
 from store.services import connections, peer_envelopes
 from worker.directory import jobs
 from worker.peers import hooks
@@ -28,7 +29,7 @@ def poll(worker_runtime: Runtime) -> int:
     own record: no follow-up is needed for `hooks.enqueue`)."""
     every = timedelta(seconds=worker_runtime.calendar_sync_seconds)
     with transaction(worker_runtime.session_factory) as session:
-        due = connections.due_for_sync(session, every=every, kinds=connections.PEER_KINDS)
+        due = connections.due_for_sync(session, every=every, capability=PEER_PLATFORM)
         wanted = [connection_id for connection_id in due if connections.request_sync(session, connection_id)]
         stalled = peer_envelopes.stalled(session, older_than=STALLED_AFTER)
     for connection_id in wanted:

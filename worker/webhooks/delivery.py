@@ -22,22 +22,24 @@ from __future__ import annotations
 import functools
 import logging
 import random
+import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 
 import httpx
-from standardwebhooks.webhooks import Webhook
 
 from store.columns import utcnow
 from store.db import transaction
 from store.errors import NotFound
+from store.models import SignatureScheme
 from store.secret_box import SecretBox, UndecryptableSecret
 from store.services import deliveries, delivery_attempts, webhook_relay
 from store.services.delivery_attempts import AttemptOutcome, AttemptResult, DeliveryJob
 from worker import metrics
 from worker.redis_client import note_unsent
 from worker.runtime import Runtime
-from worker.webhooks.limits import endpoint_slots
+from worker.webhooks.disabled_mail import tell_admins
+from worker.webhooks.limits import endpoint_slots, take_tokens
 from worker.webhooks.sender import (
     TIMEOUT_SECONDS,
     Outcome,
@@ -48,6 +50,7 @@ from worker.webhooks.sender import (
     event_payload,
     sign_headers_with,
 )
+from worker.webhooks.signing import Signer, signer_for
 
 logger = logging.getLogger(__name__)
 
@@ -101,18 +104,65 @@ def attempt_batch(
         if later:
             _requeue(runtime, later, 0, enqueue, due=utcnow())
         return {}
+    if group[0].ordered:
+        return _attempt_ordered(runtime, group[0], [job.delivery_id for job in group] + later, enqueue, budget)
+    held_back, wait_ms = [], 0
+    rate = group[0].rate_limit_per_second
+    if rate:
+        granted, wait_ms = take_tokens(group[0].endpoint_id, rate, len(group))
+        if not granted:
+            _requeue(runtime, [job.delivery_id for job in group] + later, wait_ms, enqueue, due=utcnow())
+            return {}
+        group, held_back = group[:granted], [job.delivery_id for job in group[granted:]]
     sent = _send_in_slots(runtime, group, enqueue, budget, 1 if in_order else LANES)
     if sent is None:
-        waiting = [job.delivery_id for job in group] + later
+        waiting = [job.delivery_id for job in group] + held_back + later
         _requeue(runtime, waiting, BUSY_RETRY_MS + random.randrange(BUSY_RETRY_MS), enqueue, due=utcnow())
         return {}
     failures, successes, rest = sent
     results = {**failures, **_record_successes(runtime, successes)}
-    if rest or later:
+    if rest or held_back or later:
         # Leased anew: a long backlog handed on from job to job outlasts the lease it started with.
-        lease(runtime, rest + later)
-        _requeue(runtime, rest + later, 0, enqueue, due=utcnow())
+        lease(runtime, rest + held_back + later)
+        _requeue(runtime, rest + held_back + later, wait_ms if held_back else 0, enqueue, due=utcnow())
     return {job.delivery_id: results[job.delivery_id] for job in group if job.delivery_id in results}
+
+
+def _attempt_ordered(
+    runtime: Runtime, first: DeliveryJob, asked: list[int], enqueue: Enqueue, budget: float
+) -> dict[int, AttemptResult]:
+    """An ordered endpoint's deliveries, strictly in event order, one request at a time across every
+    worker (its single slot): whatever ids the job was given, it sends the endpoint's first pending
+    delivery and those after it while each succeeds (or is given up on). A failure whose retry is
+    scheduled stops it: the rest wait for that retry. The rate limit and the time budget hand the
+    rest on to a new job."""
+    endpoint_id, rate = first.endpoint_id, first.rate_limit_per_second
+    results: dict[int, AttemptResult] = {}
+    with endpoint_slots(endpoint_id, 1, limit=1) as taken:
+        if not taken:
+            _requeue(runtime, asked, BUSY_RETRY_MS + random.randrange(BUSY_RETRY_MS), enqueue, due=utcnow())
+            return results
+        started = time.monotonic()
+        while True:
+            with transaction(runtime.session_factory) as session:
+                head = delivery_attempts.ordered_head(session, endpoint_id, now=utcnow(), limit=MAX_BATCH)
+            if not head:
+                return results
+            for index, job in enumerate(head):
+                remaining = [later.delivery_id for later in head[index:]]
+                granted, wait_ms = 1, 0
+                if rate:
+                    granted, wait_ms = take_tokens(endpoint_id, rate, 1)
+                if (rate and not granted) or (results and time.monotonic() - started > budget):
+                    lease(runtime, remaining)
+                    _requeue(runtime, remaining, wait_ms, enqueue, due=utcnow())
+                    return results
+                failures, successes, _ = _send_group(runtime, [job], enqueue, budget, 1)
+                results.update(failures)
+                results.update(_record_successes(runtime, successes))
+                result = results.get(job.delivery_id)
+                if result is None or result.state == "retry" or result.endpoint_disabled or result.endpoint_deleted:
+                    return results
 
 
 def _by_endpoint(jobs: Sequence[DeliveryJob]) -> list[list[DeliveryJob]]:
@@ -240,6 +290,8 @@ def _record_failure(
         logger.info("delivery %s went with its endpoint %s during the attempt", job.delivery_id, job.endpoint_id)
         return None
     _observe_failure(job, result, outcome)
+    if result.endpoint_disabled:
+        tell_admins(runtime, job.endpoint_id)
     if result.next_attempt_at is not None and wait is not None and wait <= SHORT_RETRY:
         delay_ms = max(0, int(wait.total_seconds() * 1000))
         _requeue(runtime, [job.delivery_id], delay_ms, enqueue, due=result.next_attempt_at)
@@ -259,7 +311,7 @@ def _requeue(runtime: Runtime, delivery_ids: list[int], delay_ms: int, enqueue: 
         release(runtime, delivery_ids, due)
 
 
-def _prepare(job: DeliveryJob, job_signers: Sequence[Webhook]) -> Prepare:
+def _prepare(job: DeliveryJob, job_signers: Sequence[Signer]) -> Prepare:
     """The job's request, built and signed when the poster is about to send it (its webhook-timestamp
     is the time it went out)."""
 
@@ -284,9 +336,11 @@ def _attempt_outcome(sent: Outcome) -> AttemptOutcome:
     )
 
 
-def signers(job: DeliveryJob, box: SecretBox, now: datetime) -> list[Webhook]:
+def signers(job: DeliveryJob, box: SecretBox, now: datetime) -> list[Signer]:
     """Signers for the secrets to sign with at `now` (as `webhook_secrets.signing_secrets`), decrypted once
     a process."""
+    if job.signature is SignatureScheme.ED25519 and job.private_key_encrypted is not None:
+        return [_signer(box, job.private_key_encrypted)]
     current = [_signer(box, job.secret_encrypted)]
     previous, expires_at = job.previous_secret_encrypted, job.previous_secret_expires_at
     if previous is not None and expires_at is not None and expires_at > now:
@@ -295,9 +349,9 @@ def signers(job: DeliveryJob, box: SecretBox, now: datetime) -> list[Webhook]:
 
 
 @functools.lru_cache(maxsize=SIGNERS_CACHED)
-def _signer(box: SecretBox, secret_encrypted: str) -> Webhook:
+def _signer(box: SecretBox, secret_encrypted: str) -> Signer:
     # By the encrypted secret: a rotation (or a re-encryption) makes a new one, so nothing goes stale.
-    return Webhook(box.decrypt(secret_encrypted))
+    return signer_for(box.decrypt(secret_encrypted))
 
 
 def request_timeout(client: httpx.Client) -> float:

@@ -1,4 +1,5 @@
-"""Per-endpoint concurrency, so a slow or dead endpoint never holds up deliveries to the others.
+"""Per-endpoint concurrency, so a slow or dead endpoint never holds up deliveries to the others, and
+per-endpoint rates (`rate_limit_per_second`), both honoured across every worker.
 
 Each endpoint has `per_endpoint` slots, one a request in flight, counted in Redis when the broker is
 there (shared by every worker process), in this process otherwise (the embedded mode). Taking slots
@@ -6,11 +7,17 @@ is one Redis call (a Lua script: as many of those asked for as are free), giving
 A delivery job takes up to as many as it has lanes (requests it posts at once); one that finds no
 free slot does not wait for one: `endpoint_slots` yields 0 and the caller re-enqueues its job with a
 short delay, so worker threads stay free for other endpoints.
+
+A rate is a token bucket per endpoint (`take_tokens`): it holds at most one second's worth of requests
+and refills at the endpoint's rate. In Redis it is one Lua call that reads the server's clock, so
+every worker sees one bucket; in the embedded mode it lives in this process.
 """
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,10 +54,35 @@ return 0
 """
 
 
+RATE_KEY_PREFIX = "deskbridge:webhook-rate:"
+# KEYS[1]: the endpoint's bucket; ARGV[1]: the rate a second; ARGV[2]: tokens wanted.
+# Returns {tokens taken, ms until the next token when not all were}.
+_TAKE_TOKENS = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local rate = tonumber(ARGV[1])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or rate
+local at = tonumber(state[2]) or now
+tokens = math.min(rate, tokens + math.max(now - at, 0) * rate / 1000)
+local take = math.min(tonumber(ARGV[2]), math.floor(tokens))
+tokens = tokens - take
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
+redis.call('PEXPIRE', KEYS[1], 60000)
+local wait = 0
+if take < tonumber(ARGV[2]) then
+  wait = math.ceil((1 - tokens) * 1000 / rate)
+end
+return {take, wait}
+"""
+
+
 class _Counter(Protocol):
     def acquire(self, key: str, limit: int, wanted: int) -> int: ...
 
     def release(self, key: str, count: int) -> None: ...
+
+    def take_tokens(self, key: str, rate: int, wanted: int) -> tuple[int, int]: ...
 
 
 class _MemoryCounter:
@@ -58,6 +90,7 @@ class _MemoryCounter:
 
     def __init__(self) -> None:
         self._held: dict[str, int] = {}
+        self._buckets: dict[str, tuple[float, float]] = {}  # tokens left, when (monotonic seconds)
         self._lock = threading.Lock()
 
     def acquire(self, key: str, limit: int, wanted: int) -> int:
@@ -77,6 +110,17 @@ class _MemoryCounter:
             else:
                 self._held.pop(key, None)
 
+    def take_tokens(self, key: str, rate: int, wanted: int) -> tuple[int, int]:
+        with self._lock:
+            now = time.monotonic()
+            tokens, at = self._buckets.get(key, (float(rate), now))
+            tokens = min(float(rate), tokens + (now - at) * rate)
+            taken = min(wanted, math.floor(tokens))
+            tokens -= taken
+            self._buckets[key] = (tokens, now)
+            wait = math.ceil((1 - tokens) * 1000 / rate) if taken < wanted else 0
+            return taken, wait
+
 
 class _RedisCounter:
     """Slots counted in Redis, one round trip to take one and one to give it back."""
@@ -85,12 +129,17 @@ class _RedisCounter:
         self._client = redis.Redis.from_url(url)
         self._acquire = self._client.register_script(_ACQUIRE)
         self._release = self._client.register_script(_RELEASE)
+        self._take_tokens = self._client.register_script(_TAKE_TOKENS)
 
     def acquire(self, key: str, limit: int, wanted: int) -> int:
         return int(self._acquire(keys=[key], args=[limit, SLOT_TTL_MS, wanted]))
 
     def release(self, key: str, count: int) -> None:
         self._release(keys=[key], args=[count])
+
+    def take_tokens(self, key: str, rate: int, wanted: int) -> tuple[int, int]:
+        taken, wait = self._take_tokens(keys=[key], args=[rate, wanted])
+        return int(taken), int(wait)
 
 
 @dataclass(frozen=True)
@@ -118,10 +167,19 @@ def endpoint_slot(endpoint_id: int | str) -> Iterator[bool]:
         yield taken == 1
 
 
+def take_tokens(endpoint_id: int | str, rate: int, wanted: int) -> tuple[int, int]:
+    """Take up to `wanted` of the endpoint's request tokens at `rate` a second; returns how many were
+    taken and, when fewer than wanted, the milliseconds until the next one comes."""
+    if rate < 1 or wanted < 1:
+        raise ValueError("rate and wanted must be at least 1")
+    return _limits.counter.take_tokens(f"{RATE_KEY_PREFIX}{endpoint_id}", rate, wanted)
+
+
 @contextmanager
-def endpoint_slots(endpoint_id: int | str, wanted: int) -> Iterator[int]:
+def endpoint_slots(endpoint_id: int | str, wanted: int, *, limit: int | None = None) -> Iterator[int]:
     """Hold up to `wanted` of the endpoint's delivery slots for the `with` block; yields how many were
-    free and taken (0, at once, when none is).
+    free and taken (0, at once, when none is). `limit`: the endpoint's slots, when not the default
+    (an ordered endpoint has one).
 
     The slots are given back when the block ends, also when it raises. Taking them may raise (Redis
     unreachable); so may giving them back, after the block.
@@ -130,7 +188,7 @@ def endpoint_slots(endpoint_id: int | str, wanted: int) -> Iterator[int]:
         raise ValueError("wanted must be at least 1")
     limits = _limits
     key = f"{KEY_PREFIX}{endpoint_id}"
-    taken = limits.counter.acquire(key, limits.per_endpoint, wanted)
+    taken = limits.counter.acquire(key, limit or limits.per_endpoint, wanted)
     if not taken:
         yield 0
         return

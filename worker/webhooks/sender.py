@@ -35,11 +35,11 @@ import aiohttp
 import httpx
 import uvloop
 from aiohttp.abc import AbstractResolver, ResolveResult
-from standardwebhooks.webhooks import Webhook
 from yarl import URL
 
 from connectors.outbound import CheckedTransport
 from worker.webhooks.schedule import retry_after_seconds
+from worker.webhooks.signing import Signer, signer_for
 from worker.webhooks.ssrf import WEBHOOK_URL, UnsafeURL, check_address, resolve_safe, warn_if_private_allowed
 
 T = TypeVar("T")
@@ -101,15 +101,16 @@ def build_body(events: Sequence[EventPayload], payload_format: str) -> bytes:
 
 
 def sign_headers(event_id: str, body: bytes, secrets: Sequence[str], at: datetime) -> dict[str, str]:
-    """Standard Webhooks headers for `body`, signed with every secret (old and new during a rotation).
+    """Standard Webhooks headers for `body`, signed with every secret (old and new during a rotation):
+    `v1` for a `whsec_` secret, `v1a` for a `whsk_` ed25519 key.
 
     `event_id` is the `webhook-id`: the same on every retry, so receivers can drop duplicates.
     """
-    return sign_headers_with(event_id, body, [Webhook(secret) for secret in secrets], at)
+    return sign_headers_with(event_id, body, [signer_for(secret) for secret in secrets], at)
 
 
-def sign_headers_with(event_id: str, body: bytes, signers: Sequence[Webhook], at: datetime) -> dict[str, str]:
-    """`sign_headers` with the secrets made into `Webhook` signers already (a worker keeps them)."""
+def sign_headers_with(event_id: str, body: bytes, signers: Sequence[Signer], at: datetime) -> dict[str, str]:
+    """`sign_headers` with the secrets made into signers already (a worker keeps them)."""
     if not signers:
         raise ValueError("at least one signing secret is needed")
     if at.tzinfo is None:

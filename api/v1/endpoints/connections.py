@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, WithJsonSchema
 
 from api.context import ApiContext
 from api.deps import DB, AdminCaller, context
@@ -24,6 +24,8 @@ from api.v1.pagination import Keyset, Page, Paging, fetch, page_of
 from connectors.csv import parse
 from connectors.ics import redact
 from connectors.ics.fetch import normalise
+from connectors.kind import Capability, KindCredentials, KindSettings
+from connectors.kinds import KINDS, REGISTRY
 from store.models import Calendar, Connection, ConnectionKind
 from store.secret_box import SecretBox
 from store.services import calendars, connections
@@ -34,27 +36,51 @@ router = APIRouter(prefix="/connections", tags=["connections"])
 KEYSET = Keyset("connections", (Connection.id,))
 ConnectionId = Annotated[int, path_id("The connection's id.")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Kind = Literal["microsoft", "google", "scim", "csv", "ics", "wheniwork", "kadence", "resourceguru"]
 NO_STORE = {"Cache-Control": "no-store"}
-PUSHING = (ConnectionKind.MICROSOFT, ConnectionKind.GOOGLE)  # read by us, with push channels
-READ_AT_ONCE = (*PUSHING, *connections.PEER_KINDS)  # read as soon as they are made
 MAX_FEED_URL = 2000
+
+
+def _known_kind(value: str) -> str:
+    REGISTRY.get(value)  # KindInvalid (a ValueError) for a name no kind has: a 422
+    return value
+
+
+Kind = Annotated[str, AfterValidator(_known_kind), WithJsonSchema({"type": "string", "enum": list(REGISTRY.names())})]
+
+
+def _help(part: str) -> str:
+    """Each kind's options (`settings` or `credentials`) with their descriptions, from the kind registry."""
+    lines = []
+    for kind in KINDS.values():
+        model = kind.settings if part == "settings" else kind.credentials
+        base = KindSettings if part == "settings" else KindCredentials
+        fields = [
+            f"{name} ({field.description})" if field.description else name
+            for name, field in model.model_fields.items()
+            if name not in base.model_fields
+        ]
+        lines.append(f"{kind.name}: {', '.join(fields) or 'none'}")
+    return "; ".join(lines)
+
+
 SETTINGS_HELP = (
-    "microsoft: tenant_id, client_id, calendars (true: sync people's calendars too); google: admin_email, "
-    "customer, groups, calendars; ics: member_email (whose calendar the feed is; left out, an organisation "
-    "resource's); wheniwork: office_locations (location ids or names whose shifts are office days; null or left "
-    "out: every location); kadence: region (eu or us), import_desks (true: Kadence desks become desks); resourceguru: "
-    "account (the account URL id); every kind but ics: scope "
-    "{groups, org_units, domains, include_guests, include_without_mailbox} and team_groups "
+    _help("settings")
+    + "; every kind: scope {groups, org_units, domains, include_guests, include_without_mailbox} and team_groups "
     '(group ids or addresses mirrored as teams, "*" for all; a csv connection defaults to ["*"]).'
 )
 CREDENTIALS_HELP = (
-    "microsoft: client_secret, or private_key (PEM) and thumbprint; google: service_account_key "
-    "(the key file's JSON); ics: url (http, https or webcal); wheniwork: developer_key, username, password; "
-    "kadence: client_id, client_secret; resourceguru: client_id, client_secret, access_token, refresh_token, "
-    "expires_at (ISO 8601), webhook_secret (for /hooks/resourceguru/{id}); none for scim and csv. "
-    "Kept encrypted; never shown again (an ics url only as its scheme and host)."
+    _help("credentials") + ". Kept encrypted; never shown again (an ics url only as its scheme and host)."
 )
+
+
+def pushes(connection: Connection) -> bool:
+    """Whether the connection opens push channels (Microsoft, Google): asked of the kind registry."""
+    return REGISTRY.can(connection.kind, Capability.RECEIVES_PUSHES)
+
+
+def read_at_once(connection: Connection) -> bool:
+    """Whether the connection's directory is read as soon as it is made (pushing kinds, peer platforms)."""
+    return pushes(connection) or REGISTRY.can(connection.kind, Capability.PEER_PLATFORM)
 
 
 def _box(ctx: ApiContext) -> SecretBox:
@@ -218,12 +244,12 @@ def create_connection(
         settings=default_settings(body.kind, body.settings),
         credentials=body.credentials,
     )
-    first_sync = connection.kind in READ_AT_ONCE and connections.request_sync(db, connection.id)
+    first_sync = read_at_once(connection) and connections.request_sync(db, connection.id)
     db.commit()
     if first_sync:
         # Read the directory now and open its push channels, rather than at the scheduler's next poll.
         ctx.enqueue_sync(connection.id)
-        if connection.kind in PUSHING:
+        if pushes(connection):
             ctx.enqueue_channels(connection.id, False)
     if calendars.reads_calendars(connection):
         ctx.calendars_changed(connection.id)
@@ -280,7 +306,7 @@ def update_one(body: ConnectionPatch, connection: Chosen, db: DB, ctx: Context) 
     before, reading_before = connection.settings, calendars.reads_calendars(connection)
     connections.update_connection(db, _box(ctx), connection, **body.model_dump(exclude_unset=True))
     # Channels are opened with the credentials and tenant: reopen them when those change.
-    reopen = connection.kind in PUSHING and (
+    reopen = pushes(connection) and (
         body.credentials is not None or _provider(before) != _provider(connection.settings)
     )
     recalendar = (reading_before or calendars.reads_calendars(connection)) and (
@@ -303,7 +329,7 @@ def _provider(settings: dict[str, Any]) -> dict[str, Any]:
 def delete_one(connection: Chosen, db: DB, ctx: Context) -> Response:
     """Forget a connection and what its directory said (admins only); the members it brought in stay.
     Its push channels are closed at Microsoft or Google first, while its credentials still exist."""
-    if connection.kind in PUSHING:
+    if pushes(connection):
         ctx.close_channels(connection.id)
     connections.delete(db, connection)
     db.commit()
@@ -313,9 +339,9 @@ def delete_one(connection: Chosen, db: DB, ctx: Context) -> Response:
 @router.post("/{connection_id}/sync", status_code=202, summary="Sync a connection", responses=problems(404))
 def sync_one(connection: Chosen, db: DB, ctx: Context) -> SyncQueued:
     """Queue a sync (admins only). Requests while one waits are covered by it: `queued: false`. An
-    ICS connection's feed is read again."""
-    if connection.kind is ConnectionKind.ICS:
-        # A feed is a calendar, read by the calendar worker, which coalesces requests itself.
+    ICS or CalDAV connection's calendar is read again."""
+    if REGISTRY.can(connection.kind, Capability.ONE_CALENDAR):
+        # A connection that is one calendar is read by the calendar worker, which coalesces requests itself.
         ctx.calendars_changed(connection.id)
         return SyncQueued(queued=True)
     queued = connections.request_sync(db, connection.id)

@@ -7,7 +7,7 @@ in the endpoint itself, in lists or in events. Deliveries and replays are in `de
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field, StringConstraints
@@ -44,6 +44,11 @@ EventTypes = Annotated[
     ),
 ]
 PayloadFormat = Literal["event", "array"]
+Signature = Literal["hmac", "ed25519"]
+RateLimit = Annotated[
+    int,
+    Field(ge=1, le=webhook_endpoints.MAX_RATE_LIMIT, description="Requests a second at most, across every worker."),
+]
 EndpointKind = Literal["webhook", "rest_hook"]
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -90,6 +95,14 @@ class WebhookOut(Resource):
     disabled_at: Timestamp | None = Field(description="Set when deliveries stopped (410 Gone, or 5 days failing).")
     disabled_reason: str | None = Field(description="gone or failing; null while enabled.")
     failing_since: Timestamp | None = Field(description="The first failed attempt since the last success.")
+    ordered: bool = Field(
+        description="Delivered one request at a time in event order; a failing delivery holds the later ones back."
+    )
+    rate_limit_per_second: int | None = Field(description="At most this many requests a second; null: no limit.")
+    signature: Signature = Field(
+        description="hmac: Standard Webhooks v1 with the whsec_ secret; ed25519: v1a, verified with `public_key`."
+    )
+    public_key: str | None = Field(description="whpk_ and base64: the ed25519 key that verifies v1a signatures.")
     created_at: Timestamp
     updated_at: Timestamp
 
@@ -108,16 +121,24 @@ class WebhookIn(RequestBody):
     event_types: EventTypes = Field(default_factory=list)
     payload_format: PayloadFormat = "event"
     paused: bool = False
+    ordered: bool = False
+    rate_limit_per_second: RateLimit | None = None
+    signature: Signature = "hmac"
 
 
 class WebhookPatch(PatchBody):
     """The fields to change; leave a field out to keep it. `paused: false` resumes delivery."""
+
+    nullable: ClassVar[frozenset[str]] = frozenset({"rate_limit_per_second"})
 
     url: Url | None = None
     description: Description | None = None
     event_types: EventTypes | None = None
     payload_format: PayloadFormat | None = None
     paused: bool | None = None
+    ordered: bool | None = None
+    rate_limit_per_second: RateLimit | None = Field(default=None, description="null removes the limit.")
+    signature: Signature | None = None
 
 
 class SecretOut(BaseModel):
@@ -159,6 +180,9 @@ def create_webhook(body: WebhookIn, response: Response, caller: AdminCaller, db:
         event_types=body.event_types,
         payload_format=body.payload_format,
         paused=body.paused,
+        ordered=body.ordered,
+        rate_limit_per_second=body.rate_limit_per_second,
+        signature=body.signature,
     )
     db.commit()
     response.headers["Location"] = f"/v1/webhooks/{endpoint.id}"
@@ -190,7 +214,8 @@ def update_webhook(body: WebhookPatch, endpoint: Endpoint, db: DB, ctx: Context)
     meanwhile, in order. A new URL is checked as at creation."""
     if body.url is not None:
         check_target(ctx, body.url, "url")
-    _, resumed = webhook_endpoints.update_endpoint(db, endpoint, **body.model_dump(exclude_unset=True))
+    changes = body.model_dump(exclude_unset=True)
+    _, resumed = webhook_endpoints.update_endpoint(db, endpoint, **changes, box=secret_box(ctx))
     db.commit()
     if resumed:
         ctx.enqueue_backlog(resumed)
@@ -218,7 +243,8 @@ def enable_webhook(endpoint: Endpoint, db: DB, ctx: Context) -> WebhookOut:
 
 @router.get("/{webhook_id}/secret", summary="Reveal the signing secret", responses=problems(404))
 def reveal_secret(endpoint: Endpoint, response: Response, ctx: Context) -> SecretOut:
-    """The endpoint's current signing secret (admins only)."""
+    """The endpoint's current HMAC signing secret (admins only). An ed25519 endpoint signs with its key
+    pair instead: receivers verify with its `public_key`; the private key is never shown."""
     response.headers.update(NO_STORE)
     return SecretOut(secret=webhook_secrets.reveal_secret(endpoint, secret_box(ctx)))
 

@@ -9,7 +9,7 @@ import redis
 
 from tests.conftest import REDIS_URL
 from worker.webhooks import limits
-from worker.webhooks.limits import configure_limits, endpoint_slot, endpoint_slots
+from worker.webhooks.limits import configure_limits, endpoint_slot, endpoint_slots, take_tokens
 
 
 @pytest.fixture(params=["in-process", "redis"])
@@ -121,3 +121,18 @@ def test_a_job_takes_as_many_slots_as_are_free_and_gives_them_all_back(backend: 
 def test_a_job_wants_at_least_one_slot() -> None:
     with pytest.raises(ValueError, match="at least 1"), endpoint_slots(1, 0):
         pass
+
+
+def test_a_rate_bucket_gives_a_seconds_worth_then_says_how_long_to_wait(backend: redis.Redis | None) -> None:
+    configure(backend, 10)
+    taken, wait_ms = take_tokens(7, 3, 5)
+    assert taken == 3  # a fresh bucket holds one second's worth
+    assert 0 < wait_ms <= 334  # the next token, a third of a second on
+    assert take_tokens(8, 3, 2) == (2, 0)  # another endpoint's bucket is its own
+    if backend is not None:
+        # In Redis, where every worker takes from it: the first endpoint's bucket is (nearly) empty.
+        tokens = backend.hget(f"{limits.RATE_KEY_PREFIX}7", "tokens")
+        assert tokens is not None
+        assert float(tokens) < 1
+    with pytest.raises(ValueError, match="at least 1"):
+        take_tokens(7, 0, 1)

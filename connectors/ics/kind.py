@@ -1,0 +1,40 @@
+"""An ICS feed as a connection kind: one calendar (a person's, or an organisation resource's), read only."""
+
+from __future__ import annotations
+
+import httpx
+from pydantic import Field
+
+from connectors.ics.feed import IcsFeed
+from connectors.kind import CalendarSource, Capability, Endpoints, Kind, KindCredentials, KindSettings, OptionalText
+from connectors.records import ConnectorError
+
+
+class IcsSettings(KindSettings):
+    member_email: OptionalText = Field(
+        default=None, description="Whose calendar the feed is; left out, an organisation resource's."
+    )
+
+
+class IcsCredentials(KindCredentials):
+    url: OptionalText = Field(
+        default=None, description="The feed's address (http, https or webcal); shown only as its scheme and host."
+    )
+
+
+def _reader(source: CalendarSource, endpoints: Endpoints, http: httpx.Client) -> IcsFeed:
+    url = source.credentials.get("url")
+    if not isinstance(url, str) or not url.strip():
+        raise ConnectorError("the ICS connection has no feed address; enter one", action_required=True)
+    return IcsFeed(url, http=http, default_timezone=source.timezone)
+
+
+KIND = Kind(
+    name="ics",
+    title="calendar feed",
+    settings=IcsSettings,
+    credentials=IcsCredentials,
+    credential_sets=(frozenset({"url"}),),  # feed URLs often carry a secret token: kept encrypted
+    capabilities=frozenset({Capability.READS_CALENDARS, Capability.ONE_CALENDAR}),
+    calendar_reader=_reader,
+)

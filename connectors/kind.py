@@ -1,0 +1,218 @@
+"""What a connection kind is: its typed settings and credentials, what it can do, and its connectors.
+
+Each kind declares one `Kind` beside its connector (`connectors/<kind>/kind.py`); `connectors/kinds.py`
+collects them. Every "which kinds can…" question is asked of `Capability` through the registry.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import httpx
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from connectors.push import PushSubscriber
+from connectors.records import CalendarReader, CalendarWriter, DirectoryReader, PeopleReader
+
+
+class Capability(enum.StrEnum):
+    """What a kind of connection does; a kind has several."""
+
+    READS_DIRECTORY = "reads_directory"  # we read its directory by polling, with a cursor
+    DIRECTORY_PUSHED = "directory_pushed"  # its directory is pushed to us (SCIM requests, CSV imports)
+    RECEIVES_PUSHES = "receives_pushes"  # it opens push channels to us (directory and calendars)
+    READS_CALENDARS = "reads_calendars"  # its calendars are read (see `Kind.calendars_opt_in`)
+    WRITES_CALENDARS = "writes_calendars"  # bookings are written into its calendars
+    ONE_CALENDAR = "one_calendar"  # the connection is one person's (or resource's) calendar: `member_email`
+    PEER_PLATFORM = "peer_platform"  # everyone's people and events at once (worker/peers)
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the outside systems live: the real services, or fakes in the tests."""
+
+    microsoft_authority: str = "https://login.microsoftonline.com"
+    graph_url: str = "https://graph.microsoft.com/v1.0"
+    google_api_url: str = "https://admin.googleapis.com/"
+    ca_bundle: str | None = None  # extra CA certificates to trust (a test CA); None: the system's
+    # Peer platforms (worker/peers); None: the real service (Kadence: of the connection's region).
+    wheniwork_url: str | None = None
+    kadence_api_url: str | None = None
+    kadence_token_url: str | None = None
+    resourceguru_url: str | None = None
+    # Whether URLs that come from input (a Google key's token_uri, a CalDAV server) may reach private
+    # addresses: the deployment's setting (the embedded mode, tests with loopback fakes). Refused unless said.
+    allow_private: bool = False
+
+
+@dataclass(frozen=True)
+class CalendarSource:
+    """What one calendar is read from or written to: its connection's kind, settings and credentials, its address."""
+
+    kind: str
+    settings: dict[str, Any]
+    credentials: dict[str, Any]
+    address: str  # the person's sign-in name (Microsoft, Google); empty for a connection that is one calendar
+    timezone: str  # the organisation's, for calendars that name none
+
+
+DirectoryReaderFactory = Callable[[dict[str, Any], dict[str, Any], Endpoints], DirectoryReader]
+SubscriberFactory = Callable[[dict[str, Any], dict[str, Any], Endpoints], PushSubscriber]
+
+CalendarReaderFactory = Callable[[CalendarSource, Endpoints, httpx.Client], CalendarReader]
+CalendarWriterFactory = Callable[[CalendarSource, Endpoints, httpx.Client], CalendarWriter]
+CalendarSubscriberFactory = Callable[[CalendarSource, Endpoints], PushSubscriber]
+PeopleReaderFactory = Callable[[dict[str, Any], dict[str, Any], Endpoints, Callable[[Any], None]], PeopleReader]
+
+
+# Settings and credentials ---------------------------------------------------------------------
+#
+# Validators raise ValueError with the end of the sentence ("must be true or false"); `Kind.clean_settings`
+# puts the setting's name in front, so every kind's messages read alike.
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+def non_empty(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty string")
+    return value.strip()
+
+
+def _texts(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+        raise ValueError("must be a list of non-empty strings")
+    return [item.strip() for item in value]
+
+
+# Given, a setting must be valid (null included); left out, it is absent from what is stored.
+Flag = Annotated[bool | None, BeforeValidator(_flag)]
+Text = Annotated[str, BeforeValidator(non_empty)]
+OptionalText = Annotated[str | None, BeforeValidator(non_empty)]
+Texts = Annotated[list[str] | None, BeforeValidator(_texts)]
+
+
+class ScopeSettings(BaseModel):
+    """Who of a directory belongs in the organisation (nothing given: every enabled user with a mailbox)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    groups: Texts = Field(default=None, description="Group ids (Graph) or addresses (Google).")
+    org_units: Texts = Field(default=None, description="Google orgUnitPath prefixes.")
+    domains: Texts = None
+    include_guests: Flag = None
+    include_without_mailbox: Flag = None
+
+
+def _scope(value: Any) -> Any:
+    if not value:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError("must be an object")
+    return value
+
+
+class KindSettings(BaseModel):
+    """The settings every kind takes: the scope and the groups mirrored as teams."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scope: Annotated[ScopeSettings, BeforeValidator(_scope)] = Field(default_factory=ScopeSettings)
+    team_groups: Texts = Field(default=None, description='Group ids or addresses mirrored as teams, "*" for all.')
+
+
+class KindCredentials(BaseModel):
+    """The secrets a kind takes (kept encrypted, never shown again); other keys are kept as given."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class KindInvalid(ValueError):
+    """Settings or credentials a kind does not take; `field` names where (``settings.region``)."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of connection: everything deskbridge knows about it, in one place."""
+
+    name: str  # the `kind` value stored and sent on the API
+    title: str  # what people call it ("Microsoft Entra ID")
+    settings: type[KindSettings]
+    credentials: type[KindCredentials]
+    # The credentials needed: any one of these sets, every key given (an empty set: none needed).
+    credential_sets: tuple[frozenset[str], ...]
+    capabilities: frozenset[Capability]
+    calendars_opt_in: bool = False  # its calendars are read only with `settings.calendars` true
+    directory_reader: DirectoryReaderFactory | None = None
+    subscriber: SubscriberFactory | None = None  # push channels on the directory
+    calendar_reader: CalendarReaderFactory | None = None
+    calendar_writer: CalendarWriterFactory | None = None
+    calendar_subscriber: CalendarSubscriberFactory | None = None
+    people_reader: PeopleReaderFactory | None = None
+
+    def can(self, capability: Capability) -> bool:
+        return capability in self.capabilities
+
+    def reads_calendars(self, settings: dict[str, Any]) -> bool:
+        """Whether a connection of this kind with these settings has its calendars read."""
+        return self.can(Capability.READS_CALENDARS) and (not self.calendars_opt_in or bool(settings.get("calendars")))
+
+    def clean_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """A clean copy of `settings` as stored (the kind's options given, the scope and teams always),
+        or KindInvalid naming the first thing wrong: an unknown setting, then a missing one, then a value."""
+        missing = sorted(
+            name for name, field in self.settings.model_fields.items() if field.is_required() and not settings.get(name)
+        )
+        try:
+            model = self.settings.model_validate(settings)
+        except ValidationError as error:
+            raise self._invalid(error, missing) from None
+        if missing:
+            raise KindInvalid(f"a {self.name} connection needs {missing[0]!r}", field="settings")
+        clean = model.model_dump(exclude_unset=True, exclude_none=True)
+        clean["scope"] = model.scope.model_dump(exclude_none=True)
+        clean["team_groups"] = model.team_groups or []
+        return clean
+
+    def _invalid(self, error: ValidationError, missing: list[str]) -> KindInvalid:
+        problems = error.errors()
+        for problem in problems:
+            if problem["type"] == "extra_forbidden":
+                name = str(problem["loc"][-1])
+                if len(problem["loc"]) > 1:
+                    return KindInvalid(f"unknown scope option {name!r}", field="settings.scope")
+                return KindInvalid(f"unknown setting {name!r} for a {self.name} connection", field="settings")
+        if missing:
+            return KindInvalid(f"a {self.name} connection needs {missing[0]!r}", field="settings")
+        problem = problems[0]
+        path = ".".join(str(part) for part in problem["loc"])
+        cause = problem.get("ctx", {}).get("error")
+        ending = str(cause) if isinstance(cause, ValueError) else problem["msg"]
+        return KindInvalid(f"{path}{'' if ending.startswith(':') else ' '}{ending}", field=f"settings.{path}")
+
+    def check_credentials(self, credentials: dict[str, Any]) -> None:
+        """KindInvalid unless one of the kind's credential sets is given whole and each one given is valid;
+        the message never repeats a value (they are secrets)."""
+        if not any(all(credentials.get(key) for key in needed) for needed in self.credential_sets):
+            options = " or ".join(" + ".join(sorted(needed)) for needed in self.credential_sets)
+            raise KindInvalid(f"a {self.name} connection needs credentials: {options}", field="credentials")
+        try:
+            self.credentials.model_validate(credentials)
+        except ValidationError as error:
+            problem = error.errors()[0]
+            path = ".".join(str(part) for part in problem["loc"])
+            cause = problem.get("ctx", {}).get("error")
+            ending = str(cause) if isinstance(cause, ValueError) else "is not valid"
+            raise KindInvalid(f"credentials.{path} {ending}", field=f"credentials.{path}") from None
