@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from connectors.caldav.kind import KIND as CALDAV
 from connectors.csv.kind import KIND as CSV
 from connectors.google.kind import KIND as GOOGLE
 from connectors.ics.kind import KIND as ICS
@@ -20,7 +21,7 @@ from connectors.scim.kind import KIND as SCIM
 from connectors.wheniwork.kind import KIND as WHENIWORK
 
 KINDS: dict[str, Kind] = {
-    kind.name: kind for kind in (MICROSOFT, GOOGLE, SCIM, CSV, ICS, WHENIWORK, KADENCE, RESOURCEGURU)
+    kind.name: kind for kind in (MICROSOFT, GOOGLE, SCIM, CSV, ICS, WHENIWORK, KADENCE, RESOURCEGURU, CALDAV)
 }
 
 

@@ -287,6 +287,36 @@ def ics(
     out().print(f"The worker reads it at its next calendar poll, then every {minutes:g} minutes.", markup=False)
 
 
+@app.command("caldav")
+def caldav(
+    url: Annotated[str, typer.Option("--url", help="The CalDAV server's (or the person's principal) URL.")],
+    username: Annotated[str, typer.Option("--username", help="The account's user name.")],
+    password_env: Annotated[
+        str, typer.Option("--password-env", help="The environment variable holding the account's (app) password.")
+    ],
+    member: Annotated[str, typer.Option("--member", help="The member whose calendars these are (email).")],
+    org: OrgOption = None,
+    name: Name = None,
+    calendar: Annotated[
+        str | None,
+        typer.Option("--calendar", help="Read and write only this calendar (display name or URL); default: all."),
+    ] = None,
+) -> None:
+    """Read a person's CalDAV calendars (Nextcloud, Fastmail, iCloud, Radicale, SOGo, Zimbra) and write their
+    bookings into them."""
+    password = os.environ.get(password_env, "")
+    if not password:
+        fail(f"the environment variable {password_env} is not set or empty.")
+    settings: dict[str, Any] = {"member_email": member.strip().lower()}
+    if calendar:
+        settings["calendar"] = calendar
+    credentials = {"url": url.strip(), "username": username, "password": password}
+    _, summary, _ = _create(org, ConnectionKind.CALDAV, name or f"Calendars of {member.strip()}", settings, credentials)
+    out().print(summary, markup=False, soft_wrap=True)
+    minutes = get_settings().calendar_sync_minutes
+    out().print(f"The worker reads it at its next calendar poll, then every {minutes:g} minutes.", markup=False)
+
+
 # Peer platforms (When I Work, Kadence, Resource Guru) live in their own module, added here.
 from deskbridge.commands.connect_peers import register as _register_peers  # noqa: E402
 

@@ -20,6 +20,7 @@ class ConnectionKind(enum.StrEnum):
     WHENIWORK = "wheniwork"
     KADENCE = "kadence"
     RESOURCEGURU = "resourceguru"
+    CALDAV = "caldav"  # one person's CalDAV account: calendars read and written (connectors/caldav)
 
 
 class ConnectionStatus(enum.StrEnum):

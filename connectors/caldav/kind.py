@@ -1,0 +1,86 @@
+"""CalDAV as a connection kind: one person's account, their calendars read and bookings written into them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import BeforeValidator, Field
+
+from connectors.caldav.account import CalDavAccount
+from connectors.caldav.reader import CalDavCalendar
+from connectors.caldav.writer import CalDavCalendarWriter
+from connectors.kind import (
+    CalendarSource,
+    Capability,
+    Endpoints,
+    Kind,
+    KindCredentials,
+    KindSettings,
+    OptionalText,
+    non_empty,
+)
+from connectors.records import ConnectorError
+
+
+class CalDavSettings(KindSettings):
+    member_email: OptionalText = Field(default=None, description="Whose calendars the account holds.")
+    calendar: OptionalText = Field(
+        default=None,
+        description="One calendar's display name or URL; left out, every event calendar (the first is written into).",
+    )
+
+
+def _server(value: Any) -> str:
+    url = non_empty(value)
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http or https address with a host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not carry a user or password (give them as username and password)")
+    return url
+
+
+class CalDavCredentials(KindCredentials):
+    url: Annotated[str | None, BeforeValidator(_server)] = Field(
+        default=None, description="The CalDAV server or principal URL (http or https)."
+    )
+    username: OptionalText = None
+    password: OptionalText = None
+
+
+def account(source: CalendarSource, endpoints: Endpoints) -> CalDavAccount:
+    """The account the connection's credentials name; ConnectorError (action required) when incomplete."""
+    credentials = source.credentials
+    if not all(isinstance(credentials.get(key), str) and credentials[key] for key in ("url", "username", "password")):
+        raise ConnectorError(
+            "the CalDAV connection lacks its url, username or password; enter them", action_required=True
+        )
+    return CalDavAccount(
+        credentials["url"],
+        credentials["username"],
+        credentials["password"],
+        calendar=source.settings.get("calendar"),
+        allow_private=endpoints.allow_private,
+    )
+
+
+def _reader(source: CalendarSource, endpoints: Endpoints, http: httpx.Client) -> CalDavCalendar:
+    return CalDavCalendar(account(source, endpoints), default_timezone=source.timezone)
+
+
+def _writer(source: CalendarSource, endpoints: Endpoints, http: httpx.Client) -> CalDavCalendarWriter:
+    return CalDavCalendarWriter(account(source, endpoints))
+
+
+KIND = Kind(
+    name="caldav",
+    title="CalDAV calendar",
+    settings=CalDavSettings,
+    credentials=CalDavCredentials,
+    credential_sets=(frozenset({"url", "username", "password"}),),
+    capabilities=frozenset({Capability.READS_CALENDARS, Capability.WRITES_CALENDARS, Capability.ONE_CALENDAR}),
+    calendar_reader=_reader,
+    calendar_writer=_writer,
+)
