@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from api import console, errors, health, invitation_page, metrics, scim
 from api.compat import wiggledesk
@@ -26,7 +27,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
         yield
         app.state.token_usage.flush()  # the uses noted since the last batch
 
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from files the package ships, not from a CDN.
+    app = FastAPIOffline(
         lifespan=lifespan,
         title="deskbridge",
         version="0.1.0",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -44,43 +45,95 @@ async def session(request: Request) -> AsyncIterator[Session]:
 DB = Annotated[Session, Depends(session)]
 
 
-def _secret(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, secret = header.partition(" ")
+# Both read the one `Authorization` header; declared through fastapi.security so that the OpenAPI document
+# names them on every operation that needs a token (for `/docs` and generated clients). Neither refuses by
+# itself (auto_error=False): `_secret` answers in the API's own words.
+TOKEN = APIKeyHeader(
+    name="Authorization",
+    scheme_name="token",
+    description="Your secret token after the word `Token`, as WiggleDesk clients send it: "
+    "`Authorization: Token <secret>`.",
+    auto_error=False,
+)
+BEARER = HTTPBearer(
+    scheme_name="bearer",
+    description="The same secret token as a bearer token: `Authorization: Bearer <secret>`.",
+    auto_error=False,
+)
+
+
+async def _secret(
+    header: Annotated[str | None, Security(TOKEN)],
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
+) -> str:
+    """The secret of `Authorization: Token <secret>` or `Bearer <secret>`, or 401."""
     if not header:
         raise ApiError(401, "Authentication credentials were not provided.", headers={"WWW-Authenticate": "Token"})
-    if scheme.lower() not in _SCHEMES or not secret.strip():
+    secret = secret_of(header)
+    if secret is None:
         raise ApiError(
             401, "Use the header 'Authorization: token <your secret token>'.", headers={"WWW-Authenticate": "Token"}
         )
+    return secret
+
+
+def secret_of(header: str) -> str | None:
+    """The secret in an `Authorization` header's value (`Token <secret>` or `Bearer <secret>`), or None."""
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() not in _SCHEMES or not secret.strip():
+        return None
     return secret.strip()
 
 
-def authenticated(request: Request, db: DB) -> Caller:
+def authenticated(request: Request, db: DB, secret: Annotated[str, Depends(_secret)]) -> Caller:
     """Who is calling, or 401. Counts the request against the member's daily limit."""
-    caller = tokens.authenticate(db, _secret(request))
+    caller = tokens.authenticate(db, secret)
     if caller is None:
         raise ApiError(401, "Invalid token.", code="invalid_token", headers={"WWW-Authenticate": "Token"})
     request.app.state.token_usage.note(caller.token_id)
-    _count_request(request, caller)
+    figures = count_request(context(request), caller.member.id)
+    if figures is None:
+        return caller
+    request.state.ratelimit = figures
+    if figures.exceeded:
+        raise ApiError(
+            429,
+            f"Request limit of {figures.limit} a day reached; it resets at midnight UTC.",
+            code="rate_limited",
+            headers={"Retry-After": str(figures.reset)},
+        )
     return caller
 
 
-def _count_request(request: Request, caller: Caller) -> None:
-    ctx = context(request)
+class RateLimit(NamedTuple):
+    """A member's daily figures after counting a request: what the `X-RateLimit-*` headers say."""
+
+    limit: int
+    remaining: int
+    reset: int  # seconds until midnight UTC
+    exceeded: bool
+
+
+def count_request(ctx: ApiContext, member_id: int) -> RateLimit | None:
+    """Count one request of the member against the daily limit; None when there is no limit."""
     limit = ctx.rate_limit_per_day
     if limit <= 0:
-        return
+        return None
     day, reset = day_window()
-    used = ctx.counter.hit(f"ratelimit:{caller.member.id}:{day}", reset)
-    request.state.ratelimit = (limit, max(0, limit - used), reset)
-    if used > limit:
-        raise ApiError(
-            429,
-            f"Request limit of {limit} a day reached; it resets at midnight UTC.",
-            code="rate_limited",
-            headers={"Retry-After": str(reset)},
-        )
+    used = ctx.counter.hit(f"ratelimit:{member_id}:{day}", reset)
+    return RateLimit(limit, max(0, limit - used), reset, used > limit)
+
+
+def count_refused_request(ctx: ApiContext, authorization: str) -> RateLimit | None:
+    """For a request answered before any route authenticated it (a refusal at the edge, an unrouted path, a
+    method the path does not answer): count it against the caller's limit when its token is valid, and
+    return the figures for its `X-RateLimit-*` headers. None for a caller without a valid token."""
+    secret = secret_of(authorization)
+    if secret is None:
+        return None
+    with ctx.session_factory() as db:
+        caller = tokens.authenticate(db, secret)
+    return None if caller is None else count_request(ctx, caller.member.id)
 
 
 # The access rules do no I/O, so they are `async def`: FastAPI runs them on the event loop instead of

@@ -19,16 +19,27 @@ from enum import Enum
 from typing import Any
 from urllib.parse import parse_qsl
 
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import json_checks
+from api.compat.wiggledesk import MEDIA_TYPES as COMPAT_BODIES
+from api.deps import RateLimit, count_refused_request
 from api.errors import PROBLEM_JSON, problem_body
+from api.methods import Allowed, MethodTable
 from api.scim.errors import ERROR_SCHEMA, SCIM_JSON
 
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 # Routes that take whole directories at once: SCIM (a large group's PUT) and CSV imports.
 _IMPORT_ROUTE = re.compile(r"^/scim/v2(/|$)|^/(v1|console/admin)/connections/[^/]+/import/?$")
 _FORM = "application/x-www-form-urlencoded"
+_COMPAT_WORDS = "Send the request body as JSON, a form (application/x-www-form-urlencoded) or multipart/form-data."
+# The WiggleDesk document's security headers, on every answer.
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"SAMEORIGIN"),
+    (b"referrer-policy", b"same-origin"),
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +68,7 @@ class Guard:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_import_bytes = max(max_import_bytes or 0, max_body_bytes)
+        self._table: MethodTable | None = None
 
     def limit_for(self, path: str) -> int:
         """The largest body the route at `path` takes."""
@@ -68,38 +80,42 @@ class Guard:
             return
         path: str = scope["path"]
         family = Family.of(path)
+        answer = _Answer(scope, send, family, self._methods(scope))
         refusal = await self._check(scope, path, receive)
         if isinstance(refusal, Refusal):
-            await refusal.send(scope, send, family)
+            await refusal.send(scope, answer.send, family)
             return
         if refusal is not None:
             receive = _replay(refusal, receive)
-
-        started = False
-
-        async def stamped_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                limit = scope.get("state", {}).get("ratelimit")
-                if limit is not None:
-                    message["headers"] = [
-                        *message.get("headers", []),
-                        (b"x-ratelimit-limit", str(limit[0]).encode()),
-                        (b"x-ratelimit-remaining", str(limit[1]).encode()),
-                        (b"x-ratelimit-reset", str(limit[2]).encode()),
-                    ]
-            await send(message)
-
+        allowed = answer.allowed() if scope["method"] in ("OPTIONS", "HEAD") else None
+        if allowed is not None and scope["method"] == "OPTIONS" and "OPTIONS" not in allowed.native:
+            await _options(allowed, family, answer.send)
+            return
+        if (
+            allowed is not None
+            and scope["method"] == "HEAD"
+            and "HEAD" not in allowed.native
+            and "GET" in allowed.native
+        ):
+            # Answered as the GET it asks about, its body left out (the length stays, as RFC 9110 allows).
+            scope = {**scope, "method": "GET"}
+            answer.head = True
         try:
-            await self.app(scope, receive, stamped_send)
+            await self.app(scope, receive, answer.send)
         except Exception:
-            if started:  # the answer is on its way: nothing left to say, only to log
+            if answer.started:  # the answer is on its way: nothing left to say, only to log
                 raise
             error_id = uuid.uuid4().hex[:16]
             logger.exception("unhandled error %s on %s %s", error_id, scope["method"], path)
             detail = f"An internal error occurred; quote error id {error_id} to the operator."
-            await Refusal(500, detail, code="internal_error", extra={"error_id": error_id}).send(scope, send, family)
+            refusal = Refusal(500, detail, code="internal_error", extra={"error_id": error_id})
+            await refusal.send(scope, answer.send, family)
+
+    def _methods(self, scope: Scope) -> MethodTable:
+        # Built on the first request: routes are all added by then (the app is in scope from Starlette).
+        if self._table is None:
+            self._table = MethodTable(scope["app"].router.routes)
+        return self._table
 
     async def _check(self, scope: Scope, path: str, receive: Receive) -> Refusal | bytes | None:
         """A refusal, or the body read ahead (to replay to the route), or None when there is no body to read."""
@@ -120,14 +136,85 @@ class Guard:
             return None
         # A GET may carry a body too (httpie sends `team_name=…` as JSON): read and checked the same way.
         media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if sends_body and _has_body(headers) and not _is_json(media_type, path):
-            return Refusal(
-                415, "Send the request body as JSON (Content-Type: application/json).", code="unsupported_media_type"
+        if sends_body and _has_body(headers) and not _accepted(media_type, path):
+            words = (
+                _COMPAT_WORDS
+                if path.startswith("/api/")
+                else "Send the request body as JSON (Content-Type: application/json)."
             )
+            return Refusal(415, words, code="unsupported_media_type")
         body = await _read_body(receive, limit)
         if body is None:
             return too_large
         return _check_body(body, media_type) or body
+
+
+class _Answer:
+    """The request's `send`, stamping every answer's headers in one place: the security headers, the
+    caller's `X-RateLimit-*` figures, and `Allow` (on a 405, and on every WiggleDesk-compatible answer,
+    as Django REST framework sends it); leaving the body out of a HEAD answered as a GET."""
+
+    def __init__(self, scope: Scope, send: Send, family: Family, table: MethodTable) -> None:
+        self.scope = scope
+        self._send = send
+        self.family = family
+        self.table = table
+        self.started = False
+        self.head = False
+
+    def allowed(self) -> Allowed | None:
+        """The methods the request's path answers; None when no route has the path."""
+        return self.table.allowed(self.scope["path"])
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+            status: int = message["status"]
+            headers = list(message.get("headers", []))
+            named = {name.lower() for name, _ in headers}
+            headers += [header for header in SECURITY_HEADERS if header[0] not in named]  # a page's own stand
+            figures = await self._ratelimit(status)
+            if figures is not None:
+                headers += [
+                    (b"x-ratelimit-limit", str(figures[0]).encode()),
+                    (b"x-ratelimit-remaining", str(figures[1]).encode()),
+                    (b"x-ratelimit-reset", str(figures[2]).encode()),
+                ]
+            if status == 405 or self.family is Family.COMPAT:
+                allowed = self.allowed()
+                if allowed is not None:
+                    headers = [(k, v) for k, v in headers if k.lower() != b"allow"]
+                    headers.append((b"allow", allowed.header.encode()))
+            message = {**message, "headers": headers}
+        elif message["type"] == "http.response.body" and self.head:
+            message = {**message, "body": b""}
+        await self._send(message)
+
+    async def _ratelimit(self, status: int) -> RateLimit | tuple[int, int, int] | None:
+        figures: RateLimit | None = self.scope.get("state", {}).get("ratelimit")
+        if figures is not None or status < 400 or status == 401:
+            return figures
+        # Answered before a route counted it (an edge refusal, an unrouted path or method, a body that
+        # is not JSON): counted here, for a caller with a valid token. Such answers are rare.
+        authorization = next((v for k, v in self.scope["headers"] if k.lower() == b"authorization"), None)
+        if authorization is None:
+            return None
+        ctx = self.scope["app"].state.context
+        return await run_in_threadpool(count_refused_request, ctx, authorization.decode("latin-1"))
+
+
+async def _options(allowed: Allowed, family: Family, send: Send) -> None:
+    """Answer OPTIONS as Django REST framework does: 200, `Allow`, and what the route is and takes."""
+    parses = list(COMPAT_BODIES) if family is Family.COMPAT else ["application/json"]
+    body = {"name": allowed.name, "description": allowed.description, "renders": ["application/json"], "parses": parses}
+    payload = json.dumps(body).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+        (b"allow", allowed.header.encode()),
+    ]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
 
 
 class Refusal:
@@ -222,9 +309,11 @@ def _has_body(headers: dict[str, str]) -> bool:
     return headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
 
 
-def _is_json(media_type: str, path: str) -> bool:
+def _accepted(media_type: str, path: str) -> bool:
     if path.startswith(("/invitations/", "/console/")):  # these pages post HTML forms
         return True
+    if path.startswith("/api/"):  # as Django REST framework parses them (WiggleDesk's API)
+        return media_type in COMPAT_BODIES or _is_json_type(media_type)
     return _is_json_type(media_type)
 
 

@@ -2,7 +2,9 @@
 
 Trailing slashes, `Authorization: token <secret>`, Django REST framework pages
 (`count`/`next`/`previous`/`results`, `?page=N`) and its error shapes. httpie sends `key=value`
-items as a JSON body even on GET, so `team_name` is read from the body as well as the query.
+items as a JSON body even on GET, so `team_name` is read from the body as well as the query. The
+POST routes take JSON, form-encoded and multipart bodies, as Django REST framework's parsers do
+(Zapier's "form" mode sends a form). `Allow`, OPTIONS and HEAD are the edge's (api.middleware).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, EmailStr
+from pydantic import BaseModel, ConfigDict, EmailStr, ValidationError
 from sqlalchemy import ColumnElement, Integer, Select, bindparam, exists, func, select
 from sqlalchemy.orm import Session
 
@@ -28,6 +31,10 @@ from store.models import Booking, BookingStatus, Desk, Member, TeamMembership
 from store.services import members, teams
 from store.services.tokens import Caller
 
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
+MEDIA_TYPES = (JSON, FORM, MULTIPART)  # what the POST routes parse
 _DETAIL = {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}
 _FIELDS = {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}}
 
@@ -44,7 +51,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: _documented("No such member, team or page.", _DETAIL),
     409: _documented("The change conflicts with the current state.", _DETAIL),
     413: _documented("The body is larger than the server accepts.", _DETAIL),
-    415: _documented("The body is not JSON.", _DETAIL),
+    415: _documented("The body is neither JSON, a form nor multipart form data.", _DETAIL),
     429: _documented("The daily request limit is reached; see `Retry-After`.", _DETAIL),
 }
 
@@ -52,11 +59,14 @@ router = APIRouter(prefix="/api", tags=["WiggleDesk-compatible"], responses=ERRO
 
 
 def document(schema: dict[str, Any]) -> dict[str, Any]:
-    """The app's OpenAPI document with these routes' validation errors as they are: 400, not FastAPI's 422."""
+    """The app's OpenAPI document with these routes' validation errors as they are (400, not FastAPI's 422)
+    and the body schema their POST routes read by hand."""
     for path, operations in schema.get("paths", {}).items():
         if path.startswith(router.prefix + "/"):
             for operation in operations.values():
                 operation.get("responses", {}).pop("422", None)
+    body = MembershipBody.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema.setdefault("components", {}).setdefault("schemas", {})["MembershipBody"] = body
     return schema
 
 
@@ -66,9 +76,131 @@ SHOWN_STATUSES = (BookingStatus.BOOKED, BookingStatus.CHECKED_IN, BookingStatus.
 
 
 class MembershipBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Who to invite or remove."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"email_invited": "example@example.com"}]}
+    )
 
     email_invited: EmailStr
+
+
+class MembershipReply(BaseModel):
+    """A membership as these routes answer it; `status` only when read back by GET."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "email_invited": "example@example.com",
+                    "url": "https://wiggledesk.com/api/create_membership_invitation/membership_id/",
+                }
+            ]
+        }
+    )
+
+    email_invited: str
+    url: str
+    status: str | None = None
+
+
+class BookingRow(BaseModel):
+    """One booking, its times in the organisation's time zone (`YYYY-MM-DD HH:MM`)."""
+
+    event_id: str
+    event_desk: str
+    start_date: str
+    end_date: str
+    user: str
+    event_details: str
+    booking_reason: str
+
+
+class UserRow(BaseModel):
+    """Someone with a booking today."""
+
+    email: str
+    username: str
+
+
+_BOOKING_EXAMPLE: dict[str, Any] = {
+    "event_id": "1",
+    "event_desk": "11",
+    "start_date": "2022-08-27 09:00",
+    "end_date": "2022-08-27 17:00",
+    "user": "William",
+    "event_details": "Client meeting",
+    "booking_reason": "Other",
+}
+
+
+class BookingPage(BaseModel):
+    """A Django REST framework page of bookings: `next`/`previous` are the neighbouring pages' URLs."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"count": 1, "next": None, "previous": None, "results": [_BOOKING_EXAMPLE]}]}
+    )
+
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[BookingRow]
+
+
+class UserPage(BaseModel):
+    """A Django REST framework page of people."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "count": 1,
+                    "next": None,
+                    "previous": None,
+                    "results": [{"email": "william@test.com", "username": "William"}],
+                }
+            ]
+        }
+    )
+
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[UserRow]
+
+
+async def _membership_body(request: Request) -> MembershipBody:
+    """The body as JSON, a form or multipart form data: what Django REST framework's parsers take."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    data: Any
+    if media_type in (FORM, MULTIPART):
+        form = await request.form()
+        data = {name: value for name, value in form.multi_items() if isinstance(value, str)}  # files are no field
+    else:
+        raw = await request.body()
+        try:
+            data = json.loads(raw) if raw.strip() else {}
+        except ValueError as error:
+            raise ApiError(400, "JSON parse error: the body is not valid JSON.") from error
+    try:
+        return MembershipBody.model_validate(data)
+    except ValidationError as error:
+        raise RequestValidationError(error.errors(include_url=False, include_context=False)) from error
+
+
+# The body is read by `_membership_body` in any of the three forms, so FastAPI cannot see it: documented here.
+_MEMBERSHIP_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            media_type: {
+                "schema": {"$ref": "#/components/schemas/MembershipBody"},
+                "example": {"email_invited": "example@example.com"},
+            }
+            for media_type in MEDIA_TYPES
+        },
+    }
+}
 
 
 @contextmanager
@@ -87,16 +219,26 @@ def _membership_reply(request: Request, route: str, member: Member, status: int)
     body = {"email_invited": member.email, "url": url}
     if status == 200:
         body["status"] = member.status.value
+    # `Allow` is the edge's (api.middleware), as on every answer of these routes.
     return Response(
         json.dumps(body),
         status_code=status,
         media_type="application/json",
-        headers={"Location": url, "Allow": "GET, POST, HEAD, OPTIONS"} if status == 201 else {},
+        headers={"Location": url} if status == 201 else {},
     )
 
 
-@router.post("/create_membership_invitation/", status_code=201)
-def create_membership_invitation(body: MembershipBody, request: Request, caller: AdminCaller, db: DB) -> Response:
+MembershipIn = Annotated[MembershipBody, Depends(_membership_body)]
+
+
+@router.post(
+    "/create_membership_invitation/",
+    status_code=201,
+    response_model=MembershipReply,
+    openapi_extra=_MEMBERSHIP_BODY,
+    responses={201: {"headers": {"Location": {"description": "The membership's URL.", "schema": {"type": "string"}}}}},
+)
+def create_membership_invitation(body: MembershipIn, request: Request, caller: AdminCaller, db: DB) -> Response:
     """Invite someone by email; the invitation email goes out shortly after."""
     with _email_field():
         invitation = members.invite(
@@ -111,8 +253,14 @@ def create_membership_invitation(body: MembershipBody, request: Request, caller:
     return _membership_reply(request, "create_membership_invitation", member, 201)
 
 
-@router.post("/remove_membership/", status_code=201)
-def remove_membership(body: MembershipBody, request: Request, caller: AdminCaller, db: DB) -> Response:
+@router.post(
+    "/remove_membership/",
+    status_code=201,
+    response_model=MembershipReply,
+    openapi_extra=_MEMBERSHIP_BODY,
+    responses={201: {"headers": {"Location": {"description": "The membership's URL.", "schema": {"type": "string"}}}}},
+)
+def remove_membership(body: MembershipIn, request: Request, caller: AdminCaller, db: DB) -> Response:
     """Remove someone: history stays, future bookings are cancelled, they can no longer book."""
     with _email_field():
         member = members.get_by_email(db, caller.organisation.id, body.email_invited)
@@ -121,10 +269,13 @@ def remove_membership(body: MembershipBody, request: Request, caller: AdminCalle
     return _membership_reply(request, "remove_membership", member, 201)
 
 
-@router.get("/create_membership_invitation/{member_id}/")
-@router.get("/remove_membership/{member_id}/")
+@router.get("/create_membership_invitation/{member_id}/", response_model=MembershipReply)
+@router.get("/remove_membership/{member_id}/", response_model=MembershipReply)
 def membership(
-    member_id: Annotated[int, Path(ge=1, le=MAX_KEY)], request: Request, caller: AdminCaller, db: DB
+    member_id: Annotated[int, Path(ge=1, le=MAX_KEY, description="The id at the end of the membership's `url`.")],
+    request: Request,
+    caller: AdminCaller,
+    db: DB,
 ) -> Response:
     """The membership a POST above created or removed, with its current status."""
     member = members.get(db, caller.organisation.id, member_id)
@@ -256,10 +407,21 @@ _TEAM_NAME = {
     "required": True,
     "description": "The team's name (httpie may send it in a JSON body instead).",
     "schema": {"type": "string", "minLength": 1},
+    "example": "Platform",
 }
 
 
-@router.get("/teams_upcoming_bookings/", openapi_extra={"parameters": [_TEAM_NAME]})
+_PAGE = {
+    "name": "page",
+    "in": "query",
+    "required": False,
+    "description": "The page (of 100), from 1; a page past the last is 404 `Invalid page.`.",
+    "schema": {"type": "integer", "minimum": 1, "maximum": LAST_PAGE, "default": 1},
+}
+_PAGED = {"parameters": [_PAGE]}
+
+
+@router.get("/teams_upcoming_bookings/", response_model=BookingPage, openapi_extra={"parameters": [_TEAM_NAME, _PAGE]})
 def teams_upcoming_bookings(
     request: Request, team_name: Annotated[str, Depends(_team_name)], caller: ApiCaller, db: DB
 ) -> JSONResponse:
@@ -268,13 +430,13 @@ def teams_upcoming_bookings(
     return _booking_page(request, db, caller, TEAM_UPCOMING_BOOKINGS, team_id=team.id, now=utcnow())
 
 
-@router.get("/bookings/")
+@router.get("/bookings/", response_model=BookingPage, openapi_extra=_PAGED)
 def my_bookings(request: Request, caller: ApiCaller, db: DB) -> JSONResponse:
     """All of the caller's bookings: past, present and future."""
     return _booking_page(request, db, caller, MY_BOOKINGS, member_id=caller.member.id)
 
 
-@router.get("/my_upcoming_bookings/")
+@router.get("/my_upcoming_bookings/", response_model=BookingPage, openapi_extra=_PAGED)
 def my_upcoming_bookings(request: Request, caller: ApiCaller, db: DB) -> JSONResponse:
     """The caller's bookings that end after now."""
     return _booking_page(request, db, caller, MY_UPCOMING_BOOKINGS, member_id=caller.member.id, now=utcnow())
@@ -296,7 +458,7 @@ USERS_IN_OFFICE = _listing(
 )
 
 
-@router.get("/users_in_office/")
+@router.get("/users_in_office/", response_model=UserPage, openapi_extra=_PAGED)
 def users_in_office(request: Request, caller: ApiCaller, db: DB) -> JSONResponse:
     """Everyone with a booking during today, in the organisation's time zone."""
     zone = ZoneInfo(caller.organisation.timezone)
