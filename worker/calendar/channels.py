@@ -18,7 +18,7 @@ from store.db import transaction
 from store.models import Calendar, Connection, ConnectionStatus
 from store.services import calendars, connections
 from worker.calendar import readers
-from worker.directory.channels import ChannelGone, Held, maintain, notification_url, pushes
+from worker.push_channels import ChannelGone, Held, maintain, notification_url, pushes
 from worker.runtime import Runtime
 
 logger = logging.getLogger(__name__)
