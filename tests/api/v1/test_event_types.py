@@ -23,6 +23,12 @@ ROOT = Path(__file__).resolve().parents[3]
 PUBLIC_URL = "https://1.1.1.1/hook"  # a public address literal: passes the SSRF check without DNS
 
 
+@pytest.fixture
+def api_factory(session_factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    """Every test here on SQLite and on PostgreSQL."""
+    return session_factory
+
+
 def recorded_types() -> dict[str, list[str]]:
     """Every `outbox.record(session, organisation, "type", …)` of the code: the type and where."""
     found: dict[str, list[str]] = {}

@@ -33,6 +33,12 @@ from worker import runtime
 from worker.webhooks import delivery, limits
 
 
+@pytest.fixture
+def api_factory(session_factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    """Every test here on SQLite and on PostgreSQL: the pipeline, the API and the organisation share it."""
+    return session_factory
+
+
 def verify_v1a(public_key: str, headers: dict[str, str], body: bytes) -> bool:
     """Verify as the Standard Webhooks specification says a receiver does: some `v1a,` entry of
     webhook-signature is the ed25519 signature of `{webhook-id}.{webhook-timestamp}.{body}` under the
