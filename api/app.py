@@ -16,6 +16,7 @@ from api.middleware import Guard
 from api.push import router as push
 from api.push.resourceguru import route as resourceguru_hooks
 from api.usage import TokenUsage
+from api.v1 import common
 from api.v1 import router as v1
 
 
@@ -53,7 +54,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = wiggledesk.document(_openapi())
+            app.openapi_schema = common.document(wiggledesk.document(_openapi()))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

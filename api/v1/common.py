@@ -92,7 +92,7 @@ def is_admin(caller: Caller) -> bool:
     return caller.member.role is Role.ADMIN
 
 
-_PROBLEM_SCHEMA: dict[str, Any] = {
+PROBLEM_SCHEMA: dict[str, Any] = {
     "title": "Problem",
     "description": "An RFC 9457 problem document.",
     "type": "object",
@@ -115,6 +115,17 @@ _PROBLEM_SCHEMA: dict[str, Any] = {
     },
 }
 
+# One component that every error answer refers to: inlined in each, client generators would make (and
+# refuse, as duplicates) a model per operation and status.
+PROBLEM_REF = "#/components/schemas/Problem"
+
+
+def document(schema: dict[str, Any]) -> dict[str, Any]:
+    """The app's OpenAPI document with the problem document's schema among its components."""
+    schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    return schema
+
+
 _MEANINGS = {
     400: "The body is not valid JSON.",
     401: "No token, or the token is unknown or revoked.",
@@ -131,6 +142,6 @@ _MEANINGS = {
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error responses a route may give, as problem+json."""
     return {
-        status: {"description": _MEANINGS[status], "content": {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}}}
+        status: {"description": _MEANINGS[status], "content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}}}
         for status in statuses
     }

@@ -103,11 +103,12 @@ def _owner(db: Session, caller: Caller, body: FeedIn) -> tuple[int | None, int |
 
 
 @router.post("", status_code=201, summary="Make a feed", responses=problems(400, 404, 409, 413, 415, 422))
-def create_feed(body: FeedIn, response: Response, caller: ApiCaller, db: DB, ctx: Context) -> FeedCreated:
+def create_feed(response: Response, caller: ApiCaller, db: DB, ctx: Context, body: FeedIn | None = None) -> FeedCreated:
     """Make a secret ICS feed of your bookings; admins, of any member's (`member_id`) or a team's
     (`team_id`). The answer holds the URL, shown only now. The feed holds bookings from 30 days back
-    to the organisation's calendar window ahead; cancelled ones stay 30 days, marked cancelled."""
-    member_id, team_id = _owner(db, caller, body)
+    to the organisation's calendar window ahead; cancelled ones stay 30 days, marked cancelled. The
+    body is optional: none is the same as `{}` (a feed of your own bookings)."""
+    member_id, team_id = _owner(db, caller, body or FeedIn())
     feed, secret = feeds.create(db, caller.organisation.id, member_id=member_id, team_id=team_id)
     db.commit()
     response.headers.update(NO_STORE)

@@ -22,7 +22,9 @@ KEYSET = Keyset("tokens", (ApiToken.id,))
 TokenId = Annotated[int, path_id("The token's id.")]
 
 
-class TokenOut(Resource):
+# Named apart from the connections' rotated token (TokenOut): two models of one name would reach the
+# OpenAPI document under their module paths, and client generators refuse the clash.
+class ApiTokenOut(Resource):
     """A live API token. The secret is never shown again; the prefix tells tokens apart."""
 
     id: int
@@ -33,7 +35,7 @@ class TokenOut(Resource):
     last_used_at: Timestamp | None = Field(description="Roughly when it was last used (to the minute).")
 
 
-class TokenCreated(TokenOut):
+class TokenCreated(ApiTokenOut):
     """A new token, with its secret: keep it now, it cannot be shown again."""
 
     secret: str = Field(description="Send as `Authorization: token <secret>`. Shown only this once.")
@@ -46,11 +48,13 @@ class TokenIn(RequestBody):
 
 
 @router.post("", status_code=201, summary="Create a token", responses=problems(400, 413, 415, 422))
-def create_token(body: TokenIn, caller: ApiCaller, db: DB) -> TokenCreated:
-    """Issue a new API token for yourself. The response holds the secret, which is never shown again."""
+def create_token(caller: ApiCaller, db: DB, body: TokenIn | None = None) -> TokenCreated:
+    """Issue a new API token for yourself. The response holds the secret, which is never shown again.
+    The body is optional: none is the same as `{}`."""
+    body = body or TokenIn()
     token, secret = tokens.create(db, members.get(db, caller.organisation.id, caller.member.id), name=body.name)
     db.commit()
-    return TokenCreated.model_validate({**TokenOut.model_validate(token).model_dump(), "secret": secret})
+    return TokenCreated.model_validate({**ApiTokenOut.model_validate(token).model_dump(), "secret": secret})
 
 
 @router.get("", summary="List tokens", responses=problems(404, 422))
@@ -59,7 +63,7 @@ def list_tokens(
     db: DB,
     paging: Paging,
     member_id: Annotated[int | None, query_id("Only this member's tokens (admins may name anyone).")] = None,
-) -> Page[TokenOut]:
+) -> Page[ApiTokenOut]:
     """Live tokens, by id: your own, or, for an admin, everyone's in the organisation. An unknown
     member is a 404."""
     if not is_admin(caller):
@@ -70,7 +74,7 @@ def list_tokens(
         members.get(db, caller.organisation.id, member_id)
     query = tokens.select_tokens(caller.organisation.id, member_id=member_id)
     rows, cursor = fetch(db, query, KEYSET, paging)
-    return page_of([TokenOut.model_validate(row) for row in rows], cursor)
+    return page_of([ApiTokenOut.model_validate(row) for row in rows], cursor)
 
 
 @router.delete("/{token_id}", status_code=204, summary="Revoke a token", responses=problems(404))

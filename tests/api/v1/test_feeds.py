@@ -355,3 +355,14 @@ def test_feeds_are_kept_hashed(api_factory: sessionmaker[Session], client: TestC
         stored = session.get_one(Feed, created["id"])
         assert secret not in stored.secret_hash
     assert not any(secret in str(event.data) for event in events(api_factory, world.org.organisation.id))
+
+
+def test_no_body_is_an_empty_one(client: TestClient, world: World) -> None:
+    # Every field is optional, so no body at all (or an empty one sent as JSON) is the same as `{}`.
+    headers = auth(world.org.member_token)
+    bare = client.post("/v1/feeds", headers=headers)
+    empty = client.post("/v1/feeds", content=b"", headers={**headers, "Content-Type": "application/json"})
+
+    for response in (bare, empty):
+        assert response.status_code == 201, response.text
+        assert (response.json()["member_id"], response.json()["team_id"]) == (world.org.member.id, None)

@@ -78,3 +78,17 @@ def test_members_cannot_revoke_others_tokens(
 def test_admins_revoke_any_token(client: TestClient, world: World) -> None:
     assert client.delete(f"/v1/tokens/{world.token_id}", headers=auth(world.org.admin_token)).status_code == 204
     assert_problem(client.get("/v1/members", headers=auth(world.org.member_token)), 401, "invalid_token")
+
+
+def test_no_body_is_an_empty_one(client: TestClient, org: Org) -> None:
+    # The name is optional, so no body at all (or an empty one sent as JSON) is the same as `{}`.
+    bare = client.post("/v1/tokens", headers=auth(org.member_token))
+    empty = client.post(
+        "/v1/tokens", content=b"", headers={**auth(org.member_token), "Content-Type": "application/json"}
+    )
+
+    for response in (bare, empty):
+        assert response.status_code == 201, response.text
+        assert response.json()["name"] == ""
+        assert response.json()["member_id"] == org.member.id
+    assert client.post("/v1/tokens", json=None, headers=auth(org.member_token)).status_code == 201
