@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import httpx
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from connectors.push import PushSubscriber
 from connectors.records import CalendarReader, CalendarWriter, DirectoryReader, PeopleReader
@@ -93,10 +93,12 @@ def _texts(value: Any) -> list[str]:
 
 
 # Given, a setting must be valid (null included); left out, it is absent from what is stored.
-Flag = Annotated[bool | None, BeforeValidator(_flag)]
-Text = Annotated[str, BeforeValidator(non_empty)]
-OptionalText = Annotated[str | None, BeforeValidator(non_empty)]
-Texts = Annotated[list[str] | None, BeforeValidator(_texts)]
+# (The schemas say what is taken: null is refused where a setting is given.)
+_TEXT = {"type": "string", "minLength": 1}
+Flag = Annotated[bool | None, BeforeValidator(_flag), WithJsonSchema({"type": "boolean"})]
+Text = Annotated[str, BeforeValidator(non_empty), WithJsonSchema(_TEXT)]
+OptionalText = Annotated[str | None, BeforeValidator(non_empty), WithJsonSchema(_TEXT)]
+Texts = Annotated[list[str] | None, BeforeValidator(_texts), WithJsonSchema({"type": "array", "items": _TEXT})]
 
 
 class ScopeSettings(BaseModel):
@@ -202,6 +204,19 @@ class Kind:
         ending = str(cause) if isinstance(cause, ValueError) else problem["msg"]
         return KindInvalid(f"{path}{'' if ending.startswith(':') else ' '}{ending}", field=f"settings.{path}")
 
+    def json_schema(self) -> dict[str, Any]:
+        """The kind's request shape as a JSON Schema: `kind`, its settings and its credentials, inlined."""
+        return {
+            "type": "object",
+            "title": f"{self.title} ({self.name})",
+            "properties": {
+                "kind": {"const": self.name},
+                "settings": _inlined(self.settings.model_json_schema()),
+                "credentials": _inlined(self.credentials.model_json_schema()),
+            },
+            "required": ["kind"],
+        }
+
     def check_credentials(self, credentials: dict[str, Any]) -> None:
         """KindInvalid unless one of the kind's credential sets is given whole and each one given is valid;
         the message never repeats a value (they are secrets)."""
@@ -216,3 +231,21 @@ class Kind:
             cause = problem.get("ctx", {}).get("error")
             ending = str(cause) if isinstance(cause, ValueError) else "is not valid"
             raise KindInvalid(f"credentials.{path} {ending}", field=f"credentials.{path}") from None
+
+
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` with its `$defs` put in place of their references, so it can sit inside another document."""
+    definitions = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return walk(dict(definitions[ref.rsplit("/", 1)[-1]]))
+            return {key: walk(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [walk(value) for value in node]
+        return node
+
+    inlined: dict[str, Any] = walk(schema)
+    return inlined

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from connectors.caldav.account import CalDavAccount
 from connectors.caldav.reader import CalDavCalendar
@@ -43,7 +43,7 @@ def _server(value: Any) -> str:
 
 
 class CalDavCredentials(KindCredentials):
-    url: Annotated[str | None, BeforeValidator(_server)] = Field(
+    url: Annotated[str | None, BeforeValidator(_server), WithJsonSchema({"type": "string", "format": "uri"})] = Field(
         default=None, description="The CalDAV server or principal URL (http or https)."
     )
     username: OptionalText = None

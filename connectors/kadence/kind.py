@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import httpx
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from connectors.kadence.auth import EU_TOKEN_URL, US_TOKEN_URL, ClientSecret, KadenceAuth
 from connectors.kadence.client import EU_API_URL, US_API_URL, KadenceClient
@@ -22,7 +22,9 @@ def _region(value: Any) -> str:
 
 
 class KadenceSettings(KindSettings):
-    region: Annotated[str | None, BeforeValidator(_region)] = Field(default=None, description="eu (left out) or us.")
+    region: Annotated[
+        str | None, BeforeValidator(_region), WithJsonSchema({"type": "string", "pattern": "^([eE][uU]|[uU][sS])$"})
+    ] = Field(default=None, description="eu (left out) or us.")
     import_desks: Flag = Field(default=None, description="true: Kadence desks become desks.")
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from connectors.kind import Capability, Endpoints, Kind, KindCredentials, KindSettings, OptionalText
 from connectors.wheniwork.client import DEFAULT_BASE_URL, WhenIWorkClient
 from connectors.wheniwork.reader import WhenIWork
 
 MAX_OFFICE_LOCATIONS = 500
+_LOCATION_NAME = {"type": "string", "minLength": 1, "maxLength": 200}
 
 
 def _office_locations(value: Any) -> list[int | str] | None:
@@ -36,7 +37,27 @@ def _office_locations(value: Any) -> list[int | str] | None:
 
 
 class WhenIWorkSettings(KindSettings):
-    office_locations: Annotated[list[int | str] | None, BeforeValidator(_office_locations)] = Field(
+    office_locations: Annotated[
+        list[int | str] | None,
+        BeforeValidator(_office_locations),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {
+                        "type": "array",
+                        "maxItems": MAX_OFFICE_LOCATIONS,
+                        "items": {
+                            "anyOf": [
+                                {"type": "integer", "minimum": 1},
+                                {"type": "string", "minLength": 1, "maxLength": 200},
+                            ]
+                        },
+                    },
+                    {"type": "null"},
+                ]
+            }
+        ),
+    ] = Field(
         default=None,
         description="Location ids or names whose shifts are office days; null or left out: every location.",
     )

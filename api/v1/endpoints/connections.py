@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 from api.context import ApiContext
 from api.deps import DB, AdminCaller, context
@@ -136,8 +136,16 @@ class ConnectionCreated(ConnectionOut):
     token: str | None = Field(description="The SCIM bearer token; null for other kinds.")
 
 
+def _kinds_schema(schema: dict[str, Any]) -> None:
+    # Documented one kind at a time (from the registry); checked by the kind's descriptor, whose messages
+    # name the setting, rather than by the schema.
+    schema["oneOf"] = [kind.json_schema() for kind in KINDS.values()]
+
+
 class ConnectionIn(RequestBody):
-    """A new connection."""
+    """A new connection: its kind's settings and credentials are listed one kind at a time (`oneOf`)."""
+
+    model_config = ConfigDict(json_schema_extra=_kinds_schema)
 
     kind: Kind
     name: Name

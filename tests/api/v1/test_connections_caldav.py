@@ -112,3 +112,11 @@ def test_the_schema_lists_every_kind_and_its_options_from_the_registry(api: Test
     assert "caldav" in connection_in["kind"]["enum"]
     assert "caldav: member_email" in connection_in["settings"]["description"]
     assert "caldav: url" in connection_in["credentials"]["description"]
+    variants = {
+        item["properties"]["kind"]["const"]: item for item in schema["components"]["schemas"]["ConnectionIn"]["oneOf"]
+    }
+    assert set(variants) == set(connection_in["kind"]["enum"])
+    caldav = variants["caldav"]["properties"]
+    assert {"member_email", "calendar", "scope", "team_groups"} == set(caldav["settings"]["properties"])
+    assert caldav["settings"]["additionalProperties"] is False
+    assert {"url", "username", "password"} <= set(caldav["credentials"]["properties"])
