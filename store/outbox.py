@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 from store import event_types
 from store.columns import utcnow
 from store.models import Organisation, OutboxEvent
+from store.times import iso
 
 _PENDING = "deskbridge.pending_events"
 _COMMITTED = "deskbridge.committed_events"
@@ -178,7 +179,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(item) for item in value]
     if isinstance(value, datetime):
-        return value.isoformat()
+        return iso(value)  # as REST answers write times: one form everywhere
     if isinstance(value, Enum):
         return value.value
     return value

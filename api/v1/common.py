@@ -13,6 +13,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     ValidationInfo,
     field_validator,
 )
@@ -21,6 +22,7 @@ from api.errors import PROBLEM_JSON
 from store.columns import MAX_BIG_KEY, MAX_KEY
 from store.models import Role
 from store.services.tokens import Caller
+from store.times import iso
 
 MAX_ID = MAX_KEY  # what a resource's integer key holds
 MAX_SEQ = MAX_BIG_KEY  # what an event's sequence number holds
@@ -84,7 +86,12 @@ def _in_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-Timestamp = Annotated[datetime, AfterValidator(_in_utc), Field(description="ISO 8601 in UTC, with its offset.")]
+Timestamp = Annotated[
+    datetime,
+    AfterValidator(_in_utc),
+    PlainSerializer(iso, return_type=str, when_used="json"),  # the one form of times, events' data included
+    Field(description="ISO 8601 in UTC with `Z`, such as 2030-01-31T08:00:00Z."),
+]
 
 
 def is_admin(caller: Caller) -> bool:

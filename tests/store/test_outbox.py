@@ -137,9 +137,9 @@ def test_record_makes_values_plain(session_factory: sessionmaker[Session], acme:
             {"at": START, "role": member_in(session, acme).role, "list": (START, {"nested": START})},
         )
     assert outbox.only("member.updated") == {
-        "at": "2031-03-04T09:00:00+00:00",
+        "at": "2031-03-04T09:00:00Z",
         "role": "member",
-        "list": ["2031-03-04T09:00:00+00:00", {"nested": "2031-03-04T09:00:00+00:00"}],
+        "list": ["2031-03-04T09:00:00Z", {"nested": "2031-03-04T09:00:00Z"}],
     }
 
 

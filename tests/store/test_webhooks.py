@@ -16,6 +16,7 @@ from store.errors import Invalid, NotFound
 from store.models import EndpointKind, PayloadFormat, WebhookEndpoint
 from store.secret_box import SecretBox
 from store.services import webhook_endpoints, webhook_secrets
+from store.times import iso
 from tests.conftest import Org, make_org
 from tests.conftest import events as all_events
 from tests.store.conftest import Outbox, dump, refused
@@ -304,7 +305,7 @@ def test_rotation_keeps_the_old_secret_for_24_hours(
     assert webhook_secrets.signing_secrets(stored, box, now + webhook_secrets.ROTATION_GRACE) == [second]
     assert webhook_secrets.signing_secrets(stored, box, now + timedelta(days=2)) == [second]
     data = outbox.only("endpoint.secret_rotated")
-    assert data == {"endpoint_id": endpoint_id, "previous_valid_until": (now + timedelta(hours=24)).isoformat()}
+    assert data == {"endpoint_id": endpoint_id, "previous_valid_until": iso(now + timedelta(hours=24))}
 
 
 def test_a_second_rotation_ends_the_first_grace_at_once(
