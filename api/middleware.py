@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import json_checks
+from api import json_checks, secret_urls
 from api.compat.wiggledesk import MEDIA_TYPES as COMPAT_BODIES
 from api.deps import RateLimit, count_refused_request
 from api.errors import PROBLEM_JSON, problem_body
@@ -106,7 +106,7 @@ class Guard:
             if answer.started:  # the answer is on its way: nothing left to say, only to log
                 raise
             error_id = uuid.uuid4().hex[:16]
-            logger.exception("unhandled error %s on %s %s", error_id, scope["method"], path)
+            logger.exception("unhandled error %s on %s %s", error_id, scope["method"], secret_urls.mask(path))
             detail = f"An internal error occurred; quote error id {error_id} to the operator."
             refusal = Refusal(500, detail, code="internal_error", extra={"error_id": error_id})
             await refusal.send(scope, answer.send, family)

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from api import secret_urls
 from api.app import create_app
 from api.context import ApiContext
 from api.ratelimit import Counter, MemoryCounter, RedisCounter
@@ -103,8 +104,10 @@ CHATTY_LOGGERS = ("apscheduler.scheduler", "apscheduler.executors.default")
 
 
 def configure_logging(level: str) -> None:
-    """The process's log format and level; the chatty loggers quiet below DEBUG."""
+    """The process's log format and level; the chatty loggers quiet below DEBUG; secrets in URLs masked in
+    the access log."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    secret_urls.install()
     quiet = logging.getLevelName(level.upper()) != logging.DEBUG
     for name in CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.NOTSET)
