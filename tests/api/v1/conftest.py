@@ -262,6 +262,7 @@ def every_call() -> list[Call]:
         Call("GET", "/v1/tokens"),
         Call("DELETE", "/v1/tokens/{token_id}"),
         Call("GET", "/v1/events", admin_only=True),
+        Call("GET", "/v1/event-types"),
         Call("POST", "/v1/webhooks", {"url": "https://hooks.example.com/new"}, admin_only=True),
         Call("GET", "/v1/webhooks", admin_only=True),
         Call("GET", "/v1/webhooks/{webhook_id}", admin_only=True),
