@@ -4,6 +4,7 @@ and PostgreSQL; and once end to end through Redis with Dramatiq workers."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -416,6 +417,7 @@ def test_gone_calendars_and_organisations_are_nothing_to_do(world: World, graph:
 
 
 def test_settings_changed_ignores_others_and_never_raises(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)  # a send lost to an outage is a debug line
     reevaluate.settings_changed(world.organisation_id, ["timezone"])
     assert queued() == []
     reevaluate.settings_changed(world.organisation_id, ["office_rules", "timezone"])
