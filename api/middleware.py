@@ -163,7 +163,10 @@ class _Answer:
         self.head = False
 
     def allowed(self) -> Allowed | None:
-        """The methods the request's path answers; None when no route has the path."""
+        """The methods the request's path answers; None when no route has the path, and under SCIM, whose
+        catch-all route (api/scim) answers every method with its own 404 or 405 and `Allow`."""
+        if self.family is Family.SCIM:
+            return None
         return self.table.allowed(self.scope["path"])
 
     async def send(self, message: Message) -> None:
@@ -192,8 +195,8 @@ class _Answer:
 
     async def _ratelimit(self, status: int) -> RateLimit | tuple[int, int, int] | None:
         figures: RateLimit | None = self.scope.get("state", {}).get("ratelimit")
-        if figures is not None or status < 400 or status == 401:
-            return figures
+        if figures is not None or status < 400 or status == 401 or self.family is Family.SCIM:
+            return figures  # SCIM callers hold a connection's token, which no daily limit counts
         # Answered before a route counted it (an edge refusal, an unrouted path or method, a body that
         # is not JSON): counted here, for a caller with a valid token. Such answers are rare.
         authorization = next((v for k, v in self.scope["headers"] if k.lower() == b"authorization"), None)

@@ -424,7 +424,7 @@ _TEAM_NAME = {
     "in": "query",
     "required": True,
     "description": "The team's name (httpie may send it in a JSON body instead).",
-    "schema": {"type": "string", "minLength": 1},
+    "schema": {"type": "string", "minLength": 1, "pattern": r"\S"},  # blank is "This field is required."
     "example": "Platform",
 }
 

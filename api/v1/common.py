@@ -15,6 +15,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -90,6 +91,7 @@ Timestamp = Annotated[
     datetime,
     AfterValidator(_in_utc),
     PlainSerializer(iso, return_type=str, when_used="json"),  # the one form of times, events' data included
+    WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization"),  # not a mere string
     Field(description="ISO 8601 in UTC with `Z`, such as 2030-01-31T08:00:00Z."),
 ]
 
