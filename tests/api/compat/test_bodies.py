@@ -85,3 +85,12 @@ def test_an_empty_body_is_a_missing_field(client: TestClient, org: Org) -> None:
 
     assert response.status_code == 400
     assert response.json() == {"email_invited": ["This field is required."]}
+
+
+def test_the_caller_is_checked_before_the_body_is_read(client: TestClient, org: Org) -> None:
+    malformed = {"Content-Type": "application/json"}
+    member = client.post(INVITE, content=b"{", headers={**auth(org.member_token), **malformed})
+    nobody = client.post(INVITE, data={"email_invited": "not-an-email"})
+
+    assert (member.status_code, member.json()) == (403, {"detail": "Only admins can do this."})
+    assert nobody.status_code == 401
