@@ -16,7 +16,8 @@ COPY connectors ./connectors
 COPY deskbridge ./deskbridge
 COPY store ./store
 COPY worker ./worker
-RUN /opt/deskbridge/bin/pip install . \
+# urllib3-future (caldav's HTTP client) from source with URLLIB3_NO_OVERRIDE: urllib3 stays urllib3.
+RUN URLLIB3_NO_OVERRIDE=1 /opt/deskbridge/bin/pip install --no-binary urllib3-future . \
     && /opt/deskbridge/bin/python -m compileall -q /opt/deskbridge/lib
 
 # Runtime stage: the virtual environment only, run by an unprivileged user.

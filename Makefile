@@ -9,7 +9,9 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# caldav's HTTP client brings urllib3-future, whose wheel would shadow urllib3 itself (requests,
+	# google-auth): built from source with URLLIB3_NO_OVERRIDE it installs as urllib3_future only.
+	URLLIB3_NO_OVERRIDE=1 $(BIN)/python -m pip install --quiet --no-binary urllib3-future -e '.[dev]'
 	touch $(STAMP)
 
 ## run: the embedded mode (SQLite + in-process broker) on 127.0.0.1:8000 (DESKBRIDGE_PORT, or in .env, to
