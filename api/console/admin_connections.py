@@ -14,6 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from api.console.auth import Admin, AdminPosted, Viewer
 from api.console.pages import ConsoleRoute, done, render
 from api.deps import DB, context
+from api.v1.common import ResourceId
+from api.v1.endpoints import connections as v1_connections
 from api.v1.endpoints.connections import (
     ConnectionIn,
     ConnectionOut,
@@ -26,6 +28,7 @@ from api.v1.endpoints.connections import (
     read_at_once,
 )
 from connectors.csv import parse
+from connectors.kinds import REGISTRY
 from store.errors import Invalid
 from store.models import Connection, ConnectionKind, ConnectionStatus
 from store.services import calendars, connections
@@ -33,7 +36,7 @@ from worker.directory import imports
 
 router = APIRouter(prefix="/console/admin", route_class=ConsoleRoute, include_in_schema=False)
 LIST = "/console/admin/connections"
-KINDS = [kind.value for kind in ConnectionKind]
+KINDS = list(REGISTRY.names())
 # What each status asks of an admin, in plain words.
 STATUS_WORDS = {
     ConnectionStatus.ACTIVE: "Working.",
@@ -132,7 +135,7 @@ def _detail(request: Request, viewer: Viewer, db: Session, connection: Connectio
 
 
 @router.get("/connections/{connection_id}")
-def connection_page(request: Request, connection_id: int, viewer: Admin, db: DB) -> HTMLResponse:
+def connection_page(request: Request, connection_id: ResourceId, viewer: Admin, db: DB) -> HTMLResponse:
     """One connection: its last sync, its calendars, its settings form, sync now and (CSV) import."""
     return _detail(request, viewer, db, connections.get(db, viewer.organisation.id, connection_id))
 
@@ -140,7 +143,7 @@ def connection_page(request: Request, connection_id: int, viewer: Admin, db: DB)
 @router.post("/connections/{connection_id}")
 def update_connection(
     request: Request,
-    connection_id: int,
+    connection_id: ResourceId,
     viewer: AdminPosted,
     db: DB,
     name: Annotated[str, Form(max_length=200)],
@@ -171,20 +174,12 @@ def update_connection(
 
 
 @router.post("/connections/{connection_id}/sync")
-def sync_now(request: Request, connection_id: int, viewer: AdminPosted, db: DB) -> Response:
+def sync_now(request: Request, connection_id: ResourceId, viewer: AdminPosted, db: DB) -> Response:
     """Queue a sync now, as POST /v1/connections/{id}/sync does."""
     ctx = context(request)
     connection = connections.get(db, viewer.organisation.id, connection_id)
     where = f"{LIST}/{connection.id}"
-    if connection.kind is ConnectionKind.ICS:
-        ctx.calendars_changed(connection.id)
-        return done(request, where, "The feed will be read again in a moment.")
-    if connection.kind is ConnectionKind.CSV:
-        return done(request, where, "A CSV connection is synced by importing a file below.", error=True)
-    queued = connections.request_sync(db, connection.id)
-    db.commit()
-    if queued:
-        ctx.enqueue_sync(connection.id)
+    if v1_connections.queue_sync(db, ctx, connection):
         return done(request, where, "Sync queued.")
     return done(request, where, "A sync was already asked for; it covers this one.")
 
@@ -192,7 +187,7 @@ def sync_now(request: Request, connection_id: int, viewer: AdminPosted, db: DB) 
 @router.post("/connections/{connection_id}/import")
 async def import_csv(
     request: Request,
-    connection_id: int,
+    connection_id: ResourceId,
     viewer: AdminPosted,
     db: DB,
     file: Annotated[UploadFile, File()],

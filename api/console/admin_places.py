@@ -11,6 +11,7 @@ from sqlalchemy import select
 from api.console.auth import Admin, AdminPosted
 from api.console.pages import ConsoleRoute, done, render
 from api.deps import DB
+from api.v1.common import ResourceId
 from store.models import Desk, Member, MemberStatus, TeamMembership
 from store.services import desks, members, teams
 
@@ -59,7 +60,7 @@ def create_desk(
 
 
 @router.post("/desks/{desk_id}/delete")
-def delete_desk(request: Request, desk_id: int, viewer: AdminPosted, db: DB) -> Response:
+def delete_desk(request: Request, desk_id: ResourceId, viewer: AdminPosted, db: DB) -> Response:
     """Delete a desk (one with bookings is refused by the service)."""
     desk = desks.get(db, viewer.organisation.id, desk_id)
     label = desk.label
@@ -77,7 +78,7 @@ def create_team(request: Request, viewer: AdminPosted, db: DB, name: Annotated[s
 
 
 @router.post("/teams/{team_id}/delete")
-def delete_team(request: Request, team_id: int, viewer: AdminPosted, db: DB) -> Response:
+def delete_team(request: Request, team_id: ResourceId, viewer: AdminPosted, db: DB) -> Response:
     """Delete a team (its members stay members)."""
     team = teams.get(db, viewer.organisation.id, team_id)
     name = team.name
@@ -88,7 +89,7 @@ def delete_team(request: Request, team_id: int, viewer: AdminPosted, db: DB) -> 
 
 @router.post("/teams/{team_id}/members")
 def add_to_team(
-    request: Request, team_id: int, viewer: AdminPosted, db: DB, member_id: Annotated[int, Form()]
+    request: Request, team_id: ResourceId, viewer: AdminPosted, db: DB, member_id: Annotated[ResourceId, Form()]
 ) -> Response:
     """Put a member in a team."""
     team = teams.get(db, viewer.organisation.id, team_id)
@@ -99,7 +100,9 @@ def add_to_team(
 
 
 @router.post("/teams/{team_id}/members/{member_id}/remove")
-def remove_from_team(request: Request, team_id: int, member_id: int, viewer: AdminPosted, db: DB) -> Response:
+def remove_from_team(
+    request: Request, team_id: ResourceId, member_id: ResourceId, viewer: AdminPosted, db: DB
+) -> Response:
     """Take a member out of a team."""
     team = teams.get(db, viewer.organisation.id, team_id)
     member = members.get(db, viewer.organisation.id, member_id)

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from api.console.auth import Admin, AdminPosted
 from api.console.pages import ConsoleRoute, done, render
 from api.deps import DB
+from api.v1.common import ResourceId
 from store.columns import utcnow
 from store.models import Invitation, InvitationStatus, Member, Role
 from store.services import members
@@ -62,7 +63,7 @@ def invite(
 
 @router.post("/users/{member_id}/api-access")
 def set_api_access(
-    request: Request, member_id: int, viewer: AdminPosted, db: DB, api_access: Annotated[bool, Form()] = False
+    request: Request, member_id: ResourceId, viewer: AdminPosted, db: DB, api_access: Annotated[bool, Form()] = False
 ) -> Response:
     """Grant or revoke API access (revoking ends the sessions signed in with the member's tokens)."""
     member = members.get(db, viewer.organisation.id, member_id)
@@ -72,7 +73,9 @@ def set_api_access(
 
 
 @router.post("/users/{member_id}/role")
-def set_role(request: Request, member_id: int, viewer: AdminPosted, db: DB, role: Annotated[Role, Form()]) -> Response:
+def set_role(
+    request: Request, member_id: ResourceId, viewer: AdminPosted, db: DB, role: Annotated[Role, Form()]
+) -> Response:
     """Make a member an admin or a member (the last admin stays one)."""
     member = members.get(db, viewer.organisation.id, member_id)
     members.update(db, member, role=role)
@@ -81,7 +84,7 @@ def set_role(request: Request, member_id: int, viewer: AdminPosted, db: DB, role
 
 
 @router.post("/users/{member_id}/remove")
-def remove(request: Request, member_id: int, viewer: AdminPosted, db: DB) -> Response:
+def remove(request: Request, member_id: ResourceId, viewer: AdminPosted, db: DB) -> Response:
     """Remove a member: their future bookings are cancelled, tokens revoked, sessions ended."""
     member = members.get(db, viewer.organisation.id, member_id)
     members.remove(db, member, reason="member_removed")
@@ -90,7 +93,7 @@ def remove(request: Request, member_id: int, viewer: AdminPosted, db: DB) -> Res
 
 
 @router.post("/invitations/{invitation_id}/revoke")
-def revoke_invitation(request: Request, invitation_id: int, viewer: AdminPosted, db: DB) -> Response:
+def revoke_invitation(request: Request, invitation_id: ResourceId, viewer: AdminPosted, db: DB) -> Response:
     """Withdraw a pending invitation."""
     invitation = members.get_invitation(db, viewer.organisation.id, invitation_id)
     members.revoke_invitation(db, invitation)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from api.console.auth import Admin, AdminPosted, Viewer
 from api.console.pages import ConsoleRoute, done, render
 from api.deps import DB, context
+from api.v1.common import ResourceId
 from api.v1.endpoints.webhooks import WebhookIn, check_target, secret_box, send_test_event
 from store import event_types
 from store.columns import utcnow
@@ -96,7 +97,7 @@ def _endpoint(db: Session, viewer: Viewer, webhook_id: int) -> WebhookEndpoint:
 @router.get("/webhooks/{webhook_id}")
 def webhook_page(
     request: Request,
-    webhook_id: int,
+    webhook_id: ResourceId,
     viewer: Admin,
     db: DB,
     status: Annotated[str, Query(max_length=16)] = "",
@@ -106,7 +107,7 @@ def webhook_page(
 
 
 @router.post("/webhooks/{webhook_id}/secret")
-def reveal_secret(request: Request, webhook_id: int, viewer: AdminPosted, db: DB) -> HTMLResponse:
+def reveal_secret(request: Request, webhook_id: ResourceId, viewer: AdminPosted, db: DB) -> HTMLResponse:
     """Show the current signing secret."""
     endpoint = _endpoint(db, viewer, webhook_id)
     secret = webhook_secrets.reveal_secret(endpoint, secret_box(context(request)))
@@ -114,7 +115,7 @@ def reveal_secret(request: Request, webhook_id: int, viewer: AdminPosted, db: DB
 
 
 @router.post("/webhooks/{webhook_id}/secret/rotate")
-def rotate_secret(request: Request, webhook_id: int, viewer: AdminPosted, db: DB) -> HTMLResponse:
+def rotate_secret(request: Request, webhook_id: ResourceId, viewer: AdminPosted, db: DB) -> HTMLResponse:
     """A new signing secret; the old one keeps signing beside it for 24 hours."""
     endpoint = _endpoint(db, viewer, webhook_id)
     secret = webhook_secrets.rotate_secret(db, endpoint, secret_box(context(request)), utcnow())
@@ -127,7 +128,7 @@ def rotate_secret(request: Request, webhook_id: int, viewer: AdminPosted, db: DB
 
 @router.post("/webhooks/{webhook_id}/pause")
 def pause(
-    request: Request, webhook_id: int, viewer: AdminPosted, db: DB, paused: Annotated[bool, Form()] = False
+    request: Request, webhook_id: ResourceId, viewer: AdminPosted, db: DB, paused: Annotated[bool, Form()] = False
 ) -> Response:
     """Pause (events wait) or resume (they go out, in order)."""
     endpoint = _endpoint(db, viewer, webhook_id)
@@ -139,7 +140,7 @@ def pause(
 
 
 @router.post("/webhooks/{webhook_id}/enable")
-def enable(request: Request, webhook_id: int, viewer: AdminPosted, db: DB) -> Response:
+def enable(request: Request, webhook_id: ResourceId, viewer: AdminPosted, db: DB) -> Response:
     """Turn a disabled endpoint back on and deliver its pending events."""
     pending = webhook_endpoints.enable_endpoint(db, _endpoint(db, viewer, webhook_id))
     db.commit()
@@ -149,7 +150,7 @@ def enable(request: Request, webhook_id: int, viewer: AdminPosted, db: DB) -> Re
 
 
 @router.post("/webhooks/{webhook_id}/delete")
-def delete(request: Request, webhook_id: int, viewer: AdminPosted, db: DB) -> Response:
+def delete(request: Request, webhook_id: ResourceId, viewer: AdminPosted, db: DB) -> Response:
     """Delete the endpoint with its deliveries log."""
     webhook_endpoints.delete_endpoint(db, _endpoint(db, viewer, webhook_id))
     db.commit()
@@ -157,7 +158,7 @@ def delete(request: Request, webhook_id: int, viewer: AdminPosted, db: DB) -> Re
 
 
 @router.post("/webhooks/{webhook_id}/test")
-def send_test(request: Request, webhook_id: int, viewer: AdminPosted, db: DB) -> HTMLResponse:
+def send_test(request: Request, webhook_id: ResourceId, viewer: AdminPosted, db: DB) -> HTMLResponse:
     """Send a signed webhook.test event now and show what the receiver answered (nothing is stored)."""
     endpoint = _endpoint(db, viewer, webhook_id)
     sent = send_test_event(endpoint, context(request))
@@ -166,7 +167,7 @@ def send_test(request: Request, webhook_id: int, viewer: AdminPosted, db: DB) ->
 
 @router.post("/webhooks/{webhook_id}/replay")
 def replay_one(
-    request: Request, webhook_id: int, viewer: AdminPosted, db: DB, event_id: Annotated[str, Form(max_length=40)]
+    request: Request, webhook_id: ResourceId, viewer: AdminPosted, db: DB, event_id: Annotated[str, Form(max_length=40)]
 ) -> Response:
     """Send one event to the endpoint again."""
     endpoint = _endpoint(db, viewer, webhook_id)
@@ -180,7 +181,7 @@ def replay_one(
 
 @router.post("/webhooks/{webhook_id}/replay-failed")
 def replay_failed(
-    request: Request, webhook_id: int, viewer: AdminPosted, db: DB, since: Annotated[str, Form(max_length=40)]
+    request: Request, webhook_id: ResourceId, viewer: AdminPosted, db: DB, since: Annotated[str, Form(max_length=40)]
 ) -> Response:
     """Send again every delivery given up on since a time (in the organisation's time zone)."""
     try:

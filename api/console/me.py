@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from api.console.auth import Posted, Refused, Signed, Viewer
 from api.console.pages import ConsoleRoute, done, render
 from api.deps import DB, context
+from api.v1.common import ResourceId
 from api.v1.endpoints.feeds import _url as feed_url
 from store.columns import utcnow
 from store.errors import NotFound
@@ -82,7 +83,7 @@ def _own_booking(db: Session, viewer: Viewer, booking_id: int) -> Booking:
 
 
 @router.post("/bookings/{booking_id}/cancel")
-def cancel_booking(request: Request, booking_id: int, viewer: Posted, db: DB) -> Response:
+def cancel_booking(request: Request, booking_id: ResourceId, viewer: Posted, db: DB) -> Response:
     """Cancel one of my bookings."""
     bookings.cancel(db, _own_booking(db, viewer, booking_id), reason="cancelled_by_member")
     db.commit()
@@ -90,7 +91,7 @@ def cancel_booking(request: Request, booking_id: int, viewer: Posted, db: DB) ->
 
 
 @router.post("/bookings/{booking_id}/check-in")
-def check_in(request: Request, booking_id: int, viewer: Posted, db: DB) -> Response:
+def check_in(request: Request, booking_id: ResourceId, viewer: Posted, db: DB) -> Response:
     """Check in (from 30 minutes before the start until the end)."""
     bookings.check_in(db, _own_booking(db, viewer, booking_id))
     db.commit()
@@ -98,7 +99,7 @@ def check_in(request: Request, booking_id: int, viewer: Posted, db: DB) -> Respo
 
 
 @router.post("/bookings/{booking_id}/check-out")
-def check_out(request: Request, booking_id: int, viewer: Posted, db: DB) -> Response:
+def check_out(request: Request, booking_id: ResourceId, viewer: Posted, db: DB) -> Response:
     """Check out: the desk is free for the rest of the slot."""
     bookings.check_out(db, _own_booking(db, viewer, booking_id))
     db.commit()
@@ -132,7 +133,7 @@ def create_token(
 
 
 @router.post("/tokens/{token_id}/revoke")
-def revoke_token(request: Request, token_id: int, viewer: Posted, db: DB) -> Response:
+def revoke_token(request: Request, token_id: ResourceId, viewer: Posted, db: DB) -> Response:
     """Revoke one of my tokens at once (a console session signed in with it ends too)."""
     token = tokens.get(db, viewer.organisation.id, token_id)
     if token.member_id != viewer.member.id or token.revoked_at is not None:
@@ -169,7 +170,7 @@ def create_feed(request: Request, viewer: Posted, db: DB) -> HTMLResponse:
 
 
 @router.post("/feed/{feed_id}/rotate")
-def rotate_feed(request: Request, feed_id: int, viewer: Posted, db: DB) -> HTMLResponse:
+def rotate_feed(request: Request, feed_id: ResourceId, viewer: Posted, db: DB) -> HTMLResponse:
     """A new URL for a feed; the old one stops working."""
     feed = feeds.get(db, viewer.organisation.id, feed_id)
     if feed.member_id != viewer.member.id:

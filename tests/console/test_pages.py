@@ -31,7 +31,13 @@ def links() -> list[int]:
 
 
 @pytest.fixture
-def console(api_factory: sessionmaker[Session], links: list[int]) -> TestClient:
+def queued() -> list[tuple[str, int]]:
+    """Syncs the pages asked for: ("sync", id) for a directory, ("calendars", id) for a calendar read."""
+    return []
+
+
+@pytest.fixture
+def console(api_factory: sessionmaker[Session], links: list[int], queued: list[tuple[str, int]]) -> TestClient:
     app = create_app(
         ApiContext(
             session_factory=api_factory,
@@ -42,6 +48,8 @@ def console(api_factory: sessionmaker[Session], links: list[int]) -> TestClient:
             allow_private_webhooks=True,
             webhook_client=make_webhook_client(allow_private=True),
             send_sign_in_link=links.append,
+            enqueue_sync=lambda connection_id: queued.append(("sync", connection_id)),
+            calendars_changed=lambda connection_id: queued.append(("calendars", connection_id)),
         )
     )
     return TestClient(app, follow_redirects=False)
@@ -426,3 +434,41 @@ def test_pages_use_only_the_apps_own_assets_and_cannot_be_framed(console: TestCl
         assert console.get(asset).status_code == 200
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
     assert page.headers["referrer-policy"] == "same-origin"
+
+
+def test_sync_now_asks_what_the_api_asks(console: TestClient, org: Org, queued: list[tuple[str, int]]) -> None:
+    """A CalDAV account is one calendar: the button asks the calendar worker, as POST /v1/connections/{id}/sync
+    does, never a directory sync (which a CalDAV connection has not got); a CSV directory is decided again."""
+    sign_in_with_token(console, org.admin_token)
+    made = {}
+    for kind, body in (
+        ("caldav", {"settings": {"member_email": org.member.email}, "credentials": CALDAV_CREDENTIALS}),
+        ("csv", {}),
+    ):
+        answer = console.post("/v1/connections", json={"kind": kind, "name": kind, **body}, headers=token(org))
+        assert answer.status_code == 201, answer.text
+        made[kind] = answer.json()["id"]
+    queued.clear()  # making a calendar connection asks for its calendars already
+    for kind, connection_id in made.items():
+        page = console.get(f"/console/admin/connections/{connection_id}")
+        answer = console.post(
+            f"/console/admin/connections/{connection_id}/sync", data={"csrf_token": csrf_of(page.text)}
+        )
+        assert answer.status_code == 303, (kind, answer.text)
+    assert queued == [("calendars", made["caldav"]), ("sync", made["csv"])]
+    caldav = console.get(f"/v1/connections/{made['caldav']}", headers=token(org)).json()
+    assert caldav["status"] != "error"
+
+
+def test_ids_past_the_key_range_are_refused_not_a_500(console: TestClient, org: Org) -> None:
+    sign_in_with_token(console, org.admin_token)
+    for path in ("/console/admin/connections/{}", "/console/admin/webhooks/{}"):
+        answer = console.get(path.format(2**70))
+        assert 400 <= answer.status_code < 500, (path, answer.status_code)
+
+
+CALDAV_CREDENTIALS = {"url": "https://dav.example/", "username": "will", "password": "app-password"}
+
+
+def token(org: Org) -> dict[str, str]:
+    return {"Authorization": f"Token {org.admin_token}"}

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+from sqlalchemy.orm import Session
 
 from api.context import ApiContext
 from api.deps import DB, AdminCaller, context
@@ -348,15 +349,21 @@ def delete_one(connection: Chosen, db: DB, ctx: Context) -> Response:
 def sync_one(connection: Chosen, db: DB, ctx: Context) -> SyncQueued:
     """Queue a sync (admins only). Requests while one waits are covered by it: `queued: false`. An
     ICS or CalDAV connection's calendar is read again."""
+    return SyncQueued(queued=queue_sync(db, ctx, connection))
+
+
+def queue_sync(db: Session, ctx: ApiContext, connection: Connection) -> bool:
+    """Ask for `connection`'s sync now and commit; False when one already asked for covers it (the
+    API's route and the console's button both call this)."""
     if REGISTRY.can(connection.kind, Capability.ONE_CALENDAR):
         # A connection that is one calendar is read by the calendar worker, which coalesces requests itself.
         ctx.calendars_changed(connection.id)
-        return SyncQueued(queued=True)
+        return True
     queued = connections.request_sync(db, connection.id)
     db.commit()
     if queued:
         ctx.enqueue_sync(connection.id)
-    return SyncQueued(queued=queued)
+    return queued
 
 
 @router.post("/{connection_id}/token", summary="Rotate a SCIM token", responses=problems(404))
