@@ -15,6 +15,10 @@ from store.models.connection import ConnectionKind
 class KindRules(Protocol):
     """The registry's answers the store needs (see connectors/kinds.py)."""
 
+    def names(self) -> tuple[str, ...]:
+        """Every kind's name."""
+        ...
+
     def that(self, capability: str) -> frozenset[str]:
         """The kind names with `capability`."""
         ...
@@ -36,13 +40,21 @@ RECEIVES_PUSHES = "receives_pushes"
 WRITES_CALENDARS = "writes_calendars"
 ONE_CALENDAR = "one_calendar"
 PEER_PLATFORM = "peer_platform"
+_CAPABILITIES = (READS_DIRECTORY, RECEIVES_PUSHES, WRITES_CALENDARS, ONE_CALENDAR, PEER_PLATFORM)
 
 _rules: KindRules | None = None
 
 
 def install(rules: KindRules) -> None:
-    """Hand the store the kind registry (once per process; again replaces it)."""
+    """Hand the store the kind registry (once per process; again replaces it). The registry and
+    `ConnectionKind` must name the same kinds, and it must know every capability the store asks
+    about: a kind added to one and not the other fails here, at start, not at its first sync."""
     global _rules
+    registered, stored = set(rules.names()), {kind.value for kind in ConnectionKind}
+    if registered != stored:
+        raise RuntimeError(f"the kind registry names {sorted(registered)} but ConnectionKind {sorted(stored)}")
+    for capability in _CAPABILITIES:
+        rules.that(capability)  # ValueError for a capability the registry does not know
     _rules = rules
 
 

@@ -24,7 +24,6 @@ from api.v1.endpoints.connections import (
     _provider,
     check_feed_url,
     default_settings,
-    pushes,
     read_at_once,
 )
 from connectors.csv import parse
@@ -33,6 +32,7 @@ from store.errors import Invalid
 from store.models import Connection, ConnectionKind, ConnectionStatus
 from store.services import calendars, connections
 from worker.directory import imports
+from worker.push_channels import pushes
 
 router = APIRouter(prefix="/console/admin", route_class=ConsoleRoute, include_in_schema=False)
 LIST = "/console/admin/connections"

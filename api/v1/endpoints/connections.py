@@ -31,6 +31,7 @@ from store.models import Calendar, Connection, ConnectionKind
 from store.secret_box import SecretBox
 from store.services import calendars, connections
 from worker.directory import imports
+from worker.push_channels import pushes
 
 router = APIRouter(prefix="/connections", tags=["connections"])
 
@@ -72,11 +73,6 @@ SETTINGS_HELP = (
 CREDENTIALS_HELP = (
     _help("credentials") + ". Kept encrypted; never shown again (an ics url only as its scheme and host)."
 )
-
-
-def pushes(connection: Connection) -> bool:
-    """Whether the connection opens push channels (Microsoft, Google): asked of the kind registry."""
-    return REGISTRY.can(connection.kind, Capability.RECEIVES_PUSHES)
 
 
 def read_at_once(connection: Connection) -> bool:
