@@ -183,7 +183,7 @@ def cancel(
 
 
 def _owe_calendar_write(session: Session, booking: Booking) -> None:
-    """Record that the booking is owed a write into its person's Outlook or Google calendars (see
+    """Record that the booking is owed a write into its person's Outlook, Google or CalDAV calendars (see
     store.services.follow_ups), when they have one. Check-ins and check-outs change nothing there."""
     if booking.source == CALENDAR_SOURCE:
         return

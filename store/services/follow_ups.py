@@ -9,7 +9,7 @@ be idempotent: the sweep may queue it beside a job still waiting in a busy queue
 
 The kinds, each with its target and the job that does it:
 
-- `CALENDAR_WRITE` (booking): the booking written into its person's Outlook or Google calendars
+- `CALENDAR_WRITE` (booking): the booking written into its person's Outlook, Google or CalDAV calendars
   (worker/calendar/outbound.py). Recorded only when the person has such a calendar.
 - `CONNECTION_CALENDARS` (connection): its calendars made, dropped, retried and synced after an
   admin changed it (worker/calendar/jobs.py `follow`).
