@@ -16,8 +16,7 @@ from connectors import outbound
 from connectors.ics.fetch import fetch
 from connectors.microsoft.graph import GraphClient
 from connectors.records import ConnectorError
-from worker.webhooks.sender import Poster, SignedPost, make_client
-from worker.webhooks.ssrf import check_url
+from worker.webhooks.sender import WEBHOOK_URL, Poster, SignedPost, make_client
 
 
 class Listener:
@@ -69,7 +68,7 @@ def test_a_private_calendar_feed_is_refused_and_receives_nothing(
 def test_a_private_webhook_url_is_refused_when_entered_and_when_sent(listener: Listener) -> None:
     url = f"http://127.0.0.1:{listener.port}/hook"
     with pytest.raises(outbound.UnsafeURL, match=r"^the webhook URL is refused: 127\.0\.0\.1 is a loopback address"):
-        check_url(url, allow_private=False)
+        outbound.check_url(url, allow_private=False, what=WEBHOOK_URL)
 
     poster = Poster(allow_private=False)
     try:

@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 
 from connectors.kind import Capability
 from connectors.kinds import REGISTRY
+from connectors.outbound import UnsafeURL
 from connectors.records import CalendarEvent, CalendarPage, ConnectorError, Window
 from store.columns import utcnow
 from store.db import transaction
@@ -62,7 +63,6 @@ from worker.calendar.rules import follows_rules, office_day
 from worker.follow_ups import finished, owed, put_off, starting
 from worker.redis_client import note_unsent
 from worker.runtime import Runtime
-from worker.webhooks.ssrf import UnsafeURL
 
 logger = logging.getLogger(__name__)
 

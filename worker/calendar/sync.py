@@ -21,6 +21,7 @@ from datetime import datetime
 
 from connectors.kind import Capability
 from connectors.kinds import REGISTRY
+from connectors.outbound import UnsafeURL
 from connectors.records import CalendarPage, ConnectorError, Window
 from store.db import transaction
 from store.models import Calendar, Connection, Organisation
@@ -29,7 +30,6 @@ from store.services import calendars, connections, external_events
 from worker import metrics
 from worker.calendar import engine, readers
 from worker.runtime import Runtime
-from worker.webhooks.ssrf import UnsafeURL
 
 logger = logging.getLogger(__name__)
 

@@ -1,3 +1,4 @@
-"""Outgoing webhooks without the store: SSRF guard (`ssrf`), retry schedule (`schedule`), body, signature
-and POST (`sender`), and per-endpoint concurrency (`limits`). The delivery actor ties them to the store.
+"""Outgoing webhooks without the store: retry schedule (`schedule`), body, signature and POST through the
+one outbound guard (`sender`, `signing`; the rules are `connectors.outbound`), and per-endpoint limits
+(`limits`). The delivery actor ties them to the store.
 """

@@ -37,14 +37,15 @@ import uvloop
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
-from connectors.outbound import CheckedTransport
+from connectors.outbound import CheckedTransport, UnsafeURL, check_address, resolve_safe, warn_if_private_allowed
 from worker.webhooks.schedule import retry_after_seconds
 from worker.webhooks.signing import Signer, signer_for
-from worker.webhooks.ssrf import WEBHOOK_URL, UnsafeURL, check_address, resolve_safe, warn_if_private_allowed
 
 T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
+
+WEBHOOK_URL = "the webhook URL"  # how a refusal names what was refused (connectors.outbound)
 
 PAYLOAD_FORMATS = ("event", "array")
 EXCERPT_BYTES = 1024
@@ -167,7 +168,7 @@ def post(
 
 
 class CheckedResolver(AbstractResolver):
-    """aiohttp's resolver for webhooks: `ssrf.resolve_safe` (getaddrinfo on the default executor, every
+    """aiohttp's resolver for webhooks: `connectors.outbound.resolve_safe` (getaddrinfo on the default executor, every
     address checked) refuses a name that resolves to an address webhooks may not call."""
 
     def __init__(self, *, allow_private: bool) -> None:

@@ -17,12 +17,13 @@ from api.deps import DB, AdminCaller, context
 from api.errors import ApiError
 from api.v1.common import PatchBody, RequestBody, Resource, Timestamp, path_id, problems
 from api.v1.pagination import Keyset, Page, Paging, fetch, page_of
+from connectors import outbound
+from connectors.outbound import UnsafeURL
 from store.columns import utcnow
 from store.models import WebhookEndpoint
 from store.secret_box import SecretBox
 from store.services import webhook_endpoints, webhook_secrets
-from worker.webhooks.sender import build_body, event_payload, post, sign_headers
-from worker.webhooks.ssrf import UnsafeURL, check_url
+from worker.webhooks.sender import WEBHOOK_URL, build_body, event_payload, post, sign_headers
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
@@ -66,7 +67,7 @@ def secret_box(ctx: ApiContext) -> SecretBox:
 def check_target(ctx: ApiContext, url: str, field: str) -> None:
     """Refuse, as a 422 on `field`, a URL the SSRF guard would not let webhooks call."""
     try:
-        check_url(url, allow_private=ctx.allow_private_webhooks)
+        outbound.check_url(url, allow_private=ctx.allow_private_webhooks, what=WEBHOOK_URL)
     except UnsafeURL as error:
         raise ApiError(422, f"This URL cannot receive webhooks: {error}.", code="unsafe_url", field=field) from None
 

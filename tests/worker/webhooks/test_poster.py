@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from connectors.outbound import UnsafeURL
 from tests.worker.webhooks.conftest import Receiver, Reply, StartReceiver
 from worker.webhooks.sender import CheckedResolver, Poster, PosterStuck, Prepare, SignedPost, sign_headers
-from worker.webhooks.ssrf import UnsafeURL
 
 SECRET = "whsec_" + "a" * 44
 

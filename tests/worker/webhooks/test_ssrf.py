@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from functools import partial
 
 import pytest
 
 from connectors import outbound
+from connectors.outbound import UnsafeURL
 from tests.worker.webhooks.conftest import StartReceiver
-from worker.webhooks import sender, ssrf
-from worker.webhooks.ssrf import UnsafeURL, check_url
+from worker.webhooks import sender
+from worker.webhooks.sender import WEBHOOK_URL
+
+check_url = partial(outbound.check_url, what=WEBHOOK_URL)
 
 NOT_PUBLIC = [
     ("http://10.1.2.3/hook", "private"),
@@ -82,8 +86,8 @@ def test_malformed_or_unsafe_urls_are_refused(url: str, message: str) -> None:
 
 def test_a_name_is_refused_for_its_resolved_address() -> None:
     with pytest.raises(UnsafeURL, match=r"localhost \(127\.0\.0\.1\) is a loopback address"):
-        ssrf.resolve_safe("localhost", 443, False)
-    assert ssrf.resolve_safe("localhost", 443, True) == ["127.0.0.1"]
+        outbound.resolve_safe("localhost", 443, False)
+    assert outbound.resolve_safe("localhost", 443, True) == ["127.0.0.1"]
 
 
 def _post(client_allow_private: bool, url: str) -> sender.Outcome:
