@@ -14,6 +14,7 @@ from connectors.scim.schema import ResourceKind
 from store.columns import utcnow
 from store.models import Connection, DirectoryGroup, DirectoryUser
 from store.services import connections
+from store.times import iso
 
 PREFIX = "/scim/v2"
 
@@ -53,7 +54,7 @@ def base_url(request: Request) -> str:
 
 def stamp(document: dict[str, Any], previous: dict[str, Any] | None, now: datetime | None = None) -> dict[str, Any]:
     """The document to keep: the client's attributes and when the resource was created and last changed."""
-    moment = (now or utcnow()).isoformat().replace("+00:00", "Z")
+    moment = iso(now or utcnow())
     created = ((previous or {}).get("meta") or {}).get("created", moment)
     return {**document, "meta": {"created": created, "lastModified": moment}}
 

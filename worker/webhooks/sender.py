@@ -38,6 +38,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from connectors.outbound import CheckedTransport, UnsafeURL, check_address, resolve_safe, warn_if_private_allowed
+from store.times import iso
 from worker.webhooks.schedule import retry_after_seconds
 from worker.webhooks.signing import Signer, signer_for
 
@@ -84,8 +85,7 @@ def event_payload(event_id: str, event_type: str, timestamp: datetime, data: dic
     """The payload of one event, its (aware) timestamp as ISO 8601 in UTC."""
     if timestamp.tzinfo is None:
         raise ValueError("event timestamps must be timezone-aware")
-    when = timestamp.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    return EventPayload(id=event_id, type=event_type, timestamp=when, data=data)
+    return EventPayload(id=event_id, type=event_type, timestamp=iso(timestamp), data=data)
 
 
 def build_body(events: Sequence[EventPayload], payload_format: str) -> bytes:
