@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
 
-from store.columns import utcnow
 from store.db import transaction
 from store.models import Invitation, Organisation
 from store.services import members
+from worker.mailers import new_message
 from worker.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -22,14 +21,12 @@ def accept_url(public_base_url: str, token: str) -> str:
 
 def compose(invitation: Invitation, organisation: Organisation, link: str, sender: str) -> EmailMessage:
     """The invitation email, in plain text, with the accept link on a line of its own."""
-    message = EmailMessage()
-    message["Subject"] = f"You're invited to {organisation.name} on deskbridge"
-    message["From"] = sender
-    message["To"] = invitation.email
-    # Mail without Date and Message-ID is often treated as spam.
-    message["Date"] = format_datetime(utcnow())
-    # The sender's domain, not make_msgid's default: that asks DNS for this host's name on every email.
-    message["Message-ID"] = make_msgid("invitation", domain=parseaddr(sender)[1].rpartition("@")[2] or "deskbridge")
+    message = new_message(
+        subject=f"You're invited to {organisation.name} on deskbridge",
+        sender=sender,
+        to=invitation.email,
+        tag="invitation",
+    )
     message.set_content(
         f"Hello,\n\nYou have been invited to join {organisation.name} to book desks and see who is in the office."
         f"\n\nAccept the invitation here (the link works once and expires on "

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
 
-from store.columns import utcnow
 from store.db import transaction
 from store.models import Member, Organisation, SignInLink
 from store.services import sign_in_links
+from worker.mailers import new_message
 from worker.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -22,12 +21,9 @@ def link_url(public_base_url: str, token: str) -> str:
 
 def compose(member: Member, organisation: Organisation, link: str, sender: str) -> EmailMessage:
     """The sign-in email, in plain text, with the link on a line of its own."""
-    message = EmailMessage()
-    message["Subject"] = f"Sign in to {organisation.name} on deskbridge"
-    message["From"] = sender
-    message["To"] = member.email
-    message["Date"] = format_datetime(utcnow())
-    message["Message-ID"] = make_msgid("sign-in", domain=parseaddr(sender)[1].rpartition("@")[2] or "deskbridge")
+    message = new_message(
+        subject=f"Sign in to {organisation.name} on deskbridge", sender=sender, to=member.email, tag="sign-in"
+    )
     minutes = int(sign_in_links.LINK_LIFETIME.total_seconds() // 60)
     message.set_content(
         f"Hello,\n\nSomeone asked to sign in to the {organisation.name} console with this address."

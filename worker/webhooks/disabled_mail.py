@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import logging
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
 
 from sqlalchemy import select
 
-from store.columns import utcnow
 from store.db import transaction
 from store.models import Member, MemberStatus, Organisation, Role, WebhookEndpoint
 from store.services.webhook_endpoints import shown_url
+from worker.mailers import new_message
 from worker.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -26,13 +25,12 @@ REASONS = {
 
 def compose(endpoint: WebhookEndpoint, organisation: Organisation, admin: Member, runtime: Runtime) -> EmailMessage:
     """The plain-text email to one admin: which endpoint, why, and how to turn it back on."""
-    message = EmailMessage()
-    message["Subject"] = f"A webhook endpoint of {organisation.name} was disabled"
-    message["From"] = runtime.mail_from
-    message["To"] = admin.email
-    message["Date"] = format_datetime(utcnow())
-    domain = parseaddr(runtime.mail_from)[1].rpartition("@")[2] or "deskbridge"
-    message["Message-ID"] = make_msgid("endpoint-disabled", domain=domain)
+    message = new_message(
+        subject=f"A webhook endpoint of {organisation.name} was disabled",
+        sender=runtime.mail_from,
+        to=admin.email,
+        tag="endpoint-disabled",
+    )
     reason = REASONS.get(endpoint.disabled_reason or "", endpoint.disabled_reason or "deliveries failed")
     message.set_content(
         f"Hello {admin.display_name or admin.email},\n\n"
