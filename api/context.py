@@ -44,3 +44,10 @@ class ApiContext:
     send_sign_in_link: Callable[[int], None] = lambda _id: None
     # The bearer token GET /metrics asks for; None: /metrics is open.
     metrics_token: str | None = None
+
+    def box(self) -> SecretBox:
+        """The key ring secrets at rest are kept with (connections' credentials, webhook secrets): the
+        composition root always hands one over, so its absence is a wiring error, not a 4xx."""
+        if self.secret_box is None:
+            raise RuntimeError("ApiContext.secret_box is not set (see deskbridge.wiring)")
+        return self.secret_box

@@ -461,7 +461,7 @@ def test_the_dockerfile_check_catches_mistakes() -> None:
     as_root = re.sub(r"^USER .*$", "", text, flags=re.MULTILINE)
     shell_cmd = re.sub(r"^CMD .*$", "CMD uvicorn deskbridge.asgi:app", text, flags=re.MULTILINE)
     wrong_app = text.replace('"deskbridge", "api"', '"deskbridge", "apis"')
-    dev = text.replace("pip install .", "pip install -e '.[dev]'")
+    dev = re.sub(r"(pip install[^&;]*?) \.(\s)", r"\1 -e '.[dev]'\2", text, count=1)
     for broken in (as_root, shell_cmd, wrong_app, dev):
         assert broken != text
         assert dockerfile_problems(broken) != []

@@ -16,23 +16,13 @@ from api.console.pages import ConsoleRoute, done, render
 from api.deps import DB, context
 from api.v1.common import ResourceId
 from api.v1.endpoints import connections as v1_connections
-from api.v1.endpoints.connections import (
-    ConnectionIn,
-    ConnectionOut,
-    ConnectionPatch,
-    _box,
-    _provider,
-    check_feed_url,
-    default_settings,
-    read_at_once,
-)
+from api.v1.endpoints.connections import ConnectionIn, ConnectionOut, ConnectionPatch
 from connectors.csv import parse
 from connectors.kinds import REGISTRY
 from store.errors import Invalid
-from store.models import Connection, ConnectionKind, ConnectionStatus
+from store.models import Connection, ConnectionStatus
 from store.services import calendars, connections
 from worker.directory import imports
-from worker.push_channels import pushes
 
 router = APIRouter(prefix="/console/admin", route_class=ConsoleRoute, include_in_schema=False)
 LIST = "/console/admin/connections"
@@ -68,7 +58,7 @@ def connections_page(request: Request, viewer: Admin, db: DB) -> HTMLResponse:
         request,
         "connections.html",
         viewer,
-        connections=[ConnectionOut.of(row, _box(ctx)) for row in rows],
+        connections=[ConnectionOut.of(row, ctx.box()) for row in rows],
         kinds=KINDS,
         status_words=STATUS_WORDS,
     )
@@ -94,24 +84,7 @@ def create_connection(
             "credentials": _json_field(credentials, "credentials"),
         }
     )
-    check_feed_url(body.kind, body.credentials)
-    connection, token = connections.create(
-        db,
-        _box(ctx),
-        viewer.organisation.id,
-        ConnectionKind(body.kind),
-        body.name,
-        settings=default_settings(body.kind, body.settings),
-        credentials=body.credentials,
-    )
-    first_sync = read_at_once(connection) and connections.request_sync(db, connection.id)
-    db.commit()
-    if first_sync:
-        ctx.enqueue_sync(connection.id)
-        if pushes(connection):
-            ctx.enqueue_channels(connection.id, False)
-    if calendars.reads_calendars(connection):
-        ctx.calendars_changed(connection.id)
+    connection, token = v1_connections.add_connection(db, ctx, viewer.organisation.id, body)
     if token is not None:  # a SCIM token is shown once: on this page, not in a redirect
         return _detail(request, viewer, db, connection, scim_token=token)
     return done(request, f"{LIST}/{connection.id}", f"Connection {connection.name} added.")
@@ -119,7 +92,7 @@ def create_connection(
 
 def _detail(request: Request, viewer: Viewer, db: Session, connection: Connection, **extra: Any) -> HTMLResponse:
     ctx = context(request)
-    shown = ConnectionOut.of(connection, _box(ctx))
+    shown = ConnectionOut.of(connection, ctx.box())
     rows = list(db.scalars(calendars.select_calendars(connection.id).limit(200)))
     return render(
         request,
@@ -158,18 +131,7 @@ def update_connection(
     if credentials.strip():
         patch["credentials"] = _json_field(credentials, "credentials")
     body = ConnectionPatch.model_validate(patch)
-    check_feed_url(connection.kind.value, body.credentials)
-    before, reading_before = connection.settings, calendars.reads_calendars(connection)
-    connections.update_connection(db, _box(ctx), connection, **body.model_dump(exclude_unset=True))
-    reopen = pushes(connection) and (
-        body.credentials is not None or _provider(before) != _provider(connection.settings)
-    )
-    recalendar = reading_before or calendars.reads_calendars(connection)
-    db.commit()
-    if reopen:
-        ctx.enqueue_channels(connection.id, True)
-    if recalendar:
-        ctx.calendars_changed(connection.id)
+    v1_connections.change_connection(db, ctx, connection, body)
     return done(request, f"{LIST}/{connection.id}", "Connection saved.")
 
 

@@ -16,7 +16,7 @@ from api.console.auth import Admin, AdminPosted, Viewer
 from api.console.pages import ConsoleRoute, done, render
 from api.deps import DB, context
 from api.v1.common import ResourceId
-from api.v1.endpoints.webhooks import WebhookIn, check_target, secret_box, send_test_event
+from api.v1.endpoints.webhooks import WebhookIn, check_target, send_test_event
 from store import event_types
 from store.columns import utcnow
 from store.errors import Invalid
@@ -57,7 +57,7 @@ def create_webhook(
         db,
         viewer.organisation.id,
         body.url,
-        box=secret_box(ctx),
+        box=ctx.box(),
         description=body.description,
         event_types=body.event_types,
         payload_format=body.payload_format,
@@ -110,7 +110,7 @@ def webhook_page(
 def reveal_secret(request: Request, webhook_id: ResourceId, viewer: AdminPosted, db: DB) -> HTMLResponse:
     """Show the current signing secret."""
     endpoint = _endpoint(db, viewer, webhook_id)
-    secret = webhook_secrets.reveal_secret(endpoint, secret_box(context(request)))
+    secret = webhook_secrets.reveal_secret(endpoint, context(request).box())
     return _detail(request, viewer, db, endpoint, shown_secret=secret, shown_note="The current signing secret.")
 
 
@@ -118,7 +118,7 @@ def reveal_secret(request: Request, webhook_id: ResourceId, viewer: AdminPosted,
 def rotate_secret(request: Request, webhook_id: ResourceId, viewer: AdminPosted, db: DB) -> HTMLResponse:
     """A new signing secret; the old one keeps signing beside it for 24 hours."""
     endpoint = _endpoint(db, viewer, webhook_id)
-    secret = webhook_secrets.rotate_secret(db, endpoint, secret_box(context(request)), utcnow())
+    secret = webhook_secrets.rotate_secret(db, endpoint, context(request).box(), utcnow())
     db.commit()
     note = "The new signing secret. The previous one also signs until "
     until = endpoint.previous_secret_expires_at

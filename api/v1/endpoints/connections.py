@@ -80,12 +80,6 @@ def read_at_once(connection: Connection) -> bool:
     return pushes(connection) or REGISTRY.can(connection.kind, Capability.PEER_PLATFORM)
 
 
-def _box(ctx: ApiContext) -> SecretBox:
-    if ctx.secret_box is None:
-        raise RuntimeError("ApiContext.secret_box is not set: connections need it (see deskbridge.wiring)")
-    return ctx.secret_box
-
-
 def get_connection(db: DB, caller: AdminCaller, connection_id: ConnectionId) -> Connection:
     """The caller's organisation's connection from the path; another organisation's id is a 404."""
     return connections.get(db, caller.organisation.id, connection_id)
@@ -239,28 +233,10 @@ def create_connection(
     """Connect a directory (admins only). A Microsoft or Google directory is read at once and its push
     channels opened; a SCIM one waits for its identity provider, a CSV one for an import; an ICS feed
     (and the calendars of a connection with `calendars: true`) is read at once."""
-    check_feed_url(body.kind, body.credentials)
-    connection, token = connections.create(
-        db,
-        _box(ctx),
-        caller.organisation.id,
-        ConnectionKind(body.kind),
-        body.name,
-        settings=default_settings(body.kind, body.settings),
-        credentials=body.credentials,
-    )
-    first_sync = read_at_once(connection) and connections.request_sync(db, connection.id)
-    db.commit()
-    if first_sync:
-        # Read the directory now and open its push channels, rather than at the scheduler's next poll.
-        ctx.enqueue_sync(connection.id)
-        if pushes(connection):
-            ctx.enqueue_channels(connection.id, False)
-    if calendars.reads_calendars(connection):
-        ctx.calendars_changed(connection.id)
+    connection, token = add_connection(db, ctx, caller.organisation.id, body)
     response.headers["Location"] = f"/v1/connections/{connection.id}"
     response.headers.update(NO_STORE)
-    out = ConnectionOut.of(connection, _box(ctx))
+    out = ConnectionOut.of(connection, ctx.box())
     return ConnectionCreated.model_validate({**out.model_dump(), "token": token})
 
 
@@ -268,13 +244,13 @@ def create_connection(
 def list_connections(caller: AdminCaller, db: DB, paging: Paging, ctx: Context) -> Page[ConnectionOut]:
     """The organisation's connections with their status, by id (admins only)."""
     rows, cursor = fetch(db, connections.select_connections(caller.organisation.id), KEYSET, paging)
-    return page_of([ConnectionOut.of(row, _box(ctx)) for row in rows], cursor)
+    return page_of([ConnectionOut.of(row, ctx.box()) for row in rows], cursor)
 
 
 @router.get("/{connection_id}", summary="Get a connection", responses=problems(404))
 def get_one(connection: Chosen, ctx: Context) -> ConnectionOut:
     """One connection and how its last sync went (admins only)."""
-    return ConnectionOut.of(connection, _box(ctx))
+    return ConnectionOut.of(connection, ctx.box())
 
 
 class CalendarOut(Resource):
@@ -307,9 +283,45 @@ def update_one(body: ConnectionPatch, connection: Chosen, db: DB, ctx: Context) 
     everyone) or replace its credentials (which puts a connection needing action back to active).
     Turning `calendars` on or off, or changing what a calendar-reading connection reads with, has its
     calendars brought in line at once."""
+    change_connection(db, ctx, connection, body)
+    return ConnectionOut.of(connection, ctx.box())
+
+
+def add_connection(
+    db: Session, ctx: ApiContext, organisation_id: int, body: ConnectionIn
+) -> tuple[Connection, str | None]:
+    """Make the connection `body` describes and commit, then queue its first read: a directory read at
+    once with its push channels, a calendar-reading one's calendars. Returns it with its SCIM token
+    (shown once; None for other kinds). The API's POST and the console's form both call this."""
+    check_feed_url(body.kind, body.credentials)
+    connection, token = connections.create(
+        db,
+        ctx.box(),
+        organisation_id,
+        ConnectionKind(body.kind),
+        body.name,
+        settings=default_settings(body.kind, body.settings),
+        credentials=body.credentials,
+    )
+    first_sync = read_at_once(connection) and connections.request_sync(db, connection.id)
+    db.commit()
+    if first_sync:
+        # Read the directory now and open its push channels, rather than at the scheduler's next poll.
+        ctx.enqueue_sync(connection.id)
+        if pushes(connection):
+            ctx.enqueue_channels(connection.id, False)
+    if calendars.reads_calendars(connection):
+        ctx.calendars_changed(connection.id)
+    return connection, token
+
+
+def change_connection(db: Session, ctx: ApiContext, connection: Connection, body: ConnectionPatch) -> None:
+    """Apply `body` to `connection` and commit, then reopen its push channels when its credentials or
+    tenant changed and bring its calendars in line when what they are read with changed. The API's
+    PATCH and the console's form both call this."""
     check_feed_url(connection.kind.value, body.credentials)
     before, reading_before = connection.settings, calendars.reads_calendars(connection)
-    connections.update_connection(db, _box(ctx), connection, **body.model_dump(exclude_unset=True))
+    connections.update_connection(db, ctx.box(), connection, **body.model_dump(exclude_unset=True))
     # Channels are opened with the credentials and tenant: reopen them when those change.
     reopen = pushes(connection) and (
         body.credentials is not None or _provider(before) != _provider(connection.settings)
@@ -322,7 +334,6 @@ def update_one(body: ConnectionPatch, connection: Chosen, db: DB, ctx: Context) 
         ctx.enqueue_channels(connection.id, True)
     if recalendar:
         ctx.calendars_changed(connection.id)
-    return ConnectionOut.of(connection, _box(ctx))
 
 
 def _provider(settings: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from sqlalchemy import Select
 from api.deps import DB, AdminCaller
 from api.errors import ApiError
 from api.v1.common import RequestBody, Resource, Timestamp, path_id, problems
-from api.v1.endpoints.webhooks import Context, Url, check_target, secret_box
+from api.v1.endpoints.webhooks import Context, Url, check_target
 from api.v1.pagination import Keyset, Page, Paging, fetch, page_of
 from store import event_types
 from store.columns import utcnow
@@ -83,7 +83,7 @@ def subscribe(body: HookIn, caller: AdminCaller, db: DB, ctx: Context) -> HookOu
         db,
         caller.organisation.id,
         body.target_url,
-        box=secret_box(ctx),
+        box=ctx.box(),
         description=f"REST hook for {body.event}",
         event_types=[body.event],
         payload_format="array",

@@ -21,7 +21,6 @@ from connectors import outbound
 from connectors.outbound import UnsafeURL
 from store.columns import utcnow
 from store.models import WebhookEndpoint
-from store.secret_box import SecretBox
 from store.services import webhook_endpoints, webhook_secrets
 from worker.webhooks.sender import WEBHOOK_URL, build_body, event_payload, post, sign_headers
 
@@ -55,13 +54,6 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 
 # --- shared with the REST hooks ----------------------------------------------------------------
-
-
-def secret_box(ctx: ApiContext) -> SecretBox:
-    """The key ring signing secrets are kept with (the composition root always hands one over)."""
-    if ctx.secret_box is None:
-        raise RuntimeError("ApiContext.secret_box is not set: webhooks need it (see deskbridge.wiring)")
-    return ctx.secret_box
 
 
 def check_target(ctx: ApiContext, url: str, field: str) -> None:
@@ -176,7 +168,7 @@ def create_webhook(body: WebhookIn, response: Response, caller: AdminCaller, db:
         db,
         caller.organisation.id,
         body.url,
-        box=secret_box(ctx),
+        box=ctx.box(),
         description=body.description,
         event_types=body.event_types,
         payload_format=body.payload_format,
@@ -216,7 +208,7 @@ def update_webhook(body: WebhookPatch, endpoint: Endpoint, db: DB, ctx: Context)
     if body.url is not None:
         check_target(ctx, body.url, "url")
     changes = body.model_dump(exclude_unset=True)
-    _, resumed = webhook_endpoints.update_endpoint(db, endpoint, **changes, box=secret_box(ctx))
+    _, resumed = webhook_endpoints.update_endpoint(db, endpoint, **changes, box=ctx.box())
     db.commit()
     if resumed:
         ctx.enqueue_backlog(resumed)
@@ -247,7 +239,7 @@ def reveal_secret(endpoint: Endpoint, response: Response, ctx: Context) -> Secre
     """The endpoint's current HMAC signing secret (admins only). An ed25519 endpoint signs with its key
     pair instead: receivers verify with its `public_key`; the private key is never shown."""
     response.headers.update(NO_STORE)
-    return SecretOut(secret=webhook_secrets.reveal_secret(endpoint, secret_box(ctx)))
+    return SecretOut(secret=webhook_secrets.reveal_secret(endpoint, ctx.box()))
 
 
 @router.post("/{webhook_id}/secret/rotate", summary="Rotate the signing secret", responses=problems(404))
@@ -255,7 +247,7 @@ def rotate_secret(endpoint: Endpoint, response: Response, db: DB, ctx: Context) 
     """Make a new signing secret (admins only). Requests are signed with both the new and the old
     one for 24 hours, so receivers can switch without missing a request; a secret still in its grace
     period from an earlier rotation stops at once."""
-    secret = webhook_secrets.rotate_secret(db, endpoint, secret_box(ctx), utcnow())
+    secret = webhook_secrets.rotate_secret(db, endpoint, ctx.box(), utcnow())
     expires_at = endpoint.previous_secret_expires_at
     db.commit()
     assert expires_at is not None  # a rotation always sets it
@@ -274,7 +266,7 @@ def send_test_event(endpoint: Endpoint, ctx: Context) -> SendOutcome:
     event_id = f"evt_test_{uuid.uuid4().hex}"
     payload = event_payload(event_id, "webhook.test", now, {"endpoint_id": endpoint.id})
     body = build_body([payload], endpoint.payload_format)
-    secrets = webhook_secrets.signing_secrets(endpoint, secret_box(ctx), now)
+    secrets = webhook_secrets.signing_secrets(endpoint, ctx.box(), now)
     sent = post(ctx.webhook_client, endpoint.url, body, sign_headers(event_id, body, secrets, now))
     return SendOutcome(
         success=sent.success,
