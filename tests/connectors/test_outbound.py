@@ -5,10 +5,6 @@ token endpoint: tests/connectors/google/test_auth_outbound.py; Graph links: belo
 
 from __future__ import annotations
 
-import socket
-import threading
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
@@ -16,35 +12,8 @@ from connectors import outbound
 from connectors.ics.fetch import fetch
 from connectors.microsoft.graph import GraphClient
 from connectors.records import ConnectorError
+from tests.fakes.listener import Listener
 from worker.webhooks.sender import WEBHOOK_URL, Poster, SignedPost, make_client
-
-
-class Listener:
-    """A loopback TCP listener that counts the connections it is offered (and answers none)."""
-
-    def __init__(self) -> None:
-        self.socket = socket.socket()
-        self.socket.bind(("127.0.0.1", 0))
-        self.socket.listen(16)
-        self.port = int(self.socket.getsockname()[1])
-        self.connections = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                connection, _ = self.socket.accept()
-            except OSError:
-                return
-            self.connections += 1
-            connection.close()
-
-
-@pytest.fixture
-def listener() -> Iterator[Listener]:
-    listening = Listener()
-    yield listening
-    listening.socket.close()
 
 
 @pytest.mark.parametrize(

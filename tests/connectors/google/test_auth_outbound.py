@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import socket
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -23,37 +21,10 @@ from connectors.google import GoogleChannels, GoogleDirectory, GoogleSettings
 from connectors.google.calendar import GoogleCalendar
 from connectors.records import ConnectorError, Window
 from tests.fakes.google import FakeGoogle
+from tests.fakes.listener import Listener
 
 REFUSED = "the token endpoint (token_uri of the service-account key) is refused"
 NOW = datetime(2026, 1, 5, tzinfo=UTC)
-
-
-class Listener:
-    """A loopback TCP listener that counts the connections it is offered (and answers none)."""
-
-    def __init__(self) -> None:
-        self.socket = socket.socket()
-        self.socket.bind(("127.0.0.1", 0))
-        self.socket.listen(16)
-        self.port = int(self.socket.getsockname()[1])
-        self.connections = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                connection, _ = self.socket.accept()
-            except OSError:
-                return
-            self.connections += 1
-            connection.close()
-
-
-@pytest.fixture
-def listener() -> Iterator[Listener]:
-    listening = Listener()
-    yield listening
-    listening.socket.close()
 
 
 def pointed_at(settings: GoogleSettings, token_uri: str, *, allow_private: bool = False) -> GoogleSettings:
