@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from api.console.auth import Admin, AdminPosted
 from api.console.pages import ConsoleRoute, done, render
 from api.deps import DB, context
-from api.v1.endpoints.organisation import CALENDAR_SETTINGS, OrganisationPatch, _calendar_settings, _clean_rules
+from api.v1.endpoints.organisation import OrganisationPatch, apply_settings
 from store.services import organisations
 
 router = APIRouter(prefix="/console/admin", route_class=ConsoleRoute, include_in_schema=False)
@@ -66,21 +66,5 @@ def save_organisation(
             },
         }
     )
-    organisation = viewer.organisation
-    before = _calendar_settings(organisation)
-    organisations.update_settings(
-        db,
-        organisation,
-        timezone=body.timezone,
-        api_enabled=body.api_enabled,
-        directory_policy=body.directory_policy,
-        calendar_busy_only=body.calendar_busy_only,
-        calendar_window_days=body.calendar_window_days,
-        office_rules=_clean_rules(body.office_rules),
-    )
-    after = _calendar_settings(organisation)
-    db.commit()
-    changed = [name for name in CALENDAR_SETTINGS if before[name] != after[name]]
-    if changed:
-        context(request).calendar_settings_changed(organisation.id, changed)
+    apply_settings(db, context(request), viewer.organisation, body)
     return done(request, "/console/admin/organisation", "Organisation settings saved.")

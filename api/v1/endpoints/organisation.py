@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field, StringConstraints
+from sqlalchemy.orm import Session
 
 from api.context import ApiContext
 from api.deps import DB, ApiCaller, admin_without_switch, context
@@ -109,6 +110,14 @@ def update_organisation(
     come back when the privacy setting is turned off (they are blanked at once when it is turned on).
     """
     organisation = organisations.get(db, caller.organisation.id)
+    apply_settings(db, ctx, organisation, body)
+    return OrganisationOut.model_validate(organisation)
+
+
+def apply_settings(db: Session, ctx: ApiContext, organisation: Organisation, body: OrganisationPatch) -> None:
+    """Change the settings `body` names and commit; then hand the calendar settings that changed (by
+    meaning: rules that read alike are alike) to the calendar worker. The API's PATCH and the
+    console's form both call this."""
     before = _calendar_settings(organisation)
     organisations.update_settings(
         db,
@@ -125,7 +134,6 @@ def update_organisation(
     changed = [name for name in CALENDAR_SETTINGS if before[name] != after[name]]
     if changed:
         ctx.calendar_settings_changed(organisation.id, changed)
-    return OrganisationOut.model_validate(organisation)
 
 
 # The settings whose change asks the calendar worker to bring stored events in line (worker.calendar.reevaluate).
