@@ -14,7 +14,7 @@ from api.console.auth import Posted, Refused, Signed, Viewer
 from api.console.pages import ConsoleRoute, done, render
 from api.deps import DB, context
 from api.v1.common import ResourceId
-from api.v1.endpoints.feeds import _url as feed_url
+from api.v1.endpoints.feeds import feed_url
 from store.columns import utcnow
 from store.errors import NotFound
 from store.models import LIVE_STATUSES, Booking, Desk, Feed

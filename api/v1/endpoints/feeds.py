@@ -62,12 +62,13 @@ class FeedIn(RequestBody):
     team_id: ResourceId | None = Field(default=None, description="A team's members' bookings (admins only).")
 
 
-def _url(ctx: ApiContext, secret: str) -> str:
+def feed_url(ctx: ApiContext, secret: str) -> str:
+    """The feed's secret URL, shown once when it is made or rotated (here and in the console)."""
     return f"{ctx.public_base_url.rstrip('/')}/v1/feeds/{secret}.ics"
 
 
 def _created(ctx: ApiContext, feed: Feed, secret: str) -> FeedCreated:
-    return FeedCreated.model_validate({**FeedOut.model_validate(feed).model_dump(), "url": _url(ctx, secret)})
+    return FeedCreated.model_validate({**FeedOut.model_validate(feed).model_dump(), "url": feed_url(ctx, secret)})
 
 
 def _visible(caller: Caller, feed: Feed) -> bool:
