@@ -12,7 +12,7 @@ from api.context import ApiContext
 from api.deps import DB, ApiCaller, admin_without_switch, context
 from api.v1.common import PatchBody, RequestBody, Resource, Timestamp, problems
 from store.models import Organisation
-from store.services import organisations
+from store.services import follow_ups, organisations
 from store.services.tokens import Caller
 from worker.calendar import rules
 
@@ -136,8 +136,9 @@ def apply_settings(db: Session, ctx: ApiContext, organisation: Organisation, bod
         ctx.calendar_settings_changed(organisation.id, changed)
 
 
-# The settings whose change asks the calendar worker to bring stored events in line (worker.calendar.reevaluate).
-CALENDAR_SETTINGS = ("office_rules", "calendar_window_days", "calendar_busy_only")
+# The settings whose change asks the calendar worker to bring stored events in line (worker.calendar.reevaluate),
+# each also the follow-up its change owes.
+CALENDAR_SETTINGS = follow_ups.CALENDAR_SETTINGS
 
 
 def _calendar_settings(organisation: Organisation) -> dict[str, object]:
