@@ -15,6 +15,7 @@ COPY api ./api
 COPY connectors ./connectors
 COPY deskbridge ./deskbridge
 COPY store ./store
+COPY sync ./sync
 COPY worker ./worker
 # urllib3-future (caldav's HTTP client) from source with URLLIB3_NO_OVERRIDE: urllib3 stays urllib3.
 RUN URLLIB3_NO_OVERRIDE=1 /opt/deskbridge/bin/pip install --no-binary urllib3-future . \

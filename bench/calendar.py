@@ -77,8 +77,9 @@ from store.db import transaction
 from store.models import Calendar, ConnectionKind, DirectoryPolicy, ExternalEvent, OutboxEvent
 from store.secret_box import SecretBox
 from store.services import connections, organisations
+from sync.calendar import readers
 from worker import runtime
-from worker.calendar import batch, jobs, readers
+from worker.calendar import batch, jobs
 from worker.directory import sync as directory_sync
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -57,8 +57,9 @@ from store.db import transaction
 from store.models import ConnectionKind, Invitation, Member, OutboxEvent
 from store.models import DirectoryUser as StagedUser
 from store.services import connections, members, organisations
+from sync.directory import engine, readers
 from worker import runtime
-from worker.directory import engine, readers, sync
+from worker.directory import sync
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"

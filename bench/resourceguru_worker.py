@@ -3,7 +3,7 @@
 Exactly `deskbridge.worker_main` (settings from DESKBRIDGE_*), except that Resource Guru is the
 bench's fake at BENCH_RESOURCEGURU_URL: the settings have no variable for it (the tests set
 `DirectoryEndpoints.resourceguru_url` the same way), and a worker applying deliveries reads the
-account's roster from there (once a minute per process, worker/peers/rosters.py).
+account's roster from there (once a minute per process, sync/peers/rosters.py).
 """
 
 import os

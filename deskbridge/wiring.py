@@ -18,10 +18,10 @@ from api.ratelimit import Counter, MemoryCounter, RedisCounter
 from deskbridge.settings import Settings
 from store.db import make_engine, make_session_factory
 from store.secret_box import SecretBox
+from sync.directory.readers import DirectoryEndpoints
 from worker import broker as brokers
 from worker import relay, runtime
 from worker.calendar import outbound
-from worker.directory.readers import DirectoryEndpoints
 from worker.mailers import Mailer
 from worker.mailers.folder import FolderMailer
 from worker.mailers.smtp import SMTPMailer

@@ -12,7 +12,7 @@ import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.secret_box import SecretBox
-from worker.directory.readers import DirectoryEndpoints
+from sync.directory.readers import DirectoryEndpoints
 from worker.mailers import Mailer
 from worker.webhooks.schedule import DEFAULT_DELAYS
 

@@ -22,7 +22,7 @@ from connectors.kinds import REGISTRY
 from store.errors import Invalid
 from store.models import Connection, ConnectionStatus
 from store.services import calendars, connections
-from worker.directory import imports
+from sync.directory import imports
 
 router = APIRouter(prefix="/console/admin", route_class=ConsoleRoute, include_in_schema=False)
 LIST = "/console/admin/connections"

@@ -25,7 +25,7 @@ from connectors.scim.schema import GROUPS
 from connectors.scim.translate import group_change, group_deleted, group_record
 from store.models import DirectoryGroup
 from store.services import directory
-from worker.directory.engine import apply_now
+from sync.directory.engine import apply_now
 
 router = APIRouter(prefix="/Groups", route_class=ScimRoute)
 

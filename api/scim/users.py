@@ -26,7 +26,7 @@ from connectors.scim.schema import USERS
 from connectors.scim.translate import group_change, user_record
 from store.models import DirectoryUser
 from store.services import directory
-from worker.directory.engine import apply_now
+from sync.directory.engine import apply_now
 
 router = APIRouter(prefix="/Users", route_class=ScimRoute)
 

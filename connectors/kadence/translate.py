@@ -5,7 +5,7 @@ stops the round before anything reaches the worker.
 
 A booking is a `KadenceEvent`: a PersonEvent that also carries Kadence's own status and its
 `checkedInDate`/`checkedOutDate`, which the worker mirrors onto the booking it holds
-(worker/peers/attendance.py). The status is also kept as a category `kadence:<status>` (see
+(sync/peers/attendance.py). The status is also kept as a category `kadence:<status>` (see
 `kadence_status`) on the stored event, beside the calendar status the sync engine understands: a
 booking checked in, checked out or completed is still a confirmed office day; cancelled and
 `noCheckIn` (auto-released: the desk went back and the person never came) are cancelled; `unknown`

@@ -110,7 +110,7 @@ def register(app: typer.Typer) -> None:
         """Connect Resource Guru: people become members, bookings busy and downtime out-of-office events."""
         from connectors.records import ConnectorError
         from connectors.resourceguru import DEFAULT_BASE_URL, OAuthApp, exchange_code
-        from worker.peers.readers import pair_credentials
+        from sync.peers.readers import pair_credentials
 
         app_ = OAuthApp(client_id.strip(), _secret(secret_env, "client secret"), redirect_uri.strip())
         code = _secret(code_env, "authorisation code")

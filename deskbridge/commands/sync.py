@@ -24,7 +24,7 @@ from deskbridge.commands.common import OrgOption, err, fail, organisation, out, 
 from deskbridge.settings import get_settings
 from store.models import ConnectionStatus
 from store.services import connections
-from worker.directory.imports import import_page
+from sync.directory.imports import import_page
 
 # The order a plan is shown in: arrivals, changes, departures, then who was left alone.
 ACTIONS = ("invited", "added", "restored", "linked", "updated", "removed", "skipped")

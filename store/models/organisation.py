@@ -33,7 +33,7 @@ class Organisation(Timestamps, Base):
         enum_column(DirectoryPolicy), default=DirectoryPolicy.INVITE, server_default=DirectoryPolicy.INVITE.value
     )
     # Calendars: keep only when people are busy (no titles, locations or attendees), how many days
-    # ahead they are read, and which events count as office days (see worker/calendar/rules.py).
+    # ahead they are read, and which events count as office days (see sync/calendar/rules.py).
     calendar_busy_only: Mapped[bool] = mapped_column(default=False, server_default=false())
     calendar_window_days: Mapped[int] = mapped_column(default=60, server_default="60")
     office_rules: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict, server_default="{}")

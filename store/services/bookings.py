@@ -20,7 +20,7 @@ from store.services import follow_ups
 
 # Check-in opens this long before the booking starts.
 CHECK_IN_OPENS = timedelta(minutes=30)
-# The source of bookings made from a person's own calendar event (worker.calendar.engine makes them):
+# The source of bookings made from a person's own calendar event (sync.calendar.engine makes them):
 # they are in that calendar already, so they are never written back.
 CALENDAR_SOURCE = "calendar"
 

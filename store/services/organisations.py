@@ -85,7 +85,7 @@ def update_settings(
     make them members at once) or the calendar settings; records `organisation.updated` with what
     changed.
 
-    `office_rules` must already be clean (worker.calendar.rules.validate: the store knows no rules).
+    `office_rules` must already be clean (sync.calendar.rules.validate: the store knows no rules).
     Turning `calendar_busy_only` on also blanks what calendars already told (titles, locations,
     attendees, categories): the setting promises that only when people are busy is kept. A change
     of a calendar setting owes its follow-up (store.services.follow_ups), in this transaction.

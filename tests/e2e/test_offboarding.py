@@ -34,13 +34,13 @@ from store.db import make_session_factory, transaction
 from store.models import Booking, BookingStatus, Connection, ConnectionKind, DirectoryPolicy, MemberStatus, Role
 from store.secret_box import SecretBox
 from store.services import bookings, connections, desks, members, organisations, webhook_endpoints
+from sync.directory.readers import DirectoryEndpoints
 from tests.conftest import BROKER
 from tests.fakes.google import FakeGoogle
 from tests.fakes.graph import App, FakeGraph
 from tests.fakes.tls import TestTLS, make_tls
 from worker import relay, runtime
 from worker.directory import channels, jobs
-from worker.directory.readers import DirectoryEndpoints
 from worker.mailers.folder import FolderMailer
 from worker.webhooks.sender import make_client
 

@@ -42,9 +42,10 @@ from store.db import transaction
 from store.models import Calendar, Connection, ConnectionKind, Organisation
 from store.secret_box import UndecryptableSecret
 from store.services import calendars, external_events
+from sync.calendar import engine, readers
+from sync.calendar.rules import OfficeRules
 from worker import metrics
-from worker.calendar import engine, readers, sync
-from worker.calendar.rules import OfficeRules
+from worker.calendar import sync
 from worker.runtime import Runtime
 
 logger = logging.getLogger(__name__)

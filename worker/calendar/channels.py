@@ -17,7 +17,7 @@ from connectors.records import ConnectorError
 from store.db import transaction
 from store.models import Calendar, Connection, ConnectionStatus
 from store.services import calendars, connections
-from worker.calendar import readers
+from sync.calendar import readers
 from worker.push_channels import ChannelGone, Held, maintain, notification_url, pushes
 from worker.runtime import Runtime
 

@@ -32,8 +32,8 @@ from store.columns import utcnow
 from store.db import transaction
 from store.models import Booking, BookingStatus, Calendar, ConnectionStatus, Desk, Organisation, OutboxEvent
 from store.services import calendars, follow_ups
-from worker.calendar import readers
-from worker.calendar.engine import SOURCE
+from sync.calendar import readers
+from sync.calendar.engine import SOURCE
 from worker.runtime import Runtime
 
 logger = logging.getLogger(__name__)

@@ -57,9 +57,10 @@ from store.models import (
 )
 from store.services import calendar_settings, calendars, connections, external_events, follow_ups
 from store.sql import among
+from sync.calendar import engine, readers
+from sync.calendar.rules import follows_rules, office_day
 from worker import runtime
-from worker.calendar import engine, jobs, readers
-from worker.calendar.rules import follows_rules, office_day
+from worker.calendar import jobs
 from worker.follow_ups import finished, owed, put_off, starting
 from worker.redis_client import note_unsent
 from worker.runtime import Runtime

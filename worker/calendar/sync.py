@@ -27,8 +27,8 @@ from store.db import transaction
 from store.models import Calendar, Connection, Organisation
 from store.secret_box import UndecryptableSecret
 from store.services import calendars, connections, external_events
+from sync.calendar import engine, readers
 from worker import metrics
-from worker.calendar import engine, readers
 from worker.runtime import Runtime
 
 logger = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ from connectors.records import ConnectorError
 from store.db import transaction
 from store.models import Connection, ConnectionStatus, PushChannel
 from store.services import connections
+from sync.directory import readers
 from worker.calendar import channels as calendar_channels
-from worker.directory import readers
 from worker.push_channels import ChannelGone, Held, maintain, notification_url, provider_channel, pushes, quietly_close
 from worker.runtime import Runtime
 

@@ -13,8 +13,8 @@ from store.db import transaction
 from store.models import Connection, ConnectionKind
 from store.secret_box import UndecryptableSecret
 from store.services import connections
+from sync.directory import engine, readers
 from worker import metrics
-from worker.directory import engine, readers
 from worker.peers import sync as peer_sync
 from worker.runtime import Runtime
 

@@ -40,10 +40,11 @@ from connectors.resourceguru.webhooks import Record
 from store.db import transaction
 from store.models import Calendar, Connection, ExternalEvent, PeerEnvelope
 from store.services import calendars, connections, peer_envelopes
+from sync.calendar import engine as calendar_engine
+from sync.directory import engine
+from sync.peers import events, readers, rosters
 from worker import coalesce, runtime
-from worker.calendar import engine as calendar_engine
-from worker.directory import engine
-from worker.peers import events, readers, rosters, sync
+from worker.peers import sync
 from worker.redis_client import note_unsent
 from worker.runtime import Runtime
 

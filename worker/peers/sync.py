@@ -19,9 +19,9 @@ from connectors.resourceguru import TokenPair
 from store.db import transaction
 from store.models import Connection, ConnectionKind
 from store.services import connections
-from worker.calendar import engine as calendar_engine
-from worker.directory import engine
-from worker.peers import desks, events, readers
+from sync.calendar import engine as calendar_engine
+from sync.directory import engine
+from sync.peers import desks, events, readers
 from worker.runtime import Runtime
 
 logger = logging.getLogger(__name__)

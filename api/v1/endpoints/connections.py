@@ -30,7 +30,7 @@ from connectors.kinds import KINDS, REGISTRY
 from store.models import Calendar, Connection, ConnectionKind
 from store.secret_box import SecretBox
 from store.services import calendars, connections
-from worker.directory import imports
+from sync.directory import imports
 from worker.push_channels import pushes
 
 router = APIRouter(prefix="/connections", tags=["connections"])

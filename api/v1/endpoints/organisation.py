@@ -14,7 +14,7 @@ from api.v1.common import PatchBody, RequestBody, Resource, Timestamp, problems
 from store.models import Organisation
 from store.services import follow_ups, organisations
 from store.services.tokens import Caller
-from worker.calendar import rules
+from sync.calendar import rules
 
 router = APIRouter(prefix="/organisation", tags=["organisation"])
 

@@ -18,6 +18,7 @@ from store.db import make_session_factory, transaction
 from store.models import Calendar, ConnectionKind, DirectoryPolicy, Member, OutboxEvent
 from store.secret_box import SecretBox
 from store.services import connections, members, organisations
+from sync.directory.readers import DirectoryEndpoints
 from tests.conftest import BROKER
 from tests.fakes.google import FakeGoogle
 from tests.fakes.graph import App, FakeGraph
@@ -26,7 +27,6 @@ from tests.fakes.tls import TestTLS, make_tls
 from worker import runtime
 from worker.calendar import outbound
 from worker.directory import sync as directory_sync
-from worker.directory.readers import DirectoryEndpoints
 from worker.mailers.folder import FolderMailer
 from worker.webhooks.sender import make_client
 

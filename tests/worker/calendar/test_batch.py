@@ -14,12 +14,13 @@ from store.columns import utcnow
 from store.db import transaction
 from store.models import Calendar, Connection, ConnectionStatus, ExternalEvent
 from store.services import calendars
+from sync.calendar import engine
 from tests.conftest import BROKER
 from tests.fakes.google import FakeGoogle
 from tests.fakes.graph import FakeGraph
 from tests.worker.calendar.conftest import World, google_workspace, microsoft
 from tests.worker.conftest import drain
-from worker.calendar import batch, engine, jobs, sync
+from worker.calendar import batch, jobs, sync
 
 DAY = (utcnow() + timedelta(days=3)).replace(hour=8, minute=0, second=0, microsecond=0)
 ADA, BOB = "ada@contoso.example", "bob@contoso.example"

@@ -18,11 +18,11 @@ from store.columns import utcnow
 from store.db import transaction
 from store.models import Booking, Connection, ConnectionKind, ConnectionStatus, ExternalEvent
 from store.services import bookings, connections, desks, members
+from sync.directory.readers import DirectoryEndpoints
 from tests.fakes.graph import FakeGraph
 from tests.radicale import USERS, Radicale, radicale
 from tests.worker.calendar.conftest import CLIENT_ID, SECRET, World
 from worker.calendar import jobs, outbound, sync
-from worker.directory.readers import DirectoryEndpoints
 
 DAY = (utcnow() + timedelta(days=3)).replace(hour=7, minute=0, second=0, microsecond=0)
 ADA = "ada@contoso.example"

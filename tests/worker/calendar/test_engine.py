@@ -16,8 +16,8 @@ from store.db import transaction
 from store.models import Booking, BookingStatus, Calendar, ConnectionKind, ExternalEvent, Organisation
 from store.secret_box import SecretBox
 from store.services import bookings, calendars, connections, desks, external_events, members
+from sync.calendar.engine import Context, Tally, apply_page, apply_pages, remove_unlisted
 from tests.conftest import Org, events, make_org
-from worker.calendar.engine import Context, Tally, apply_page, apply_pages, remove_unlisted
 
 BOX = SecretBox([SecretBox.generate_key()])
 DAY = (utcnow() + timedelta(days=3)).replace(hour=8, minute=0, second=0, microsecond=0)

@@ -14,10 +14,10 @@ from store.db import make_session_factory, transaction
 from store.models import Connection, ConnectionKind
 from store.secret_box import SecretBox
 from store.services import connections, organisations
+from sync.directory.readers import DirectoryEndpoints
 from tests.fakes.graph import App, FakeGraph
 from tests.fakes.tls import TestTLS, make_tls
 from worker import runtime
-from worker.directory.readers import DirectoryEndpoints
 from worker.mailers.folder import FolderMailer
 from worker.webhooks.sender import make_client
 

@@ -25,8 +25,8 @@ from store.models import (
 )
 from store.secret_box import SecretBox
 from store.services import bookings, connections, desks, members, organisations, teams
+from sync.directory.engine import apply_now, apply_round, redecide_everyone
 from tests.conftest import Org, events, make_org
-from worker.directory.engine import apply_now, apply_round, redecide_everyone
 
 BOX = SecretBox([SecretBox.generate_key()])
 

@@ -10,11 +10,11 @@ from sqlalchemy import select
 from store.db import transaction
 from store.models import Connection, ConnectionKind, ConnectionStatus, Member, MemberStatus, OutboxEvent
 from store.services import connections
+from sync.directory.readers import DirectoryEndpoints
 from tests.fakes.google import FakeGoogle
 from tests.fakes.graph import FakeGraph
 from tests.worker.directory.conftest import Tenant
 from worker.directory import sync
-from worker.directory.readers import DirectoryEndpoints
 
 
 def states(tenant: Tenant) -> dict[str, MemberStatus]:

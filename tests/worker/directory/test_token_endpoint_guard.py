@@ -12,10 +12,10 @@ import threading
 from store.db import transaction
 from store.models import ConnectionKind, ConnectionStatus
 from store.services import connections
+from sync.directory.readers import DirectoryEndpoints
 from tests.fakes.google import FakeGoogle
 from tests.worker.directory.conftest import Tenant
 from worker.directory import channels, sync
-from worker.directory.readers import DirectoryEndpoints
 
 
 def test_a_google_key_with_a_loopback_token_uri_sends_nothing(tenant: Tenant) -> None:

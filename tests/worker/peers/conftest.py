@@ -16,14 +16,14 @@ from store.db import make_session_factory, transaction
 from store.models import Booking, Connection, ConnectionKind, DirectoryPolicy, ExternalEvent, Member, OutboxEvent
 from store.secret_box import SecretBox
 from store.services import connections, organisations
+from sync.directory.readers import DirectoryEndpoints
+from sync.peers import rosters
 from tests.fakes.kadence import FakeKadence
 from tests.fakes.resourceguru import FakeResourceGuru
 from tests.fakes.wheniwork import FakeWhenIWork
 from worker import runtime
 from worker.directory import sync as directory_sync
-from worker.directory.readers import DirectoryEndpoints
 from worker.mailers.folder import FolderMailer
-from worker.peers import rosters
 from worker.webhooks.sender import make_client
 
 

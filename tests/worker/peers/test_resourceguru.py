@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from connectors.resourceguru import OAuthApp, exchange_code
 from store.models import ConnectionKind, ConnectionStatus
+from sync.peers.readers import pair_credentials
 from tests.fakes.resourceguru import FakeResourceGuru
 from tests.worker.peers.conftest import World, today_at
-from worker.peers.readers import pair_credentials
 
 
 def credentials(fake: FakeResourceGuru, **changes: object) -> dict[str, object]:

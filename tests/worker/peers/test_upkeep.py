@@ -12,10 +12,10 @@ from store.columns import utcnow
 from store.db import transaction
 from store.models import Connection, ConnectionKind, PeerEnvelope
 from store.services import peer_envelopes
+from sync.peers.rosters import RosterCache
 from tests.worker.peers.conftest import World
 from worker.directory import jobs as directory_jobs
 from worker.peers import hooks, jobs
-from worker.peers.rosters import RosterCache
 
 CREDENTIALS = {"client_id": "k", "client_secret": "s"}
 

@@ -20,7 +20,7 @@ Attendance only moves forward: a booking deskbridge already checked in is never 
 put back because Kadence says less.
 
 A booking checked out (or completed) is history: the calendar engine leaves it as it is while its
-event keeps the booking's times (worker/calendar/engine.py `follow`).
+event keeps the booking's times (sync/calendar/engine.py `follow`).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from connectors.records import PersonEvent
 from store.columns import utcnow
 from store.models import LIVE_STATUSES, Booking, BookingStatus, ExternalEvent
 from store.services import bookings
-from worker.calendar import engine
+from sync.calendar import engine
 
 # Kadence statuses that end the booking, with the cancellation reason they give it.
 CANCELLING = {"noCheckIn": "kadence_no_check_in", "cancelled": "kadence_cancelled"}

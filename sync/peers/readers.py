@@ -11,7 +11,7 @@ from connectors.resourceguru.kind import SaveTokens as SaveTokens
 from connectors.resourceguru.kind import make_resourceguru as make_resourceguru
 from connectors.resourceguru.kind import pair_credentials as pair_credentials
 from connectors.resourceguru.kind import token_pair as token_pair
-from worker.directory.readers import DirectoryEndpoints
+from sync.directory.readers import DirectoryEndpoints
 
 
 def make(

@@ -32,7 +32,7 @@ from connectors.records import CalendarPage, CalendarReader, CalendarWriter, Con
 from store.models import Calendar, Connection, Organisation
 from store.secret_box import SecretBox
 from store.services import connections
-from worker.directory.readers import DirectoryEndpoints
+from sync.directory.readers import DirectoryEndpoints
 
 Source = CalendarSource  # kind, settings, credentials, address (empty: see `ConnectionReaders.reader`), timezone
 

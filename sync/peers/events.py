@@ -28,8 +28,8 @@ from connectors.records import (
 from store.db import transaction
 from store.models import Calendar, Connection, Organisation
 from store.services import calendars, external_events
-from worker.calendar import engine
-from worker.peers import attendance
+from sync.calendar import engine
+from sync.peers import attendance
 
 
 def window_of(factory: sessionmaker[Session], connection_id: int) -> Window:

@@ -32,8 +32,8 @@ from store.models import (
 from store.services import directory, members, teams
 from store.services.connections import Scope
 from store.services.directory import Staged
-from worker import tally
-from worker.directory.scope import address, in_scope, mirrors_as_team
+from sync import tally
+from sync.directory.scope import address, in_scope, mirrors_as_team
 
 logger = logging.getLogger(__name__)
 

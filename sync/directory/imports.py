@@ -11,8 +11,8 @@ from store.errors import Conflict
 from store.models import Connection, ConnectionKind
 from store.services import connections
 from store.services.connections import Scope
-from worker.directory import engine
-from worker.directory.scope import address
+from sync.directory import engine
+from sync.directory.scope import address
 
 SHOWN = 5  # people named in a note; the plan's `skipped` list has them all
 

@@ -33,8 +33,8 @@ from store.models import (
     Organisation,
 )
 from store.services import bookings, external_events
-from worker import tally
-from worker.calendar.rules import OfficeRules, office_day
+from sync import tally
+from sync.calendar.rules import OfficeRules, office_day
 
 logger = logging.getLogger(__name__)
 
