@@ -121,13 +121,50 @@ def _scope(value: Any) -> Any:
     return value
 
 
+def _people(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1_000_000:
+        raise ValueError("must be a whole number of people from 0 to 1000000")
+    return value
+
+
+def _percent(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
+        raise ValueError("must be a percentage from 0 to 100")
+    return float(value)
+
+
+class RemovalLimit(BaseModel):
+    """How many people a connection's syncs may remove within an hour: the larger of `people` and `percent`
+    of the people it has in scope. Removals past it wait for an admin (held); the rest of a sync goes on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    people: Annotated[int, BeforeValidator(_people), WithJsonSchema({"type": "integer", "minimum": 0})] = Field(
+        default=10, description="People (default 10)."
+    )
+    percent: Annotated[
+        float, BeforeValidator(_percent), WithJsonSchema({"type": "number", "minimum": 0, "maximum": 100})
+    ] = Field(default=5.0, description="Percent of the connection's people in scope (default 5).")
+
+
+def _object(value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise ValueError("must be an object")
+    return value
+
+
 class KindSettings(BaseModel):
-    """The settings every kind takes: the scope and the groups mirrored as teams."""
+    """The settings every kind takes: the scope, the groups mirrored as teams, the removal limit."""
 
     model_config = ConfigDict(extra="forbid")
 
     scope: Annotated[ScopeSettings, BeforeValidator(_scope)] = Field(default_factory=ScopeSettings)
     team_groups: Texts = Field(default=None, description='Group ids or addresses mirrored as teams, "*" for all.')
+    removal_limit: Annotated[RemovalLimit | None, BeforeValidator(_object)] = Field(
+        default=None,
+        description="{people, percent}: removals within an hour past the larger of the two wait for an admin "
+        "(default 10 people or 5%).",
+    )
 
 
 class KindCredentials(BaseModel):
@@ -194,7 +231,9 @@ class Kind:
             if problem["type"] == "extra_forbidden":
                 name = str(problem["loc"][-1])
                 if len(problem["loc"]) > 1:
-                    return KindInvalid(f"unknown scope option {name!r}", field="settings.scope")
+                    part = str(problem["loc"][0])
+                    what = "scope option" if part == "scope" else f"{part} option"
+                    return KindInvalid(f"unknown {what} {name!r}", field=f"settings.{part}")
                 return KindInvalid(f"unknown setting {name!r} for a {self.name} connection", field="settings")
         if missing:
             return KindInvalid(f"a {self.name} connection needs {missing[0]!r}", field="settings")

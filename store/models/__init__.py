@@ -21,6 +21,7 @@ from store.models.outbox_event import OutboxEvent
 from store.models.peer_envelope import PeerEnvelope
 from store.models.push_channel import PushChannel
 from store.models.sign_in_link import SignInLink
+from store.models.sync_plan import ConnectionRemoval, PlanStatus, SyncPlan
 from store.models.team import Team, TeamMembership
 from store.models.webhook_endpoint import EndpointKind, PayloadFormat, SignatureScheme, WebhookEndpoint
 
@@ -34,6 +35,7 @@ __all__ = [
     "CalendarEntry",
     "Connection",
     "ConnectionKind",
+    "ConnectionRemoval",
     "ConnectionStatus",
     "ConsoleSession",
     "Delivery",
@@ -56,11 +58,13 @@ __all__ = [
     "OutboxEvent",
     "PayloadFormat",
     "PeerEnvelope",
+    "PlanStatus",
     "PushChannel",
     "Role",
     "ShowAs",
     "SignInLink",
     "SignatureScheme",
+    "SyncPlan",
     "Team",
     "TeamMembership",
     "WebhookEndpoint",

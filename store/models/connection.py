@@ -28,6 +28,7 @@ class ConnectionStatus(enum.StrEnum):
     SYNCING = "syncing"
     ERROR = "error"  # the last sync failed; it is retried
     ACTION_REQUIRED = "action_required"  # only an admin can fix it (credentials, permissions)
+    REMOVALS_HELD = "removals_held"  # syncs go on, but removals over the limit wait for an admin (held_plan_id)
 
 
 class Connection(Timestamps, Base):
@@ -60,3 +61,5 @@ class Connection(Timestamps, Base):
     sync_requested_at: Mapped[datetime | None]
     # One sync at a time: a running sync holds the connection until then (a crashed one lets go).
     sync_lease_until: Mapped[datetime | None]
+    # The plan (sync_plans.id) holding removals over the connection's removal limit for an admin.
+    held_plan_id: Mapped[int | None]

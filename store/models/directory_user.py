@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models.base import Base, JSONDocument
@@ -31,6 +31,8 @@ class DirectoryUser(Base):
     deleted: Mapped[bool] = mapped_column(default=False)
     # The scope decision last applied; the sync engine acts only when it changes.
     in_scope: Mapped[bool] = mapped_column(default=False)
+    # An admin rejected this person's removal: not proposed again until the directory changes them.
+    removal_rejected: Mapped[bool] = mapped_column(default=False, server_default=false())
     member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"), index=True)
     seen_round: Mapped[int] = mapped_column(default=0)
     changed_at: Mapped[datetime | None]

@@ -213,7 +213,7 @@ def stage_users(session: Session, connection_id: int, users: Sequence[UserRecord
                 .where(table.c.id == bindparam("row_id"))
                 .values(
                     {name: bindparam(name) for name in _USER_FIELDS}
-                    | {"deleted": False, "seen_round": round_, "changed_at": now}
+                    | {"deleted": False, "seen_round": round_, "changed_at": now, "removal_rejected": False}
                 ),
                 changed_rows,
             )
@@ -247,7 +247,7 @@ def remove_users(session: Session, connection_id: int, removed: Sequence[Removed
                 DirectoryUser.external_id.in_(chunk),
                 DirectoryUser.deleted.is_(False),
             )
-            .values(deleted=True, changed_at=utcnow())
+            .values(deleted=True, changed_at=utcnow(), removal_rejected=False)
             .returning(DirectoryUser.external_id)
         )
         staged.users.update(changed)
@@ -344,7 +344,7 @@ def end_full_users(session: Session, connection_id: int, round_: int) -> Staged:
             DirectoryUser.seen_round < round_,
             DirectoryUser.deleted.is_(False),
         )
-        .values(deleted=True, changed_at=utcnow())
+        .values(deleted=True, changed_at=utcnow(), removal_rejected=False)
         .returning(DirectoryUser.external_id)
     )
     return Staged(users=set(gone))
@@ -499,6 +499,24 @@ def group_ids_of(session: Session, connection_id: int, user_ids: Sequence[str]) 
             )
         )
     return found
+
+
+def group_rows(session: Session, connection_id: int, group_id: str) -> list[tuple[str, bool, int | None]]:
+    """The users a group lists, as (external id, in scope, member id): who its mirrored team holds."""
+    return [
+        (user_id, in_scope, member_id)
+        for user_id, in_scope, member_id in session.execute(
+            select(DirectoryUser.external_id, DirectoryUser.in_scope, DirectoryUser.member_id)
+            .join(
+                DirectoryMembership,
+                and_(
+                    DirectoryMembership.connection_id == DirectoryUser.connection_id,
+                    DirectoryMembership.user_external_id == DirectoryUser.external_id,
+                ),
+            )
+            .where(DirectoryUser.connection_id == connection_id, DirectoryMembership.group_external_id == group_id)
+        )
+    ]
 
 
 def in_scope_member_ids(session: Session, connection_id: int, group_id: str) -> set[int]:

@@ -464,6 +464,20 @@ def _keep_an_admin(session: Session, leaving: Member) -> None:
         raise Conflict("an organisation must keep at least one active admin", code="last_admin")
 
 
+def active_admins(session: Session, organisation_id: int) -> int:
+    """How many active admins the organisation has (a directory's plan keeps the last one)."""
+    return (
+        session.scalar(
+            select(func.count()).where(
+                Member.organisation_id == organisation_id,
+                Member.role == Role.ADMIN,
+                Member.status == MemberStatus.ACTIVE,
+            )
+        )
+        or 0
+    )
+
+
 def remove(session: Session, member: Member, *, reason: str = "member_removed") -> bool:
     """Remove a membership: history stays, live bookings that have not ended are cancelled (one
     `booking.cancelled` each), API tokens and pending invitations are revoked.

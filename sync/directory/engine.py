@@ -1,18 +1,21 @@
 """The sync engine: directory records in, memberships, invitations and teams out.
 
-Every connector (Graph, Google, SCIM, CSV) feeds the same two steps:
+Every connector (Graph, Google, SCIM, CSV, the peer platforms) feeds the same steps:
 1. *stage* what the directory says (store.services.directory), which tells who is new or changed;
-2. *decide* for those people: in scope and not a member → invited (or added, by the organisation's
-   policy); out of scope and brought in by a directory → removed (future bookings cancelled, history
-   kept); renamed → `member.updated`. Decisions compare with what was last decided, so the same
-   input twice, or a replayed page, changes nothing the second time.
+2. *plan* for those people, changing nothing (`plan_people`, `plan_teams`: sync/directory/decisions.py):
+   in scope and not a member → invited (or added, by the organisation's policy); already a member →
+   linked; out of scope and brought in by a directory → removed (future bookings cancelled, history
+   kept); renamed → `member.updated`; groups opted in → teams kept in step;
+3. *apply* that plan in the same transaction (`apply_people`, `sync_teams`). A sync is always plan then
+   apply, so a plan an admin reads (sync/directory/plans.py) is what the sync does. Decisions compare
+   with what was last decided, so the same input twice, or a replayed page, changes nothing the second time.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -33,6 +36,7 @@ from store.services import directory, members, teams
 from store.services.connections import Scope
 from store.services.directory import Staged
 from sync import tally
+from sync.directory.decisions import LAST_ADMIN, REJECTED, Person, TeamChange
 from sync.directory.scope import address, in_scope, mirrors_as_team
 
 logger = logging.getLogger(__name__)
@@ -45,7 +49,19 @@ Progress = Callable[[int, int], None]
 class Tally(tally.Tally):
     """What a directory sync did, for the connection's status and the `connection.synced` event."""
 
-    COUNTS = ("seen", "invited", "added", "restored", "linked", "updated", "removed", "skipped", "teams_changed")
+    COUNTS = (
+        "seen",
+        "invited",
+        "added",
+        "restored",
+        "linked",
+        "updated",
+        "removed",
+        "held",
+        "kept",
+        "skipped",
+        "teams_changed",
+    )
 
     def note(self, text: str) -> None:
         super().note(text)
@@ -83,6 +99,190 @@ def stage(session: Session, context: Context, page: DirectoryPage, round_: int) 
     return staged
 
 
+def plan_people(session: Session, context: Context, user_ids: Iterable[str], renamed: set[str]) -> list[Person]:
+    """What deciding these users would do, changing nothing: the first half of every decision.
+
+    `apply_people` is the other half, with a plan made in the same transaction; a sync is both, so a
+    plan shown to an admin is what the sync does with the same directory and store.
+    """
+    ids = sorted(set(user_ids))
+    people: list[Person] = []
+    planned: set[str] = set()  # addresses earlier chunks bring in: later chunks find them as members
+    for start in range(0, len(ids), DECIDE_CHUNK):
+        people.extend(_plan_chunk(session, context, ids[start : start + DECIDE_CHUNK], renamed, planned))
+    return _plan_leaving(session, context, people)
+
+
+def _plan_chunk(
+    session: Session, context: Context, chunk: list[str], renamed: set[str], planned: set[str]
+) -> list[Person]:
+    connection_id = context.connection.id
+    rows = directory.users(session, connection_id, chunk)
+    groups = directory.groups_of(session, connection_id, chunk) if context.scope.groups else {}
+    members.load(session, [row.member_id for row in rows if row.member_id])
+    people: list[Person] = []
+    mails: dict[int, str | None] = {}
+    for row in rows:
+        if in_scope(row, context.scope, groups.get(row.external_id, set())):
+            mails[row.id] = mail = _mail(row, context)
+            if mail is None:
+                shown = address(row, context.scope) or ""
+                reason = f"skipped {row.external_id}: {shown!r} is not an email address"
+                people.append(Person(row.external_id, row.id, "skipped", email=shown, reason=reason))
+    known = members.find_by_emails(session, context.organisation.id, [mail for mail in mails.values() if mail])
+    newcomer = "added" if context.organisation.directory_policy is DirectoryPolicy.AUTO_ACCEPT else "invited"
+    here: set[str] = set()  # addresses this chunk brings in
+    for row in rows:
+        member = session.get(Member, row.member_id) if row.member_id else None
+        user, name = row.external_id, row.display_name
+        if row.id not in mails:  # out of scope
+            if row.in_scope and member is not None and member.status is not MemberStatus.REMOVED:
+                admin = member.role is Role.ADMIN and member.status is MemberStatus.ACTIVE
+                if row.removal_rejected:
+                    reason = f"kept {member.email}: {REJECTED}"
+                    people.append(Person(user, row.id, "kept", member.email, name, member.id, reason=reason))
+                else:
+                    people.append(Person(user, row.id, "removed", member.email, name, member.id, admin=admin))
+            elif row.in_scope:
+                people.append(Person(user, row.id, member_id=row.member_id, in_scope=False))
+            continue
+        mail = mails[row.id]
+        if mail is None:
+            continue  # skipped above: decided again when it changes
+        if member is None and mail not in known:
+            if mail in planned:
+                people.append(Person(user, row.id, "linked", mail, name, in_scope=True, newcomer=True))
+            elif mail in here:
+                people.append(Person(user, row.id, "", mail, name, in_scope=True, newcomer=True))
+            else:
+                here.add(mail)
+                people.append(Person(user, row.id, newcomer, mail, name, in_scope=True, newcomer=True))
+        elif member is None:
+            found = known[mail]
+            action = "restored" if found.status is MemberStatus.REMOVED else "linked"
+            people.append(Person(user, row.id, action, mail, name, found.id, in_scope=True))
+        elif member.status is MemberStatus.REMOVED:
+            people.append(Person(user, row.id, "restored", mail, name, member.id, in_scope=True))
+        elif user in renamed:
+            people.append(_plan_rename(session, context, row, member, mail))
+        else:
+            people.append(Person(user, row.id, "", member.email, name, member.id, in_scope=True))
+    planned |= here
+    return people
+
+
+def _plan_rename(session: Session, context: Context, row: DirectoryUser, member: Member, mail: str) -> Person:
+    """A linked member whose directory name or address changed: updated, or skipped when the address is taken."""
+    name = row.display_name.strip()
+    moves = mail != member.email
+    if moves and members.find_by_email(session, context.organisation.id, mail) is not None:
+        reason = f"could not change {member.email} to {mail}: {mail} belongs to another member"
+        return Person(row.external_id, row.id, "skipped", mail, name, member.id, reason=reason, in_scope=True)
+    if moves or (name and name != member.display_name):
+        return Person(row.external_id, row.id, "updated", mail, name, member.id, was=member.email, in_scope=True)
+    return Person(row.external_id, row.id, "", member.email, name, member.id, in_scope=True)
+
+
+def _plan_leaving(session: Session, context: Context, people: list[Person]) -> list[Person]:
+    """Of those leaving scope: who another directory user still has in scope stays (their row leaves
+    scope), a member leaving by two rows goes once, and the organisation's last active admin stays."""
+    leaving = [person for person in people if person.action == "removed"]
+    if not leaving:
+        return people
+    claimed = directory.claimed_elsewhere(
+        session, [person.member_id for person in leaving if person.member_id], [person.row_id for person in leaving]
+    )
+    claimed |= {person.member_id for person in people if person.in_scope and person.member_id}
+    admins = [person for person in leaving if person.admin and person.member_id not in claimed]
+    keep_admin = None
+    if admins and members.active_admins(session, context.organisation.id) <= len({p.member_id for p in admins}):
+        keep_admin = admins[-1].member_id
+    going: set[int | None] = set()
+    planned: list[Person] = []
+    for person in people:
+        if person.action != "removed":
+            planned.append(person)
+        elif person.member_id in claimed or person.member_id in going:
+            planned.append(replace(person, action="", in_scope=False))
+        elif person.member_id == keep_admin:
+            reason = f"kept {person.email}: {LAST_ADMIN}"
+            planned.append(replace(person, action="skipped", reason=reason, in_scope=False))
+            going.add(person.member_id)
+        else:
+            planned.append(replace(person, in_scope=False))
+            going.add(person.member_id)
+    return planned
+
+
+def apply_people(
+    session: Session,
+    context: Context,
+    people: Sequence[Person],
+    tally: Tally,
+    held: frozenset[str] = frozenset(),
+) -> None:
+    """Do what `people` (planned by `plan_people` in this transaction) says; removals of users in
+    `held` are held back: their member and row stay as they are, counted `held`."""
+    for start in range(0, len(people), DECIDE_CHUNK):
+        _apply_chunk(session, context, people[start : start + DECIDE_CHUNK], tally, held)
+
+
+def _apply_chunk(
+    session: Session, context: Context, people: Sequence[Person], tally: Tally, held: frozenset[str]
+) -> None:
+    rows = {row.external_id: row for row in directory.users(session, context.connection.id, [p.user for p in people])}
+    members.load(session, [person.member_id for person in people if person.member_id])
+    arriving = {p.email: p.name for p in people if p.newcomer and p.action in ("invited", "added")}
+    brought = members.bring_in_many(
+        session,
+        context.organisation.id,
+        list(arriving.items()),
+        active=context.organisation.directory_policy is DirectoryPolicy.AUTO_ACCEPT,
+        source=context.source,
+    )
+    for person in people:
+        if person.newcomer and person.email in brought and person.action:
+            tally.count(person.action, who=person.email)
+    # The newcomers' rows are linked in one statement, not an update each.
+    links = [(rows[p.user], brought[p.email]) for p in people if p.newcomer and p.email in brought]
+    directory.link_members(session, [row for row, _ in links], [member_id for _, member_id in links])
+    leaving: list[Member] = []
+    for person in people:
+        row = rows[person.user]
+        if person.newcomer and person.email in brought:
+            continue  # linked above
+        member = session.get(Member, person.member_id) if person.member_id else None
+        if person.action == "linked":
+            member = member or members.get_by_email(session, context.organisation.id, person.email)
+            _link(session, member, person.name, tally)
+            row.member_id = member.id
+        elif person.action == "restored":
+            row.member_id = _bring_in(session, context, person.email, person.name, restored=True, tally=tally).id
+        elif person.action == "updated" and member is not None:
+            _follow_rename(session, member, person.email, person.name, tally)
+        elif person.action == "removed" and member is not None:
+            if person.user in held:
+                tally.count("held", who=person.email)
+                continue  # nothing about them changes while an admin decides
+            leaving.append(member)
+        elif person.action in ("skipped", "kept"):
+            tally.count(person.action, who=person.email)
+            tally.note(person.reason)
+        if person.in_scope is not None:
+            row.in_scope = person.in_scope
+    _offboard_many(session, leaving, tally)
+
+
+def _mail(row: DirectoryUser, context: Context) -> str | None:
+    """A user in scope's address, normalised; None when it is not an email address."""
+    mail = address(row, context.scope)
+    assert mail is not None  # in scope implies an address
+    try:
+        return members.normalise_email(mail)
+    except Invalid:
+        return None
+
+
 def decide(
     session: Session,
     context: Context,
@@ -90,96 +290,17 @@ def decide(
     renamed: set[str],
     tally: Tally,
     progress: Progress | None = None,
+    held: frozenset[str] = frozenset(),
 ) -> None:
-    """Bring each user's membership in line with the scope (only what changed is touched).
-
-    Newcomers (in scope, no member with their address at all) are brought in together, a chunk
-    at a time: a first sync of a large tenant is mostly newcomers.
-    """
+    """Bring each user's membership in line with the scope (only what changed is touched): plan, then
+    apply, a chunk at a time (a first sync of a large tenant is mostly newcomers, brought in together)."""
     ids = sorted(user_ids)
-    connection_id = context.connection.id
     for start in range(0, len(ids), DECIDE_CHUNK):
         chunk = ids[start : start + DECIDE_CHUNK]
-        rows = directory.users(session, connection_id, chunk)
-        groups = directory.groups_of(session, connection_id, chunk) if context.scope.groups else {}
-        wanted = {row.id: in_scope(row, context.scope, groups.get(row.external_id, set())) for row in rows}
-        members.load(session, [row.member_id for row in rows if row.member_id])
-        mails = {row.id: _mail(row, context, tally) for row in rows if wanted[row.id]}
-        known = members.find_by_emails(session, context.organisation.id, [mail for mail in mails.values() if mail])
-        newcomers = {
-            mail: row.display_name
-            for row in rows
-            if (mail := mails.get(row.id)) and mail not in known and not _linked(session, row)
-        }
-        brought = members.bring_in_many(
-            session,
-            context.organisation.id,
-            list(newcomers.items()),
-            active=context.organisation.directory_policy is DirectoryPolicy.AUTO_ACCEPT,
-            source=context.source,
-        )
-        action = "added" if context.organisation.directory_policy is DirectoryPolicy.AUTO_ACCEPT else "invited"
-        for mail in brought:
-            tally.count(action, who=mail)
-        # The newcomers' rows are linked in one statement, not an update each.
-        links = [(row, brought[mail]) for row in rows if (mail := mails.get(row.id)) is not None and mail in brought]
-        directory.link_members(session, [row for row, _ in links], [member_id for _, member_id in links])
-        leaving: list[tuple[Member, DirectoryUser]] = []
-        for row in rows:
-            mail = mails.get(row.id)
-            if wanted[row.id] and mail is None:
-                continue  # not a usable address: skipped and noted, decided again when it changes
-            if mail in brought:
-                continue  # linked above
-            _apply(session, context, row, mail, row.external_id in renamed, tally, leaving)
-        _offboard_many(session, leaving, tally)
+        apply_people(session, context, plan_people(session, context, chunk, renamed), tally, held)
         session.flush()
         if progress is not None:
             progress(start + len(chunk), len(ids))
-
-
-def _mail(row: DirectoryUser, context: Context, tally: Tally) -> str | None:
-    mail = address(row, context.scope)
-    assert mail is not None  # in scope implies an address
-    try:
-        return members.normalise_email(mail)
-    except Invalid:
-        tally.count("skipped", who=mail)
-        tally.note(f"skipped {row.external_id}: {mail!r} is not an email address")
-        return None
-
-
-def _linked(session: Session, row: DirectoryUser) -> bool:
-    return row.member_id is not None and session.get(Member, row.member_id) is not None
-
-
-def _apply(
-    session: Session,
-    context: Context,
-    row: DirectoryUser,
-    mail: str | None,
-    renamed: bool,
-    tally: Tally,
-    leaving: list[tuple[Member, DirectoryUser]],
-) -> None:
-    """Decide for one user; `mail` is their address when they are in scope, None when they are not.
-
-    A member who may have to leave goes to `leaving`, for `_offboard_many` once the chunk is decided.
-    """
-    member = session.get(Member, row.member_id) if row.member_id else None
-    if mail is not None:
-        if member is None:
-            member = members.find_by_email(session, context.organisation.id, mail)
-            if member is not None and member.status is not MemberStatus.REMOVED:
-                _link(session, member, row.display_name, tally)
-        if member is None or member.status is MemberStatus.REMOVED:
-            member = _bring_in(session, context, mail, row.display_name, restored=member is not None, tally=tally)
-        elif row.member_id == member.id and renamed:
-            _follow_rename(session, member, mail, row.display_name, tally)
-        row.member_id = member.id
-    elif row.in_scope and member is not None and member.status is not MemberStatus.REMOVED:
-        leaving.append((member, row))
-    row.in_scope = mail is not None
 
 
 def _link(session: Session, member: Member, name: str, tally: Tally) -> None:
@@ -216,14 +337,12 @@ def _follow_rename(session: Session, member: Member, mail: str, name: str, tally
         tally.count("updated", who=member.email)
 
 
-def _offboard_many(session: Session, leaving: list[tuple[Member, DirectoryUser]], tally: Tally) -> None:
-    """Remove the members whose users left scope, unless another directory user still has them in
-    scope, in a few statements for all (a round may offboard hundreds). Active admins go one by one
-    through `_offboard`: the last-admin check may keep one, and only that one."""
+def _offboard_many(session: Session, leaving: list[Member], tally: Tally) -> None:
+    """Remove the members a plan says leave, in a few statements for all (a round may offboard
+    hundreds). Active admins go one by one through `_offboard`: the last-admin check may keep one."""
     if not leaving:
         return
-    claimed = directory.claimed_elsewhere(session, [member.id for member, _ in leaving], [row.id for _, row in leaving])
-    going = list(dict.fromkeys(member for member, _ in leaving if member.id not in claimed))
+    going = list(dict.fromkeys(leaving))
     admins = [member for member in going if member.role is Role.ADMIN and member.status is MemberStatus.ACTIVE]
     others = [member for member in going if member not in admins]
     for member in members.remove_many(session, others, reason="directory_offboarded"):
@@ -243,31 +362,78 @@ def _offboard(session: Session, member: Member, tally: Tally) -> None:
     tally.count("removed", who=member.email)
 
 
-def sync_teams(session: Session, context: Context, tally: Tally, only: set[str] | None = None) -> None:
-    """Mirror opted-in groups as teams, with the members of their in-scope users; a deleted group's
-    team is emptied (and kept, with its history). `only`: just these group ids."""
+def plan_teams(
+    session: Session, context: Context, people: Sequence[Person] = (), only: set[str] | None = None
+) -> list[TeamChange]:
+    """What mirroring opted-in groups as teams would do once `people` are applied (nothing given: as the
+    store is now), changing nothing; a deleted group's team is emptied (and kept, with its history).
+    `only`: just these group ids."""
     if not context.scope.team_groups:
-        return
+        return []
     connection_id = context.connection.id
+    after = {person.user: person for person in people}
+    changes: list[TeamChange] = []
     for group in directory.mirrored_groups(session, connection_id, only):
         if not mirrors_as_team(context.scope, group.external_id, group.email):
             continue
+        team = _team_of(session, context, group.team_id, group.name)
+        name = " ".join(group.name.split()) if group.name else (team.name if team else group.external_id)
+        wanted: set[int | str] = set()
+        if not group.deleted:
+            for user, row_in_scope, member_id in directory.group_rows(session, connection_id, group.external_id):
+                person = after.get(user)
+                if person is not None and person.in_scope is not None:
+                    row_in_scope, member_id = person.in_scope, person.member_id or member_id
+                    if row_in_scope and member_id is None and person.newcomer:
+                        wanted.add(person.email)  # brought in by the plan: no member id yet
+                        continue
+                if row_in_scope and member_id is not None:
+                    wanted.add(member_id)
+        current: set[int | str] = set(teams.member_ids(session, team)) if team else set()
+        renamed_from = team.name if team is not None and group.name and team.name != name else None
+        changes.append(
+            TeamChange(
+                group.external_id,
+                name,
+                team.id if team else None,
+                renamed_from,
+                tuple(sorted(wanted - current, key=str)),
+                tuple(sorted(current - wanted, key=str)),
+            )
+        )
+    return changes
+
+
+def _team_of(session: Session, context: Context, team_id: int | None, name: str) -> Team | None:
+    """The team a group is mirrored as: the one it was, else the one of its name; None when there is none yet."""
+    if team_id is not None:
+        team = session.get(Team, team_id)
+        if team is not None:
+            return team
+    try:
+        return teams.get_by_name(session, context.organisation.id, name)
+    except StoreError:
+        return None
+
+
+def sync_teams(session: Session, context: Context, tally: Tally, only: set[str] | None = None) -> None:
+    """Mirror opted-in groups as teams as `plan_teams` says, with the members of their in-scope users.
+    `only`: just these group ids."""
+    groups = {group.external_id: group for group in directory.mirrored_groups(session, context.connection.id, only)}
+    for change in plan_teams(session, context, only=only):
+        group = groups[change.group]
         try:
             with session.begin_nested():
                 team = _team_for(session, context, group.team_id, group.name)
                 group.team_id = team.id
-                wanted = (
-                    set() if group.deleted else directory.in_scope_member_ids(session, connection_id, group.external_id)
-                )
-                current = set(teams.member_ids(session, team))
-                for member_id in sorted(wanted - current):
+                for member_id in change.added:
                     teams.add_member(session, team, session.get_one(Member, member_id))
-                for member_id in sorted(current - wanted):
+                for member_id in change.removed:
                     teams.remove_member(session, team, session.get_one(Member, member_id))
         except StoreError as error:
             tally.note(f"could not mirror group {group.name!r} as a team: {error.message}")
             continue
-        if wanted != current:
+        if change.added or change.removed:
             tally.count("teams_changed")
 
 
