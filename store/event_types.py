@@ -46,6 +46,7 @@ class OrganisationUpdated(OrganisationRef):
     calendar_window_days: int | None = None
     office_rules: dict[str, Any] | None = None
     calendar_busy_only: bool | None = None
+    offboarding_undo_days: int | None = Field(default=None, description="Days a removal can be undone.")
 
 
 class MemberData(_Data):
@@ -71,6 +72,21 @@ class MemberAdded(MemberData):
 class MemberRemoved(MemberData):
     reason: str = Field(description="Why: member_removed, or what a directory said (e.g. deleted, disabled).")
     cancelled_bookings: int = Field(description="Live bookings of theirs cancelled with the membership.")
+
+
+class Unrestored(_Data):
+    kind: str = Field(description="booking, team or token: what the removal took that did not come back.")
+    id: int
+    reason: str = Field(
+        description="ended, desk_taken, desk_removed, member_busy, not_cancelled, team_deleted, not_issued."
+    )
+
+
+class MemberRestored(MemberData):
+    source: str = Field(description="api, cli, console, or the directory connection the person reappeared in.")
+    removed_at: datetime = Field(description="When the removal now undone was made.")
+    restored_bookings: int = Field(description="Cancelled bookings booked again (each has its booking.restored).")
+    unrestored: list[Unrestored] = Field(description="What could not come back, and why.")
 
 
 class MemberChanges(_Data):
@@ -314,6 +330,19 @@ _declare(
     {**_MEMBER, "status": "removed", "reason": "member_removed", "cancelled_bookings": 2},
 )
 _declare(
+    "membership.restored",
+    "A removal was undone: the membership, teams, API access (new tokens) and the bookings that were still free "
+    "came back; `unrestored` lists what did not.",
+    MemberRestored,
+    {
+        **_MEMBER,
+        "source": "api",
+        "removed_at": "2030-01-20T16:00:00Z",
+        "restored_bookings": 2,
+        "unrestored": [{"kind": "booking", "id": 1002, "reason": "desk_taken"}],
+    },
+)
+_declare(
     "member.updated",
     "A member's name, address, role or API access changed.",
     MemberUpdated,
@@ -345,6 +374,12 @@ _declare(
     "A booking was cancelled; `reason` says why.",
     BookingData,
     {**_BOOKING, "status": "cancelled", "reason": "cancelled_by_member"},
+)
+_declare(
+    "booking.restored",
+    "A booking cancelled by a member's removal was booked again when the removal was undone.",
+    BookingData,
+    _BOOKING,
 )
 _declare("booking.checked_in", "A member checked in.", BookingData, {**_BOOKING, "status": "checked_in"})
 _declare("booking.checked_out", "A member checked out.", BookingData, {**_BOOKING, "status": "checked_out"})

@@ -16,6 +16,7 @@ from store.models.feed import Feed
 from store.models.follow_up import FollowUp
 from store.models.invitation import Invitation, InvitationStatus
 from store.models.member import Member, MemberStatus, Role
+from store.models.member_removal import MemberRemoval
 from store.models.organisation import DirectoryPolicy, Organisation
 from store.models.outbox_event import OutboxEvent
 from store.models.peer_envelope import PeerEnvelope
@@ -53,6 +54,7 @@ __all__ = [
     "Invitation",
     "InvitationStatus",
     "Member",
+    "MemberRemoval",
     "MemberStatus",
     "Organisation",
     "OutboxEvent",

@@ -37,3 +37,5 @@ class Organisation(Timestamps, Base):
     calendar_busy_only: Mapped[bool] = mapped_column(default=False, server_default=false())
     calendar_window_days: Mapped[int] = mapped_column(default=60, server_default="60")
     office_rules: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict, server_default="{}")
+    # How many days a removed member can be brought back as they were (store.services.restores); 0: never.
+    offboarding_undo_days: Mapped[int] = mapped_column(default=30, server_default="30")

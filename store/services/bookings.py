@@ -182,6 +182,24 @@ def cancel(
     return booking
 
 
+def restore(session: Session, booking: Booking) -> Booking:
+    """Make a cancelled booking live again as it was (checked in if it had been and not out), when its
+    desk and its member are still free: the same guards as a new booking, so a restore racing a booking
+    of that desk is a Conflict for one of them. For undoing a removal (store.services.restores)."""
+    if booking.status is not BookingStatus.CANCELLED:
+        raise NotAllowed(f"a {booking.status.value} booking cannot be restored")
+    if booking.desk_id is not None:
+        _active_desk(session, booking.organisation_id, booking.desk_id)
+    checked_in = booking.checked_in_at is not None and booking.checked_out_at is None
+    booking.status = BookingStatus.CHECKED_IN if checked_in else BookingStatus.BOOKED
+    booking.cancellation_reason = None
+    booking.cancelled_at = None
+    _flush_or_conflict(session, booking)
+    outbox.record(session, booking.organisation_id, "booking.restored", _describe(booking))
+    _owe_calendar_write(session, booking)
+    return booking
+
+
 def _owe_calendar_write(session: Session, booking: Booking) -> None:
     """Record that the booking is owed a write into its person's Outlook, Google or CalDAV calendars (see
     store.services.follow_ups), when they have one. Check-ins and check-outs change nothing there."""

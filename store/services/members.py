@@ -27,6 +27,7 @@ from store.models import (
     Role,
 )
 from store.services import bookings as booking_service
+from store.services import removals
 from store.sql import among
 
 INVITATION_LIFETIME = timedelta(days=14)
@@ -493,13 +494,12 @@ def remove(session: Session, member: Member, *, reason: str = "member_removed") 
         .where(Booking.member_id == member.id, Booking.status.in_(LIVE_STATUSES), Booking.end_at > now)
         .order_by(Booking.start_at)
     ).all()
+    revoked = _revoke_tokens(session, [member.id], now)
+    removals.record(
+        session, [member], reason=reason, now=now, booking_ids={member.id: [b.id for b in bookings]}, token_ids=revoked
+    )
     for booking in bookings:
         booking_service.cancel(session, booking, reason=reason, now=now)
-    session.execute(
-        sql_update(ApiToken)
-        .where(ApiToken.member_id == member.id, ApiToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
     _revoke_pending_invitations(session, member, now)
     member.status = MemberStatus.REMOVED
     member.removed_at = now
@@ -536,11 +536,14 @@ def remove_many(session: Session, leaving: Sequence[Member], *, reason: str = "m
         .order_by(Booking.start_at)
     ):
         bookings[booking.member_id].append(booking)
-    session.execute(
-        sql_update(ApiToken)
-        .where(among(session, ApiToken.member_id, ids), ApiToken.revoked_at.is_(None))
-        .values(revoked_at=now),
-        execution_options={"synchronize_session": "fetch"},
+    revoked = _revoke_tokens(session, ids, now)
+    removals.record(
+        session,
+        chosen,
+        reason=reason,
+        now=now,
+        booking_ids={member_id: [booking.id for booking in held] for member_id, held in bookings.items()},
+        token_ids=revoked,
     )
     session.execute(
         sql_update(Invitation)
@@ -560,6 +563,22 @@ def remove_many(session: Session, leaving: Sequence[Member], *, reason: str = "m
             {**_describe(member), "reason": reason, "cancelled_bookings": len(bookings[member.id])},
         )
     return chosen
+
+
+def _revoke_tokens(session: Session, member_ids: Sequence[int], now: datetime) -> dict[int, list[int]]:
+    """Revoke the members' live API tokens; returns the ids revoked, by member (for the removal's record)."""
+    revoked: dict[int, list[int]] = {}
+    for token_id, member_id in session.execute(
+        sql_update(ApiToken)
+        .where(among(session, ApiToken.member_id, member_ids), ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .returning(ApiToken.id, ApiToken.member_id),
+        execution_options={"synchronize_session": "fetch"},
+    ):
+        revoked.setdefault(member_id, []).append(token_id)
+    for ids in revoked.values():
+        ids.sort()
+    return revoked
 
 
 def select_members(

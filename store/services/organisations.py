@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from store import outbox
 from store.errors import Conflict, Invalid, NotFound
 from store.models import DirectoryPolicy, ExternalEvent, Organisation
-from store.services import follow_ups
+from store.services import follow_ups, removals
 
 MIN_WINDOW_DAYS, MAX_WINDOW_DAYS = 1, 365
 
@@ -80,10 +80,11 @@ def update_settings(
     calendar_busy_only: bool | None = None,
     calendar_window_days: int | None = None,
     office_rules: dict[str, Any] | None = None,
+    offboarding_undo_days: int | None = None,
 ) -> Organisation:
     """Change the timezone, the API switch, what directories do with newcomers (invite them, or
-    make them members at once) or the calendar settings; records `organisation.updated` with what
-    changed.
+    make them members at once), the calendar settings or how many days a removal can be undone;
+    records `organisation.updated` with what changed.
 
     `office_rules` must already be clean (sync.calendar.rules.validate: the store knows no rules).
     Turning `calendar_busy_only` on also blanks what calendars already told (titles, locations,
@@ -112,6 +113,14 @@ def update_settings(
                 field="calendar_window_days",
             )
         organisation.calendar_window_days = changes["calendar_window_days"] = calendar_window_days
+    if offboarding_undo_days is not None and offboarding_undo_days != organisation.offboarding_undo_days:
+        if not removals.MIN_UNDO_DAYS <= offboarding_undo_days <= removals.MAX_UNDO_DAYS:
+            raise Invalid(
+                f"offboarding_undo_days must be from {removals.MIN_UNDO_DAYS} (removals cannot be undone) "
+                f"to {removals.MAX_UNDO_DAYS}",
+                field="offboarding_undo_days",
+            )
+        organisation.offboarding_undo_days = changes["offboarding_undo_days"] = offboarding_undo_days
     if office_rules is not None and office_rules != organisation.office_rules:
         organisation.office_rules = changes["office_rules"] = office_rules
     if calendar_busy_only is not None and calendar_busy_only != organisation.calendar_busy_only:
