@@ -49,12 +49,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_member_removals")),
     )
     op.create_index("ix_member_removals_member_removed", "member_removals", ["member_id", "removed_at"])
-    with op.batch_alter_table("organisations") as batch_op:
-        batch_op.add_column(sa.Column("offboarding_undo_days", sa.Integer(), server_default="30", nullable=False))
+    op.add_column("organisations", sa.Column("offboarding_undo_days", sa.Integer(), server_default="30", nullable=False))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("organisations") as batch_op:
-        batch_op.drop_column("offboarding_undo_days")
+    # Not a batch: on SQLite that copies the table, and dropping the old one cascades to every member.
+    op.drop_column("organisations", "offboarding_undo_days")
     op.drop_index("ix_member_removals_member_removed", table_name="member_removals")
     op.drop_table("member_removals")

@@ -32,7 +32,7 @@ def api_factory(session_factory: sessionmaker[Session]) -> sessionmaker[Session]
 def recorded_types() -> dict[str, list[str]]:
     """Every `outbox.record(session, organisation, "type", …)` of the code: the type and where."""
     found: dict[str, list[str]] = {}
-    for folder in ("store", "worker", "api", "connectors", "deskbridge"):
+    for folder in ("store", "sync", "worker", "api", "connectors", "deskbridge"):
         for path in (ROOT / folder).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text(), str(path))):
                 if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
