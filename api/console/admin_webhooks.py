@@ -4,37 +4,66 @@ event log, with filters, is here too: it is what webhooks carry."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast, get_args
 
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.console.auth import Admin, AdminPosted, Viewer
 from api.console.pages import ConsoleRoute, done, render
 from api.deps import DB, context
-from api.v1.common import ResourceId
+from api.v1.common import MAX_SEQ, ResourceId
+from api.v1.endpoints.deliveries import DeliveryCursor, DeliveryStatus, list_deliveries
 from api.v1.endpoints.webhooks import WebhookIn, check_target, send_test_event
 from store import event_types
 from store.columns import utcnow
 from store.errors import Invalid
-from store.models import Delivery, OutboxEvent, WebhookEndpoint
-from store.services import deliveries, delivery_replays, events, webhook_endpoints, webhook_secrets
+from store.models import OutboxEvent, WebhookEndpoint
+from store.services import delivery_replays, events, webhook_endpoints, webhook_secrets
 
 router = APIRouter(prefix="/console/admin", route_class=ConsoleRoute, include_in_schema=False)
 LIST = "/console/admin/webhooks"
 SHOWN_DELIVERIES = 50
 SHOWN_EVENTS = 100
 EVENT_TYPES = list(event_types.CATALOG)
+DELIVERY_STATUSES: tuple[str, ...] = get_args(DeliveryStatus)
+
+
+@dataclass(frozen=True)
+class Shown:
+    """Which deliveries an endpoint's page lists: a status or an event, and a cursor either way."""
+
+    status: str = ""
+    event_id: str = ""
+    before: int | None = None
+    after: int | None = None
+
+
+def _moment(text: str, viewer: Viewer, field: str) -> datetime:
+    """A date and time typed in a form: in the organisation's time zone unless it names an offset."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise Invalid("Give the time as a date and time, such as 2030-01-31T09:00.", field=field) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=viewer.zone)
 
 
 @router.get("/webhooks")
 def webhooks_page(request: Request, viewer: Admin, db: DB) -> HTMLResponse:
     """The organisation's endpoints and the form to add one."""
     rows = list(db.scalars(webhook_endpoints.select_endpoints(viewer.organisation.id).order_by(WebhookEndpoint.id)))
-    return render(request, "webhooks.html", viewer, endpoints=rows, event_types=EVENT_TYPES)
+    return render(request, "webhooks.html", viewer, endpoints=rows, catalog=_families())
+
+
+def _families() -> dict[str, list[event_types.EventType]]:
+    """The event catalog by family (`booking`, …), in catalog order: what an endpoint subscribes to."""
+    found: dict[str, list[event_types.EventType]] = {}
+    for kind in event_types.CATALOG.values():
+        found.setdefault(kind.name.split(".", 1)[0], []).append(kind)
+    return found
 
 
 @router.post("/webhooks")
@@ -67,24 +96,32 @@ def create_webhook(
 
 
 def _detail(
-    request: Request, viewer: Viewer, db: Session, endpoint: WebhookEndpoint, status: str = "", **extra: Any
+    request: Request,
+    viewer: Viewer,
+    db: Session,
+    endpoint: WebhookEndpoint,
+    shown: Shown | None = None,
+    **extra: Any,
 ) -> HTMLResponse:
-    query = deliveries.select_deliveries(
-        viewer.organisation.id, endpoint_id=endpoint.id, status=status or None
-    ).order_by(Delivery.id.desc())
-    rows = list(db.scalars(query.limit(SHOWN_DELIVERIES)))
-    attempts = deliveries.attempts_of(db, [row.id for row in rows])
-    query_types = select(OutboxEvent.id, OutboxEvent.type).where(OutboxEvent.id.in_({row.event_id for row in rows}))
-    types = {event_id: event_type for event_id, event_type in db.execute(query_types)}
+    """The endpoint's page: its deliveries log is the API's own listing (GET …/deliveries), a page of it."""
+    shown = shown or Shown()
+    log = list_deliveries(
+        endpoint,
+        db,
+        status=cast(DeliveryStatus | None, shown.status or None),  # the store refuses an unknown one
+        event_id=shown.event_id or None,
+        before=shown.before,
+        after=shown.after,
+        limit=SHOWN_DELIVERIES,
+    )
     return render(
         request,
         "webhook.html",
         viewer,
         endpoint=endpoint,
-        deliveries=rows,
-        attempts=attempts,
-        types=types,
-        status=status,
+        log=log,
+        shown=shown,
+        statuses=DELIVERY_STATUSES,
         no_store="shown_secret" in extra,
         **extra,
     )
@@ -101,9 +138,14 @@ def webhook_page(
     viewer: Admin,
     db: DB,
     status: Annotated[str, Query(max_length=16)] = "",
+    event_id: Annotated[str, Query(max_length=40)] = "",
+    before: DeliveryCursor = None,
+    after: DeliveryCursor = None,
 ) -> HTMLResponse:
-    """One endpoint with its deliveries (the latest 50, optionally of one status) and their attempts."""
-    return _detail(request, viewer, db, _endpoint(db, viewer, webhook_id), status)
+    """One endpoint with a page of its deliveries (newest first; of one status or one event) and
+    their attempts, paged back and forth as the API pages them."""
+    shown = Shown(status.strip(), event_id.strip(), before, after)
+    return _detail(request, viewer, db, _endpoint(db, viewer, webhook_id), shown)
 
 
 @router.post("/webhooks/{webhook_id}/secret")
@@ -184,14 +226,8 @@ def replay_failed(
     request: Request, webhook_id: ResourceId, viewer: AdminPosted, db: DB, since: Annotated[str, Form(max_length=40)]
 ) -> Response:
     """Send again every delivery given up on since a time (in the organisation's time zone)."""
-    try:
-        moment = datetime.fromisoformat(since)
-    except ValueError:
-        raise Invalid("Give the time as a date and time, such as 2030-01-31T09:00.", field="since") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=viewer.zone)
     endpoint = _endpoint(db, viewer, webhook_id)
-    delivery_ids = delivery_replays.replay_failed(db, endpoint, since=moment, now=utcnow())
+    delivery_ids = delivery_replays.replay_failed(db, endpoint, since=_moment(since, viewer, "since"), now=utcnow())
     paused = endpoint.paused
     db.commit()
     if delivery_ids and not paused:
@@ -209,24 +245,29 @@ def events_page(
     db: DB,
     type: Annotated[str, Query(max_length=64)] = "",
     since: Annotated[str, Query(max_length=40)] = "",
+    before: Annotated[int | None, Query(ge=1, le=MAX_SEQ)] = None,
 ) -> HTMLResponse:
-    """The organisation's events, newest first: of one type or family ("booking."), since a time."""
-    query = events.select_events(viewer.organisation.id)
-    wanted = type.strip()
+    """The organisation's events, newest first: of one type or family (`booking.*`, the patterns
+    webhooks subscribe with), since a time, a hundred at a time (`before`: older than that seq)."""
+    query = events.select_events(viewer.organisation.id).order_by(None).order_by(OutboxEvent.seq.desc())
+    wanted, since = type.strip(), since.strip()
+    page: dict[str, Any] = {
+        "families": [family + ".*" for family in _families()],
+        "event_types": EVENT_TYPES,
+        "type": wanted,
+        "since": since,
+    }
     if wanted:
-        pattern = wanted[:-1] if wanted.endswith("*") else wanted
-        query = query.where(
-            OutboxEvent.type.startswith(pattern, autoescape=True)
-            if wanted.endswith(("*", "."))
-            else OutboxEvent.type == wanted
-        )
-    if since.strip():
-        try:
-            moment = datetime.fromisoformat(since.strip())
-        except ValueError:
-            raise Invalid("Give the time as a date and time, such as 2030-01-31T09:00.", field="since") from None
-        query = query.where(OutboxEvent.created_at >= (moment if moment.tzinfo else moment.replace(tzinfo=viewer.zone)))
-    rows = list(db.scalars(query.order_by(None).order_by(OutboxEvent.seq.desc()).limit(SHOWN_EVENTS)))
-    return render(
-        request, "events.html", viewer, events=rows, event_types=EVENT_TYPES, type=wanted, since=since.strip()
-    )
+        kinds = event_types.matching(wanted)
+        if not kinds:  # the form comes back with the reason, as a refused form does
+            near = event_types.nearest(wanted)
+            problem = f"No event type matches {wanted}" + (f": did you mean {near}?" if near else ".")
+            return render(request, "events.html", viewer, status_code=422, events=[], problem=problem, **page)
+        query = query.where(OutboxEvent.type.in_(kinds))
+    if since:
+        query = query.where(OutboxEvent.created_at >= _moment(since, viewer, "since"))
+    if before is not None:
+        query = query.where(OutboxEvent.seq < before)
+    rows = list(db.scalars(query.limit(SHOWN_EVENTS + 1)))
+    older = rows[SHOWN_EVENTS - 1].seq if len(rows) > SHOWN_EVENTS else None
+    return render(request, "events.html", viewer, events=rows[:SHOWN_EVENTS], before=before, older=older, **page)

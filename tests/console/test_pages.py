@@ -16,9 +16,9 @@ from api.context import ApiContext
 from api.ratelimit import MemoryCounter
 from store.columns import utcnow
 from store.db import transaction
-from store.models import Booking, BookingStatus, ConsoleSession, SignInLink
+from store.models import Booking, BookingStatus, ConsoleSession, OutboxEvent, SignInLink
 from store.secret_box import SecretBox
-from store.services import bookings, members, sign_in_links, tokens
+from store.services import bookings, desks, members, sign_in_links, tokens, webhook_endpoints, webhook_relay
 from tests.conftest import Org
 from worker.webhooks.sender import make_client as make_webhook_client
 
@@ -472,3 +472,73 @@ CALDAV_CREDENTIALS = {"url": "https://dav.example/", "username": "will", "passwo
 
 def token(org: Org) -> dict[str, str]:
     return {"Authorization": f"Token {org.admin_token}"}
+
+
+def _desks_with_deliveries(api_factory: sessionmaker[Session], org: Org, count: int) -> tuple[int, list[str]]:
+    """An endpoint for desk events and `count` desks made, their events relayed to it: (endpoint id, event ids)."""
+    box = SecretBox([SecretBox.generate_key()])
+    with transaction(api_factory) as db:
+        endpoint, _ = webhook_endpoints.create_endpoint(
+            db, org.organisation.id, "http://127.0.0.1:9/hooks", box=box, event_types=["desk.*"]
+        )
+        for number in range(count):
+            desks.create(db, org.organisation.id, f"D{number:03}")
+    with transaction(api_factory) as db:
+        webhook_relay.relay_due(db, now=utcnow())
+        made = db.scalars(select(OutboxEvent.id).where(OutboxEvent.type == "desk.created").order_by(OutboxEvent.seq))
+        return endpoint.id, list(made)
+
+
+def test_the_deliveries_log_pages_back_and_forth_and_filters(
+    console: TestClient, org: Org, api_factory: sessionmaker[Session]
+) -> None:
+    """The log is the API's own listing: 50 a page, newest first, older and newer by cursor, by status or event."""
+    endpoint_id, made = _desks_with_deliveries(api_factory, org, 53)
+    sign_in_with_token(console, org.admin_token)
+    base = f"/console/admin/webhooks/{endpoint_id}"
+    first = console.get(base)
+    shown = re.findall(r"<code>(evt_\w+)</code>", first.text)
+    assert shown == made[::-1][:50]
+    assert "Newer deliveries" not in first.text
+    older = re.search(r'href="(\?before=\d+)#deliveries">Older deliveries', first.text)
+    assert older
+    second = console.get(base + older.group(1))
+    assert re.findall(r"<code>(evt_\w+)</code>", second.text) == made[::-1][50:]
+    assert "Older deliveries" not in second.text
+    newer = re.search(r'href="(\?after=\d+)#deliveries">Newer deliveries', second.text)
+    assert newer
+    assert re.findall(r"<code>(evt_\w+)</code>", console.get(base + newer.group(1)).text) == made[::-1][:50]
+
+    one = console.get(base, params={"event_id": made[7]})
+    assert re.findall(r"<code>(evt_\w+)</code>", one.text) == [made[7]]
+    assert "No deliveries of this kind" in console.get(base, params={"status": "succeeded"}).text
+    assert len(re.findall(r"<code>evt_", console.get(base, params={"status": "pending"}).text)) == 50
+    bad = console.get(base, params={"status": "lost"})
+    assert bad.status_code == 422
+    assert "Status must be one of" in bad.text
+    assert console.get(base, params={"before": "x"}).status_code == 422  # the page's query is checked: never a 500
+
+
+def test_the_event_log_filters_by_catalog_patterns_and_pages(
+    console: TestClient, org: Org, api_factory: sessionmaker[Session]
+) -> None:
+    _, made = _desks_with_deliveries(api_factory, org, 105)
+    sign_in_with_token(console, org.admin_token)
+    log = console.get("/console/admin/events", params={"type": "desk.*"})
+    shown = re.findall(r'<code class="small">(evt_\w+)</code>', log.text)
+    assert shown == made[::-1][:100]
+    older = re.search(r'href="\?(before=\d+&amp;type=desk.%2A)">Older events', log.text)
+    assert older, log.text[-2000:]
+    rest = console.get("/console/admin/events?" + older.group(1).replace("&amp;", "&"))
+    assert re.findall(r'<code class="small">(evt_\w+)</code>', rest.text) == made[::-1][100:]
+    assert "Older events" not in rest.text
+    assert "Newest events" in rest.text
+
+    assert "<td>desk.created<br>" in console.get("/console/admin/events", params={"type": "desk.created"}).text
+    for pattern, hint in (("desk.create", "did you mean desk.created?"), ("desks.*", "did you mean desk.*?")):
+        refused = console.get("/console/admin/events", params={"type": pattern})
+        assert refused.status_code == 422
+        assert hint in refused.text
+    zoned = console.get("/console/admin/events", params={"since": "2999-01-01T00:00"})
+    assert "No events match." in zoned.text
+    assert "(Europe/London time)" in zoned.text
