@@ -19,13 +19,17 @@ from deskbridge.settings import Settings
 from store.db import make_engine, make_session_factory
 from store.secret_box import SecretBox
 from sync.directory.readers import DirectoryEndpoints
+from worker import actors, relay, runtime
 from worker import broker as brokers
-from worker import relay, runtime
-from worker.calendar import outbound
+from worker.calendar import jobs as calendar_jobs
+from worker.calendar import outbound, reevaluate
+from worker.directory import channels, jobs
 from worker.mailers import Mailer
 from worker.mailers.folder import FolderMailer
 from worker.mailers.smtp import SMTPMailer
 from worker.metrics import enable_worker_metrics
+from worker.queue import ActorName
+from worker.webhooks import enqueue
 from worker.webhooks.limits import configure_limits
 from worker.webhooks.schedule import DEFAULT_DELAYS, scaled
 from worker.webhooks.sender import make_client
@@ -40,13 +44,15 @@ class Components:
 
 
 def build(settings: Settings) -> Components:
-    """Engine, sessions whose commits feed the relay, the broker, and the worker runtime."""
+    """Engine, sessions whose commits feed the relay, the broker with every actor bound to it, and the
+    worker runtime."""
     settings.require_secret_key()
     configure_logging(settings.log_level)
     engine = make_engine(settings.database_url)
     session_factory = make_session_factory(engine, listeners=[relay.on_commit, outbound.on_commit])
     broker = brokers.make_broker(settings.redis_url)
     enable_worker_metrics(broker)
+    queue = actors.bind(broker)
     # In-process, the worker threads are few: one endpoint may hold at most half of them.
     configure_limits(
         settings.redis_url, per_endpoint=10 if settings.redis_url else max(1, settings.worker_threads // 2)
@@ -59,6 +65,7 @@ def build(settings: Settings) -> Components:
             mail_from=settings.mail_from,
             secret_box=make_secret_box(settings),
             webhook_client=make_client(allow_private=settings.private_targets_allowed),
+            queue=queue,
             retry_delays=scaled(DEFAULT_DELAYS, settings.webhook_retry_scale),
             directory=DirectoryEndpoints(
                 microsoft_authority=settings.microsoft_authority,
@@ -71,13 +78,6 @@ def build(settings: Settings) -> Components:
             calendar_sync_seconds=settings.calendar_sync_minutes * 60,
         )
     )
-    # Declare the actors on the broker just set.
-    import worker.actors
-    import worker.calendar.jobs
-    import worker.calendar.reevaluate
-    import worker.directory.jobs
-    import worker.peers.hooks  # noqa: F401
-
     return Components(settings, engine, session_factory, broker)
 
 
@@ -129,13 +129,9 @@ def make_counter(settings: Settings) -> Counter:
 
 
 def make_app(components: Components) -> FastAPI:
-    from worker import actors
-    from worker.calendar import jobs as calendar_jobs
-    from worker.calendar import reevaluate
-    from worker.directory import channels, jobs
-
     settings = components.settings
     worker_runtime = runtime.current()
+    queue = worker_runtime.queue
     return create_app(
         ApiContext(
             session_factory=components.session_factory,
@@ -148,13 +144,13 @@ def make_app(components: Components) -> FastAPI:
             secret_box=worker_runtime.secret_box,
             allow_private_webhooks=settings.private_targets_allowed,
             webhook_client=worker_runtime.webhook_client,
-            enqueue_backlog=actors.enqueue_backlog,
-            enqueue_sync=jobs.enqueue_sync,
-            enqueue_channels=jobs.enqueue_channels,
+            enqueue_backlog=partial(enqueue.backlog, worker_runtime),
+            enqueue_sync=partial(jobs.enqueue_sync, queue),
+            enqueue_channels=partial(jobs.enqueue_channels, queue),
             close_channels=partial(channels.close, worker_runtime),
-            calendars_changed=calendar_jobs.calendars_changed,
-            calendar_settings_changed=reevaluate.settings_changed,
-            send_sign_in_link=actors.enqueue_sign_in_email,
+            calendars_changed=partial(calendar_jobs.calendars_changed, worker_runtime),
+            calendar_settings_changed=partial(reevaluate.settings_changed, queue),
+            send_sign_in_link=partial(queue.send, ActorName.SEND_SIGN_IN_EMAIL),
             metrics_token=settings.metrics_token.get_secret_value() if settings.metrics_token else None,
         )
     )

@@ -27,6 +27,7 @@ from store.migrate import upgrade
 from store.models import Base, Member, Organisation, OutboxEvent, Role
 from store.secret_box import SecretBox
 from store.services import members, organisations, tokens
+from worker import actors
 from worker import broker as brokers
 from worker.webhooks.sender import make_client as make_webhook_client
 
@@ -35,11 +36,9 @@ REDIS_URL = os.environ.get("DESKBRIDGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "reference" / "data"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
-# Actors bind to the global broker when declared: an in-process one for the suite.
+# The suite's in-process broker, every actor bound to it (a test may bind them to a Redis broker of its own).
 BROKER = brokers.make_broker(None)
-import worker.actors  # noqa: E402
-import worker.calendar.jobs  # noqa: E402
-import worker.directory.jobs  # noqa: E402, F401
+QUEUE = actors.bind(BROKER)
 
 
 def unavailable(service: str, reason: str) -> None:

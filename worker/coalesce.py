@@ -13,21 +13,22 @@ import logging
 from typing import Any
 
 import redis
-from dramatiq import Actor
 from dramatiq.brokers.redis import RedisBroker
+
+from worker.queue import ActorName, Queue
 
 logger = logging.getLogger(__name__)
 
 TTL_MS = 2_000
 
 
-def send_unless_waiting(actor: Actor[Any, Any], key: str, *args: Any, ttl_ms: int = TTL_MS) -> bool:
-    """Queue `actor(*args)` unless a job under `key` waits to start; True when one was queued."""
-    broker = actor.broker
+def send_unless_waiting(queue: Queue, name: ActorName, key: str, *args: Any, ttl_ms: int = TTL_MS) -> bool:
+    """Queue actor `name` with `args` unless a job under `key` waits to start; True when one was queued."""
+    broker = queue.broker
     if isinstance(broker, RedisBroker) and not broker.client.set(key, b"1", nx=True, px=ttl_ms):
         return False
     try:
-        actor.send(*args)
+        queue.send(name, *args)
     except Exception:
         starting(broker, key)  # so the next trigger tries again
         raise

@@ -26,35 +26,34 @@ from functools import partial
 from store.columns import utcnow
 from store.db import transaction
 from store.services import follow_ups
+from worker.queue import ActorName, Queue
 from worker.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
 Send = Callable[[int], object]
+_, _, _BUSY_ONLY = follow_ups.CALENDAR_SETTINGS  # the setting a second blanking is about
 
 
-def _senders() -> dict[str, Send]:
-    """How each kind is queued: the job that does it (import only after the broker is set)."""
-    from worker.calendar import jobs, reevaluate
-
+def _senders(queue: Queue) -> dict[str, Send]:
+    """How each kind is queued: the job that does it."""
+    send = queue.send
     senders: dict[str, Send] = {
-        follow_ups.CALENDAR_WRITE: jobs.write_booking.send,
-        follow_ups.CONNECTION_CALENDARS: lambda connection_id: jobs.follow_connection.send(connection_id, True),
-        follow_ups.BLANK_AGAIN: lambda organisation_id: reevaluate.reevaluate_organisation.send(
-            organisation_id, [reevaluate.BUSY_ONLY], True
+        follow_ups.CALENDAR_WRITE: partial(send, ActorName.WRITE_BOOKING),
+        follow_ups.CONNECTION_CALENDARS: lambda connection_id: send(ActorName.FOLLOW_CONNECTION, connection_id, True),
+        follow_ups.BLANK_AGAIN: lambda organisation_id: send(
+            ActorName.REEVALUATE_ORGANISATION, organisation_id, [_BUSY_ONLY], True
         ),
-        follow_ups.CALENDAR_JUDGE: lambda calendar_id: reevaluate.reevaluate_calendar.send(calendar_id, False),
-        follow_ups.CALENDAR_REREAD: lambda calendar_id: reevaluate.reevaluate_calendar.send(calendar_id, True),
+        follow_ups.CALENDAR_JUDGE: lambda calendar_id: send(ActorName.REEVALUATE_CALENDAR, calendar_id, False),
+        follow_ups.CALENDAR_REREAD: lambda calendar_id: send(ActorName.REEVALUATE_CALENDAR, calendar_id, True),
     }
     for name in follow_ups.CALENDAR_SETTINGS:
-        senders[name] = partial(_settings_changed, name)
+        senders[name] = partial(_settings_changed, queue, name)
     return senders
 
 
-def _settings_changed(name: str, organisation_id: int) -> None:
-    from worker.calendar import reevaluate
-
-    reevaluate.reevaluate_organisation.send(organisation_id, [name])
+def _settings_changed(queue: Queue, name: str, organisation_id: int) -> None:
+    queue.send(ActorName.REEVALUATE_ORGANISATION, organisation_id, [name])
 
 
 def sweep(runtime: Runtime, *, now: datetime | None = None, limit: int = 500) -> int:
@@ -62,7 +61,7 @@ def sweep(runtime: Runtime, *, now: datetime | None = None, limit: int = 500) ->
     it off by its next delay; one queued as often as it will be is given up (logged). Stops at the
     first send the broker refuses: the rest stay due for the next run. Returns how many were queued."""
     now = now or utcnow()
-    senders = _senders()
+    senders = _senders(runtime.queue)
     queued = 0
     with transaction(runtime.session_factory) as session:
         for row in follow_ups.due(session, now=now, limit=limit):

@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-import dramatiq
-
 from store.columns import utcnow
 from store.db import transaction
 from store.services import console_sessions, members, sign_in_links, webhook_relay
 from worker import metrics
+from worker.queue import ActorName
 from worker.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -23,12 +22,10 @@ def resend_unsent_invitations(runtime: Runtime, *, now: datetime | None = None) 
     """Enqueue the email of every pending invitation made `UNSENT_AFTER` before `now` and never sent
     (the email job a commit queues was lost); returns how many. The invitation is its own record of
     the email owed, so it needs no follow-up row (store/services/follow_ups.py)."""
-    from worker import actors
-
     with transaction(runtime.session_factory) as session:
         waiting = members.unsent_invitations(session, made_before=(now or utcnow()) - UNSENT_AFTER)
     for invitation_id in waiting:
-        actors.send_invitation_email.send(invitation_id)
+        runtime.queue.send(ActorName.SEND_INVITATION_EMAIL, invitation_id)
     if waiting:
         logger.info("re-enqueued %d unsent invitation emails", len(waiting))
     return len(waiting)
@@ -48,4 +45,4 @@ def record_gauges(runtime: Runtime) -> None:
     with transaction(runtime.session_factory) as session:
         oldest = webhook_relay.oldest_unrelayed(session)
     metrics.OUTBOX_LAG.set((utcnow() - oldest).total_seconds() if oldest else 0.0)
-    metrics.record_queue_depth(dramatiq.get_broker())
+    metrics.record_queue_depth(runtime.queue.broker)

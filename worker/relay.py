@@ -22,11 +22,11 @@ import logging
 import threading
 import time
 
-from dramatiq import Actor
 from dramatiq.brokers.redis import RedisBroker
 
 from store.models import OutboxEvent
-from worker import coalesce
+from worker import coalesce, runtime
+from worker.queue import ActorName, Queue
 from worker.redis_client import note_unsent
 
 logger = logging.getLogger(__name__)
@@ -41,13 +41,12 @@ _relay_at = 0.0  # monotonic time the latest relay job was scheduled to run
 
 def on_commit(events: list[OutboxEvent]) -> None:
     """Enqueue the work that follows from `events`: the webhook relay, and invitation emails."""
-    from worker import actors  # the broker is set by the time anything commits
-
     try:
-        _relay_soon(actors.relay_outbox)
+        queue = runtime.current().queue
+        _relay_soon(queue)
         invited = [event.data["invitation_id"] for event in events if event.type == "membership.invited"]
         if invited:
-            actors.enqueue_invitation_emails(invited)
+            enqueue_invitation_emails(queue, invited)
     except Exception:
         note_unsent(logger, "could not enqueue the work for %d events; the scheduler will catch up", len(events))
 
@@ -57,14 +56,28 @@ def relay_starting(broker: object) -> None:
     coalesce.starting(broker, PENDING_KEY)
 
 
-def _relay_soon(relay_outbox: Actor[[], None]) -> None:
-    if isinstance(relay_outbox.broker, RedisBroker):
-        coalesce.send_unless_waiting(relay_outbox, PENDING_KEY, ttl_ms=PENDING_TTL_MS)
+INVITATION_BATCH = 100  # invitations a message: a directory's first sync brings in thousands at once
+
+
+def enqueue_invitation_emails(queue: Queue, invitation_ids: list[int]) -> None:
+    """Queue the emails of invitations just committed: one message each when few, batches when many.
+    May raise (its caller, `on_commit`, does not): an invitation not sent is its own record, and
+    `maintenance.resend_unsent_invitations` queues it again."""
+    if len(invitation_ids) == 1:
+        queue.send(ActorName.SEND_INVITATION_EMAIL, invitation_ids[0])
+        return
+    for start in range(0, len(invitation_ids), INVITATION_BATCH):
+        queue.send(ActorName.SEND_INVITATION_EMAILS, invitation_ids[start : start + INVITATION_BATCH])
+
+
+def _relay_soon(queue: Queue) -> None:
+    if isinstance(queue.broker, RedisBroker):
+        coalesce.send_unless_waiting(queue, ActorName.RELAY_OUTBOX, PENDING_KEY, ttl_ms=PENDING_TTL_MS)
     else:
-        _relay_in_window(relay_outbox)
+        _relay_in_window(queue)
 
 
-def _relay_in_window(relay_outbox: object) -> None:
+def _relay_in_window(queue: Queue) -> None:
     """Schedule a relay job unless one is already scheduled to run after now (it will see these events)."""
     global _relay_at
     with _lock:
@@ -73,4 +86,4 @@ def _relay_in_window(relay_outbox: object) -> None:
             return
         delay = max(0.0, _relay_at + RELAY_WINDOW - now)
         _relay_at = now + delay
-    relay_outbox.send_with_options(delay=int(delay * 1000) or None)  # type: ignore[attr-defined]
+    queue.send(ActorName.RELAY_OUTBOX, delay_ms=int(delay * 1000) or None)

@@ -1,7 +1,8 @@
-"""What actors need from the composition root: the store and the outside senders.
+"""What actors need from the composition root: the store, the outside senders and the queue.
 
-Actors are module-level functions (Dramatiq's model), so their dependencies are set once per
-process by `configure` (see deskbridge.wiring) and read with `current()`.
+Actors' bodies are module-level functions (Dramatiq's model), so their dependencies are set once per
+process by `configure` (see deskbridge.wiring) and read with `current()`. `queue` is the actors bound
+to this process's broker (worker/queue.py): every job a job asks for is sent through it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from store.secret_box import SecretBox
 from sync.directory.readers import DirectoryEndpoints
 from worker.mailers import Mailer
+from worker.queue import Queue
 from worker.webhooks.schedule import DEFAULT_DELAYS
 
 
@@ -25,6 +27,7 @@ class Runtime:
     mail_from: str
     secret_box: SecretBox
     webhook_client: httpx.Client
+    queue: Queue
     retry_delays: tuple[float, ...] = DEFAULT_DELAYS
     directory: DirectoryEndpoints = field(default_factory=DirectoryEndpoints)
     directory_sync_seconds: float = 900.0  # how often directories are read when nothing is pushed

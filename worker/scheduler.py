@@ -23,8 +23,14 @@ from functools import partial
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from worker import follow_ups, maintenance
+from worker.calendar import channels as calendar_channels
+from worker.calendar import jobs as calendar_jobs
+from worker.directory import channels, jobs
 from worker.leader import LeaderLock, LocalLeaderLock
+from worker.peers import jobs as peer_jobs
 from worker.runtime import Runtime
+from worker.webhooks import delivery, enqueue
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +49,10 @@ class Job:
 
 def default_jobs(runtime: Runtime) -> list[Job]:
     """The periodic work of a deskbridge deployment, one line per job."""
-    from worker import actors, follow_ups, maintenance
-    from worker.calendar import channels as calendar_channels
-    from worker.calendar import jobs as calendar_jobs
-    from worker.directory import channels, jobs
-    from worker.peers import jobs as peer_jobs
-    from worker.webhooks import delivery
-
+    enqueue_deliveries = partial(enqueue.deliveries, runtime.queue)
     return [
-        Job("webhooks.relay", 2, partial(delivery.relay, runtime, actors.enqueue_delivery)),
-        Job("webhooks.sweep", 5, partial(delivery.sweep, runtime, actors.enqueue_delivery)),
+        Job("webhooks.relay", 2, partial(delivery.relay, runtime, enqueue_deliveries)),
+        Job("webhooks.sweep", 5, partial(delivery.sweep, runtime, enqueue_deliveries)),
         Job("invitations.sweep", 60, partial(maintenance.resend_unsent_invitations, runtime)),
         Job("console.prune", 3600, partial(maintenance.prune_console, runtime)),
         Job("metrics", 15, partial(maintenance.record_gauges, runtime)),

@@ -52,20 +52,23 @@ def act_on(ctx: ApiContext, connection_id: int, notifications: list[Notification
     elif "reauthorizationRequired" in directory:
         ctx.enqueue_channels(connection_id, False)
     if by_calendar:
-        _calendar_work(connection_id, wanted, by_calendar)
+        _calendar_work(ctx, connection_id, wanted, by_calendar)
     return Outcome(genuine=True, sync_queued=enqueue, calendars_queued=wanted)
 
 
-def _calendar_work(connection_id: int, wanted: tuple[int, ...], by_calendar: dict[int, set[str]]) -> None:
-    # Imported here: actors are declared on the broker the composition root sets before serving.
+def _calendar_work(
+    ctx: ApiContext, connection_id: int, wanted: tuple[int, ...], by_calendar: dict[int, set[str]]
+) -> None:
     from worker.calendar import jobs
+    from worker.runtime import current
 
-    jobs.enqueue_syncs(connection_id, list(wanted))  # the calendars of one request: a batch (or a few)
+    queue = current().queue
+    jobs.enqueue_syncs(queue, connection_id, list(wanted))  # the calendars of one request: a batch (or a few)
     for calendar_id, kinds in sorted(by_calendar.items()):
         if "subscriptionRemoved" in kinds:
-            jobs.enqueue_channels(calendar_id, True)
+            jobs.enqueue_channels(queue, calendar_id, True)
         elif "reauthorizationRequired" in kinds:
-            jobs.enqueue_channels(calendar_id, False)
+            jobs.enqueue_channels(queue, calendar_id, False)
 
 
 def _genuine(session: Session, connection_id: int, item: Notification) -> PushChannel | None:

@@ -100,10 +100,10 @@ def _head(body: bytes) -> tuple[int, str] | None:
 
 
 def _enqueue(connection_id: int) -> None:
-    # Imported here: actors are declared on the broker the composition root sets before serving.
     from worker.peers import hooks
+    from worker.runtime import current
 
-    hooks.enqueue(connection_id)
+    hooks.enqueue(current().queue, connection_id)
 
 
 # A plain Starlette route: nothing for FastAPI to validate or inject, and the sender waits on it.

@@ -19,8 +19,9 @@ from store.db import transaction
 from store.models import Connection, ConnectionKind
 from store.secret_box import SecretBox
 from store.services import connections, webhook_relay
-from tests.conftest import BROKER, Org, auth
-from worker import actors, metrics
+from tests.conftest import BROKER, QUEUE, Org, auth
+from worker import metrics
+from worker.webhooks import enqueue
 
 EXPECTED = {
     "deskbridge_api_requests",
@@ -95,8 +96,8 @@ def test_outbox_lag_is_read_at_each_scrape(client: TestClient, api_factory: sess
 def test_queue_depth_is_read_at_each_scrape(client: TestClient, empty_broker: None) -> None:
     depth = ("deskbridge_queue_depth", (("queue", "webhooks"),))
     assert scrape(client)[depth] == 0
-    actors.enqueue_delivery(1)
-    actors.enqueue_delivery(2)
+    enqueue.deliveries(QUEUE, 1)
+    enqueue.deliveries(QUEUE, 2)
     assert scrape(client)[depth] == 2
     BROKER.flush("webhooks")
     assert scrape(client)[depth] == 0

@@ -27,7 +27,7 @@ CREDENTIALS = {"client_id": "c", "client_secret": "s", "access_token": "a", "ref
 @pytest.fixture
 def queued(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     found: list[int] = []
-    monkeypatch.setattr(hooks, "enqueue", found.append)
+    monkeypatch.setattr(hooks, "enqueue", lambda _queue, connection_id: found.append(connection_id))
     return found
 
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from store.models import Booking, BookingStatus, Connection, ConnectionKind, Dir
 from store.secret_box import SecretBox
 from store.services import bookings, connections, desks, members, organisations, webhook_endpoints
 from sync.directory.readers import DirectoryEndpoints
-from tests.conftest import BROKER
+from tests.conftest import BROKER, QUEUE
 from tests.fakes.google import FakeGoogle
 from tests.fakes.graph import App, FakeGraph
 from tests.fakes.tls import TestTLS, make_tls
@@ -140,8 +141,8 @@ def stack(engine: Engine, graph: FakeGraph, google: FakeGoogle, tls: TestTLS, tm
         public_base_url="http://placeholder",
         broker_ping=lambda: True,
         secret_box=box,
-        enqueue_sync=jobs.enqueue_sync,
-        enqueue_channels=jobs.enqueue_channels,
+        enqueue_sync=partial(jobs.enqueue_sync, QUEUE),
+        enqueue_channels=partial(jobs.enqueue_channels, QUEUE),
     )
     server, base_url = _serve(create_app(app_context))
     worker_runtime = runtime.Runtime(
@@ -151,6 +152,7 @@ def stack(engine: Engine, graph: FakeGraph, google: FakeGoogle, tls: TestTLS, tm
         "deskbridge <no-reply@deskbridge.test>",
         secret_box=box,
         webhook_client=make_client(allow_private=True),
+        queue=QUEUE,
         directory=DirectoryEndpoints(
             microsoft_authority=graph.authority_host,
             graph_url=graph.graph_url,
@@ -199,7 +201,7 @@ def test_a_graph_notification_offboards_the_person(stack: Stack, graph: FakeGrap
         )
         organisation_id, desk_id, connection_id = organisation.id, desk.id, connection.id
         assert jobs.request_sync(session, connection_id)
-    jobs.enqueue_sync(connection_id)
+    jobs.enqueue_sync(QUEUE, connection_id)
 
     def synced() -> bool:
         with factory() as session:
@@ -254,7 +256,7 @@ def test_a_google_channel_notification_offboards_the_person(stack: Stack, google
         )
         organisation_id, connection_id = organisation.id, connection.id
         assert jobs.request_sync(session, connection_id)
-    jobs.enqueue_sync(connection_id)
+    jobs.enqueue_sync(QUEUE, connection_id)
 
     def status(email: str) -> MemberStatus | None:
         with factory() as session:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store.db import make_session_factory
 from store.secret_box import SecretBox
-from tests.conftest import BROKER
+from tests.conftest import BROKER, QUEUE
 from worker import relay, runtime
 from worker.mailers import Mailer
 from worker.mailers.smtp import SMTPMailer
@@ -147,6 +147,7 @@ def use_mailer(factory: sessionmaker[Session]) -> Configure:
                 SENDER,
                 secret_box=SecretBox([SecretBox.generate_key()]),
                 webhook_client=make_client(allow_private=True),
+                queue=QUEUE,
             )
         )
 

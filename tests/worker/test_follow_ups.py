@@ -73,7 +73,7 @@ def test_a_directory_sync_asked_for_while_the_broker_is_down_is_queued_by_the_po
         with transaction(factory) as session:
             assert jobs.request_sync(session, connection_id) is True
             session.get_one(Connection, connection_id).sync_requested_at = asked_at  # asked a while ago
-        jobs.enqueue_sync(connection_id)  # lost
+        jobs.enqueue_sync(runtime.current().queue, connection_id)  # lost
     assert BROKER.queues["directory"].qsize() == 0
 
     assert jobs.poll(runtime.current()) == 1

@@ -3,6 +3,7 @@ to the accept link working on the API."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import smtplib
 from email import message_from_bytes, policy
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from store.db import transaction
 from store.models import Invitation, InvitationStatus, Member, MemberStatus
 from store.services import members
-from tests.conftest import BROKER, REDIS_URL, make_client, make_org
+from tests.conftest import BROKER, QUEUE, REDIS_URL, make_client, make_org
 from tests.worker.conftest import (
     JOIN_TIMEOUT_MS,
     SENDER,
@@ -30,8 +31,9 @@ from tests.worker.conftest import (
     drain,
     password_check,
 )
-from worker import actors
+from worker import actors, runtime
 from worker.mailers.folder import FolderMailer
+from worker.queue import ActorName
 
 INVITEE = "Grace.Hopper@Example.com"
 
@@ -95,7 +97,7 @@ def test_the_actor_is_idempotent(factory: sessionmaker[Session], smtp: SMTPServe
     drain()
     token_hash = invitation(factory, invitation_id).token_hash
 
-    actors.send_invitation_email.send(invitation_id)  # a redelivery, as at-least-once allows
+    QUEUE.send(ActorName.SEND_INVITATION_EMAIL, invitation_id)  # a redelivery, as at-least-once allows
     drain()
 
     assert len(smtp.mailbox.deliveries) == 1
@@ -118,7 +120,7 @@ def test_a_revoked_invitation_sends_nothing(
 
 def test_an_unknown_invitation_sends_nothing(smtp: SMTPServer, use_mailer: Configure) -> None:
     use_mailer(smtp.mailer())
-    actors.send_invitation_email.send(999_999)
+    QUEUE.send(ActorName.SEND_INVITATION_EMAIL, 999_999)
 
     drain()
 
@@ -147,7 +149,7 @@ def test_dramatiq_retries_a_refused_email_until_it_is_delivered(
     _, invitation_id = invite(quiet_factory)
 
     # The actor's own backoff is minutes long; a millisecond keeps the test short, the retry is the same.
-    actors.send_invitation_email.send_with_options(args=(invitation_id,), min_backoff=1, max_backoff=10)
+    QUEUE.actor(ActorName.SEND_INVITATION_EMAIL).send_with_options(args=(invitation_id,), min_backoff=1, max_backoff=10)
     drain()
 
     assert server.mailbox.refused == 2
@@ -164,7 +166,9 @@ def test_retries_end_in_a_dead_letter_when_the_server_keeps_refusing(
     use_mailer(server.mailer())
     _, invitation_id = invite(quiet_factory)
 
-    actors.send_invitation_email.send_with_options(args=(invitation_id,), max_retries=2, min_backoff=1, max_backoff=10)
+    QUEUE.actor(ActorName.SEND_INVITATION_EMAIL).send_with_options(
+        args=(invitation_id,), max_retries=2, min_backoff=1, max_backoff=10
+    )
     with pytest.raises(smtplib.SMTPDataError):
         drain()
 
@@ -236,10 +240,9 @@ def test_invitation_email_through_the_real_redis_broker(
     """Production's path: the relay enqueues on Redis, a Dramatiq worker on Redis sends the email."""
     use_mailer(smtp.mailer())
     redis_broker = RedisBroker(url=REDIS_URL)  # type: ignore[no-untyped-call]
-    actor = actors.send_invitation_email
-    home = actor.broker
-    actor.broker = redis_broker  # an actor enqueues on its own broker; declare it on Redis for this test
-    redis_broker.declare_actor(actor)
+    on_redis = actors.bind(redis_broker)  # the actors bound to Redis for this test, as the wiring binds them
+    runtime.configure(dataclasses.replace(runtime.current(), queue=on_redis))
+    actor = on_redis.actor(ActorName.SEND_INVITATION_EMAIL)
     worker = dramatiq.Worker(redis_broker, worker_timeout=100)
     worker.start()
     try:
@@ -248,10 +251,8 @@ def test_invitation_email_through_the_real_redis_broker(
         worker.join()
     finally:
         worker.stop()
-        actor.broker = home
         redis_broker.close()
 
-    assert actor.broker is BROKER
     assert BROKER.queues[actor.queue_name].qsize() == 0  # nothing went the in-process way
     [delivery] = smtp.mailbox.deliveries
     assert delivery.rcpt_tos == ["grace.hopper@example.com"]

@@ -1,4 +1,5 @@
-"""Calendar actors (queue "calendar") and how to ask for them. Import only after the broker is set.
+"""How calendar jobs (queue "calendar") are asked for, and what some of them do; their actors are
+declared in worker/actors.py.
 
 - `sync_calendars(connection_id, calendar_ids)`: up to BATCH calendars of one connection read in one
   job (see batch), queued with `enqueue_syncs`: what the poll and the follow-up of a directory sync
@@ -17,7 +18,6 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-import dramatiq
 from sqlalchemy.orm import Session
 
 from connectors.kind import Capability
@@ -26,8 +26,8 @@ from store.db import transaction
 from store.models import Connection
 from store.services import calendars, follow_ups
 from worker import follow_ups as worker_follow_ups
-from worker import runtime
-from worker.calendar import batch, channels, outbound, sync
+from worker.calendar import channels
+from worker.queue import ActorName, Queue
 from worker.redis_client import note_unsent
 from worker.runtime import Runtime
 
@@ -42,58 +42,28 @@ def request_sync(session: Session, calendar_id: int) -> bool:
     return calendars.request_sync(session, calendar_id)
 
 
-def enqueue_sync(calendar_id: int) -> None:
+def enqueue_sync(queue: Queue, calendar_id: int) -> None:
     """Queue a sync asked for by `request_sync`. Does not raise: the request is its own durable record
     (`calendars.sync_requested_at`), and `poll` queues requests older than five minutes again."""
     try:
-        sync_calendar.send(calendar_id)
+        queue.send(ActorName.SYNC_CALENDAR, calendar_id)
     except Exception:
         note_unsent(logger, "could not enqueue a sync of calendar %d; the scheduler will", calendar_id)
 
 
-# A failed read is recorded on the calendar and tried again by the poll; Dramatiq's retries only
-# cover a crash in between.
-@dramatiq.actor(queue_name=QUEUE, max_retries=3, min_backoff=5_000, max_backoff=300_000, time_limit=1_800_000)
-def sync_calendar(calendar_id: int) -> None:
-    """Read the calendar's window and apply what changed (no-op while another sync holds it)."""
-    sync.run(runtime.current(), calendar_id)
-
-
-def enqueue_syncs(connection_id: int, calendar_ids: list[int]) -> None:
+def enqueue_syncs(queue: Queue, connection_id: int, calendar_ids: list[int]) -> None:
     """Queue syncs asked for (`request_sync`) of one connection's calendars, BATCH to a job. Does not
     raise: the scheduler picks up requests left behind."""
     ids = sorted(set(calendar_ids))
     for start in range(0, len(ids), BATCH):
         chunk = ids[start : start + BATCH]
         try:
-            sync_calendars.send(connection_id, chunk)
+            queue.send(ActorName.SYNC_CALENDARS, connection_id, chunk)
         except Exception:
             note_unsent(logger, "could not enqueue a sync of calendars %s; the scheduler will", chunk)
 
 
-@dramatiq.actor(queue_name=QUEUE, max_retries=3, min_backoff=5_000, max_backoff=300_000, time_limit=1_800_000)
-def sync_calendars(connection_id: int, calendar_ids: list[int]) -> None:
-    """Read these calendars of one connection and apply what changed (those another sync holds are skipped)."""
-    batch.run(runtime.current(), connection_id, calendar_ids)
-
-
-def enqueue_write(booking_id: int) -> None:
-    """Queue writing a booking into its person's calendars. Does not raise: the change recorded the
-    write it owes (`follow_ups.CALENDAR_WRITE`), which the follow-up sweep queues if this is lost."""
-    try:
-        write_booking.send(booking_id)
-    except Exception:
-        note_unsent(logger, "could not enqueue the calendar write of booking %d", booking_id)
-
-
-# A calendar that refuses is retried for about a day (a throttled mailbox, a revoked grant restored).
-@dramatiq.actor(queue_name=QUEUE, max_retries=12, min_backoff=10_000, max_backoff=3_600_000)
-def write_booking(booking_id: int) -> None:
-    """Bring the booking's calendars in line with it (idempotent: a redelivered job writes nothing)."""
-    outbound.write(runtime.current(), booking_id)
-
-
-def calendars_changed(connection_id: int) -> None:
+def calendars_changed(worker_runtime: Runtime, connection_id: int) -> None:
     """For the API, after the commit that made or changed a connection (an ICS feed's address, a Microsoft
     or Google connection's `calendars` switch or credentials): its calendars are made, dropped, retried
     and synced. Does not raise: that commit recorded the follow-up (`connections.create` and
@@ -101,26 +71,20 @@ def calendars_changed(connection_id: int) -> None:
     An admin's "sync now" of an ICS feed commits nothing, so when the broker refuses, the follow-up is
     recorded here, for the sweep (best effort: the poll reads the feed at its interval anyway)."""
     try:
-        follow_connection.send(connection_id, True)
+        worker_runtime.queue.send(ActorName.FOLLOW_CONNECTION, connection_id, True)
     except Exception:
         note_unsent(logger, "could not enqueue the calendars of connection %d; the sweep will", connection_id)
-        _owe_calendars(connection_id)
+        _owe_calendars(worker_runtime, connection_id)
 
 
-def _owe_calendars(connection_id: int) -> None:
+def _owe_calendars(worker_runtime: Runtime, connection_id: int) -> None:
     try:
-        with transaction(runtime.current().session_factory) as session:
+        with transaction(worker_runtime.session_factory) as session:
             connection = session.get(Connection, connection_id)
             if connection is not None:
                 follow_ups.record(session, follow_ups.CONNECTION_CALENDARS, connection_id, connection.organisation_id)
     except Exception:
         logger.warning("could not record the calendars owed to connection %d", connection_id, exc_info=True)
-
-
-@dramatiq.actor(queue_name=QUEUE, max_retries=3, min_backoff=5_000, max_backoff=300_000)
-def follow_connection(connection_id: int, retry: bool = False) -> None:
-    """Bring a connection's calendars in line (see `follow`)."""
-    follow(runtime.current(), connection_id, retry=retry)
 
 
 def follow(worker_runtime: Runtime, connection_id: int, *, retry: bool = False) -> list[int]:
@@ -152,9 +116,9 @@ def _follow(worker_runtime: Runtime, connection_id: int, *, retry: bool) -> list
         pushing = REGISTRY.can(connection.kind, Capability.RECEIVES_PUSHES)
         unopened = [calendar_id for calendar_id in fresh if pushing and not calendars.channels(session, calendar_id)]
     channels.close(worker_runtime, connection_id, [item for item in before if item.calendar_id not in live_ids])
-    enqueue_syncs(connection_id, wanted)
+    enqueue_syncs(worker_runtime.queue, connection_id, wanted)
     for calendar_id in unopened:
-        enqueue_channels(calendar_id, False)
+        enqueue_channels(worker_runtime.queue, calendar_id, False)
     return live_ids
 
 
@@ -163,20 +127,14 @@ def after_directory_sync(worker_runtime: Runtime, connection_id: int) -> None:
     follow(worker_runtime, connection_id)
 
 
-def enqueue_channels(calendar_id: int, recreate: bool) -> None:
+def enqueue_channels(queue: Queue, calendar_id: int, recreate: bool) -> None:
     """Queue opening or renewing a calendar's push channel. Does not raise, and records no follow-up:
     the scheduler's `calendar.channels` job opens missing channels within 10 minutes, and the poll
     reads the calendar meanwhile."""
     try:
-        ensure_calendar_channels.send(calendar_id, recreate)
+        queue.send(ActorName.ENSURE_CALENDAR_CHANNELS, calendar_id, recreate)
     except Exception:
         note_unsent(logger, "could not enqueue the channel of calendar %d", calendar_id)
-
-
-@dramatiq.actor(queue_name=QUEUE, max_retries=3, min_backoff=5_000, max_backoff=300_000)
-def ensure_calendar_channels(calendar_id: int, recreate: bool = False) -> None:
-    """Open (or, with `recreate`, reopen) a calendar's push channel, or renew it when about to expire."""
-    channels.ensure(runtime.current(), calendar_id, recreate=recreate)
 
 
 def poll(worker_runtime: Runtime) -> int:
@@ -187,5 +145,5 @@ def poll(worker_runtime: Runtime) -> int:
     with transaction(worker_runtime.session_factory) as session:
         due = calendars.due_by_connection(session, every=every, forgotten_after=timedelta(minutes=5))
     for connection_id, calendar_ids in sorted(due.items()):
-        enqueue_syncs(connection_id, calendar_ids)
+        enqueue_syncs(worker_runtime.queue, connection_id, calendar_ids)
     return sum(len(ids) for ids in due.values())

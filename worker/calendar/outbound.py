@@ -34,6 +34,9 @@ from store.models import Booking, BookingStatus, Calendar, ConnectionStatus, Des
 from store.services import calendars, follow_ups
 from sync.calendar import readers
 from sync.calendar.engine import SOURCE
+from worker import runtime as runtimes
+from worker.queue import ActorName
+from worker.redis_client import note_unsent
 from worker.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -65,10 +68,16 @@ def on_commit(events: list[OutboxEvent]) -> None:
     )
     if not booking_ids:
         return
-    from worker.calendar import jobs  # the broker is set by the time anything commits
-
+    try:
+        queue = runtimes.current().queue
+    except Exception:
+        logger.warning("could not enqueue the calendar writes of %d bookings; the sweep will", len(booking_ids))
+        return
     for booking_id in booking_ids:
-        jobs.enqueue_write(booking_id)
+        try:  # a lost send: the change recorded the write it owes, which the follow-up sweep queues
+            queue.send(ActorName.WRITE_BOOKING, booking_id)
+        except Exception:
+            note_unsent(logger, "could not enqueue the calendar write of booking %d", booking_id)
 
 
 def write(runtime: Runtime, booking_id: int) -> int:

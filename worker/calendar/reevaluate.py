@@ -36,7 +36,6 @@ import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-import dramatiq
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -59,15 +58,14 @@ from store.services import calendar_settings, calendars, connections, external_e
 from store.sql import among
 from sync.calendar import engine, readers
 from sync.calendar.rules import follows_rules, office_day
-from worker import runtime
 from worker.calendar import jobs
 from worker.follow_ups import finished, owed, put_off, starting
+from worker.queue import ActorName, Queue
 from worker.redis_client import note_unsent
 from worker.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
-QUEUE = jobs.QUEUE
 BATCH = 500  # events judged (or blanked) in one transaction
 SETTINGS = follow_ups.CALENDAR_SETTINGS  # each also names the follow-up its change owes
 RULES, WINDOW, BUSY_ONLY = SETTINGS
@@ -82,7 +80,7 @@ class ReadFailed(Exception):
     """The calendar refused for now (recorded on it, as a sync records it): the job is tried again later."""
 
 
-def settings_changed(organisation_id: int, changed: Sequence[str]) -> None:
+def settings_changed(queue: Queue, organisation_id: int, changed: Sequence[str]) -> None:
     """For the API, after the commit that changed some of the organisation's calendar settings (their
     names, as in `SETTINGS`; others are ignored). Does not raise: that commit recorded what it owes
     (`organisations.update_settings`, a follow-up per setting), which the follow-up sweep queues if
@@ -91,16 +89,10 @@ def settings_changed(organisation_id: int, changed: Sequence[str]) -> None:
     if not wanted:
         return
     try:
-        reevaluate_organisation.send(organisation_id, wanted)
+        queue.send(ActorName.REEVALUATE_ORGANISATION, organisation_id, wanted)
     except Exception:
         message = "could not enqueue bringing organisation %d's calendars in line with %s"
         note_unsent(logger, message, organisation_id, wanted)
-
-
-@dramatiq.actor(queue_name=QUEUE, max_retries=3, min_backoff=5_000, max_backoff=300_000)
-def reevaluate_organisation(organisation_id: int, changed: list[str], again: bool = False) -> None:
-    """Bring the organisation's stored calendar events in line with the settings named (see `plan`)."""
-    plan(runtime.current(), organisation_id, changed, again=again)
 
 
 def plan(
@@ -140,7 +132,7 @@ def plan(
                 session, follow_ups.BLANK_AGAIN, organisation_id, organisation_id, due_in=calendars.SYNC_LEASE
             )
     for calendar_id in fan_out:
-        _enqueue_calendar(calendar_id, reread)
+        _enqueue_calendar(worker_runtime.queue, calendar_id, reread)
     done["reread" if reread else "judged"] = len(fan_out)
     if WINDOW in changed and not done["reread"]:  # a re-read lists the whole window as it is then
         done["synced"] = _ask_syncs(worker_runtime, calendar_ids)
@@ -154,11 +146,11 @@ def _owed_kinds(changed: Sequence[str], again: bool) -> list[str]:
     return [follow_ups.BLANK_AGAIN] if again else [name for name in SETTINGS if name in changed]
 
 
-def _enqueue_calendar(calendar_id: int, reread: bool) -> None:
+def _enqueue_calendar(queue: Queue, calendar_id: int, reread: bool) -> None:
     """Queue a calendar's job, owed already (`CALENDAR_JUDGE` or `CALENDAR_REREAD`). Does not raise:
     the follow-up sweep queues it if this is lost."""
     try:
-        reevaluate_calendar.send(calendar_id, reread)
+        queue.send(ActorName.REEVALUATE_CALENDAR, calendar_id, reread)
     except Exception:
         note_unsent(logger, "could not enqueue bringing calendar %d in line; the sweep will", calendar_id)
 
@@ -170,7 +162,7 @@ def _owe_reread(worker_runtime: Runtime, calendar_id: int) -> None:
         if calendar is None:
             return
         follow_ups.record(session, follow_ups.CALENDAR_REREAD, calendar_id, calendar.organisation_id)
-    _enqueue_calendar(calendar_id, True)
+    _enqueue_calendar(worker_runtime.queue, calendar_id, True)
 
 
 def _ask_syncs(worker_runtime: Runtime, calendar_ids: Sequence[int]) -> int:
@@ -180,7 +172,7 @@ def _ask_syncs(worker_runtime: Runtime, calendar_ids: Sequence[int]) -> int:
         with transaction(worker_runtime.session_factory) as session:
             wanted = [item for item in calendar_ids[start : start + BATCH] if calendars.request_sync(session, item)]
         for calendar_id in wanted:
-            jobs.enqueue_sync(calendar_id)
+            jobs.enqueue_sync(worker_runtime.queue, calendar_id)
         asked += len(wanted)
     return asked
 
@@ -200,12 +192,10 @@ def blank_details(worker_runtime: Runtime, organisation_id: int) -> int:
         written += count
 
 
-# A sync holding the calendar makes the job wait its turn: up to about an hour of retries.
-@dramatiq.actor(queue_name=QUEUE, max_retries=20, min_backoff=10_000, max_backoff=300_000, time_limit=1_800_000)
-def reevaluate_calendar(calendar_id: int, reread: bool = False) -> None:
-    """Bring one calendar's stored events in line with the organisation's office rules (see `judge`,
-    `reread`)."""
-    worker_runtime = runtime.current()
+def bring_in_line(worker_runtime: Runtime, calendar_id: int, *, reread: bool = False) -> None:
+    """The `reevaluate_calendar` job: bring one calendar's stored events in line with the organisation's
+    office rules (see `judge`, `reread_calendar`). Raises CalendarBusy while a sync holds the calendar,
+    so that the queue tries again later."""
     if reread:
         if reread_calendar(worker_runtime, calendar_id) is None:
             raise CalendarBusy(f"calendar {calendar_id} is being synced; it is read again later")

@@ -1,4 +1,4 @@
-"""Directory actors and how to ask for them. Import only after the broker is set (see worker.broker).
+"""How directory jobs are asked for (their actors are declared in worker/actors.py), and the poll.
 
 A sync is asked for with `request_sync` inside the caller's transaction and enqueued with
 `enqueue_sync` after it commits; while one is asked for and not started, further requests (a
@@ -10,13 +10,11 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-import dramatiq
 from sqlalchemy.orm import Session
 
 from store.db import transaction
 from store.services import connections
-from worker import runtime
-from worker.directory import channels, sync
+from worker.queue import ActorName, Queue
 from worker.redis_client import note_unsent
 from worker.runtime import Runtime
 
@@ -28,39 +26,25 @@ def request_sync(session: Session, connection_id: int) -> bool:
     return connections.request_sync(session, connection_id)
 
 
-def enqueue_sync(connection_id: int) -> None:
+def enqueue_sync(queue: Queue, connection_id: int) -> None:
     """Queue a sync asked for by `request_sync`. Does not raise: the request is its own durable record
     (`connections.sync_requested_at`, set in the asking transaction), and `poll` queues requests older
     than five minutes again."""
     try:
-        sync_connection.send(connection_id)
+        queue.send(ActorName.SYNC_CONNECTION, connection_id)
     except Exception:
         note_unsent(logger, "could not enqueue a sync of connection %d; the scheduler will", connection_id)
 
 
-# A failed sync is recorded on the connection and tried again by the scheduler; Dramatiq's
-# retries only cover a crash in between.
-@dramatiq.actor(queue_name="directory", max_retries=3, min_backoff=5_000, max_backoff=300_000, time_limit=3_600_000)
-def sync_connection(connection_id: int) -> None:
-    """Read the connection's directory and apply what changed (no-op while another sync holds it)."""
-    sync.run(runtime.current(), connection_id)
-
-
-def enqueue_channels(connection_id: int, recreate: bool) -> None:
+def enqueue_channels(queue: Queue, connection_id: int, recreate: bool) -> None:
     """Queue opening or renewing a connection's push channels. Does not raise, and records no follow-up:
     the scheduler's `directory.channels` job opens missing channels and renews every one within 10
     minutes. A lost `recreate` (new credentials or tenant) leaves the old channels until they fail to
     renew and are opened again; notifications missed meanwhile are read by the interval's poll."""
     try:
-        ensure_channels.send(connection_id, recreate)
+        queue.send(ActorName.ENSURE_CHANNELS, connection_id, recreate)
     except Exception:
         note_unsent(logger, "could not enqueue the channels of connection %d", connection_id)
-
-
-@dramatiq.actor(queue_name="directory", max_retries=3, min_backoff=5_000, max_backoff=300_000)
-def ensure_channels(connection_id: int, recreate: bool = False) -> None:
-    """Open (or, with `recreate`, reopen) a connection's push channels and renew those about to expire."""
-    channels.ensure(runtime.current(), connection_id, recreate=recreate)
 
 
 def poll(worker_runtime: Runtime) -> int:
@@ -72,5 +56,5 @@ def poll(worker_runtime: Runtime) -> int:
         wanted = [connection_id for connection_id in due if connections.request_sync(session, connection_id)]
         wanted += connections.forgotten_requests(session, older_than=timedelta(minutes=5))
     for connection_id in sorted(set(wanted)):
-        enqueue_sync(connection_id)
+        enqueue_sync(worker_runtime.queue, connection_id)
     return len(set(wanted))

@@ -15,6 +15,7 @@ from store.secret_box import UndecryptableSecret
 from store.services import connections
 from sync.directory import engine, readers
 from worker import metrics
+from worker.calendar import jobs as calendar_jobs
 from worker.peers import sync as peer_sync
 from worker.runtime import Runtime
 
@@ -75,10 +76,8 @@ def run(runtime: Runtime, connection_id: int, *, progress: Progress | None = Non
 
 def _calendars_follow(runtime: Runtime, connection_id: int) -> None:
     """Who the connection covers may have changed: so may its people's calendars (never fails the sync)."""
-    from worker.calendar import jobs  # actors: declared once the broker is set, as this runs in a worker
-
     try:
-        jobs.after_directory_sync(runtime, connection_id)
+        calendar_jobs.after_directory_sync(runtime, connection_id)
     except Exception:
         logger.exception("could not bring the calendars of connection %d in line; retried next sync", connection_id)
 

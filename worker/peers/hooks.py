@@ -1,4 +1,4 @@
-"""Resource Guru webhook deliveries, applied. Import only after the broker is set (see worker.broker).
+"""Resource Guru webhook deliveries, applied (the `apply_envelopes` job, declared in worker/actors.py).
 
 The API kept each verified delivery (once per envelope id) and asked for `apply_envelopes` of its
 connection, one waiting job per connection however many deliveries arrive (worker/coalesce.py). The
@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import dramatiq
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -43,8 +42,9 @@ from store.services import calendars, connections, peer_envelopes
 from sync.calendar import engine as calendar_engine
 from sync.directory import engine
 from sync.peers import events, readers, rosters
-from worker import coalesce, runtime
+from worker import coalesce
 from worker.peers import sync
+from worker.queue import ActorName, Queue
 from worker.redis_client import note_unsent
 from worker.runtime import Runtime
 
@@ -54,20 +54,21 @@ BATCH = 100  # deliveries applied in one transaction
 _WAITING_KEY = "deskbridge:resourceguru-waiting:{}"
 
 
-def enqueue(connection_id: int) -> None:
+def enqueue(queue: Queue, connection_id: int) -> None:
     """Ask for the connection's kept deliveries to be applied. Does not raise: the next delivery asks
     again, and the reconciling poll brings the same state in regardless."""
     try:
-        coalesce.send_unless_waiting(apply_envelopes, _WAITING_KEY.format(connection_id), connection_id)
+        key = _WAITING_KEY.format(connection_id)
+        coalesce.send_unless_waiting(queue, ActorName.APPLY_ENVELOPES, key, connection_id)
     except Exception:
         note_unsent(logger, "could not enqueue Resource Guru deliveries of connection %d", connection_id)
 
 
-@dramatiq.actor(queue_name="directory", max_retries=3, min_backoff=5_000, max_backoff=300_000)
-def apply_envelopes(connection_id: int) -> None:
-    """Apply every delivery of the connection still waiting (nothing when there is none)."""
-    coalesce.starting(apply_envelopes.broker, _WAITING_KEY.format(connection_id))
-    drain(runtime.current(), connection_id)
+def apply_waiting(worker_runtime: Runtime, connection_id: int) -> Counter[str]:
+    """The `apply_envelopes` job: from now on a delivery asks for another job, then every delivery of
+    the connection still waiting is applied (nothing when there is none)."""
+    coalesce.starting(worker_runtime.queue.broker, _WAITING_KEY.format(connection_id))
+    return drain(worker_runtime, connection_id)
 
 
 def drain(worker_runtime: Runtime, connection_id: int) -> Counter[str]:

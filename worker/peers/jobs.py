@@ -1,4 +1,4 @@
-"""The scheduler's poll of peer connections. Import only after the broker is set (see worker.broker).
+"""The scheduler's poll of peer connections.
 
 Peer platforms push nothing (Resource Guru's webhooks can be paused or fail), so each connection is
 read whole at the calendar interval: its people, and everyone's events of the window. The sync is
@@ -33,9 +33,9 @@ def poll(worker_runtime: Runtime) -> int:
         wanted = [connection_id for connection_id in due if connections.request_sync(session, connection_id)]
         stalled = peer_envelopes.stalled(session, older_than=STALLED_AFTER)
     for connection_id in wanted:
-        jobs.enqueue_sync(connection_id)
+        jobs.enqueue_sync(worker_runtime.queue, connection_id)
     for connection_id in stalled:
-        hooks.enqueue(connection_id)
+        hooks.enqueue(worker_runtime.queue, connection_id)
     return len(wanted)
 
 

@@ -19,7 +19,7 @@ from store.models import Calendar, ConnectionKind, DirectoryPolicy, Member, Outb
 from store.secret_box import SecretBox
 from store.services import connections, members, organisations
 from sync.directory.readers import DirectoryEndpoints
-from tests.conftest import BROKER
+from tests.conftest import BROKER, QUEUE
 from tests.fakes.google import FakeGoogle
 from tests.fakes.graph import App, FakeGraph
 from tests.fakes.ics import FakeIcsServer
@@ -129,6 +129,7 @@ def world(engine: Engine, graph: FakeGraph, google: FakeGoogle, tls: TestTLS, tm
         "deskbridge <no-reply@deskbridge.test>",
         secret_box=box,
         webhook_client=make_client(allow_private=True),  # the fake ICS host is on loopback
+        queue=QUEUE,
         directory=DirectoryEndpoints(
             microsoft_authority=graph.authority_host,
             graph_url=graph.graph_url,

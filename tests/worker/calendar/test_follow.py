@@ -23,7 +23,7 @@ def test_turning_calendars_off_drops_them_and_closes_their_channels(world: World
     with transaction(world.factory) as session:
         connection = session.get_one(Connection, connection_id)
         connections.update_connection(session, world.runtime.secret_box, connection, settings={"calendars": False})
-    jobs.calendars_changed(connection_id)  # what the API calls after the commit
+    jobs.calendars_changed(world.runtime, connection_id)  # what the API calls after the commit
     drain(BROKER, "calendar")
 
     assert graph.subscriptions.items == {}

@@ -9,6 +9,7 @@ scheduler's job function, called with a clock past its grace.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
@@ -23,13 +24,14 @@ from store.columns import utcnow
 from store.db import transaction
 from store.models import Booking, BookingStatus, Calendar, Connection, ConnectionKind, ExternalEvent, Organisation
 from store.services import bookings, calendars, connections, follow_ups, members, organisations
-from tests.conftest import BROKER, REDIS_URL
+from tests.conftest import BROKER, QUEUE, REDIS_URL
 from tests.fakes.graph import FakeGraph
 from tests.fakes.graph.calendars import Event
 from tests.fakes.ics import FakeIcsServer
 from tests.fakes.tcp_proxy import TcpProxy
 from tests.worker.calendar.conftest import CLIENT_ID, SECRET, World, broker_down, microsoft
 from tests.worker.conftest import drain
+from worker import actors, runtime
 from worker import follow_ups as sweeper
 from worker.calendar import jobs, outbound, reevaluate, sync
 
@@ -107,24 +109,23 @@ def test_through_a_real_redis_cut_by_a_proxy_the_booking_reaches_outlook_once(
     with TcpProxy((real.hostname or "127.0.0.1", real.port or 6379)) as proxy:
         proxied = urlunsplit((real.scheme, f"127.0.0.1:{proxy.port}", real.path, real.query, ""))
         redis_broker = RedisBroker(url=proxied)  # type: ignore[no-untyped-call]
-        actor = jobs.write_booking
-        actor.broker = redis_broker
-        redis_broker.declare_actor(actor)
+        on_redis = dataclasses.replace(world.runtime, queue=actors.bind(redis_broker))  # as the wiring binds them
+        runtime.configure(on_redis)
         try:
             proxy.cut("refuse")
             booking_id = book(world)  # its write cannot be queued
             assert "could not enqueue the calendar write" in caplog.text
             proxy.restore()
-            assert sweeper.sweep(world.runtime, now=later()) == 1
+            assert sweeper.sweep(on_redis, now=later()) == 1
             worker = dramatiq.Worker(redis_broker, worker_timeout=100)
             worker.start()
             try:
-                redis_broker.join(jobs.QUEUE, timeout=30_000)
+                redis_broker.join("calendar", timeout=30_000)
                 worker.join()
             finally:
                 worker.stop()
         finally:
-            actor.broker = BROKER
+            runtime.configure(world.runtime)
             redis_broker.close()
 
     [event] = outlook(graph)
@@ -222,7 +223,7 @@ def test_a_connection_changed_while_the_broker_is_down_gets_its_calendars_by_the
         with transaction(world.factory) as session:
             connection = session.get_one(Connection, connection_id)
             connections.update_connection(session, world.runtime.secret_box, connection, settings={"calendars": True})
-        jobs.calendars_changed(connection_id)  # what the API calls after the commit: lost
+        jobs.calendars_changed(world.runtime, connection_id)  # what the API calls after the commit: lost
     drain(BROKER, "calendar")
     with world.factory() as session:
         assert session.scalars(select(Calendar)).all() == []
@@ -247,7 +248,7 @@ def test_an_ics_sync_asked_for_while_the_broker_is_down_is_done_by_the_sweep(wor
     assert ics.hits("/feed.ics") == 1
     ics.serve("/feed.ics", _feed("Dentist again"))
     with broker_down():
-        jobs.calendars_changed(connection_id)  # the route's call: refused
+        jobs.calendars_changed(world.runtime, connection_id)  # the route's call: refused
 
     assert owed(world, follow_ups.CONNECTION_CALENDARS) == [connection_id]
     assert sweeper.sweep(world.runtime, now=later()) == 1
@@ -301,7 +302,7 @@ def test_office_rules_changed_while_the_broker_is_down_judge_stored_events_by_th
     assert _booked(world) == []
     with broker_down():
         _office_rules(world, keywords=["wfo"])
-        reevaluate.settings_changed(world.organisation_id, ["office_rules"])  # the API's call: lost
+        reevaluate.settings_changed(QUEUE, world.organisation_id, ["office_rules"])  # the API's call: lost
     assert owed(world, "office_rules") == [world.organisation_id]
 
     assert sweeper.sweep(world.runtime, now=later()) == 1  # the organisation's job, which fans out
@@ -347,7 +348,7 @@ def test_a_wider_window_while_the_broker_is_down_is_read_by_the_sweep(world: Wor
         with transaction(world.factory) as session:
             organisation = session.get_one(Organisation, world.organisation_id)
             organisations.update_settings(session, organisation, calendar_window_days=90)
-        reevaluate.settings_changed(world.organisation_id, ["calendar_window_days"])  # lost
+        reevaluate.settings_changed(QUEUE, world.organisation_id, ["calendar_window_days"])  # lost
 
     assert sweeper.sweep(world.runtime, now=later()) == 1  # the organisation's job, which asks for syncs
     drain(BROKER, "calendar")
@@ -365,7 +366,7 @@ def test_a_reread_of_a_calendar_being_synced_waits_for_the_queues_retries(world:
         follow_ups.record(session, follow_ups.CALENDAR_REREAD, calendar_id, world.organisation_id)
         assert calendars.claim(session, calendar_id)  # a sync holds it
     with pytest.raises(reevaluate.CalendarBusy):
-        reevaluate.reevaluate_calendar.fn(calendar_id, True)  # Dramatiq retries it, with backoff
+        actors.reevaluate_calendar(calendar_id, True)  # Dramatiq retries it, with backoff
 
     assert sweeper.sweep(world.runtime, now=later()) == 0  # not a second stream of retries
     with transaction(world.factory) as session:
@@ -399,7 +400,7 @@ def test_privacy_turned_on_while_the_broker_is_down_is_blanked_by_the_sweep_and_
         with transaction(world.factory) as session:
             organisation = session.get_one(Organisation, world.organisation_id)
             organisations.update_settings(session, organisation, calendar_busy_only=True)
-        reevaluate.settings_changed(world.organisation_id, ["calendar_busy_only"])  # lost
+        reevaluate.settings_changed(QUEUE, world.organisation_id, ["calendar_busy_only"])  # lost
     assert _titles(world) == [""]  # blanked in the change's own transaction
     _late_page(world)
 

@@ -12,13 +12,14 @@ from store.columns import utcnow
 from store.db import transaction
 from store.models import Booking, CalendarEntry, ExternalEvent
 from store.services import bookings, desks, members
-from tests.conftest import BROKER
+from tests.conftest import BROKER, QUEUE
 from tests.fakes.google import FakeGoogle
 from tests.fakes.graph import FakeGraph
 from tests.fakes.graph.calendars import Event
 from tests.worker.calendar.conftest import World, google_workspace, microsoft
 from tests.worker.conftest import drain
-from worker.calendar import jobs, outbound, sync
+from worker.calendar import outbound, sync
+from worker.queue import ActorName
 
 DAY = (utcnow() + timedelta(days=5)).replace(hour=8, minute=0, second=0, microsecond=0)
 ADA = "ada@contoso.example"
@@ -100,8 +101,8 @@ def test_an_answer_lost_after_the_create_makes_no_second_event(world: World, gra
 def test_jobs_queued_by_commits_and_redelivered_make_one_event(world: World, graph: FakeGraph) -> None:
     microsoft(world, graph)
     booking_id = book(world, ADA)  # the commit queues write_booking
-    jobs.enqueue_write(booking_id)  # and the queue delivers it twice more
-    jobs.enqueue_write(booking_id)
+    QUEUE.send(ActorName.WRITE_BOOKING, booking_id)  # and the queue delivers it twice more
+    QUEUE.send(ActorName.WRITE_BOOKING, booking_id)
 
     drain(BROKER, "calendar")
 

@@ -4,10 +4,10 @@ and PostgreSQL; and once end to end through Redis with Dramatiq workers."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
 import dramatiq
 import pytest
@@ -30,9 +30,10 @@ from store.models import (
     Organisation,
 )
 from store.services import bookings, calendar_settings, calendars, follow_ups, members, organisations
-from tests.conftest import BROKER, REDIS_URL
+from tests.conftest import BROKER, QUEUE, REDIS_URL
 from tests.fakes.graph import FakeGraph
 from tests.worker.calendar.conftest import World, microsoft
+from worker import actors, runtime
 from worker import follow_ups as worker_follow_ups
 from worker.calendar import reevaluate, sync
 
@@ -51,7 +52,7 @@ def empty_queue() -> Iterator[None]:
 
 def queued() -> list[tuple[str, tuple[object, ...]]]:
     """This job's and sync jobs waiting in the in-process broker: actor and arguments."""
-    messages = [Message.decode(raw) for raw in BROKER.queues[reevaluate.QUEUE].queue]
+    messages = [Message.decode(raw) for raw in BROKER.queues["calendar"].queue]
     return [(message.actor_name, tuple(message.args)) for message in messages if message.actor_name in OURS]
 
 
@@ -358,7 +359,7 @@ def test_a_calendar_being_synced_is_read_later(world: World, graph: FakeGraph) -
 
     assert reevaluate.reread_calendar(world.runtime, calendar_id) is None
     with pytest.raises(reevaluate.CalendarBusy):
-        reevaluate.reevaluate_calendar.fn(calendar_id, True)  # Dramatiq retries it, with backoff
+        actors.reevaluate_calendar(calendar_id, True)  # Dramatiq retries it, with backoff
     assert world.calendar(calendar_id).sync_lease_until == lease  # the sync's lease is left alone
     with world.factory() as session:
         assert session.scalars(select(ExternalEvent)).all() == []  # nothing read, nothing staged
@@ -418,19 +419,15 @@ def test_gone_calendars_and_organisations_are_nothing_to_do(world: World, graph:
 
 def test_settings_changed_ignores_others_and_never_raises(world: World, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)  # a send lost to an outage is a debug line
-    reevaluate.settings_changed(world.organisation_id, ["timezone"])
+    reevaluate.settings_changed(QUEUE, world.organisation_id, ["timezone"])
     assert queued() == []
-    reevaluate.settings_changed(world.organisation_id, ["office_rules", "timezone"])
+    reevaluate.settings_changed(QUEUE, world.organisation_id, ["office_rules", "timezone"])
     assert queued() == [("reevaluate_organisation", (world.organisation_id, ["office_rules"]))]
 
-    actor = reevaluate.reevaluate_organisation
-    home = actor.broker
     down = RedisBroker(url="redis://127.0.0.1:1/0")  # type: ignore[no-untyped-call]  # nothing listens there
-    actor.broker = down
     try:
-        reevaluate.settings_changed(world.organisation_id, ["office_rules"])  # does not raise
+        reevaluate.settings_changed(actors.bind(down), world.organisation_id, ["office_rules"])  # does not raise
     finally:
-        actor.broker = home
         down.close()
     assert "could not enqueue" in caplog.text
 
@@ -446,21 +443,17 @@ def test_through_redis_with_dramatiq_workers(world: World, graph: FakeGraph, red
     set_rules(world, keywords=["wfo"])
 
     redis_broker = RedisBroker(url=REDIS_URL)  # type: ignore[no-untyped-call]
-    moved: list[dramatiq.Actor[Any, Any]] = [reevaluate.reevaluate_organisation, reevaluate.reevaluate_calendar]
-    homes = [actor.broker for actor in moved]
-    for actor in moved:
-        actor.broker = redis_broker
-        redis_broker.declare_actor(actor)
+    on_redis = actors.bind(redis_broker)  # every actor on Redis, as the wiring binds them
+    runtime.configure(dataclasses.replace(world.runtime, queue=on_redis))
     worker = dramatiq.Worker(redis_broker, worker_timeout=100)
     worker.start()
     try:
-        reevaluate.settings_changed(world.organisation_id, ["office_rules"])
-        redis_broker.join(reevaluate.QUEUE, timeout=JOIN_TIMEOUT_MS)
+        reevaluate.settings_changed(on_redis, world.organisation_id, ["office_rules"])
+        redis_broker.join("calendar", timeout=JOIN_TIMEOUT_MS)
         worker.join()
     finally:
         worker.stop()
-        for actor, home in zip(moved, homes, strict=True):
-            actor.broker = home
+        runtime.configure(world.runtime)
         redis_broker.close()
 
     assert calendar_bookings(world) == {"WFO": BookingStatus.BOOKED}

@@ -39,10 +39,11 @@ from store.migrate import upgrade
 from store.models import Base, Delivery, DeliveryAttempt, OutboxEvent, WebhookEndpoint
 from store.secret_box import SecretBox
 from store.services import deliveries, desks, organisations, webhook_endpoints
-from tests.conftest import BROKER, unavailable
+from tests.conftest import QUEUE, unavailable
 from tests.conftest import postgres_database as shared_postgres_database
 from worker import actors, relay, runtime
 from worker.mailers.folder import FolderMailer
+from worker.queue import Queue
 from worker.webhooks import limits
 from worker.webhooks.sender import make_client
 
@@ -52,13 +53,6 @@ DEADLINE = 20.0
 # The retry schedule compressed: attempt n+1 comes delays[n] seconds after attempt n (8 attempts).
 FAST_RETRIES: tuple[float, ...] = (0, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2)
 REQUEST_TIMEOUT = 5.0
-ACTORS: tuple[dramatiq.Actor[Any, Any], ...] = (
-    actors.send_invitation_email,
-    actors.deliver_webhooks,
-    actors.deliver_webhook,
-    actors.deliver_in_order,
-    actors.relay_outbox,
-)
 
 
 def wait_until(condition: Callable[[], object], what: str, deadline: float = DEADLINE) -> None:
@@ -324,6 +318,7 @@ class Pipeline:
     factory: sessionmaker[Session]  # commits feed the relay (relay.on_commit), as in production
     quiet: sessionmaker[Session]  # commits that enqueue nothing: the on_commit relay skipped
     broker: dramatiq.Broker
+    queue: Queue  # every actor, bound to `broker`
     secret_key: str  # the SecretBox key endpoint secrets are encrypted with (DESKBRIDGE_SECRET_KEY)
     mail_dir: Path
     workers: list[dramatiq.Worker] = field(default_factory=list)
@@ -350,6 +345,7 @@ class Pipeline:
             mail_from="deskbridge <no-reply@deskbridge.test>",
             secret_box=self.box,
             webhook_client=client,
+            queue=self.queue,
             retry_delays=retry_delays,
         )
         runtime.configure(configured)
@@ -448,7 +444,7 @@ MakePipeline = Callable[..., Pipeline]
 def make_pipeline(request: pytest.FixtureRequest, receivers: Receivers, tmp_path: Path) -> MakePipeline:
     """`make_pipeline(store="postgres"|"sqlite", broker="redis"|"stub")`: at most one a test.
 
-    "redis": the actors are declared on a RedisBroker on a private Redis (the `redis_server`
+    "redis": the actors are bound to a RedisBroker on a private Redis (the `redis_server`
     fixture) for the test, and webhook slots are counted there, as in production; "stub": the
     suite's in-process broker, as in the embedded mode.
     """
@@ -461,14 +457,10 @@ def make_pipeline(request: pytest.FixtureRequest, receivers: Receivers, tmp_path
         else:
             engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
             upgrade(engine)
-        chosen: dramatiq.Broker = BROKER
-        home = [actor.broker for actor in ACTORS]
+        bound = QUEUE
         if broker == "redis":
             server: RedisServer = request.getfixturevalue("redis_server")
-            chosen = RedisBroker(url=server.url)  # type: ignore[no-untyped-call]
-            for actor in ACTORS:
-                actor.broker = chosen  # an actor enqueues on its own broker
-                chosen.declare_actor(actor)
+            bound = actors.bind(RedisBroker(url=server.url))  # type: ignore[no-untyped-call]
             limits.configure_limits(server.url)
         else:
             limits.configure_limits(None)
@@ -476,7 +468,8 @@ def make_pipeline(request: pytest.FixtureRequest, receivers: Receivers, tmp_path
             engine=engine,
             factory=make_session_factory(engine, listeners=[relay.on_commit]),
             quiet=make_session_factory(engine),
-            broker=chosen,
+            broker=bound.broker,
+            queue=bound,
             secret_key=SecretBox.generate_key(),
             mail_dir=tmp_path / "mail",
         )
@@ -488,10 +481,8 @@ def make_pipeline(request: pytest.FixtureRequest, receivers: Receivers, tmp_path
             for worker in pipeline.workers:
                 worker.stop(timeout=30_000)
             runtime.current().webhook_client.close()
-            for actor, home_broker in zip(ACTORS, home, strict=True):
-                actor.broker = home_broker
-            if chosen is not BROKER:
-                chosen.close()
+            if bound is not QUEUE:
+                bound.broker.close()
             limits.configure_limits(None)
             engine.dispose()
 

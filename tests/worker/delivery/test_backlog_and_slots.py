@@ -8,8 +8,8 @@ import threading
 from store.db import transaction
 from store.services import webhook_endpoints
 from tests.worker.delivery.conftest import Pipeline, Receivers, RedisServer, Reply, delivered, wait_until
-from worker import actors
-from worker.webhooks import limits
+from worker import runtime
+from worker.webhooks import enqueue, limits
 
 
 def test_a_resumed_endpoint_gets_its_backlog_in_event_order(pipeline: Pipeline, receivers: Receivers) -> None:
@@ -26,7 +26,7 @@ def test_a_resumed_endpoint_gets_its_backlog_in_event_order(pipeline: Pipeline, 
         _, backlog = webhook_endpoints.update_endpoint(
             session, webhook_endpoints.get_endpoint(session, org, endpoint), paused=False
         )
-    actors.enqueue_backlog(backlog)
+    enqueue.backlog(runtime.current(), backlog)
     after = pipeline.desk(org, "after")
 
     wait_until(delivered(pipeline, endpoint, 13), "the backlog and the new event")

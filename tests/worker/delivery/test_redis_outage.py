@@ -12,8 +12,9 @@ import redis
 from store.db import transaction
 from store.services import webhook_endpoints
 from tests.worker.delivery.conftest import Pipeline, Receivers, RedisServer, Reply, delivered, wait_until
-from worker import actors, runtime
+from worker import runtime
 from worker.scheduler import default_jobs
+from worker.webhooks import enqueue
 
 
 def test_events_committed_and_relayed_while_redis_is_down_are_delivered_once_it_is_back(
@@ -88,7 +89,7 @@ def test_a_backlog_resumed_while_redis_is_down_is_delivered_once_it_is_back(
         _, backlog = webhook_endpoints.update_endpoint(
             session, webhook_endpoints.get_endpoint(session, org, endpoint), paused=False
         )
-    actors.enqueue_backlog(backlog)  # after the commit: it must not raise
+    enqueue.backlog(runtime.current(), backlog)  # after the commit: it must not raise
 
     redis_server.start()
     assert jobs["webhooks.sweep"]() == 3

@@ -15,6 +15,7 @@ from store.models import Connection, ConnectionKind
 from store.secret_box import SecretBox
 from store.services import connections, organisations
 from sync.directory.readers import DirectoryEndpoints
+from tests.conftest import QUEUE
 from tests.fakes.graph import App, FakeGraph
 from tests.fakes.tls import TestTLS, make_tls
 from worker import runtime
@@ -66,6 +67,7 @@ def tenant(engine: Engine, graph: FakeGraph, tls: TestTLS, tmp_path: Path) -> Te
         "deskbridge <no-reply@deskbridge.test>",
         secret_box=box,
         webhook_client=make_client(allow_private=True),
+        queue=QUEUE,
         directory=DirectoryEndpoints(
             microsoft_authority=graph.authority_host, graph_url=graph.graph_url, ca_bundle=str(tls.ca_bundle)
         ),

@@ -18,6 +18,7 @@ from store.secret_box import SecretBox
 from store.services import connections, organisations
 from sync.directory.readers import DirectoryEndpoints
 from sync.peers import rosters
+from tests.conftest import QUEUE
 from tests.fakes.kadence import FakeKadence
 from tests.fakes.resourceguru import FakeResourceGuru
 from tests.fakes.wheniwork import FakeWhenIWork
@@ -131,6 +132,7 @@ def world(engine: Engine, tmp_path: Path, request: pytest.FixtureRequest) -> Wor
         "deskbridge <no-reply@deskbridge.test>",
         secret_box=SecretBox([SecretBox.generate_key()]),
         webhook_client=make_client(allow_private=True),
+        queue=QUEUE,
         directory=endpoints,
     )
     runtime.configure(worker_runtime)

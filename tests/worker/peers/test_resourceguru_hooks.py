@@ -21,8 +21,9 @@ from tests.conftest import REDIS_URL
 from tests.fakes.resourceguru import FakeResourceGuru
 from tests.worker.peers.conftest import World, today_at
 from tests.worker.peers.test_resourceguru import connect
-from worker import coalesce
+from worker import actors, coalesce
 from worker.peers import hooks
+from worker.queue import ActorName
 
 
 def deliver(world: World, connection_id: int, envelope_id: int, payload: dict[str, Any]) -> int | None:
@@ -162,18 +163,15 @@ def test_one_bad_delivery_does_not_hold_up_the_others(
 def test_deliveries_ask_for_one_waiting_job_per_connection(redis_client: redis.Redis) -> None:
     """On Redis, a burst of deliveries queues one drain of their connection until it starts."""
     broker = RedisBroker(url=REDIS_URL)  # type: ignore[no-untyped-call]
-    actor = hooks.apply_envelopes
-    home = actor.broker
-    actor.broker = broker  # an actor enqueues on its own broker; declare it on Redis for this test
-    broker.declare_actor(actor)
+    on_redis = actors.bind(broker)  # the actors bound to Redis for this test
+    queue_name = on_redis.queue_of(ActorName.APPLY_ENVELOPES)
     try:
         for _ in range(5):
-            hooks.enqueue(7)
-        hooks.enqueue(8)
-        assert redis_client.hlen(f"dramatiq:{actor.queue_name}.msgs") == 2
+            hooks.enqueue(on_redis, 7)
+        hooks.enqueue(on_redis, 8)
+        assert redis_client.hlen(f"dramatiq:{queue_name}.msgs") == 2
         coalesce.starting(broker, "deskbridge:resourceguru-waiting:7")  # the job for 7 started
-        hooks.enqueue(7)
-        assert redis_client.hlen(f"dramatiq:{actor.queue_name}.msgs") == 3
+        hooks.enqueue(on_redis, 7)
+        assert redis_client.hlen(f"dramatiq:{queue_name}.msgs") == 3
     finally:
-        actor.broker = home
         broker.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
+from dramatiq import Message
 from sqlalchemy import func, select
 
 from connectors.resourceguru import Roster
@@ -13,20 +13,25 @@ from store.db import transaction
 from store.models import Connection, ConnectionKind, PeerEnvelope
 from store.services import peer_envelopes
 from sync.peers.rosters import RosterCache
+from tests.conftest import BROKER
 from tests.worker.peers.conftest import World
-from worker.directory import jobs as directory_jobs
-from worker.peers import hooks, jobs
+from worker.peers import jobs
 
 CREDENTIALS = {"client_id": "k", "client_secret": "s"}
 
 
-def test_the_poll_queues_peer_connections_due_once(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    queued: list[int] = []
-    monkeypatch.setattr(directory_jobs, "enqueue_sync", queued.append)
+def queued(actor_name: str) -> list[int]:
+    """The connections the suite's in-process broker holds `actor_name` jobs for (sent, not run)."""
+    messages = [Message.decode(raw) for raw in BROKER.queues["directory"].queue]
+    return [message.args[0] for message in messages if message.actor_name == actor_name]
+
+
+def test_the_poll_queues_peer_connections_due_once(world: World) -> None:
+    BROKER.flush_all()
     connection_id = world.connect(ConnectionKind.KADENCE, {}, CREDENTIALS)
     assert jobs.poll(world.runtime) == 1
     assert jobs.poll(world.runtime) == 0  # asked for already: coalesced
-    assert queued == [connection_id]
+    assert queued("sync_connection") == [connection_id]
     with transaction(world.factory) as session:
         connection = session.get_one(Connection, connection_id)
         connection.sync_requested_at = None
@@ -34,23 +39,22 @@ def test_the_poll_queues_peer_connections_due_once(world: World, monkeypatch: py
     assert jobs.poll(world.runtime) == 0  # synced within the interval
 
 
-def test_the_poll_asks_again_for_deliveries_left_waiting(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    asked: list[int] = []
-    monkeypatch.setattr(hooks, "enqueue", asked.append)  # observed, not run: the drain has tests of its own
+def test_the_poll_asks_again_for_deliveries_left_waiting(world: World) -> None:
+    BROKER.flush_all()  # what is sent is looked at, never run: the drain has tests of its own
     connection_id = world.connect(ConnectionKind.KADENCE, {}, CREDENTIALS)
     with transaction(world.factory) as session:
         recent = peer_envelopes.receive(session, connection_id, 1, "{}")
         assert recent is not None
     jobs.poll(world.runtime)
-    assert asked == []  # its job may still be on its way
+    assert queued("apply_envelopes") == []  # its job may still be on its way
     with transaction(world.factory) as session:
         session.get_one(PeerEnvelope, recent).created_at = utcnow() - jobs.STALLED_AFTER - timedelta(seconds=1)
     jobs.poll(world.runtime)
-    assert asked == [connection_id]
+    assert queued("apply_envelopes") == [connection_id]
     with transaction(world.factory) as session:
         peer_envelopes.applied(session.get_one(PeerEnvelope, recent))
     jobs.poll(world.runtime)
-    assert asked == [connection_id]  # applied since: nothing more
+    assert queued("apply_envelopes") == [connection_id]  # applied since: nothing more
 
 
 def test_envelopes_done_with_or_received_a_week_ago_are_forgotten(world: World) -> None:
