@@ -1,9 +1,10 @@
 """Web console sessions: started by a sign-in, read on every request, ended by signing out.
 
 The cookie holds a random secret; only its hash is stored. A session is valid while it has not
-expired, its member is active and, when it was started with an API token, that token is live and
-its member still has API access: removing a member or revoking their access ends their sessions
-at their next request, with nothing to clean up first.
+expired, its member is active and was not removed since it started (a restored member signs in
+again) and, when it was started with an API token, that token is live and its member still has API
+access: removing a member or revoking their access ends their sessions at their next request, with
+nothing to clean up first.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
 from store.columns import utcnow
-from store.models import ApiToken, ConsoleSession, Member, MemberStatus, Organisation
+from store.models import ApiToken, ConsoleSession, Member, MemberRemoval, MemberStatus, Organisation
 from store.services.members import hash_secret
 
 SESSION_LIFETIME = timedelta(hours=12)
@@ -52,6 +53,13 @@ def start(session: Session, member: Member, *, api_token_id: int | None = None, 
     return secret
 
 
+# A removal made after the session started ends it, even once undone (a restore makes the member
+# active again, and their old sessions must not come back with them).
+_removed_since_started = exists().where(
+    MemberRemoval.member_id == ConsoleSession.member_id, MemberRemoval.removed_at >= ConsoleSession.created_at
+)
+
+
 def resolve(session: Session, secret: str, *, now: datetime | None = None) -> SignedIn | None:
     """The member behind a cookie's secret, or None when the session is unknown, expired or ended."""
     if not secret.startswith(SECRET_PREFIX) or len(secret) > 100:
@@ -62,6 +70,7 @@ def resolve(session: Session, secret: str, *, now: datetime | None = None) -> Si
         .join(Organisation, Organisation.id == ConsoleSession.organisation_id)
         .outerjoin(ApiToken, ApiToken.id == ConsoleSession.api_token_id)
         .where(ConsoleSession.token_hash == hash_secret(secret))
+        .where(~_removed_since_started)
     ).one_or_none()
     if found is None:
         return None

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from store.columns import utcnow
 from store.db import transaction
 from store.errors import NotAllowed, NotFound
-from store.models import Member, SignInLink
-from store.services import console_sessions, members, sign_in_links, tokens
+from store.models import Member, MemberStatus, SignInLink
+from store.services import console_sessions, members, restores, sign_in_links, tokens
 from tests.conftest import make_org
 
 
@@ -41,6 +41,23 @@ def test_a_session_lasts_until_it_expires_ends_or_its_member_goes(session_factor
         members.remove(db, _member(db, acme.member.id))
     with session_factory() as db:
         assert console_sessions.resolve(db, secret) is None
+
+
+def test_a_removal_ends_sessions_for_good_even_when_it_is_undone(session_factory: sessionmaker[Session]) -> None:
+    """Restoring a member brings back their membership, not the sessions the removal ended."""
+    acme = make_org(session_factory)
+    with transaction(session_factory) as db:
+        before = console_sessions.start(db, _member(db, acme.member.id))
+    with transaction(session_factory) as db:
+        members.remove(db, _member(db, acme.member.id))
+    with transaction(session_factory) as db:
+        restores.restore(db, _member(db, acme.member.id))
+    with transaction(session_factory) as db:
+        assert _member(db, acme.member.id).status is MemberStatus.ACTIVE
+        assert console_sessions.resolve(db, before) is None
+        after = console_sessions.start(db, _member(db, acme.member.id))
+    with session_factory() as db:
+        assert console_sessions.resolve(db, after) is not None  # a new sign-in works
 
 
 def test_a_token_session_ends_with_its_token(session_factory: sessionmaker[Session]) -> None:
