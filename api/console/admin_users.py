@@ -1,4 +1,4 @@
-"""Manage users (admins): members with their role and API access, invitations, removal."""
+"""Manage users (admins): members with their role and API access, invitations, removal and restore."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from api.console.pages import ConsoleRoute, done, render
 from api.deps import DB
 from api.v1.common import ResourceId
 from store.columns import utcnow
-from store.models import Invitation, InvitationStatus, Member, Role
-from store.services import members
+from store.models import Booking, Desk, Invitation, InvitationStatus, Member, MemberStatus, Role
+from store.services import members, removals, restores
 
 router = APIRouter(prefix="/console/admin", route_class=ConsoleRoute, include_in_schema=False)
 USERS = "/console/admin/users"
@@ -35,7 +35,16 @@ def users_page(request: Request, viewer: Admin, db: DB) -> HTMLResponse:
             .order_by(Invitation.created_at.desc())
         )
     )
-    return render(request, "users.html", viewer, people=people, pending=pending, roles=list(Role))
+    now = utcnow()
+    undo_until = {}  # removed members who can be restored now: until when
+    for person in people:
+        if person.status is MemberStatus.REMOVED:
+            removal = restores.undoable(db, person, now)
+            if removal is not None:
+                undo_until[person.id] = removals.undo_ends(removal, viewer.organisation)
+    return render(
+        request, "users.html", viewer, people=people, pending=pending, roles=list(Role), undo_until=undo_until
+    )
 
 
 @router.post("/users/invite")
@@ -99,3 +108,28 @@ def revoke_invitation(request: Request, invitation_id: ResourceId, viewer: Admin
     members.revoke_invitation(db, invitation)
     db.commit()
     return done(request, USERS, f"The invitation of {invitation.email} was withdrawn.")
+
+
+@router.post("/users/{member_id}/restore")
+def restore(request: Request, member_id: ResourceId, viewer: AdminPosted, db: DB) -> HTMLResponse:
+    """Undo a member's last removal, as POST /v1/members/{id}/restore does: the page lists what came
+    back, what could not and why, and the new tokens' secrets (shown this once)."""
+    member = members.get(db, viewer.organisation.id, member_id)
+    done = restores.restore(db, member, source="console")
+    db.commit()
+    # Bookings that did not come back are shown as bookings are (times in the organisation's zone, the desk's
+    # label), rather than by the detail's UTC wording.
+    missed = [item.id for item in done.unrestored if item.kind == "booking"]
+    kept = {row.id: row for row in db.scalars(select(Booking).where(Booking.id.in_(missed)))} if missed else {}
+    desk_ids = {row.desk_id for row in [*done.bookings, *kept.values()] if row.desk_id is not None}
+    labels = {desk_id: label for desk_id, label in db.execute(select(Desk.id, Desk.label).where(Desk.id.in_(desk_ids)))}
+    return render(
+        request,
+        "restored.html",
+        viewer,
+        done=done,
+        missed_bookings=kept,
+        desks=labels,
+        reasons=restores.REASONS,
+        no_store=bool(done.tokens),
+    )

@@ -519,3 +519,30 @@ def test_every_control_is_reached_by_tab_and_shows_its_focus(
                 break
         assert reached == [str(index) for index in range(count)], path  # in document order, none skipped
         assert rings == {True}, path
+
+
+def test_admin_restores_a_removed_member(served: Served, new_page: Callable[[], Any], axe: Any) -> None:
+    member_id, _ = _member(served, "back@example.com")
+    start = utcnow().replace(minute=0, second=0, microsecond=0) + timedelta(days=3)
+    with transaction(served.factory) as db:
+        desk = desks.create(db, 1, "Window 4")
+        bookings.create(db, members.get(db, 1, member_id), desk_id=desk.id, start=start, end=start + timedelta(hours=6))
+    page = new_page()
+    _sign_in_with_token(page, served, served.admin_token)
+    page.get_by_role("link", name="Users").click()
+    row = page.get_by_role("row", name=re.compile("back@example.com"))
+    row.get_by_role("button", name="Remove").click()
+    page.get_by_text("back@example.com was removed.").wait_for()
+
+    page.get_by_role("row", name=re.compile("back@example.com")).get_by_role("button", name="Restore").click()
+    page.get_by_role("heading", name="back@example.com is restored").wait_for()
+    assert "is a member again, with API access" in page.locator("#restore-result").inner_text()
+    assert TOKEN.fullmatch(page.get_by_role("textbox", name=re.compile("New token")).input_value())
+    assert f"{start.astimezone(ZoneInfo(ZONE)):%a %d %b %Y, %H:%M}" in page.content()
+    _shot(page, "restored")
+    checked = axe.run(page, options=WCAG)
+    assert not checked.violations_count, checked.generate_report()
+    page.get_by_role("link", name="All users").click()
+    assert "active" in page.get_by_role("row", name=re.compile("back@example.com")).inner_text()
+    with served.factory() as db:
+        assert members.get(db, 1, member_id).status is MemberStatus.ACTIVE

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,9 +17,19 @@ from api.context import ApiContext
 from api.ratelimit import MemoryCounter
 from store.columns import utcnow
 from store.db import transaction
-from store.models import Booking, BookingStatus, ConsoleSession, OutboxEvent, SignInLink
+from store.models import Booking, BookingStatus, ConsoleSession, MemberStatus, OutboxEvent, SignInLink
 from store.secret_box import SecretBox
-from store.services import bookings, desks, members, sign_in_links, tokens, webhook_endpoints, webhook_relay
+from store.services import (
+    bookings,
+    desks,
+    members,
+    organisations,
+    sign_in_links,
+    teams,
+    tokens,
+    webhook_endpoints,
+    webhook_relay,
+)
 from tests.conftest import Org
 from worker.webhooks.sender import make_client as make_webhook_client
 
@@ -542,3 +553,75 @@ def test_the_event_log_filters_by_catalog_patterns_and_pages(
     zoned = console.get("/console/admin/events", params={"since": "2999-01-01T00:00"})
     assert "No events match." in zoned.text
     assert "(Europe/London time)" in zoned.text
+
+
+def test_an_admin_restores_a_removed_member_and_reads_what_did_not_come_back(
+    console: TestClient, org: Org, api_factory: sessionmaker[Session]
+) -> None:
+    start = utcnow().replace(minute=0, second=0, microsecond=0) + timedelta(days=2)
+    later = start + timedelta(days=1)
+    with transaction(api_factory) as db:
+        member = members.get(db, org.organisation.id, org.member.id)
+        kept, taken = desks.create(db, org.organisation.id, "K1"), desks.create(db, org.organisation.id, "T1")
+        team = teams.create(db, org.organisation.id, "Night shift")
+        teams.add_member(db, team, member)
+        bookings.create(db, member, desk_id=kept.id, start=start, end=start + timedelta(hours=8))
+        bookings.create(db, member, desk_id=taken.id, start=later, end=later + timedelta(hours=8))
+    sign_in_with_token(console, org.admin_token)
+    page = console.get("/console/admin/users")
+    assert f"/console/admin/users/{org.member.id}/restore" not in page.text  # not removed: nothing to restore
+    refused = console.post(
+        f"/console/admin/users/{org.member.id}/restore",
+        data={"csrf_token": csrf_of(page.text)},
+        headers={"referer": "http://testserver/console/admin/users"},
+    )
+    assert refused.status_code == 303
+    assert "not removed: nothing to restore" in console.get("/console/admin/users").text
+    assert (
+        console.post(
+            f"/console/admin/users/{org.member.id}/remove", data={"csrf_token": csrf_of(page.text)}
+        ).status_code
+        == 303
+    )
+    with transaction(api_factory) as db:  # someone else takes the second desk meanwhile
+        admin = members.get(db, org.organisation.id, org.admin.id)
+        bookings.create(
+            db, admin, desk_id=taken.id, start=start + timedelta(days=1), end=start + timedelta(days=1, hours=8)
+        )
+
+    page = console.get("/console/admin/users")
+    assert f"/console/admin/users/{org.member.id}/restore" in page.text
+    done = console.post(f"/console/admin/users/{org.member.id}/restore", data={"csrf_token": csrf_of(page.text)})
+    assert done.status_code == 200, done.text
+    assert done.headers["cache-control"] == "no-store"
+    assert "will@acme.example is a member again, with API access" in done.text
+    secret = re.search(r'value="(dsk_[^"]+)"', done.text)
+    assert secret  # a new token for the revoked one, shown this once
+    assert console.get("/v1/organisation", headers={"Authorization": f"token {secret.group(1)}"}).status_code == 200
+    assert "Teams: Night shift" in done.text
+    london = ZoneInfo("Europe/London")
+    assert f"{start.astimezone(london):%a %d %b %Y, %H:%M}" in done.text
+    assert f"The booking of {later.astimezone(london):%a %d %b %Y, %H:%M}" in done.text
+    assert "on desk T1: someone else booked the desk for that time meanwhile." in done.text
+    with api_factory() as db:
+        assert members.get(db, org.organisation.id, org.member.id).status is MemberStatus.ACTIVE
+
+
+def test_a_removal_past_the_undo_window_shows_no_restore(
+    console: TestClient, org: Org, api_factory: sessionmaker[Session]
+) -> None:
+    with transaction(api_factory) as db:
+        members.remove(db, members.get(db, org.organisation.id, org.member.id))
+        organisations.update_settings(db, organisations.get(db, org.organisation.id), offboarding_undo_days=0)
+    sign_in_with_token(console, org.admin_token)
+    page = console.get("/console/admin/users")
+    assert f"/console/admin/users/{org.member.id}/restore" not in page.text
+    refused = console.post(
+        f"/console/admin/users/{org.member.id}/restore",
+        data={"csrf_token": csrf_of(page.text)},
+        headers={"referer": "http://testserver/console/admin/users"},
+    )
+    assert refused.status_code == 303
+    assert "Invite or add them again instead." in console.get("/console/admin/users").text
+    with api_factory() as db:
+        assert members.get(db, org.organisation.id, org.member.id).status is MemberStatus.REMOVED
