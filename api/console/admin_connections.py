@@ -33,6 +33,8 @@ STATUS_WORDS = {
     ConnectionStatus.SYNCING: "Reading the directory now.",
     ConnectionStatus.ERROR: "The last sync failed; it is tried again at the next poll.",
     ConnectionStatus.ACTION_REQUIRED: "Stopped until an admin fixes it: check its credentials and permissions.",
+    ConnectionStatus.REMOVALS_HELD: "Syncing, but more people would leave than its removal limit allows: "
+    "those removals wait for an admin to approve or reject them.",
 }
 
 

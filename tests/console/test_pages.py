@@ -13,11 +13,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import create_app
+from api.console.admin_connections import STATUS_WORDS
 from api.context import ApiContext
 from api.ratelimit import MemoryCounter
 from store.columns import utcnow
 from store.db import transaction
-from store.models import Booking, BookingStatus, ConsoleSession, MemberStatus, OutboxEvent, SignInLink
+from store.models import (
+    Booking,
+    BookingStatus,
+    ConnectionStatus,
+    ConsoleSession,
+    MemberStatus,
+    OutboxEvent,
+    SignInLink,
+)
 from store.secret_box import SecretBox
 from store.services import (
     bookings,
@@ -625,3 +634,7 @@ def test_a_removal_past_the_undo_window_shows_no_restore(
     assert "Invite or add them again instead." in console.get("/console/admin/users").text
     with api_factory() as db:
         assert members.get(db, org.organisation.id, org.member.id).status is MemberStatus.REMOVED
+
+
+def test_every_connection_status_is_said_in_plain_words() -> None:
+    assert set(STATUS_WORDS) == set(ConnectionStatus)
