@@ -12,12 +12,13 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.console.auth import Admin, AdminPosted, Viewer
-from api.console.pages import ConsoleRoute, done, render
+from api.console.pages import ConsoleRoute, back_to, done, render
 from api.deps import DB, context
 from api.v1.common import ResourceId
 from api.v1.endpoints import connections as v1_connections
 from api.v1.endpoints.connections import ConnectionIn, ConnectionOut, ConnectionPatch
 from connectors.csv import parse
+from connectors.kind import Capability, RemovalLimit
 from connectors.kinds import REGISTRY
 from store.errors import Invalid
 from store.models import Connection, ConnectionStatus
@@ -36,6 +37,16 @@ STATUS_WORDS = {
     ConnectionStatus.REMOVALS_HELD: "Syncing, but more people would leave than its removal limit allows: "
     "those removals wait for an admin to approve or reject them.",
 }
+
+
+def has_people(kind: str) -> bool:
+    """Whether a kind brings people in (a directory or a peer platform), so that a removal limit applies."""
+    return not REGISTRY.can(kind, Capability.ONE_CALENDAR)
+
+
+def removal_limit(connection: ConnectionOut) -> RemovalLimit:
+    """The connection's removal limit as it applies (the kind's defaults where the settings name none)."""
+    return RemovalLimit.model_validate(connection.settings.get("removal_limit") or {})
 
 
 def _json_field(text: str, name: str) -> dict[str, Any]:
@@ -104,6 +115,7 @@ def _detail(request: Request, viewer: Viewer, db: Session, connection: Connectio
         settings_text=json.dumps(shown.settings, indent=2, sort_keys=True),
         status_words=STATUS_WORDS,
         calendars=rows,
+        limit=removal_limit(shown) if has_people(connection.kind) else None,
         no_store="scim_token" in extra,
         **extra,
     )
@@ -135,6 +147,24 @@ def update_connection(
     body = ConnectionPatch.model_validate(patch)
     v1_connections.change_connection(db, ctx, connection, body)
     return done(request, f"{LIST}/{connection.id}", "Connection saved.")
+
+
+@router.post("/connections/{connection_id}/removal-limit")
+def set_removal_limit(
+    request: Request,
+    connection_id: ResourceId,
+    viewer: AdminPosted,
+    db: DB,
+    people: Annotated[int, Form()],
+    percent: Annotated[float, Form()],
+) -> Response:
+    """Change the connection's removal limit (settings.removal_limit, checked as PATCH /v1/connections/{id}
+    checks it); back to the page the form was on (the connection's, or Manage organisation)."""
+    connection = connections.get(db, viewer.organisation.id, connection_id)
+    body = ConnectionPatch.model_validate({"settings": {"removal_limit": {"people": people, "percent": percent}}})
+    v1_connections.change_connection(db, context(request), connection, body)
+    words = f"{people} people or {percent:g}%"
+    return done(request, back_to(request), f"{connection.name}: up to {words} may leave in an hour, whichever is more.")
 
 
 @router.post("/connections/{connection_id}/sync")

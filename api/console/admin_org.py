@@ -1,5 +1,7 @@
 """Manage organisation (admins): the API switch, time zone, calendar and office-day settings, directory
-policy. Checked by the API's own body model and saved by the same service, so both refuse alike."""
+policy. Checked by the API's own body model and saved by the same service, so both refuse alike. Each
+directory connection's removal limit is shown and changed here too (a connection setting, saved as the
+connection's page saves it)."""
 
 from __future__ import annotations
 
@@ -9,11 +11,14 @@ from zoneinfo import available_timezones
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse
 
+from api.console.admin_connections import has_people, removal_limit
 from api.console.auth import Admin, AdminPosted
 from api.console.pages import ConsoleRoute, done, render
 from api.deps import DB, context
+from api.v1.endpoints.connections import ConnectionOut
 from api.v1.endpoints.organisation import OrganisationPatch, apply_settings
-from store.services import organisations
+from store.models import Connection
+from store.services import connections, organisations
 
 router = APIRouter(prefix="/console/admin", route_class=ConsoleRoute, include_in_schema=False)
 _ZONES = sorted(available_timezones())
@@ -25,8 +30,11 @@ def words(text: str) -> list[str]:
 
 
 @router.get("/organisation")
-def organisation_page(request: Request, viewer: Admin) -> HTMLResponse:
-    """The organisation's settings form."""
+def organisation_page(request: Request, viewer: Admin, db: DB) -> HTMLResponse:
+    """The organisation's settings form, and each directory connection's removal limit."""
+    box = context(request).box()
+    rows = db.scalars(connections.select_connections(viewer.organisation.id).order_by(Connection.id))
+    shown = [ConnectionOut.of(row, box) for row in rows if has_people(row.kind)]
     return render(
         request,
         "organisation.html",
@@ -34,6 +42,7 @@ def organisation_page(request: Request, viewer: Admin) -> HTMLResponse:
         zones=_ZONES,
         min_days=organisations.MIN_WINDOW_DAYS,
         max_days=organisations.MAX_WINDOW_DAYS,
+        limits=[(connection, removal_limit(connection)) for connection in shown],
     )
 
 

@@ -638,3 +638,35 @@ def test_a_removal_past_the_undo_window_shows_no_restore(
 
 def test_every_connection_status_is_said_in_plain_words() -> None:
     assert set(STATUS_WORDS) == set(ConnectionStatus)
+
+
+def test_removal_limits_are_set_from_the_connection_or_the_organisation_page(console: TestClient, org: Org) -> None:
+    sign_in_with_token(console, org.admin_token)
+    made = console.post("/v1/connections", json={"kind": "csv", "name": "HR"}, headers=token(org))
+    connection_id = made.json()["id"]
+    settings = console.get("/console/admin/organisation")
+    assert (
+        f'id="limit-people-{connection_id}" name="people" type="number" min="0" max="1000000" step="1" value="10"'
+        in settings.text
+    )  # the defaults, where the settings name none
+    referer = {"referer": "http://testserver/console/admin/organisation"}
+    form = {"csrf_token": csrf_of(settings.text), "people": "25", "percent": "2.5"}
+    saved = console.post(f"/console/admin/connections/{connection_id}/removal-limit", data=form, headers=referer)
+    assert saved.headers["location"] == "/console/admin/organisation"
+    assert "HR: up to 25 people or 2.5% may leave in an hour" in console.get("/console/admin/organisation").text
+    stored = console.get(f"/v1/connections/{connection_id}", headers=token(org)).json()["settings"]
+    assert stored["removal_limit"] == {"people": 25, "percent": 2.5}
+    assert stored["team_groups"] == made.json()["settings"]["team_groups"]  # merged key by key: the rest kept
+
+    here = {"referer": f"http://testserver/console/admin/connections/{connection_id}"}
+    for people, percent, reason in (
+        ("-1", "5", "from 0 to 1000000"),
+        ("5", "120", "from 0 to 100"),
+        ("x", "5", "Check the form: people"),
+    ):
+        form = {"csrf_token": csrf_of(settings.text), "people": people, "percent": percent}
+        refused = console.post(f"/console/admin/connections/{connection_id}/removal-limit", data=form, headers=here)
+        assert refused.status_code == 303
+        assert reason in console.get(f"/console/admin/connections/{connection_id}").text
+    stored = console.get(f"/v1/connections/{connection_id}", headers=token(org)).json()["settings"]
+    assert stored["removal_limit"] == {"people": 25, "percent": 2.5}
