@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, ValidationError
 from sqlalchemy import ColumnElement, Integer, Select, bindparam, exists, func, select
 from sqlalchemy.orm import Session
 
-from api.deps import DB, AdminCaller, ApiCaller, context
+from api.deps import DB, AdminCaller, Secret, as_api_caller, context
 from api.errors import ApiError
 from store.columns import MAX_KEY, UTCDateTime, utcnow
 from store.errors import StoreError
@@ -441,25 +441,40 @@ _PAGE = {
 _PAGED = {"parameters": [_PAGE]}
 
 
+# The listings authenticate in `as_api_caller`: one trip to the thread pool for the whole request.
+
+
 @router.get("/teams_upcoming_bookings/", response_model=BookingPage, openapi_extra={"parameters": [_TEAM_NAME, _PAGE]})
-def teams_upcoming_bookings(
-    request: Request, team_name: Annotated[str, Depends(_team_name)], caller: ApiCaller, db: DB
+async def teams_upcoming_bookings(
+    request: Request, team_name: Annotated[str, Depends(_team_name)], secret: Secret
 ) -> JSONResponse:
     """The upcoming bookings (ending after now) of everyone in the team named `team_name`."""
-    team = teams.get_by_name(db, caller.organisation.id, team_name)
-    return _booking_page(request, db, caller, TEAM_UPCOMING_BOOKINGS, team_id=team.id, now=utcnow())
+
+    def read(db: Session, caller: Caller) -> JSONResponse:
+        team = teams.get_by_name(db, caller.organisation.id, team_name)
+        return _booking_page(request, db, caller, TEAM_UPCOMING_BOOKINGS, team_id=team.id, now=utcnow())
+
+    return await as_api_caller(request, secret, read)
 
 
 @router.get("/bookings/", response_model=BookingPage, openapi_extra=_PAGED)
-def my_bookings(request: Request, caller: ApiCaller, db: DB) -> JSONResponse:
+async def my_bookings(request: Request, secret: Secret) -> JSONResponse:
     """All of the caller's bookings: past, present and future."""
-    return _booking_page(request, db, caller, MY_BOOKINGS, member_id=caller.member.id)
+
+    def read(db: Session, caller: Caller) -> JSONResponse:
+        return _booking_page(request, db, caller, MY_BOOKINGS, member_id=caller.member.id)
+
+    return await as_api_caller(request, secret, read)
 
 
 @router.get("/my_upcoming_bookings/", response_model=BookingPage, openapi_extra=_PAGED)
-def my_upcoming_bookings(request: Request, caller: ApiCaller, db: DB) -> JSONResponse:
+async def my_upcoming_bookings(request: Request, secret: Secret) -> JSONResponse:
     """The caller's bookings that end after now."""
-    return _booking_page(request, db, caller, MY_UPCOMING_BOOKINGS, member_id=caller.member.id, now=utcnow())
+
+    def read(db: Session, caller: Caller) -> JSONResponse:
+        return _booking_page(request, db, caller, MY_UPCOMING_BOOKINGS, member_id=caller.member.id, now=utcnow())
+
+    return await as_api_caller(request, secret, read)
 
 
 # Members with a booking overlapping [:day_start, :day_end).
@@ -479,14 +494,17 @@ USERS_IN_OFFICE = _listing(
 
 
 @router.get("/users_in_office/", response_model=UserPage, openapi_extra=_PAGED)
-def users_in_office(request: Request, caller: ApiCaller, db: DB) -> JSONResponse:
+async def users_in_office(request: Request, secret: Secret) -> JSONResponse:
     """Everyone with a booking during today, in the organisation's time zone."""
-    zone = ZoneInfo(caller.organisation.timezone)
-    today = utcnow().astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
-    tomorrow = (today + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    params = {"organisation_id": caller.organisation.id, "day_start": today, "day_end": tomorrow}
 
     def render(row: Any) -> dict[str, str]:
         return {"email": row.email, "username": row.display_name or row.email.split("@", 1)[0]}
 
-    return _page(request, db, USERS_IN_OFFICE, params, render)
+    def read(db: Session, caller: Caller) -> JSONResponse:
+        zone = ZoneInfo(caller.organisation.timezone)
+        today = utcnow().astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+        tomorrow = (today + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        params = {"organisation_id": caller.organisation.id, "day_start": today, "day_end": tomorrow}
+        return _page(request, db, USERS_IN_OFFICE, params, render)
+
+    return await as_api_caller(request, secret, read)
