@@ -31,6 +31,9 @@ def create_app(ctx: ApiContext) -> FastAPI:
     # /docs and /redoc load Swagger UI and ReDoc from files the package ships, not from a CDN.
     app = FastAPIOffline(
         lifespan=lifespan,
+        # FastAPI's native OpenTelemetry hooks look up the global providers on every request; deskbridge
+        # reports through Prometheus (api.metrics) and configures no OpenTelemetry, so they stay off.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
         title="deskbridge",
         version="0.1.0",
         summary="Desk booking in step with directories, calendars and automations.",
