@@ -19,6 +19,13 @@ from worker.redis_client import FailFastPool, fail_fast_client
 
 CONNECT_TIMEOUT_SECONDS = 0.25
 COMMAND_TIMEOUT_SECONDS = 0.5
+# Count a request and give a new key its expiry: one command (EVALSHA) per request, lighter for the
+# client than a pipeline of two.
+_HIT = """
+local count = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[1], 'NX')
+return count
+"""
 
 
 class Counter(Protocol):
@@ -53,6 +60,7 @@ class RedisCounter:
 
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
+        self._hit = client.register_script(_HIT)
         self._fallback = MemoryCounter()
         self._failing = False  # the last command failed (a client not on a FailFastPool says so itself)
 
@@ -76,10 +84,7 @@ class RedisCounter:
 
     def hit(self, key: str, ttl_seconds: int) -> int:
         try:
-            pipe = self._client.pipeline(transaction=False)
-            pipe.incr(key)
-            pipe.expire(key, ttl_seconds, nx=True)
-            count, _ = pipe.execute()
+            count = self._hit(keys=[key], args=[ttl_seconds])
         except redis.RedisError:
             self._failing = True
             return self._fallback.hit(key, ttl_seconds)

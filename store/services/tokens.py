@@ -113,7 +113,8 @@ def authenticate(session: Session, secret: str) -> Caller | None:
 
     Reads only: callers note the use with `record_use`, in batches, so requests do not each write.
     """
-    row = session.execute(_AUTHENTICATE, {"token_hash": hash_secret(secret)}).one_or_none()
+    # On the session's connection: a plain statement of columns needs none of the ORM's execution.
+    row = session.connection().execute(_AUTHENTICATE, {"token_hash": hash_secret(secret)}).one_or_none()
     if row is None:
         return None
     token_id, member_id, email, role, api_access, organisation_id, timezone, api_enabled = row
