@@ -53,3 +53,17 @@ def test_a_pool_in_an_outage_refuses_without_trying_until_its_retry_is_due() -> 
         server.close()
     assert pool.down_since is not None
     assert len(accepted) == 1  # one attempt; the others refused at once within the retry interval
+
+
+def test_the_redis_counter_counts_in_redis_and_gives_a_key_its_expiry_once(redis_client: redis.Redis) -> None:
+    counter = RedisCounter(redis_client)
+
+    assert [counter.hit("ratelimit:1:20260101", 60) for _ in range(3)] == [1, 2, 3]
+    assert 0 < redis_client.ttl("ratelimit:1:20260101") <= 60
+    # A later count keeps the expiry the first one gave (the window ends at midnight, whatever the count).
+    counter.hit("ratelimit:1:20260101", 3600)
+    assert redis_client.ttl("ratelimit:1:20260101") <= 60
+    assert counter.hit("ratelimit:2:20260101", 60) == 1  # per member
+    redis_client.script_flush()  # Redis forgot the script (a restart): it is loaded again
+    assert counter.hit("ratelimit:1:20260101", 60) == 5
+    assert counter.degraded is None
