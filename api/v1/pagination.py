@@ -47,7 +47,7 @@ class PageRequest:
     limit: int
 
 
-def page_request(
+async def page_request(  # no I/O: on the event loop, not a trip to the thread pool
     cursor: Annotated[
         str | None,
         Query(max_length=512, description="The `next_cursor` of the previous page; omit for the first page."),

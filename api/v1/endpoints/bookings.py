@@ -162,12 +162,19 @@ def list_bookings(
     if ends_after is not None and starts_before is not None and starts_before <= ends_after:
         raise ApiError(422, "`to` must be after `from`.", field="to")
     organisation_id = caller.organisation.id
-    if member_id is not None:
-        members.get(db, organisation_id, member_id)
-    if team_id is not None:
-        teams.get(db, organisation_id, team_id)
-    if desk_id is not None:
-        desks.get(db, organisation_id, desk_id)
+
+    def check_filters() -> None:
+        if member_id is not None:
+            members.get(db, organisation_id, member_id)
+        if team_id is not None:
+            teams.get(db, organisation_id, team_id)
+        if desk_id is not None:
+            desks.get(db, organisation_id, desk_id)
+
+    # A row on the page proves its member, team and desk are the organisation's: the filters are looked
+    # up (404 when unknown) only for an empty page, or before reading a cursor, as ever.
+    if paging.cursor is not None:
+        check_filters()
     where = BookingFilter(
         member_id=member_id,
         team_id=team_id,
@@ -177,6 +184,8 @@ def list_bookings(
         starts_before=starts_before,
     )
     rows, cursor = fetch(db, bookings.select_bookings(organisation_id, where), KEYSET, paging)
+    if not rows and paging.cursor is None:
+        check_filters()
     return page_of([BookingOut.model_validate(row) for row in rows], cursor)
 
 
