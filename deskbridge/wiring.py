@@ -19,11 +19,11 @@ from deskbridge.settings import Settings
 from store.db import make_engine, make_session_factory
 from store.secret_box import SecretBox
 from sync.directory.readers import DirectoryEndpoints
-from worker import actors, relay, runtime
+from worker import actors, channels, relay, runtime
 from worker import broker as brokers
 from worker.calendar import jobs as calendar_jobs
 from worker.calendar import outbound, reevaluate
-from worker.directory import channels, jobs
+from worker.directory import jobs
 from worker.mailers import Mailer
 from worker.mailers.folder import FolderMailer
 from worker.mailers.smtp import SMTPMailer
@@ -147,7 +147,7 @@ def make_app(components: Components) -> FastAPI:
             enqueue_backlog=partial(enqueue.backlog, worker_runtime),
             enqueue_sync=partial(jobs.enqueue_sync, queue),
             enqueue_channels=partial(jobs.enqueue_channels, queue),
-            close_channels=partial(channels.close, worker_runtime),
+            close_channels=partial(channels.close_connection, worker_runtime),
             calendars_changed=partial(calendar_jobs.calendars_changed, worker_runtime),
             calendar_settings_changed=partial(reevaluate.settings_changed, queue),
             send_sign_in_link=partial(queue.send, ActorName.SEND_SIGN_IN_EMAIL),

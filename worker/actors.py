@@ -18,12 +18,10 @@ from typing import Any
 
 import dramatiq
 
-from worker import invitations, relay, runtime, sign_in_links
+from worker import channels, invitations, relay, runtime, sign_in_links
 from worker.calendar import batch, outbound, reevaluate
-from worker.calendar import channels as calendar_channels
 from worker.calendar import jobs as calendar_jobs
 from worker.calendar import sync as calendar_sync
-from worker.directory import channels as directory_channels
 from worker.directory import sync as directory_sync
 from worker.peers import hooks
 from worker.queue import ActorName, Queue
@@ -119,7 +117,7 @@ def sync_connection(connection_id: int) -> None:
 
 def ensure_channels(connection_id: int, recreate: bool = False) -> None:
     """Open (or, with `recreate`, reopen) a connection's push channels and renew those about to expire."""
-    directory_channels.ensure(runtime.current(), connection_id, recreate=recreate)
+    channels.ensure(runtime.current(), connection_id, recreate=recreate)
 
 
 def apply_envelopes(connection_id: int) -> None:
@@ -149,7 +147,7 @@ def follow_connection(connection_id: int, retry: bool = False) -> None:
 
 def ensure_calendar_channels(calendar_id: int, recreate: bool = False) -> None:
     """Open (or, with `recreate`, reopen) a calendar's push channel, or renew it when about to expire."""
-    calendar_channels.ensure(runtime.current(), calendar_id, recreate=recreate)
+    channels.ensure_calendar(runtime.current(), calendar_id, recreate=recreate)
 
 
 def reevaluate_organisation(organisation_id: int, changed: list[str], again: bool = False) -> None:

@@ -23,10 +23,9 @@ from functools import partial
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from worker import follow_ups, maintenance
-from worker.calendar import channels as calendar_channels
+from worker import channels, follow_ups, maintenance
 from worker.calendar import jobs as calendar_jobs
-from worker.directory import channels, jobs
+from worker.directory import jobs
 from worker.leader import LeaderLock, LocalLeaderLock
 from worker.peers import jobs as peer_jobs
 from worker.runtime import Runtime
@@ -57,9 +56,9 @@ def default_jobs(runtime: Runtime) -> list[Job]:
         Job("console.prune", 3600, partial(maintenance.prune_console, runtime)),
         Job("metrics", 15, partial(maintenance.record_gauges, runtime)),
         Job("directory.poll", 60, partial(jobs.poll, runtime)),
-        Job("directory.channels", 600, partial(channels.renew_all, runtime)),
+        Job("directory.channels", 600, partial(channels.renew_directories, runtime)),
         Job("calendar.poll", 60, partial(calendar_jobs.poll, runtime)),
-        Job("calendar.channels", 600, partial(calendar_channels.renew_all, runtime)),
+        Job("calendar.channels", 600, partial(channels.renew_calendars, runtime)),
         Job("peers.poll", 60, partial(peer_jobs.poll, runtime)),
         Job("peers.prune", 3600, partial(peer_jobs.prune, runtime)),
         Job("follow_ups.sweep", 30, partial(follow_ups.sweep, runtime)),

@@ -11,7 +11,7 @@ from api.context import ApiContext
 from connectors.push import Notification
 from store.db import transaction
 from store.models import PushChannel
-from store.services import calendars, connections
+from store.services import calendars, connections, push_channels
 
 RESYNC_KINDS = frozenset({"change", "missed", "subscriptionRemoved"})
 
@@ -72,5 +72,5 @@ def _calendar_work(
 
 
 def _genuine(session: Session, connection_id: int, item: Notification) -> PushChannel | None:
-    channel = connections.verify_channel(session, item.channel_id, item.secret, item.resource_id)
+    channel = push_channels.verify(session, item.channel_id, item.secret, item.resource_id)
     return channel if channel is not None and channel.connection_id == connection_id else None

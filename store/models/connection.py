@@ -31,13 +31,32 @@ class ConnectionStatus(enum.StrEnum):
     REMOVALS_HELD = "removals_held"  # syncs go on, but removals over the limit wait for an admin (held_plan_id)
 
 
-class Connection(Timestamps, Base):
+class SyncState:
+    """What a thing synced on its own keeps about its syncs: connections and calendars alike.
+
+    `cursor` is the connector's opaque position (a delta link, a sync token, an ETag), saved only when a
+    round completes; `last_counts` and `last_notes` say what the last sync did and met, for an admin.
+    The lifecycle over these columns (ask, claim, finish, fail) is `store/services/sync_leases.py`.
+    """
+
+    status: Mapped[ConnectionStatus] = mapped_column(enum_column(ConnectionStatus), default=ConnectionStatus.ACTIVE)
+    cursor: Mapped[str | None] = mapped_column(Text)
+    last_synced_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_counts: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
+    last_notes: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
+    # Coalescing: a sync is queued when this goes from empty to set; the sync clears it as it starts.
+    sync_requested_at: Mapped[datetime | None]
+    # One sync at a time: a running sync holds the row until then (a crashed one lets go).
+    sync_lease_until: Mapped[datetime | None]
+
+
+class Connection(SyncState, Timestamps, Base):
     """A directory an organisation syncs people from, with its credentials and where the last sync ended.
 
     `credentials_encrypted` holds the connector's secrets (a client secret, a service-account key,
     a SCIM bearer token's hash lives in `token_hash` instead) encrypted with the secret box.
-    `settings` holds the connector's plain options and the scope; `cursor` is the connector's
-    opaque position (Graph delta links), saved only when a round completes.
+    `settings` holds the connector's plain options and the scope; its sync state is `SyncState`'s.
     """
 
     __tablename__ = "connections"
@@ -46,20 +65,10 @@ class Connection(Timestamps, Base):
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
     kind: Mapped[ConnectionKind] = mapped_column(enum_column(ConnectionKind))
     name: Mapped[str] = mapped_column(String(200))
-    status: Mapped[ConnectionStatus] = mapped_column(enum_column(ConnectionStatus), default=ConnectionStatus.ACTIVE)
     settings: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
     credentials_encrypted: Mapped[str | None] = mapped_column(Text)
     token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
-    cursor: Mapped[str | None] = mapped_column(Text)
     # Marks what a full round saw: rows not marked with the round's number by its end are gone.
     round: Mapped[int] = mapped_column(default=0)
-    last_synced_at: Mapped[datetime | None]
-    last_error: Mapped[str | None] = mapped_column(Text)
-    last_counts: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
-    last_notes: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
-    # Coalescing: a sync is queued when this goes from empty to set; the sync clears it as it starts.
-    sync_requested_at: Mapped[datetime | None]
-    # One sync at a time: a running sync holds the connection until then (a crashed one lets go).
-    sync_lease_until: Mapped[datetime | None]
     # The plan (sync_plans.id) holding removals over the connection's removal limit for an admin.
     held_plan_id: Mapped[int | None]

@@ -4,9 +4,10 @@ A Microsoft or Google connection with `calendars` on has one calendar per person
 (their primary calendar, read and written as them); an ICS connection has one calendar, its feed;
 a peer platform (When I Work, Kadence, Resource Guru) one per person, read-only, synced all at once
 with its connection.
-Syncing works as for connections: ask (coalesced), claim (a lease), finish or fail. A calendar's
-push channel (a Graph subscription or Google watch channel on the person's events) is a
-`push_channels` row with `calendar_id` set; bookings written into a calendar are `calendar_entries`.
+Syncing works as for connections (`sync_leases.py`): ask (coalesced), claim (a lease), finish or fail.
+A calendar's push channel (a Graph subscription or Google watch channel on the person's events) is a
+`push_channels` row with `calendar_id` set (`push_channels.py`); bookings written into a calendar are
+`calendar_entries`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
 
 from sqlalchemy import BindParameter, Select, bindparam, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -34,12 +34,12 @@ from store.models import (
     Member,
     MemberStatus,
     Organisation,
-    PushChannel,
 )
 from store.services.connections import reads_calendars as reads_calendars
-from store.services.members import hash_secret
+from store.services.sync_leases import SyncLease
 
 SYNC_LEASE = timedelta(minutes=10)
+LEASE = SyncLease(Calendar, SYNC_LEASE)
 
 
 def window(organisation: Organisation, today: date | None = None) -> tuple[datetime, datetime]:
@@ -125,39 +125,22 @@ def select_calendars(connection_id: int) -> Select[Calendar]:
     return select(Calendar).where(Calendar.connection_id == connection_id)
 
 
+# Syncing: ask, claim, finish (the lifecycle connections share: store/services/sync_leases.py).
+
+
 def request_sync(session: Session, calendar_id: int, now: datetime | None = None) -> bool:
     """Ask for a sync; True when this request must enqueue it (one is not already waiting)."""
-    result = session.execute(
-        update(Calendar)
-        .where(Calendar.id == calendar_id, Calendar.sync_requested_at.is_(None))
-        .values(sync_requested_at=now or utcnow())
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return LEASE.request(session, calendar_id, now)
 
 
 def request_many(session: Session, calendar_ids: Sequence[int], now: datetime | None = None) -> list[int]:
     """`request_sync` for many calendars in one statement; returns those whose request must be enqueued."""
-    if not calendar_ids:
-        return []
-    result = session.execute(
-        update(Calendar)
-        .where(Calendar.id.in_(sorted(set(calendar_ids))), Calendar.sync_requested_at.is_(None))
-        .values(sync_requested_at=now or utcnow())
-        .returning(Calendar.id)
-        .execution_options(synchronize_session=False)
-    )
-    return sorted(result.scalars())
+    return LEASE.request_many(session, calendar_ids, now)
 
 
 def claim(session: Session, calendar_id: int, now: datetime | None = None) -> bool:
     """Take the calendar for one sync; False while another holds it. Clears the pending request."""
-    now = now or utcnow()
-    result = session.execute(
-        update(Calendar)
-        .where(Calendar.id == calendar_id, or_(Calendar.sync_lease_until.is_(None), Calendar.sync_lease_until < now))
-        .values(sync_lease_until=now + SYNC_LEASE, sync_requested_at=None, status=ConnectionStatus.SYNCING)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return LEASE.claim(session, calendar_id, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,15 +164,9 @@ def claim_many(
     """
     if not calendar_ids:
         return []
-    now = now or utcnow()
     rows = session.execute(
-        update(Calendar)
-        .where(
-            Calendar.id.in_(sorted(set(calendar_ids))),
-            Calendar.connection_id == connection_id,
-            or_(Calendar.sync_lease_until.is_(None), Calendar.sync_lease_until < now),
-        )
-        .values(sync_lease_until=now + SYNC_LEASE, sync_requested_at=None, status=ConnectionStatus.SYNCING)
+        LEASE.claiming(calendar_ids, now or utcnow())
+        .where(Calendar.connection_id == connection_id)
         .returning(Calendar.id, Calendar.organisation_id, Calendar.member_id, Calendar.address, Calendar.cursor)
         .execution_options(synchronize_session=False)
     )
@@ -210,15 +187,15 @@ _FINISH = (
     update(Calendar)
     .where(Calendar.id == bindparam("calendar_id"))
     .values(
-        cursor=bindparam("new_cursor"),
-        window_start=bindparam("new_window_start"),
-        status=ConnectionStatus.ACTIVE,
-        last_synced_at=bindparam("now"),
-        last_error=None,
-        sync_lease_until=None,
-        last_counts=bindparam("counts"),
-        last_notes=bindparam("notes"),
-        updated_at=bindparam("now"),
+        {
+            **SyncLease.finished_values(),
+            "cursor": bindparam("new_cursor"),
+            "window_start": bindparam("new_window_start"),
+            "last_synced_at": bindparam("now"),
+            "last_counts": bindparam("counts"),
+            "last_notes": bindparam("notes"),
+            "updated_at": bindparam("now"),
+        }
     )
     .execution_options(synchronize_session=False)
 )
@@ -289,25 +266,15 @@ def finish(
     notes: list[str] | None = None,
 ) -> None:
     """A sync ended well: keep where the next one starts, what it did and what it met on the way."""
-    calendar.cursor = cursor
+    LEASE.finished(calendar, cursor=cursor, counts=counts or {}, notes=notes or [])
     calendar.window_start = window_start
-    calendar.status = ConnectionStatus.ACTIVE
-    calendar.last_synced_at = utcnow()
-    calendar.last_error = None
-    calendar.sync_lease_until = None
-    calendar.last_counts = dict(counts or {})
-    calendar.last_notes = list(notes or [])
 
 
 def fail(
     session: Session, calendar: Calendar, message: str, *, action_required: bool, notes: list[str] | None = None
 ) -> None:
     """A sync failed: keep the reason an admin can act on; the cursor stays (the poll tries again later)."""
-    calendar.status = ConnectionStatus.ACTION_REQUIRED if action_required else ConnectionStatus.ERROR
-    calendar.last_error = message
-    calendar.sync_lease_until = None
-    if notes is not None:
-        calendar.last_notes = list(notes)
+    LEASE.failed(calendar, message, action_required=action_required, notes=notes)
 
 
 def retry(session: Session, connection_id: int) -> None:
@@ -331,13 +298,10 @@ def due_for_sync(session: Session, *, every: timedelta, now: datetime | None = N
             select(Calendar.id)
             .join(Connection, Connection.id == Calendar.connection_id)
             .where(
-                Connection.kind.not_in(
-                    kinds.that(kinds.PEER_PLATFORM)
-                ),  # synced with their connection (worker/peers), not alone
-                Calendar.status != ConnectionStatus.ACTION_REQUIRED,
-                or_(Calendar.last_synced_at.is_(None), Calendar.last_synced_at < now - every),
+                # Peer platforms' are synced with their connection (worker/peers), not alone.
+                Connection.kind.not_in(kinds.that(kinds.PEER_PLATFORM)),
+                *LEASE.due(every=every, now=now),
                 or_(Calendar.status != ConnectionStatus.ERROR, Calendar.updated_at < now - every),
-                or_(Calendar.sync_lease_until.is_(None), Calendar.sync_lease_until < now),
             )
             .order_by(Calendar.id)
         )
@@ -364,17 +328,7 @@ def due_by_connection(
 
 def forgotten_requests(session: Session, *, older_than: timedelta, now: datetime | None = None) -> list[int]:
     """Syncs asked for long ago and never started (their job was lost with a broker outage)."""
-    now = now or utcnow()
-    return list(
-        session.scalars(
-            select(Calendar.id)
-            .where(
-                Calendar.sync_requested_at < now - older_than,
-                or_(Calendar.sync_lease_until.is_(None), Calendar.sync_lease_until < now),
-            )
-            .order_by(Calendar.id)
-        )
-    )
+    return LEASE.forgotten(session, older_than=older_than, now=now)
 
 
 def of_member(session: Session, member_id: int) -> list[Calendar]:
@@ -462,51 +416,3 @@ def written(
 def write_failed(entry: CalendarEntry, message: str) -> None:
     """Keep why the last write failed (it is retried by the queue)."""
     entry.last_error = message[:500]
-
-
-# Push channels on calendars.
-
-
-def channels(session: Session, calendar_id: int) -> list[PushChannel]:
-    """The live channels on a calendar's events."""
-    return list(
-        session.scalars(select(PushChannel).where(PushChannel.calendar_id == calendar_id).order_by(PushChannel.id))
-    )
-
-
-def channels_of_connection(session: Session, connection_id: int) -> dict[int, list[PushChannel]]:
-    """Every calendar channel of a connection, by calendar id."""
-    found: dict[int, list[PushChannel]] = {}
-    for row in session.scalars(
-        select(PushChannel)
-        .where(PushChannel.connection_id == connection_id, PushChannel.calendar_id.is_not(None))
-        .order_by(PushChannel.id)
-    ):
-        found.setdefault(int(row.calendar_id or 0), []).append(row)
-    return found
-
-
-def add_channel(session: Session, calendar: Calendar, *, secret: str, **provider: Any) -> PushChannel:
-    """Keep a channel just opened on a calendar; `provider`: provider_id, resource, resource_id, expires_at."""
-    channel = PushChannel(
-        connection_id=calendar.connection_id, calendar_id=calendar.id, secret_hash=hash_secret(secret), **provider
-    )
-    session.add(channel)
-    session.flush()
-    return channel
-
-
-def pushing_calendar_ids(session: Session) -> list[int]:
-    """Calendars whose provider can push (Microsoft, Google) and that are not waiting for an admin."""
-    return list(
-        session.scalars(
-            select(Calendar.id)
-            .join(Connection, Connection.id == Calendar.connection_id)
-            .where(
-                Connection.kind.in_(kinds.that(kinds.RECEIVES_PUSHES)),
-                Connection.status != ConnectionStatus.ACTION_REQUIRED,
-                Calendar.status != ConnectionStatus.ACTION_REQUIRED,
-            )
-            .order_by(Calendar.id)
-        )
-    )

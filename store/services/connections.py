@@ -1,4 +1,4 @@
-"""Directory connections: their settings, encrypted credentials, sync state and push channels.
+"""Directory connections: their settings, encrypted credentials and sync state (push channels: push_channels.py).
 
 What a sync *does* with a directory's records is the worker's sync engine (worker/directory);
 this module keeps the connection itself: who may sync it now (a lease), whether a sync is
@@ -7,25 +7,26 @@ already asked for (so a burst of notifications makes one sync), and how the last
 
 from __future__ import annotations
 
-import hmac
 import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from store import kinds, outbox
 from store.columns import utcnow
 from store.errors import Invalid, NotFound
-from store.models import Connection, ConnectionKind, ConnectionStatus, PushChannel
+from store.models import Connection, ConnectionKind, ConnectionStatus
 from store.secret_box import SecretBox
 from store.services import follow_ups
 from store.services.members import hash_secret
+from store.services.sync_leases import SyncLease
 
 SYNC_LEASE = timedelta(minutes=15)
+LEASE = SyncLease(Connection, SYNC_LEASE)
 SCIM_TOKEN_PREFIX = "dbscim_"  # noqa: S105 (a prefix that makes leaked tokens recognisable, not a secret)
 
 
@@ -211,7 +212,7 @@ def authenticate_scim(session: Session, token: str) -> Connection | None:
     )
 
 
-# Syncing: ask, claim, finish.
+# Syncing: ask, claim, finish (the lifecycle calendars share: store/services/sync_leases.py).
 
 
 def request_sync(session: Session, connection_id: int, now: datetime | None = None) -> bool:
@@ -220,12 +221,7 @@ def request_sync(session: Session, connection_id: int, now: datetime | None = No
     A sync already asked for and not yet started covers this request too: a burst of
     notifications ends up as one sync.
     """
-    result = session.execute(
-        update(Connection)
-        .where(Connection.id == connection_id, Connection.sync_requested_at.is_(None))
-        .values(sync_requested_at=now or utcnow())
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return LEASE.request(session, connection_id, now)
 
 
 def claim(session: Session, connection_id: int, now: datetime | None = None) -> bool:
@@ -233,16 +229,7 @@ def claim(session: Session, connection_id: int, now: datetime | None = None) -> 
 
     Clears the pending request: notifications arriving from now on ask for the next sync.
     """
-    now = now or utcnow()
-    result = session.execute(
-        update(Connection)
-        .where(
-            Connection.id == connection_id,
-            or_(Connection.sync_lease_until.is_(None), Connection.sync_lease_until < now),
-        )
-        .values(sync_lease_until=now + SYNC_LEASE, sync_requested_at=None, status=ConnectionStatus.SYNCING)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return LEASE.claim(session, connection_id, now)
 
 
 def finish(
@@ -254,13 +241,7 @@ def finish(
     cursor: str | None,
 ) -> None:
     """A sync ended well: keep where the next one starts, and say so (`connection.synced`)."""
-    connection.cursor = cursor
-    connection.status = ConnectionStatus.ACTIVE
-    connection.last_synced_at = utcnow()
-    connection.last_error = None
-    connection.last_counts = counts
-    connection.last_notes = notes
-    connection.sync_lease_until = None
+    LEASE.finished(connection, cursor=cursor, counts=counts, notes=notes)
     outbox.record(
         session,
         connection.organisation_id,
@@ -271,10 +252,7 @@ def finish(
 
 def fail(session: Session, connection: Connection, message: str, *, action_required: bool, notes: list[str]) -> None:
     """A sync failed: keep the admin-readable reason (`connection.failed`); the cursor stays where it was."""
-    connection.status = ConnectionStatus.ACTION_REQUIRED if action_required else ConnectionStatus.ERROR
-    connection.last_error = message
-    connection.last_notes = notes
-    connection.sync_lease_until = None
+    LEASE.failed(connection, message, action_required=action_required, notes=notes)
     outbox.record(
         session,
         connection.organisation_id,
@@ -295,12 +273,7 @@ def due_for_sync(
     return list(
         session.scalars(
             select(Connection.id)
-            .where(
-                Connection.kind.in_(kinds.that(capability)),
-                Connection.status != ConnectionStatus.ACTION_REQUIRED,
-                or_(Connection.last_synced_at.is_(None), Connection.last_synced_at < now - every),
-                or_(Connection.sync_lease_until.is_(None), Connection.sync_lease_until < now),
-            )
+            .where(Connection.kind.in_(kinds.that(capability)), *LEASE.due(every=every, now=now))
             .order_by(Connection.id)
         )
     )
@@ -308,94 +281,4 @@ def due_for_sync(
 
 def forgotten_requests(session: Session, *, older_than: timedelta, now: datetime | None = None) -> list[int]:
     """Syncs asked for long ago and never started (their job was lost with a broker outage)."""
-    now = now or utcnow()
-    return list(
-        session.scalars(
-            select(Connection.id)
-            .where(
-                Connection.sync_requested_at < now - older_than,
-                or_(Connection.sync_lease_until.is_(None), Connection.sync_lease_until < now),
-            )
-            .order_by(Connection.id)
-        )
-    )
-
-
-# Push channels.
-
-
-def new_channel_secret() -> str:
-    """A random secret for a channel (Graph clientState is at most 128 characters)."""
-    return secrets.token_urlsafe(32)
-
-
-def add_channel(
-    session: Session,
-    connection: Connection,
-    *,
-    provider_id: str,
-    resource: str,
-    expires_at: datetime,
-    secret: str,
-    resource_id: str | None = None,
-) -> PushChannel:
-    """Keep a channel just opened at the provider."""
-    channel = PushChannel(
-        connection_id=connection.id,
-        provider_id=provider_id,
-        resource=resource,
-        resource_id=resource_id,
-        secret_hash=hash_secret(secret),
-        expires_at=expires_at,
-    )
-    session.add(channel)
-    session.flush()
-    return channel
-
-
-def channels(session: Session, connection_id: int) -> list[PushChannel]:
-    return list(
-        session.scalars(select(PushChannel).where(PushChannel.connection_id == connection_id).order_by(PushChannel.id))
-    )
-
-
-def verify_channel(
-    session: Session, provider_id: str, secret: str, resource_id: str | None = None
-) -> PushChannel | None:
-    """The channel a notification claims to come from, if its secret (and Google resource id) match."""
-    channel = session.scalar(select(PushChannel).where(PushChannel.provider_id == provider_id))
-    if channel is None:
-        # Compare anyway, so an unknown id takes as long as a wrong secret.
-        hmac.compare_digest(hash_secret(secret), hash_secret(""))
-        return None
-    if not hmac.compare_digest(channel.secret_hash, hash_secret(secret)):
-        return None
-    if channel.resource_id is not None and resource_id != channel.resource_id:
-        return None
-    return channel
-
-
-def extend_channel(session: Session, channel_id: int, expires_at: datetime) -> None:
-    """Note a channel's new expiry after a renewal that kept it (Graph)."""
-    session.get_one(PushChannel, channel_id).expires_at = expires_at
-
-
-def drop_channel(session: Session, channel_id: int) -> None:
-    """Forget a channel (closed, or replaced by a new one)."""
-    channel = session.get(PushChannel, channel_id)
-    if channel is not None:
-        session.delete(channel)
-
-
-def pushing_connection_ids(session: Session) -> list[int]:
-    """Connections whose directories can push changes and that are not waiting for an admin."""
-    return list(
-        session.scalars(
-            select(Connection.id)
-            .where(
-                Connection.kind.in_(kinds.that(kinds.RECEIVES_PUSHES)),
-                Connection.status != ConnectionStatus.ACTION_REQUIRED,
-            )
-            .order_by(Connection.id)
-        )
-    )
+    return LEASE.forgotten(session, older_than=older_than, now=now)

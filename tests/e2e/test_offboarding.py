@@ -40,8 +40,8 @@ from tests.conftest import BROKER, QUEUE
 from tests.fakes.google import FakeGoogle
 from tests.fakes.graph import App, FakeGraph
 from tests.fakes.tls import TestTLS, make_tls
-from worker import relay, runtime
-from worker.directory import channels, jobs
+from worker import channels, relay, runtime
+from worker.directory import jobs
 from worker.mailers.folder import FolderMailer
 from worker.webhooks.sender import make_client
 
@@ -273,5 +273,5 @@ def test_a_google_channel_notification_offboards_the_person(stack: Stack, google
     wait_until(lambda: status("ada@acme.example") is MemberStatus.REMOVED, "the suspended person to be removed")
     assert status("bob@acme.example") is MemberStatus.INVITED
 
-    channels.close(stack.runtime, connection_id)
+    channels.close_connection(stack.runtime, connection_id)
     assert google.channels == {}

@@ -24,9 +24,9 @@ from connectors.kind import Capability
 from connectors.kinds import REGISTRY
 from store.db import transaction
 from store.models import Connection
-from store.services import calendars, follow_ups
+from store.services import calendars, follow_ups, push_channels
+from worker import channels
 from worker import follow_ups as worker_follow_ups
-from worker.calendar import channels
 from worker.queue import ActorName, Queue
 from worker.redis_client import note_unsent
 from worker.runtime import Runtime
@@ -113,8 +113,8 @@ def _follow(worker_runtime: Runtime, connection_id: int, *, retry: bool) -> list
         fresh = [calendar.id for calendar in live if retry or calendar.last_synced_at is None]
         wanted = [calendar_id for calendar_id in fresh if calendars.request_sync(session, calendar_id)]
         live_ids = [calendar.id for calendar in live]
-        pushing = REGISTRY.can(connection.kind, Capability.RECEIVES_PUSHES)
-        unopened = [calendar_id for calendar_id in fresh if pushing and not calendars.channels(session, calendar_id)]
+        pushing = channels.pushes(connection)
+        unopened = [item for item in fresh if pushing and not push_channels.held(session, connection_id, item)]
     channels.close(worker_runtime, connection_id, [item for item in before if item.calendar_id not in live_ids])
     enqueue_syncs(worker_runtime.queue, connection_id, wanted)
     for calendar_id in unopened:

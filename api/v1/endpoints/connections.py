@@ -31,7 +31,7 @@ from store.models import Calendar, Connection, ConnectionKind
 from store.secret_box import SecretBox
 from store.services import calendars, connections
 from sync.directory import imports
-from worker.push_channels import pushes
+from worker.channels import pushes
 
 router = APIRouter(prefix="/connections", tags=["connections"])
 

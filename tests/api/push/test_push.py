@@ -17,7 +17,7 @@ from store.columns import utcnow
 from store.db import transaction
 from store.models import Connection, ConnectionKind
 from store.secret_box import SecretBox
-from store.services import connections
+from store.services import connections, push_channels
 from tests.conftest import Org, shared_data
 
 BOX = SecretBox([SecretBox.generate_key()])
@@ -62,9 +62,10 @@ def _connection(factory: sessionmaker[Session], org: Org, kind: ConnectionKind, 
                 settings={"admin_email": "admin@acme.example"},
                 credentials={"service_account_key": {"type": "service_account"}},
             )
-        connections.add_channel(
+        push_channels.add(
             session,
-            connection,
+            connection.id,
+            None,
             provider_id=channel,
             resource="users",
             expires_at=utcnow() + timedelta(days=1),

@@ -15,13 +15,12 @@ from api.ratelimit import MemoryCounter
 from store.columns import utcnow
 from store.db import transaction
 from store.models import Calendar, Connection, PushChannel
-from store.services import calendars
+from store.services import push_channels
 from tests.conftest import BROKER
 from tests.fakes.graph import FakeGraph
 from tests.worker.calendar.conftest import World, microsoft
 from tests.worker.conftest import drain
-from worker.calendar import channels as calendar_channels
-from worker.directory import channels as directory_channels
+from worker import channels
 
 ADA = "ada@contoso.example"
 
@@ -58,16 +57,16 @@ def test_each_calendar_gets_its_own_channel_beside_the_directory(world: World, g
     connection_id = microsoft(world, graph)
     calendar_id = world.calendar_id(ADA)
 
-    assert calendar_channels.ensure(world.runtime, calendar_id) == 1
-    assert directory_channels.ensure(world.runtime, connection_id) == 2  # its own users and groups
-    assert calendar_channels.ensure(world.runtime, calendar_id) == 0  # far from expiry
-    assert directory_channels.ensure(world.runtime, connection_id) == 0
+    assert channels.ensure_calendar(world.runtime, calendar_id) == 1
+    assert channels.ensure(world.runtime, connection_id) == 2  # its own users and groups
+    assert channels.ensure_calendar(world.runtime, calendar_id) == 0  # far from expiry
+    assert channels.ensure(world.runtime, connection_id) == 0
 
     [mine] = [item for item in graph.subscriptions.items.values() if item.resource.endswith("/events")]
     assert mine.resource == "users/ada@contoso.example/events"
     assert mine.notification_url == f"https://deskbridge.example/push/microsoft/{connection_id}"
     with world.factory() as session:
-        [row] = calendars.channels(session, calendar_id)
+        [row] = push_channels.held(session, connection_id, calendar_id)
         assert row.provider_id == mine.id
 
     with transaction(world.factory) as session:  # about to expire: renewed in place
@@ -76,10 +75,10 @@ def test_each_calendar_gets_its_own_channel_beside_the_directory(world: World, g
             .where(PushChannel.calendar_id == calendar_id)
             .values(expires_at=utcnow() + timedelta(minutes=5), updated_at=utcnow() - timedelta(days=2))
         )
-    assert calendar_channels.ensure(world.runtime, calendar_id) == 1
+    assert channels.ensure_calendar(world.runtime, calendar_id) == 1
     assert mine.id in graph.subscriptions.items
 
-    directory_channels.close(world.runtime, connection_id)  # the connection is being deleted
+    channels.close_connection(world.runtime, connection_id)  # the connection is being deleted
     assert graph.subscriptions.items == {}
     with world.factory() as session:
         assert session.scalars(select(PushChannel)).all() == []
@@ -89,7 +88,7 @@ def test_a_notification_asks_for_one_calendar_sync(world: World, graph: FakeGrap
     connection_id = microsoft(world, graph)
     calendar_id = world.calendar_id(ADA)
     drain(BROKER, "calendar")  # the first syncs and channels the directory sync asked for
-    assert calendar_channels.ensure(world.runtime, calendar_id) == 0  # opened by then
+    assert channels.ensure_calendar(world.runtime, calendar_id) == 0  # opened by then
     resource = f"users/{ADA}/events"
     [subscription] = [key for key, item in graph.subscriptions.items.items() if item.resource == resource]
     synced_before = world.calendar(calendar_id).last_synced_at

@@ -9,16 +9,15 @@ from sqlalchemy import update
 from store.columns import utcnow
 from store.db import transaction
 from store.models import PushChannel
-from store.services import connections
+from store.services import push_channels
 from tests.fakes.graph import FakeGraph
 from tests.worker.directory.conftest import Tenant
-from worker import runtime
-from worker.directory import channels
+from worker import channels, runtime
 
 
 def stored(worker_runtime: runtime.Runtime, connection_id: int) -> list[PushChannel]:
     with worker_runtime.session_factory() as session:
-        return connections.channels(session, connection_id)
+        return push_channels.held(session, connection_id, None)
 
 
 def expire_soon(worker_runtime: runtime.Runtime) -> None:
@@ -47,7 +46,7 @@ def test_channels_are_opened_once_with_our_urls(tenant: Tenant, graph: FakeGraph
         for channel in kept:
             assert channel.secret_hash != at_graph[channel.provider_id].client_state
             secret = at_graph[channel.provider_id].client_state or ""
-            assert connections.verify_channel(session, channel.provider_id, secret) is not None
+            assert push_channels.verify(session, channel.provider_id, secret) is not None
 
 
 def test_channels_about_to_expire_are_renewed_in_place(tenant: Tenant, graph: FakeGraph) -> None:
@@ -86,7 +85,7 @@ def test_recreate_and_close(tenant: Tenant, graph: FakeGraph) -> None:
     assert channels.ensure(worker_runtime, connection_id, recreate=True) == 2
     assert set(graph.subscriptions.items).isdisjoint(first)
 
-    channels.close(worker_runtime, connection_id)
+    channels.close_connection(worker_runtime, connection_id)
 
     assert graph.subscriptions.items == {}
     assert stored(worker_runtime, connection_id) == []

@@ -15,7 +15,8 @@ from store.services import connections
 from sync.directory.readers import DirectoryEndpoints
 from tests.fakes.google import FakeGoogle
 from tests.worker.directory.conftest import Tenant
-from worker.directory import channels, sync
+from worker import channels
+from worker.directory import sync
 
 
 def test_a_google_key_with_a_loopback_token_uri_sends_nothing(tenant: Tenant) -> None:
