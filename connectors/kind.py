@@ -10,6 +10,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
@@ -84,6 +85,34 @@ def non_empty(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError("must be a non-empty string")
     return value.strip()
+
+
+MAX_ADDRESS = 2000  # characters of an address typed in (a feed's, a CalDAV server's)
+
+
+def web_address(value: Any, *, webcal: bool = False, userinfo: bool = True) -> str:
+    """`value` stripped, if it is an http or https address with a host of at most MAX_ADDRESS characters (with
+    `webcal`, also webcal:// and webcals://, which calendar apps read as https; without `userinfo`, carrying
+    no user or password). The ValueError says what it must be, never what it was: addresses carry secrets.
+    Where it leads is the outbound guard's to check, when it is used (connectors/outbound.py)."""
+    text = non_empty(value)
+    schemes = ("http", "https", "webcal", "webcals") if webcal else ("http", "https")
+    wrong = ValueError(
+        f"must be an {'http, https or webcal' if webcal else 'http or https'} address with a host, "
+        f"of at most {MAX_ADDRESS} characters"
+    )
+    if len(text) > MAX_ADDRESS:
+        raise wrong
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+    except ValueError:
+        raise wrong from None
+    if parts.scheme.lower() not in schemes or not host:
+        raise wrong
+    if not userinfo and (parts.username is not None or parts.password is not None):
+        raise ValueError("must not carry a user or password (give them as username and password)")
+    return text
 
 
 def _texts(value: Any) -> list[str]:

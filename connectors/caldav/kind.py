@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BeforeValidator, Field, WithJsonSchema
@@ -19,7 +18,7 @@ from connectors.kind import (
     KindCredentials,
     KindSettings,
     OptionalText,
-    non_empty,
+    web_address,
 )
 from connectors.records import ConnectorError
 
@@ -33,13 +32,7 @@ class CalDavSettings(KindSettings):
 
 
 def _server(value: Any) -> str:
-    url = non_empty(value)
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http or https address with a host")
-    if parts.username is not None or parts.password is not None:
-        raise ValueError("must not carry a user or password (give them as username and password)")
-    return url
+    return web_address(value, userinfo=False)  # the user and password are credentials of their own
 
 
 class CalDavCredentials(KindCredentials):

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 import httpx
-from pydantic import Field
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from connectors.ics.feed import IcsFeed
-from connectors.kind import CalendarSource, Capability, Endpoints, Kind, KindCredentials, KindSettings, OptionalText
+from connectors.kind import (
+    CalendarSource,
+    Capability,
+    Endpoints,
+    Kind,
+    KindCredentials,
+    KindSettings,
+    OptionalText,
+    web_address,
+)
 from connectors.records import ConnectorError
 
 
@@ -16,8 +27,12 @@ class IcsSettings(KindSettings):
     )
 
 
+def _feed(value: Any) -> str:
+    return web_address(value, webcal=True)
+
+
 class IcsCredentials(KindCredentials):
-    url: OptionalText = Field(
+    url: Annotated[str | None, BeforeValidator(_feed), WithJsonSchema({"type": "string", "minLength": 1})] = Field(
         default=None, description="The feed's address (http, https or webcal); shown only as its scheme and host."
     )
 

@@ -10,7 +10,6 @@ and host only. Microsoft and Google connections read people's calendars with `ca
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -19,12 +18,11 @@ from sqlalchemy.orm import Session
 
 from api.context import ApiContext
 from api.deps import DB, AdminCaller, context
-from api.errors import ApiError, problem
+from api.errors import problem
 from api.v1.common import PatchBody, RequestBody, Resource, Timestamp, path_id, problems
 from api.v1.pagination import Keyset, Page, Paging, fetch, page_of
 from connectors.csv import parse
 from connectors.ics import redact
-from connectors.ics.fetch import normalise
 from connectors.kind import Capability, KindCredentials, KindSettings
 from connectors.kinds import KINDS, REGISTRY
 from store.models import Calendar, Connection, ConnectionKind
@@ -39,7 +37,6 @@ KEYSET = Keyset("connections", (Connection.id,))
 ConnectionId = Annotated[int, path_id("The connection's id.")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 NO_STORE = {"Cache-Control": "no-store"}
-MAX_FEED_URL = 2000
 
 
 def _known_kind(value: str) -> str:
@@ -194,28 +191,6 @@ class ImportOut(BaseModel):
     errors: list[RowErrorOut] = Field(description="Bad rows (a dry run only; an import answers 422 instead).")
 
 
-FEED_URL_HELP = f"The feed URL must be an http, https or webcal address of at most {MAX_FEED_URL} characters."
-
-
-def usable_feed_url(url: object) -> bool:
-    """Whether an ICS reader could fetch `url` at all (http(s) or webcal, with a host); the API and CLI ask."""
-    if not isinstance(url, str) or len(url) > MAX_FEED_URL:
-        return False
-    try:
-        parts = urlsplit(normalise(url))
-        return parts.scheme.lower() in {"http", "https"} and bool(parts.hostname)
-    except ValueError:
-        return False
-
-
-def check_feed_url(kind: str, credentials: dict[str, Any] | None) -> None:
-    """Refuse, as a 422, an ICS feed URL no reader could fetch; the message never repeats the URL."""
-    if kind != ConnectionKind.ICS.value or credentials is None or "url" not in credentials:
-        return
-    if not usable_feed_url(credentials["url"]):
-        raise ApiError(422, FEED_URL_HELP, code="invalid_input", field="credentials.url")
-
-
 def default_settings(kind: str, settings: dict[str, Any]) -> dict[str, Any]:
     """A CSV file's teams column is meant to make teams: its connections mirror every team unless told."""
     if kind == ConnectionKind.CSV.value and "team_groups" not in settings:
@@ -293,7 +268,6 @@ def add_connection(
     """Make the connection `body` describes and commit, then queue its first read: a directory read at
     once with its push channels, a calendar-reading one's calendars. Returns it with its SCIM token
     (shown once; None for other kinds). The API's POST and the console's form both call this."""
-    check_feed_url(body.kind, body.credentials)
     connection, token = connections.create(
         db,
         ctx.box(),
@@ -319,7 +293,6 @@ def change_connection(db: Session, ctx: ApiContext, connection: Connection, body
     """Apply `body` to `connection` and commit, then reopen its push channels when its credentials or
     tenant changed and bring its calendars in line when what they are read with changed. The API's
     PATCH and the console's form both call this."""
-    check_feed_url(connection.kind.value, body.credentials)
     before, reading_before = connection.settings, calendars.reads_calendars(connection)
     connections.update_connection(db, ctx.box(), connection, **body.model_dump(exclude_unset=True))
     # Channels are opened with the credentials and tenant: reopen them when those change.
