@@ -7,16 +7,24 @@ collects them. Every "which kinds can…" question is asked of `Capability` thro
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Annotated, Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Annotated, Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from connectors.push import PushSubscriber
-from connectors.records import CalendarReader, CalendarWriter, DirectoryReader, PeopleReader
+from connectors.records import (
+    CalendarPage,
+    CalendarReader,
+    CalendarWriter,
+    ConnectorError,
+    DirectoryReader,
+    PeopleReader,
+    Window,
+)
 
 
 class Capability(enum.StrEnum):
@@ -24,6 +32,7 @@ class Capability(enum.StrEnum):
 
     READS_DIRECTORY = "reads_directory"  # we read its directory by polling, with a cursor
     DIRECTORY_PUSHED = "directory_pushed"  # its directory is pushed to us (SCIM requests, CSV imports)
+    TAKES_FILES = "takes_files"  # its directory is whole files imported (CSV: sync/directory/imports.py)
     RECEIVES_PUSHES = "receives_pushes"  # it opens push channels to us (directory and calendars)
     READS_CALENDARS = "reads_calendars"  # its calendars are read (see `Kind.calendars_opt_in`)
     WRITES_CALENDARS = "writes_calendars"  # bookings are written into its calendars
@@ -60,12 +69,55 @@ class CalendarSource:
     timezone: str  # the organisation's, for calendars that name none
 
 
+class CalendarBatch(Protocol):
+    """The readers of one connection's calendars for one job, sharing what the source lets them share (a
+    sign-in, a pool of connections) and nothing beyond the job (`close`): the next job signs in afresh, so
+    a revoked app or key is noticed at once. Used from several threads, one calendar on one thread."""
+
+    def read(
+        self, address: str, cursor: str | None, window: Window, first: dict[str, Any] | None
+    ) -> Iterator[CalendarPage]:
+        """The round of the calendar at `address` from `cursor`; `first`: its first answer, from `first_pages`."""
+        ...
+
+    def first_pages(self, calendars: Sequence[tuple[str, str | None]], window: Window) -> list[dict[str, Any] | None]:
+        """The first answer of each (address, cursor)'s round where the source takes several requests at
+        once; None where it was not fetched (that calendar's reader asks alone)."""
+        ...
+
+    def close(self) -> None:
+        """Let go of what was shared."""
+        ...
+
+
+class OneByOne:
+    """A batch that shares nothing: each calendar read by its own reader (the kind's `calendar_reader`)."""
+
+    def __init__(
+        self, factory: CalendarReaderFactory, source: CalendarSource, endpoints: Endpoints, http: httpx.Client
+    ):
+        self._factory, self._source, self._endpoints, self._http = factory, source, endpoints, http
+
+    def read(
+        self, address: str, cursor: str | None, window: Window, first: dict[str, Any] | None
+    ) -> Iterator[CalendarPage]:
+        reader = self._factory(replace(self._source, address=address), self._endpoints, self._http)
+        return iter(reader.read(cursor, window))
+
+    def first_pages(self, calendars: Sequence[tuple[str, str | None]], window: Window) -> list[dict[str, Any] | None]:
+        return [None] * len(calendars)
+
+    def close(self) -> None:
+        pass
+
+
 DirectoryReaderFactory = Callable[[dict[str, Any], dict[str, Any], Endpoints], DirectoryReader]
 SubscriberFactory = Callable[[dict[str, Any], dict[str, Any], Endpoints], PushSubscriber]
 
 CalendarReaderFactory = Callable[[CalendarSource, Endpoints, httpx.Client], CalendarReader]
 CalendarWriterFactory = Callable[[CalendarSource, Endpoints, httpx.Client], CalendarWriter]
 CalendarSubscriberFactory = Callable[[CalendarSource, Endpoints], PushSubscriber]
+CalendarBatchFactory = Callable[[CalendarSource, Endpoints, httpx.Client], CalendarBatch]
 PeopleReaderFactory = Callable[[dict[str, Any], dict[str, Any], Endpoints, Callable[[Any], None]], PeopleReader]
 
 
@@ -223,15 +275,29 @@ class Kind:
     credential_sets: tuple[frozenset[str], ...]
     capabilities: frozenset[Capability]
     calendars_opt_in: bool = False  # its calendars are read only with `settings.calendars` true
+    # Settings a new connection has unless given (CSV mirrors every team of its file).
+    default_settings: Mapping[str, Any] = field(default_factory=dict)
+    # The credential shown on the connection, as its scheme and host only (an ICS feed's URL, as `feed_url`).
+    shown_address: str | None = None
     directory_reader: DirectoryReaderFactory | None = None
     subscriber: SubscriberFactory | None = None  # push channels on the directory
     calendar_reader: CalendarReaderFactory | None = None
     calendar_writer: CalendarWriterFactory | None = None
     calendar_subscriber: CalendarSubscriberFactory | None = None
+    # Many of a connection's calendars read in one job, sharing a sign-in; left out: `OneByOne`.
+    calendar_batch: CalendarBatchFactory | None = None
     people_reader: PeopleReaderFactory | None = None
 
     def can(self, capability: Capability) -> bool:
         return capability in self.capabilities
+
+    def batch(self, source: CalendarSource, endpoints: Endpoints, http: httpx.Client) -> CalendarBatch:
+        """The readers of a connection's calendars for one job (`source` without an address)."""
+        if self.calendar_batch is not None:
+            return self.calendar_batch(source, endpoints, http)
+        if self.calendar_reader is None:
+            raise ConnectorError(f"{self.name} connections have no calendars")
+        return OneByOne(self.calendar_reader, source, endpoints, http)
 
     def reads_calendars(self, settings: dict[str, Any]) -> bool:
         """Whether a connection of this kind with these settings has its calendars read."""

@@ -10,5 +10,6 @@ KIND = Kind(
     settings=KindSettings,
     credentials=KindCredentials,
     credential_sets=(frozenset(),),
-    capabilities=frozenset({Capability.DIRECTORY_PUSHED}),
+    capabilities=frozenset({Capability.DIRECTORY_PUSHED, Capability.TAKES_FILES}),
+    default_settings={"team_groups": ["*"]},  # a file's teams column is meant to make teams
 )

@@ -9,6 +9,7 @@ import httpx
 from pydantic import Field
 
 from connectors.google.calendar import GoogleCalendar
+from connectors.google.calendar_batch import GoogleBatch
 from connectors.google.calendar_channels import GoogleCalendarChannels
 from connectors.google.calendar_writer import GoogleCalendarWriter
 from connectors.google.channels import GoogleChannels
@@ -89,4 +90,7 @@ KIND = Kind(
     calendar_reader=_reader,
     calendar_writer=_writer,
     calendar_subscriber=_calendar_subscriber,
+    calendar_batch=lambda source, endpoints, http: GoogleBatch(
+        google_settings(source.settings, source.credentials, endpoints)
+    ),
 )

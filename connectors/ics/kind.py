@@ -52,4 +52,5 @@ KIND = Kind(
     credential_sets=(frozenset({"url"}),),  # feed URLs often carry a secret token: kept encrypted
     capabilities=frozenset({Capability.READS_CALENDARS, Capability.ONE_CALENDAR}),
     calendar_reader=_reader,
+    shown_address="url",
 )

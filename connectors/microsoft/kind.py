@@ -20,6 +20,7 @@ from connectors.kind import (
 )
 from connectors.microsoft.auth import ClientCertificate, ClientSecret, Credential, GraphAuth
 from connectors.microsoft.calendar import OutlookCalendar
+from connectors.microsoft.calendar_batch import OutlookBatch
 from connectors.microsoft.calendar_push import OutlookEventSubscriptions
 from connectors.microsoft.calendar_writer import OutlookCalendarWriter
 from connectors.microsoft.directory import MicrosoftDirectory
@@ -94,4 +95,7 @@ KIND = Kind(
     calendar_reader=_reader,
     calendar_writer=_writer,
     calendar_subscriber=_calendar_subscriber,
+    calendar_batch=lambda source, endpoints, http: OutlookBatch(
+        graph_client(source.settings, source.credentials, endpoints)
+    ),
 )

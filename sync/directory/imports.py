@@ -6,9 +6,11 @@ from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
+from connectors.kind import Capability
+from connectors.kinds import REGISTRY
 from connectors.records import DirectoryPage, DirectoryUser
 from store.errors import Conflict
-from store.models import Connection, ConnectionKind
+from store.models import Connection
 from store.services import connections
 from store.services.connections import Scope
 from sync.directory import engine
@@ -31,8 +33,11 @@ def import_page(
     import would do, and no row, event or email is left behind. Rows the scope leaves out for what
     the file says of them (no mailbox, a guest) are counted `skipped` with a note, not dropped unsaid.
     """
-    if connection.kind is not ConnectionKind.CSV:
-        raise Conflict(f"connection {connection.id} is a {connection.kind.value} connection; only csv ones take files")
+    if not REGISTRY.can(connection.kind, Capability.TAKES_FILES):
+        takers = " or ".join(sorted(REGISTRY.that(Capability.TAKES_FILES)))
+        raise Conflict(
+            f"connection {connection.id} is a {connection.kind.value} connection; only {takers} ones take files"
+        )
     savepoint = session.begin_nested()
     try:
         if not connections.claim(session, connection.id):

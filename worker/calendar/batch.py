@@ -6,7 +6,7 @@ Google connection at a time, with what they share done once:
 1. one transaction claims them all (`calendars.claim_many`: the same lease as `claim`, so a
    calendar another sync holds is skipped and two workers never sync one calendar at once) and
    reads the organisation's window and rules and the connection's credentials once;
-2. one set of readers (`readers.ConnectionReaders`: one Graph sign-in and one keep-alive pool per
+2. one set of readers (`readers.batch`, the kind's `CalendarBatch`: one Graph sign-in and one keep-alive pool per
    batch, never kept past it) reads the calendars on a few threads, each taking a few calendars
    (Outlook: their first requests in one Graph JSON batch; a request refused or throttled inside
    it is asked again alone, with the usual retries and messages);
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from connectors.kind import Capability
+from connectors.kind import CalendarBatch, Capability
 from connectors.kinds import REGISTRY
 from connectors.records import CalendarPage, ConnectorError, Window
 from store.db import transaction
@@ -134,7 +134,7 @@ def run(
         _fail(batch, [_Round(item, failure=reason) for item in claimed])
         return results
     try:
-        shared = readers.ConnectionReaders(source, runtime.directory, runtime.webhook_client)
+        shared = readers.batch(source, runtime.directory, runtime.webhook_client)
     except Exception as error:  # the connection's settings or credentials cannot make a client
         _fail(batch, [_failed(item, error) for item in claimed])
         if not isinstance(error, ConnectorError):
@@ -152,7 +152,7 @@ def run(
 
 
 def _read_all(
-    batch: _Batch, shared: readers.ConnectionReaders, claimed: list[calendars.Claimed], threads: int
+    batch: _Batch, shared: CalendarBatch, claimed: list[calendars.Claimed], threads: int
 ) -> queue.SimpleQueue[_Round]:
     """Start reading every calendar on a pool of threads; their rounds arrive on the queue as read."""
     arrived: queue.SimpleQueue[_Round] = queue.SimpleQueue()
@@ -195,7 +195,7 @@ class _Groups:
 def _read_chunk(
     arrived: queue.SimpleQueue[_Round],
     batch: _Batch,
-    shared: readers.ConnectionReaders,
+    shared: CalendarBatch,
     items: list[calendars.Claimed],
 ) -> None:
     """Read a few calendars one after the other (on a pool thread), their first requests sent together
@@ -209,9 +209,7 @@ def _read_chunk(
         arrived.put(_read(batch, shared, item, first))
 
 
-def _read(
-    batch: _Batch, shared: readers.ConnectionReaders, item: calendars.Claimed, first: dict[str, Any] | None = None
-) -> _Round:
+def _read(batch: _Batch, shared: CalendarBatch, item: calendars.Claimed, first: dict[str, Any] | None = None) -> _Round:
     """Read one calendar's round (`first`: its first answer, fetched already); a long round is applied as
     it is read."""
     round_ = _Round(item)

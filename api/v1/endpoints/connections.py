@@ -113,8 +113,9 @@ class ConnectionOut(Resource):
     def of(cls, connection: Connection, box: SecretBox) -> ConnectionOut:
         """The connection as admins see it: an ICS feed's URL redacted, other credentials left out."""
         out = cls.model_validate(connection)
-        if connection.kind is ConnectionKind.ICS:
-            out.feed_url = redact(str(connections.credentials(box, connection).get("url", "")))
+        shown = REGISTRY.get(connection.kind).shown_address
+        if shown is not None:
+            out.feed_url = redact(str(connections.credentials(box, connection).get(shown, "")))
         return out
 
 
@@ -192,10 +193,8 @@ class ImportOut(BaseModel):
 
 
 def default_settings(kind: str, settings: dict[str, Any]) -> dict[str, Any]:
-    """A CSV file's teams column is meant to make teams: its connections mirror every team unless told."""
-    if kind == ConnectionKind.CSV.value and "team_groups" not in settings:
-        return {**settings, "team_groups": ["*"]}
-    return settings
+    """`settings` with the kind's defaults for what they leave out (a CSV connection mirrors every team)."""
+    return {**REGISTRY.get(kind).default_settings, **settings}
 
 
 # --- routes ------------------------------------------------------------------------------------
