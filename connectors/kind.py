@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
+from pydantic.fields import FieldInfo
 
 from connectors.push import PushSubscriber
 from connectors.records import (
@@ -189,9 +190,9 @@ class ScopeSettings(BaseModel):
 
     groups: Texts = Field(default=None, description="Group ids (Graph) or addresses (Google).")
     org_units: Texts = Field(default=None, description="Google orgUnitPath prefixes.")
-    domains: Texts = None
-    include_guests: Flag = None
-    include_without_mailbox: Flag = None
+    domains: Texts = Field(default=None, description="Email domains.")
+    include_guests: Flag = Field(default=None, description="true: guest (B2B) accounts too.")
+    include_without_mailbox: Flag = Field(default=None, description="true: accounts without a mailbox too.")
 
 
 def _scope(value: Any) -> Any:
@@ -254,6 +255,31 @@ class KindCredentials(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+@dataclass(frozen=True)
+class Cli:
+    """How `deskbridge connect <kind>` takes a setting or credential where the rule does not fit.
+
+    The rule: a setting is its option (`tenant_id`: `--tenant-id`; a list: the option repeated, in the
+    singular; true or false: a flag), and a credential is a secret read from the environment variable its
+    `-env` option names (`--client-secret-env VAR`), never taken on the command line. The help is the
+    field's description. Put one in the field's `Annotated[...]`.
+    """
+
+    option: str | None = None  # the option's name without `--` (and without `-env`), when not the field's
+    env: str | None = None  # a secret's variable when its `-env` option is left out
+    plain: bool = False  # a credential that is no secret, given as it is (`--username`)
+    either: bool = False  # a secret that may also be given as it is (many feeds carry none): both options
+    file: str | None = None  # read from the file the option names; what it holds, as the metavar (PEM)
+    parse: Callable[[str], Any] | None = None  # a value (or a file's text) to what the model takes; ValueError
+    required: bool = False  # asked for by the command line although the model may go without
+    default: str | None = None  # a setting's value when its option is left out
+
+
+def cli_of(field: FieldInfo) -> Cli:
+    """The field's command-line hint (the rule's when it has none)."""
+    return next((item for item in field.metadata if isinstance(item, Cli)), Cli())
+
+
 class KindInvalid(ValueError):
     """Settings or credentials a kind does not take; `field` names where (``settings.region``)."""
 
@@ -279,6 +305,8 @@ class Kind:
     default_settings: Mapping[str, Any] = field(default_factory=dict)
     # The credential shown on the connection, as its scheme and host only (an ICS feed's URL, as `feed_url`).
     shown_address: str | None = None
+    # What a new connection is called unless named, from its settings as given; left out: the title.
+    default_name: Callable[[dict[str, Any]], str] | None = None
     directory_reader: DirectoryReaderFactory | None = None
     subscriber: SubscriberFactory | None = None  # push channels on the directory
     calendar_reader: CalendarReaderFactory | None = None
@@ -290,6 +318,10 @@ class Kind:
 
     def can(self, capability: Capability) -> bool:
         return capability in self.capabilities
+
+    def name_for(self, settings: dict[str, Any]) -> str:
+        """What a new connection with these settings is called unless named."""
+        return self.title if self.default_name is None else self.default_name(settings)
 
     def batch(self, source: CalendarSource, endpoints: Endpoints, http: httpx.Client) -> CalendarBatch:
         """The readers of a connection's calendars for one job (`source` without an address)."""

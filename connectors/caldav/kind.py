@@ -13,6 +13,7 @@ from connectors.caldav.writer import CalDavCalendarWriter
 from connectors.kind import (
     CalendarSource,
     Capability,
+    Cli,
     Endpoints,
     Kind,
     KindCredentials,
@@ -24,7 +25,9 @@ from connectors.records import ConnectorError
 
 
 class CalDavSettings(KindSettings):
-    member_email: OptionalText = Field(default=None, description="Whose calendars the account holds.")
+    member_email: Annotated[OptionalText, Cli(option="member", parse=str.lower, required=True)] = Field(
+        default=None, description="Whose calendars the account holds (a member's email)."
+    )
     calendar: OptionalText = Field(
         default=None,
         description="One calendar's display name or URL; left out, every event calendar (the first is written into).",
@@ -36,11 +39,11 @@ def _server(value: Any) -> str:
 
 
 class CalDavCredentials(KindCredentials):
-    url: Annotated[str | None, BeforeValidator(_server), WithJsonSchema({"type": "string", "format": "uri"})] = Field(
-        default=None, description="The CalDAV server or principal URL (http or https)."
-    )
-    username: OptionalText = None
-    password: OptionalText = None
+    url: Annotated[
+        str | None, BeforeValidator(_server), WithJsonSchema({"type": "string", "format": "uri"}), Cli(plain=True)
+    ] = Field(default=None, description="The CalDAV server or principal URL (http or https).")
+    username: Annotated[OptionalText, Cli(plain=True)] = Field(default=None, description="The account's user name.")
+    password: OptionalText = Field(default=None, description="The account's (app) password.")
 
 
 def account(source: CalendarSource, endpoints: Endpoints) -> CalDavAccount:
@@ -76,4 +79,5 @@ KIND = Kind(
     capabilities=frozenset({Capability.READS_CALENDARS, Capability.WRITES_CALENDARS, Capability.ONE_CALENDAR}),
     calendar_reader=_reader,
     calendar_writer=_writer,
+    default_name=lambda settings: f"Calendars of {settings.get('member_email')}",
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 from pydantic import Field
@@ -18,6 +18,7 @@ from connectors.google.service import GoogleSettings as GoogleConnection
 from connectors.kind import (
     CalendarSource,
     Capability,
+    Cli,
     Endpoints,
     Flag,
     Kind,
@@ -36,10 +37,24 @@ class GoogleSettings(KindSettings):
     calendars: Flag = Field(default=None, description="true: sync people's Google calendars too.")
 
 
+def _key_file(text: str) -> dict[str, Any]:
+    """A service account's JSON key file, checked; the messages name the fields, never what the file holds."""
+    try:
+        key = json.loads(text)
+    except ValueError:
+        raise ValueError("is not a JSON key file") from None
+    if not isinstance(key, dict) or key.get("type") != "service_account":
+        raise ValueError("is not a service-account key (its type must be service_account)")
+    missing = [field for field in ("client_email", "private_key", "token_uri") if not key.get(field)]
+    if missing:
+        raise ValueError(f"lacks {', '.join(missing)}; download a new JSON key for the service account")
+    return key
+
+
 class GoogleCredentials(KindCredentials):
-    service_account_key: dict[str, Any] | str | None = Field(
-        default=None, description="The service account's key file (its JSON)."
-    )
+    service_account_key: Annotated[
+        dict[str, Any] | str | None, Cli(option="key-file", file="JSON", parse=_key_file)
+    ] = Field(default=None, description="The service account's key file (its JSON).")
 
 
 def google_settings(settings: dict[str, Any], credentials: dict[str, Any], endpoints: Endpoints) -> GoogleConnection:

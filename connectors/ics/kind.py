@@ -11,6 +11,7 @@ from connectors.ics.feed import IcsFeed
 from connectors.kind import (
     CalendarSource,
     Capability,
+    Cli,
     Endpoints,
     Kind,
     KindCredentials,
@@ -22,8 +23,8 @@ from connectors.records import ConnectorError
 
 
 class IcsSettings(KindSettings):
-    member_email: OptionalText = Field(
-        default=None, description="Whose calendar the feed is; left out, an organisation resource's."
+    member_email: Annotated[OptionalText, Cli(option="member", parse=str.lower)] = Field(
+        default=None, description="Whose calendar the feed is (a member's email); left out, an organisation resource's."
     )
 
 
@@ -32,7 +33,9 @@ def _feed(value: Any) -> str:
 
 
 class IcsCredentials(KindCredentials):
-    url: Annotated[str | None, BeforeValidator(_feed), WithJsonSchema({"type": "string", "minLength": 1})] = Field(
+    url: Annotated[
+        str | None, BeforeValidator(_feed), WithJsonSchema({"type": "string", "minLength": 1}), Cli(either=True)
+    ] = Field(
         default=None, description="The feed's address (http, https or webcal); shown only as its scheme and host."
     )
 
@@ -53,4 +56,7 @@ KIND = Kind(
     capabilities=frozenset({Capability.READS_CALENDARS, Capability.ONE_CALENDAR}),
     calendar_reader=_reader,
     shown_address="url",
+    default_name=lambda settings: (
+        f"Calendar of {settings['member_email']}" if settings.get("member_email") else "ICS feed"
+    ),
 )

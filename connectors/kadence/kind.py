@@ -11,7 +11,17 @@ from pydantic import BeforeValidator, Field, WithJsonSchema
 from connectors.kadence.auth import EU_TOKEN_URL, US_TOKEN_URL, ClientSecret, KadenceAuth
 from connectors.kadence.client import EU_API_URL, US_API_URL, KadenceClient
 from connectors.kadence.reader import Kadence
-from connectors.kind import Capability, Endpoints, Flag, Kind, KindCredentials, KindSettings, OptionalText, non_empty
+from connectors.kind import (
+    Capability,
+    Cli,
+    Endpoints,
+    Flag,
+    Kind,
+    KindCredentials,
+    KindSettings,
+    OptionalText,
+    non_empty,
+)
 
 
 def _region(value: Any) -> str:
@@ -23,14 +33,19 @@ def _region(value: Any) -> str:
 
 class KadenceSettings(KindSettings):
     region: Annotated[
-        str | None, BeforeValidator(_region), WithJsonSchema({"type": "string", "pattern": "^([eE][uU]|[uU][sS])$"})
+        str | None,
+        BeforeValidator(_region),
+        WithJsonSchema({"type": "string", "pattern": "^([eE][uU]|[uU][sS])$"}),
+        Cli(default="eu"),
     ] = Field(default=None, description="eu (left out) or us.")
     import_desks: Flag = Field(default=None, description="true: Kadence desks become desks.")
 
 
 class KadenceCredentials(KindCredentials):
-    client_id: OptionalText = None
-    client_secret: OptionalText = None
+    client_id: Annotated[OptionalText, Cli(plain=True)] = Field(default=None, description="The API client's id.")
+    client_secret: Annotated[OptionalText, Cli(env="KADENCE_CLIENT_SECRET")] = Field(
+        default=None, description="The API client's secret."
+    )
 
 
 def make_kadence(settings: dict[str, Any], credentials: dict[str, Any], endpoints: Endpoints) -> Kadence:

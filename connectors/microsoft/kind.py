@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 from pydantic import Field
@@ -10,6 +10,7 @@ from pydantic import Field
 from connectors.kind import (
     CalendarSource,
     Capability,
+    Cli,
     Endpoints,
     Flag,
     Kind,
@@ -34,10 +35,22 @@ class MicrosoftSettings(KindSettings):
     calendars: Flag = Field(default=None, description="true: sync people's Outlook calendars too.")
 
 
+def _pem(text: str) -> str:
+    if "PRIVATE KEY-----" not in text:
+        raise ValueError("holds no PEM private key (-----BEGIN PRIVATE KEY-----)")
+    return text
+
+
 class MicrosoftCredentials(KindCredentials):
-    client_secret: OptionalText = Field(default=None, description="The app's client secret, or:")
-    private_key: OptionalText = Field(default=None, description="The certificate's private key (PEM), with…")
-    thumbprint: OptionalText = Field(default=None, description="…the certificate's thumbprint.")
+    client_secret: OptionalText = Field(
+        default=None, description="The app's client secret (or a certificate: private_key with thumbprint)."
+    )
+    private_key: Annotated[OptionalText, Cli(option="certificate", file="PEM", parse=_pem)] = Field(
+        default=None, description="The certificate's private key (PEM), with its thumbprint."
+    )
+    thumbprint: Annotated[OptionalText, Cli(plain=True)] = Field(
+        default=None, description="The certificate's thumbprint (SHA-1, as Entra ID shows it)."
+    )
 
 
 def graph_client(settings: dict[str, Any], credentials: dict[str, Any], endpoints: Endpoints) -> GraphClient:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, WithJsonSchema
 
-from connectors.kind import Capability, Endpoints, Kind, KindCredentials, KindSettings, OptionalText
+from connectors.kind import Capability, Cli, Endpoints, Kind, KindCredentials, KindSettings, OptionalText
 from connectors.wheniwork.client import DEFAULT_BASE_URL, WhenIWorkClient
 from connectors.wheniwork.reader import WhenIWork
 
@@ -36,10 +36,17 @@ def _office_locations(value: Any) -> list[int | str] | None:
     return clean
 
 
+def _location(entry: str) -> int | str:
+    """A location as typed: digits are its id, anything else its name."""
+    text = entry.strip()
+    return int(text) if text.isascii() and text.isdigit() else text
+
+
 class WhenIWorkSettings(KindSettings):
     office_locations: Annotated[
         list[int | str] | None,
         BeforeValidator(_office_locations),
+        Cli(parse=_location),
         WithJsonSchema(
             {
                 "anyOf": [
@@ -64,9 +71,15 @@ class WhenIWorkSettings(KindSettings):
 
 
 class WhenIWorkCredentials(KindCredentials):
-    developer_key: OptionalText = None
-    username: OptionalText = None
-    password: OptionalText = None
+    developer_key: Annotated[OptionalText, Cli(option="key", env="WHENIWORK_KEY")] = Field(
+        default=None, description="The developer key (W-Key)."
+    )
+    username: Annotated[OptionalText, Cli(plain=True)] = Field(
+        default=None, description="The When I Work user the worker signs in as."
+    )
+    password: Annotated[OptionalText, Cli(env="WHENIWORK_PASSWORD")] = Field(
+        default=None, description="The user's password."
+    )
 
 
 def _people(

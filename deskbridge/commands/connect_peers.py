@@ -1,9 +1,9 @@
-"""`deskbridge connect wheniwork|kadence|resourceguru`: peer platforms from the command line.
+"""`deskbridge connect resourceguru`: a peer platform whose connecting is more than its fields, by hand.
 
-As for directories, secrets come from environment variables, never the command line, and are
-never printed back. Resource Guru is connected with the authorisation code its consent page sent
-to the redirect URI: it is exchanged here once for the token pair kept (encrypted) with the app's
-credentials.
+Resource Guru is connected with the authorisation code its consent page sent to the redirect URI: it
+is exchanged here once for the token pair kept (encrypted) with the app's credentials. As everywhere,
+secrets come from environment variables, never the command line, and are never printed back. Every
+other kind's command is built from its descriptor (connect.py).
 """
 
 from __future__ import annotations
@@ -32,57 +32,8 @@ def _done(connection_id: int, summary: str) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add the peer platforms' commands to `deskbridge connect`."""
+    """Add the hand-written commands to `deskbridge connect`."""
     from deskbridge.commands.connect import _create
-
-    @app.command("wheniwork")
-    def wheniwork(
-        username: Annotated[str, typer.Option("--username", help="The When I Work user the worker signs in as.")],
-        org: OrgOption = None,
-        name: Name = None,
-        key_env: Annotated[str, typer.Option("--key-env", help="The variable holding the developer key (W-Key).")] = (
-            "WHENIWORK_KEY"
-        ),
-        password_env: Annotated[
-            str, typer.Option("--password-env", help="The variable holding the user's password.")
-        ] = "WHENIWORK_PASSWORD",  # noqa: S107 (a variable's name)
-        office_location: Annotated[
-            list[str] | None,
-            typer.Option(
-                "--office-location",
-                help="A location whose shifts are office days, by id or name; repeat it for more. "
-                "Left out: every location.",
-            ),
-        ] = None,
-    ) -> None:
-        """Connect When I Work: its users become members, shifts bookings (reason shift), time off out of office."""
-        credentials = {
-            "developer_key": _secret(key_env, "developer key"),
-            "username": username.strip(),
-            "password": _secret(password_env, "password"),
-        }
-        settings: dict[str, Any] = {}
-        if office_location:
-            settings["office_locations"] = [_location(entry) for entry in office_location]
-        _done(*_created(_create(org, ConnectionKind.WHENIWORK, name or "When I Work", settings, credentials)))
-
-    @app.command("kadence")
-    def kadence(
-        client_id: Annotated[str, typer.Option("--client-id", help="The Kadence API client's id.")],
-        org: OrgOption = None,
-        name: Name = None,
-        secret_env: Annotated[
-            str, typer.Option("--client-secret-env", help="The variable holding the API client's secret.")
-        ] = "KADENCE_CLIENT_SECRET",  # noqa: S107 (a variable's name)
-        region: Annotated[str, typer.Option("--region", help="eu or us: where the Kadence company lives.")] = "eu",
-        import_desks: Annotated[bool, typer.Option("--import-desks", help="Make Kadence's desks deskbridge desks.")] = (
-            False
-        ),
-    ) -> None:
-        """Connect Kadence: its users become members, desk bookings bookings (reason WFO)."""
-        settings: dict[str, Any] = {"region": region, "import_desks": import_desks}
-        credentials = {"client_id": client_id.strip(), "client_secret": _secret(secret_env, "client secret")}
-        _done(*_created(_create(org, ConnectionKind.KADENCE, name or "Kadence", settings, credentials)))
 
     @app.command("resourceguru")
     def resourceguru(
@@ -135,12 +86,6 @@ def register(app: typer.Typer) -> None:
 
 def _created(made: tuple[int, str, str | None]) -> tuple[int, str]:
     return made[0], made[1]
-
-
-def _location(entry: str) -> int | str:
-    """A When I Work location as given: digits are its id, anything else its name."""
-    text = entry.strip()
-    return int(text) if text.isascii() and text.isdigit() else text
 
 
 def _check(org: str | None, kind: ConnectionKind, settings: dict[str, Any]) -> None:
