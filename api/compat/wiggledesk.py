@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, ValidationError
 from sqlalchemy import ColumnElement, Integer, Select, bindparam, exists, func, select
 from sqlalchemy.orm import Session
 
-from api.deps import DB, AdminCaller, Secret, as_api_caller, context
+from api.deps import DB, SECURITY, AdminCaller, as_api_caller, context
 from api.errors import ApiError
 from store.columns import MAX_KEY, UTCDateTime, utcnow
 from store.errors import StoreError
@@ -438,43 +438,45 @@ _PAGE = {
     "description": "The page (of 100), from 1; a page past the last is 404 `Invalid page.`.",
     "schema": {"type": "integer", "minimum": 1, "maximum": LAST_PAGE, "default": 1},
 }
-_PAGED = {"parameters": [_PAGE]}
+_PAGED = {"parameters": [_PAGE], **SECURITY}
 
 
 # The listings authenticate in `as_api_caller`: one trip to the thread pool for the whole request.
 
 
-@router.get("/teams_upcoming_bookings/", response_model=BookingPage, openapi_extra={"parameters": [_TEAM_NAME, _PAGE]})
-async def teams_upcoming_bookings(
-    request: Request, team_name: Annotated[str, Depends(_team_name)], secret: Secret
-) -> JSONResponse:
+@router.get(
+    "/teams_upcoming_bookings/",
+    response_model=BookingPage,
+    openapi_extra={"parameters": [_TEAM_NAME, _PAGE], **SECURITY},
+)
+async def teams_upcoming_bookings(request: Request, team_name: Annotated[str, Depends(_team_name)]) -> JSONResponse:
     """The upcoming bookings (ending after now) of everyone in the team named `team_name`."""
 
     def read(db: Session, caller: Caller) -> JSONResponse:
         team = teams.get_by_name(db, caller.organisation.id, team_name)
         return _booking_page(request, db, caller, TEAM_UPCOMING_BOOKINGS, team_id=team.id, now=utcnow())
 
-    return await as_api_caller(request, secret, read)
+    return await as_api_caller(request, read)
 
 
 @router.get("/bookings/", response_model=BookingPage, openapi_extra=_PAGED)
-async def my_bookings(request: Request, secret: Secret) -> JSONResponse:
+async def my_bookings(request: Request) -> JSONResponse:
     """All of the caller's bookings: past, present and future."""
 
     def read(db: Session, caller: Caller) -> JSONResponse:
         return _booking_page(request, db, caller, MY_BOOKINGS, member_id=caller.member.id)
 
-    return await as_api_caller(request, secret, read)
+    return await as_api_caller(request, read)
 
 
 @router.get("/my_upcoming_bookings/", response_model=BookingPage, openapi_extra=_PAGED)
-async def my_upcoming_bookings(request: Request, secret: Secret) -> JSONResponse:
+async def my_upcoming_bookings(request: Request) -> JSONResponse:
     """The caller's bookings that end after now."""
 
     def read(db: Session, caller: Caller) -> JSONResponse:
         return _booking_page(request, db, caller, MY_UPCOMING_BOOKINGS, member_id=caller.member.id, now=utcnow())
 
-    return await as_api_caller(request, secret, read)
+    return await as_api_caller(request, read)
 
 
 # Members with a booking overlapping [:day_start, :day_end).
@@ -494,7 +496,7 @@ USERS_IN_OFFICE = _listing(
 
 
 @router.get("/users_in_office/", response_model=UserPage, openapi_extra=_PAGED)
-async def users_in_office(request: Request, secret: Secret) -> JSONResponse:
+async def users_in_office(request: Request) -> JSONResponse:
     """Everyone with a booking during today, in the organisation's time zone."""
 
     def render(row: Any) -> dict[str, str]:
@@ -507,4 +509,4 @@ async def users_in_office(request: Request, secret: Secret) -> JSONResponse:
         params = {"organisation_id": caller.organisation.id, "day_start": today, "day_end": tomorrow}
         return _page(request, db, USERS_IN_OFFICE, params, render)
 
-    return await as_api_caller(request, secret, read)
+    return await as_api_caller(request, read)
