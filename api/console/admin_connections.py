@@ -116,6 +116,8 @@ def _detail(request: Request, viewer: Viewer, db: Session, connection: Connectio
         status_words=STATUS_WORDS,
         calendars=rows,
         limit=removal_limit(shown) if has_people(connection.kind) else None,
+        pushed=REGISTRY.can(connection.kind, Capability.DIRECTORY_PUSHED),  # no "sync now": it is sent to us
+        takes_files=REGISTRY.can(connection.kind, Capability.TAKES_FILES),
         no_store="scim_token" in extra,
         **extra,
     )
