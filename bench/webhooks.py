@@ -13,22 +13,29 @@ commits feed the relay (`worker.relay.on_commit`), as the API's do. Then, in one
    completed the set, and a check that every (endpoint, event) arrived at least once;
 2. latency: a steady 100 events/s (one per transaction) for 25 s; commit-to-receipt p50/p99. The
    producer takes the commit time right after each commit, the receiver the receipt time: both
-   `time.monotonic()`, one clock for every process of the machine;
-3. the ceiling, workers stopped: a bare event loop posting the same signed payloads (built and signed
-   as the worker does) to the same receiver over raw asyncio streams with keep-alive, as many
-   connections as the workers have threads; beside it the same loop through the HTTP client the
-   workers use (`worker.webhooks.sender.Poster`: aiohttp), so that what the client itself costs
-   shows; and, for reference, the same with `httpx.AsyncClient`.
+   `time.monotonic()`, one clock for every process of the machine. Each delivery's time is split by what
+   the store wrote down (`timeline`): commit to the relay's pass, from there to the receipt, and from the
+   receipt to the success being recorded;
+3. the ceilings, workers stopped. The durable ceiling: as many bare processes as the workers have
+   (`bench.webhooks_ceiling.durable_share`) doing what the promise takes and no more, on the same
+   database, receiver and cores: for each batch of 200 events, the deliveries inserted and committed, posted
+   over raw asyncio streams with keep-alive (as many connections as the workers have threads), then marked
+   delivered with their attempts logged in one transaction. Beside it, the raw ceiling of earlier runs (a
+   bare event loop posting the same signed payloads, no store: not the limit of a durable service, so
+   its share is printed for reference only), and the same loop through the HTTP client the workers use
+   (`worker.webhooks.sender.Poster`: aiohttp), so that what the client itself costs shows; and, for
+   reference, the same with `httpx.AsyncClient`.
 
-Targets: >= 1,000 deliveries/s and >= 50% of the ceiling; p99 commit-to-receipt <= 250 ms at 100
-events/s. The worker's client's share of the ceiling is printed beside deskbridge's. Beside the
-figures, the CPU milliseconds each side used per delivery in each phase (workers, PostgreSQL, Redis,
-receiver, this process, and everything else on the machine).
+Targets: >= 3,000 deliveries/s and >= 50% of the durable ceiling; p99 commit-to-receipt <= 100 ms at 100
+events/s. Beside the figures, the CPU milliseconds each side used per delivery in each phase (workers or
+the ceiling's processes, PostgreSQL, Redis, receiver, this process, which plays the API's part as the
+producer, and everything else on the machine), and the load average: on a shared machine CPU per
+delivery is the figure to compare. `--phases` runs some of the phases only.
 
 Every phase has a time limit and stops by itself; a throughput phase cut short has the rest of its
 queue dropped (workers restarted on a flushed Redis) so that it does not weigh on the latency phase.
-The receiver and workers are stopped on exit, also on Ctrl-C. `--profile` records the workers with
-py-spy during the throughput phase (bench/results/webhooks-profile.txt, collapsed stacks).
+The receiver and workers are stopped on exit, also on Ctrl-C. `--profile [throughput|latency]` records the
+workers with py-spy during that phase (bench/results/webhooks-profile.txt, collapsed stacks).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import multiprocessing
 import os
 import shutil
 import signal
@@ -60,7 +68,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bench import cpu
 from bench.api import database_pids, sqlalchemy_url
-from bench.webhooks_ceiling import Post, Posted, post_httpx, post_raw, post_worker_client
+from bench.webhooks_ceiling import (
+    DurableShare,
+    Post,
+    Posted,
+    Target,
+    durable_share,
+    post_httpx,
+    post_raw,
+    post_worker_client,
+)
 from deskbridge.settings import Settings
 from deskbridge.wiring import build
 from store.db import make_engine, make_session_factory, transaction
@@ -74,12 +91,18 @@ from worker.webhooks.sender import event_payload
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-DELIVERIES_TARGET = 1000.0  # deliveries/s
-CEILING_TARGET = 0.5  # of the ceiling's deliveries/s
-P99_TARGET_MS = 250.0
+DELIVERIES_TARGET = 3000.0  # deliveries/s
+CEILING_TARGET = 0.5  # of the durable ceiling's deliveries/s
+P99_TARGET_MS = 100.0
 DESKS = 200
 EVENT_TYPE = "desk.updated"
 PATHS = ("/hooks/a", "/hooks/b")
+PHASES = ("throughput", "latency", "ceiling")
+# Events a batch of the durable ceiling writes, posts and marks delivered (the relay's jobs carry 200).
+DURABLE_BATCH = 200
+# Batches each durable ceiling process has in flight at once: one writes or marks while another posts.
+DURABLE_BATCHES_AT_ONCE = 2
+IDLE_SECONDS = 5.0  # measured with nothing to do, before the latency phase
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -100,11 +123,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--stall", type=float, default=60.0, help="give a phase up after this long without progress")
     parser.add_argument("--connections", type=int, help="the ceiling's connections (default: processes x threads)")
     parser.add_argument("--reference-posts", type=int, default=20_000, help="posts of the httpx reference (0: none)")
-    parser.add_argument("--profile", action="store_true", help="py-spy the workers during the throughput phase")
+    parser.add_argument(
+        "--phases", default=",".join(PHASES), help=f"which phases to run, comma-separated (of {','.join(PHASES)})"
+    )
+    parser.add_argument(
+        "--profile", nargs="?", const="throughput", choices=PHASES[:2], help="py-spy the workers during this phase"
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
     if not 1 <= args.batch <= DESKS:
         parser.error(f"--batch must be between 1 and {DESKS}")
+    args.phases = [phase.strip() for phase in args.phases.split(",") if phase.strip()]
+    if unknown := set(args.phases) - set(PHASES):
+        parser.error(f"unknown phases {sorted(unknown)}; expected some of {PHASES}")
     return args
 
 
@@ -125,11 +156,12 @@ def prepare_database(server_url: str, database: str) -> str:
 
 @dataclass(frozen=True)
 class Organisation:
-    """The bench organisation: its id, its desks, and its endpoints' signing secrets by receiver path."""
+    """The bench organisation: its id, its desks, its endpoints' signing secrets and ids by receiver path."""
 
     id: int
     desk_ids: list[int]
     secrets: dict[str, str]
+    endpoint_ids: dict[str, int]
 
 
 def create_organisation(factory: sessionmaker[Session], box: SecretBox, base_url: str) -> Organisation:
@@ -137,14 +169,14 @@ def create_organisation(factory: sessionmaker[Session], box: SecretBox, base_url
     with transaction(factory) as session:
         organisation = organisations.create(session, "Webhooks bench", slug="webhooks-bench")
         desk_ids = [desks.create(session, organisation.id, f"D{n:03d}", building="HQ").id for n in range(DESKS)]
-    secrets = {}
+    secrets, endpoint_ids = {}, {}
     with transaction(factory) as session:
         for path in PATHS:
-            _, secret = webhook_endpoints.create_endpoint(
+            endpoint, secret = webhook_endpoints.create_endpoint(
                 session, organisation.id, base_url + path, box=box, event_types=[EVENT_TYPE], description=path
             )
-            secrets[path] = secret
-    return Organisation(organisation.id, desk_ids, secrets)
+            secrets[path], endpoint_ids[path] = secret, endpoint.id
+    return Organisation(organisation.id, desk_ids, secrets, endpoint_ids)
 
 
 class CommitClock:
@@ -341,13 +373,16 @@ class CpuWatch:
             for pid, seconds in pids.items():
                 latest[pid] = max(seconds, latest.get(pid, 0.0))
 
-    def stop(self) -> dict[str, float]:
+    def stop(self, workers_extra: float = 0.0) -> dict[str, float]:
+        """The CPU seconds used since `start`; `workers_extra`: seconds of pipeline processes measured
+        by themselves (the durable ceiling's), counted as the workers'."""
         self.sample(every=0.0)
         busy, total = cpu.machine_seconds()
         self.used = {
             name: sum(max(0.0, s - self._before[name].get(pid, 0.0)) for pid, s in self._latest[name].items())
             for name in self._latest
         }
+        self.used["workers"] += workers_extra
         self.used["machine busy"] = busy - self._machine[0]
         self.used["machine total"] = total - self._machine[1]
         ours = sum(v for k, v in self.used.items() if not k.startswith("machine"))
@@ -375,6 +410,8 @@ class Delivered:
     unknown: int
     signatures: dict[str, int]
     cpu: dict[str, float] = field(default_factory=dict)
+    receipts: dict[tuple[str, str], float] = field(default_factory=dict)  # first receipt by (path, event id)
+    commits: dict[str, float] = field(default_factory=dict)  # commit time by event id
 
     @property
     def per_second(self) -> float:
@@ -401,6 +438,7 @@ def collect(
     latencies = []
     per_endpoint = dict.fromkeys(PATHS, 0)
     unknown = 0
+    receipts = {}
     for (path, webhook_id), received in first.items():
         committed = commits.get(webhook_id)
         if committed is None or path not in per_endpoint:
@@ -408,6 +446,7 @@ def collect(
             continue
         per_endpoint[path] += 1
         latencies.append(1000 * (received - committed))
+        receipts[path, webhook_id] = received
     expected = len(commits) * len(PATHS)
     distinct = sum(per_endpoint.values())
     start = min(commits.values()) if commits else 0.0
@@ -426,7 +465,40 @@ def collect(
         unknown=unknown,
         signatures={key: counts[key] for key in ("verified", "bad_signatures", "unsigned")},
         cpu=cpu_used,
+        receipts=receipts,
+        commits=commits,
     )
+
+
+def timeline(factory: sessionmaker[Session], organisation: Organisation, phase: Delivered) -> dict[str, list[float]]:
+    """Where each delivery's commit-to-receipt time went, in ms, from what the store wrote down: commit to
+    the relay taking the event (`relayed_at`, the relay's clock as it began), from there to the receipt,
+    and from the receipt to the success being written (`attempted_at`, once the job's posts are done).
+
+    The store's times are wall-clock (UTC), the bench's monotonic: one offset, read here, joins them.
+    """
+    offset = time.time() - time.monotonic()
+    path_of = {endpoint_id: path for path, endpoint_id in organisation.endpoint_ids.items()}
+    rows: list[Any] = []
+    event_ids = list(phase.commits)
+    with factory() as session:
+        for start in range(0, len(event_ids), 1000):
+            rows += session.execute(
+                select(OutboxEvent.id, OutboxEvent.relayed_at, Delivery.endpoint_id, DeliveryAttempt.attempted_at)
+                .join(Delivery, Delivery.event_id == OutboxEvent.id)
+                .join(DeliveryAttempt, DeliveryAttempt.delivery_id == Delivery.id)
+                .where(OutboxEvent.id.in_(event_ids[start : start + 1000]), DeliveryAttempt.succeeded.is_(True))
+            ).all()
+    segments: dict[str, list[float]] = {"commit -> relay": [], "relay -> receipt": [], "receipt -> recorded": []}
+    for event_id, relayed_at, endpoint_id, attempted_at in rows:
+        received = phase.receipts.get((path_of[endpoint_id], event_id))
+        if received is None or relayed_at is None:
+            continue
+        relayed = relayed_at.timestamp() - offset
+        segments["commit -> relay"].append(1000 * (relayed - phase.commits[event_id]))
+        segments["relay -> receipt"].append(1000 * (received - relayed))
+        segments["receipt -> recorded"].append(1000 * (attempted_at.timestamp() - offset - received))
+    return segments
 
 
 def produce_burst(factory: sessionmaker[Session], organisation: Organisation, events: int, batch: int) -> float:
@@ -478,6 +550,66 @@ def ceiling_posts(factory: sessionmaker[Session], organisation: Organisation, ev
     ]
 
 
+def durable_ceiling(
+    server_url: str,
+    database: str,
+    organisation: Organisation,
+    port: int,
+    processes: int,
+    connections: int,
+    events: int,
+    watch: CpuWatch,
+) -> tuple[Posted, dict[str, float]]:
+    """The durable ceiling: `processes` bare processes delivering the first `events` events to every
+    endpoint as the minimal durable pipeline would (bench.webhooks_ceiling.durable_share): each batch's
+    deliveries inserted and committed, posted over raw keep-alive connections, then marked delivered
+    with their attempts logged. Starts from empty delivery tables (the phases before filled them)."""
+    url = psycopg.conninfo.make_conninfo(server_url, dbname=database)
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("TRUNCATE deliveries, delivery_attempts")
+        seqs = [
+            seq
+            for (seq,) in connection.execute(
+                "SELECT seq FROM outbox_events WHERE organisation_id = %s AND type = %s ORDER BY seq LIMIT %s",
+                (organisation.id, EVENT_TYPE, events),
+            )
+        ]
+    ranges = [(seqs[at], seqs[min(at + DURABLE_BATCH, len(seqs)) - 1]) for at in range(0, len(seqs), DURABLE_BATCH)]
+    targets = [Target(organisation.endpoint_ids[path], path, organisation.secrets[path]) for path in PATHS]
+    context = multiprocessing.get_context("spawn")  # nothing of this process's threads and pools
+    go, release, results = context.Barrier(processes + 1), context.Event(), context.Queue()
+    per_process = max(1, connections // processes)
+    shares = []
+    for index in range(processes):
+        share_args: tuple[object, ...] = (url, "127.0.0.1", port, organisation.id, EVENT_TYPE, targets)
+        share_args += (ranges[index::processes], per_process, DURABLE_BATCHES_AT_ONCE, go, release, results)
+        shares.append(context.Process(target=durable_share, args=share_args))
+    for share in shares:
+        share.start()
+    try:
+        watch.start()
+        go.wait(timeout=120)  # the processes have imported what they need: they start together
+        done: list[DurableShare] = []
+        while len(done) < processes:
+            done.append(results.get(timeout=600))
+            watch.sample()
+        cpu_used = watch.stop(workers_extra=sum(share.cpu_seconds for share in done))
+    finally:
+        release.set()
+        for share in shares:
+            share.join(timeout=30)
+            if share.is_alive():
+                share.kill()
+    seconds = max(share.ended for share in done) - min(share.started for share in done)
+    posted = Posted(
+        "durable: PostgreSQL + raw asyncio streams",
+        sum(share.ok for share in done),
+        sum(share.failed for share in done),
+        seconds,
+    )
+    return posted, cpu_used
+
+
 def delivery_states(factory: sessionmaker[Session]) -> dict[str, int]:
     """Deliveries by status, and attempts in all (more attempts than deliveries means retries)."""
     with factory() as session:
@@ -520,110 +652,104 @@ def mark(met: bool) -> str:
     return "met" if met else "MISSED"
 
 
-def print_table(
-    burst: Delivered,
-    steady: Delivered,
-    rate: float,
-    ceiling: Posted | None,
-    client: Posted | None,
-    reference: Posted | None,
-) -> bool:
-    """The figures and targets side by side (`rate`: the latency phase's events/s); whether every target was met."""
-    made = steady.events / steady.produce_seconds if steady.produce_seconds else 0.0
-    at = f"at {rate:g} events/s" + (f" (made {made:.0f}/s)" if made < 0.95 * rate else "")
-    ratio = burst.per_second / ceiling.per_second if ceiling and ceiling.per_second else 0.0
-    p50, p99 = steady.percentile(0.50), steady.percentile(0.99)
-    rate_met = burst.complete and burst.per_second >= DELIVERIES_TARGET
-    ratio_met = burst.complete and ratio >= CEILING_TARGET
-    p99_met = steady.complete and p99 <= P99_TARGET_MS
-    rows = [
-        (
-            f"deskbridge deliveries/s ({burst.expected:,} deliveries)"
-            if burst.complete
-            else f"deskbridge deliveries/s (INCOMPLETE: {burst.distinct:,} of {burst.expected:,})",
-            f"{burst.per_second:,.0f}",
-            f">= {DELIVERIES_TARGET:,.0f}",
-            mark(rate_met),
-        ),
-        (
-            f"ceiling deliveries/s ({ceiling.client})" if ceiling else "ceiling deliveries/s",
-            f"{ceiling.per_second:,.0f}" if ceiling else "-",
-            "",
-            "",
-        ),
-        ("deskbridge / ceiling", f"{ratio:.0%}", f">= {CEILING_TARGET:.0%}", mark(ratio_met)),
-        (
-            f"same loop, worker's client deliveries/s ({client.client})" if client else "worker's client deliveries/s",
-            f"{client.per_second:,.0f}" if client else "-",
-            "",
-            "",
-        ),
-        (
-            "worker's client / ceiling",
-            f"{client.per_second / ceiling.per_second:.0%}" if client and ceiling and ceiling.per_second else "-",
-            "",
-            "",
-        ),
-        (
-            "deskbridge / worker's client",
-            f"{burst.per_second / client.per_second:.0%}" if client and client.per_second else "-",
-            "",
-            "",
-        ),
-        (f"commit-to-receipt p50 {at}", f"{p50:,.1f} ms", "", ""),
-        (f"commit-to-receipt p99 {at}", f"{p99:,.1f} ms", f"<= {P99_TARGET_MS:.0f} ms", mark(p99_met)),
-    ]
-    if reference is not None and ceiling is not None and ceiling.per_second:
-        rows.append(
+def print_table(burst: Delivered | None, steady: Delivered | None, rate: float, ceilings: Ceilings) -> bool:
+    """The figures and targets side by side (`rate`: the latency phase's events/s); whether every target
+    of the phases that ran was met."""
+    durable = ceilings.durable[0] if ceilings.durable else None
+    raw = ceilings.raw[0] if ceilings.raw else None
+    client = ceilings.client[0] if ceilings.client else None
+    rows: list[tuple[str, str, str, str]] = []
+    met = True
+
+    def share(part: float, whole: Posted | None) -> str:
+        return f"{part / whole.per_second:.0%}" if whole and whole.per_second else "-"
+
+    if burst is not None:
+        rate_met = burst.complete and burst.per_second >= DELIVERIES_TARGET
+        ratio = burst.per_second / durable.per_second if durable and durable.per_second else 0.0
+        ratio_met = burst.complete and ratio >= CEILING_TARGET
+        met = met and rate_met and (ratio_met or durable is None)
+        rows += [
             (
-                f"reference deliveries/s ({reference.client})",
-                f"{reference.per_second:,.0f}",
-                f"{reference.per_second / ceiling.per_second:.0%} of ceiling",
-                "",
-            )
-        )
-    width = max(len(row[0]) for row in rows)
+                f"deskbridge deliveries/s ({burst.expected:,} deliveries)"
+                if burst.complete
+                else f"deskbridge deliveries/s (INCOMPLETE: {burst.distinct:,} of {burst.expected:,})",
+                f"{burst.per_second:,.0f}",
+                f">= {DELIVERIES_TARGET:,.0f}",
+                mark(rate_met),
+            ),
+            ("deskbridge / durable ceiling", share(burst.per_second, durable), f">= {CEILING_TARGET:.0%}",
+             mark(ratio_met) if durable else ""),
+            ("deskbridge / raw ceiling (no store)", share(burst.per_second, raw), "", ""),
+            ("deskbridge / worker's client alone", share(burst.per_second, client), "", ""),
+        ]  # fmt: skip
+    for posted in (durable, raw, client):
+        if posted is not None:
+            rows.append((f"ceiling deliveries/s ({posted.client})", f"{posted.per_second:,.0f}", "", ""))
+    if durable is not None and raw is not None:
+        rows.append(("durable ceiling / raw ceiling", share(durable.per_second, raw), "", ""))
+    if steady is not None:
+        made = steady.events / steady.produce_seconds if steady.produce_seconds else 0.0
+        at = f"at {rate:g} events/s" + (f" (made {made:.0f}/s)" if made < 0.95 * rate else "")
+        p99 = steady.percentile(0.99)
+        p99_met = steady.complete and p99 <= P99_TARGET_MS
+        met = met and p99_met
+        rows += [
+            (f"commit-to-receipt p50 {at}", f"{steady.percentile(0.50):,.1f} ms", "", ""),
+            (f"commit-to-receipt p99 {at}", f"{p99:,.1f} ms", f"<= {P99_TARGET_MS:.0f} ms", mark(p99_met)),
+        ]
+    if ceilings.reference is not None and raw is not None:
+        reference = ceilings.reference[0]
+        rows.append(
+            (f"reference deliveries/s ({reference.client})", f"{reference.per_second:,.0f}",
+             f"{share(reference.per_second, raw)} of raw", "")
+        )  # fmt: skip
+    width = max(len(row[0]) for row in rows) if rows else 10
     header = f"{'figure':{width}}  {'measured':>10}  {'target':>14}  met"
     print()
     print(header)
     print("-" * len(header))
-    for name, value, target, met in rows:
-        print(f"{name:{width}}  {value:>10}  {target:>14}  {met}")
+    for name, value, target, verdict in rows:
+        print(f"{name:{width}}  {value:>10}  {target:>14}  {verdict}")
     print()
-    print(
-        f"Throughput: {burst.events:,} events committed in {burst.produce_seconds:.1f}s "
-        f"({burst.events / max(burst.produce_seconds, 1e-9):,.0f} events/s); "
-        f"{burst.distinct:,} of {burst.expected:,} deliveries arrived in {burst.seconds:.1f}s after the first commit "
-        f"({', '.join(f'{path}: {count:,}' for path, count in burst.per_endpoint.items())} distinct webhook-ids; "
-        f"{burst.requests - burst.distinct - burst.unknown:,} duplicates, {burst.missing:,} missing, "
-        f"{burst.unknown:,} unknown). Commit-to-receipt under this burst: p50 {burst.percentile(0.5):,.0f} ms, "
-        f"p99 {burst.percentile(0.99):,.0f} ms."
-    )
-    print(
-        f"Latency: {steady.events:,} events over {steady.produce_seconds:.1f}s, {steady.distinct:,} of "
-        f"{steady.expected:,} deliveries arrived ({steady.missing:,} missing); "
-        f"max {max(steady.latencies_ms or [0]):.0f} ms."
-    )
-    for phase in (burst, steady):
+    if burst is not None:
+        print(
+            f"Throughput: {burst.events:,} events committed in {burst.produce_seconds:.1f}s "
+            f"({burst.events / max(burst.produce_seconds, 1e-9):,.0f} events/s); {burst.distinct:,} of "
+            f"{burst.expected:,} deliveries arrived in {burst.seconds:.1f}s after the first commit "
+            f"({', '.join(f'{path}: {count:,}' for path, count in burst.per_endpoint.items())} distinct webhook-ids; "
+            f"{burst.requests - burst.distinct - burst.unknown:,} duplicates, {burst.missing:,} missing, "
+            f"{burst.unknown:,} unknown). Commit-to-receipt under this burst: p50 {burst.percentile(0.5):,.0f} ms, "
+            f"p99 {burst.percentile(0.99):,.0f} ms."
+        )
+    if steady is not None:
+        print(
+            f"Latency: {steady.events:,} events over {steady.produce_seconds:.1f}s, {steady.distinct:,} of "
+            f"{steady.expected:,} deliveries arrived ({steady.missing:,} missing); "
+            f"max {max(steady.latencies_ms or [0]):.0f} ms."
+        )
+    phases = [phase for phase in (burst, steady) if phase is not None]
+    for phase in phases:
         signatures = phase.signatures
         if signatures["bad_signatures"] or signatures["unsigned"]:
             print(f"SIGNATURES: {signatures['bad_signatures']} bad, {signatures['unsigned']} without webhook-id!")
-    print(
-        f"Signatures verified on a sample (1 in 100) with standardwebhooks: "
-        f"{burst.signatures['verified'] + steady.signatures['verified']:,} good, "
-        f"{burst.signatures['bad_signatures'] + steady.signatures['bad_signatures']} bad."
-    )
-    if ceiling is not None:
+    if phases:
         print(
-            f"Ceiling: {ceiling.ok:,} posted in {ceiling.seconds:.1f}s ({ceiling.failed} failed)"
-            + (f"; worker's client: {client.ok:,} in {client.seconds:.1f}s ({client.failed} failed)" if client else "")
-            + (
-                f"; reference: {reference.ok:,} in {reference.seconds:.1f}s ({reference.failed} failed)."
-                if reference
-                else "."
-            )
+            f"Signatures verified on a sample (1 in 100) with standardwebhooks: "
+            f"{sum(phase.signatures['verified'] for phase in phases):,} good, "
+            f"{sum(phase.signatures['bad_signatures'] for phase in phases)} bad."
         )
-    return rate_met and ratio_met and p99_met
+    for name, (posted, _) in ceilings.measured().items():
+        print(f"{name}: {posted.ok:,} delivered in {posted.seconds:.1f}s ({posted.failed} failed).")
+    return met
+
+
+def print_segments(segments: dict[str, list[float]]) -> None:
+    """Where the latency phase's commit-to-receipt time went (see `timeline`)."""
+    print()
+    print(f"{'latency phase, ms':22} {'p50':>8} {'p90':>8} {'p99':>8}")
+    for name, values in segments.items():
+        print(f"{name:22} " + " ".join(f"{percentile(values, share):8.1f}" for share in (0.5, 0.9, 0.99)))
 
 
 def print_cpu(phases: dict[str, tuple[dict[str, float], int]]) -> None:
@@ -684,6 +810,7 @@ def main(argv: list[str] | None = None) -> int:
     clock = CommitClock()
     # The producer's sessions: as the API's (the relay right after each commit), and the commit clock first.
     factory = make_session_factory(components.engine, listeners=[clock, relay.on_commit])
+    quiet = make_session_factory(components.engine)  # the ceiling's own events: nobody relays them
     base_url = f"http://127.0.0.1:{args.port}"
     organisation = create_organisation(factory, runtime.current().secret_box, base_url)
     clock.take()
@@ -711,12 +838,13 @@ def main(argv: list[str] | None = None) -> int:
     receiver_process = None
     workers = Workers(worker_env, args.processes, args.threads, workers_log)
     receiver = Receiver(base_url)
-    ceiling: Posted | None = None
-    client: Posted | None = None
-    reference: Posted | None = None
-    ceiling_cpu: dict[str, float] = {}
-    client_cpu: dict[str, float] = {}
+    burst: Delivered | None = None
+    steady: Delivered | None = None
+    idle: dict[str, float] = {}
+    segments: dict[str, list[float]] = {}
+    ceilings = Ceilings()
     profiler: subprocess.Popen[bytes] | None = None
+    load = os.getloadavg()
     try:
         receiver_process = start_receiver(args.port, secrets_file, receiver_log)
         receiver.wait_until_up(receiver_process, receiver_log)
@@ -727,66 +855,53 @@ def main(argv: list[str] | None = None) -> int:
 
         watch = CpuWatch(workers.pids, receiver_process.pid, database, redis_pid)
 
-        # 1. throughput
-        receiver.reset()
-        print(f"\n1. throughput: {args.events:,} events, {args.batch} per transaction...", flush=True)
-        if args.profile:
-            profiler = start_profiler(workers.pids()[0], RESULTS / "webhooks-profile.txt")
-        watch.start()
-        produce_seconds = produce_burst(factory, organisation, args.events, args.batch)
-        print(f"  committed in {produce_seconds:.1f}s", flush=True)
-        complete = receiver.wait_for(args.events * len(PATHS), args.timeout, args.stall, "throughput", watch.sample)
-        used = watch.stop()
-        burst = collect(receiver, clock.take(), complete, produce_seconds, used)
-        if profiler is not None:
-            stop_profiler(profiler)
-            profiler = None
-            print(f"  profile in {(RESULTS / 'webhooks-profile.txt').relative_to(ROOT)}", flush=True)
-        print(f"  {burst.per_second:,.0f} deliveries/s; database: {delivery_states(factory)}", flush=True)
-        if not complete:
-            # What is left of the burst must not weigh on the latency phase: drop it from the queue
-            # (no scheduler runs here to sweep it up again).
-            print("  dropping the rest of the burst: workers restarted on a flushed Redis", flush=True)
-            workers.stop()
-            redis_client.flushdb()
-            workers.start()
-
-        # 2. latency
-        receiver.reset()
-        print(f"\n2. latency: {args.rate:g} events/s for {args.steady:g}s...", flush=True)
-        watch.start()
-        steady_seconds, worst = produce_steady(factory, organisation, args.rate, args.steady)
-        if worst > 0.05:
-            print(f"  the producer fell up to {worst * 1000:.0f} ms behind its schedule", flush=True)
-        complete = receiver.wait_for(
-            round(args.rate * args.steady) * len(PATHS), min(args.timeout, 120), args.stall, "latency", watch.sample
-        )
-        used = watch.stop()
-        steady = collect(receiver, clock.take(), complete, steady_seconds, used)
-        print(f"  p50 {steady.percentile(0.5):.1f} ms, p99 {steady.percentile(0.99):.1f} ms", flush=True)
-
-        # 3. ceiling
-        workers.stop()
-        posts = ceiling_posts(factory, organisation, args.events)
-        receiver.reset()
-        print(f"\n3. ceiling: {len(posts):,} signed posts over {connections} raw keep-alive connections...", flush=True)
-        watch.start()
-        ceiling = post_raw("127.0.0.1", args.port, posts, connections, args.timeout)
-        ceiling_cpu = watch.stop()
-        arrived = receiver.counts()["distinct"]
-        print(f"  {ceiling.per_second:,.0f} deliveries/s; the receiver got {arrived:,} distinct", flush=True)
-        receiver.reset()
-        print(f"   the same through the worker's client ({connections} at once)...", flush=True)
-        watch.start()
-        client = post_worker_client(base_url, posts, connections, args.timeout)
-        client_cpu = watch.stop()
-        arrived = receiver.counts()["distinct"]
-        print(f"  {client.per_second:,.0f} deliveries/s; the receiver got {arrived:,} distinct", flush=True)
-        if args.reference_posts:
+        if "throughput" in args.phases:
             receiver.reset()
-            print(f"   reference: {args.reference_posts:,} posts with httpx.AsyncClient...", flush=True)
-            reference = post_httpx(base_url, posts[: args.reference_posts], connections, min(args.timeout, 120))
-            print(f"  {reference.per_second:,.0f} deliveries/s", flush=True)
+            print(f"\n1. throughput: {args.events:,} events, {args.batch} per transaction...", flush=True)
+            if args.profile == "throughput":
+                profiler = start_profiler(workers.pids()[0], RESULTS / "webhooks-profile.txt")
+            watch.start()
+            produce_seconds = produce_burst(factory, organisation, args.events, args.batch)
+            print(f"  committed in {produce_seconds:.1f}s", flush=True)
+            complete = receiver.wait_for(args.events * len(PATHS), args.timeout, args.stall, "throughput", watch.sample)
+            used = watch.stop()
+            burst = collect(receiver, clock.take(), complete, produce_seconds, used)
+            profiler = _profiled(profiler)
+            print(f"  {burst.per_second:,.0f} deliveries/s; database: {delivery_states(factory)}", flush=True)
+            if not complete:
+                # What is left of the burst must not weigh on the latency phase: drop it from the queue
+                # (no scheduler runs here to sweep it up again).
+                print("  dropping the rest of the burst: workers restarted on a flushed Redis", flush=True)
+                workers.stop()
+                redis_client.flushdb()
+                workers.start()
+
+        if "latency" in args.phases:
+            # What the workers cost doing nothing (Dramatiq's consumers polling their queues, heartbeats):
+            # at a low rate a share of each delivery's CPU is this, spread over the deliveries of a second.
+            watch.start()
+            time.sleep(IDLE_SECONDS)
+            idle = {side: seconds / IDLE_SECONDS for side, seconds in watch.stop().items()}
+            receiver.reset()
+            print(f"\n2. latency: {args.rate:g} events/s for {args.steady:g}s...", flush=True)
+            if args.profile == "latency":
+                profiler = start_profiler(workers.pids()[0], RESULTS / "webhooks-profile.txt")
+            watch.start()
+            steady_seconds, worst = produce_steady(factory, organisation, args.rate, args.steady)
+            if worst > 0.05:
+                print(f"  the producer fell up to {worst * 1000:.0f} ms behind its schedule", flush=True)
+            complete = receiver.wait_for(
+                round(args.rate * args.steady) * len(PATHS), min(args.timeout, 120), args.stall, "latency", watch.sample
+            )
+            used = watch.stop()
+            steady = collect(receiver, clock.take(), complete, steady_seconds, used)
+            profiler = _profiled(profiler)
+            segments = timeline(factory, organisation, steady)
+            print(f"  p50 {steady.percentile(0.5):.1f} ms, p99 {steady.percentile(0.99):.1f} ms", flush=True)
+
+        workers.stop()
+        if "ceiling" in args.phases:
+            ceilings = run_ceilings(args, factory, organisation, receiver, watch, base_url, quiet)
     except KeyboardInterrupt:
         print("\ninterrupted: stopping the workers and the receiver", file=sys.stderr)
         return 130
@@ -798,27 +913,45 @@ def main(argv: list[str] | None = None) -> int:
         receiver.client.close()
         components.engine.dispose()
 
-    all_met = print_table(burst, steady, args.rate, ceiling, client, reference)
-    cpu_rows = {
-        "1. throughput": (burst.cpu, burst.distinct),
-        f"2. latency ({args.rate:g}/s)": (steady.cpu, steady.distinct),
-    }
-    if ceiling is not None:
-        cpu_rows["3. ceiling"] = (ceiling_cpu, ceiling.ok)
-    if client is not None:
-        cpu_rows["3. worker's client"] = (client_cpu, client.ok)
+    print(
+        f"\nLoad average (1, 5, 15 min) at the start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
+        f"at the end: {' '.join(f'{value:.2f}' for value in os.getloadavg())} ({os.cpu_count()} cores)."
+    )
+    all_met = print_table(burst, steady, args.rate, ceilings)
+    if segments:
+        print_segments(segments)
+    cpu_rows: dict[str, tuple[dict[str, float], int]] = {}
+    if burst is not None:
+        cpu_rows["1. throughput"] = (burst.cpu, burst.distinct)
+    if steady is not None:
+        cpu_rows[f"2. latency ({args.rate:g}/s)"] = (steady.cpu, steady.distinct)
+    for name, (posted, used) in ceilings.measured().items():
+        cpu_rows[f"3. {name}"] = (used, posted.ok)
     print_cpu(cpu_rows)
+    if idle and steady is not None and steady.produce_seconds:
+        at = steady.distinct / steady.produce_seconds
+        print(
+            f"Idle, the workers used {1000 * idle['workers']:.1f} ms of CPU a second, PostgreSQL "
+            f"{1000 * idle['postgres']:.1f}, Redis {1000 * idle['redis']:.1f}: at {at:.0f} deliveries/s that is "
+            f"{1000 * idle['workers'] / max(at, 1e-9):.3f} ms of the workers' figure of each delivery in phase 2."
+        )
     record = {
         "when": datetime.now(UTC).isoformat(),
         "cores": os.cpu_count(),
+        "load": {"start": load, "end": os.getloadavg()},
         "processes": args.processes,
         "threads": args.threads,
         "connections": connections,
-        "throughput": _summary(burst),
-        "latency": _summary(steady),
-        "ceiling": asdict(ceiling) | {"per_second": ceiling.per_second, "cpu": ceiling_cpu} if ceiling else None,
-        "worker_client": asdict(client) | {"per_second": client.per_second, "cpu": client_cpu} if client else None,
-        "reference": asdict(reference) | {"per_second": reference.per_second} if reference else None,
+        "throughput": _summary(burst) if burst else None,
+        "latency": _summary(steady) if steady else None,
+        "idle_cpu_per_second": idle,
+        "latency_segments_ms": {
+            name: {"p50": percentile(values, 0.5), "p99": percentile(values, 0.99)} for name, values in segments.items()
+        },
+        **{
+            name.replace(" ", "_").replace("'", ""): asdict(posted) | {"per_second": posted.per_second, "cpu": used}
+            for name, (posted, used) in ceilings.measured().items()
+        },
         "targets_met": all_met,
     }
     saved = RESULTS / f"webhooks-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
@@ -827,8 +960,90 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if args.strict and not all_met else 0
 
 
+def _profiled(profiler: subprocess.Popen[bytes] | None) -> subprocess.Popen[bytes] | None:
+    """Stop the profiler if one runs; None (no profiler runs any more)."""
+    if profiler is not None:
+        stop_profiler(profiler)
+        print(f"  profile in {(RESULTS / 'webhooks-profile.txt').relative_to(ROOT)}", flush=True)
+    return None
+
+
+@dataclass
+class Ceilings:
+    """The ceiling phase's figures, each with the CPU it used: the durable ceiling, the raw one, the
+    worker's client, and the httpx reference."""
+
+    durable: tuple[Posted, dict[str, float]] | None = None
+    raw: tuple[Posted, dict[str, float]] | None = None
+    client: tuple[Posted, dict[str, float]] | None = None
+    reference: tuple[Posted, dict[str, float]] | None = None
+
+    def measured(self) -> dict[str, tuple[Posted, dict[str, float]]]:
+        """The figures measured, by name."""
+        named = {
+            "durable ceiling": self.durable,
+            "raw ceiling": self.raw,
+            "worker's client": self.client,
+            "httpx reference": self.reference,
+        }
+        return {name: figure for name, figure in named.items() if figure is not None}
+
+
+def run_ceilings(
+    args: argparse.Namespace,
+    factory: sessionmaker[Session],
+    organisation: Organisation,
+    receiver: Receiver,
+    watch: CpuWatch,
+    base_url: str,
+    quiet: sessionmaker[Session],
+) -> Ceilings:
+    """The ceiling phase, workers stopped: the durable ceiling, then the raw one and the clients."""
+    connections = args.connections or args.processes * args.threads
+    ceilings = Ceilings()
+    with factory() as session:
+        made = session.scalar(
+            select(func.count()).where(OutboxEvent.organisation_id == organisation.id, OutboxEvent.type == EVENT_TYPE)
+        )
+    if (made or 0) < args.events:  # the throughput phase did not run: events that nobody relays
+        produce_burst(quiet, organisation, args.events - (made or 0), DESKS)
+    receiver.reset()
+    print(
+        f"\n3. durable ceiling: {args.events:,} events x {len(PATHS)} endpoints written, posted and marked "
+        f"delivered in batches of {DURABLE_BATCH} events by {args.processes} processes over {connections} raw "
+        f"keep-alive connections...",
+        flush=True,
+    )
+    ceilings.durable = durable_ceiling(
+        args.server, args.database, organisation, args.port, args.processes, connections, args.events, watch
+    )
+    arrived = receiver.counts()["distinct"]
+    print(f"  {ceilings.durable[0].per_second:,.0f} deliveries/s; the receiver got {arrived:,} distinct", flush=True)
+    posts = ceiling_posts(factory, organisation, args.events)
+    receiver.reset()
+    print(f"   raw ceiling: {len(posts):,} signed posts over {connections} raw keep-alive connections...", flush=True)
+    watch.start()
+    raw = post_raw("127.0.0.1", args.port, posts, connections, args.timeout)
+    ceilings.raw = raw, watch.stop()
+    print(f"  {raw.per_second:,.0f} deliveries/s; the receiver got {receiver.counts()['distinct']:,}", flush=True)
+    receiver.reset()
+    print(f"   the same through the worker's client ({connections} at once)...", flush=True)
+    watch.start()
+    client = post_worker_client(base_url, posts, connections, args.timeout)
+    ceilings.client = client, watch.stop()
+    print(f"  {client.per_second:,.0f} deliveries/s; the receiver got {receiver.counts()['distinct']:,}", flush=True)
+    if args.reference_posts:
+        receiver.reset()
+        print(f"   reference: {args.reference_posts:,} posts with httpx.AsyncClient...", flush=True)
+        watch.start()
+        reference = post_httpx(base_url, posts[: args.reference_posts], connections, min(args.timeout, 120))
+        ceilings.reference = reference, watch.stop()
+        print(f"  {reference.per_second:,.0f} deliveries/s", flush=True)
+    return ceilings
+
+
 def _summary(phase: Delivered) -> dict[str, Any]:
-    summary = {key: value for key, value in asdict(phase).items() if key != "latencies_ms"}
+    summary = {key: value for key, value in asdict(phase).items() if key not in ("latencies_ms", "receipts", "commits")}
     return summary | {
         "per_second": phase.per_second,
         "p50_ms": phase.percentile(0.5),

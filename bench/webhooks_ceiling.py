@@ -11,6 +11,11 @@ Three clients:
 - `post_httpx`: `httpx.AsyncClient` with a pool of the same size (a reference: what a common client costs).
 
 Both stop at the end of their list or at their time limit, whichever comes first.
+
+And the durable ceiling (`durable_share`, one process of it): the least a service keeping deskbridge's
+promise must do, with nothing else, on the same database: each batch of events' deliveries inserted
+(one statement, as the relay's) and committed before anything is posted, posted over raw keep-alive
+streams, then marked delivered and their attempts logged in one transaction.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +31,16 @@ from typing import Any
 import httpx
 
 from bench.webhooks_receiver import run_loop
-from worker.webhooks.sender import USER_AGENT, EventPayload, Poster, SignedPost, build_body, sign_headers
+from worker.webhooks.sender import (
+    USER_AGENT,
+    EventPayload,
+    Poster,
+    SignedPost,
+    build_body,
+    event_payload,
+    sign_headers,
+    sign_headers_with,
+)
 
 
 @dataclass(frozen=True)
@@ -155,3 +169,178 @@ def _until(items: Iterator[Post], deadline: float) -> Iterator[Post]:
         yield item
         if time.monotonic() > deadline:
             return
+
+
+# --- the durable ceiling ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """One endpoint of the durable ceiling: its row's id, the receiver's path, its signing secret."""
+
+    endpoint_id: int
+    path: str
+    secret: str
+
+
+@dataclass(frozen=True)
+class DurableShare:
+    """What one process of the durable ceiling did: deliveries delivered (2xx and marked so), failed,
+    its first and last monotonic instants, and the CPU seconds it used in between."""
+
+    ok: int
+    failed: int
+    started: float
+    ended: float
+    cpu_seconds: float
+
+
+# The deliveries of a batch of events, written as the relay writes them (one statement of arrays).
+_INSERT = """
+INSERT INTO deliveries
+    (organisation_id, endpoint_id, event_id, event_seq, status, attempts, next_attempt_at, due_at, created_at)
+SELECT e.organisation_id, t.endpoint_id, e.id, e.seq, 'pending', 0, %(lease)s, %(now)s, %(now)s
+FROM outbox_events AS e CROSS JOIN unnest(%(endpoint_ids)s::bigint[]) AS t (endpoint_id)
+WHERE e.seq >= %(low)s AND e.seq <= %(high)s AND e.organisation_id = %(organisation_id)s AND e.type = %(type)s
+ORDER BY e.seq, t.endpoint_id
+RETURNING id, endpoint_id, event_id, event_seq
+"""
+_EVENTS = """
+SELECT id, type, created_at, data FROM outbox_events
+WHERE seq >= %(low)s AND seq <= %(high)s AND organisation_id = %(organisation_id)s AND type = %(type)s
+"""
+# Delivered: the deliveries succeeded and their attempts logged, in one transaction per batch.
+_DELIVERED = """
+UPDATE deliveries SET status = 'succeeded', attempts = attempts + 1, last_attempt_at = %(now)s,
+    last_status_code = 200, delivered_at = %(now)s, next_attempt_at = NULL, due_at = NULL
+WHERE id = ANY(%(ids)s) AND status = 'pending'
+"""
+_ATTEMPTS = """
+INSERT INTO delivery_attempts (delivery_id, attempted_at, status_code, duration_ms, response_excerpt, error, succeeded)
+SELECT unnest(%(ids)s::bigint[]), %(now)s, 200, unnest(%(durations)s::int[]), '', NULL, true
+"""
+
+
+def durable_share(
+    database_url: str,
+    host: str,
+    port: int,
+    organisation_id: int,
+    event_type: str,
+    targets: Sequence[Target],
+    ranges: Sequence[tuple[int, int]],
+    connections: int,
+    batches_at_once: int,
+    go: Any,
+    release: Any,
+    results: Any,
+) -> None:
+    """One process of the durable ceiling (a `multiprocessing` target): its `ranges` of event seqs,
+    each a batch; puts a DurableShare on `results` once every batch is done (`go`: a barrier that
+    starts every process and the bench's clock together), then
+    waits for `release` before closing its database connections (so their backends are still there
+    when the bench reads their CPU)."""
+    go.wait()
+    started, cpu_before = time.monotonic(), time.process_time()
+
+    def report(ok: int, failed: int) -> None:
+        results.put(DurableShare(ok, failed, started, time.monotonic(), time.process_time() - cpu_before))
+
+    run_loop(
+        _durable(
+            database_url, host, port, organisation_id, event_type, targets, ranges, connections, batches_at_once,
+            report, release,
+        )
+    )  # fmt: skip
+
+
+async def _durable(
+    database_url: str,
+    host: str,
+    port: int,
+    organisation_id: int,
+    event_type: str,
+    targets: Sequence[Target],
+    ranges: Sequence[tuple[int, int]],
+    connections: int,
+    batches_at_once: int,
+    report: Callable[[int, int], None],
+    release: Any,
+) -> None:
+    import psycopg  # only the ceiling's processes need the async driver
+
+    from worker.webhooks.signing import signer_for
+
+    by_endpoint = {target.endpoint_id: target for target in targets}
+    signers = {target.endpoint_id: [signer_for(target.secret)] for target in targets}
+    endpoint_ids = [target.endpoint_id for target in targets]
+    prefix = f"host: {host}:{port}\r\nuser-agent: {USER_AGENT}\r\ncontent-type: application/json\r\n"
+    wanted: asyncio.Queue[tuple[bytes, asyncio.Future[tuple[int, int]]] | None] = asyncio.Queue()
+    counts = {"ok": 0, "failed": 0}
+    pending = iter(ranges)
+    finished = asyncio.Event()
+    left = batches_at_once
+
+    async def http_connection() -> None:
+        # One keep-alive connection posting what the batches put on `wanted`.
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while (item := await wanted.get()) is not None:
+                request, answered = item
+                began = time.perf_counter()
+                writer.write(request)
+                status = await read_response(reader)
+                answered.set_result((status, round((time.perf_counter() - began) * 1000)))
+        finally:
+            writer.close()
+
+    def request(delivery_target: Target, event_id: str, event: EventPayload) -> bytes:
+        body = build_body([event], "event")
+        headers = sign_headers_with(event_id, body, signers[delivery_target.endpoint_id], datetime.now(UTC))
+        return (
+            f"POST {delivery_target.path} HTTP/1.1\r\n{prefix}content-length: {len(body)}\r\n"
+            + "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+            + "\r\n"
+        ).encode() + body
+
+    async def batches() -> None:
+        async with await psycopg.AsyncConnection.connect(database_url) as db:
+            for low, high in pending:
+                now = datetime.now(UTC)
+                where = {"low": low, "high": high, "organisation_id": organisation_id, "type": event_type}
+                async with db.transaction():  # written (and committed) before anything is posted
+                    rows = await (
+                        await db.execute(_INSERT, where | {"endpoint_ids": endpoint_ids, "lease": now, "now": now})
+                    ).fetchall()
+                    events = {
+                        event_id: event_payload(event_id, type_, created_at, data)
+                        for event_id, type_, created_at, data in await (await db.execute(_EVENTS, where)).fetchall()
+                    }
+                loop = asyncio.get_running_loop()
+                answers = []
+                for _, endpoint_id, event_id, _ in rows:
+                    answered: asyncio.Future[tuple[int, int]] = loop.create_future()
+                    await wanted.put((request(by_endpoint[endpoint_id], event_id, events[event_id]), answered))
+                    answers.append(answered)
+                outcomes = await asyncio.gather(*answers)
+                delivered = [row[0] for row, (status, _) in zip(rows, outcomes, strict=True) if 200 <= status < 300]
+                durations = [ms for status, ms in outcomes if 200 <= status < 300]
+                counts["ok"] += len(delivered)
+                counts["failed"] += len(rows) - len(delivered)
+                done = datetime.now(UTC)
+                async with db.transaction():
+                    await db.execute(_DELIVERED, {"ids": delivered, "now": done})
+                    await db.execute(_ATTEMPTS, {"ids": delivered, "durations": durations, "now": done})
+            nonlocal left
+            left -= 1
+            if not left:
+                report(counts["ok"], counts["failed"])
+                finished.set()
+            await finished.wait()
+            await asyncio.to_thread(release.wait)  # the bench reads the backends' CPU before they go
+
+    posting = [asyncio.create_task(http_connection()) for _ in range(connections)]
+    await asyncio.gather(*(batches() for _ in range(batches_at_once)))
+    for _ in posting:
+        await wanted.put(None)
+    await asyncio.gather(*posting)

@@ -104,10 +104,10 @@ def deliver_webhook(delivery_id: int) -> None:
 
 
 def relay_outbox() -> None:
-    """Turn committed events into deliveries and enqueue them."""
+    """Turn committed events into deliveries and enqueue them, and go on while commits keep coming."""
     worker_runtime = runtime.current()
-    relay.relay_starting(worker_runtime.queue.broker)
-    delivery.relay(worker_runtime, partial(enqueue.deliveries, worker_runtime.queue))
+    relay_once = partial(delivery.relay, worker_runtime, partial(enqueue.deliveries, worker_runtime.queue))
+    relay.relay_while_busy(worker_runtime.queue.broker, relay_once)
 
 
 def sync_connection(connection_id: int) -> None:

@@ -22,11 +22,22 @@ logger = logging.getLogger(__name__)
 TTL_MS = 2_000
 
 
-def send_unless_waiting(queue: Queue, name: ActorName, key: str, *args: Any, ttl_ms: int = TTL_MS) -> bool:
-    """Queue actor `name` with `args` unless a job under `key` waits to start; True when one was queued."""
+def send_unless_waiting(
+    queue: Queue, name: ActorName, key: str, *args: Any, ttl_ms: int = TTL_MS, wake: str | None = None
+) -> bool:
+    """Queue actor `name` with `args` unless a job under `key` waits to start (or runs and keeps `key`
+    set); True when one was queued. `wake`: a list a running job waits on (BLPOP) for more work, pushed
+    to in the same round trip; it holds one item at most and expires with `key`'s TTL."""
     broker = queue.broker
-    if isinstance(broker, RedisBroker) and not broker.client.set(key, b"1", nx=True, px=ttl_ms):
-        return False
+    if isinstance(broker, RedisBroker):
+        with broker.client.pipeline(transaction=False) as pipe:
+            pipe.set(key, b"1", nx=True, px=ttl_ms)
+            if wake is not None:
+                pipe.rpush(wake, b"1")
+                pipe.ltrim(wake, 0, 0)
+                pipe.pexpire(wake, ttl_ms)
+            if not pipe.execute()[0]:
+                return False
     try:
         queue.send(name, *args)
     except Exception:

@@ -8,10 +8,16 @@ invitation never sent is its own (`maintenance.resend_unsent_invitations`).
 
 The relay takes every event waiting, so a burst of commits needs one relay job, not one each:
 
-- On Redis, a commit enqueues a relay job only when none is waiting (worker/coalesce.py, under
-  `PENDING_KEY`; the job clears it with `relay_starting` before it reads the events). A lost job only
-  costs an extra one later (the scheduler relays every 2 s anyway). No delay, so the job does not go
-  through a delay queue.
+- On Redis, a commit enqueues a relay job only when none is waiting or running (worker/coalesce.py,
+  under `PENDING_KEY`), and in the same round trip pushes to `WAKE_KEY`. The job does not end with
+  its pass: while commits keep coming it stays (`relay_while_busy`), holding `PENDING_KEY` and waiting
+  on `WAKE_KEY` (BLPOP) between passes, so a steady trickle of commits costs a pass each, not a job
+  each; its passes start PASS_INTERVAL apart at least, so commits closer together share one.
+  Idle for LINGER_SECONDS (or busy for BUSY_SECONDS, so that a worker thread is handed back now and
+  then), it clears the key (`relay_starting`: commits from then on enqueue another job) and makes a
+  last pass for the commits that came before. A lost job only costs an extra one later (the key
+  expires; the scheduler relays every 2 s anyway). No delay, so the job does not go through a delay
+  queue.
 - In-process (the embedded mode), at most one relay job per RELAY_WINDOW from this process: a commit
   within the window of the last one schedules one at the window's end, unless one is scheduled already.
 """
@@ -21,7 +27,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
+import redis
 from dramatiq.brokers.redis import RedisBroker
 
 from store.models import OutboxEvent
@@ -33,7 +41,15 @@ logger = logging.getLogger(__name__)
 
 RELAY_WINDOW = 0.02
 PENDING_KEY = "deskbridge:relay-pending"
+WAKE_KEY = "deskbridge:relay-wake"
 PENDING_TTL_MS = 2_000
+# A relay job waits this long for another commit before it ends.
+LINGER_SECONDS = 1.0
+# A relay job kept busy hands its thread back after about this long (the next commit starts another).
+BUSY_SECONDS = 10.0
+# Passes of a relay job start at least this far apart: commits coming faster share a pass, and the
+# delivery jobs it enqueues (a job per endpoint and pass), at the cost of this much latency at most.
+PASS_INTERVAL = 0.02
 
 _lock = threading.Lock()
 _relay_at = 0.0  # monotonic time the latest relay job was scheduled to run
@@ -70,9 +86,42 @@ def enqueue_invitation_emails(queue: Queue, invitation_ids: list[int]) -> None:
         queue.send(ActorName.SEND_INVITATION_EMAILS, invitation_ids[start : start + INVITATION_BATCH])
 
 
+def relay_while_busy(broker: object, relay_once: Callable[[], object]) -> None:
+    """The relay job: `relay_once` now, and again after each commit while commits keep coming (on
+    Redis; elsewhere once). Ends after LINGER_SECONDS without a commit or BUSY_SECONDS in all, with
+    the hand-over that makes the next commit enqueue a job: the key cleared, then a last pass."""
+    if not isinstance(broker, RedisBroker):
+        relay_starting(broker)
+        relay_once()
+        return
+    client = broker.client
+    started = held = time.monotonic()
+    try:
+        client.set(PENDING_KEY, b"1", px=PENDING_TTL_MS)  # held while this job runs: commits only wake it
+        while True:
+            passed = time.monotonic()
+            relay_once()
+            now = time.monotonic()
+            if now - started > BUSY_SECONDS:
+                break
+            if now - held > PENDING_TTL_MS / 4000:
+                client.set(PENDING_KEY, b"1", px=PENDING_TTL_MS)
+                held = now
+            if client.blpop([WAKE_KEY], timeout=LINGER_SECONDS) is None:
+                break
+            time.sleep(max(0.0, passed + PASS_INTERVAL - time.monotonic()))
+    except redis.RedisError:
+        logger.warning("the relay job lost Redis; it hands over to the next commit or the scheduler", exc_info=True)
+    except BaseException:
+        relay_starting(broker)  # Dramatiq retries the job; commits meanwhile enqueue one of their own
+        raise
+    relay_starting(broker)
+    relay_once()
+
+
 def _relay_soon(queue: Queue) -> None:
     if isinstance(queue.broker, RedisBroker):
-        coalesce.send_unless_waiting(queue, ActorName.RELAY_OUTBOX, PENDING_KEY, ttl_ms=PENDING_TTL_MS)
+        coalesce.send_unless_waiting(queue, ActorName.RELAY_OUTBOX, PENDING_KEY, ttl_ms=PENDING_TTL_MS, wake=WAKE_KEY)
     else:
         _relay_in_window(queue)
 

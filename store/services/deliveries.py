@@ -19,7 +19,7 @@ from store.models import Delivery, DeliveryAttempt, DeliveryStatus, OutboxEvent,
 
 
 def new_delivery(
-    event: OutboxEvent | Row[Any], endpoint: WebhookEndpoint, now: datetime, *, due: datetime | None = None
+    event: OutboxEvent | Row[Any], endpoint: WebhookEndpoint | Row[Any], now: datetime, *, due: datetime | None = None
 ) -> dict[str, Any]:
     """The row of a new pending delivery of `event` to `endpoint`, due at `due` (default: `now`)."""
     return {

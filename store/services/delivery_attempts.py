@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from store import outbox
@@ -195,6 +195,32 @@ _NOT_FAILING = (
     .values(failing_since=None)
 )
 _LOG_ATTEMPTS = insert(_attempts)
+# On PostgreSQL all of the above in one statement (one round trip however many deliveries): the rows
+# locked in id order, the deliveries succeeded, their endpoints no longer failing, their attempts logged.
+_SUCCEED_ALL = text(
+    """
+    WITH locked AS (
+        SELECT id FROM deliveries WHERE id = ANY(CAST(:ids AS bigint[])) AND status = 'pending' ORDER BY id FOR UPDATE
+    ), outcome AS (
+        SELECT * FROM unnest(
+            CAST(:ids AS bigint[]), CAST(:status_codes AS int[]), CAST(:durations AS int[]), CAST(:excerpts AS text[])
+        ) AS outcome (id, status_code, duration_ms, excerpt)
+    ), done AS (
+        UPDATE deliveries SET status = 'succeeded', attempts = deliveries.attempts + 1, last_attempt_at = :now,
+            last_status_code = outcome.status_code, delivered_at = :now, next_attempt_at = NULL, due_at = NULL
+        FROM outcome
+        WHERE deliveries.id = outcome.id AND deliveries.id IN (SELECT id FROM locked) AND deliveries.status = 'pending'
+        RETURNING deliveries.id, deliveries.endpoint_id, outcome.status_code, outcome.duration_ms, outcome.excerpt
+    ), healthy AS (
+        UPDATE webhook_endpoints SET failing_since = NULL
+        WHERE id IN (SELECT endpoint_id FROM done) AND failing_since IS NOT NULL
+    )
+    INSERT INTO delivery_attempts
+        (delivery_id, attempted_at, status_code, duration_ms, response_excerpt, error, succeeded)
+    SELECT id, :now, status_code, duration_ms, excerpt, NULL, true FROM done ORDER BY id
+    RETURNING delivery_id
+    """
+)
 
 
 def record_successes(session: Session, successes: Sequence[tuple[int, AttemptOutcome]], *, now: datetime) -> list[int]:
@@ -208,6 +234,21 @@ def record_successes(session: Session, successes: Sequence[tuple[int, AttemptOut
     if any(not outcome.succeeded for _, outcome in successes):
         raise ValueError("record_successes takes 2xx outcomes only; record_attempt decides on the others")
     outcomes = dict(successes)
+    if not outcomes:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        ids = list(outcomes)
+        found = session.execute(
+            _SUCCEED_ALL,
+            {
+                "ids": ids,
+                "status_codes": [outcomes[delivery_id].status_code for delivery_id in ids],
+                "durations": [max(outcomes[delivery_id].duration_ms, 0) for delivery_id in ids],
+                "excerpts": [_excerpt(outcomes[delivery_id].response_excerpt) for delivery_id in ids],
+                "now": now,
+            },
+        )
+        return [row[0] for row in found]
     recorded: list[int] = []
     by_status: dict[int | None, list[int]] = defaultdict(list)
     for delivery_id, outcome in outcomes.items():
