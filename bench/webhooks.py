@@ -368,7 +368,11 @@ class CpuWatch:
         if time.monotonic() - self._sampled_at < every:
             return
         self._sampled_at = time.monotonic()
-        for name, pids in self._read().items():
+        try:
+            read = self._read()
+        except psycopg.OperationalError:  # a busy server out of connections: the next sample counts
+            return
+        for name, pids in read.items():
             latest = self._latest.setdefault(name, {})
             for pid, seconds in pids.items():
                 latest[pid] = max(seconds, latest.get(pid, 0.0))
@@ -680,6 +684,14 @@ def print_table(burst: Delivered | None, steady: Delivered | None, rate: float, 
             ),
             ("deskbridge / durable ceiling", share(burst.per_second, durable), f">= {CEILING_TARGET:.0%}",
              mark(ratio_met) if durable else ""),
+            (
+                "the same by CPU per delivery (what a loaded machine cannot skew)",
+                f"{cpu_per_delivery(ceilings.durable) / cpu_per_delivery((burst, burst.cpu)):.0%}"
+                if ceilings.durable and burst.distinct
+                else "-",
+                "",
+                "",
+            ),
             ("deskbridge / raw ceiling (no store)", share(burst.per_second, raw), "", ""),
             ("deskbridge / worker's client alone", share(burst.per_second, client), "", ""),
         ]  # fmt: skip
@@ -742,6 +754,17 @@ def print_table(burst: Delivered | None, steady: Delivered | None, rate: float, 
     for name, (posted, _) in ceilings.measured().items():
         print(f"{name}: {posted.ok:,} delivered in {posted.seconds:.1f}s ({posted.failed} failed).")
     return met
+
+
+PIPELINE_SIDES = ("workers", "postgres", "redis", "receiver")  # what a delivery costs, producer aside
+
+
+def cpu_per_delivery(measured: tuple[Posted | Delivered, dict[str, float]]) -> float:
+    """CPU seconds per delivery of the pipeline's sides (workers or the ceiling's processes, PostgreSQL,
+    Redis, the receiver)."""
+    done, used = measured
+    count = done.ok if isinstance(done, Posted) else done.distinct
+    return sum(used.get(side, 0.0) for side in PIPELINE_SIDES) / max(1, count)
 
 
 def print_segments(segments: dict[str, list[float]]) -> None:
