@@ -14,6 +14,7 @@ COPY pyproject.toml README.md ./
 COPY api ./api
 COPY connectors ./connectors
 COPY deskbridge ./deskbridge
+COPY infra ./infra
 COPY store ./store
 COPY sync ./sync
 COPY worker ./worker

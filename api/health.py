@@ -27,7 +27,7 @@ def healthz(request: Request) -> dict[str, object]:
 def readyz(request: Request) -> JSONResponse:
     """The store and the broker answer; 503 with what is down otherwise."""
     ctx = context(request)
-    checks = {"database": _database_ok(request), "broker": ctx.broker_ping()}
+    checks = {"database": _database_ok(request), "broker": ctx.jobs.ready()}
     key_problem = _secret_key_problem(request) if checks["database"] else None
     checks["secret_key"] = key_problem is None
     ready = all(checks.values())

@@ -1,10 +1,11 @@
 """`GET /metrics` (Prometheus text; a bearer token when DESKBRIDGE_METRICS_TOKEN is set) and the
 API's own request metrics.
 
-The exposition is the worker's (worker.metrics): one scrape of the API shows deliveries, actors,
-queues, syncs and the outbox as well as requests, of every process sharing PROMETHEUS_MULTIPROC_DIR.
-Queue depth and outbox lag are read fresh at each scrape, since both are cheap to read from here and
-a gauge set only by the scheduler would lag behind; so is each connection's time since its last
+The exposition is the default registry's (infra.metrics): one scrape of the API shows deliveries,
+actors, queues, syncs and the outbox as well as requests, of every process sharing
+PROMETHEUS_MULTIPROC_DIR. Queue depth (asked of the queue through `Jobs.waiting`) and outbox lag are
+read fresh at each scrape, since both are cheap to read from here and a gauge set only by the
+scheduler would lag behind; so is each connection's time since its last
 successful sync, made from the store at each scrape (a connection deleted is simply gone from it).
 """
 
@@ -15,7 +16,6 @@ import logging
 import time
 from collections.abc import Iterator
 
-import dramatiq
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import iter_route_contexts
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -26,10 +26,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import context
+from api.jobs import Jobs
+from infra.metrics import OUTBOX_LAG, exposition, record_queue_depths
 from store.columns import utcnow
 from store.models import Connection
 from store.services import webhook_relay
-from worker.metrics import OUTBOX_LAG, exposition, record_queue_depth
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def metrics(request: Request) -> Response:
             media_type="text/plain",
             headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
         )
-    refresh_gauges(ctx.session_factory)
+    refresh_gauges(ctx.session_factory, ctx.jobs)
     body, content_type = exposition()
     return Response(body + store_exposition(ctx.session_factory), media_type=content_type)
 
@@ -109,11 +110,11 @@ def store_exposition(session_factory: sessionmaker[Session]) -> bytes:
         return b""
 
 
-def refresh_gauges(session_factory: sessionmaker[Session]) -> None:
+def refresh_gauges(session_factory: sessionmaker[Session], jobs: Jobs) -> None:
     """Set the queue depth and outbox lag gauges to their current values."""
     # A broker or database that is down must not take the rest of the scrape with it.
     try:
-        record_queue_depth(dramatiq.get_broker())
+        record_queue_depths(jobs.waiting())
     except Exception:
         logger.warning("could not read the queue depths for /metrics", exc_info=True)
     try:

@@ -1,7 +1,7 @@
 """Daily request counters per member: in Redis when configured, in memory otherwise.
 
 The Redis counter must not take the API down with Redis: it talks to Redis through a fail-fast
-client (worker.redis_client: short timeouts, no retries, and a circuit that refuses at once for a
+client (infra.redis_client: short timeouts, no retries, and a circuit that refuses at once for a
 few seconds after connecting failed, with one warning and a metric per outage), and while a command
 fails it counts in this process instead. A per-process count is looser than the shared one (each API
 process allows the limit), which is the price of answering at all; /healthz says so meanwhile.
@@ -15,7 +15,7 @@ from typing import Protocol
 
 import redis
 
-from worker.redis_client import FailFastPool, fail_fast_client
+from infra.redis_client import FailFastPool, fail_fast_client
 
 CONNECT_TIMEOUT_SECONDS = 0.25
 COMMAND_TIMEOUT_SECONDS = 0.5

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from functools import partial
 
 import dramatiq
 from fastapi import FastAPI
@@ -19,17 +18,14 @@ from deskbridge.settings import Settings
 from store.db import make_engine, make_session_factory
 from store.secret_box import SecretBox
 from sync.directory.readers import DirectoryEndpoints
-from worker import actors, channels, relay, runtime
+from worker import actors, relay, runtime
 from worker import broker as brokers
-from worker.calendar import jobs as calendar_jobs
-from worker.calendar import outbound, reevaluate
-from worker.directory import jobs
+from worker.api_jobs import QueuedJobs
+from worker.calendar import outbound
 from worker.mailers import Mailer
 from worker.mailers.folder import FolderMailer
 from worker.mailers.smtp import SMTPMailer
 from worker.metrics import enable_worker_metrics
-from worker.queue import ActorName
-from worker.webhooks import enqueue
 from worker.webhooks.limits import configure_limits
 from worker.webhooks.schedule import DEFAULT_DELAYS, scaled
 from worker.webhooks.sender import make_client
@@ -131,26 +127,17 @@ def make_counter(settings: Settings) -> Counter:
 def make_app(components: Components) -> FastAPI:
     settings = components.settings
     worker_runtime = runtime.current()
-    queue = worker_runtime.queue
     return create_app(
         ApiContext(
             session_factory=components.session_factory,
             counter=make_counter(settings),
             public_base_url=settings.base_url,
-            broker_ping=partial(brokers.ping, components.broker),
+            jobs=QueuedJobs(worker_runtime),
             rate_limit_per_day=settings.rate_limit_per_day,
             max_body_bytes=settings.max_body_bytes,
             max_import_bytes=settings.max_import_bytes,
             secret_box=worker_runtime.secret_box,
             allow_private_webhooks=settings.private_targets_allowed,
-            webhook_client=worker_runtime.webhook_client,
-            enqueue_backlog=partial(enqueue.backlog, worker_runtime),
-            enqueue_sync=partial(jobs.enqueue_sync, queue),
-            enqueue_channels=partial(jobs.enqueue_channels, queue),
-            close_channels=partial(channels.close_connection, worker_runtime),
-            calendars_changed=partial(calendar_jobs.calendars_changed, worker_runtime),
-            calendar_settings_changed=partial(reevaluate.settings_changed, queue),
-            send_sign_in_link=partial(queue.send, ActorName.SEND_SIGN_IN_EMAIL),
             metrics_token=settings.metrics_token.get_secret_value() if settings.metrics_token else None,
         )
     )

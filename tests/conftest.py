@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
+import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -21,14 +23,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import create_app
 from api.context import ApiContext
+from api.jobs import StubJobs
 from api.ratelimit import MemoryCounter
 from store.db import make_engine, make_session_factory, transaction
 from store.migrate import upgrade
 from store.models import Base, Member, Organisation, OutboxEvent, Role
 from store.secret_box import SecretBox
 from store.services import members, organisations, tokens
-from worker import actors
+from worker import actors, runtime
 from worker import broker as brokers
+from worker.api_jobs import QueuedJobs
+from worker.mailers.folder import FolderMailer
 from worker.webhooks.sender import make_client as make_webhook_client
 
 POSTGRES_URL = os.environ.get("DESKBRIDGE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -156,32 +161,70 @@ def make_org(factory: sessionmaker[Session], name: str = "Acme", *, api_enabled:
     return Org(organisation, admin, admin_token, member, member_token)
 
 
-def make_client(
-    factory: sessionmaker[Session],
-    *,
-    rate_limit: int = 1000,
-    max_body: int = 64 * 1024,
-    secret_box: SecretBox | None = None,
-    allow_private_webhooks: bool = True,
-    enqueue_backlog: Callable[[list[int]], None] | None = None,
-) -> TestClient:
-    """The API on `factory`'s store. Private webhook targets are allowed (loopback receivers), as the
-    test settings do; `enqueue_backlog` defaults to queueing nothing."""
-    app = create_app(
-        ApiContext(
-            session_factory=factory,
-            counter=MemoryCounter(),
-            public_base_url="http://testserver",
-            broker_ping=lambda: True,
-            rate_limit_per_day=rate_limit,
-            max_body_bytes=max_body,
-            secret_box=secret_box or SecretBox([SecretBox.generate_key()]),
-            allow_private_webhooks=allow_private_webhooks,
-            webhook_client=make_webhook_client(allow_private=allow_private_webhooks),
-            enqueue_backlog=enqueue_backlog or (lambda _ids: None),
-        )
+class RecordedJobs(StubJobs):
+    """The stub `Jobs` port with what tests look at most, by the work asked for."""
+
+    @property
+    def syncs(self) -> list[object]:
+        """Connections whose directory sync was asked for."""
+        return [connection_id for (connection_id,) in self.of("sync_directory")]
+
+    @property
+    def channels(self) -> list[tuple[object, ...]]:
+        """(connection, recreate) of every directory channel renewal asked for."""
+        return self.of("renew_directory_channels")
+
+    @property
+    def closed(self) -> list[object]:
+        """Connections whose channels were closed."""
+        return [connection_id for (connection_id,) in self.of("close_channels")]
+
+    @property
+    def calendars(self) -> list[object]:
+        """Connections whose calendars were asked to be brought in line."""
+        return [connection_id for (connection_id,) in self.of("follow_calendars")]
+
+
+def api_context(factory: sessionmaker[Session], **changes: Any) -> ApiContext:
+    """The API's context as the tests build it, on `factory`'s store: counts kept in the process, a
+    fresh key ring, private webhook targets allowed (loopback receivers, as the test settings do) and
+    the stub `Jobs` port, which records what is asked (`jobs=` another to look at it, or the worker's
+    `QueuedJobs` for the real queue). `changes` replace any of these."""
+    made: dict[str, Any] = {
+        "session_factory": factory,
+        "counter": MemoryCounter(),
+        "public_base_url": "http://testserver",
+        "jobs": RecordedJobs(),
+        "secret_box": SecretBox([SecretBox.generate_key()]),
+        "allow_private_webhooks": True,
+    }
+    return ApiContext(**{**made, **changes})
+
+
+def sending_jobs(
+    factory: sessionmaker[Session], secret_box: SecretBox | None = None, *, allow_private: bool = True
+) -> QueuedJobs:
+    """The worker's own `Jobs` on `factory`'s store: its jobs go to the suite's broker (nothing runs
+    them unless a test drains it), its test sends through the worker's webhook client (loopback
+    allowed unless `allow_private` is false)."""
+    worker_runtime = runtime.Runtime(
+        factory,
+        FolderMailer(Path(tempfile.mkdtemp(prefix="deskbridge-mail-"))),
+        "http://testserver",
+        "deskbridge <no-reply@deskbridge.test>",
+        secret_box=secret_box or SecretBox([SecretBox.generate_key()]),
+        webhook_client=make_webhook_client(allow_private=allow_private),
+        queue=QUEUE,
     )
-    return TestClient(app)
+    return QueuedJobs(worker_runtime)
+
+
+def make_client(
+    factory: sessionmaker[Session], *, rate_limit: int = 1000, max_body: int = 64 * 1024, **changes: Any
+) -> TestClient:
+    """A test client of the API on `factory`'s store (`api_context`'s, with `changes`)."""
+    context = api_context(factory, rate_limit_per_day=rate_limit, max_body_bytes=max_body, **changes)
+    return TestClient(create_app(context))
 
 
 @pytest.fixture

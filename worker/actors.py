@@ -18,6 +18,7 @@ from typing import Any
 
 import dramatiq
 
+from infra.redis_client import note_unsent
 from worker import channels, invitations, relay, runtime, sign_in_links
 from worker.calendar import batch, outbound, reevaluate
 from worker.calendar import jobs as calendar_jobs
@@ -25,7 +26,6 @@ from worker.calendar import sync as calendar_sync
 from worker.directory import sync as directory_sync
 from worker.peers import hooks
 from worker.queue import ActorName, Queue
-from worker.redis_client import note_unsent
 from worker.webhooks import delivery, enqueue
 
 logger = logging.getLogger(__name__)

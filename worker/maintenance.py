@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from infra import metrics
 from store.columns import utcnow
 from store.db import transaction
 from store.services import console_sessions, members, sign_in_links, webhook_relay
-from worker import metrics
+from worker import broker as brokers
 from worker.queue import ActorName
 from worker.runtime import Runtime
 
@@ -45,4 +46,4 @@ def record_gauges(runtime: Runtime) -> None:
     with transaction(runtime.session_factory) as session:
         oldest = webhook_relay.oldest_unrelayed(session)
     metrics.OUTBOX_LAG.set((utcnow() - oldest).total_seconds() if oldest else 0.0)
-    metrics.record_queue_depth(runtime.queue.broker)
+    metrics.record_queue_depths(brokers.waiting(runtime.queue.broker))

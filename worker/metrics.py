@@ -1,38 +1,22 @@
-"""Prometheus metrics of the worker and the API, in prometheus_client's default registry.
+"""The worker's Prometheus metrics (deliveries, actors, syncs), in prometheus_client's default registry.
 
 Actor durations and failures come from `ActorMetrics`, a small Dramatiq middleware, rather than
 Dramatiq's own `Prometheus` middleware: that one keeps a registry of its own, switches the process
 to multi-process mode only after boot (too late for metrics made at import) and always binds an
 HTTP server on 0.0.0.0:9191 in a forked process. Ours records into the same registry as the
-delivery metrics, so one scrape (`exposition()`, behind the API's /metrics) shows everything.
-
-Several processes (uvicorn or dramatiq with more than one process, the API, workers and scheduler
-in containers of their own): set PROMETHEUS_MULTIPROC_DIR to a folder shared by all of them (the
-compose file's `metrics` volume) before they start; prometheus_client then writes every process's
-values there and `exposition()`, behind the API's /metrics, sums them. Each process's files are
-named by host name and pid (`worker.metric_files`), since containers reuse the same small pids.
+delivery metrics, so one scrape (`infra.metrics.exposition`, behind the API's /metrics) shows
+everything; the gauges the API sets too (outbox lag, queue depth) are in infra/metrics.py, and
+multi-process mode (PROMETHEUS_MULTIPROC_DIR) is described there.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
 import dramatiq
-from dramatiq.brokers.redis import RedisBroker
-from dramatiq.common import dq_name
 from dramatiq.middleware import Middleware
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-    multiprocess,
-)
+from prometheus_client import Counter, Histogram
 
 DELIVERIES = Counter(
     "deskbridge_webhook_deliveries_total",
@@ -49,17 +33,6 @@ DELIVERY_DURATION = Histogram(
     "deskbridge_webhook_request_duration_seconds",
     "HTTP round trip of one webhook request.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30),
-)
-OUTBOX_LAG = Gauge(
-    "deskbridge_outbox_lag_seconds",
-    "Age of the oldest committed event not yet turned into deliveries (0 when none waits).",
-    multiprocess_mode="mostrecent",
-)
-QUEUE_DEPTH = Gauge(
-    "deskbridge_queue_depth",
-    "Messages waiting in a Dramatiq queue (`name.DQ`: delayed, such as retries not yet due).",
-    ["queue"],
-    multiprocess_mode="mostrecent",
 )
 ACTOR_DURATION = Histogram(
     "deskbridge_actor_duration_seconds",
@@ -133,26 +106,3 @@ def enable_worker_metrics(broker: dramatiq.Broker) -> None:
     """Add `ActorMetrics` to `broker` (once); call before workers start."""
     if not any(isinstance(middleware, ActorMetrics) for middleware in broker.middleware):
         broker.add_middleware(ActorMetrics())
-
-
-def record_queue_depth(broker: dramatiq.Broker) -> None:
-    """Set `QUEUE_DEPTH` for every queue declared on `broker` (call right before a scrape, or on a schedule)."""
-    for queue in broker.get_declared_queues():
-        for name in (queue, dq_name(queue)):
-            QUEUE_DEPTH.labels(name).set(_waiting(broker, name))
-
-
-def _waiting(broker: dramatiq.Broker, queue: str) -> int:
-    if isinstance(broker, RedisBroker):
-        return int(broker.client.llen(f"{broker.namespace}:{queue}"))
-    stub_queue = broker.queues.get(queue)
-    return stub_queue.qsize() if stub_queue is not None else 0
-
-
-def exposition() -> tuple[bytes, str]:
-    """The metrics as Prometheus text and its content type (of every process when in multi-process mode)."""
-    registry = REGISTRY
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -32,10 +32,10 @@ from collections.abc import Callable
 import redis
 from dramatiq.brokers.redis import RedisBroker
 
+from infra.redis_client import note_unsent
 from store.models import OutboxEvent
 from worker import coalesce, runtime
 from worker.queue import ActorName, Queue
-from worker.redis_client import note_unsent
 
 logger = logging.getLogger(__name__)
 

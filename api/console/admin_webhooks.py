@@ -177,7 +177,7 @@ def pause(
     _, resumed = webhook_endpoints.update_endpoint(db, endpoint, paused=paused)
     db.commit()
     if resumed:
-        context(request).enqueue_backlog(resumed)
+        context(request).jobs.deliver_backlog(resumed)
     return done(request, f"{LIST}/{webhook_id}", "Paused." if paused else "Resumed.")
 
 
@@ -187,7 +187,7 @@ def enable(request: Request, webhook_id: ResourceId, viewer: AdminPosted, db: DB
     pending = webhook_endpoints.enable_endpoint(db, _endpoint(db, viewer, webhook_id))
     db.commit()
     if pending:
-        context(request).enqueue_backlog(pending)
+        context(request).jobs.deliver_backlog(pending)
     return done(request, f"{LIST}/{webhook_id}", "Enabled again.")
 
 
@@ -217,7 +217,7 @@ def replay_one(
     paused = endpoint.paused
     db.commit()
     if not paused:
-        context(request).enqueue_backlog([delivery_id])
+        context(request).jobs.deliver_backlog([delivery_id])
     return done(request, f"{LIST}/{webhook_id}", f"Event {event_id} queued again.")
 
 
@@ -231,7 +231,7 @@ def replay_failed(
     paused = endpoint.paused
     db.commit()
     if delivery_ids and not paused:
-        context(request).enqueue_backlog(delivery_ids)
+        context(request).jobs.deliver_backlog(delivery_ids)
     return done(request, f"{LIST}/{webhook_id}", f"{len(delivery_ids)} failed delivery(ies) queued again.")
 
 

@@ -57,9 +57,9 @@ def ask_for_link(request: Request, db: DB, email: Annotated[str, Form(max_length
     whether the address has any, so the page tells nobody who is a member."""
     link_ids = sign_in_links.request(db, email)
     db.commit()
-    send = context(request).send_sign_in_link
+    jobs = context(request).jobs
     for link_id in link_ids:
-        send(link_id)
+        jobs.email_sign_in_link(link_id)
     return _sign_in_page(request, sent_to=email.strip())
 
 

@@ -46,11 +46,11 @@ def act_on(ctx: ApiContext, connection_id: int, notifications: list[Notification
             if kinds & RESYNC_KINDS and calendars.request_sync(session, calendar_id)
         )
     if enqueue:
-        ctx.enqueue_sync(connection_id)
+        ctx.jobs.sync_directory(connection_id)
     if "subscriptionRemoved" in directory:
-        ctx.enqueue_channels(connection_id, True)
+        ctx.jobs.renew_directory_channels(connection_id, True)
     elif "reauthorizationRequired" in directory:
-        ctx.enqueue_channels(connection_id, False)
+        ctx.jobs.renew_directory_channels(connection_id, False)
     if by_calendar:
         _calendar_work(ctx, connection_id, wanted, by_calendar)
     return Outcome(genuine=True, sync_queued=enqueue, calendars_queued=wanted)
@@ -59,16 +59,12 @@ def act_on(ctx: ApiContext, connection_id: int, notifications: list[Notification
 def _calendar_work(
     ctx: ApiContext, connection_id: int, wanted: tuple[int, ...], by_calendar: dict[int, set[str]]
 ) -> None:
-    from worker.calendar import jobs
-    from worker.runtime import current
-
-    queue = current().queue
-    jobs.enqueue_syncs(queue, connection_id, list(wanted))  # the calendars of one request: a batch (or a few)
+    ctx.jobs.sync_calendars(connection_id, list(wanted))  # the calendars of one request: a batch (or a few)
     for calendar_id, kinds in sorted(by_calendar.items()):
         if "subscriptionRemoved" in kinds:
-            jobs.enqueue_channels(queue, calendar_id, True)
+            ctx.jobs.renew_calendar_channel(calendar_id, True)
         elif "reauthorizationRequired" in kinds:
-            jobs.enqueue_channels(queue, calendar_id, False)
+            ctx.jobs.renew_calendar_channel(calendar_id, False)
 
 
 def _genuine(session: Session, connection_id: int, item: Notification) -> PushChannel | None:

@@ -4,8 +4,8 @@ The raw body is checked against `X-ResourceGuru-Signature` (hex HMAC-SHA256 with
 webhook secret, compared in constant time) before anything else: a missing, wrong or forged
 signature, or a connection without a secret, is refused with 401 and nothing is stored. A genuine
 delivery is kept by its envelope id and acknowledged with 202; the worker is asked to apply its
-connection's waiting deliveries (worker/peers/hooks.py: one waiting job per connection, however
-many arrive). A replay of an envelope already kept is acknowledged and asks for nothing.
+connection's waiting deliveries (`Jobs.apply_peer_deliveries`; worker/peers/hooks.py: one waiting
+job per connection, however many arrive). A replay of an envelope already kept is acknowledged and asks for nothing.
 
 Acknowledging fast is the point (Resource Guru waits on us): the secret is read from the store once
 and kept in the process (kept_secrets.py), and deliveries are written a batch at a time
@@ -75,7 +75,9 @@ def _deliveries(request: Request, ctx: ApiContext) -> KeptDeliveries:
     """The app's batches of deliveries being written (made on first use)."""
     kept: KeptDeliveries | None = getattr(request.app.state, "resourceguru_deliveries", None)
     if kept is None:
-        kept = request.app.state.resourceguru_deliveries = KeptDeliveries(ctx.session_factory, _enqueue)
+        kept = request.app.state.resourceguru_deliveries = KeptDeliveries(
+            ctx.session_factory, ctx.jobs.apply_peer_deliveries
+        )
     return kept
 
 
@@ -97,13 +99,6 @@ def _head(body: bytes) -> tuple[int, str] | None:
     kind, object_id = (payload.get("type"), payload.get("id")) if isinstance(payload, dict) else (None, None)
     subject = f"{kind}:{object_id}" if isinstance(kind, str) and isinstance(object_id, int) else ""
     return value, subject
-
-
-def _enqueue(connection_id: int) -> None:
-    from worker.peers import hooks
-    from worker.runtime import current
-
-    hooks.enqueue(current().queue, connection_id)
 
 
 # A plain Starlette route: nothing for FastAPI to validate or inject, and the sender waits on it.

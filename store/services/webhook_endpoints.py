@@ -25,6 +25,7 @@ from store.secret_box import SecretBox
 from store.services.webhook_secrets import generate_secret, use_ed25519
 
 MAX_URL_LENGTH = 2000
+WEBHOOK_URL = "the webhook URL"  # how a refusal names what was refused (connectors.outbound)
 MAX_DESCRIPTION_LENGTH = 1000
 MAX_PATTERNS = 100
 MAX_RATE_LIMIT = 1000  # requests a second an endpoint may ask for at most

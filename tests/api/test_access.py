@@ -67,12 +67,9 @@ def test_daily_limit_in_memory(api_factory: sessionmaker[Session], org: Org) -> 
 def test_daily_limit_in_redis_is_shared_by_api_processes(
     api_factory: sessionmaker[Session], org: Org, redis_client: redis.Redis
 ) -> None:
-    from api.app import create_app
-    from api.context import ApiContext
 
     def process() -> TestClient:
-        context = ApiContext(api_factory, RedisCounter(redis_client), "http://testserver", lambda: True, 2)
-        return TestClient(create_app(context))
+        return make_client(api_factory, counter=RedisCounter(redis_client), rate_limit=2)
 
     first, second = process(), process()
     headers = auth(org.member_token)

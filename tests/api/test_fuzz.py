@@ -25,15 +25,12 @@ import pytest
 from sqlalchemy import Engine, text
 
 from api.app import create_app
-from api.context import ApiContext
-from api.ratelimit import MemoryCounter
 from store.columns import utcnow
 from store.db import make_session_factory
 from store.migrate import upgrade
 from store.secret_box import SecretBox
 from tests.api.served import serve
-from tests.conftest import make_org, postgres_database
-from worker.webhooks.sender import make_client as make_webhook_client
+from tests.conftest import api_context, make_org, postgres_database, sending_jobs
 
 pytestmark = pytest.mark.postgres
 
@@ -95,18 +92,16 @@ def served(fuzz_engine: Engine) -> Iterator[tuple[str, str]]:
     restart_sequences(fuzz_engine, OUT_OF_REACH)
     org = make_org(factory, "Fuzz")
     restart_sequences(fuzz_engine, 1)
+    box = SecretBox([SecretBox.generate_key()])  # the API's and the worker's alike
     app = create_app(
-        ApiContext(
-            session_factory=factory,
-            counter=MemoryCounter(),
+        # Loopback targets allowed, so the endpoints made above (port 9, nothing listens) exist; a test
+        # send to one is refused at once, through the worker's own client. No other name resolves here.
+        api_context(
+            factory,
             public_base_url="http://127.0.0.1",
-            broker_ping=lambda: True,
             rate_limit_per_day=0,  # no daily limit: the fuzzer sends thousands of requests
-            secret_box=SecretBox([SecretBox.generate_key()]),
-            # Loopback targets allowed, so the endpoints made above (port 9, nothing listens) exist; a test
-            # send to one is refused at once. No other name resolves here.
-            allow_private_webhooks=True,
-            webhook_client=make_webhook_client(allow_private=True),
+            secret_box=box,
+            jobs=sending_jobs(factory, box),
         )
     )
     with serve(app) as base_url:

@@ -3,14 +3,11 @@
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.app import create_app
-from api.context import ApiContext
-from api.ratelimit import MemoryCounter
 from store.db import transaction
 from store.models import ConnectionKind
 from store.secret_box import SecretBox
 from store.services import connections, webhook_endpoints
-from tests.conftest import Org, make_client
+from tests.conftest import Org, RecordedJobs, make_client
 
 
 def test_healthz(client: TestClient) -> None:
@@ -18,8 +15,7 @@ def test_healthz(client: TestClient) -> None:
 
 
 def test_readyz_reports_what_is_down(api_factory: sessionmaker[Session]) -> None:
-    context = ApiContext(api_factory, MemoryCounter(), "http://testserver", lambda: False)
-    response = TestClient(create_app(context)).get("/readyz")
+    response = make_client(api_factory, jobs=RecordedJobs(answers=False)).get("/readyz")
 
     assert response.status_code == 503
     assert response.json() == {

@@ -11,15 +11,12 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.app import create_app
-from api.context import ApiContext
-from api.ratelimit import MemoryCounter
 from store.columns import utcnow
 from store.db import transaction
 from store.models import Connection, ConnectionKind
 from store.secret_box import SecretBox
 from store.services import connections, webhook_relay
-from tests.conftest import BROKER, QUEUE, Org, auth
+from tests.conftest import BROKER, QUEUE, Org, auth, make_client, sending_jobs
 from worker import metrics
 from worker.webhooks import enqueue
 
@@ -93,7 +90,8 @@ def test_outbox_lag_is_read_at_each_scrape(client: TestClient, api_factory: sess
     assert scrape(client)[lag] == 0
 
 
-def test_queue_depth_is_read_at_each_scrape(client: TestClient, empty_broker: None) -> None:
+def test_queue_depth_is_read_at_each_scrape(api_factory: sessionmaker[Session], empty_broker: None) -> None:
+    client = make_client(api_factory, jobs=sending_jobs(api_factory))  # the queue's own depths
     depth = ("deskbridge_queue_depth", (("queue", "webhooks"),))
     assert scrape(client)[depth] == 0
     enqueue.deliveries(QUEUE, 1)
@@ -104,10 +102,7 @@ def test_queue_depth_is_read_at_each_scrape(client: TestClient, empty_broker: No
 
 
 def test_a_metrics_token_is_asked_for_when_set(api_factory: sessionmaker[Session]) -> None:
-    context = ApiContext(
-        api_factory, MemoryCounter(), "http://testserver", lambda: True, metrics_token="scrape-me-please"
-    )
-    client = TestClient(create_app(context))
+    client = make_client(api_factory, metrics_token="scrape-me-please")
 
     missing = client.get("/metrics")
     assert missing.status_code == 401

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from api.ratelimit import RedisCounter
-from worker.redis_client import FailFastPool
+from infra.redis_client import FailFastPool
 
 
 def test_with_redis_unreachable_requests_are_counted_in_the_process() -> None:

@@ -17,18 +17,21 @@ from store.db import transaction
 from store.models import Connection, ConnectionKind, PeerEnvelope
 from store.secret_box import SecretBox
 from store.services import connections, organisations, peer_envelopes
-from tests.conftest import make_client
-from worker.peers import hooks
+from tests.conftest import RecordedJobs, make_client
 
 SECRET = "hook-secret"
 CREDENTIALS = {"client_id": "c", "client_secret": "s", "access_token": "a", "refresh_token": "r"}
 
 
 @pytest.fixture
-def queued(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    found: list[int] = []
-    monkeypatch.setattr(hooks, "enqueue", lambda _queue, connection_id: found.append(connection_id))
-    return found
+def jobs() -> RecordedJobs:
+    """What the route asked of the worker."""
+    return RecordedJobs()
+
+
+def queued(jobs: RecordedJobs) -> list[object]:
+    """The connections whose kept deliveries the route asked the worker to apply."""
+    return [connection_id for (connection_id,) in jobs.of("apply_peer_deliveries")]
 
 
 @pytest.fixture
@@ -37,8 +40,8 @@ def box() -> SecretBox:
 
 
 @pytest.fixture
-def api(api_factory: sessionmaker[Session], box: SecretBox) -> TestClient:
-    return make_client(api_factory, secret_box=box)
+def api(api_factory: sessionmaker[Session], box: SecretBox, jobs: RecordedJobs) -> TestClient:
+    return make_client(api_factory, secret_box=box, jobs=jobs)
 
 
 def _connection(factory: sessionmaker[Session], box: SecretBox, **credentials: str) -> int:
@@ -73,14 +76,14 @@ def _kept(factory: sessionmaker[Session]) -> int:
 
 
 def test_a_genuine_delivery_is_kept_and_queued_once(
-    api: TestClient, api_factory: sessionmaker[Session], box: SecretBox, queued: list[int]
+    api: TestClient, api_factory: sessionmaker[Session], box: SecretBox, jobs: RecordedJobs
 ) -> None:
     connection_id = _connection(api_factory, box, webhook_secret=SECRET)
     body = _body()
     assert _post(api, connection_id, body, sign(SECRET, body)) == 202
     assert _post(api, connection_id, body, sign(SECRET, body)) == 202  # a replay: acknowledged, nothing more
     assert _kept(api_factory) == 1
-    assert queued == [connection_id]
+    assert queued(jobs) == [connection_id]
 
 
 @pytest.mark.parametrize(
@@ -88,16 +91,16 @@ def test_a_genuine_delivery_is_kept_and_queued_once(
     [None, "", "nothex", sign("not-the-secret", _body()), sign(SECRET, _body(2)), sign(SECRET, _body()).upper() + "0"],
 )
 def test_anything_but_the_signature_is_refused_and_nothing_kept(
-    api: TestClient, api_factory: sessionmaker[Session], box: SecretBox, queued: list[int], signature: str | None
+    api: TestClient, api_factory: sessionmaker[Session], box: SecretBox, jobs: RecordedJobs, signature: str | None
 ) -> None:
     connection_id = _connection(api_factory, box, webhook_secret=SECRET)
     assert _post(api, connection_id, _body(), signature) == 401
     assert _kept(api_factory) == 0
-    assert queued == []
+    assert queued(jobs) == []
 
 
 def test_a_connection_without_a_secret_or_unknown_refuses(
-    api: TestClient, api_factory: sessionmaker[Session], box: SecretBox, queued: list[int]
+    api: TestClient, api_factory: sessionmaker[Session], box: SecretBox, jobs: RecordedJobs
 ) -> None:
     connection_id = _connection(api_factory, box)
     body = _body()
@@ -107,17 +110,17 @@ def test_a_connection_without_a_secret_or_unknown_refuses(
 
 
 def test_a_signed_body_without_an_envelope_id_is_refused(
-    api: TestClient, api_factory: sessionmaker[Session], box: SecretBox, queued: list[int]
+    api: TestClient, api_factory: sessionmaker[Session], box: SecretBox, jobs: RecordedJobs
 ) -> None:
     connection_id = _connection(api_factory, box, webhook_secret=SECRET)
     for body in (b"not json", b'{"id": "1"}', b"[]", b'{"id": 0}'):
         assert _post(api, connection_id, body, sign(SECRET, body)) == 400
     assert _kept(api_factory) == 0
-    assert queued == []
+    assert queued(jobs) == []
 
 
 def test_a_connection_deleted_while_its_secret_is_kept_refuses(
-    api: TestClient, api_factory: sessionmaker[Session], box: SecretBox, queued: list[int]
+    api: TestClient, api_factory: sessionmaker[Session], box: SecretBox, jobs: RecordedJobs
 ) -> None:
     connection_id = _connection(api_factory, box, webhook_secret=SECRET)
     assert _post(api, connection_id, _body(1), sign(SECRET, _body(1))) == 202  # the secret is kept now
@@ -125,7 +128,7 @@ def test_a_connection_deleted_while_its_secret_is_kept_refuses(
         connections.delete(session, session.get_one(Connection, connection_id))
     assert _post(api, connection_id, _body(2), sign(SECRET, _body(2))) == 401
     assert _kept(api_factory) == 0  # the first went with its connection; the second was never kept
-    assert queued[1:] == []
+    assert queued(jobs)[1:] == []
 
 
 class Clock:

@@ -12,8 +12,9 @@ from connectors import outbound
 from connectors.ics.fetch import fetch
 from connectors.microsoft.graph import GraphClient
 from connectors.records import ConnectorError
+from store.services.webhook_endpoints import WEBHOOK_URL
 from tests.fakes.listener import Listener
-from worker.webhooks.sender import WEBHOOK_URL, Poster, SignedPost, make_client
+from worker.webhooks.sender import Poster, SignedPost, make_client
 
 
 @pytest.mark.parametrize(

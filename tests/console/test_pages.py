@@ -14,8 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import create_app
 from api.console.admin_connections import STATUS_WORDS
-from api.context import ApiContext
-from api.ratelimit import MemoryCounter
+from api.jobs import Answered
 from store.columns import utcnow
 from store.db import transaction
 from store.models import (
@@ -39,40 +38,25 @@ from store.services import (
     webhook_endpoints,
     webhook_relay,
 )
-from tests.conftest import Org
-from worker.webhooks.sender import make_client as make_webhook_client
+from tests.conftest import Org, RecordedJobs, api_context
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @pytest.fixture
-def links() -> list[int]:
-    return []
+def jobs() -> RecordedJobs:
+    """What the pages asked of the worker. A test send finds nothing listening (port 9)."""
+    return RecordedJobs(answer=Answered(success=False, status_code=None, error="Cannot connect to host 127.0.0.1:9"))
+
+
+def links(jobs: RecordedJobs) -> list[object]:
+    """The sign-in links whose email was asked for."""
+    return [link_id for (link_id,) in jobs.of("email_sign_in_link")]
 
 
 @pytest.fixture
-def queued() -> list[tuple[str, int]]:
-    """Syncs the pages asked for: ("sync", id) for a directory, ("calendars", id) for a calendar read."""
-    return []
-
-
-@pytest.fixture
-def console(api_factory: sessionmaker[Session], links: list[int], queued: list[tuple[str, int]]) -> TestClient:
-    app = create_app(
-        ApiContext(
-            session_factory=api_factory,
-            counter=MemoryCounter(),
-            public_base_url="http://testserver",
-            broker_ping=lambda: True,
-            secret_box=SecretBox([SecretBox.generate_key()]),
-            allow_private_webhooks=True,
-            webhook_client=make_webhook_client(allow_private=True),
-            send_sign_in_link=links.append,
-            enqueue_sync=lambda connection_id: queued.append(("sync", connection_id)),
-            calendars_changed=lambda connection_id: queued.append(("calendars", connection_id)),
-        )
-    )
-    return TestClient(app, follow_redirects=False)
+def console(api_factory: sessionmaker[Session], jobs: RecordedJobs) -> TestClient:
+    return TestClient(create_app(api_context(api_factory, jobs=jobs)), follow_redirects=False)
 
 
 def csrf_of(page: str) -> str:
@@ -201,7 +185,7 @@ def test_removal_and_revoked_access_end_sessions(
 
 
 def test_magic_link_signs_in_once(
-    console: TestClient, org: Org, links: list[int], api_factory: sessionmaker[Session]
+    console: TestClient, org: Org, jobs: RecordedJobs, api_factory: sessionmaker[Session]
 ) -> None:
     page = console.get("/console/sign-in")
     asked = console.post(
@@ -209,12 +193,12 @@ def test_magic_link_signs_in_once(
     )
     assert asked.status_code == 200
     assert "a sign-in link is on its way" in asked.text
-    assert len(links) == 1
+    [link_id] = links(jobs)
     with transaction(api_factory) as db:
-        token = sign_in_links.issue_token(db, db.get_one(SignInLink, links[0]))
+        token = sign_in_links.issue_token(db, db.get_one(SignInLink, link_id))
         assert token is not None
     with api_factory() as db:
-        stored = db.get_one(SignInLink, links[0])
+        stored = db.get_one(SignInLink, link_id)
         assert stored.token_hash == members.hash_secret(token)  # the token itself is not stored
 
     opened = console.get(f"/console/sign-in/link/{token}")
@@ -232,14 +216,14 @@ def test_magic_link_signs_in_once(
 
 
 def test_an_unknown_address_is_answered_alike_and_mails_nothing(
-    console: TestClient, org: Org, links: list[int]
+    console: TestClient, org: Org, jobs: RecordedJobs
 ) -> None:
     page = console.get("/console/sign-in")
     for email in ("nobody@acme.example", "not an address"):
         asked = console.post("/console/sign-in/email", data={"email": email, "csrf_token": csrf_of(page.text)})
         assert asked.status_code == 200
         assert "a sign-in link is on its way" in asked.text
-    assert links == []
+    assert links(jobs) == []
 
 
 def test_an_expired_link_does_not_sign_in(console: TestClient, org: Org, api_factory: sessionmaker[Session]) -> None:
@@ -277,14 +261,7 @@ def test_accepting_an_invitation_signs_in(console: TestClient, org: Org, api_fac
 
 
 def test_cookies_are_secure_behind_https(api_factory: sessionmaker[Session], org: Org) -> None:
-    app = create_app(
-        ApiContext(
-            session_factory=api_factory,
-            counter=MemoryCounter(),
-            public_base_url="https://desks.example.com",
-            broker_ping=lambda: True,
-        )
-    )
+    app = create_app(api_context(api_factory, public_base_url="https://desks.example.com"))
     client = TestClient(app, base_url="https://testserver", follow_redirects=False)
     page = client.get("/console/sign-in")
     assert "Secure" in page.headers["set-cookie"]
@@ -403,7 +380,7 @@ def test_connection_settings_go_through_the_api_validation(console: TestClient, 
     assert made.headers["cache-control"] == "no-store"
 
 
-def test_webhook_secret_test_send_pause_and_events(console: TestClient, org: Org) -> None:
+def test_webhook_secret_test_send_pause_and_events(console: TestClient, org: Org, jobs: RecordedJobs) -> None:
     sign_in_with_token(console, org.admin_token)
     page = console.get("/console/admin/webhooks")
     referer = {"referer": "http://testserver/console/admin/webhooks"}
@@ -429,6 +406,7 @@ def test_webhook_secret_test_send_pause_and_events(console: TestClient, org: Org
     assert secret.group(1) not in rotated.text
     tested = console.post(f"{base}/test", data=token)
     assert "Test event: no answer" in tested.text  # nothing listens on port 9
+    assert jobs.of("send_test_event") == [("http://127.0.0.1:9/hooks", "event", int(endpoint_id.group(1)))]
     assert console.post(f"{base}/pause", data={**token, "paused": "true"}).status_code == 303
     assert "paused: events wait" in console.get(base).text
     console.post(f"{base}/pause", data=token)
@@ -456,7 +434,7 @@ def test_pages_use_only_the_apps_own_assets_and_cannot_be_framed(console: TestCl
     assert page.headers["referrer-policy"] == "same-origin"
 
 
-def test_sync_now_asks_what_the_api_asks(console: TestClient, org: Org, queued: list[tuple[str, int]]) -> None:
+def test_sync_now_asks_what_the_api_asks(console: TestClient, org: Org, jobs: RecordedJobs) -> None:
     """A CalDAV account is one calendar: the button asks the calendar worker, as POST /v1/connections/{id}/sync
     does, never a directory sync (which a CalDAV connection has not got); a CSV directory is decided again."""
     sign_in_with_token(console, org.admin_token)
@@ -468,14 +446,14 @@ def test_sync_now_asks_what_the_api_asks(console: TestClient, org: Org, queued: 
         answer = console.post("/v1/connections", json={"kind": kind, "name": kind, **body}, headers=token(org))
         assert answer.status_code == 201, answer.text
         made[kind] = answer.json()["id"]
-    queued.clear()  # making a calendar connection asks for its calendars already
+    jobs.asked.clear()  # making a calendar connection asks for its calendars already
     for kind, connection_id in made.items():
         page = console.get(f"/console/admin/connections/{connection_id}")
         answer = console.post(
             f"/console/admin/connections/{connection_id}/sync", data={"csrf_token": csrf_of(page.text)}
         )
         assert answer.status_code == 303, (kind, answer.text)
-    assert queued == [("calendars", made["caldav"]), ("sync", made["csv"])]
+    assert jobs.asked == [("follow_calendars", (made["caldav"],)), ("sync_directory", (made["csv"],))]
     caldav = console.get(f"/v1/connections/{made['caldav']}", headers=token(org)).json()
     assert caldav["status"] != "error"
 

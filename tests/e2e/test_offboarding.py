@@ -9,13 +9,13 @@ loopback receiver verifying Standard Webhooks signatures.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -28,19 +28,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks.webhooks import Webhook
 
 from api.app import create_app
-from api.context import ApiContext
-from api.ratelimit import MemoryCounter
 from store.columns import utcnow
 from store.db import make_session_factory, transaction
 from store.models import Booking, BookingStatus, Connection, ConnectionKind, DirectoryPolicy, MemberStatus, Role
 from store.secret_box import SecretBox
 from store.services import bookings, connections, desks, members, organisations, webhook_endpoints
 from sync.directory.readers import DirectoryEndpoints
-from tests.conftest import BROKER, QUEUE
+from tests.conftest import BROKER, QUEUE, api_context
 from tests.fakes.google import FakeGoogle
 from tests.fakes.graph import App, FakeGraph
 from tests.fakes.tls import TestTLS, make_tls
 from worker import channels, relay, runtime
+from worker.api_jobs import QueuedJobs
 from worker.directory import jobs
 from worker.mailers.folder import FolderMailer
 from worker.webhooks.sender import make_client
@@ -135,20 +134,10 @@ def _serve(app: Any) -> tuple[uvicorn.Server, str]:
 def stack(engine: Engine, graph: FakeGraph, google: FakeGoogle, tls: TestTLS, tmp_path: Path) -> Iterator[Stack]:
     factory = make_session_factory(engine, listeners=[relay.on_commit])
     box = SecretBox([SecretBox.generate_key()])
-    app_context = ApiContext(
-        session_factory=factory,
-        counter=MemoryCounter(),
-        public_base_url="http://placeholder",
-        broker_ping=lambda: True,
-        secret_box=box,
-        enqueue_sync=partial(jobs.enqueue_sync, QUEUE),
-        enqueue_channels=partial(jobs.enqueue_channels, QUEUE),
-    )
-    server, base_url = _serve(create_app(app_context))
-    worker_runtime = runtime.Runtime(
+    unserved = runtime.Runtime(
         factory,
         FolderMailer(tmp_path / "mail"),
-        base_url,
+        "http://placeholder",  # the server's address, once it listens
         "deskbridge <no-reply@deskbridge.test>",
         secret_box=box,
         webhook_client=make_client(allow_private=True),
@@ -161,6 +150,10 @@ def stack(engine: Engine, graph: FakeGraph, google: FakeGoogle, tls: TestTLS, tm
             allow_private=True,  # the fakes are on loopback
         ),
     )
+    # The API asks the worker through the real queue, which the worker threads below run.
+    app_context = api_context(factory, public_base_url="http://placeholder", secret_box=box, jobs=QueuedJobs(unserved))
+    server, base_url = _serve(create_app(app_context))
+    worker_runtime = dataclasses.replace(unserved, public_base_url=base_url)
     runtime.configure(worker_runtime)
     BROKER.flush_all()
     worker = dramatiq.Worker(BROKER, worker_threads=4, worker_timeout=50)

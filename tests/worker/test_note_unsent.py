@@ -8,7 +8,7 @@ import socket
 import pytest
 import redis
 
-from worker.redis_client import fail_fast_client, note_unsent
+from infra.redis_client import fail_fast_client, note_unsent
 
 log = logging.getLogger("tests.note_unsent")
 

@@ -22,13 +22,13 @@ from sqlalchemy.orm import Session
 
 from connectors.kind import Capability
 from connectors.kinds import REGISTRY
+from infra.redis_client import note_unsent
 from store.db import transaction
 from store.models import Connection
 from store.services import calendars, follow_ups, push_channels
 from worker import channels
 from worker import follow_ups as worker_follow_ups
 from worker.queue import ActorName, Queue
-from worker.redis_client import note_unsent
 from worker.runtime import Runtime
 
 logger = logging.getLogger(__name__)

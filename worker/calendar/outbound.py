@@ -28,6 +28,7 @@ from dataclasses import replace
 from sqlalchemy.orm import Session
 
 from connectors.records import BookingEntry, ConnectorError
+from infra.redis_client import note_unsent
 from store.columns import utcnow
 from store.db import transaction
 from store.models import Booking, BookingStatus, Calendar, ConnectionStatus, Desk, Organisation, OutboxEvent
@@ -36,7 +37,6 @@ from sync.calendar import readers
 from sync.calendar.engine import SOURCE
 from worker import runtime as runtimes
 from worker.queue import ActorName
-from worker.redis_client import note_unsent
 from worker.runtime import Runtime
 
 logger = logging.getLogger(__name__)

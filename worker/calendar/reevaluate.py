@@ -43,6 +43,7 @@ from connectors.kind import Capability
 from connectors.kinds import REGISTRY
 from connectors.outbound import UnsafeURL
 from connectors.records import CalendarEvent, CalendarPage, ConnectorError, Window
+from infra.redis_client import note_unsent
 from store.columns import utcnow
 from store.db import transaction
 from store.models import (
@@ -61,7 +62,6 @@ from sync.calendar.rules import follows_rules, office_day
 from worker.calendar import jobs
 from worker.follow_ups import finished, owed, put_off, starting
 from worker.queue import ActorName, Queue
-from worker.redis_client import note_unsent
 from worker.runtime import Runtime
 
 logger = logging.getLogger(__name__)

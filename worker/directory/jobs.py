@@ -12,10 +12,10 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
+from infra.redis_client import note_unsent
 from store.db import transaction
 from store.services import connections
 from worker.queue import ActorName, Queue
-from worker.redis_client import note_unsent
 from worker.runtime import Runtime
 
 logger = logging.getLogger(__name__)

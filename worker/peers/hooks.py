@@ -36,6 +36,7 @@ from connectors.records import (
 )
 from connectors.resourceguru import Envelope, Roster, parse
 from connectors.resourceguru.webhooks import Record
+from infra.redis_client import note_unsent
 from store.db import transaction
 from store.models import Calendar, Connection, ExternalEvent, PeerEnvelope
 from store.services import calendars, connections, peer_envelopes
@@ -45,7 +46,6 @@ from sync.peers import events, readers, rosters
 from worker import coalesce
 from worker.peers import sync
 from worker.queue import ActorName, Queue
-from worker.redis_client import note_unsent
 from worker.runtime import Runtime
 
 logger = logging.getLogger(__name__)

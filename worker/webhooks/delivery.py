@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 
 import httpx
 
+from infra.redis_client import note_unsent
 from store.columns import utcnow
 from store.db import transaction
 from store.errors import NotFound
@@ -36,7 +37,6 @@ from store.secret_box import SecretBox, UndecryptableSecret
 from store.services import deliveries, delivery_attempts, webhook_relay
 from store.services.delivery_attempts import AttemptOutcome, AttemptResult, DeliveryJob
 from worker import metrics
-from worker.redis_client import note_unsent
 from worker.runtime import Runtime
 from worker.webhooks.disabled_mail import tell_admins
 from worker.webhooks.limits import endpoint_slots, take_tokens

@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from infra.redis_client import note_unsent
 from store.columns import utcnow
 from worker.queue import ActorName, Queue
-from worker.redis_client import note_unsent
 from worker.runtime import Runtime
 from worker.webhooks import delivery
 

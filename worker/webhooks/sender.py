@@ -38,6 +38,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from connectors.outbound import CheckedTransport, UnsafeURL, check_address, resolve_safe, warn_if_private_allowed
+from store.services.webhook_endpoints import WEBHOOK_URL
 from store.times import iso
 from worker.webhooks.schedule import retry_after_seconds
 from worker.webhooks.signing import Signer, signer_for
@@ -45,8 +46,6 @@ from worker.webhooks.signing import Signer, signer_for
 T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
-
-WEBHOOK_URL = "the webhook URL"  # how a refusal names what was refused (connectors.outbound)
 
 PAYLOAD_FORMATS = ("event", "array")
 EXCERPT_BYTES = 1024

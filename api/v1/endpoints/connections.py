@@ -29,7 +29,6 @@ from store.models import Calendar, Connection, ConnectionKind
 from store.secret_box import SecretBox
 from store.services import calendars, connections
 from sync.directory import imports
-from worker.channels import pushes
 
 router = APIRouter(prefix="/connections", tags=["connections"])
 
@@ -74,7 +73,7 @@ CREDENTIALS_HELP = (
 
 def read_at_once(connection: Connection) -> bool:
     """Whether the connection's directory is read as soon as it is made (pushing kinds, peer platforms)."""
-    return pushes(connection) or REGISTRY.can(connection.kind, Capability.PEER_PLATFORM)
+    return _pushes(connection) or REGISTRY.can(connection.kind, Capability.PEER_PLATFORM)
 
 
 def get_connection(db: DB, caller: AdminCaller, connection_id: ConnectionId) -> Connection:
@@ -280,11 +279,11 @@ def add_connection(
     db.commit()
     if first_sync:
         # Read the directory now and open its push channels, rather than at the scheduler's next poll.
-        ctx.enqueue_sync(connection.id)
-        if pushes(connection):
-            ctx.enqueue_channels(connection.id, False)
+        ctx.jobs.sync_directory(connection.id)
+        if _pushes(connection):
+            ctx.jobs.renew_directory_channels(connection.id, False)
     if calendars.reads_calendars(connection):
-        ctx.calendars_changed(connection.id)
+        ctx.jobs.follow_calendars(connection.id)
     return connection, token
 
 
@@ -295,7 +294,7 @@ def change_connection(db: Session, ctx: ApiContext, connection: Connection, body
     before, reading_before = connection.settings, calendars.reads_calendars(connection)
     connections.update_connection(db, ctx.box(), connection, **body.model_dump(exclude_unset=True))
     # Channels are opened with the credentials and tenant: reopen them when those change.
-    reopen = pushes(connection) and (
+    reopen = _pushes(connection) and (
         body.credentials is not None or _provider(before) != _provider(connection.settings)
     )
     recalendar = (reading_before or calendars.reads_calendars(connection)) and (
@@ -303,9 +302,9 @@ def change_connection(db: Session, ctx: ApiContext, connection: Connection, body
     )
     db.commit()
     if reopen:
-        ctx.enqueue_channels(connection.id, True)
+        ctx.jobs.renew_directory_channels(connection.id, True)
     if recalendar:
-        ctx.calendars_changed(connection.id)
+        ctx.jobs.follow_calendars(connection.id)
 
 
 def _provider(settings: dict[str, Any]) -> dict[str, Any]:
@@ -317,8 +316,8 @@ def _provider(settings: dict[str, Any]) -> dict[str, Any]:
 def delete_one(connection: Chosen, db: DB, ctx: Context) -> Response:
     """Forget a connection and what its directory said (admins only); the members it brought in stay.
     Its push channels are closed at Microsoft or Google first, while its credentials still exist."""
-    if pushes(connection):
-        ctx.close_channels(connection.id)
+    if _pushes(connection):
+        ctx.jobs.close_channels(connection.id)
     connections.delete(db, connection)
     db.commit()
     return Response(status_code=204)
@@ -336,12 +335,12 @@ def queue_sync(db: Session, ctx: ApiContext, connection: Connection) -> bool:
     API's route and the console's button both call this)."""
     if REGISTRY.can(connection.kind, Capability.ONE_CALENDAR):
         # A connection that is one calendar is read by the calendar worker, which coalesces requests itself.
-        ctx.calendars_changed(connection.id)
+        ctx.jobs.follow_calendars(connection.id)
         return True
     queued = connections.request_sync(db, connection.id)
     db.commit()
     if queued:
-        ctx.enqueue_sync(connection.id)
+        ctx.jobs.sync_directory(connection.id)
     return queued
 
 
@@ -395,3 +394,8 @@ def import_csv(
         notes=tally.notes,
         errors=[],
     )
+
+
+def _pushes(connection: Connection) -> bool:
+    """Whether the connection's kind opens push channels to us (the kind registry says)."""
+    return REGISTRY.can(connection.kind, Capability.RECEIVES_PUSHES)

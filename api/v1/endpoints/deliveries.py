@@ -164,7 +164,7 @@ def replay_event(body: ReplayIn, endpoint: Endpoint, db: DB, ctx: Context) -> Re
     paused = endpoint.paused
     db.commit()
     if not paused:  # a paused endpoint's pending deliveries go out when it is resumed
-        ctx.enqueue_backlog([delivery_id])
+        ctx.jobs.deliver_backlog([delivery_id])
     return Replayed(delivery_ids=[delivery_id])
 
 
@@ -178,7 +178,7 @@ def replay_failed(body: ReplayFailedIn, endpoint: Endpoint, db: DB, ctx: Context
     paused = endpoint.paused
     db.commit()
     if delivery_ids and not paused:
-        ctx.enqueue_backlog(delivery_ids)
+        ctx.jobs.deliver_backlog(delivery_ids)
     return Replayed(delivery_ids=delivery_ids)
 
 

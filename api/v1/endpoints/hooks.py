@@ -24,7 +24,7 @@ from store.errors import NotFound
 from store.models import EndpointKind, OutboxEvent, WebhookEndpoint
 from store.services import webhook_endpoints
 from store.services.events import select_events
-from worker.webhooks.sender import event_payload
+from store.times import iso
 
 router = APIRouter(prefix="/hooks", tags=["hooks"])
 
@@ -128,8 +128,8 @@ def samples(
     rows = db.scalars(_latest(caller.organisation.id, event).limit(SAMPLE_COUNT)).all()
     if not rows:
         example = event_types.CATALOG[types[0]].example
-        return [HookEvent(**event_payload(SAMPLE_ID, types[0], utcnow(), example))]
-    return [HookEvent(**event_payload(row.id, row.type, row.created_at, row.data)) for row in rows]
+        return [HookEvent(id=SAMPLE_ID, type=types[0], timestamp=iso(utcnow()), data=example)]
+    return [HookEvent(id=row.id, type=row.type, timestamp=iso(row.created_at), data=row.data) for row in rows]
 
 
 def _latest(organisation_id: int, pattern: str) -> Select[OutboxEvent]:

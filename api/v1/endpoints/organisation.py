@@ -133,7 +133,7 @@ def apply_settings(db: Session, ctx: ApiContext, organisation: Organisation, bod
     db.commit()
     changed = [name for name in CALENDAR_SETTINGS if before[name] != after[name]]
     if changed:
-        ctx.calendar_settings_changed(organisation.id, changed)
+        ctx.jobs.reevaluate_calendars(organisation.id, changed)
 
 
 # The settings whose change asks the calendar worker to bring stored events in line (worker.calendar.reevaluate),

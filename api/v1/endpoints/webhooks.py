@@ -6,7 +6,6 @@ in the endpoint itself, in lists or in events. Deliveries and replays are in `de
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, ClassVar, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -22,7 +21,7 @@ from connectors.outbound import UnsafeURL
 from store.columns import utcnow
 from store.models import WebhookEndpoint
 from store.services import webhook_endpoints, webhook_secrets
-from worker.webhooks.sender import WEBHOOK_URL, build_body, event_payload, post, sign_headers
+from store.services.webhook_endpoints import WEBHOOK_URL
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
@@ -211,7 +210,7 @@ def update_webhook(body: WebhookPatch, endpoint: Endpoint, db: DB, ctx: Context)
     _, resumed = webhook_endpoints.update_endpoint(db, endpoint, **changes, box=ctx.box())
     db.commit()
     if resumed:
-        ctx.enqueue_backlog(resumed)
+        ctx.jobs.deliver_backlog(resumed)
     return WebhookOut.model_validate(endpoint)
 
 
@@ -230,7 +229,7 @@ def enable_webhook(endpoint: Endpoint, db: DB, ctx: Context) -> WebhookOut:
     pending = webhook_endpoints.enable_endpoint(db, endpoint)
     db.commit()
     if pending:
-        ctx.enqueue_backlog(pending)
+        ctx.jobs.deliver_backlog(pending)
     return WebhookOut.model_validate(endpoint)
 
 
@@ -260,14 +259,8 @@ def send_test_event(endpoint: Endpoint, ctx: Context) -> SendOutcome:
     """Send a `webhook.test` event to the endpoint now, signed and shaped as real deliveries are,
     and return what the receiver answered (admins only). Nothing is stored or retried; paused and
     disabled endpoints get it too."""
-    if ctx.webhook_client is None:
-        raise RuntimeError("ApiContext.webhook_client is not set: test sends need it (see deskbridge.wiring)")
-    now = utcnow()
-    event_id = f"evt_test_{uuid.uuid4().hex}"
-    payload = event_payload(event_id, "webhook.test", now, {"endpoint_id": endpoint.id})
-    body = build_body([payload], endpoint.payload_format)
-    secrets = webhook_secrets.signing_secrets(endpoint, ctx.box(), now)
-    sent = post(ctx.webhook_client, endpoint.url, body, sign_headers(event_id, body, secrets, now))
+    secrets = webhook_secrets.signing_secrets(endpoint, ctx.box(), utcnow())
+    sent = ctx.jobs.send_test_event(endpoint.url, endpoint.payload_format, secrets, endpoint.id)
     return SendOutcome(
         success=sent.success,
         status_code=sent.status_code,

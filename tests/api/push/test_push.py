@@ -3,37 +3,28 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.app import create_app
-from api.context import ApiContext
-from api.ratelimit import MemoryCounter
 from store.columns import utcnow
 from store.db import transaction
 from store.models import Connection, ConnectionKind
 from store.secret_box import SecretBox
 from store.services import connections, push_channels
-from tests.conftest import Org, shared_data
+from tests.conftest import Org, RecordedJobs, make_client, shared_data
 
 BOX = SecretBox([SecretBox.generate_key()])
 SECRET = "s3cret-client-state"
 
 
 @dataclass
-class Queued:
-    syncs: list[int] = field(default_factory=list)
-    channels: list[tuple[int, bool]] = field(default_factory=list)
-
-
-@dataclass
 class Setup:
     client: TestClient
-    queued: Queued
+    queued: RecordedJobs
     factory: sessionmaker[Session]
     microsoft: int
     google: int
@@ -77,20 +68,9 @@ def _connection(factory: sessionmaker[Session], org: Org, kind: ConnectionKind, 
 
 @pytest.fixture
 def setup(api_factory: sessionmaker[Session], org: Org) -> Setup:
-    queued = Queued()
-    app = create_app(
-        ApiContext(
-            session_factory=api_factory,
-            counter=MemoryCounter(),
-            public_base_url="http://testserver",
-            broker_ping=lambda: True,
-            secret_box=BOX,
-            enqueue_sync=queued.syncs.append,
-            enqueue_channels=lambda connection_id, recreate: queued.channels.append((connection_id, recreate)),
-        )
-    )
+    queued = RecordedJobs()
     return Setup(
-        client=TestClient(app),
+        client=make_client(api_factory, secret_box=BOX, jobs=queued),
         queued=queued,
         factory=api_factory,
         microsoft=_connection(api_factory, org, ConnectionKind.MICROSOFT, "sub-1"),

@@ -20,10 +20,8 @@ from scim2_tester import Status, check_server
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import create_app
-from api.context import ApiContext
-from api.ratelimit import MemoryCounter
 from tests.api.scim.conftest import BOX, connect
-from tests.conftest import Org
+from tests.conftest import Org, api_context
 
 # Checks that are skipped, and why; any other skip, or any failure, fails the test.
 EXPECTED_SKIPS = {
@@ -60,13 +58,8 @@ def server(api_factory: sessionmaker[Session]) -> Iterator[str]:
     sock.bind(("127.0.0.1", 0))
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     app = create_app(
-        ApiContext(
-            session_factory=api_factory,
-            counter=MemoryCounter(),
-            public_base_url=base,
-            broker_ping=lambda: True,
-            secret_box=BOX,
-            max_body_bytes=1024 * 1024,
+        api_context(
+            api_factory, public_base_url=base, secret_box=BOX, max_body_bytes=1024 * 1024, allow_private_webhooks=False
         )
     )
     config = uvicorn.Config(app, log_level="warning", lifespan="off")

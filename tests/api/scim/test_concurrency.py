@@ -19,11 +19,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import create_app
-from api.context import ApiContext
-from api.ratelimit import MemoryCounter
 from store.models import DirectoryMembership, DirectoryUser
 from tests.api.scim.conftest import BOX, connect, user_body
-from tests.conftest import make_org
+from tests.conftest import api_context, make_org
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 CALLERS = 20
@@ -36,13 +34,12 @@ def served(session_factory: sessionmaker[Session]) -> Iterator[str]:
     sock.bind(("127.0.0.1", 0))
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     app = create_app(
-        ApiContext(
-            session_factory=session_factory,
-            counter=MemoryCounter(),
+        api_context(
+            session_factory,
             public_base_url=base,
-            broker_ping=lambda: True,
             secret_box=BOX,
             max_body_bytes=1024 * 1024,
+            allow_private_webhooks=False,
         )
     )
     runner = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))

@@ -6,7 +6,6 @@ Credentials go in and never come out: every answer and every event is searched f
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -14,14 +13,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.app import create_app
-from api.context import ApiContext
-from api.ratelimit import MemoryCounter
 from store.models import Connection
 from store.secret_box import SecretBox
 from store.services import connections
 from tests.api.v1.conftest import assert_problem, error_fields, nothing_written
-from tests.conftest import Org, auth, events
+from tests.conftest import Org, RecordedJobs, auth, events, make_client
 
 BOX = SecretBox([SecretBox.generate_key()])
 CLIENT_SECRET = "s3cret-client-value-~xyz"  # a test value searched for in answers
@@ -47,34 +43,16 @@ GOOGLE: dict[str, Any] = {
 SECRETS = (CLIENT_SECRET, "MIIEvQ-not-a-real-key", "pk-0123456789")
 
 
-@dataclass
-class Queued:
-    """What the API handed the worker after its commits (the composition root's hooks)."""
-
-    syncs: list[int] = field(default_factory=list)
-    channels: list[tuple[int, bool]] = field(default_factory=list)
-    closed: list[int] = field(default_factory=list)
+@pytest.fixture
+def queued() -> RecordedJobs:
+    """What the API asked of the worker after its commits."""
+    return RecordedJobs()
 
 
 @pytest.fixture
-def queued() -> Queued:
-    return Queued()
-
-
-@pytest.fixture
-def api(api_factory: sessionmaker[Session], queued: Queued) -> TestClient:
-    """The API with a key ring the test knows (to read what was stored) and the worker hooks recorded."""
-    context = ApiContext(
-        session_factory=api_factory,
-        counter=MemoryCounter(),
-        public_base_url="http://testserver",
-        broker_ping=lambda: True,
-        secret_box=BOX,
-        enqueue_sync=queued.syncs.append,
-        enqueue_channels=lambda connection_id, recreate: queued.channels.append((connection_id, recreate)),
-        close_channels=queued.closed.append,
-    )
-    return TestClient(create_app(context))
+def api(api_factory: sessionmaker[Session], queued: RecordedJobs) -> TestClient:
+    """The API with a key ring the test knows (to read what was stored) and what it asks recorded."""
+    return make_client(api_factory, secret_box=BOX, jobs=queued)
 
 
 def create(client: TestClient, org: Org, body: dict[str, Any]) -> dict[str, Any]:
@@ -388,7 +366,7 @@ def test_patch_and_create_need_a_json_body(api: TestClient, org: Org) -> None:
     assert_problem(response, 400, "malformed_json")
 
 
-def test_delete(api: TestClient, api_factory: sessionmaker[Session], org: Org, queued: Queued) -> None:
+def test_delete(api: TestClient, api_factory: sessionmaker[Session], org: Org, queued: RecordedJobs) -> None:
     connection_id = create(api, org, MICROSOFT)["id"]
 
     response = api.delete(f"/v1/connections/{connection_id}", headers=auth(org.admin_token))
@@ -405,7 +383,7 @@ def test_delete(api: TestClient, api_factory: sessionmaker[Session], org: Org, q
 
 
 def test_a_directory_is_read_and_its_channels_opened_once_created(
-    api: TestClient, api_factory: sessionmaker[Session], org: Org, queued: Queued
+    api: TestClient, api_factory: sessionmaker[Session], org: Org, queued: RecordedJobs
 ) -> None:
     microsoft = create(api, org, MICROSOFT)["id"]
     google = create(api, org, GOOGLE)["id"]
@@ -419,7 +397,7 @@ def test_a_directory_is_read_and_its_channels_opened_once_created(
 
 
 def test_sync_is_queued_once_while_it_waits(
-    api: TestClient, api_factory: sessionmaker[Session], org: Org, queued: Queued
+    api: TestClient, api_factory: sessionmaker[Session], org: Org, queued: RecordedJobs
 ) -> None:
     connection_id = create(api, org, {"kind": "csv", "name": "HR"})["id"]
     path = f"/v1/connections/{connection_id}/sync"
@@ -435,7 +413,7 @@ def test_sync_is_queued_once_while_it_waits(
 
 
 def test_a_sync_started_lets_the_next_request_queue_again(
-    api: TestClient, api_factory: sessionmaker[Session], org: Org, queued: Queued
+    api: TestClient, api_factory: sessionmaker[Session], org: Org, queued: RecordedJobs
 ) -> None:
     connection_id = create(api, org, MICROSOFT)["id"]  # its first sync is asked for
     path = f"/v1/connections/{connection_id}/sync"
@@ -447,7 +425,9 @@ def test_a_sync_started_lets_the_next_request_queue_again(
     assert queued.syncs == [connection_id, connection_id]
 
 
-def test_channels_are_reopened_when_credentials_or_tenant_change(api: TestClient, org: Org, queued: Queued) -> None:
+def test_channels_are_reopened_when_credentials_or_tenant_change(
+    api: TestClient, org: Org, queued: RecordedJobs
+) -> None:
     connection_id = create(api, org, MICROSOFT)["id"]
     path = f"/v1/connections/{connection_id}"
     for body in (

@@ -9,35 +9,23 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.app import create_app
-from api.context import ApiContext
-from api.ratelimit import MemoryCounter
 from store.models import Connection
 from store.services import connections
 from tests.api.v1.conftest import assert_problem, error_fields, nothing_written
-from tests.api.v1.test_connections_calendars import BOX, Hooks
-from tests.conftest import Org, auth, events
+from tests.api.v1.test_connections_calendars import BOX
+from tests.conftest import Org, RecordedJobs, auth, events, make_client
 
 
 @pytest.fixture
-def hooks() -> Hooks:
-    return Hooks()
+def hooks() -> RecordedJobs:
+    """What the API asked of the worker after its commits."""
+    return RecordedJobs()
 
 
 @pytest.fixture
-def api(api_factory: sessionmaker[Session], hooks: Hooks) -> TestClient:
+def api(api_factory: sessionmaker[Session], hooks: RecordedJobs) -> TestClient:
     """The API with the calendars' secret box, its hooks to the workers recorded."""
-    context = ApiContext(
-        session_factory=api_factory,
-        counter=MemoryCounter(),
-        public_base_url="http://testserver",
-        broker_ping=lambda: True,
-        secret_box=BOX,
-        enqueue_sync=hooks.syncs.append,
-        enqueue_channels=lambda connection_id, recreate: hooks.channels.append((connection_id, recreate)),
-        calendars_changed=hooks.calendars.append,
-    )
-    return TestClient(create_app(context))
+    return make_client(api_factory, secret_box=BOX, jobs=hooks)
 
 
 PASSWORD = "app-password-7c1e"  # searched for in every answer and event
@@ -50,7 +38,7 @@ CALDAV: dict[str, Any] = {
 
 
 def test_a_caldav_connection_is_made_read_by_the_calendar_worker_and_keeps_its_password(
-    api: TestClient, api_factory: sessionmaker[Session], org: Org, hooks: Hooks
+    api: TestClient, api_factory: sessionmaker[Session], org: Org, hooks: RecordedJobs
 ) -> None:
     response = api.post("/v1/connections", json=CALDAV, headers=auth(org.admin_token))
 

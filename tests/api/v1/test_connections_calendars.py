@@ -3,7 +3,6 @@ Microsoft and Google connections, each handing the calendar worker its hook."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -11,15 +10,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.app import create_app
-from api.context import ApiContext
-from api.ratelimit import MemoryCounter
 from store.db import transaction
 from store.models import Connection
 from store.secret_box import SecretBox
 from store.services import calendars, connections
 from tests.api.v1.conftest import assert_problem, error_fields, nothing_written
-from tests.conftest import Org, auth, events
+from tests.conftest import Org, RecordedJobs, auth, events, make_client
 
 BOX = SecretBox([SecretBox.generate_key()])
 TOKEN = "private-a1b2c3d4e5"  # the secret part of the feed URL, searched for in every answer
@@ -38,33 +34,16 @@ MICROSOFT: dict[str, Any] = {
 }
 
 
-@dataclass
-class Hooks:
-    """What the API handed the workers after its commits."""
-
-    calendars: list[int] = field(default_factory=list)
-    syncs: list[int] = field(default_factory=list)
-    channels: list[tuple[int, bool]] = field(default_factory=list)
+@pytest.fixture
+def hooks() -> RecordedJobs:
+    """What the API asked of the worker after its commits."""
+    return RecordedJobs()
 
 
 @pytest.fixture
-def hooks() -> Hooks:
-    return Hooks()
-
-
-@pytest.fixture
-def api(api_factory: sessionmaker[Session], hooks: Hooks) -> TestClient:
-    context = ApiContext(
-        session_factory=api_factory,
-        counter=MemoryCounter(),
-        public_base_url="http://testserver",
-        broker_ping=lambda: True,
-        secret_box=BOX,
-        enqueue_sync=hooks.syncs.append,
-        enqueue_channels=lambda connection_id, recreate: hooks.channels.append((connection_id, recreate)),
-        calendars_changed=hooks.calendars.append,
-    )
-    return TestClient(create_app(context))
+def api(api_factory: sessionmaker[Session], hooks: RecordedJobs) -> TestClient:
+    """The API with the calendars' secret box, what it asks of the worker recorded."""
+    return make_client(api_factory, secret_box=BOX, jobs=hooks)
 
 
 def create(api: TestClient, org: Org, body: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +60,7 @@ def stored_url(factory: sessionmaker[Session], connection_id: int) -> object:
 
 
 def test_an_ics_connection_shows_its_url_redacted(
-    api: TestClient, api_factory: sessionmaker[Session], org: Org, hooks: Hooks
+    api: TestClient, api_factory: sessionmaker[Session], org: Org, hooks: RecordedJobs
 ) -> None:
     created = create(api, org, ICS)
 
@@ -107,7 +86,7 @@ def test_an_ics_connection_shows_its_url_redacted(
 
 
 def test_a_new_url_is_redacted_too_and_tells_the_worker(
-    api: TestClient, api_factory: sessionmaker[Session], org: Org, hooks: Hooks
+    api: TestClient, api_factory: sessionmaker[Session], org: Org, hooks: RecordedJobs
 ) -> None:
     created = create(api, org, ICS)
     headers = auth(org.admin_token)
@@ -130,7 +109,7 @@ def test_a_new_url_is_redacted_too_and_tells_the_worker(
      {"url": "https://" + "x" * 2001}, {"url": f"javascript:{TOKEN}"}, {"url": "https://[::1/x.ics"}],
 )  # fmt: skip
 def test_unusable_feed_urls_are_refused(
-    api: TestClient, api_factory: sessionmaker[Session], org: Org, hooks: Hooks, credentials: dict[str, Any]
+    api: TestClient, api_factory: sessionmaker[Session], org: Org, hooks: RecordedJobs, credentials: dict[str, Any]
 ) -> None:
     with nothing_written(api_factory):
         response = api.post("/v1/connections", json={**ICS, "credentials": credentials}, headers=auth(org.admin_token))
@@ -141,7 +120,7 @@ def test_unusable_feed_urls_are_refused(
 
 
 def test_an_ics_connection_refuses_other_settings_and_bad_updates(
-    api: TestClient, api_factory: sessionmaker[Session], org: Org, hooks: Hooks
+    api: TestClient, api_factory: sessionmaker[Session], org: Org, hooks: RecordedJobs
 ) -> None:
     headers = auth(org.admin_token)
     with nothing_written(api_factory):
@@ -157,7 +136,7 @@ def test_an_ics_connection_refuses_other_settings_and_bad_updates(
 
 
 def test_syncing_an_ics_connection_reads_its_feed(
-    api: TestClient, api_factory: sessionmaker[Session], org: Org, hooks: Hooks
+    api: TestClient, api_factory: sessionmaker[Session], org: Org, hooks: RecordedJobs
 ) -> None:
     created = create(api, org, ICS)
     response = api.post(f"/v1/connections/{created['id']}/sync", headers=auth(org.admin_token))
@@ -169,7 +148,7 @@ def test_syncing_an_ics_connection_reads_its_feed(
 
 
 def test_calendars_on_microsoft_and_google(
-    api: TestClient, api_factory: sessionmaker[Session], org: Org, hooks: Hooks
+    api: TestClient, api_factory: sessionmaker[Session], org: Org, hooks: RecordedJobs
 ) -> None:
     headers = auth(org.admin_token)
     reading = create(api, org, MICROSOFT)

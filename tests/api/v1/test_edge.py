@@ -21,15 +21,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from api.app import create_app
-from api.context import ApiContext
 from api.json_checks import MAX_DEPTH
-from api.ratelimit import MemoryCounter
 from store.db import make_session_factory, transaction
 from store.models import ConnectionKind, Organisation
 from store.secret_box import SecretBox
 from store.services import connections
 from tests.api.v1.conftest import assert_problem, nothing_written
-from tests.conftest import Org, auth, make_client, make_org
+from tests.conftest import Org, api_context, auth, make_client, make_org
 
 BOX = SecretBox([SecretBox.generate_key()])
 BEYOND = 2**31  # one past PostgreSQL's int4, the range of the key columns
@@ -286,15 +284,7 @@ def test_scim_and_imports_take_large_bodies_and_the_rest_a_small_one(
 
 def test_a_413_is_in_the_route_familys_shape(factory: sessionmaker[Session], org: Org, scim_token: str) -> None:
     app = create_app(
-        ApiContext(
-            session_factory=factory,
-            counter=MemoryCounter(),
-            public_base_url="http://testserver",
-            broker_ping=lambda: True,
-            max_body_bytes=1024,
-            max_import_bytes=4096,
-            secret_box=BOX,
-        )
+        api_context(factory, max_body_bytes=1024, max_import_bytes=4096, secret_box=BOX, allow_private_webhooks=False)
     )
     client = TestClient(app)
     headers = {"Authorization": f"Bearer {scim_token}", "Content-Type": "application/scim+json"}

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.app import create_app
-from api.context import ApiContext
-from api.ratelimit import MemoryCounter
 from store.models import Organisation
 from tests.api.v1.conftest import assert_problem, nothing_written
-from tests.conftest import Org, auth
+from tests.conftest import Org, RecordedJobs, auth, make_client
 
 Calls = list[tuple[int, list[str], dict[str, Any]]]
 NO_RULES = {"categories": [], "keywords": [], "working_elsewhere_with_location": False}
@@ -24,26 +22,24 @@ def calls() -> Calls:
     return []
 
 
+class Watching(RecordedJobs):
+    """The stub port, noting with each ask to bring calendars in line what the store held then."""
+
+    def __init__(self, factory: sessionmaker[Session], calls: Calls) -> None:
+        super().__init__()
+        self.factory, self.calls = factory, calls
+
+    def reevaluate_calendars(self, organisation_id: int, changed: Sequence[str]) -> None:
+        super().reevaluate_calendars(organisation_id, changed)
+        with self.factory() as session:  # a new session: sees only what was committed
+            stored = session.get_one(Organisation, organisation_id)
+            self.calls.append((organisation_id, list(changed), {name: getattr(stored, name) for name in changed}))
+
+
 @pytest.fixture
 def watched(api_factory: sessionmaker[Session], calls: Calls) -> TestClient:
     """The API whose calendar-settings hand-over notes what it was given and what the store held then."""
-
-    def changed(organisation_id: int, names: list[str]) -> None:
-        with api_factory() as session:  # a new session: sees only what was committed
-            stored = session.get_one(Organisation, organisation_id)
-            calls.append((organisation_id, names, {name: getattr(stored, name) for name in names}))
-
-    return TestClient(
-        create_app(
-            ApiContext(
-                session_factory=api_factory,
-                counter=MemoryCounter(),
-                public_base_url="http://testserver",
-                broker_ping=lambda: True,
-                calendar_settings_changed=changed,
-            )
-        )
-    )
+    return make_client(api_factory, jobs=Watching(api_factory, calls))
 
 
 def patch(client: TestClient, org: Org, body: dict[str, Any]) -> None:

@@ -19,15 +19,12 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import create_app
-from api.context import ApiContext
-from api.ratelimit import MemoryCounter
 from store.columns import utcnow
 from store.db import make_session_factory
 from store.models import Invitation, InvitationStatus, OutboxEvent
-from store.secret_box import SecretBox
 from store.services import members
 from tests.api.served import serve
-from tests.conftest import Org, auth, make_org
+from tests.conftest import Org, api_context, auth, make_org
 
 THREADS = 20
 
@@ -44,17 +41,7 @@ def org(factory: sessionmaker[Session]) -> Org:
 
 @pytest.fixture
 def base_url(factory: sessionmaker[Session]) -> Iterator[str]:
-    app = create_app(
-        ApiContext(
-            session_factory=factory,
-            counter=MemoryCounter(),
-            public_base_url="http://127.0.0.1",
-            broker_ping=lambda: True,
-            rate_limit_per_day=0,
-            secret_box=SecretBox([SecretBox.generate_key()]),
-            allow_private_webhooks=True,
-        )
-    )
+    app = create_app(api_context(factory, public_base_url="http://127.0.0.1", rate_limit_per_day=0))
     with serve(app) as url:
         yield url
 

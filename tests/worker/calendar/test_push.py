@@ -9,32 +9,33 @@ import dramatiq
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from api.app import create_app
-from api.context import ApiContext
-from api.ratelimit import MemoryCounter
 from store.columns import utcnow
 from store.db import transaction
 from store.models import Calendar, Connection, PushChannel
 from store.services import push_channels
-from tests.conftest import BROKER
+from tests.conftest import BROKER, make_client
 from tests.fakes.graph import FakeGraph
 from tests.worker.calendar.conftest import World, microsoft
 from tests.worker.conftest import drain
 from worker import channels
+from worker.api_jobs import QueuedJobs
 
 ADA = "ada@contoso.example"
 
 
-def api(world: World, asked: list[int]) -> TestClient:
-    context = ApiContext(
-        session_factory=world.factory,
-        counter=MemoryCounter(),
+def api(world: World) -> TestClient:
+    """The API on the world's store, asking the worker through the real queue (the suite's broker)."""
+    return make_client(
+        world.factory,
         public_base_url="https://deskbridge.example",
-        broker_ping=lambda: True,
         secret_box=world.runtime.secret_box,
-        enqueue_sync=asked.append,
+        jobs=QueuedJobs(world.runtime),
     )
-    return TestClient(create_app(context))
+
+
+def directory_jobs() -> int:
+    """Jobs waiting on the suite's broker's directory queue."""
+    return BROKER.queues["directory"].qsize()
 
 
 def notification(graph: FakeGraph, subscription_id: str, secret: str | None = None) -> dict[str, object]:
@@ -92,15 +93,15 @@ def test_a_notification_asks_for_one_calendar_sync(world: World, graph: FakeGrap
     resource = f"users/{ADA}/events"
     [subscription] = [key for key, item in graph.subscriptions.items.items() if item.resource == resource]
     synced_before = world.calendar(calendar_id).last_synced_at
-    asked: list[int] = []
-    client = api(world, asked)
+    directory_before = directory_jobs()
+    client = api(world)
     body = {"value": [notification(graph, subscription)] * 3}
 
     for _ in range(2):  # a burst: two requests of three notifications each
         assert client.post(f"/push/microsoft/{connection_id}", json=body).status_code == 202
 
     assert queued() == 1
-    assert asked == []  # the directory was not asked
+    assert directory_jobs() == directory_before  # the directory was not asked
     with world.factory() as session:
         assert session.get_one(Connection, connection_id).sync_requested_at is None
         assert session.get_one(Calendar, calendar_id).sync_requested_at is not None
@@ -125,7 +126,7 @@ def test_notifications_about_several_calendars_queue_one_job(world: World, graph
         ]
     }
 
-    assert api(world, []).post(f"/push/microsoft/{connection_id}", json=body).status_code == 202
+    assert api(world).post(f"/push/microsoft/{connection_id}", json=body).status_code == 202
 
     [message] = [dramatiq.Message.decode(data) for data in BROKER.queues["calendar"].queue]
     assert message.actor_name == "sync_calendars"
@@ -142,7 +143,7 @@ def test_a_forged_notification_queues_nothing(world: World, graph: FakeGraph) ->
     [subscription] = [key for key, item in graph.subscriptions.items.items() if item.resource == resource]
     body = {"value": [notification(graph, subscription), notification(graph, subscription, secret="forged")]}
 
-    response = api(world, []).post(f"/push/microsoft/{connection_id}", json=body)
+    response = api(world).post(f"/push/microsoft/{connection_id}", json=body)
 
     assert response.status_code == 401
     assert queued() == 0

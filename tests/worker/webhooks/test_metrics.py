@@ -19,7 +19,9 @@ from dramatiq.brokers.stub import StubBroker
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+from infra.metrics import OUTBOX_LAG, exposition, record_queue_depths
 from tests.conftest import REDIS_URL
+from worker import broker as brokers
 from worker import metrics
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -73,7 +75,7 @@ def test_queue_depth_on_the_stub_broker(stub_broker: StubBroker) -> None:
         job.send()
     job.send_with_options(delay=600_000)
 
-    metrics.record_queue_depth(stub_broker)
+    record_queue_depths(brokers.waiting(stub_broker))
 
     assert sample("deskbridge_queue_depth", queue="depth_stub") == 3
     assert sample("deskbridge_queue_depth", queue="depth_stub.DQ") == 1
@@ -91,7 +93,7 @@ def test_queue_depth_on_the_redis_broker(redis_client: redis.Redis) -> None:
         job.send_with_options(delay=600_000)
         job.send_with_options(delay=600_000)
 
-        metrics.record_queue_depth(broker)
+        record_queue_depths(brokers.waiting(broker))
 
         assert sample("deskbridge_queue_depth", queue="depth_redis") == 4
         assert sample("deskbridge_queue_depth", queue="depth_redis.DQ") == 2
@@ -102,8 +104,8 @@ def test_queue_depth_on_the_redis_broker(redis_client: redis.Redis) -> None:
 
 def test_the_exposition_shows_the_delivery_metrics() -> None:
     metrics.DELIVERIES.labels("succeeded").inc()
-    metrics.OUTBOX_LAG.set(1.5)
-    text, content_type = metrics.exposition()
+    OUTBOX_LAG.set(1.5)
+    text, content_type = exposition()
     assert content_type.startswith("text/plain")
     assert b'deskbridge_webhook_deliveries_total{outcome="succeeded"}' in text
     assert b"deskbridge_outbox_lag_seconds 1.5" in text
@@ -117,7 +119,7 @@ def test_processes_sharing_a_metrics_folder_are_summed_and_named_by_host_and_pid
     count = "from worker import metrics; metrics.DELIVERIES.labels('succeeded').inc(3); import api.metrics"
     for _ in range(2):
         subprocess.run([sys.executable, "-c", count], env=env, check=True, timeout=60)
-    show = "from worker.metrics import exposition; print(exposition()[0].decode())"
+    show = "from infra.metrics import exposition; print(exposition()[0].decode())"
     shown = subprocess.run([sys.executable, "-c", show], env=env, check=True, capture_output=True, text=True).stdout
 
     samples = {

@@ -10,9 +10,9 @@ import pytest
 
 from connectors import outbound
 from connectors.outbound import UnsafeURL
+from store.services.webhook_endpoints import WEBHOOK_URL
 from tests.worker.webhooks.conftest import StartReceiver
 from worker.webhooks import sender
-from worker.webhooks.sender import WEBHOOK_URL
 
 check_url = partial(outbound.check_url, what=WEBHOOK_URL)
 

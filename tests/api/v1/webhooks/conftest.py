@@ -17,8 +17,9 @@ from tests.conftest import BROKER, QUEUE, Org, auth, make_client
 from tests.worker.conftest import drain
 from tests.worker.webhooks.conftest import start_receiver  # noqa: F401 - the receivers fixture, shared
 from worker import runtime
+from worker.api_jobs import QueuedJobs
 from worker.mailers.folder import FolderMailer
-from worker.webhooks import delivery, enqueue
+from worker.webhooks import delivery
 from worker.webhooks.sender import make_client as make_webhook_client
 
 PUBLIC_URL = "https://1.1.1.1/hook"  # a public address literal: passes the SSRF check without DNS
@@ -76,7 +77,7 @@ def pipeline(api_factory: sessionmaker[Session], box: SecretBox, tmp_path: Path)
 @pytest.fixture
 def api(api_factory: sessionmaker[Session], box: SecretBox, pipeline: Pipeline) -> TestClient:
     """The API on the pipeline's store and key ring; resumes and replays go to the real queue."""
-    return make_client(api_factory, secret_box=box, enqueue_backlog=lambda ids: enqueue.backlog(runtime.current(), ids))
+    return make_client(api_factory, secret_box=box, jobs=QueuedJobs(runtime.current()))
 
 
 def create(client: TestClient, org: Org, url: str = PUBLIC_URL, **fields: Any) -> dict[str, Any]:

@@ -17,10 +17,16 @@ from store.columns import utcnow
 from store.secret_box import SecretBox
 from tests.api.v1.conftest import assert_problem, error_fields, nothing_written
 from tests.api.v1.webhooks.conftest import PUBLIC_URL, create
-from tests.conftest import Org, auth, make_client
+from tests.conftest import Org, auth, make_client, sending_jobs
 from tests.worker.webhooks.conftest import Reply, StartReceiver, free_port
 
 # --- endpoints -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def client(api_factory: sessionmaker[Session]) -> TestClient:
+    """The API whose test sends go out through the worker's own webhook client (loopback allowed)."""
+    return make_client(api_factory, jobs=sending_jobs(api_factory))
 
 
 def test_create_webhook(client: TestClient, org: Org) -> None:
@@ -297,7 +303,12 @@ def test_test_send_to_a_target_no_longer_allowed(
     # Made while private targets were allowed; the process now refuses them (at connect time).
     receiver = start_receiver()
     created = create(make_client(api_factory, secret_box=box), org, receiver.url)
-    strict = make_client(api_factory, secret_box=box, allow_private_webhooks=False)
+    strict = make_client(
+        api_factory,
+        secret_box=box,
+        allow_private_webhooks=False,
+        jobs=sending_jobs(api_factory, box, allow_private=False),
+    )
     response = strict.post(f"/v1/webhooks/{created['id']}/test", headers=auth(org.admin_token))
     assert response.status_code == 200
     outcome = response.json()

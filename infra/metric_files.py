@@ -3,8 +3,8 @@
 With PROMETHEUS_MULTIPROC_DIR set (the compose file's shared `metrics` volume), prometheus_client
 writes each process's values into files named by its pid; containers reuse the same small pids, so
 two workers would write into one file. Each process is named by host name and pid instead. Imported
-by `worker/__init__.py`, so it runs before any module of the worker (or the API, which imports the
-worker's metrics) makes a metric: each metric takes its value class when it is created.
+by `infra/__init__.py`, so it runs before any module that makes a metric imports `infra` (the API's
+and the worker's metrics both do): each metric takes its value class when it is created.
 """
 
 from __future__ import annotations
