@@ -105,6 +105,7 @@ def test_the_schema_lists_every_kind_and_its_options_from_the_registry(api: Test
     }
     assert set(variants) == set(connection_in["kind"]["enum"])
     caldav = variants["caldav"]["properties"]
-    assert {"member_email", "calendar", "scope", "team_groups"} == set(caldav["settings"]["properties"])
+    every_kind = {"scope", "team_groups", "removal_limit"}
+    assert {"member_email", "calendar", *every_kind} == set(caldav["settings"]["properties"])
     assert caldav["settings"]["additionalProperties"] is False
     assert {"url", "username", "password"} <= set(caldav["credentials"]["properties"])
