@@ -30,7 +30,7 @@ from api.jobs import Jobs
 from infra.metrics import OUTBOX_LAG, exposition, record_queue_depths
 from store.columns import utcnow
 from store.models import Connection
-from store.services import webhook_relay
+from store.services import outbox_relay
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def refresh_gauges(session_factory: sessionmaker[Session], jobs: Jobs) -> None:
         logger.warning("could not read the queue depths for /metrics", exc_info=True)
     try:
         with session_factory() as session:
-            oldest = webhook_relay.oldest_unrelayed(session)
+            oldest = outbox_relay.oldest_unrelayed(session)
         OUTBOX_LAG.set(0.0 if oldest is None else max(0.0, (utcnow() - oldest).total_seconds()))
     except Exception:
         logger.warning("could not read the outbox lag for /metrics", exc_info=True)

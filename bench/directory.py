@@ -4,7 +4,7 @@ A 100,000-user Entra ID tenant in the fake Graph (tests/fakes/graph), served ove
 process of its own (`bench.directory_graph`, so its CPU is not ours and it does not share our GIL),
 read by the real connector (msal for the token, httpx for Graph's `/users/delta`, 999 users a page as
 Graph's largest), into PostgreSQL (a database of the bench's own, dropped and migrated) with the
-production wiring: sessions whose commits feed `worker.relay.on_commit`, which queues the invitation
+production wiring: sessions whose commits feed `worker.after_commit.on_commit`, which queues the invitation
 emails on the Redis broker (a database of the bench's own, flushed; no workers run, so every message
 queued stays there to be counted). In one run:
 

@@ -6,7 +6,7 @@ fast loopback receiver in its own process (`bench.webhooks_receiver`), and start
 `dramatiq deskbridge.worker_main -p 2 -t 4` as docker-compose.yml runs them, settings from
 DESKBRIDGE_* as in production, private targets allowed for the loopback receiver, no scheduler.
 Events are real outbox events: `store.services.desks.update` calls committed through sessions whose
-commits feed the relay (`worker.relay.on_commit`), as the API's do. Then, in one run:
+commits feed the relay (`worker.after_commit.on_commit`), as the API's do. Then, in one run:
 
 1. throughput: 50,000 events committed as fast as the producer can (200 per transaction), fanned out
    to the 2 endpoints = 100,000 deliveries; deliveries/s from the first commit to the receipt that
@@ -85,7 +85,7 @@ from store.migrate import upgrade
 from store.models import Delivery, DeliveryAttempt, OutboxEvent
 from store.secret_box import SecretBox
 from store.services import desks, organisations, webhook_endpoints
-from worker import relay, runtime
+from worker import after_commit, runtime
 from worker.webhooks.delivery import LANES
 from worker.webhooks.sender import event_payload
 
@@ -832,7 +832,7 @@ def main(argv: list[str] | None = None) -> int:
     components = build(settings)
     clock = CommitClock()
     # The producer's sessions: as the API's (the relay right after each commit), and the commit clock first.
-    factory = make_session_factory(components.engine, listeners=[clock, relay.on_commit])
+    factory = make_session_factory(components.engine, listeners=[clock, after_commit.on_commit])
     quiet = make_session_factory(components.engine)  # the ceiling's own events: nobody relays them
     base_url = f"http://127.0.0.1:{args.port}"
     organisation = create_organisation(factory, runtime.current().secret_box, base_url)

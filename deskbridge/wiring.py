@@ -18,7 +18,7 @@ from deskbridge.settings import Settings
 from store.db import make_engine, make_session_factory
 from store.secret_box import SecretBox
 from sync.directory.readers import DirectoryEndpoints
-from worker import actors, relay, runtime
+from worker import actors, after_commit, runtime
 from worker import broker as brokers
 from worker.api_jobs import QueuedJobs
 from worker.calendar import outbound
@@ -45,7 +45,7 @@ def build(settings: Settings) -> Components:
     settings.require_secret_key()
     configure_logging(settings.log_level)
     engine = make_engine(settings.database_url)
-    session_factory = make_session_factory(engine, listeners=[relay.on_commit, outbound.on_commit])
+    session_factory = make_session_factory(engine, listeners=[after_commit.on_commit, outbound.on_commit])
     broker = brokers.make_broker(settings.redis_url)
     enable_worker_metrics(broker)
     queue = actors.bind(broker)

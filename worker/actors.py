@@ -19,7 +19,7 @@ from typing import Any
 import dramatiq
 
 from infra.redis_client import note_unsent
-from worker import channels, invitations, relay, runtime, sign_in_links
+from worker import after_commit, channels, invitations, runtime, sign_in_links
 from worker.calendar import batch, outbound, reevaluate
 from worker.calendar import jobs as calendar_jobs
 from worker.calendar import sync as calendar_sync
@@ -107,7 +107,7 @@ def relay_outbox() -> None:
     """Turn committed events into deliveries and enqueue them, and go on while commits keep coming."""
     worker_runtime = runtime.current()
     relay_once = partial(delivery.relay, worker_runtime, partial(enqueue.deliveries, worker_runtime.queue))
-    relay.relay_while_busy(worker_runtime.queue.broker, relay_once)
+    after_commit.relay_while_busy(worker_runtime.queue.broker, relay_once)
 
 
 def sync_connection(connection_id: int) -> None:

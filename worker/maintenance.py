@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from infra import metrics
 from store.columns import utcnow
 from store.db import transaction
-from store.services import console_sessions, members, sign_in_links, webhook_relay
+from store.services import console_sessions, members, outbox_relay, sign_in_links
 from worker import broker as brokers
 from worker.queue import ActorName
 from worker.runtime import Runtime
@@ -44,6 +44,6 @@ def prune_console(runtime: Runtime, *, now: datetime | None = None) -> int:
 def record_gauges(runtime: Runtime) -> None:
     """Outbox lag and queue depths, for /metrics."""
     with transaction(runtime.session_factory) as session:
-        oldest = webhook_relay.oldest_unrelayed(session)
+        oldest = outbox_relay.oldest_unrelayed(session)
     metrics.OUTBOX_LAG.set((utcnow() - oldest).total_seconds() if oldest else 0.0)
     metrics.record_queue_depths(brokers.waiting(runtime.queue.broker))

@@ -15,7 +15,7 @@ from store.columns import utcnow
 from store.db import transaction
 from store.models import Connection, ConnectionKind
 from store.secret_box import SecretBox
-from store.services import connections, webhook_relay
+from store.services import connections, outbox_relay
 from tests.conftest import BROKER, QUEUE, Org, auth, make_client, sending_jobs
 from worker import metrics
 from worker.webhooks import enqueue
@@ -86,7 +86,7 @@ def test_outbox_lag_is_read_at_each_scrape(client: TestClient, api_factory: sess
     lag = ("deskbridge_outbox_lag_seconds", ())
     assert scrape(client)[lag] > 0  # the organisation's events wait: nothing relays in these tests
     with transaction(api_factory) as session:
-        webhook_relay.relay(session, now=utcnow())  # the organisation's few events, all at once
+        outbox_relay.relay(session, now=utcnow())  # the organisation's few events, all at once
     assert scrape(client)[lag] == 0
 
 

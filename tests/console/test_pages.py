@@ -32,11 +32,11 @@ from store.services import (
     desks,
     members,
     organisations,
+    outbox_relay,
     sign_in_links,
     teams,
     tokens,
     webhook_endpoints,
-    webhook_relay,
 )
 from tests.conftest import Org, RecordedJobs, api_context
 
@@ -482,7 +482,7 @@ def _desks_with_deliveries(api_factory: sessionmaker[Session], org: Org, count: 
         for number in range(count):
             desks.create(db, org.organisation.id, f"D{number:03}")
     with transaction(api_factory) as db:
-        webhook_relay.relay_due(db, now=utcnow())
+        outbox_relay.relay_due(db, now=utcnow())
         made = db.scalars(select(OutboxEvent.id).where(OutboxEvent.type == "desk.created").order_by(OutboxEvent.seq))
         return endpoint.id, list(made)
 

@@ -38,7 +38,7 @@ from tests.conftest import BROKER, QUEUE, api_context
 from tests.fakes.google import FakeGoogle
 from tests.fakes.graph import App, FakeGraph
 from tests.fakes.tls import TestTLS, make_tls
-from worker import channels, relay, runtime
+from worker import after_commit, channels, runtime
 from worker.api_jobs import QueuedJobs
 from worker.directory import jobs
 from worker.mailers.folder import FolderMailer
@@ -132,7 +132,7 @@ def _serve(app: Any) -> tuple[uvicorn.Server, str]:
 
 @pytest.fixture
 def stack(engine: Engine, graph: FakeGraph, google: FakeGoogle, tls: TestTLS, tmp_path: Path) -> Iterator[Stack]:
-    factory = make_session_factory(engine, listeners=[relay.on_commit])
+    factory = make_session_factory(engine, listeners=[after_commit.on_commit])
     box = SecretBox([SecretBox.generate_key()])
     unserved = runtime.Runtime(
         factory,

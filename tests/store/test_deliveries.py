@@ -23,8 +23,8 @@ from store.services import (
     delivery_attempts,
     delivery_replays,
     desks,
+    outbox_relay,
     webhook_endpoints,
-    webhook_relay,
     webhook_secrets,
 )
 from store.services.delivery_attempts import AttemptOutcome
@@ -52,7 +52,7 @@ def endpoint(factory: sessionmaker[Session], org: Org, box: SecretBox, **options
 
 def relay(factory: sessionmaker[Session], *, now: datetime | None = None, limit: int = 500) -> list[int]:
     with transaction(factory) as session:
-        return webhook_relay.relay(session, limit=limit, now=now or utcnow())
+        return outbox_relay.relay(session, limit=limit, now=now or utcnow())
 
 
 def delivery_rows(factory: sessionmaker[Session], endpoint_id: int) -> list[Delivery]:
@@ -320,22 +320,22 @@ def test_relay_and_attempts_record_no_events(
 
 def test_has_and_oldest_unrelayed(session_factory: sessionmaker[Session], drained: Org, box: SecretBox) -> None:
     with session_factory() as session:
-        assert webhook_relay.has_unrelayed(session) is False
-        assert webhook_relay.oldest_unrelayed(session) is None
+        assert outbox_relay.has_unrelayed(session) is False
+        assert outbox_relay.oldest_unrelayed(session) is None
     desk_events(session_factory, drained, "A", "B")
     with session_factory() as session:
         written = sorted(session.scalars(select(OutboxEvent.created_at).where(OutboxEvent.relayed_at.is_(None))))
-        assert webhook_relay.has_unrelayed(session) is True
-        assert webhook_relay.oldest_unrelayed(session) == written[0]
+        assert outbox_relay.has_unrelayed(session) is True
+        assert outbox_relay.oldest_unrelayed(session) == written[0]
     relay(session_factory, limit=1)
     with session_factory() as session:
-        assert webhook_relay.has_unrelayed(session) is True
-        assert webhook_relay.oldest_unrelayed(session) == written[1]
+        assert outbox_relay.has_unrelayed(session) is True
+        assert outbox_relay.oldest_unrelayed(session) == written[1]
     with transaction(session_factory) as session:
-        webhook_relay.relay(session, now=utcnow())
-        assert webhook_relay.has_unrelayed(session) is False  # what this relay took counts as relayed
+        outbox_relay.relay(session, now=utcnow())
+        assert outbox_relay.has_unrelayed(session) is False  # what this relay took counts as relayed
     with session_factory() as session:
-        assert webhook_relay.oldest_unrelayed(session) is None
+        assert outbox_relay.oldest_unrelayed(session) is None
 
 
 # --- attempt context -----------------------------------------------------------------------------
@@ -652,7 +652,7 @@ def test_a_lease_keeps_deliveries_from_the_sweep_until_it_ends(
     now = utcnow()
     until = now + timedelta(minutes=5)
     with transaction(session_factory) as session:
-        a, b, c = webhook_relay.relay(session, now=now)
+        a, b, c = outbox_relay.relay(session, now=now)
         deliveries.lease(session, [a, b, c], until=until)
         deliveries.lease(session, [], until=until)
     attempt(session_factory, c, OK, now=now)
@@ -937,7 +937,7 @@ def test_events_before_0002_count_as_relayed(at_0001: Engine) -> None:
     factory = make_session_factory(at_0001)
     with factory() as session:
         assert session.get_one(OutboxEvent, "evt_old").relayed_at == written
-        assert webhook_relay.relay(session, now=utcnow()) == []
+        assert outbox_relay.relay(session, now=utcnow()) == []
 
 
 # --- delivery jobs: relaying with a lease, reading and recording several at once -----------------
@@ -952,7 +952,7 @@ def test_relay_due_leases_what_it_returns_and_names_the_endpoints(
     now = utcnow()
     until = now + timedelta(minutes=5)
     with transaction(session_factory) as session:
-        relayed = webhook_relay.relay_due(session, now=now, lease_until=until)
+        relayed = outbox_relay.relay_due(session, now=now, lease_until=until)
     assert relayed.events == 4  # the endpoints' endpoint.created and the desks' desk.created
     made = delivery_rows(session_factory, live)
     assert relayed.due == [(live, delivery.id) for delivery in made]  # in event order; the paused one waits
@@ -962,7 +962,7 @@ def test_relay_due_leases_what_it_returns_and_names_the_endpoints(
         assert deliveries.due_deliveries(session, now=now) == []  # leased: the sweep leaves them alone
         assert deliveries.due_deliveries_of_endpoints(session, now=until) == relayed.due
     with transaction(session_factory) as session:
-        assert webhook_relay.relay_due(session, now=now) == webhook_relay.Relayed(0, [])
+        assert outbox_relay.relay_due(session, now=now) == outbox_relay.Relayed(0, [])
 
 
 def test_attempt_contexts_reads_the_pending_ones_in_the_order_given(

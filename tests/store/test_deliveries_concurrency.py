@@ -16,7 +16,7 @@ from store.columns import utcnow
 from store.db import make_engine, make_session_factory, transaction
 from store.models import Base, Delivery, OutboxEvent
 from store.secret_box import SecretBox
-from store.services import desks, webhook_endpoints, webhook_relay
+from store.services import desks, outbox_relay, webhook_endpoints
 from tests.conftest import Org, make_org
 
 RELAYS = 4
@@ -44,7 +44,7 @@ def _setup(factory: sessionmaker[Session]) -> tuple[list[int], list[str]]:
     box = SecretBox([SecretBox.generate_key()])
     orgs: list[Org] = [make_org(factory), make_org(factory, "Globex")]
     with transaction(factory) as session:
-        webhook_relay.relay(session, now=utcnow())  # the set-up's own events
+        outbox_relay.relay(session, now=utcnow())  # the set-up's own events
         endpoint_ids = [
             webhook_endpoints.create_endpoint(
                 session, org.organisation.id, "https://r.example/", box=box, event_types=pattern
@@ -53,7 +53,7 @@ def _setup(factory: sessionmaker[Session]) -> tuple[list[int], list[str]]:
             for pattern in (["desk.created"], ["desk.*"])
         ]
     with transaction(factory) as session:
-        webhook_relay.relay(session, now=utcnow())  # endpoint.created: wanted by nobody
+        outbox_relay.relay(session, now=utcnow())  # endpoint.created: wanted by nobody
     for n in range(EVENTS):
         with transaction(factory) as session:
             desks.create(session, orgs[n % 2].organisation.id, f"D{n}")
@@ -70,7 +70,7 @@ def _pairs(factory: sessionmaker[Session]) -> Counter[tuple[int, str]]:
 
 def _others_have_work(factory: sessionmaker[Session]) -> bool:
     with factory() as session:
-        return webhook_relay.has_unrelayed(session)
+        return outbox_relay.has_unrelayed(session)
 
 
 def test_racing_relays_cover_every_event_once(pooled: sessionmaker[Session]) -> None:
@@ -82,7 +82,7 @@ def test_racing_relays_cover_every_event_once(pooled: sessionmaker[Session]) -> 
         barrier.wait(timeout=60)
         while True:
             with transaction(pooled) as session:
-                batch = webhook_relay.relay(session, limit=7, now=utcnow())
+                batch = outbox_relay.relay(session, limit=7, now=utcnow())
                 remaining = session.scalar(select(OutboxEvent.id).where(OutboxEvent.relayed_at.is_(None)).limit(1))
             handed_out += batch
             if not batch and remaining is None:
@@ -105,9 +105,9 @@ def test_postgres_relays_skip_each_others_events(postgres: sessionmaker[Session]
     try:
         # Without SKIP LOCKED the second relay would wait for the first: fail fast instead of hanging.
         second.execute(text("SET LOCAL lock_timeout = '5s'"))
-        taken_first = webhook_relay.relay(first, limit=EVENTS // 2, now=utcnow())
+        taken_first = outbox_relay.relay(first, limit=EVENTS // 2, now=utcnow())
         assert _others_have_work(postgres)
-        taken_second = webhook_relay.relay(second, limit=EVENTS, now=utcnow())
+        taken_second = outbox_relay.relay(second, limit=EVENTS, now=utcnow())
         assert not _others_have_work(postgres)  # every unrelayed event is held by a relay
         first.commit()
         second.commit()

@@ -13,7 +13,7 @@ from store.columns import utcnow
 from store.db import transaction
 from store.models import Delivery, DeliveryAttempt, Organisation, OutboxEvent
 from store.secret_box import SecretBox
-from store.services import delivery_attempts, desks, webhook_endpoints, webhook_relay
+from store.services import delivery_attempts, desks, outbox_relay, webhook_endpoints
 from store.services.delivery_attempts import AttemptOutcome
 from tests.conftest import Org
 
@@ -32,7 +32,7 @@ def test_events_and_deliveries_count_past_int4(session_factory: sessionmaker[Ses
     with transaction(session_factory) as session:
         desks.create(session, acme.organisation.id, "A-1")
     with transaction(session_factory) as session:
-        relayed = webhook_relay.relay_due(session, now=utcnow())
+        relayed = outbox_relay.relay_due(session, now=utcnow())
     with transaction(session_factory) as session:
         _, delivery_id = relayed.due[-1]  # the desk's event, the last
         delivery_attempts.record_attempt(

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from store.db import make_session_factory
 from store.secret_box import SecretBox
 from tests.conftest import BROKER, QUEUE
-from worker import relay, runtime
+from worker import after_commit, runtime
 from worker.mailers import Mailer
 from worker.mailers.smtp import SMTPMailer
 from worker.webhooks.sender import make_client
@@ -122,7 +122,7 @@ def password_check(login: str, password: str) -> Callable[..., AuthResult]:
 @pytest.fixture
 def factory(sqlite_engine: Engine) -> sessionmaker[Session]:
     """Sessions whose commits feed the relay, as in production: an invitation enqueues its email."""
-    return make_session_factory(sqlite_engine, listeners=[relay.on_commit])
+    return make_session_factory(sqlite_engine, listeners=[after_commit.on_commit])
 
 
 @pytest.fixture

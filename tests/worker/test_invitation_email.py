@@ -60,7 +60,7 @@ def test_invitation_email_arrives_and_its_link_makes_the_member_active(
     factory: sessionmaker[Session], smtp: SMTPServer, use_mailer: Configure
 ) -> None:
     use_mailer(smtp.mailer())
-    _, invitation_id = invite(factory)  # the commit enqueues the job (worker.relay)
+    _, invitation_id = invite(factory)  # the commit enqueues the job (worker.after_commit)
 
     drain()
 

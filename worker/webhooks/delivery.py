@@ -34,7 +34,7 @@ from store.db import transaction
 from store.errors import NotFound
 from store.models import SignatureScheme
 from store.secret_box import SecretBox, UndecryptableSecret
-from store.services import deliveries, delivery_attempts, webhook_relay
+from store.services import deliveries, delivery_attempts, outbox_relay
 from store.services.delivery_attempts import AttemptOutcome, AttemptResult, DeliveryJob
 from worker import metrics
 from worker.runtime import Runtime
@@ -378,10 +378,10 @@ def relay(runtime: Runtime, enqueue: Enqueue, *, limit: int = 500) -> int:
     while True:
         now = utcnow()
         with transaction(runtime.session_factory) as session:
-            relayed = webhook_relay.relay_due(session, limit=limit, now=now, lease_until=now + LEASE)
+            relayed = outbox_relay.relay_due(session, limit=limit, now=now, lease_until=now + LEASE)
             # Fewer events than the limit: none was left when this relay looked (and a commit after
             # that schedules a relay of its own). Events another relay holds are its own.
-            more = relayed.events >= limit and webhook_relay.has_unrelayed(session)
+            more = relayed.events >= limit and outbox_relay.has_unrelayed(session)
         _enqueue_all(runtime, relayed.due, enqueue, now)
         total += len(relayed.due)
         if not more:

@@ -41,7 +41,7 @@ from store.secret_box import SecretBox
 from store.services import deliveries, desks, organisations, webhook_endpoints
 from tests.conftest import QUEUE, unavailable
 from tests.conftest import postgres_database as shared_postgres_database
-from worker import actors, relay, runtime
+from worker import actors, after_commit, runtime
 from worker.mailers.folder import FolderMailer
 from worker.queue import Queue
 from worker.webhooks import limits
@@ -315,7 +315,7 @@ class Pipeline:
     """The store, the broker and the worker runtime of one test, configured as the wiring does."""
 
     engine: Engine
-    factory: sessionmaker[Session]  # commits feed the relay (relay.on_commit), as in production
+    factory: sessionmaker[Session]  # commits feed the relay (after_commit.on_commit), as in production
     quiet: sessionmaker[Session]  # commits that enqueue nothing: the on_commit relay skipped
     broker: dramatiq.Broker
     queue: Queue  # every actor, bound to `broker`
@@ -466,7 +466,7 @@ def make_pipeline(request: pytest.FixtureRequest, receivers: Receivers, tmp_path
             limits.configure_limits(None)
         pipeline = Pipeline(
             engine=engine,
-            factory=make_session_factory(engine, listeners=[relay.on_commit]),
+            factory=make_session_factory(engine, listeners=[after_commit.on_commit]),
             quiet=make_session_factory(engine),
             broker=bound.broker,
             queue=bound,

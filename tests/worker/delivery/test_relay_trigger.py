@@ -7,7 +7,7 @@ import pytest
 import redis
 
 from tests.worker.delivery.conftest import Pipeline, Receivers, RedisServer, delivered, wait_until
-from worker import relay
+from worker import after_commit
 
 
 def test_commits_while_a_relay_job_waits_enqueue_no_other(pipeline: Pipeline, redis_server: RedisServer) -> None:
@@ -15,14 +15,14 @@ def test_commits_while_a_relay_job_waits_enqueue_no_other(pipeline: Pipeline, re
     org = pipeline.organisation()
     assert pipeline.queued("relay") == 1  # the organisation's commit
     assert client.hlen("dramatiq:relay.DQ.msgs") == 0  # on the queue itself, not delayed
-    assert 0 < client.pttl(relay.PENDING_KEY) <= relay.PENDING_TTL_MS
+    assert 0 < client.pttl(after_commit.PENDING_KEY) <= after_commit.PENDING_TTL_MS
 
     for number in range(5):
         pipeline.desk(org, f"D{number}")
     assert pipeline.queued("relay") == 1  # the waiting job will see them all
 
-    relay.relay_starting(pipeline.broker)  # the job starts: it reads the events after this
-    assert client.exists(relay.PENDING_KEY) == 0
+    after_commit.relay_starting(pipeline.broker)  # the job starts: it reads the events after this
+    assert client.exists(after_commit.PENDING_KEY) == 0
     pipeline.desk(org, "after")
     assert pipeline.queued("relay") == 2
 
@@ -35,7 +35,7 @@ def test_a_relay_job_that_cannot_clear_its_key_still_relays(
     endpoint = pipeline.endpoint(org, receiver)
     pipeline.desk(org, "D1")
     redis_server.stop()
-    relay.relay_starting(pipeline.broker)  # logged; the key expires on its own
+    after_commit.relay_starting(pipeline.broker)  # logged; the key expires on its own
     redis_server.start()
     pipeline.start_worker()
     pipeline.desk(org, "D2")  # the key went with Redis: this commit enqueues a relay job
@@ -47,7 +47,7 @@ def test_a_running_relay_job_relays_later_commits_without_another_job(
 ) -> None:
     """While commits keep coming, the relay job stays and each commit only wakes it; once it has
     waited LINGER_SECONDS for one, it ends, and the next commit enqueues a new job."""
-    monkeypatch.setattr(relay, "LINGER_SECONDS", 5.0)  # longer than a commit takes on a busy machine
+    monkeypatch.setattr(after_commit, "LINGER_SECONDS", 5.0)  # longer than a commit takes on a busy machine
     receiver = receivers.start()
     org = pipeline.organisation()
     endpoint = pipeline.endpoint(org, receiver)

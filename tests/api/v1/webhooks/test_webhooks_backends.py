@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store.columns import utcnow
 from store.db import transaction
-from store.services import delivery_attempts, webhook_relay
+from store.services import delivery_attempts, outbox_relay
 from store.services.delivery_attempts import AttemptOutcome
 from tests.api.v1.webhooks.conftest import create, make_desk
 from tests.conftest import auth, make_client, make_org
@@ -21,7 +21,7 @@ def test_deliveries_replays_and_samples(session_factory: sessionmaker[Session]) 
     for label in ("D1", "D2"):
         make_desk(client, org, label)
     with transaction(session_factory) as session:
-        due = webhook_relay.relay(session, now=utcnow())
+        due = outbox_relay.relay(session, now=utcnow())
     with transaction(session_factory) as session:
         for delivery_id in due:
             failed = AttemptOutcome(status_code=500, duration_ms=12, response_excerpt="nope")

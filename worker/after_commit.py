@@ -1,4 +1,5 @@
-"""From committed outbox events to work on the queue.
+"""What a commit sets off: the outbox relay's job and invitation emails (named for when it runs; the
+relay itself is store/services/outbox_relay.py, run by the `relay_outbox` job).
 
 Called by the store after every commit (see store.outbox.install) with the events it made visible.
 It must never raise: the change is committed whatever happens here, and the scheduler's relay job
