@@ -1,4 +1,4 @@
-"""`deskbridge member`: add people at once, grant or revoke API access, remove them."""
+"""`deskbridge member`: add people at once, grant or revoke API access, remove them and restore them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import typer
 
 from deskbridge.commands.common import JsonOption, OrgOption, err, fail, organisation, out, print_rows, store
 from store.models import Member, MemberStatus, Role
-from store.services import members
+from store.services import members, restores
 
 app = typer.Typer(help="Members of an organisation.", no_args_is_help=True)
 
@@ -113,3 +113,24 @@ def remove(email: EmailArgument, org: OrgOption = None) -> None:
         out().print(f"Removed {address}: future bookings cancelled, API tokens revoked.", markup=False)
     else:
         out().print(f"{address} was already removed; nothing changed.", markup=False)
+
+
+@app.command("restore")
+def restore(email: EmailArgument, org: OrgOption = None) -> None:
+    """Undo a removal within the organisation's undo window: membership, teams, API access (new tokens,
+    shown once) and the cancelled bookings whose desk and time are still free."""
+    with store() as session:
+        chosen = organisation(session, org)
+        done = restores.restore(session, members.get_by_email(session, chosen.id, email), source="cli")
+        address, status = done.member.email, done.member.status.value
+        teams = ", ".join(team.name for team in done.teams) or "none"
+        issued = [(token.name, secret) for token, secret in done.tokens]
+        booked, missing = len(done.bookings), [item.detail for item in done.unrestored]
+    console = out()
+    console.print(f"Restored {address} ({status}): {booked} booking(s) booked again; teams: {teams}.", markup=False)
+    for name, secret in issued:
+        console.print(f"New token{f' {name!r}' if name else ''} (shown once): {secret}", markup=False, soft_wrap=True)
+    if missing:
+        console.print("Not restored:", markup=False)
+        for detail in missing:
+            console.print(f"  - {detail}", markup=False, soft_wrap=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from sqlalchemy import false, select, update
 from sqlalchemy.orm import Session
@@ -23,8 +24,10 @@ from store.models import ApiToken, Booking, BookingStatus, Desk, Member, MemberR
 from store.services import bookings, members, organisations, removals, teams, tokens
 from store.sql import among
 
+Kind = Literal["booking", "team", "token"]
+Reason = Literal["ended", "desk_taken", "desk_removed", "member_busy", "not_cancelled", "team_deleted", "not_issued"]
 # Why something could not be restored: the reasons an answer names, with what each means.
-REASONS = {
+REASONS: dict[Reason, str] = {
     "ended": "the booking ended before the restore",
     "desk_taken": "someone else booked the desk for that time meanwhile",
     "desk_removed": "the desk was deactivated",
@@ -39,9 +42,9 @@ REASONS = {
 class Unrestored:
     """One thing the removal took that did not come back, and why (a key of REASONS)."""
 
-    kind: str  # booking, team or token
+    kind: Kind
     id: int
-    reason: str
+    reason: Reason
     detail: str
 
 
@@ -180,7 +183,7 @@ def _bookings(session: Session, removal: MemberRemoval, done: Restored, now: dat
         select(Booking).where(among(session, Booking.id, removal.booking_ids)).order_by(Booking.start_at, Booking.id)
     ).all()
     for booking in cancelled:
-        reason = _why_not(session, booking, now)
+        reason: Reason | None = _why_not(session, booking, now)
         if reason is None:
             try:
                 with session.begin_nested():
@@ -195,7 +198,7 @@ def _bookings(session: Session, removal: MemberRemoval, done: Restored, now: dat
         done.unrestored.append(Unrestored("booking", booking.id, reason, _detail(booking, reason)))
 
 
-def _why_not(session: Session, booking: Booking, now: datetime) -> str | None:
+def _why_not(session: Session, booking: Booking, now: datetime) -> Reason | None:
     """The reason a booking cannot come back that needs no attempt, or None to try."""
     if booking.status is not BookingStatus.CANCELLED:
         return "not_cancelled"
@@ -206,7 +209,7 @@ def _why_not(session: Session, booking: Booking, now: datetime) -> str | None:
     return None
 
 
-def _detail(booking: Booking, reason: str) -> str:
+def _detail(booking: Booking, reason: Reason) -> str:
     when = f"{booking.start_at:%Y-%m-%d %H:%M} to {booking.end_at:%H:%M} UTC"
     desk = f" on desk {booking.desk_id}" if booking.desk_id is not None else ""
     return f"booking {booking.id}{desk} {when}: {REASONS[reason]}"

@@ -32,7 +32,7 @@ from store.models import (
     Role,
     Team,
 )
-from store.services import directory, members, teams
+from store.services import directory, members, restores, teams
 from store.services.connections import Scope
 from store.services.directory import Staged
 from sync import tally
@@ -159,16 +159,24 @@ def _plan_chunk(
                 people.append(Person(user, row.id, newcomer, mail, name, in_scope=True, newcomer=True))
         elif member is None:
             found = known[mail]
-            action = "restored" if found.status is MemberStatus.REMOVED else "linked"
+            action = _coming_back(session, found, newcomer) if found.status is MemberStatus.REMOVED else "linked"
             people.append(Person(user, row.id, action, mail, name, found.id, in_scope=True))
         elif member.status is MemberStatus.REMOVED:
-            people.append(Person(user, row.id, "restored", mail, name, member.id, in_scope=True))
+            people.append(
+                Person(user, row.id, _coming_back(session, member, newcomer), mail, name, member.id, in_scope=True)
+            )
         elif user in renamed:
             people.append(_plan_rename(session, context, row, member, mail))
         else:
             people.append(Person(user, row.id, "", member.email, name, member.id, in_scope=True))
     planned |= here
     return people
+
+
+def _coming_back(session: Session, member: Member, newcomer: str) -> str:
+    """A removed member the directory has in scope again: restored as they were while their removal can
+    be undone (store.services.restores), else brought in as a newcomer is."""
+    return "restored" if restores.undoable(session, member) is not None else newcomer
 
 
 def _plan_rename(session: Session, context: Context, row: DirectoryUser, member: Member, mail: str) -> Person:
@@ -256,8 +264,10 @@ def _apply_chunk(
             member = member or members.get_by_email(session, context.organisation.id, person.email)
             _link(session, member, person.name, tally)
             row.member_id = member.id
-        elif person.action == "restored":
-            row.member_id = _bring_in(session, context, person.email, person.name, restored=True, tally=tally).id
+        elif person.action == "restored" and member is not None:
+            row.member_id = _restore(session, context, member, person, tally).id
+        elif person.action in ("invited", "added") and member is not None:  # removed too long ago to restore
+            row.member_id = _bring_in(session, context, person.email, person.name, restored=False, tally=tally).id
         elif person.action == "updated" and member is not None:
             _follow_rename(session, member, person.email, person.name, tally)
         elif person.action == "removed" and member is not None:
@@ -312,6 +322,23 @@ def _link(session: Session, member: Member, name: str, tally: Tally) -> None:
     name = " ".join(name.split())
     if name and name != member.display_name:
         members.update(session, member, display_name=name)
+
+
+def _restore(session: Session, context: Context, member: Member, person: Person, tally: Tally) -> Member:
+    """Undo the member's removal as an admin's restore does, but with no new token (no one would see
+    it: the sync's notes say so); a removal no longer undoable by now (a stored plan applied late) is
+    brought in as a newcomer is."""
+    if restores.undoable(session, member) is None:
+        return _bring_in(session, context, person.email, person.name, restored=False, tally=tally)
+    done = restores.restore(session, member, source=context.source, issue_tokens=False)
+    tally.count("restored", who=member.email)
+    if done.unrestored:
+        missing = ", ".join(f"{item.kind} {item.id} ({item.reason})" for item in done.unrestored)
+        tally.note(f"restored {member.email} without {missing}")
+    name = " ".join(person.name.split())
+    if name and name != member.display_name:
+        members.update(session, member, display_name=name)
+    return member
 
 
 def _bring_in(session: Session, context: Context, mail: str, name: str, *, restored: bool, tally: Tally) -> Member:

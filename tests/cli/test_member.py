@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store.columns import utcnow
 from store.db import transaction
-from store.models import ApiToken, Booking, BookingStatus, Member, MemberStatus, OutboxEvent, Role
-from store.services import bookings, members, tokens
+from store.models import ApiToken, Booking, BookingStatus, Member, MemberRemoval, MemberStatus, OutboxEvent, Role
+from store.services import bookings, desks, members, tokens
 from tests.cli.conftest import count, failed, ok, run
 from tests.conftest import make_org
 
@@ -168,3 +168,59 @@ def test_member_commands_only_see_their_organisation(factory: sessionmaker[Sessi
     assert "no member" in failed("member", "remove", acme.member.email, "--org", "globex").stderr
     with factory() as session:
         assert members.get(session, acme.organisation.id, acme.member.id).status is MemberStatus.ACTIVE
+
+
+def test_member_restore_brings_a_removed_member_back_with_a_new_token(factory: sessionmaker[Session]) -> None:
+    org = make_org(factory)
+    start = utcnow() + timedelta(days=1)
+    with transaction(factory) as session:
+        booking_id = bookings.create(
+            session,
+            members.get(session, org.organisation.id, org.member.id),
+            start=start,
+            end=start + timedelta(hours=2),
+        ).id
+    ok("member", "remove", "will@acme.example")
+
+    result = ok("member", "restore", "WILL@acme.example", "--org", "acme")
+
+    assert "Restored will@acme.example (active): 1 booking(s) booked again; teams: none." in result.stdout
+    secret = result.stdout.split("(shown once): ", 1)[1].split()[0]
+    with factory() as session:
+        assert tokens.authenticate(session, secret) is not None
+        assert tokens.authenticate(session, org.member_token) is None
+        assert session.get_one(Booking, booking_id).status is BookingStatus.BOOKED
+    assert member(factory, "will@acme.example").status is MemberStatus.ACTIVE
+    assert event_types(factory)[-1] == "membership.restored"
+
+
+def test_member_restore_lists_what_did_not_come_back(factory: sessionmaker[Session]) -> None:
+    org = make_org(factory)
+    start = utcnow() + timedelta(days=1)
+    with transaction(factory) as session:
+        desk = desks.create(session, org.organisation.id, "11").id
+        will = members.get(session, org.organisation.id, org.member.id)
+        booking_id = bookings.create(session, will, start=start, end=start + timedelta(hours=2), desk_id=desk).id
+    ok("member", "remove", "will@acme.example")
+    with transaction(factory) as session:
+        admin = members.get(session, org.organisation.id, org.admin.id)
+        bookings.create(session, admin, start=start, end=start + timedelta(hours=1), desk_id=desk)
+
+    result = ok("member", "restore", "will@acme.example")
+
+    assert "0 booking(s) booked again" in result.stdout
+    assert f"Not restored:\n  - booking {booking_id} on desk {desk}" in result.stdout
+    assert "someone else booked the desk for that time meanwhile" in result.stdout
+
+
+def test_member_restore_refuses_with_the_reason(factory: sessionmaker[Session]) -> None:
+    make_org(factory)
+    assert "not removed" in failed("member", "restore", "will@acme.example").stderr
+    assert "no member" in failed("member", "restore", "nobody@acme.example").stderr
+    ok("member", "remove", "will@acme.example")
+    with transaction(factory) as session:
+        removal = session.scalars(select(MemberRemoval)).one()
+        removal.removed_at -= timedelta(days=30)
+    refused = failed("member", "restore", "will@acme.example").stderr
+    assert "can be undone for 30 days" in refused
+    assert member(factory, "will@acme.example").status is MemberStatus.REMOVED

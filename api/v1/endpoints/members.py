@@ -1,17 +1,18 @@
-"""Members of the caller's organisation: list, read, change role/name/API access, remove."""
+"""Members of the caller's organisation: list, read, change role/name/API access, remove, restore."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from pydantic import EmailStr, Field
+from pydantic import BaseModel, EmailStr, Field
 
 from api.deps import DB, AdminCaller, ApiCaller
 from api.v1.common import PatchBody, Resource, Timestamp, path_id, problems
+from api.v1.endpoints.tokens import ApiTokenOut, TokenCreated
 from api.v1.pagination import Keyset, Page, Paging, fetch, page_of
 from store.models import Member, MemberStatus, Role
-from store.services import members
+from store.services import members, restores
 
 router = APIRouter(prefix="/members", tags=["members"])
 
@@ -82,3 +83,55 @@ def remove_member(member_id: MemberId, caller: AdminCaller, db: DB) -> Response:
     members.remove(db, member, reason="member_removed")
     db.commit()
     return Response(status_code=204)
+
+
+class NotRestored(BaseModel):
+    """One thing the removal took that did not come back."""
+
+    kind: restores.Kind
+    id: int = Field(description="The booking's, team's or old token's id.")
+    reason: restores.Reason = Field(
+        description="; ".join(f"`{code}`: {meaning}" for code, meaning in restores.REASONS.items())
+    )
+    detail: str = Field(description="The same, for a person to read.")
+
+
+class Restored(BaseModel):
+    """A removal undone: the member as they are now, and what came back and what did not."""
+
+    member: MemberOut
+    removed_at: Timestamp = Field(description="When the removal now undone was made.")
+    teams: list[int] = Field(description="The teams they are in again (ids).")
+    bookings: list[int] = Field(description="The bookings booked again (ids), each with its `booking.restored` event.")
+    tokens: list[TokenCreated] = Field(
+        description="A new token for each one the removal revoked (those stay revoked), its secret shown here only."
+    )
+    not_restored: list[NotRestored] = Field(description="What could not come back, and why.")
+
+
+@router.post("/{member_id}/restore", summary="Restore a removed member", responses=problems(404, 409))
+def restore_member(member_id: MemberId, caller: AdminCaller, db: DB) -> Restored:
+    """Undo a member's last removal (admins only), within the organisation's `offboarding_undo_days` of it
+    (30 by default): the membership as it was (active, or invited again), its API access flag and its
+    teams, a new token for each one the removal revoked, and each booking the removal cancelled that has
+    not ended and whose desk is still free at that time. What could not come back is listed with the
+    reason; the rest is restored all the same. Takes no body.
+
+    A member who is not removed is a 409 (`not_removed`), as is one whose removal is older than the
+    window (`undo_expired`) or was made before removals were recorded (`nothing_to_undo`): invite or
+    add them again instead.
+    """
+    member = members.get(db, caller.organisation.id, member_id)
+    done = restores.restore(db, member, source="api")
+    db.commit()
+    return Restored(
+        member=MemberOut.model_validate(member),
+        removed_at=done.removal.removed_at,
+        teams=[team.id for team in done.teams],
+        bookings=[booking.id for booking in done.bookings],
+        tokens=[
+            TokenCreated.model_validate({**ApiTokenOut.model_validate(token).model_dump(), "secret": secret})
+            for token, secret in done.tokens
+        ],
+        not_restored=[NotRestored(kind=i.kind, id=i.id, reason=i.reason, detail=i.detail) for i in done.unrestored],
+    )

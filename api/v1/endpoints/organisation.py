@@ -12,7 +12,7 @@ from api.context import ApiContext
 from api.deps import DB, ApiCaller, admin_without_switch, context
 from api.v1.common import PatchBody, RequestBody, Resource, Timestamp, problems
 from store.models import Organisation
-from store.services import follow_ups, organisations
+from store.services import follow_ups, organisations, removals
 from store.services.tokens import Caller
 from sync.calendar import rules
 
@@ -29,6 +29,10 @@ BUSY_ONLY_HELP = (
 )
 WINDOW_HELP = "How many days ahead calendars are read (from one day back)."
 RULES_HELP = "Which Outlook and ICS events are office days (Google working locations always are)."
+UNDO_HELP = (
+    "How many days after a removal the member can be restored as they were (POST /v1/members/{id}/restore, "
+    "or by reappearing in a directory); 0: removals cannot be undone."
+)
 
 
 class OfficeRulesOut(BaseModel):
@@ -66,6 +70,7 @@ class OrganisationOut(Resource):
     calendar_busy_only: bool = Field(description=BUSY_ONLY_HELP)
     calendar_window_days: int = Field(description=WINDOW_HELP)
     office_rules: OfficeRulesOut = Field(description=RULES_HELP)
+    offboarding_undo_days: int = Field(description=UNDO_HELP)
     created_at: Timestamp
     updated_at: Timestamp
 
@@ -81,6 +86,9 @@ class OrganisationPatch(PatchBody):
         default=None, ge=organisations.MIN_WINDOW_DAYS, le=organisations.MAX_WINDOW_DAYS, description=WINDOW_HELP
     )
     office_rules: OfficeRulesIn | None = Field(default=None, description=RULES_HELP + " Replaces the rules.")
+    offboarding_undo_days: int | None = Field(
+        default=None, ge=removals.MIN_UNDO_DAYS, le=removals.MAX_UNDO_DAYS, description=UNDO_HELP
+    )
 
 
 def _clean_rules(body: OfficeRulesIn | None) -> dict[str, Any] | None:
@@ -101,8 +109,8 @@ def update_organisation(
     db: DB,
     ctx: Annotated[ApiContext, Depends(context)],
 ) -> OrganisationOut:
-    """Change the time zone, turn the API on or off, set the directory policy or the calendar settings
-    (privacy, window, office-day rules) (admins only).
+    """Change the time zone, turn the API on or off, set the directory policy, the calendar settings
+    (privacy, window, office-day rules) or how long removals can be undone (admins only).
 
     This route answers admins even while the API is off, so that they can turn it on. Calendar
     events already stored follow a change of the calendar settings shortly after (a job): office
@@ -128,6 +136,7 @@ def apply_settings(db: Session, ctx: ApiContext, organisation: Organisation, bod
         calendar_busy_only=body.calendar_busy_only,
         calendar_window_days=body.calendar_window_days,
         office_rules=_clean_rules(body.office_rules),
+        offboarding_undo_days=body.offboarding_undo_days,
     )
     after = _calendar_settings(organisation)
     db.commit()
