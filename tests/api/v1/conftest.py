@@ -234,6 +234,7 @@ def every_call() -> list[Call]:
         Call("GET", "/v1/members/{member_id}"),
         Call("PATCH", "/v1/members/{member_id}", {"display_name": "Renamed"}, admin_only=True),
         Call("DELETE", "/v1/members/{member_id}", admin_only=True),
+        Call("POST", "/v1/members/{member_id}/restore", admin_only=True),
         Call("POST", "/v1/invitations", {"email": "someone@new.example"}, admin_only=True),
         Call("GET", "/v1/invitations"),
         Call("GET", "/v1/invitations/{invitation_id}"),
