@@ -13,16 +13,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import create_app
-from api.context import ApiContext
-from api.ratelimit import MemoryCounter
 from store.db import transaction
 from store.models import LIVE_STATUSES, Booking, MemberRemoval
-from store.secret_box import SecretBox
 from store.services import desks, members
 from tests.api.served import serve
 from tests.api.v1.conftest import add_member, assert_problem, error_fields, hours_from_now, iso, nothing_written
 from tests.api.v1.test_races import at_once
-from tests.conftest import Org, auth, events, make_org
+from tests.conftest import Org, api_context, auth, events, make_org
 
 
 @pytest.fixture
@@ -193,17 +190,7 @@ PAIRS = 6
 
 @pytest.fixture
 def base_url(session_factory: sessionmaker[Session]) -> Iterator[str]:
-    app = create_app(
-        ApiContext(
-            session_factory=session_factory,
-            counter=MemoryCounter(),
-            public_base_url="http://127.0.0.1",
-            broker_ping=lambda: True,
-            rate_limit_per_day=0,
-            secret_box=SecretBox([SecretBox.generate_key()]),
-            allow_private_webhooks=True,
-        )
-    )
+    app = create_app(api_context(session_factory, public_base_url="http://127.0.0.1", rate_limit_per_day=0))
     with serve(app) as url:
         yield url
 
