@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from sync.directory.plans import Source
+
 
 class Answer(Protocol):
     """What a webhook receiver answered a test send (the worker's `sender.Outcome`)."""
@@ -76,6 +78,10 @@ class Jobs(Protocol):
     def send_test_event(self, url: str, payload_format: str, secrets: Sequence[str], endpoint_id: int) -> Answer:
         """POST a signed `webhook.test` event to `url` now, once, and return what the receiver answered."""
 
+    def read_directory(self, connection_id: int) -> Source:
+        """Read a connection's directory now, whole, for a sync plan (a pushed one's: nothing to read).
+        A directory that refuses is a `store.errors.Conflict` with the reason an admin can act on."""
+
 
 Asked = tuple[str, tuple[object, ...]]  # the method and its arguments
 
@@ -122,6 +128,11 @@ class StubJobs:
     def sync_directory(self, connection_id: int) -> None:
         """Recorded."""
         self.asked.append(("sync_directory", (connection_id,)))
+
+    def read_directory(self, connection_id: int) -> Source:
+        """Recorded; reads nothing (as a pushed directory's plan: everyone decided again)."""
+        self.asked.append(("read_directory", (connection_id,)))
+        return Source()
 
     def renew_directory_channels(self, connection_id: int, recreate: bool) -> None:
         """Recorded."""

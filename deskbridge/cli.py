@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from deskbridge.bootstrap import ensure_first_organisation, welcome
-from deskbridge.commands import connect, connection, desk, key, member, org, sync, token, webhook
+from deskbridge.commands import connect, connection, desk, key, member, org, plan, sync, token, webhook
 from deskbridge.commands.common import err, fail, out
 from deskbridge.settings import Settings, get_settings
 from store.errors import StoreError
@@ -26,6 +26,7 @@ app.add_typer(token.app, name="token")
 app.add_typer(desk.app, name="desk")
 app.add_typer(connect.app, name="connect")
 app.add_typer(connection.app, name="connection")
+app.add_typer(plan.app, name="plan")
 app.add_typer(webhook.app, name="webhook")
 app.add_typer(key.app, name="key")
 app.command("connections", help="The same as `deskbridge connection list`.")(connection.list_connections)

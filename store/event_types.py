@@ -206,6 +206,14 @@ class ConnectionFailed(ConnectionData):
     action_required: bool = Field(description="True when retrying will not help until an admin acts.")
 
 
+class ConnectionRemovalsHeld(ConnectionData):
+    plan_id: str = Field(description="The held plan (GET /v1/connections/{id}/plans/{plan_id}); approve or reject it.")
+    removals: int = Field(description="People whose removal waits for an admin.")
+    limit: int = Field(description="The removals the connection may apply within an hour (settings.removal_limit).")
+    removed_last_hour: int = Field(description="Removals it applied in the hour before.")
+    people: list[str] = Field(description="The addresses held (the first 100; the plan lists them all).")
+
+
 class ExternalEventData(_Data):
     external_event_id: int
     member_id: int
@@ -435,6 +443,20 @@ _declare(
     "A sync of the connection failed.",
     ConnectionFailed,
     {**_CONNECTION, "error": "Graph refused the client secret: it is wrong or has expired", "action_required": True},
+)
+_declare(
+    "connection.removals_held",
+    "A sync would have removed more people than the connection's removal limit allows within an hour: the "
+    "removals wait for an admin to approve or reject the plan (everything else was applied). Admins get an email.",
+    ConnectionRemovalsHeld,
+    {
+        **_CONNECTION,
+        "plan_id": "plan_9Jx2kQe1",
+        "removals": 812,
+        "limit": 50,
+        "removed_last_hour": 0,
+        "people": ["ada@example.com", "grace@example.com"],
+    },
 )
 _declare(
     "external_event.upserted",

@@ -23,6 +23,7 @@ from worker import after_commit, channels, invitations, runtime, sign_in_links
 from worker.calendar import batch, outbound, reevaluate
 from worker.calendar import jobs as calendar_jobs
 from worker.calendar import sync as calendar_sync
+from worker.directory import held_mail
 from worker.directory import sync as directory_sync
 from worker.peers import hooks
 from worker.queue import ActorName, Queue
@@ -115,6 +116,11 @@ def sync_connection(connection_id: int) -> None:
     directory_sync.run(runtime.current(), connection_id)
 
 
+def tell_removals_held(connection_id: int) -> None:
+    """Email the organisation's admins that the connection holds removals for them (once per hold)."""
+    held_mail.tell_admins(runtime.current(), connection_id)
+
+
 def ensure_channels(connection_id: int, recreate: bool = False) -> None:
     """Open (or, with `recreate`, reopen) a connection's push channels and renew those about to expire."""
     channels.ensure(runtime.current(), connection_id, recreate=recreate)
@@ -178,6 +184,8 @@ DECLARED: tuple[Declared, ...] = (
     # retries only cover a crash in between.
     Declared(ActorName.SYNC_CONNECTION, DIRECTORY, sync_connection, 3, 5_000, 300_000, HOUR_MS),
     Declared(ActorName.ENSURE_CHANNELS, DIRECTORY, ensure_channels, 3, 5_000, 300_000),
+    # A mail server that refuses is tried again for about an hour, then by the follow-up sweep.
+    Declared(ActorName.TELL_REMOVALS_HELD, DIRECTORY, tell_removals_held, 6, 10_000, 600_000),
     Declared(ActorName.APPLY_ENVELOPES, DIRECTORY, apply_envelopes, 3, 5_000, 300_000),
     Declared(ActorName.SYNC_CALENDAR, CALENDAR, sync_calendar, 3, 5_000, 300_000, HOUR_MS // 2),
     Declared(ActorName.SYNC_CALENDARS, CALENDAR, sync_calendars, 3, 5_000, 300_000, HOUR_MS // 2),

@@ -36,6 +36,7 @@ from dramatiq.brokers.redis import RedisBroker
 from infra.redis_client import note_unsent
 from store.models import OutboxEvent
 from worker import coalesce, runtime
+from worker.directory import jobs as directory_jobs
 from worker.queue import ActorName, Queue
 
 logger = logging.getLogger(__name__)
@@ -57,13 +58,17 @@ _relay_at = 0.0  # monotonic time the latest relay job was scheduled to run
 
 
 def on_commit(events: list[OutboxEvent]) -> None:
-    """Enqueue the work that follows from `events`: the webhook relay, and invitation emails."""
+    """Enqueue the work that follows from `events`: the webhook relay, invitation emails, and the email
+    about removals a connection holds (its follow-up is their durable record)."""
     try:
         queue = runtime.current().queue
         _relay_soon(queue)
         invited = [event.data["invitation_id"] for event in events if event.type == "membership.invited"]
         if invited:
             enqueue_invitation_emails(queue, invited)
+        held = {event.data["connection_id"] for event in events if event.type == "connection.removals_held"}
+        for connection_id in sorted(held):
+            directory_jobs.enqueue_held_mail(queue, connection_id)
     except Exception:
         note_unsent(logger, "could not enqueue the work for %d events; the scheduler will catch up", len(events))
 

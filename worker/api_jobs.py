@@ -16,11 +16,13 @@ from collections.abc import Mapping, Sequence
 
 from infra.redis_client import note_unsent
 from store.columns import utcnow
+from sync.directory.plans import Source
 from worker import broker as brokers
 from worker import channels
 from worker.calendar import jobs as calendar_jobs
 from worker.calendar import reevaluate
 from worker.directory import jobs as directory_jobs
+from worker.directory import plans as directory_plans
 from worker.peers import hooks
 from worker.queue import ActorName
 from worker.runtime import Runtime
@@ -50,6 +52,10 @@ class QueuedJobs:
     def deliver_backlog(self, delivery_ids: Sequence[int]) -> None:
         """`deliver_in_order` of the backlog (left to the sweep when the broker refuses)."""
         enqueue.backlog(self.runtime, list(delivery_ids))
+
+    def read_directory(self, connection_id: int) -> Source:
+        """What a plan of the connection reads, with the readers its sync uses (worker/directory/plans.py)."""
+        return directory_plans.read(self.runtime, connection_id)
 
     def sync_directory(self, connection_id: int) -> None:
         """`sync_connection` (the poll queues a lost one again: `sync_requested_at`)."""

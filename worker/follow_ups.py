@@ -46,6 +46,7 @@ def _senders(queue: Queue) -> dict[str, Send]:
         ),
         follow_ups.CALENDAR_JUDGE: lambda calendar_id: send(ActorName.REEVALUATE_CALENDAR, calendar_id, False),
         follow_ups.CALENDAR_REREAD: lambda calendar_id: send(ActorName.REEVALUATE_CALENDAR, calendar_id, True),
+        follow_ups.REMOVALS_HELD_MAIL: partial(send, ActorName.TELL_REMOVALS_HELD),
     }
     for name in follow_ups.CALENDAR_SETTINGS:
         senders[name] = partial(_settings_changed, queue, name)

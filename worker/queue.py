@@ -30,6 +30,7 @@ class ActorName(StrEnum):
     RELAY_OUTBOX = "relay_outbox"
     SYNC_CONNECTION = "sync_connection"
     ENSURE_CHANNELS = "ensure_channels"
+    TELL_REMOVALS_HELD = "tell_removals_held"
     APPLY_ENVELOPES = "apply_envelopes"
     SYNC_CALENDAR = "sync_calendar"
     SYNC_CALENDARS = "sync_calendars"

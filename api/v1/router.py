@@ -17,6 +17,7 @@ from api.v1.endpoints import (
     invitations,
     members,
     organisation,
+    plans,
     teams,
     tokens,
     webhooks,
@@ -40,6 +41,7 @@ for resource in (
     deliveries,
     hooks,
     connections,
+    plans,
     external_events,
     feeds,
 ):

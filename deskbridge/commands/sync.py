@@ -20,11 +20,12 @@ from rich.text import Text
 from connectors.csv import parse_bytes
 from connectors.kind import Capability
 from connectors.kinds import REGISTRY
+from deskbridge.commands import plan as plan_command
 from deskbridge.commands.common import OrgOption, err, fail, organisation, out, store
 from deskbridge.settings import get_settings
 from store.models import ConnectionStatus
 from store.services import connections
-from sync.directory.imports import import_page
+from sync.directory.imports import import_page, plan_file
 
 # The order a plan is shown in: arrivals, changes, departures, then who was left alone.
 ACTIONS = ("invited", "added", "restored", "linked", "updated", "removed", "skipped")
@@ -44,9 +45,18 @@ def sync(
     output: Annotated[
         Path | None, typer.Option("--output", help="With --file: write everyone it touched to this CSV file.")
     ] = None,
+    plan: Annotated[
+        bool,
+        typer.Option("--plan", help="Read the directory and print what a sync would do, changing nothing (kept 1 h)."),
+    ] = False,
 ) -> None:
-    """Sync a connection now and show what changed; with --file, import a CSV file into a csv connection."""
-    if file is not None:
+    """Sync a connection now and show what changed; with --file, import a CSV file into a csv connection;
+    with --plan, only show what a sync would do (apply it with `deskbridge plan apply`)."""
+    if plan:
+        if file is not None or dry_run or details or output is not None:
+            fail("--plan reads the directory; for a CSV file's plan use --file with --dry-run.")
+        plan_command.make(connection_id, org)
+    elif file is not None:
         _import(connection_id, org, file, dry_run=dry_run, details=details, output=output)
     elif dry_run or details or output is not None:
         fail("--dry-run, --details and --output need --file: they are about a CSV import.")
@@ -75,7 +85,12 @@ def _import(
 
         with store() as session:
             connection = connections.get(session, organisation(session, org).id, connection_id)
-            tally = import_page(session, connection, parsed.page, dry_run=dry_run, progress=progress)
+            plan_id = None
+            if dry_run:
+                tally, plan = plan_file(session, connection, parsed.page)
+                plan_id = plan.public_id
+            else:
+                tally = import_page(session, connection, parsed.page, dry_run=False, progress=progress)
             name = connection.name
             bar.update(task, description="Committing…")
     heading = (
@@ -92,6 +107,13 @@ def _import(
     else:
         _print_summary(tally.people, output)
     _print_counts(tally.counts, tally.notes)
+    if plan_id is not None:
+        out().print(
+            f"Plan {plan_id}: import the file as planned within the hour with "
+            f"`deskbridge plan apply {connection_id} {plan_id}`.",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def _write_people(path: Path, rows: list[tuple[str, str]]) -> None:

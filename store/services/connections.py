@@ -168,7 +168,8 @@ def update_connection(
         clean = validate_settings(connection.kind, {**connection.settings, **settings})
         if clean != connection.settings:
             connection.settings = clean
-            connection.cursor = None  # a new scope is decided on a complete listing
+            connection.cursor = None  # a new scope is decided on a complete listing…
+            connection.decide_everyone = True  # …for everyone, not only whom the directory changed
             changed.append("settings")
     if credentials is not None:
         _check_credentials(connection.kind, credentials)
@@ -242,12 +243,21 @@ def finish(
 ) -> None:
     """A sync ended well: keep where the next one starts, and say so (`connection.synced`)."""
     LEASE.finished(connection, cursor=cursor, counts=counts, notes=notes)
+    if connection.held_plan_id:
+        connection.status = ConnectionStatus.REMOVALS_HELD  # syncs go on; the held removals still wait
     outbox.record(
         session,
         connection.organisation_id,
         "connection.synced",
         {**describe(connection), "counts": counts},
     )
+
+
+def release(session: Session, connection: Connection) -> None:
+    """Let go of a claim without a sync having run (a plan that could not be applied): status as before."""
+    connection.sync_lease_until = None
+    if connection.status is ConnectionStatus.SYNCING:
+        connection.status = ConnectionStatus.REMOVALS_HELD if connection.held_plan_id else ConnectionStatus.ACTIVE
 
 
 def fail(session: Session, connection: Connection, message: str, *, action_required: bool, notes: list[str]) -> None:

@@ -501,6 +501,47 @@ def group_ids_of(session: Session, connection_id: int, user_ids: Sequence[str]) 
     return found
 
 
+def in_scope_among(session: Session, connection_id: int, external_ids: Sequence[str]) -> list[str]:
+    """Which of these users are in scope now: the only ones a round can remove."""
+    found: list[str] = []
+    for chunk in _chunks(list(external_ids)):
+        found.extend(
+            session.scalars(
+                select(DirectoryUser.external_id).where(
+                    DirectoryUser.connection_id == connection_id,
+                    among(session, DirectoryUser.external_id, chunk),
+                    DirectoryUser.in_scope.is_(True),
+                )
+            )
+        )
+    return found
+
+
+def reject_removals(session: Session, connection_id: int, external_ids: Sequence[str]) -> None:
+    """An admin kept these users: their removal is not proposed again until staging changes them."""
+    for chunk in _chunks(list(external_ids)):
+        session.execute(
+            update(DirectoryUser)
+            .where(DirectoryUser.connection_id == connection_id, among(session, DirectoryUser.external_id, chunk))
+            .values(removal_rejected=True)
+            .execution_options(synchronize_session="fetch")
+        )
+
+
+def people_in_scope(session: Session, connection_id: int) -> int:
+    """How many members the connection has in scope (what a percentage of its people is of)."""
+    return (
+        session.scalar(
+            select(func.count(func.distinct(DirectoryUser.member_id))).where(
+                DirectoryUser.connection_id == connection_id,
+                DirectoryUser.in_scope.is_(True),
+                DirectoryUser.member_id.is_not(None),
+            )
+        )
+        or 0
+    )
+
+
 def group_rows(session: Session, connection_id: int, group_id: str) -> list[tuple[str, bool, int | None]]:
     """The users a group lists, as (external id, in scope, member id): who its mirrored team holds."""
     return [

@@ -18,6 +18,8 @@ The kinds, each with its target and the job that does it:
   `BLANK_AGAIN` (organisation): details blanked once more a sync's lease after privacy was turned on.
 - `CALENDAR_JUDGE`, `CALENDAR_REREAD` (calendar): one calendar's stored events judged again by the
   office rules, or the calendar read again whole (`reevaluate_calendar`), as fanned out by `plan`.
+- `REMOVALS_HELD_MAIL` (connection): the organisation's admins told that the connection holds removals
+  for them (worker/directory/held_mail.py), recorded by `plans.hold`.
 """
 
 from __future__ import annotations
@@ -39,8 +41,17 @@ CALENDAR_SETTINGS = ("office_rules", "calendar_window_days", "calendar_busy_only
 BLANK_AGAIN = "blank_again"
 CALENDAR_JUDGE = "calendar_judge"
 CALENDAR_REREAD = "calendar_reread"
+REMOVALS_HELD_MAIL = "removals_held_mail"
 KINDS = frozenset(
-    {CALENDAR_WRITE, CONNECTION_CALENDARS, *CALENDAR_SETTINGS, BLANK_AGAIN, CALENDAR_JUDGE, CALENDAR_REREAD}
+    {
+        CALENDAR_WRITE,
+        CONNECTION_CALENDARS,
+        *CALENDAR_SETTINGS,
+        BLANK_AGAIN,
+        CALENDAR_JUDGE,
+        CALENDAR_REREAD,
+        REMOVALS_HELD_MAIL,
+    }
 )
 
 # How long the queue has to do the work before the sweep queues it again; then the delay doubles

@@ -6,7 +6,20 @@ and `engine.sync_teams` do what they say. A stored plan (sync/directory/plans.py
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from store.columns import utcnow
+from store.models import LIVE_STATUSES, Booking, Member
+from store.sql import among
+from store.times import iso
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +64,85 @@ class TeamChange:
     @property
     def changed(self) -> bool:
         return bool(self.team_id is None or self.renamed_from or self.added or self.removed)
+
+
+def describe(
+    session: Session, people: Sequence[Person], team_changes: Sequence[TeamChange], *, now: datetime | None = None
+) -> dict[str, Any]:
+    """A plan as it is stored and shown: people by action (each removal with the future bookings it
+    would cancel), teams that change (people by address). Bookkeeping-only decisions are left out."""
+    shown: dict[str, list[dict[str, Any]]] = {}
+    for person in people:
+        if not person.action:
+            continue
+        item: dict[str, Any] = {"user": person.user, "email": person.email, "name": person.name}
+        item["member_id"] = person.member_id
+        if person.was is not None:
+            item["was"] = person.was
+        if person.reason:
+            item["reason"] = person.reason
+        shown.setdefault(person.action, []).append(item)
+    removed = shown.get("removed", [])
+    cancels = _future_bookings(session, [item["member_id"] for item in removed], now or utcnow())
+    for item in removed:
+        item["bookings"] = cancels.get(item["member_id"], [])
+    ids = {key for change in team_changes for key in (*change.added, *change.removed) if isinstance(key, int)}
+    emails: dict[int, str] = {}
+    if ids:
+        emails = {
+            row.id: row.email for row in session.execute(select(Member.id, Member.email).where(Member.id.in_(ids)))
+        }
+    teams = [
+        {
+            "group": change.group,
+            "team": change.name,
+            "team_id": change.team_id,
+            "renamed_from": change.renamed_from,
+            "added": [emails.get(key, str(key)) if isinstance(key, int) else key for key in change.added],
+            "removed": [emails.get(key, str(key)) if isinstance(key, int) else key for key in change.removed],
+        }
+        for change in team_changes
+        if change.changed
+    ]
+    return {"people": {action: shown[action] for action in PEOPLE_ACTIONS if action in shown}, "teams": teams}
+
+
+def counts_of(changes: dict[str, Any]) -> dict[str, int]:
+    """How many people each action of a described plan touches, its teams that change, the bookings it cancels."""
+    people: dict[str, list[dict[str, Any]]] = changes.get("people", {})
+    counts = {action: len(people.get(action, [])) for action in PEOPLE_ACTIONS}
+    counts["teams_changed"] = sum(1 for team in changes.get("teams", []) if team["added"] or team["removed"])
+    counts["bookings_cancelled"] = sum(len(item.get("bookings", [])) for item in people.get("removed", []))
+    return counts
+
+
+def fingerprint(changes: dict[str, Any]) -> str:
+    """What a described plan would change, hashed: two plans with one fingerprint do the same to people and
+    teams (the bookings a removal cancels are left out: booking a desk does not make a plan stale)."""
+    people = {
+        action: [{key: value for key, value in item.items() if key != "bookings"} for item in items]
+        for action, items in changes.get("people", {}).items()
+    }
+    text = json.dumps({"people": people, "teams": changes.get("teams", [])}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _future_bookings(session: Session, member_ids: list[int], now: datetime) -> dict[int, list[dict[str, Any]]]:
+    """The live bookings of these members that have not ended: what removing them cancels."""
+    found: dict[int, list[dict[str, Any]]] = {}
+    if not member_ids:
+        return found
+    for booking in session.scalars(
+        select(Booking)
+        .where(among(session, Booking.member_id, member_ids), Booking.status.in_(LIVE_STATUSES), Booking.end_at > now)
+        .order_by(Booking.member_id, Booking.start_at)
+    ):
+        found.setdefault(booking.member_id, []).append(
+            {
+                "booking_id": booking.id,
+                "desk_id": booking.desk_id,
+                "start": iso(booking.start_at),
+                "end": iso(booking.end_at),
+            }
+        )
+    return found

@@ -29,13 +29,15 @@ from store.models import (
     Member,
     MemberStatus,
     Organisation,
+    PlanStatus,
     Role,
     Team,
 )
-from store.services import directory, members, restores, teams
+from store.services import directory, members, plans, restores, teams
 from store.services.connections import Scope
 from store.services.directory import Staged
 from sync import tally
+from sync.directory import decisions, removals
 from sync.directory.decisions import LAST_ADMIN, REJECTED, Person, TeamChange
 from sync.directory.scope import address, in_scope, mirrors_as_team
 
@@ -117,7 +119,8 @@ def _plan_chunk(
     session: Session, context: Context, chunk: list[str], renamed: set[str], planned: set[str]
 ) -> list[Person]:
     connection_id = context.connection.id
-    rows = directory.users(session, connection_id, chunk)
+    # In the directory's id order, whatever order the database answers in: one plan, one order.
+    rows = sorted(directory.users(session, connection_id, chunk), key=lambda row: row.external_id)
     groups = directory.groups_of(session, connection_id, chunk) if context.scope.groups else {}
     members.load(session, [row.member_id for row in rows if row.member_id])
     people: list[Person] = []
@@ -303,14 +306,59 @@ def decide(
     held: frozenset[str] = frozenset(),
 ) -> None:
     """Bring each user's membership in line with the scope (only what changed is touched): plan, then
-    apply, a chunk at a time (a first sync of a large tenant is mostly newcomers, brought in together)."""
+    apply, a chunk at a time (a first sync of a large tenant is mostly newcomers, brought in together).
+    Removals of the users in `held` (`hold_over_limit`) wait for an admin."""
     ids = sorted(user_ids)
     for start in range(0, len(ids), DECIDE_CHUNK):
         chunk = ids[start : start + DECIDE_CHUNK]
+        before = tally.counts.get("removed", 0)
         apply_people(session, context, plan_people(session, context, chunk, renamed), tally, held)
+        # Counted for the removal limit's rolling hour (what an admin approved is not).
+        plans.note_removed(session, context.connection.id, tally.counts.get("removed", 0) - before)
         session.flush()
         if progress is not None:
             progress(start + len(chunk), len(ids))
+
+
+def hold_over_limit(session: Session, context: Context, user_ids: Iterable[str]) -> frozenset[str]:
+    """The users among these whose removal must wait for an admin: all of the round's removals when they
+    would take the connection past its removal limit within the hour, or when it holds removals already.
+
+    Held removals are kept in the connection's held plan (with those it held before that still stand),
+    which `connection.removals_held` carries and its admins are emailed about (store.services.plans).
+    """
+    connection = context.connection
+    candidates = directory.in_scope_among(session, connection.id, sorted(set(user_ids)))
+    if not candidates:
+        return frozenset()  # only people in scope can leave it
+    leaving = [person for person in plan_people(session, context, candidates, set()) if person.action == "removed"]
+    verdict = removals.judge(session, connection, len(leaving))
+    if not verdict.hold:
+        return frozenset()
+    held = {person.user: person for person in leaving}
+    previous = plans.held_plan(session, connection)
+    if previous is not None:
+        earlier = [item["user"] for item in previous.changes.get("people", {}).get("removed", [])]
+        for person in plan_people(session, context, [user for user in earlier if user not in held], set()):
+            if person.action == "removed":
+                held[person.user] = person
+    changes = decisions.describe(session, [held[user] for user in sorted(held)], [])  # in plan_people's order
+    plan = plans.create(
+        session,
+        connection,
+        changes=changes,
+        counts=decisions.counts_of(changes),
+        notes=[],
+        fingerprint=decisions.fingerprint(changes),
+        cursor=connection.cursor,
+        round_=connection.round,
+        status=PlanStatus.HELD,
+    )
+    plans.hold(session, connection, plan, limit=verdict.limit, removed_last_hour=verdict.removed_last_hour)
+    logger.warning(
+        "connection %d: %d removals held for an admin (limit %d an hour)", connection.id, len(held), verdict.limit
+    )
+    return frozenset(held)
 
 
 def _link(session: Session, member: Member, name: str, tally: Tally) -> None:
@@ -507,14 +555,23 @@ def apply_round(
             touched.add(directory.end_full_users(session, connection_id, round_))
         if full_groups:
             touched.add(directory.end_full_groups(session, connection_id, round_))
-        session.get_one(Connection, connection_id).round = round_
+        connection = session.get_one(Connection, connection_id)
+        connection.round = round_
+        everyone = connection.decide_everyone
+        if everyone:  # new settings: everyone is decided again, not only whom the directory changed
+            touched.users.update(directory.all_user_ids(session, connection_id))
     ids = sorted(touched.users)
+    with transaction(factory) as session:
+        held = hold_over_limit(session, Context.load(session, connection_id), ids)
     for start in range(0, len(ids), DECIDE_CHUNK * 4):
         with transaction(factory) as session:
             context = Context.load(session, connection_id)
-            decide(session, context, ids[start : start + DECIDE_CHUNK * 4], touched.renamed, tally)
+            decide(session, context, ids[start : start + DECIDE_CHUNK * 4], touched.renamed, tally, held=held)
     with transaction(factory) as session:
-        sync_teams(session, Context.load(session, connection_id), tally)
+        context = Context.load(session, connection_id)
+        sync_teams(session, context, tally)
+        if everyone:
+            context.connection.decide_everyone = False
     return tally, cursor
 
 
@@ -533,7 +590,8 @@ def apply_now(session: Session, connection_id: int, page: DirectoryPage, progres
     if page.full_groups:
         staged.add(directory.end_full_groups(session, connection_id, round_))
     connection.round = round_
-    decide(session, context, staged.users, staged.renamed, tally, progress)
+    held = hold_over_limit(session, context, staged.users)
+    decide(session, context, staged.users, staged.renamed, tally, progress, held)
     if staged.groups or staged.users:
         touched = staged.groups | directory.group_ids_of(session, connection_id, sorted(staged.users))
         sync_teams(session, context, tally, only=touched)
@@ -541,9 +599,11 @@ def apply_now(session: Session, connection_id: int, page: DirectoryPage, progres
 
 
 def redecide_everyone(session: Session, connection_id: int) -> Tally:
-    """Decide again for every known user (after a scope change)."""
+    """Decide again for every known user (a pushed directory's sync: after a scope change)."""
     tally = Tally()
     context = Context.load(session, connection_id)
-    decide(session, context, directory.all_user_ids(session, connection_id), set(), tally)
+    everyone = directory.all_user_ids(session, connection_id)
+    decide(session, context, everyone, set(), tally, held=hold_over_limit(session, context, everyone))
     sync_teams(session, context, tally)
+    context.connection.decide_everyone = False
     return tally

@@ -314,3 +314,45 @@ def test_syncing_an_ics_connection_reads_its_feed(
     with factory() as session:
         assert session.scalars(select(ExternalEvent.title)).all() == ["Standup"]
     assert connection(factory).status is ConnectionStatus.ACTIVE
+
+
+def test_a_plan_is_printed_then_applied_or_found_stale(factory: sessionmaker[Session], tmp_path: Path) -> None:
+    ok("org", "create", "Acme")
+    ok("connect", "csv")
+    ok("sync", "1", "--file", write(tmp_path, "people.csv", PEOPLE))
+    ok("connection", "set", "1", "--set", 'scope={"domains": ["else.example"]}', "--set", 'removal_limit={"people": 5}')
+
+    made = ok("sync", "1", "--plan")
+
+    assert "Plan of a sync of 'CSV' (nothing was changed):" in made.stdout
+    assert [row[:2] for row in table_rows(made.stdout)] == [
+        ["removed", "ada@acme.example"],
+        ["removed", "bob@acme.example"],
+    ]
+    plan_id = next(word for word in made.stdout.split() if word.startswith("plan_"))
+    assert states(factory)["ada@acme.example"] is MemberStatus.INVITED
+    assert f"Plan {plan_id}:" in ok("plan", "show", "1", plan_id).stdout
+
+    applied = ok("plan", "apply", "1", plan_id)
+    assert f"Applied {plan_id}: removed 2, teams changed 2." in applied.stdout
+    assert "Team Ops: -2" in made.stdout
+    assert states(factory)["ada@acme.example"] is MemberStatus.REMOVED
+    assert "was applied" in failed("plan", "apply", "1", plan_id).stderr
+    assert "no plan plan_nope" in failed("plan", "show", "1", "plan_nope").stderr
+
+
+def test_a_held_plan_is_rejected_from_the_command_line(factory: sessionmaker[Session], tmp_path: Path) -> None:
+    ok("org", "create", "Acme")
+    ok("connect", "csv")
+    ok("connection", "set", "1", "--set", 'removal_limit={"people": 0, "percent": 0}')
+    ok("sync", "1", "--file", write(tmp_path, "people.csv", PEOPLE))
+    ok("sync", "1", "--file", write(tmp_path, "fewer.csv", "email,name\nada@acme.example,Ada\n"))
+    held = connection(factory)
+    assert held.status is ConnectionStatus.REMOVALS_HELD
+    assert held.held_plan_id is not None
+
+    rejected = ok("plan", "reject", "1", held.held_plan_id)
+
+    assert f"Rejected {held.held_plan_id}: 1 people stay." in rejected.stdout
+    assert states(factory)["bob@acme.example"] is MemberStatus.INVITED
+    assert connection(factory).status is ConnectionStatus.ACTIVE

@@ -36,6 +36,15 @@ def enqueue_sync(queue: Queue, connection_id: int) -> None:
         note_unsent(logger, "could not enqueue a sync of connection %d; the scheduler will", connection_id)
 
 
+def enqueue_held_mail(queue: Queue, connection_id: int) -> None:
+    """Queue the email about a connection's held removals. Does not raise: the hold recorded a follow-up
+    (`REMOVALS_HELD_MAIL`), which the sweep queues when this is lost."""
+    try:
+        queue.send(ActorName.TELL_REMOVALS_HELD, connection_id)
+    except Exception:
+        note_unsent(logger, "could not enqueue the held-removals email of connection %d", connection_id)
+
+
 def enqueue_channels(queue: Queue, connection_id: int, recreate: bool) -> None:
     """Queue opening or renewing a connection's push channels. Does not raise, and records no follow-up:
     the scheduler's `directory.channels` job opens missing channels and renews every one within 10

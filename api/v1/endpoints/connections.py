@@ -63,8 +63,9 @@ def _help(part: str) -> str:
 
 SETTINGS_HELP = (
     _help("settings")
-    + "; every kind: scope {groups, org_units, domains, include_guests, include_without_mailbox} and team_groups "
-    '(group ids or addresses mirrored as teams, "*" for all; a csv connection defaults to ["*"]).'
+    + "; every kind: scope {groups, org_units, domains, include_guests, include_without_mailbox}, team_groups "
+    '(group ids or addresses mirrored as teams, "*" for all; a csv connection defaults to ["*"]) and removal_limit '
+    "{people, percent}: removals within an hour past the larger wait for an admin (default 10 people or 5%)."
 )
 CREDENTIALS_HELP = (
     _help("credentials") + ". Kept encrypted; never shown again (an ics url only as its scheme and host)."
@@ -94,8 +95,12 @@ class ConnectionOut(Resource):
     id: int
     kind: Kind
     name: str
-    status: Literal["active", "syncing", "error", "action_required"] = Field(
-        description="error: the last sync failed and is retried; action_required: only an admin can fix it."
+    status: Literal["active", "syncing", "error", "action_required", "removals_held"] = Field(
+        description="error: the last sync failed and is retried; action_required: only an admin can fix it; "
+        "removals_held: syncs go on, but removals past the removal limit wait for an admin (`held_plan_id`)."
+    )
+    held_plan_id: str | None = Field(
+        description="The plan holding removals for an admin (GET …/plans/{plan_id}: apply approves, reject keeps)."
     )
     settings: dict[str, Any] = Field(description=SETTINGS_HELP)
     last_synced_at: Timestamp | None
@@ -189,6 +194,11 @@ class ImportOut(BaseModel):
     )
     notes: list[str]
     errors: list[RowErrorOut] = Field(description="Bad rows (a dry run only; an import answers 422 instead).")
+    plan_id: str | None = Field(
+        default=None,
+        description="A dry run: the plan kept for an hour; POST /v1/connections/{id}/plans/{plan_id}/apply imports "
+        "the file as planned.",
+    )
 
 
 def default_settings(kind: str, settings: dict[str, Any]) -> dict[str, Any]:
@@ -364,7 +374,9 @@ def import_csv(
     connection: Chosen,
     request: Request,
     db: DB,
-    dry_run: Annotated[bool, Query(description="Answer the plan and change nothing.")] = False,
+    dry_run: Annotated[
+        bool, Query(description="Answer the plan and change nothing but keeping the plan (`plan_id`).")
+    ] = False,
 ) -> ImportOut | JSONResponse:
     """Reconcile a csv connection with a file (admins only): people new in it are invited (or added,
     by the organisation's directory policy), changed ones updated, and people it leaves out or marks
@@ -383,9 +395,15 @@ def import_csv(
             code="invalid_csv",
             errors=[{"field": "csv", "line": error.line, "detail": str(error)} for error in parsed.errors],
         )
-    tally = imports.import_page(db, connection, parsed.page, dry_run=dry_run)
+    plan_id = None
+    if dry_run:
+        tally, plan = imports.plan_file(db, connection, parsed.page)
+        plan_id = plan.public_id
+    else:
+        tally = imports.import_page(db, connection, parsed.page, dry_run=False)
     db.commit()
     return ImportOut(
+        plan_id=plan_id,
         dry_run=dry_run,
         applied=not dry_run,
         rows=parsed.rows,

@@ -73,7 +73,8 @@ def upgrade() -> None:
         "ix_connection_removals_connection_id_removed_at", "connection_removals", ["connection_id", "removed_at"]
     )
     with op.batch_alter_table("connections") as batch_op:
-        batch_op.add_column(sa.Column("held_plan_id", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("held_plan_id", sa.String(length=40), nullable=True))
+        batch_op.add_column(sa.Column("decide_everyone", sa.Boolean(), nullable=False, server_default=sa.false()))
         batch_op.alter_column(
             "status",
             existing_type=sa.Enum(
@@ -101,6 +102,7 @@ def downgrade() -> None:
     with op.batch_alter_table("directory_users") as batch_op:
         batch_op.drop_column("removal_rejected")
     with op.batch_alter_table("connections") as batch_op:
+        batch_op.drop_column("decide_everyone")
         batch_op.drop_column("held_plan_id")
     op.drop_index("ix_connection_removals_connection_id_removed_at", table_name="connection_removals")
     op.drop_table("connection_removals")

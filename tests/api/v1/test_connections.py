@@ -84,7 +84,7 @@ def test_create_a_microsoft_connection(api: TestClient, api_factory: sessionmake
     assert body["settings"] == {"tenant_id": "tenant-1", "client_id": "client-1", "scope": {}, "team_groups": []}
     assert (body["last_synced_at"], body["last_error"], body["last_counts"], body["last_notes"]) == (None, None, {}, [])
     assert set(body) == {
-        "id", "kind", "name", "status", "settings", "last_synced_at", "last_error",
+        "id", "kind", "name", "status", "held_plan_id", "settings", "last_synced_at", "last_error",
         "last_counts", "last_notes", "feed_url", "created_at", "updated_at",
     }  # fmt: skip
     assert body["feed_url"] is None
