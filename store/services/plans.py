@@ -20,7 +20,7 @@ from store import outbox
 from store.columns import utcnow
 from store.errors import Conflict, NotFound
 from store.models import Connection, ConnectionRemoval, ConnectionStatus, PlanStatus, SyncPlan
-from store.services import follow_ups
+from store.services import directory, follow_ups
 from store.services.connections import describe
 
 PLAN_LIFETIME = timedelta(hours=1)
@@ -87,6 +87,18 @@ def check_open(plan: SyncPlan) -> None:
     if plan.status not in (PlanStatus.OPEN, PlanStatus.HELD):
         detail = f"; plan {plan.replaced_by} replaced it" if plan.replaced_by else ""
         raise Conflict(f"plan {plan.public_id} was {plan.status.value}{detail}", code=f"plan_{plan.status.value}")
+
+
+def lock_connection(session: Session, connection_id: int) -> Connection:
+    """The connection, locked until the transaction ends (SQLite: the database's write lock), so a sync
+    holding removals and an admin deciding on them never both act on the held plan they read."""
+    directory.hold_writes(session)
+    return session.scalars(
+        select(Connection)
+        .where(Connection.id == connection_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
 
 
 def held_plan(session: Session, connection: Connection) -> SyncPlan | None:

@@ -332,6 +332,9 @@ def hold_over_limit(session: Session, context: Context, user_ids: Iterable[str])
     if not candidates:
         return frozenset()  # only people in scope can leave it
     leaving = [person for person in plan_people(session, context, candidates, set()) if person.action == "removed"]
+    if not leaving:
+        return frozenset()
+    connection = plans.lock_connection(session, connection.id)  # one decider of the held plan at a time
     verdict = removals.judge(session, connection, len(leaving))
     if not verdict.hold:
         return frozenset()

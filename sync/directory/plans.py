@@ -171,6 +171,8 @@ def apply(session: Session, plan: SyncPlan, source: Source) -> Outcome:
 def approve(session: Session, plan: SyncPlan) -> Outcome:
     """Apply a held plan's removals if every one still stands (the directory as last staged); otherwise
     change nothing, and a fresh held plan of those that do stand replaces it. The caller commits."""
+    plans.lock_connection(session, plan.connection_id)
+    session.refresh(plan)  # as it stands now that no sync can change it
     plans.check_open(plan)
     if plan.status is not PlanStatus.HELD:
         raise Conflict(f"plan {plan.public_id} holds no removals", code="plan_not_held")
@@ -205,10 +207,11 @@ def approve(session: Session, plan: SyncPlan) -> Outcome:
 
 def reject(session: Session, plan: SyncPlan) -> SyncPlan:
     """Keep a held plan's people: their removal is not proposed again until the directory changes them."""
+    connection = plans.lock_connection(session, plan.connection_id)
+    session.refresh(plan)
     plans.check_open(plan)
     if plan.status is not PlanStatus.HELD:
         raise Conflict(f"plan {plan.public_id} holds no removals to reject", code="plan_not_held")
-    connection = session.get_one(Connection, plan.connection_id)
     directory.reject_removals(session, connection.id, _held_users(plan))
     plans.settle(session, connection, plan, PlanStatus.REJECTED)
     return plan
