@@ -87,7 +87,7 @@ def _import(
             connection = connections.get(session, organisation(session, org).id, connection_id)
             plan_id = None
             if dry_run:
-                tally, plan = plan_file(session, connection, parsed.page)
+                tally, plan = plan_file(session, connection, parsed.page, progress)
                 plan_id = plan.public_id
             else:
                 tally = import_page(session, connection, parsed.page, dry_run=False, progress=progress)

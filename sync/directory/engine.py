@@ -101,7 +101,9 @@ def stage(session: Session, context: Context, page: DirectoryPage, round_: int) 
     return staged
 
 
-def plan_people(session: Session, context: Context, user_ids: Iterable[str], renamed: set[str]) -> list[Person]:
+def plan_people(
+    session: Session, context: Context, user_ids: Iterable[str], renamed: set[str], progress: Progress | None = None
+) -> list[Person]:
     """What deciding these users would do, changing nothing: the first half of every decision.
 
     `apply_people` is the other half, with a plan made in the same transaction; a sync is both, so a
@@ -112,6 +114,8 @@ def plan_people(session: Session, context: Context, user_ids: Iterable[str], ren
     planned: set[str] = set()  # addresses earlier chunks bring in: later chunks find them as members
     for start in range(0, len(ids), DECIDE_CHUNK):
         people.extend(_plan_chunk(session, context, ids[start : start + DECIDE_CHUNK], renamed, planned))
+        if progress is not None:
+            progress(min(start + DECIDE_CHUNK, len(ids)), len(ids))
     return _plan_leaving(session, context, people)
 
 

@@ -32,7 +32,7 @@ def import_page(
     says of them (no mailbox, a guest) are counted `skipped` with a note, not dropped unsaid.
     """
     if dry_run:
-        return plan_file(session, connection, page)[0]
+        return plan_file(session, connection, page, progress)[0]
     _check_kind(connection)
     savepoint = session.begin_nested()
     try:
@@ -48,12 +48,14 @@ def import_page(
     return tally
 
 
-def plan_file(session: Session, connection: Connection, page: DirectoryPage) -> tuple[engine.Tally, SyncPlan]:
+def plan_file(
+    session: Session, connection: Connection, page: DirectoryPage, progress: engine.Progress | None = None
+) -> tuple[engine.Tally, SyncPlan]:
     """Plan a CSV file's import and keep the plan (sync/directory/plans.py), changing nothing else:
     the plan is what the import would do, and applying it imports the file as planned. Returns it
     with what it says as a tally (counts, people by action, notes), the left-out rows included."""
     _check_kind(connection)
-    plan = plans.make(session, connection.id, plans.Source([page], file=True))
+    plan = plans.make(session, connection.id, plans.Source([page], file=True), progress)
     tally = tally_of(plan)
     note_left_out(page.users, Scope.from_settings(connection.settings), tally)
     plan.notes = [*plan.notes, *tally.notes[len(plan.notes) :]]

@@ -98,14 +98,14 @@ class _Planned:
     notes: list[str]
 
 
-def make(session: Session, connection_id: int, source: Source) -> SyncPlan:
+def make(session: Session, connection_id: int, source: Source, progress: engine.Progress | None = None) -> SyncPlan:
     """Plan a sync of the connection from `source` and keep the plan (open, for an hour), changing nothing
     else: staged in a savepoint that is rolled back. The caller commits."""
     connection = session.get_one(Connection, connection_id)
     cursor, round_ = connection.cursor, connection.round
     savepoint = session.begin_nested()
     try:
-        planned = _plan(session, connection_id, source)
+        planned = _plan(session, connection_id, source, progress)
         changes = decisions.describe(session, planned.people, planned.teams)
         notes = [*planned.notes, *_would_hold(session, planned.context.connection, changes)]
     finally:
@@ -268,7 +268,7 @@ def _held_users(plan: SyncPlan) -> list[str]:
     return [item["user"] for item in plan.changes.get("people", {}).get("removed", [])]
 
 
-def _plan(session: Session, connection_id: int, source: Source) -> _Planned:
+def _plan(session: Session, connection_id: int, source: Source, progress: engine.Progress | None = None) -> _Planned:
     """Stage `source` as a sync would and plan for whoever it touched (everyone, for a pushed directory)."""
     context = engine.Context.load(session, connection_id)
     connection = context.connection
@@ -292,7 +292,7 @@ def _plan(session: Session, connection_id: int, source: Source) -> _Planned:
         only = None
         if source.file:  # as an import does (engine.apply_now): the teams of whom the file touched
             only = staged.groups | directory.group_ids_of(session, connection_id, sorted(staged.users))
-    people = engine.plan_people(session, context, staged.users, staged.renamed)
+    people = engine.plan_people(session, context, staged.users, staged.renamed, progress)
     return _Planned(context, people, engine.plan_teams(session, context, people, only), only, notes)
 
 
