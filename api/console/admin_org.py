@@ -18,7 +18,7 @@ from api.deps import DB, context
 from api.v1.endpoints.connections import ConnectionOut
 from api.v1.endpoints.organisation import OrganisationPatch, apply_settings
 from store.models import Connection
-from store.services import connections, organisations
+from store.services import connections, organisations, removals
 
 router = APIRouter(prefix="/console/admin", route_class=ConsoleRoute, include_in_schema=False)
 _ZONES = sorted(available_timezones())
@@ -42,6 +42,7 @@ def organisation_page(request: Request, viewer: Admin, db: DB) -> HTMLResponse:
         zones=_ZONES,
         min_days=organisations.MIN_WINDOW_DAYS,
         max_days=organisations.MAX_WINDOW_DAYS,
+        undo_days=(removals.MIN_UNDO_DAYS, removals.MAX_UNDO_DAYS),
         limits=[(connection, removal_limit(connection)) for connection in shown],
     )
 
@@ -54,6 +55,7 @@ def save_organisation(
     timezone: Annotated[str, Form(max_length=64)],
     directory_policy: Annotated[str, Form(max_length=32)],
     calendar_window_days: Annotated[int, Form()],
+    offboarding_undo_days: Annotated[int, Form()],
     categories: Annotated[str, Form(max_length=5000)] = "",
     keywords: Annotated[str, Form(max_length=5000)] = "",
     api_enabled: Annotated[bool, Form()] = False,
@@ -68,6 +70,7 @@ def save_organisation(
             "directory_policy": directory_policy,
             "calendar_busy_only": calendar_busy_only,
             "calendar_window_days": calendar_window_days,
+            "offboarding_undo_days": offboarding_undo_days,
             "office_rules": {
                 "categories": words(categories),
                 "keywords": words(keywords),

@@ -304,6 +304,7 @@ def test_organisation_settings_are_saved_and_times_follow_the_zone(
         "timezone": "Asia/Tokyo",
         "directory_policy": "auto_accept",
         "calendar_window_days": "30",
+        "offboarding_undo_days": "7",
         "keywords": "WFO, office",
         "api_enabled": "true",
     }
@@ -313,6 +314,7 @@ def test_organisation_settings_are_saved_and_times_follow_the_zone(
         assert organisation.timezone == "Asia/Tokyo"
         assert organisation.directory_policy.value == "auto_accept"
         assert organisation.calendar_window_days == 30
+        assert organisation.offboarding_undo_days == 7
         assert organisation.office_rules["keywords"] == ["WFO", "office"]
     assert "times in Asia/Tokyo" in console.get("/console/bookings").text
 
@@ -325,6 +327,15 @@ def test_organisation_settings_are_saved_and_times_follow_the_zone(
     assert "Mars/Olympus" in console.get("/console/admin/organisation").text  # the reason names it
     with api_factory() as db:
         assert db.get_one(type(org.organisation), org.organisation.id).timezone == "Asia/Tokyo"
+    refused = console.post(
+        "/console/admin/organisation",
+        data={**form, "offboarding_undo_days": "400"},
+        headers={"referer": "http://testserver/console/admin/organisation"},
+    )
+    assert refused.status_code == 303
+    assert "offboarding_undo_days" in console.get("/console/admin/organisation").text  # the reason names it
+    with api_factory() as db:
+        assert db.get_one(type(org.organisation), org.organisation.id).offboarding_undo_days == 7
 
 
 def test_tokens_need_the_switch_and_access(console: TestClient, org: Org, api_factory: sessionmaker[Session]) -> None:
