@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -201,9 +201,23 @@ class ConnectionSynced(ConnectionData):
     counts: dict[str, int] = Field(description="What the sync did, by outcome.")
 
 
+HealthPart = Literal["sync", "push_channel", "delivery"]
+PART_HELP = "What failed: its sync, its push channels (polling still syncs it), or a peer platform's webhook delivery."
+
+
 class ConnectionFailed(ConnectionData):
-    error: str = Field(description="Why, for an admin to read.")
-    action_required: bool = Field(description="True when retrying will not help until an admin acts.")
+    error: str = Field(description="Why, in plain words for an admin (never a secret).")
+    part: HealthPart = Field(description=PART_HELP)
+
+
+class ConnectionActionRequired(ConnectionData):
+    error: str = Field(description="What an admin must do, in plain words (never a secret).")
+    part: HealthPart = Field(description=PART_HELP)
+
+
+class ConnectionRecovered(ConnectionData):
+    part: HealthPart = Field(description="What works again.")
+    was: Literal["error", "action_required"] = Field(description="What it was: failing, or waiting for an admin.")
 
 
 class ConnectionRemovalsHeld(ConnectionData):
@@ -440,9 +454,22 @@ _declare(
 )
 _declare(
     "connection.failed",
-    "A sync of the connection failed.",
+    "A connection started failing (its sync, push channels or a delivery); it is retried. Said once, not at"
+    " every retry that fails again.",
     ConnectionFailed,
-    {**_CONNECTION, "error": "Graph refused the client secret: it is wrong or has expired", "action_required": True},
+    {**_CONNECTION, "error": "Microsoft Graph answered 503 Service Unavailable; it is retried", "part": "sync"},
+)
+_declare(
+    "connection.action_required",
+    "A connection needs an admin: credentials refused, consent revoked, a secret no key opens. Said once.",
+    ConnectionActionRequired,
+    {**_CONNECTION, "error": "Graph refused the client secret: it is wrong or has expired", "part": "sync"},
+)
+_declare(
+    "connection.recovered",
+    "A connection that was failing (or waiting for an admin) works again: a good sync, or channels open.",
+    ConnectionRecovered,
+    {**_CONNECTION, "part": "sync", "was": "action_required"},
 )
 _declare(
     "connection.removals_held",

@@ -144,12 +144,30 @@ def _ensure(runtime: Runtime, connection_id: int | None, calendar_id: int | None
     if subscriber is None:
         return 0
     try:
-        return _maintain(runtime, watch, subscriber, held, recreate=recreate)
+        changed = _maintain(runtime, watch, subscriber, held, recreate=recreate)
     except ChannelGone as gone:
         return gone.changed + _ensure(runtime, connection_id, calendar_id, recreate=True)
     except ConnectorError as error:
         logger.warning("push channels of %s: %s", watch, error.message)
+        if watch.calendar_id is None:
+            _directory_health(runtime, watch.connection_id, error.message)
         return 0
+    if watch.calendar_id is None:
+        _directory_health(runtime, watch.connection_id, None)
+    return changed
+
+
+def _directory_health(runtime: Runtime, connection_id: int, error: str | None) -> None:
+    """Keep whether a directory's channels work (`connections.channel_failed` / `channels_work` say when
+    that changes; a person's calendar channels are not their connection's health)."""
+    with transaction(runtime.session_factory) as session:
+        connection = session.get(Connection, connection_id)
+        if connection is None or (error is None and connection.channel_error is None):
+            return
+        if error is None:
+            connections.channels_work(session, connection)
+        else:
+            connections.channel_failed(session, connection, error)
 
 
 def _watch(session: Session, runtime: Runtime, connection_id: int | None, calendar_id: int | None) -> Watch | None:

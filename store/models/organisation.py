@@ -39,3 +39,5 @@ class Organisation(Timestamps, Base):
     office_rules: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict, server_default="{}")
     # How many days a removed member can be brought back as they were (store.services.restores); 0: never.
     offboarding_undo_days: Mapped[int] = mapped_column(default=30, server_default="30")
+    # A whole day out of office (a calendar's or a peer platform's time off) cancels that day's desk bookings.
+    release_on_absence: Mapped[bool] = mapped_column(default=False, server_default=false())

@@ -176,6 +176,9 @@ def update_connection(
         connection.credentials_encrypted = box.encrypt(json.dumps(credentials))
         if connection.status is ConnectionStatus.ACTION_REQUIRED:
             connection.status = ConnectionStatus.ACTIVE
+        if connection.failing is ConnectionStatus.ACTION_REQUIRED:
+            # An admin acted: refused again is news again, and a good sync is a recovery.
+            connection.failing = ConnectionStatus.ERROR
         changed.append("credentials")
     if changed:
         outbox.record(
@@ -241,7 +244,8 @@ def finish(
     notes: list[str],
     cursor: str | None,
 ) -> None:
-    """A sync ended well: keep where the next one starts, and say so (`connection.synced`)."""
+    """A sync ended well: keep where the next one starts, and say so (`connection.synced`; and
+    `connection.recovered` when it was failing)."""
     LEASE.finished(connection, cursor=cursor, counts=counts, notes=notes)
     if connection.held_plan_id:
         connection.status = ConnectionStatus.REMOVALS_HELD  # syncs go on; the held removals still wait
@@ -251,6 +255,14 @@ def finish(
         "connection.synced",
         {**describe(connection), "counts": counts},
     )
+    if connection.failing is not None:
+        was, connection.failing = connection.failing, None
+        outbox.record(
+            session,
+            connection.organisation_id,
+            "connection.recovered",
+            {**describe(connection), "part": SYNC, "was": was},
+        )
 
 
 def release(session: Session, connection: Connection) -> None:
@@ -260,14 +272,80 @@ def release(session: Session, connection: Connection) -> None:
         connection.status = ConnectionStatus.REMOVALS_HELD if connection.held_plan_id else ConnectionStatus.ACTIVE
 
 
-def fail(session: Session, connection: Connection, message: str, *, action_required: bool, notes: list[str]) -> None:
-    """A sync failed: keep the admin-readable reason (`connection.failed`); the cursor stays where it was."""
-    LEASE.failed(connection, message, action_required=action_required, notes=notes)
+# What failed, in health events: the sync, the push channels, or a peer platform's webhook delivery.
+SYNC, PUSH_CHANNEL, DELIVERY = "sync", "push_channel", "delivery"
+
+
+def fail(
+    session: Session,
+    connection: Connection,
+    message: str,
+    *,
+    action_required: bool,
+    notes: list[str],
+    keeps_polling: bool = False,
+) -> None:
+    """A sync failed: keep the admin-readable reason; the cursor stays where it was.
+
+    `action_required`: only an admin can fix it. The status is then `action_required` (polls leave
+    it alone) unless `keeps_polling` (a secret no key opens: the next poll tries again, so fixing the
+    key is enough), and either way admins hear `connection.action_required`.
+    """
+    LEASE.failed(connection, message, action_required=action_required and not keeps_polling, notes=notes)
+    note_failure(session, connection, message, action_required=action_required)
+
+
+def note_failure(
+    session: Session, connection: Connection, message: str, *, action_required: bool, part: str = SYNC
+) -> None:
+    """Keep the failing state a failure leaves and, when it is news, say so: `connection.action_required`
+    (an admin must act) or `connection.failed` (it is retried). The same failure again (a retry, a
+    poll) says nothing more; `finish` says `connection.recovered`."""
+    state = ConnectionStatus.ACTION_REQUIRED if action_required else ConnectionStatus.ERROR
+    if connection.failing is state:
+        return
+    connection.failing = state
+    if action_required:
+        outbox.record(
+            session,
+            connection.organisation_id,
+            "connection.action_required",
+            {**describe(connection), "error": message, "part": part},
+        )
+    else:
+        outbox.record(
+            session,
+            connection.organisation_id,
+            "connection.failed",
+            {**describe(connection), "error": message, "part": part},
+        )
+
+
+def channel_failed(session: Session, connection: Connection, message: str) -> None:
+    """Its push channels could not be opened or renewed (polling still syncs it): `connection.failed`
+    the first time, not at every renewal that fails again."""
+    if connection.channel_error is not None:
+        connection.channel_error = message
+        return
+    connection.channel_error = message
     outbox.record(
         session,
         connection.organisation_id,
         "connection.failed",
-        {**describe(connection), "error": message, "action_required": action_required},
+        {**describe(connection), "error": message, "part": PUSH_CHANNEL},
+    )
+
+
+def channels_work(session: Session, connection: Connection) -> None:
+    """Its push channels were opened or renewed: `connection.recovered` if they had failed."""
+    if connection.channel_error is None:
+        return
+    connection.channel_error = None
+    outbox.record(
+        session,
+        connection.organisation_id,
+        "connection.recovered",
+        {**describe(connection), "part": PUSH_CHANNEL, "was": ConnectionStatus.ERROR},
     )
 
 

@@ -12,11 +12,10 @@ from sqlalchemy import Table, bindparam, delete, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from store import outbox
 from store.columns import utcnow
 from store.models import Connection, ConnectionKind, ConnectionStatus, PeerEnvelope
 from store.secret_box import SecretBox
-from store.services.connections import credentials, describe
+from store.services.connections import DELIVERY, credentials, note_failure
 
 
 def webhook_secret(session: Session, box: SecretBox, connection_id: int) -> str | None:
@@ -191,18 +190,14 @@ def applied(row: PeerEnvelope, *, error: str | None = None) -> None:
 
 
 def refuse(session: Session, connection: Connection, message: str) -> None:
-    """A delivery that cannot be read: the admin sees why on the connection (`connection.failed`).
+    """A delivery that cannot be read: the admin sees why on the connection (`connection.failed`, when it
+    was not failing already).
 
     Unlike `connections.fail` it leaves the sync lease alone: a sync running meanwhile keeps it.
     """
     connection.status = ConnectionStatus.ERROR
     connection.last_error = message
-    outbox.record(
-        session,
-        connection.organisation_id,
-        "connection.failed",
-        {**describe(connection), "error": message, "action_required": False},
-    )
+    note_failure(session, connection, message, action_required=False, part=DELIVERY)
 
 
 def prune(session: Session, *, older_than: timedelta, now: datetime | None = None) -> int:

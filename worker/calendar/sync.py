@@ -56,8 +56,16 @@ def run(runtime: Runtime, calendar_id: int) -> engine.Tally | None:
     tally = engine.Tally()
     if source is None:
         metrics.UNDECRYPTABLE.labels("connection_credentials").inc()
-        # An error, not action_required: the next poll tries again, so fixing the key is enough.
-        fail(runtime, calendar_id, UndecryptableSecret.reason("the connection's credentials"), False, [])
+        # An error, not action_required: the next poll tries again, so fixing the key is enough (an ICS
+        # feed's or CalDAV account's connection still tells admins they must act).
+        fail(
+            runtime,
+            calendar_id,
+            UndecryptableSecret.reason("the connection's credentials"),
+            False,
+            [],
+            undecryptable=True,
+        )
         return None
     try:
         reader = readers.make_reader(source, runtime.directory, runtime.webhook_client)
@@ -132,9 +140,12 @@ def fail(
     action_required: bool,
     notes: list[str],
     kind: str | None = None,
+    *,
+    undecryptable: bool = False,
 ) -> None:
     """Keep why a sync failed on the calendar (and on an ICS feed's connection), in a transaction of its own;
-    counted by `kind` (the calendar's connection kind, when known)."""
+    counted by `kind` (the calendar's connection kind, when known). `undecryptable`: the credentials could
+    not be read, which the connection says needs an admin while it keeps polling."""
     logger.warning("sync of calendar %d failed: %s", calendar_id, message)
     outcome = "action_required" if action_required else "error"
     metrics.record_sync("calendar", str(kind) if kind is not None else "unknown", outcome)
@@ -145,4 +156,11 @@ def fail(
         calendars.fail(session, calendar, message, action_required=action_required, notes=notes)
         connection = session.get_one(Connection, calendar.connection_id)
         if REGISTRY.can(connection.kind, Capability.ONE_CALENDAR):
-            connections.fail(session, connection, message, action_required=action_required, notes=notes)
+            connections.fail(
+                session,
+                connection,
+                message,
+                action_required=action_required or undecryptable,
+                notes=notes,
+                keeps_polling=undecryptable,
+            )

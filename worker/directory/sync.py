@@ -44,8 +44,10 @@ def run(runtime: Runtime, connection_id: int, *, progress: Progress | None = Non
         settings = dict(connection.settings)
     if credentials is None:
         metrics.UNDECRYPTABLE.labels("connection_credentials").inc()
-        # An error, not action_required: the next poll tries again, so fixing the key is enough.
-        _fail(runtime, connection_id, kind, UndecryptableSecret.reason("the connection's credentials"), False)
+        # Admins must act (connection.action_required), yet the status stays error: the next poll tries
+        # again, so fixing the key is enough.
+        reason = UndecryptableSecret.reason("the connection's credentials")
+        _fail(runtime, connection_id, kind, reason, True, keeps_polling=True)
         return None
     if REGISTRY.can(kind, Capability.PEER_PLATFORM):
         # People and everyone's events, read together (worker/peers); it keeps its own outcome.
@@ -97,9 +99,19 @@ def _changed(counts: dict[str, int]) -> dict[str, int] | str:
     return moved or f"nothing changed ({counts.get('seen', 0)} seen)"
 
 
-def _fail(runtime: Runtime, connection_id: int, kind: ConnectionKind, message: str, action_required: bool) -> None:
+def _fail(
+    runtime: Runtime,
+    connection_id: int,
+    kind: ConnectionKind,
+    message: str,
+    action_required: bool,
+    *,
+    keeps_polling: bool = False,
+) -> None:
     logger.warning("sync of connection %d failed: %s", connection_id, message)
     metrics.record_sync("directory", kind.value, "action_required" if action_required else "error")
     with transaction(runtime.session_factory) as session:
         connection = session.get_one(Connection, connection_id)
-        connections.fail(session, connection, message, action_required=action_required, notes=[])
+        connections.fail(
+            session, connection, message, action_required=action_required, notes=[], keeps_polling=keeps_polling
+        )

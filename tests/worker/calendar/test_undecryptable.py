@@ -44,7 +44,7 @@ def test_a_directory_sync_says_the_credentials_cannot_be_decrypted(world: World,
     assert "DESKBRIDGE_SECRET_KEY" in row.last_error
     assert row.sync_lease_until is None  # let go: the next poll tries again
     assert undecryptable() - counted == 1
-    assert "connection.failed" in world.types()
+    assert "connection.action_required" in world.types()  # the status says error: the poll tries again
 
 
 def test_a_calendar_batch_fails_every_claimed_calendar_with_the_reason(world: World, graph: FakeGraph) -> None:

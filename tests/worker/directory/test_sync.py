@@ -104,8 +104,8 @@ def test_refused_credentials_need_an_admin_and_keep_the_cursor(tenant: Tenant, p
     assert "graph~secret" not in connection.last_error
     assert connection.cursor == cursor
     with tenant.factory() as session:
-        failed = session.scalars(select(OutboxEvent).where(OutboxEvent.type == "connection.failed")).one()
-        assert failed.data["action_required"] is True
+        failed = session.scalars(select(OutboxEvent).where(OutboxEvent.type == "connection.action_required")).one()
+        assert failed.data["part"] == "sync"
 
 
 def test_a_sync_already_running_is_not_started_twice(tenant: Tenant, people: FakeGraph) -> None:
