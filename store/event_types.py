@@ -47,6 +47,7 @@ class OrganisationUpdated(OrganisationRef):
     office_rules: dict[str, Any] | None = None
     calendar_busy_only: bool | None = None
     offboarding_undo_days: int | None = Field(default=None, description="Days a removal can be undone.")
+    release_on_absence: bool | None = None
 
 
 class MemberData(_Data):
@@ -138,7 +139,10 @@ class BookingData(_Data):
     start: datetime
     end: datetime
     status: BookingStatus
-    reason: str = Field(description="Why the booking is (WFO, …); for booking.cancelled, why it was cancelled.")
+    reason: str = Field(
+        description="Why the booking is (WFO, …); for booking.cancelled, why it was cancelled (cancelled_by_member,"
+        " out_of_office: its person is away that whole day, …)."
+    )
     source: str = Field(description="api, console, calendar, or the peer platform it came from.")
 
 

@@ -81,10 +81,12 @@ def update_settings(
     calendar_window_days: int | None = None,
     office_rules: dict[str, Any] | None = None,
     offboarding_undo_days: int | None = None,
+    release_on_absence: bool | None = None,
 ) -> Organisation:
     """Change the timezone, the API switch, what directories do with newcomers (invite them, or
-    make them members at once), the calendar settings or how many days a removal can be undone;
-    records `organisation.updated` with what changed.
+    make them members at once), the calendar settings, how many days a removal can be undone or
+    whether whole days out of office release desk bookings (`release_on_absence`, applied to absences
+    read from then on); records `organisation.updated` with what changed.
 
     `office_rules` must already be clean (sync.calendar.rules.validate: the store knows no rules).
     Turning `calendar_busy_only` on also blanks what calendars already told (titles, locations,
@@ -127,6 +129,8 @@ def update_settings(
         organisation.calendar_busy_only = changes["calendar_busy_only"] = calendar_busy_only
         if calendar_busy_only:
             _forget_details(session, organisation.id)
+    if release_on_absence is not None and release_on_absence != organisation.release_on_absence:
+        organisation.release_on_absence = changes["release_on_absence"] = release_on_absence
     if changes:
         outbox.record(session, organisation.id, "organisation.updated", {"organisation_id": organisation.id, **changes})
     for name in follow_ups.CALENDAR_SETTINGS:

@@ -5,6 +5,10 @@ written and emitted). For every event that changed, the office-day rules decide 
 its person in the office; if so the event holds a booking (reason WFO, source `calendar`), moved or
 cancelled with it. A clash with another booking never overwrites anything: the calendar's booking
 is refused, the reason kept on the event and emitted as `external_event.booking_refused`.
+
+When the organisation turns `release_on_absence` on, an event that changed and says its person is out
+of office for whole days (`rules.absent_days`) cancels their bookings not yet started or checked into
+that lie within those days, whatever made them, with the reason `out_of_office`.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from connectors.records import CalendarPage
+from connectors.records import CalendarEvent, CalendarPage
 from store import outbox
+from store.columns import utcnow
 from store.errors import StoreError
 from store.models import (
     LIVE_STATUSES,
@@ -34,7 +39,7 @@ from store.models import (
 )
 from store.services import bookings, external_events
 from sync import tally
-from sync.calendar.rules import OfficeRules, office_day
+from sync.calendar.rules import ABSENT, OfficeRules, absent_days, office_day
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +68,8 @@ class Context:
     provider: str
     busy_only: bool
     rules: OfficeRules
+    # The organisation's zone when whole days out of office release bookings (`release_on_absence`); None: off.
+    absence_zone: str | None = None
 
     @classmethod
     def load(cls, session: Session, calendar_id: int) -> Context:
@@ -76,7 +83,13 @@ class Context:
             provider=session.get_one(Connection, calendar.connection_id).kind.value,
             busy_only=organisation.calendar_busy_only,
             rules=OfficeRules.from_settings(organisation.office_rules),
+            absence_zone=absence_zone(organisation),
         )
+
+
+def absence_zone(organisation: Organisation) -> str | None:
+    """What `Context.absence_zone` holds for an organisation: its zone when absences release bookings."""
+    return organisation.timezone if organisation.release_on_absence else None
 
 
 def apply_page(
@@ -164,6 +177,35 @@ def _follow_up(
         follow(session, context, session.get_one(ExternalEvent, change.id), office, tally, reason=reason)
     for row in applied.removed:
         _release(session, row.booking_id, tally)
+    if context.absence_zone is not None and context.member_id is not None and applied.changed:
+        changed = {change.event_id for change in applied.changed}
+        for event in page.events:
+            if event.event_id in changed and event.booking_id is None:
+                _release_absent(session, context.member_id, event, context.absence_zone, tally)
+
+
+def _release_absent(session: Session, member_id: int, event: CalendarEvent, zone: str, tally: Tally) -> None:
+    """Cancel the member's bookings that lie within the whole days `event` says they are out of office
+    (not started yet and not checked into: a booking under way is theirs to end)."""
+    days = absent_days(event, zone)
+    if days is None:
+        return
+    start, end = days
+    released = session.scalars(
+        select(Booking)
+        .where(
+            Booking.member_id == member_id,
+            Booking.status == BookingStatus.BOOKED,
+            Booking.start_at >= max(start, utcnow()),
+            Booking.end_at <= end,
+        )
+        .order_by(Booking.start_at)
+    ).all()
+    for booking in released:
+        bookings.cancel(session, booking, reason=ABSENT)
+        tally.count("released")
+    if released:
+        tally.note(f"released {len(released)} booking(s) from {start:%Y-%m-%d}: out of office")
 
 
 def remove_unlisted(

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from store.errors import Invalid
 
@@ -92,3 +94,63 @@ def office_day(event: EventFacts, rules: OfficeRules) -> str | None:
     if any(keyword in subject for keyword in rules.keywords):
         return event.location
     return None
+
+
+# Absence: a whole day out of office releases that day's desk bookings (organisations.release_on_absence).
+
+ABSENT = "out_of_office"  # the reason a booking released by an absence is cancelled with
+
+
+class AbsenceFacts(Protocol):
+    """What `absent_days` reads of an event as a calendar or peer platform sent it (`CalendarEvent`)."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def show_as(self) -> str: ...
+    @property
+    def all_day(self) -> bool: ...
+    @property
+    def start(self) -> datetime: ...
+    @property
+    def end(self) -> datetime: ...
+    @property
+    def timezone(self) -> str | None: ...
+
+
+def absent_days(event: AbsenceFacts, fallback_zone: str) -> tuple[datetime, datetime] | None:
+    """The whole days an out-of-office entry covers, from the first midnight to the last (UTC), or None.
+
+    Out of office is show-as `oof` as every connector reads it: Outlook's showAs, Google's `outOfOffice`
+    entries, ICS/CalDAV `X-MICROSOFT-CDO-BUSYSTATUS:OOF`, When I Work time off, Resource Guru downtime.
+    An all-day entry covers its days; a timed one (Google's out-of-office entries are never all-day)
+    only the days it spans from midnight to midnight in its zone (the organisation's when it names
+    none or one unknown here), so an afternoon off covers no day and releases nothing.
+    """
+    if event.status == "cancelled" or event.show_as != "oof":
+        return None
+    if event.all_day:
+        return (event.start, event.end) if event.end > event.start else None
+    zone = _zone(event.timezone) or _zone(fallback_zone) or ZoneInfo("UTC")
+    local_start = event.start.astimezone(zone)
+    first_day = (
+        local_start.date()
+        if local_start.timetz().replace(tzinfo=None) == time(0)
+        else local_start.date() + timedelta(days=1)
+    )
+    last_day = event.end.astimezone(zone).date()  # the midnight starting the day the entry ends in
+    if first_day >= last_day:
+        return None
+    return (
+        datetime.combine(first_day, time(0), zone).astimezone(UTC),
+        datetime.combine(last_day, time(0), zone).astimezone(UTC),
+    )
+
+
+def _zone(name: str | None) -> ZoneInfo | None:
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None

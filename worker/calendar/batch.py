@@ -113,7 +113,13 @@ def run(
             rules = OfficeRules.from_settings(organisation.office_rules)
             contexts = {
                 item.id: engine.Context(
-                    item.id, item.organisation_id, item.member_id, kind.value, organisation.calendar_busy_only, rules
+                    item.id,
+                    item.organisation_id,
+                    item.member_id,
+                    kind.value,
+                    organisation.calendar_busy_only,
+                    rules,
+                    engine.absence_zone(organisation),
                 )
                 for item in claimed
             }

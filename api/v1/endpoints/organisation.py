@@ -33,6 +33,10 @@ UNDO_HELP = (
     "How many days after a removal the member can be restored as they were (POST /v1/members/{id}/restore, "
     "or by reappearing in a directory); 0: removals cannot be undone."
 )
+ABSENCE_HELP = (
+    "A calendar entry or peer-platform time off that says a person is out of office for whole days cancels "
+    "their bookings within those days (reason out_of_office), for absences read from then on. Off by default."
+)
 
 
 class OfficeRulesOut(BaseModel):
@@ -71,6 +75,7 @@ class OrganisationOut(Resource):
     calendar_window_days: int = Field(description=WINDOW_HELP)
     office_rules: OfficeRulesOut = Field(description=RULES_HELP)
     offboarding_undo_days: int = Field(description=UNDO_HELP)
+    release_on_absence: bool = Field(description=ABSENCE_HELP)
     created_at: Timestamp
     updated_at: Timestamp
 
@@ -89,6 +94,7 @@ class OrganisationPatch(PatchBody):
     offboarding_undo_days: int | None = Field(
         default=None, ge=removals.MIN_UNDO_DAYS, le=removals.MAX_UNDO_DAYS, description=UNDO_HELP
     )
+    release_on_absence: bool | None = Field(default=None, description=ABSENCE_HELP)
 
 
 def _clean_rules(body: OfficeRulesIn | None) -> dict[str, Any] | None:
@@ -137,6 +143,7 @@ def apply_settings(db: Session, ctx: ApiContext, organisation: Organisation, bod
         calendar_window_days=body.calendar_window_days,
         office_rules=_clean_rules(body.office_rules),
         offboarding_undo_days=body.offboarding_undo_days,
+        release_on_absence=body.release_on_absence,
     )
     after = _calendar_settings(organisation)
     db.commit()

@@ -65,6 +65,22 @@ def test_admins_change_the_calendar_settings(client: TestClient, api_factory: se
     assert len(events(api_factory, org.organisation.id)) == count
 
 
+def test_absences_release_desks_only_once_an_admin_turns_it_on(
+    client: TestClient, api_factory: sessionmaker[Session], org: Org
+) -> None:
+    assert client.get("/v1/organisation", headers=auth(org.member_token)).json()["release_on_absence"] is False
+    assert patch(client, org, {"release_on_absence": True})["release_on_absence"] is True
+    event = events(api_factory, org.organisation.id)[-1]
+    assert (event.type, event.data) == (
+        "organisation.updated",
+        {"organisation_id": org.organisation.id, "release_on_absence": True},
+    )
+    with api_factory() as session:
+        assert session.get_one(Organisation, org.organisation.id).release_on_absence is True
+    member = client.patch("/v1/organisation", json={"release_on_absence": False}, headers=auth(org.member_token))
+    assert_problem(member, 403, "admin_only")
+
+
 def test_bad_calendar_settings_change_nothing(client: TestClient, api_factory: sessionmaker[Session], org: Org) -> None:
     cases: list[tuple[dict[str, Any], str]] = [
         ({"calendar_window_days": 0}, "calendar_window_days"),
@@ -72,6 +88,7 @@ def test_bad_calendar_settings_change_nothing(client: TestClient, api_factory: s
         ({"calendar_window_days": "sixty"}, "calendar_window_days"),
         ({"calendar_window_days": None}, "calendar_window_days"),
         ({"calendar_busy_only": "yes please"}, "calendar_busy_only"),
+        ({"release_on_absence": "sometimes"}, "release_on_absence"),
         ({"office_rules": {"subjects": ["WFO"]}}, "office_rules.subjects"),
         ({"office_rules": {"keywords": "WFO"}}, "office_rules.keywords"),
         ({"office_rules": {"keywords": ["  "]}}, "office_rules.keywords"),

@@ -16,8 +16,8 @@ from sqlalchemy import select
 
 from store.columns import utcnow
 from store.db import transaction
-from store.models import Booking, Connection, ConnectionKind, ConnectionStatus, ExternalEvent
-from store.services import bookings, connections, desks, members
+from store.models import Booking, Connection, ConnectionKind, ConnectionStatus, ExternalEvent, Organisation
+from store.services import bookings, connections, desks, members, organisations
 from sync.directory.readers import DirectoryEndpoints
 from tests.fakes.graph import FakeGraph
 from tests.radicale import USERS, Radicale, radicale
@@ -169,3 +169,42 @@ def test_a_server_on_a_private_address_is_refused(
     assert calendar.status is ConnectionStatus.ACTION_REQUIRED
     assert calendar.last_error
     assert "refused" in calendar.last_error
+
+
+def test_an_all_day_entry_marked_out_of_office_releases_the_day_when_the_organisation_says_so(
+    world: World, graph: FakeGraph, server: Radicale, work: caldav.Calendar
+) -> None:
+    people(world, graph)
+    with transaction(world.factory) as session:
+        organisation = session.get_one(Organisation, world.organisation_id)
+        organisations.update_settings(session, organisation, release_on_absence=True)
+        person = members.get_by_email(session, world.organisation_id, ADA)
+        day = DAY.date() + timedelta(days=1)
+        covered = bookings.create(session, person, start=DAY + timedelta(days=1), end=DAY + timedelta(days=1, hours=8))
+        covered_id = covered.id
+    work.save_event(
+        "\r\n".join(
+            [
+                "BEGIN:VCALENDAR",
+                "VERSION:2.0",
+                "PRODID:-//test//EN",
+                "BEGIN:VEVENT",
+                "UID:away",
+                f"DTSTAMP:{DAY.strftime(STAMP)}",
+                f"DTSTART;VALUE=DATE:{day:%Y%m%d}",
+                f"DTEND;VALUE=DATE:{day + timedelta(days=1):%Y%m%d}",
+                "SUMMARY:Away",
+                "X-MICROSOFT-CDO-BUSYSTATUS:OOF",
+                "END:VEVENT",
+                "END:VCALENDAR",
+                "",
+            ]
+        )
+    )
+    [calendar_id] = jobs.follow(world.runtime, connect(world, server, work))
+
+    assert sync.run(world.runtime, calendar_id) is not None
+
+    with world.factory() as session:
+        booking = session.get_one(Booking, covered_id)
+        assert (booking.status.value, booking.cancellation_reason) == ("cancelled", "out_of_office")
