@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.jobs import Jobs
 from api.ratelimit import Counter
+from connectors.kind import Endpoints
 from store.secret_box import SecretBox
 
 
@@ -25,6 +26,9 @@ class ApiContext:
     secret_box: SecretBox | None = None
     # Webhooks: whether private targets pass the SSRF rule (the deployment's setting).
     allow_private_webhooks: bool = False
+    # Where directories live, for reading one person at once (POST /v1/connections/{id}/sync with an address):
+    # the worker's own endpoints (deskbridge.wiring).
+    directory: Endpoints = field(default_factory=Endpoints)
     # The bearer token GET /metrics asks for; None: /metrics is open.
     metrics_token: str | None = None
 

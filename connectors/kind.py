@@ -24,6 +24,7 @@ from connectors.records import (
     ConnectorError,
     DirectoryReader,
     PeopleReader,
+    PersonReader,
     Window,
 )
 
@@ -39,6 +40,7 @@ class Capability(enum.StrEnum):
     WRITES_CALENDARS = "writes_calendars"  # bookings are written into its calendars
     ONE_CALENDAR = "one_calendar"  # the connection is one person's (or resource's) calendar: `member_email`
     PEER_PLATFORM = "peer_platform"  # everyone's people and events at once (worker/peers)
+    READS_PERSON = "reads_person"  # one person can be read alone and applied at once (`Kind.person_reader`)
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,13 @@ CalendarWriterFactory = Callable[[CalendarSource, Endpoints, httpx.Client], Cale
 CalendarSubscriberFactory = Callable[[CalendarSource, Endpoints], PushSubscriber]
 CalendarBatchFactory = Callable[[CalendarSource, Endpoints, httpx.Client], CalendarBatch]
 PeopleReaderFactory = Callable[[dict[str, Any], dict[str, Any], Endpoints, Callable[[Any], None]], PeopleReader]
+PersonReaderFactory = Callable[[dict[str, Any], dict[str, Any], Endpoints], PersonReader]
+
+
+def names_groups(settings: dict[str, Any]) -> bool:
+    """Whether a connection's (clean) settings name groups, in its scope or as teams: reading one person
+    then reads their groups too."""
+    return bool((settings.get("scope") or {}).get("groups") or settings.get("team_groups"))
 
 
 # Settings and credentials ---------------------------------------------------------------------
@@ -315,6 +324,7 @@ class Kind:
     # Many of a connection's calendars read in one job, sharing a sign-in; left out: `OneByOne`.
     calendar_batch: CalendarBatchFactory | None = None
     people_reader: PeopleReaderFactory | None = None
+    person_reader: PersonReaderFactory | None = None  # with Capability.READS_PERSON
 
     def can(self, capability: Capability) -> bool:
         return capability in self.capabilities

@@ -77,6 +77,23 @@ class DirectoryReader(Protocol):
     def read(self, cursor: str | None) -> Iterator[DirectoryPage]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class PersonRecord:
+    """One person as the directory describes them now, read alone (`POST /v1/connections/{id}/sync` with
+    an address). `groups`: every group they are a member of, when the connection's scope or teams name
+    groups; None when none was read (the scope needs none), so their memberships are left as they are."""
+
+    user: DirectoryUser
+    groups: tuple[DirectoryGroup, ...] | None = None
+
+
+class PersonReader(Protocol):
+    """Reads one person of a directory: by the id it knows them by (`known_id`, from an earlier sync) or
+    else their address (a sign-in name or mailbox); None when the directory has no such person."""
+
+    def person(self, address: str, known_id: str | None) -> PersonRecord | None: ...
+
+
 class ConnectorError(Exception):
     """The outside system refused or failed; `message` is for an admin, `action_required` when only they can fix it."""
 

@@ -138,6 +138,7 @@ def make_app(components: Components) -> FastAPI:
             max_import_bytes=settings.max_import_bytes,
             secret_box=worker_runtime.secret_box,
             allow_private_webhooks=settings.private_targets_allowed,
+            directory=worker_runtime.directory,
             metrics_token=settings.metrics_token.get_secret_value() if settings.metrics_token else None,
         )
     )

@@ -145,6 +145,7 @@ _MEANINGS = {
     415: "The body is not JSON.",
     422: "Invalid input: see `errors` for the fields at fault.",
     429: "The daily request limit is reached; see `Retry-After`.",
+    502: "A directory or calendar provider refused or failed the request; nothing was changed.",
 }
 
 

@@ -14,6 +14,7 @@ from connectors.google.calendar_channels import GoogleCalendarChannels
 from connectors.google.calendar_writer import GoogleCalendarWriter
 from connectors.google.channels import GoogleChannels
 from connectors.google.directory import GoogleDirectory
+from connectors.google.person import GooglePerson
 from connectors.google.service import GoogleSettings as GoogleConnection
 from connectors.kind import (
     CalendarSource,
@@ -27,6 +28,7 @@ from connectors.kind import (
     OptionalText,
     Text,
     Texts,
+    names_groups,
 )
 
 
@@ -93,9 +95,15 @@ KIND = Kind(
             Capability.RECEIVES_PUSHES,
             Capability.READS_CALENDARS,
             Capability.WRITES_CALENDARS,
+            Capability.READS_PERSON,
         }
     ),
     calendars_opt_in=True,
+    person_reader=lambda settings, credentials, endpoints: GooglePerson(
+        google_settings(settings, credentials, endpoints),
+        groups=names_groups(settings),
+        scope_groups=(settings.get("scope") or {}).get("groups") or (),
+    ),
     directory_reader=lambda settings, credentials, endpoints: GoogleDirectory(
         google_settings(settings, credentials, endpoints), groups=settings.get("groups") or None
     ),

@@ -18,6 +18,7 @@ from connectors.kind import (
     KindSettings,
     OptionalText,
     Text,
+    names_groups,
 )
 from connectors.microsoft.auth import ClientCertificate, ClientSecret, Credential, GraphAuth
 from connectors.microsoft.calendar import OutlookCalendar
@@ -26,6 +27,7 @@ from connectors.microsoft.calendar_push import OutlookEventSubscriptions
 from connectors.microsoft.calendar_writer import OutlookCalendarWriter
 from connectors.microsoft.directory import MicrosoftDirectory
 from connectors.microsoft.graph import GraphClient
+from connectors.microsoft.person import MicrosoftPerson
 from connectors.microsoft.subscriptions import MicrosoftSubscriptions
 
 
@@ -96,9 +98,13 @@ KIND = Kind(
             Capability.RECEIVES_PUSHES,
             Capability.READS_CALENDARS,
             Capability.WRITES_CALENDARS,
+            Capability.READS_PERSON,
         }
     ),
     calendars_opt_in=True,
+    person_reader=lambda settings, credentials, endpoints: MicrosoftPerson(
+        graph_client(settings, credentials, endpoints), groups=names_groups(settings)
+    ),
     directory_reader=lambda settings, credentials, endpoints: MicrosoftDirectory(
         graph_client(settings, credentials, endpoints)
     ),

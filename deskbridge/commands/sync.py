@@ -20,11 +20,14 @@ from rich.text import Text
 from connectors.csv import parse_bytes
 from connectors.kind import Capability
 from connectors.kinds import REGISTRY
+from connectors.records import ConnectorError
 from deskbridge.commands import plan as plan_command
 from deskbridge.commands.common import OrgOption, err, fail, organisation, out, store
 from deskbridge.settings import get_settings
 from store.models import ConnectionStatus
+from store.secret_box import UndecryptableSecret
 from store.services import connections
+from sync.directory import person
 from sync.directory.imports import import_page, plan_file
 
 # The order a plan is shown in: arrivals, changes, departures, then who was left alone.
@@ -49,13 +52,22 @@ def sync(
         bool,
         typer.Option("--plan", help="Read the directory and print what a sync would do, changing nothing (kept 1 h)."),
     ] = False,
+    email: Annotated[
+        str | None,
+        typer.Option("--email", help="Read just this person (Microsoft, Google) from the directory and apply it now."),
+    ] = None,
 ) -> None:
     """Sync a connection now and show what changed; with --file, import a CSV file into a csv connection;
-    with --plan, only show what a sync would do (apply it with `deskbridge plan apply`)."""
+    with --plan, only show what a sync would do (apply it with `deskbridge plan apply`); with --email, read
+    one person now."""
     if plan:
-        if file is not None or dry_run or details or output is not None:
+        if file is not None or dry_run or details or output is not None or email is not None:
             fail("--plan reads the directory; for a CSV file's plan use --file with --dry-run.")
         plan_command.make(connection_id, org)
+    elif email is not None:
+        if file is not None or dry_run or details or output is not None:
+            fail("--email reads one person: it goes with none of --file, --dry-run, --details and --output.")
+        _sync_person(connection_id, org, email)
     elif file is not None:
         _import(connection_id, org, file, dry_run=dry_run, details=details, output=output)
     elif dry_run or details or output is not None:
@@ -201,6 +213,35 @@ def _sync_now(connection_id: int, org: str | None) -> None:
     out().print(f"Synced {name!r} ({kind.value}); status {status.value}.", markup=False, soft_wrap=True)
     _print_people(tally.people, dry_run=False)
     _print_counts(counts, notes)
+
+
+def _sync_person(connection_id: int, org: str | None, email: str) -> None:
+    """One person read from the directory and applied at once, as `POST /v1/connections/{id}/sync` does."""
+    from deskbridge.wiring import build
+    from worker import runtime
+
+    components = build(get_settings())
+    try:
+        worker_runtime = runtime.current()
+        with store() as session:
+            connection = connections.get(session, organisation(session, org).id, connection_id)
+            name = connection.name
+            try:
+                done = person.sync_person(
+                    session, worker_runtime.secret_box, worker_runtime.directory, connection, email
+                )
+            except ConnectorError as error:
+                fail(f"{name}: {error.message}; nothing was changed.")
+            except UndecryptableSecret:
+                fail(UndecryptableSecret.reason("the connection's credentials"))
+            status = done.member.status.value if done.member is not None else None
+    finally:
+        components.engine.dispose()
+    where = "in" if done.found else "no longer in"
+    scope = "in scope" if done.in_scope else "out of scope"
+    line = f"{done.address} is {where} the directory of {name!r}, {scope}"
+    out().print(f"{line}; member: {status or 'none'}.", markup=False, soft_wrap=True)
+    _print_counts(done.tally.counts, done.tally.notes)
 
 
 def _read_feed(connection_id: int) -> None:

@@ -394,6 +394,43 @@ def users(session: Session, connection_id: int, external_ids: Sequence[str]) -> 
     )
 
 
+def find_user(session: Session, connection_id: int, address: str) -> DirectoryUser | None:
+    """The staged user a directory knows by this address (mailbox or sign-in name, any case), if any: the
+    one not deleted first, then the one it last saw."""
+    wanted = address.strip().lower()
+    return session.scalars(
+        select(DirectoryUser)
+        .where(
+            DirectoryUser.connection_id == connection_id,
+            or_(func.lower(DirectoryUser.email) == wanted, func.lower(DirectoryUser.username) == wanted),
+        )
+        .order_by(DirectoryUser.deleted, DirectoryUser.seen_round.desc(), DirectoryUser.id.desc())
+        .limit(1)
+    ).first()
+
+
+def groups_with(session: Session, connection_id: int, user_id: str) -> list[DirectoryGroup]:
+    """The live groups the directory last said this user is a member of."""
+    return list(
+        session.scalars(
+            select(DirectoryGroup)
+            .join(
+                DirectoryMembership,
+                and_(
+                    DirectoryMembership.connection_id == DirectoryGroup.connection_id,
+                    DirectoryMembership.group_external_id == DirectoryGroup.external_id,
+                ),
+            )
+            .where(
+                DirectoryGroup.connection_id == connection_id,
+                DirectoryMembership.user_external_id == user_id,
+                DirectoryGroup.deleted.is_(False),
+            )
+            .order_by(DirectoryGroup.id)
+        )
+    )
+
+
 _LINK_MEMBERS = text(
     """
     UPDATE directory_users SET member_id = link.member_id, in_scope = true

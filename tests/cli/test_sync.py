@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -29,6 +30,7 @@ from store.services import bookings, connections, desks, members, organisations
 from tests.cli.conftest import count, failed, ok, table_rows
 from tests.conftest import BROKER
 from tests.connectors.csv.test_exports import ENTRA_HEADER, entra_row
+from tests.fakes.google import FakeGoogle
 from tests.fakes.ics import FakeIcsServer
 from tests.worker.webhooks.conftest import free_port
 from worker import runtime
@@ -356,3 +358,31 @@ def test_a_held_plan_is_rejected_from_the_command_line(factory: sessionmaker[Ses
     assert f"Rejected {held.held_plan_id}: 1 people stay." in rejected.stdout
     assert states(factory)["bob@acme.example"] is MemberStatus.INVITED
     assert connection(factory).status is ConnectionStatus.ACTIVE
+
+
+def test_one_person_read_now_with_email(
+    factory: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FakeGoogle() as google:
+        google.add_user("cy@acme.example", "Cy", notify=False)
+        monkeypatch.setenv("DESKBRIDGE_GOOGLE_API_URL", google.base_url)
+        get_settings.cache_clear()
+        ok("org", "create", "Acme")
+        auto_accept(factory)
+        key_file = tmp_path / "sa.json"
+        key_file.write_text(json.dumps(google.service_account_info()))
+        ok("connect", "google", "--admin-email", google.admin_email, "--key-file", str(key_file))
+
+        result = ok("sync", "1", "--email", "cy@acme.example")
+
+        assert "cy@acme.example is in the directory of 'Google Workspace', in scope; member: active." in result.stdout
+        assert "added 1" in result.stdout
+        assert states(factory) == {"cy@acme.example": MemberStatus.ACTIVE}
+        nobody = failed("sync", "1", "--email", "nobody@acme.example")
+        assert "nobody@acme.example is not in the directory of connection 1" in nobody.stderr
+        google.fail(400)
+        refused = failed("sync", "1", "--email", "cy@acme.example")
+        assert "nothing was changed" in refused.stderr
+    assert "--email reads one person" in failed("sync", "1", "--email", "a@b.example", "--dry-run").stderr
+    ok("connect", "csv")
+    assert "google and microsoft connections can" in failed("sync", "2", "--email", "a@b.example").stderr

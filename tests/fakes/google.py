@@ -9,7 +9,10 @@ talk to it unchanged:
   401 `unauthorized_client`, a subject who is no user of the domain 400 `invalid_grant`.
 - `admin/directory/v1/users` (customer, domain, maxResults ≤ 500, pageToken, showDeleted, projection),
   `groups` and `groups/{key}` (maxResults ≤ 200), `groups/{key}/members` (includeDerivedMembership),
-  `users/watch` and `admin/directory_v1/channels/stop`, with Google's response and error shapes; each
+  `users/watch` and `admin/directory_v1/channels/stop`, one user alone (`users/{userKey}`: id, primary
+  address or alias; deleted users are 404), a user's groups (`groups?userKey=`: direct memberships,
+  no customer needed) and `groups/{key}/hasMember/{memberKey}` (nested membership counts, as Google's
+  does), with Google's response and error shapes; each
   checks the bearer token, its scopes and that the delegated subject is an admin.
 - Watch channels get the `sync` message on opening and a notification per change made through the
   test API (POSTs with the X-Goog-* headers to the channel's address, from a delivery thread).
@@ -1152,7 +1155,11 @@ class FakeGoogle(CalendarFakeMixin):
             if method == route_method and path == route_path:
                 scopes_needed = needed
         if path.startswith("admin/directory/v1/groups/") and method == "GET":
-            scopes_needed = MEMBERS_SCOPES if len(parts) == 6 and parts[5] == "members" else GROUPS_SCOPES
+            scopes_needed = (
+                MEMBERS_SCOPES if len(parts) >= 6 and parts[5] in ("members", "hasMember") else GROUPS_SCOPES
+            )
+        if path.startswith("admin/directory/v1/users/") and len(parts) == 5 and method == "GET" and parts[4] != "watch":
+            scopes_needed = USERS_SCOPES
         if scopes_needed is None:
             return 404, {}, google_error(404, "Not Found", "notFound")
         token = self.tokens.get(authorization.removeprefix("Bearer ").strip())
@@ -1180,17 +1187,21 @@ class FakeGoogle(CalendarFakeMixin):
             return 403, {}, google_error(403, "Not Authorized to access this resource/api", "forbidden")
         if path == "admin/directory/v1/users":
             return self._list_users(query)
+        if path.startswith("admin/directory/v1/users/") and len(parts) == 5:
+            return self._get_user(unquote(parts[4]))
         if path == "admin/directory/v1/users/watch":
             return self._watch(query, body)
         if path == "admin/directory_v1/channels/stop":
             return self._stop(body)
         if path == "admin/directory/v1/groups":
             return self._list_groups(query)
-        group = self._group(parts[4])
+        group = self._group(unquote(parts[4]))
         if group is None:
             return 404, {}, google_error(404, "Resource Not Found: groupKey", "notFound")
         if len(parts) == 5:
             return 200, {}, group
+        if len(parts) == 7 and parts[5] == "hasMember":
+            return self._has_member(group["id"], unquote(parts[6]))
         return self._list_members(group["id"], query)
 
     def _check_customer(self, query: dict[str, str]) -> tuple[int, dict[str, str], Any] | None:
@@ -1213,7 +1224,49 @@ class FakeGoogle(CalendarFakeMixin):
             answer["nextPageToken"] = token
         return 200, {}, answer
 
+    def _user_by_key(self, key: str) -> dict[str, Any] | None:
+        if key in self.users:
+            return self.users[key]
+        wanted = key.lower()
+        return next(
+            (
+                user
+                for user in self.users.values()
+                if user["primaryEmail"].lower() == wanted or wanted in (a.lower() for a in user.get("aliases", ()))
+            ),
+            None,
+        )
+
+    def _get_user(self, key: str) -> tuple[int, dict[str, str], Any]:
+        user = self._user_by_key(key)
+        if user is None:
+            return 404, {}, google_error(404, "Resource Not Found: userKey", "notFound")
+        return 200, {}, user
+
+    def _has_member(self, group_id: str, member_key: str) -> tuple[int, dict[str, str], Any]:
+        user = self._user_by_key(member_key)
+        if user is None:
+            return 404, {}, google_error(404, "Resource Not Found: memberKey", "notFound")
+        pending, seen = [group_id], set()
+        while pending:  # nested groups' members are members too
+            current = pending.pop()
+            if current in seen or current not in self.members:
+                continue
+            seen.add(current)
+            for member_id, kind in self.members[current].items():
+                if kind == "USER" and member_id == user["id"]:
+                    return 200, {}, {"isMember": True}
+                if kind == "GROUP":
+                    pending.append(member_id)
+        return 200, {}, {"isMember": False}
+
     def _list_groups(self, query: dict[str, str]) -> tuple[int, dict[str, str], Any]:
+        if "userKey" in query:  # the groups a user is a direct member of: no customer needed
+            user = self._user_by_key(query["userKey"])
+            if user is None:
+                return 404, {}, google_error(404, "Resource Not Found: userKey", "notFound")
+            mine = [gid for gid in self.group_order if self.members.get(gid, {}).get(user["id"]) == "USER"]
+            return 200, {}, {"kind": "admin#directory#groups", "groups": [self.groups[gid] for gid in mine]}
         if (refused := self._check_customer(query)) is not None:
             return refused
         limit = _limit(query, default=200, most=200)

@@ -25,10 +25,11 @@ from connectors.csv import parse
 from connectors.ics import redact
 from connectors.kind import Capability, KindCredentials, KindSettings
 from connectors.kinds import KINDS, REGISTRY
+from connectors.records import ConnectorError
 from store.models import Calendar, Connection, ConnectionKind
-from store.secret_box import SecretBox
+from store.secret_box import SecretBox, UndecryptableSecret
 from store.services import calendars, connections
-from sync.directory import imports
+from sync.directory import imports, person
 
 router = APIRouter(prefix="/connections", tags=["connections"])
 
@@ -158,6 +159,26 @@ class SyncQueued(BaseModel):
     """Whether this request queued a sync."""
 
     queued: bool = Field(description="false: a sync was already asked for and not started; it covers this one.")
+
+
+class SyncIn(RequestBody):
+    """One person now: read just them from the directory and apply it at once (Microsoft, Google)."""
+
+    email: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=3, max_length=320, pattern=r"^[^@\s/]+@[^@\s/]+$")
+    ] = Field(description="Their address: mailbox or sign-in name.")
+
+
+class PersonSynced(BaseModel):
+    """What reading one person did."""
+
+    email: str
+    found: bool = Field(description="false: the directory no longer has them; the connection knew them, so they left.")
+    in_scope: bool = Field(description="Whether the connection's scope takes them in.")
+    member_id: int | None = Field(description="The member they feed, if any.")
+    member_status: Literal["invited", "active", "removed"] | None
+    counts: dict[str, int] = Field(description="What it did: invited, added, updated, removed…")
+    notes: list[str]
 
 
 class TokenOut(BaseModel):
@@ -333,11 +354,56 @@ def delete_one(connection: Chosen, db: DB, ctx: Context) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/{connection_id}/sync", status_code=202, summary="Sync a connection", responses=problems(404))
-def sync_one(connection: Chosen, db: DB, ctx: Context) -> SyncQueued:
+@router.post(
+    "/{connection_id}/sync",
+    status_code=202,
+    summary="Sync a connection, or one person now",
+    response_model=None,
+    responses={
+        202: {"model": SyncQueued, "description": "Without a body: the sync was queued (or one waiting covers it)."},
+        200: {"model": PersonSynced, "description": "With `email`: the person was read and applied."},
+        **problems(400, 404, 413, 415, 422, 502),
+    },
+)
+def sync_one(
+    connection: Chosen, db: DB, ctx: Context, response: Response, body: SyncIn | None = None
+) -> SyncQueued | PersonSynced:
     """Queue a sync (admins only). Requests while one waits are covered by it: `queued: false`. An
-    ICS or CalDAV connection's calendar is read again."""
-    return SyncQueued(queued=queue_sync(db, ctx, connection))
+    ICS or CalDAV connection's calendar is read again.
+
+    With `{"email": …}` (Microsoft and Google connections): read just that person from the directory
+    and apply it now, as a sync would (invited or added, renamed, their groups and teams, removed when
+    out of scope). A person the directory no longer has is removed when the connection knows them, and
+    is a 404 otherwise; a refusal or failure of the directory is a 502 and changes nothing."""
+    if body is None:
+        return SyncQueued(queued=queue_sync(db, ctx, connection))
+    result = sync_person(db, ctx, connection, body.email)
+    response.status_code = 200
+    return result
+
+
+def sync_person(db: Session, ctx: ApiContext, connection: Connection, email: str) -> PersonSynced:
+    """Read one person of `connection`'s directory, apply and commit (the API's route and the CLI)."""
+    try:
+        done = person.sync_person(db, ctx.box(), ctx.directory, connection, email)
+    except ConnectorError as error:
+        db.rollback()
+        code = "directory_refused" if error.action_required else "directory_failed"
+        raise ApiError(502, f"{connection.name}: {error.message}", code=code) from None
+    except UndecryptableSecret:
+        db.rollback()
+        raise ApiError(502, UndecryptableSecret.reason("the connection's credentials"), code="undecryptable") from None
+    out = PersonSynced(
+        email=done.address,
+        found=done.found,
+        in_scope=done.in_scope,
+        member_id=done.member.id if done.member is not None else None,
+        member_status=done.member.status.value if done.member is not None else None,
+        counts={name: count for name, count in done.tally.counts.items() if count},
+        notes=done.tally.notes,
+    )
+    db.commit()
+    return out
 
 
 def queue_sync(db: Session, ctx: ApiContext, connection: Connection) -> bool:

@@ -102,6 +102,13 @@ class Directory:
         self._removed_kinds: dict[tuple[str, str], str] = {}
         self.lock = threading.RLock()
 
+    def user_by_key(self, key: str) -> User | None:
+        """A user by id or userPrincipalName (any case), as `GET /users/{id | userPrincipalName}` finds one."""
+        with self.lock:
+            if key in self.users:
+                return self.users[key]
+            return next((user for user in self.users.values() if user.upn.lower() == key.lower()), None)
+
     # --- the state API for tests ---------------------------------------------------------------
 
     def add_user(

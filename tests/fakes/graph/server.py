@@ -13,6 +13,10 @@ Test hooks: `throttle(n, retry_after)` / `fail(n, status)` answer the next n Gra
 error; `requests` lists every (method, path) served (a request inside a batch as "GET in $batch");
 `directory`, `calendars` (people's Outlook calendars, see calendars.py) and `subscriptions` hold the
 state. A change to a calendar notifies the subscriptions on that person's events.
+
+One user alone (as Graph documents it): `GET /users/{id | userPrincipalName}`, `GET /users?$filter=mail
+eq '…'` (only that filter) and `GET /users/{id | userPrincipalName}/memberOf/microsoft.graph.group`
+(the groups the user is a direct member of; needs Group.Read.All beside User.Read.All).
 """
 
 from __future__ import annotations
@@ -142,6 +146,8 @@ class _Server(ThreadingHTTPServer):
 
 _USER_OR_GROUP = re.compile(r"^/v1\.0/(users|groups)/([^/]+)$")
 _CALENDAR = re.compile(r"^/v1\.0/users/([^/]+)/(calendarView/delta|events)(?:/([^/]+))?$")
+_MEMBER_OF = re.compile(r"^/v1\.0/users/([^/]+)/memberOf/microsoft\.graph\.group$")
+_MAIL_FILTER = re.compile(r"^mail eq '((?:[^']|'')*)'$")
 _SUBSCRIPTION = re.compile(r"^/v1\.0/subscriptions/([^/]+)$")
 _DISCOVERY = re.compile(r"^/([^/]+)/v2\.0/\.well-known/openid-configuration$")
 _TOKEN = re.compile(r"^/([^/]+)/oauth2/v2\.0/token$")
@@ -289,7 +295,16 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET" and path in ("/v1.0/users/delta", "/v1.0/groups/delta"):
             self._delta(resource, query)
         elif method == "GET" and (match := _USER_OR_GROUP.match(path)):
-            self._object(match.group(1), match.group(2), query)
+            self._object(match.group(1), unquote(match.group(2)), query)
+        elif method == "GET" and path == "/v1.0/users":
+            self._users_by_mail(query)
+        elif method == "GET" and (match := _MEMBER_OF.match(path)):
+            if "Group.Read.All" not in app.permissions:
+                self._graph_error(
+                    403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
+                )
+            else:
+                self._member_of(unquote(match.group(1)), query)
         elif path == "/v1.0/subscriptions" and method == "POST":
             body = _json(raw)
             wanted = PERMISSIONS.get(str(body.get("resource", "")).strip("/")) if isinstance(body, dict) else None
@@ -368,7 +383,7 @@ class _Handler(BaseHTTPRequestHandler):
         select = tuple(query["$select"][0].split(",")) if "$select" in query else None
         with directory.lock:
             if kind == "users":
-                user = directory.users.get(object_id)
+                user = directory.user_by_key(object_id)
                 body = None if user is None or user.soft_deleted else user.to_graph(select)
             else:
                 group = directory.groups.get(object_id)
@@ -377,6 +392,36 @@ class _Handler(BaseHTTPRequestHandler):
             self._graph_error(404, "Request_ResourceNotFound", f"Resource '{object_id}' does not exist.")
         else:
             self._send(200, body)
+
+    def _users_by_mail(self, query: dict[str, list[str]]) -> None:
+        match = _MAIL_FILTER.match(query.get("$filter", [""])[0])
+        if match is None:
+            self._graph_error(400, "Request_UnsupportedQuery", "Unsupported query (the fake knows mail eq '…').")
+            return
+        wanted = match.group(1).replace("''", "'").lower()
+        select = tuple(query["$select"][0].split(",")) if "$select" in query else None
+        directory = self.fake.directory
+        with directory.lock:
+            found = [
+                user.to_graph(select)
+                for user in directory.users.values()
+                if not user.soft_deleted and (user.mail or "").lower() == wanted
+            ]
+        self._send(200, {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users", "value": found})
+
+    def _member_of(self, key: str, query: dict[str, list[str]]) -> None:
+        directory = self.fake.directory
+        with directory.lock:
+            user = directory.user_by_key(key)
+            if user is None or user.soft_deleted:
+                self._graph_error(404, "Request_ResourceNotFound", f"Resource '{key}' does not exist.")
+                return
+            groups = [
+                {"@odata.type": "#microsoft.graph.group", "id": group.id, "displayName": group.name, "mail": group.mail}
+                for group in directory.groups.values()
+                if group.members.get(user.id) == "user"
+            ]
+        self._send(200, {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#groups", "value": groups})
 
 
 def _json(raw: bytes) -> Any:
