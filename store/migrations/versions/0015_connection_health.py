@@ -3,7 +3,7 @@ connection's last outcome left it in (kept through a sync's claim), why its push
 organisation's switch for releasing desks on whole days out of office.
 
 Revision ID: 0015
-Revises: 0012
+Revises: 0013
 """
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
-_STATUS = sa.Enum("active", "syncing", "error", "action_required", name="connectionstatus", native_enum=False, length=16)
+_STATUS = sa.Enum(
+    "active", "syncing", "error", "action_required", "removals_held", name="connectionstatus", native_enum=False, length=16
+)
 
 
 def upgrade() -> None:
