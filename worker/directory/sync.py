@@ -29,12 +29,34 @@ def run(runtime: Runtime, connection_id: int, *, progress: Progress | None = Non
 
     A connector's refusal is kept on the connection (`error`, or `action_required` when only an
     admin can fix it) and not raised; anything else is recorded too and raised, so the queue retries.
+    A sync asked for while this one ran (a notification) found it held and did nothing: it is queued
+    again as this one ends (`_again_if_asked`), so a change mid-sync waits one sync, not the poll.
     """
     factory = runtime.session_factory
     with transaction(factory) as session:
         if not connections.claim(session, connection_id):
             logger.info("connection %d is being synced already", connection_id)
             return None
+    try:
+        return _claimed(runtime, connection_id, progress)
+    finally:
+        _again_if_asked(runtime, connection_id)
+
+
+def _again_if_asked(runtime: Runtime, connection_id: int) -> None:
+    """Queue the sync asked for while this one held the connection (its own job found it held)."""
+    from worker.directory import jobs  # actors: declared once the broker is set, as this runs in a worker
+
+    with transaction(runtime.session_factory) as session:
+        connection = session.get(Connection, connection_id)
+        asked = connection is not None and connection.sync_requested_at is not None
+    if asked:
+        jobs.enqueue_sync(connection_id)
+
+
+def _claimed(runtime: Runtime, connection_id: int, progress: Progress | None) -> engine.Tally | None:
+    factory = runtime.session_factory
+    with transaction(factory) as session:
         connection = session.get_one(Connection, connection_id)
         kind, cursor = connection.kind, connection.cursor
         try:

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from dramatiq import Message
 from sqlalchemy import select
 
 from store.db import transaction
 from store.models import Connection, ConnectionKind, ConnectionStatus, Member, MemberStatus, OutboxEvent
 from store.services import connections
+from sync.directory import engine
 from sync.directory.readers import DirectoryEndpoints
+from tests.conftest import BROKER
 from tests.fakes.google import FakeGoogle
 from tests.fakes.graph import FakeGraph
 from tests.worker.directory.conftest import Tenant
@@ -157,3 +160,26 @@ def test_a_google_workspace_sync(tenant: Tenant, google: FakeGoogle) -> None:
     assert states(tenant)["ada@acme.example"] is MemberStatus.REMOVED
     with tenant.factory() as session:
         assert session.get_one(Connection, connection_id).status is ConnectionStatus.ACTIVE
+
+
+def test_a_sync_asked_for_while_one_runs_is_queued_when_it_ends(tenant: Tenant, people: FakeGraph) -> None:
+    # A notification mid-sync asks for a sync whose job finds the connection held and does nothing; the
+    # running sync queues it as it ends, so the change is read now rather than at the poll's sweep.
+    BROKER.flush_all()
+    asked: list[engine.Tally | None] = []
+
+    def notified_meanwhile(users: int) -> None:
+        if asked:
+            return
+        with transaction(tenant.factory) as session:
+            assert connections.request_sync(session, tenant.connection_id)
+        asked.append(sync.run(tenant.runtime, tenant.connection_id))  # its job: the connection is held
+
+    assert sync.run(tenant.runtime, tenant.connection_id, progress=notified_meanwhile) is not None
+
+    assert asked == [None]
+    [message] = [Message.decode(raw) for raw in BROKER.queues["directory"].queue]
+    assert (message.actor_name, message.args) == ("sync_connection", (tenant.connection_id,))
+    BROKER.flush_all()
+    assert sync.run(tenant.runtime, tenant.connection_id) is not None  # that sync: nothing more asked
+    assert BROKER.queues["directory"].qsize() == 0
