@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench bench-api bench-webhooks bench-directory bench-calendar clean
+.PHONY: run test lint typecheck pytest bench bench-api bench-webhooks bench-directory bench-calendar bench-offboarding clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,7 +35,7 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 ## bench: every benchmark (each prints its figures)
-bench: bench-api bench-webhooks bench-directory bench-calendar
+bench: bench-api bench-webhooks bench-directory bench-calendar bench-offboarding
 
 bench-api: $(STAMP)
 	$(BIN)/python -m bench.api
@@ -51,6 +51,10 @@ bench-directory: $(STAMP)
 ## bench-calendar: initial sync of 1,000 people x 200 events from the fake Google and Graph into PostgreSQL, then 1% changed, beside decoding alone
 bench-calendar: $(STAMP)
 	$(BIN)/python -m bench.calendar
+
+## bench-offboarding: 200 people leaving Entra ID and Google Workspace, notification to membership removed and signed webhook received (p50, p99)
+bench-offboarding: $(STAMP)
+	$(BIN)/python -m bench.offboarding
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

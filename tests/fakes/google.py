@@ -1187,7 +1187,7 @@ class FakeGoogle(CalendarFakeMixin):
             return 403, {}, google_error(403, "Not Authorized to access this resource/api", "forbidden")
         if path == "admin/directory/v1/users":
             return self._list_users(query)
-        if path.startswith("admin/directory/v1/users/") and len(parts) == 5:
+        if path.startswith("admin/directory/v1/users/") and len(parts) == 5 and parts[4] != "watch":
             return self._get_user(unquote(parts[4]))
         if path == "admin/directory/v1/users/watch":
             return self._watch(query, body)
