@@ -16,6 +16,7 @@ from store.services import connections
 from sync.directory import engine, readers
 from worker import metrics
 from worker.calendar import jobs as calendar_jobs
+from worker.directory import jobs as directory_jobs
 from worker.peers import sync as peer_sync
 from worker.runtime import Runtime
 
@@ -45,13 +46,11 @@ def run(runtime: Runtime, connection_id: int, *, progress: Progress | None = Non
 
 def _again_if_asked(runtime: Runtime, connection_id: int) -> None:
     """Queue the sync asked for while this one held the connection (its own job found it held)."""
-    from worker.directory import jobs  # actors: declared once the broker is set, as this runs in a worker
-
     with transaction(runtime.session_factory) as session:
         connection = session.get(Connection, connection_id)
         asked = connection is not None and connection.sync_requested_at is not None
     if asked:
-        jobs.enqueue_sync(connection_id)
+        directory_jobs.enqueue_sync(runtime.queue, connection_id)
 
 
 def _claimed(runtime: Runtime, connection_id: int, progress: Progress | None) -> engine.Tally | None:

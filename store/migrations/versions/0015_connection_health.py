@@ -3,7 +3,7 @@ connection's last outcome left it in (kept through a sync's claim), why its push
 organisation's switch for releasing desks on whole days out of office.
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision = "0013"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 

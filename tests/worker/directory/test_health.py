@@ -4,6 +4,7 @@ Graph, never at every retry that fails again."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select
@@ -14,7 +15,6 @@ from store.secret_box import SecretBox
 from store.services import connections
 from tests.fakes.graph import App, FakeGraph
 from tests.worker.directory.conftest import CLIENT_ID, SECRET, Tenant
-from worker import runtime
 from worker.directory import channels, sync
 
 HEALTH = ("connection.failed", "connection.action_required", "connection.recovered")
@@ -88,15 +88,7 @@ def test_refused_credentials_need_an_admin_once_until_the_admin_acts(tenant: Ten
 
 
 def test_a_secret_no_key_opens_needs_an_admin_while_the_polls_go_on(tenant: Tenant, graph: FakeGraph) -> None:
-    wrong = runtime.Runtime(
-        tenant.runtime.session_factory,
-        tenant.runtime.mailer,
-        tenant.runtime.public_base_url,
-        tenant.runtime.mail_from,
-        secret_box=SecretBox([SecretBox.generate_key()]),
-        webhook_client=tenant.runtime.webhook_client,
-        directory=tenant.runtime.directory,
-    )
+    wrong = replace(tenant.runtime, secret_box=SecretBox([SecretBox.generate_key()]))
     sync.run(wrong, tenant.connection_id)
     sync.run(wrong, tenant.connection_id)
 
