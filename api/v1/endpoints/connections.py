@@ -358,28 +358,21 @@ def delete_one(connection: Chosen, db: DB, ctx: Context) -> Response:
     "/{connection_id}/sync",
     status_code=202,
     summary="Sync a connection, or one person now",
-    response_model=None,
-    responses={
-        202: {"model": SyncQueued, "description": "Without a body: the sync was queued (or one waiting covers it)."},
-        200: {"model": PersonSynced, "description": "With `email`: the person was read and applied."},
-        **problems(400, 404, 413, 415, 422, 502),
-    },
+    response_model=SyncQueued | PersonSynced,
+    responses=problems(400, 404, 413, 415, 422, 502),
 )
-def sync_one(
-    connection: Chosen, db: DB, ctx: Context, response: Response, body: SyncIn | None = None
-) -> SyncQueued | PersonSynced:
-    """Queue a sync (admins only). Requests while one waits are covered by it: `queued: false`. An
-    ICS or CalDAV connection's calendar is read again.
+def sync_one(connection: Chosen, db: DB, ctx: Context, body: SyncIn | None = None) -> SyncQueued | PersonSynced:
+    """Queue a sync (admins only): `SyncQueued`. Requests while one waits are covered by it: `queued:
+    false`. An ICS or CalDAV connection's calendar is read again.
 
     With `{"email": …}` (Microsoft and Google connections): read just that person from the directory
     and apply it now, as a sync would (invited or added, renamed, their groups and teams, removed when
-    out of scope). A person the directory no longer has is removed when the connection knows them, and
-    is a 404 otherwise; a refusal or failure of the directory is a 502 and changes nothing."""
+    out of scope), answered with what it did (`PersonSynced`, done by the time the answer comes). A
+    person the directory no longer has is removed when the connection knows them, and is a 404
+    otherwise; a refusal or failure of the directory is a 502 and changes nothing."""
     if body is None:
         return SyncQueued(queued=queue_sync(db, ctx, connection))
-    result = sync_person(db, ctx, connection, body.email)
-    response.status_code = 200
-    return result
+    return sync_person(db, ctx, connection, body.email)
 
 
 def sync_person(db: Session, ctx: ApiContext, connection: Connection, email: str) -> PersonSynced:

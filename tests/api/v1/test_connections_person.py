@@ -96,7 +96,7 @@ def microsoft(api: TestClient, org: Org, graph: FakeGraph, **settings: Any) -> i
     )
 
 
-def one(api: TestClient, org: Org, connection_id: int, email: str, status: int = 200) -> dict[str, Any]:
+def one(api: TestClient, org: Org, connection_id: int, email: str, status: int = 202) -> dict[str, Any]:
     response = api.post(f"/v1/connections/{connection_id}/sync", json={"email": email}, headers=auth(org.admin_token))
     assert response.status_code == status, response.text
     answer: dict[str, Any] = response.json()
