@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from api.context import ApiContext
 from api.deps import DB, AdminCaller, context
-from api.errors import problem
+from api.errors import ApiError, problem
 from api.v1.common import PatchBody, RequestBody, Resource, Timestamp, path_id, problems
 from api.v1.pagination import Keyset, Page, Paging, fetch, page_of
 from connectors.csv import parse
