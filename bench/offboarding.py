@@ -132,7 +132,8 @@ def set_up(factory: sessionmaker[Session], directories: dict[str, Any], receiver
 
 def first_syncs_and_channels(factory: sessionmaker[Session], setup: Setup, people: int) -> None:
     """Both connections synced (everyone a member), a booking each ahead, and the push channels open."""
-    from worker.directory import channels, sync
+    from worker import channels
+    from worker.directory import sync
 
     worker_runtime = runtime.current()
     start = (utcnow() + timedelta(days=2)).replace(hour=9, minute=0, second=0, microsecond=0)

@@ -15,7 +15,8 @@ from store.secret_box import SecretBox
 from store.services import connections
 from tests.fakes.graph import App, FakeGraph
 from tests.worker.directory.conftest import CLIENT_ID, SECRET, Tenant
-from worker.directory import channels, sync
+from worker import channels
+from worker.directory import sync
 
 HEALTH = ("connection.failed", "connection.action_required", "connection.recovered")
 
