@@ -13,13 +13,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import create_app
-from api.context import ApiContext
-from api.ratelimit import MemoryCounter
 from connectors.kind import Endpoints
 from store.models import Member, MemberStatus, Team, TeamMembership
 from store.secret_box import SecretBox
 from tests.api.v1.conftest import assert_problem, error_fields, nothing_written
-from tests.conftest import Org, auth, events
+from tests.conftest import Org, api_context, auth, events
 from tests.fakes.google import FakeGoogle
 from tests.fakes.graph import App, FakeGraph
 from tests.fakes.tls import TestTLS, make_tls
@@ -65,15 +63,7 @@ def api(api_factory: sessionmaker[Session], graph: FakeGraph, google: FakeGoogle
         ca_bundle=str(tls.ca_bundle),
         allow_private=True,
     )
-    context = ApiContext(
-        session_factory=api_factory,
-        counter=MemoryCounter(),
-        public_base_url="http://testserver",
-        broker_ping=lambda: True,
-        secret_box=BOX,
-        directory=directory,
-    )
-    return TestClient(create_app(context))
+    return TestClient(create_app(api_context(api_factory, secret_box=BOX, directory=directory)))
 
 
 def connect(api: TestClient, org: Org, body: dict[str, Any]) -> int:
