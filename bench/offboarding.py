@@ -62,7 +62,7 @@ from store.columns import utcnow
 from store.db import make_session_factory, transaction
 from store.models import ConnectionKind, DirectoryPolicy, MemberStatus, OutboxEvent, Role
 from store.services import bookings, connections, members, organisations, webhook_endpoints
-from worker import relay, runtime
+from worker import after_commit, runtime
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
             ca_bundle=graph["ca_bundle"],
         )
         components = build(settings)
-        factory = make_session_factory(components.engine, listeners=[relay.on_commit])
+        factory = make_session_factory(components.engine, listeners=[after_commit.on_commit])
         setup = set_up(factory, directories, receiver_url, args.people)
         secrets_file = RESULTS / "offboarding-secrets.json"
         secrets_file.write_text(json.dumps({HOOK_PATH: setup.secret}))
