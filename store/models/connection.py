@@ -4,7 +4,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models.base import Base, JSONDocument, Timestamps, enum_column
@@ -76,5 +76,7 @@ class Connection(SyncState, Timestamps, Base):
     failing: Mapped[ConnectionStatus | None] = mapped_column(enum_column(ConnectionStatus))
     # Why its push channels could not be opened or renewed; None while they work (polling still syncs it).
     channel_error: Mapped[str | None] = mapped_column(Text)
-    # The plan (sync_plans.id) holding removals over the connection's removal limit for an admin.
-    held_plan_id: Mapped[int | None]
+    # New settings (a scope): the next sync decides everyone again, not only whom the directory changed.
+    decide_everyone: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # The plan (its public id, plan_…) holding removals over the connection's removal limit for an admin.
+    held_plan_id: Mapped[str | None] = mapped_column(String(40))
