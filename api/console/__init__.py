@@ -12,7 +12,16 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.console import admin_connections, admin_org, admin_places, admin_users, admin_webhooks, me, sign_in
+from api.console import (
+    admin_connections,
+    admin_org,
+    admin_places,
+    admin_plans,
+    admin_users,
+    admin_webhooks,
+    me,
+    sign_in,
+)
 from api.console.auth import install_handlers
 from api.console.pages import ConsoleRoute
 
@@ -22,7 +31,7 @@ STATIC = Path(__file__).parent / "static"
 def install(app: FastAPI) -> None:
     """Mount the console's pages, its static files and its error handlers on `app`."""
     install_handlers(app)
-    for module in (sign_in, me, admin_org, admin_users, admin_places, admin_connections, admin_webhooks):
+    for module in (sign_in, me, admin_org, admin_users, admin_places, admin_connections, admin_plans, admin_webhooks):
         app.include_router(module.router)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
 

@@ -44,6 +44,11 @@ def has_people(kind: str) -> bool:
     return not REGISTRY.can(kind, Capability.ONE_CALENDAR)
 
 
+def can_plan(kind: str) -> bool:
+    """Whether a plan of a sync is read from the directory itself (a file's plan is its import's dry run)."""
+    return REGISTRY.can(kind, Capability.READS_DIRECTORY) or REGISTRY.can(kind, Capability.PEER_PLATFORM)
+
+
 def removal_limit(connection: ConnectionOut) -> RemovalLimit:
     """The connection's removal limit as it applies (the kind's defaults where the settings name none)."""
     return RemovalLimit.model_validate(connection.settings.get("removal_limit") or {})
@@ -118,6 +123,7 @@ def _detail(request: Request, viewer: Viewer, db: Session, connection: Connectio
         limit=removal_limit(shown) if has_people(connection.kind) else None,
         pushed=REGISTRY.can(connection.kind, Capability.DIRECTORY_PUSHED),  # no "sync now": it is sent to us
         takes_files=REGISTRY.can(connection.kind, Capability.TAKES_FILES),
+        plans=can_plan(connection.kind),
         no_store="scim_token" in extra,
         **extra,
     )
@@ -208,14 +214,25 @@ async def _run_import(
         parsed = parse(text)
         if parsed.page is None:
             return _detail(request, viewer, db, connection, import_errors=parsed.errors, import_rows=parsed.rows)
-        tally = imports.import_page(db, connection, parsed.page, dry_run=dry_run)
+        plan_id = None
+        if dry_run:  # the plan is kept: it can be applied as it is
+            tally, plan = imports.plan_file(db, connection, parsed.page)
+            plan_id = plan.public_id
+        else:
+            tally = imports.import_page(db, connection, parsed.page, dry_run=False)
         db.commit()
         return _detail(
             request,
             viewer,
             db,
             connection,
-            imported={"dry_run": dry_run, "rows": parsed.rows, "counts": tally.counts, "people": tally.people},
+            imported={
+                "dry_run": dry_run,
+                "rows": parsed.rows,
+                "counts": tally.counts,
+                "people": tally.people,
+                "plan_id": plan_id,
+            },
             import_notes=tally.notes,
         )
 

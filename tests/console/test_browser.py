@@ -546,3 +546,34 @@ def test_admin_restores_a_removed_member(served: Served, new_page: Callable[[], 
     assert "active" in page.get_by_role("row", name=re.compile("back@example.com")).inner_text()
     with served.factory() as db:
         assert members.get(db, 1, member_id).status is MemberStatus.ACTIVE
+
+
+def test_admin_sees_held_removals_and_approves_them(served: Served, new_page: Callable[[], Any], axe: Any) -> None:
+    """A CSV import that would remove more people than the limit allows holds them; an admin approves."""
+    with httpx.Client(base_url=served.base, headers={"Authorization": f"token {served.admin_token}"}) as api:
+        made = api.post(
+            "/v1/connections",
+            json={"kind": "csv", "name": "Payroll", "settings": {"removal_limit": {"people": 1, "percent": 0}}},
+        )
+        assert made.status_code == 201, made.text
+        connection_id = made.json()["id"]
+        everyone = "email,name\n" + "".join(f"p{n}@example.com,P{n}\n" for n in range(5))
+        for text in (everyone, "email,name\np0@example.com,P0\n"):
+            assert api.post(f"/v1/connections/{connection_id}/import", json={"csv": text}).status_code == 200
+    page = new_page()
+    _sign_in_with_token(page, served, served.admin_token)
+    page.get_by_role("link", name="Connections").click()
+    assert "removals held" in page.get_by_role("row", name=re.compile("Payroll")).inner_text()
+    page.get_by_role("link", name="Payroll").click()
+    page.get_by_role("link", name=re.compile("held removals")).click()
+    page.get_by_role("heading", name="Removals held on Payroll").wait_for()
+    for n in range(1, 5):
+        assert page.get_by_role("cell", name=f"p{n}@example.com").is_visible()
+    _shot(page, "held")
+    checked = axe.run(page, options=WCAG)
+    assert not checked.violations_count, checked.generate_report()
+    page.get_by_role("button", name="Approve the removals").click()
+    page.get_by_text("Approved: removed 4.").wait_for()
+    with served.factory() as db:
+        assert members.get_by_email(db, 1, "p3@example.com").status is MemberStatus.REMOVED
+        assert members.get_by_email(db, 1, "p0@example.com").status is not MemberStatus.REMOVED

@@ -22,6 +22,7 @@ from store.models import (
     BookingStatus,
     ConnectionStatus,
     ConsoleSession,
+    DirectoryPolicy,
     MemberStatus,
     OutboxEvent,
     SignInLink,
@@ -659,3 +660,80 @@ def test_removal_limits_are_set_from_the_connection_or_the_organisation_page(con
         assert reason in console.get(f"/console/admin/connections/{connection_id}").text
     stored = console.get(f"/v1/connections/{connection_id}", headers=token(org)).json()["settings"]
     assert stored["removal_limit"] == {"people": 25, "percent": 2.5}
+
+
+HELD_FILE = "email,name\nada@acme.example,Ada\nbob@acme.example,Bob\n"
+
+
+def _held(console: TestClient, org: Org, api_factory: sessionmaker[Session]) -> tuple[int, str, int]:
+    """A csv connection whose last import held bob's removal (a limit of none): (connection, plan id, booking)."""
+    with transaction(api_factory) as db:  # people join at once, so bob can book
+        organisation = organisations.get(db, org.organisation.id)
+        organisations.update_settings(db, organisation, directory_policy=DirectoryPolicy.AUTO_ACCEPT)
+    made = console.post(
+        "/v1/connections",
+        json={"kind": "csv", "name": "HR", "settings": {"removal_limit": {"people": 0, "percent": 0}}},
+        headers=token(org),
+    )
+    connection_id = made.json()["id"]
+
+    def imported(text: str) -> None:
+        answer = console.post(f"/v1/connections/{connection_id}/import", json={"csv": text}, headers=token(org))
+        assert answer.status_code == 200, answer.text
+
+    imported(HELD_FILE)
+    start = utcnow().replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
+    with transaction(api_factory) as db:
+        bob = members.get_by_email(db, org.organisation.id, "bob@acme.example")
+        desk = desks.create(db, org.organisation.id, "B7")
+        booking = bookings.create(db, bob, desk_id=desk.id, start=start, end=start + timedelta(hours=8))
+    imported("email,name\nada@acme.example,Ada\n")
+    plan_id = console.get(f"/v1/connections/{connection_id}", headers=token(org)).json()["held_plan_id"]
+    assert plan_id
+    return connection_id, plan_id, booking.id
+
+
+def test_held_removals_are_shown_and_approved(
+    console: TestClient, org: Org, api_factory: sessionmaker[Session]
+) -> None:
+    connection_id, plan_id, booking_id = _held(console, org, api_factory)
+    sign_in_with_token(console, org.admin_token)
+    page = console.get(f"/console/admin/connections/{connection_id}")
+    assert "removals held" in page.text
+    assert f"/console/admin/connections/{connection_id}/plans/{plan_id}" in page.text
+    plan = console.get(f"/console/admin/connections/{connection_id}/plans/{plan_id}")
+    assert "1 person leave the organisation" in plan.text
+    assert "bob@acme.example" in plan.text
+    assert "desk B7" in plan.text
+    approved = console.post(
+        f"/console/admin/connections/{connection_id}/plans/{plan_id}/apply", data={"csrf_token": csrf_of(plan.text)}
+    )
+    assert approved.status_code == 303
+    assert "Approved: removed 1." in console.get(approved.headers["location"]).text
+    with api_factory() as db:
+        assert members.get_by_email(db, org.organisation.id, "bob@acme.example").status is MemberStatus.REMOVED
+        assert db.get_one(Booking, booking_id).status is BookingStatus.CANCELLED
+    again = console.post(
+        f"/console/admin/connections/{connection_id}/plans/{plan_id}/reject",
+        data={"csrf_token": csrf_of(plan.text)},
+        headers={"referer": f"http://testserver/console/admin/connections/{connection_id}/plans/{plan_id}"},
+    )
+    assert again.status_code == 303  # decided already: refused with the reason, nothing changes
+    assert "was applied" in console.get(again.headers["location"]).text
+
+
+def test_held_removals_are_rejected_and_the_people_stay(
+    console: TestClient, org: Org, api_factory: sessionmaker[Session]
+) -> None:
+    connection_id, plan_id, booking_id = _held(console, org, api_factory)
+    sign_in_with_token(console, org.admin_token)
+    plan = console.get(f"/console/admin/connections/{connection_id}/plans/{plan_id}")
+    rejected = console.post(
+        f"/console/admin/connections/{connection_id}/plans/{plan_id}/reject", data={"csrf_token": csrf_of(plan.text)}
+    )
+    assert rejected.status_code == 303
+    assert "Rejected: 1 people stay" in console.get(rejected.headers["location"]).text
+    with api_factory() as db:
+        assert members.get_by_email(db, org.organisation.id, "bob@acme.example").status is not MemberStatus.REMOVED
+        assert db.get_one(Booking, booking_id).status is BookingStatus.BOOKED
+    assert console.get(f"/console/admin/connections/{connection_id}/plans/plan_nope").status_code == 404
