@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, func, insert, or_, select, text
+from sqlalchemy import ColumnElement, Select, and_, func, insert, or_, select, text
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
@@ -465,18 +465,23 @@ def _keep_an_admin(session: Session, leaving: Member) -> None:
         raise Conflict("an organisation must keep at least one active admin", code="last_admin")
 
 
+def _is_active_admin_of(organisation_id: int) -> ColumnElement[bool]:
+    return and_(
+        Member.organisation_id == organisation_id,
+        Member.role == Role.ADMIN,
+        Member.status == MemberStatus.ACTIVE,
+    )
+
+
 def active_admins(session: Session, organisation_id: int) -> int:
     """How many active admins the organisation has (a directory's plan keeps the last one)."""
-    return (
-        session.scalar(
-            select(func.count()).where(
-                Member.organisation_id == organisation_id,
-                Member.role == Role.ADMIN,
-                Member.status == MemberStatus.ACTIVE,
-            )
-        )
-        or 0
-    )
+    return session.scalar(select(func.count()).where(_is_active_admin_of(organisation_id))) or 0
+
+
+def admins_to_tell(session: Session, organisation_id: int) -> Sequence[Member]:
+    """The organisation's active admins in a stable order: whom its emails about a connection or a
+    webhook endpoint go to."""
+    return session.scalars(select(Member).where(_is_active_admin_of(organisation_id)).order_by(Member.id)).all()
 
 
 def remove(session: Session, member: Member, *, reason: str = "member_removed") -> bool:

@@ -7,11 +7,9 @@ from __future__ import annotations
 import logging
 from email.message import EmailMessage
 
-from sqlalchemy import select
-
 from store.db import transaction
-from store.models import Connection, Member, MemberStatus, Organisation, Role, SyncPlan
-from store.services import follow_ups, plans
+from store.models import Connection, Member, Organisation, SyncPlan
+from store.services import follow_ups, members, plans
 from worker.mailers import new_message
 from worker.runtime import Runtime
 
@@ -63,15 +61,7 @@ def tell_admins(runtime: Runtime, connection_id: int) -> int:
             follow_ups.done(session, follow_ups.REMOVALS_HELD_MAIL, connection_id, owed)
             return 0
         organisation = session.get_one(Organisation, connection.organisation_id)
-        admins = session.scalars(
-            select(Member)
-            .where(
-                Member.organisation_id == connection.organisation_id,
-                Member.role == Role.ADMIN,
-                Member.status == MemberStatus.ACTIVE,
-            )
-            .order_by(Member.id)
-        ).all()
+        admins = members.admins_to_tell(session, connection.organisation_id)
         messages = [compose(connection, plan, organisation, admin, runtime) for admin in admins]
     for message in messages:
         runtime.mailer.send(message)

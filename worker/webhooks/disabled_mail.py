@@ -7,10 +7,9 @@ from __future__ import annotations
 import logging
 from email.message import EmailMessage
 
-from sqlalchemy import select
-
 from store.db import transaction
-from store.models import Member, MemberStatus, Organisation, Role, WebhookEndpoint
+from store.models import Member, Organisation, WebhookEndpoint
+from store.services import members
 from store.services.webhook_endpoints import shown_url
 from worker.mailers import new_message
 from worker.runtime import Runtime
@@ -55,15 +54,7 @@ def tell_admins(runtime: Runtime, endpoint_id: int) -> int:
             if endpoint is None or endpoint.disabled_at is None:
                 return 0
             organisation = session.get_one(Organisation, endpoint.organisation_id)
-            admins = session.scalars(
-                select(Member)
-                .where(
-                    Member.organisation_id == endpoint.organisation_id,
-                    Member.role == Role.ADMIN,
-                    Member.status == MemberStatus.ACTIVE,
-                )
-                .order_by(Member.id)
-            ).all()
+            admins = members.admins_to_tell(session, endpoint.organisation_id)
             messages = [compose(endpoint, organisation, admin, runtime) for admin in admins]
         for message in messages:
             runtime.mailer.send(message)
