@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from store.models import Connection
 from store.services import connections
 from tests.api.v1.conftest import assert_problem, error_fields, nothing_written
-from tests.api.v1.test_connections import BOX, Queued, api, queued  # noqa: F401 (fixtures)
-from tests.conftest import Org, auth
+from tests.api.v1.test_connections import BOX, api, queued  # noqa: F401 (fixtures)
+from tests.conftest import Org, RecordedJobs, auth
 
 PEERS: dict[str, dict[str, Any]] = {
     "wheniwork": {
@@ -43,7 +43,7 @@ def test_a_peer_connection_is_made_read_at_once_and_keeps_its_secrets(
     api: TestClient,  # noqa: F811
     api_factory: sessionmaker[Session],
     org: Org,
-    queued: Queued,  # noqa: F811
+    queued: RecordedJobs,  # noqa: F811
     kind: str,
 ) -> None:
     body = {"kind": kind, "name": kind, **PEERS[kind]}
