@@ -31,7 +31,7 @@ from store.models import (
     TeamMembership,
 )
 from store.secret_box import SecretBox
-from store.services import bookings, connections, desks, follow_ups, members, organisations, tokens
+from store.services import bookings, connections, desks, follow_ups, members, organisations, restores, tokens
 from store.services import plans as stored
 from sync.directory import engine, plans
 from sync.directory.engine import apply_now, apply_round, redecide_everyone
@@ -238,7 +238,7 @@ def mail_runtime(session_factory: sessionmaker[Session], tmp_path: Path) -> runt
     return worker_runtime
 
 
-def test_a_scope_change_that_would_remove_80_percent_is_held_then_approved(
+def test_a_scope_change_that_would_remove_80_percent_is_held_then_approved_then_undone(
     session_factory: sessionmaker[Session], acme: Org, mail_runtime: runtime.Runtime, tmp_path: Path
 ) -> None:
     connection_id = connect(session_factory, acme)
@@ -311,6 +311,27 @@ def test_a_scope_change_that_would_remove_80_percent_is_held_then_approved(
         assert (connection.status, connection.held_plan_id) == (ConnectionStatus.ACTIVE, None)
         # An admin's approval is not counted against the next hour's limit.
         assert stored.removed_since(session, connection_id, utcnow() - timedelta(hours=1)) == 0
+
+    # Undone: an admin restores the person with the booking at once (their API access comes back with a new
+    # token, the old one stays revoked), then puts the scope back, and the next sync restores the other 799
+    # instead of inviting them as strangers.
+    with transaction(session_factory) as session:
+        done = restores.restore(session, members.get_by_email(session, acme.organisation.id, "p0999@corp.example"))
+        assert ([booking.id for booking in done.bookings], done.unrestored) == ([booking_id], [])
+        [(new_token, _secret)] = done.tokens
+        assert new_token.id != token_id
+    set_settings(session_factory, connection_id, scope={})
+    tally, _ = apply_round(session_factory, connection_id, full(*listing))
+    assert (tally.counts.get("restored"), tally.counts.get("invited", 0), tally.counts.get("held", 0)) == (799, 0, 0)
+    now = states(session_factory, acme)
+    assert all(now[person.email] is MemberStatus.ACTIVE for person in people[1:])
+    with session_factory() as session:
+        assert session.get_one(Booking, booking_id).status is BookingStatus.BOOKED
+        assert session.get_one(ApiToken, token_id).revoked_at is not None
+    restored_events = [
+        event for event in events(session_factory, acme.organisation.id) if event.type == "membership.restored"
+    ]
+    assert len(restored_events) == 800
 
 
 def test_rejected_removals_stay_and_are_not_proposed_again_until_the_directory_changes(
