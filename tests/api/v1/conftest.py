@@ -21,6 +21,7 @@ from store.migrate import upgrade
 from store.models import ApiToken, Base, ConnectionKind, OutboxEvent, Role
 from store.secret_box import SecretBox
 from store.services import bookings, connections, desks, feeds, members, teams, tokens, webhook_endpoints
+from sync.directory import plans
 from tests.conftest import Org
 
 Snapshot = dict[str, list[tuple[Any, ...]]]
@@ -135,6 +136,7 @@ class World:
     connection_id: int
     event_id: str  # the booking's booking.created
     feed_id: int  # an ICS feed of the member's bookings
+    plan_id: str  # an open plan of the connection
 
     def ids(self) -> dict[str, int | str]:
         return {
@@ -150,6 +152,7 @@ class World:
             "event_id": self.event_id,
             "event": "booking.created",
             "feed_id": self.feed_id,
+            "plan_id": self.plan_id,
         }
 
 
@@ -188,6 +191,7 @@ def furnish(factory: sessionmaker[Session], org: Org) -> World:
         feed, _ = feeds.create(session, organisation_id, member_id=member.id)
         ids = (member.id, desk.id, team.id, booking.id, invitation.id, token_id, webhook.id, hook.id, connection.id)
         feed_id = feed.id
+        plan_id = plans.make(session, connection.id, plans.Source()).public_id
     with factory() as session:
         event_id = session.scalar(
             select(OutboxEvent.id).where(
@@ -195,7 +199,7 @@ def furnish(factory: sessionmaker[Session], org: Org) -> World:
             )
         )
     assert event_id is not None
-    return World(org, *ids, event_id, feed_id)
+    return World(org, *ids, event_id, feed_id, plan_id)
 
 
 @pytest.fixture
@@ -291,6 +295,10 @@ def every_call() -> list[Call]:
         Call("POST", "/v1/connections/{connection_id}/sync", admin_only=True),
         Call("POST", "/v1/connections/{connection_id}/token", admin_only=True),
         Call("POST", "/v1/connections/{connection_id}/import", {"csv": "email\na@x.example\n"}, admin_only=True),
+        Call("POST", "/v1/connections/{connection_id}/plan", admin_only=True),
+        Call("GET", "/v1/connections/{connection_id}/plans/{plan_id}", admin_only=True),
+        Call("POST", "/v1/connections/{connection_id}/plans/{plan_id}/apply", admin_only=True),
+        Call("POST", "/v1/connections/{connection_id}/plans/{plan_id}/reject", admin_only=True),
         Call("GET", "/v1/external-events"),
         Call("POST", "/v1/feeds", {}),
         Call("GET", "/v1/feeds"),
