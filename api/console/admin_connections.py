@@ -123,6 +123,7 @@ def _detail(request: Request, viewer: Viewer, db: Session, connection: Connectio
         limit=removal_limit(shown) if has_people(connection.kind) else None,
         pushed=REGISTRY.can(connection.kind, Capability.DIRECTORY_PUSHED),  # no "sync now": it is sent to us
         takes_files=REGISTRY.can(connection.kind, Capability.TAKES_FILES),
+        reads_person=REGISTRY.can(connection.kind, Capability.READS_PERSON),
         plans=can_plan(connection.kind),
         no_store="scim_token" in extra,
         **extra,
@@ -184,6 +185,29 @@ def sync_now(request: Request, connection_id: ResourceId, viewer: AdminPosted, d
     if v1_connections.queue_sync(db, ctx, connection):
         return done(request, where, "Sync queued.")
     return done(request, where, "A sync was already asked for; it covers this one.")
+
+
+@router.post("/connections/{connection_id}/person")
+def sync_person_now(
+    request: Request,
+    connection_id: ResourceId,
+    viewer: AdminPosted,
+    db: DB,
+    email: Annotated[str, Form(max_length=320)],
+) -> Response:
+    """Read one person from the directory and apply it at once, as POST /v1/connections/{id}/sync with an
+    email does (the same checks and the same answer, in words)."""
+    connection = connections.get(db, viewer.organisation.id, connection_id)
+    body = v1_connections.SyncIn.model_validate({"email": email})
+    synced = v1_connections.sync_person(db, context(request), connection, body.email)
+    did = ", ".join(f"{name} {count}" for name, count in synced.counts.items()) or "nothing to change"
+    if not synced.found:
+        said = f"{synced.email} is no longer in the directory: {did}."
+    elif synced.in_scope:
+        said = f"{synced.email} read from the directory: {did}."
+    else:
+        said = f"{synced.email} is outside the connection's scope: {did}."
+    return done(request, f"{LIST}/{connection.id}", " ".join([said, *synced.notes]))
 
 
 @router.post("/connections/{connection_id}/import")

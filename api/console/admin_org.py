@@ -61,6 +61,7 @@ def save_organisation(
     api_enabled: Annotated[bool, Form()] = False,
     calendar_busy_only: Annotated[bool, Form()] = False,
     working_elsewhere_with_location: Annotated[bool, Form()] = False,
+    release_on_absence: Annotated[bool, Form()] = False,
 ) -> Response:
     """Save every setting of the form (an unticked box is off)."""
     body = OrganisationPatch.model_validate(
@@ -71,6 +72,7 @@ def save_organisation(
             "calendar_busy_only": calendar_busy_only,
             "calendar_window_days": calendar_window_days,
             "offboarding_undo_days": offboarding_undo_days,
+            "release_on_absence": release_on_absence,
             "office_rules": {
                 "categories": words(categories),
                 "keywords": words(keywords),

@@ -308,6 +308,7 @@ def test_organisation_settings_are_saved_and_times_follow_the_zone(
         "offboarding_undo_days": "7",
         "keywords": "WFO, office",
         "api_enabled": "true",
+        "release_on_absence": "true",
     }
     assert console.post("/console/admin/organisation", data=form).status_code == 303
     with api_factory() as db:
@@ -316,6 +317,7 @@ def test_organisation_settings_are_saved_and_times_follow_the_zone(
         assert organisation.directory_policy.value == "auto_accept"
         assert organisation.calendar_window_days == 30
         assert organisation.offboarding_undo_days == 7
+        assert organisation.release_on_absence
         assert organisation.office_rules["keywords"] == ["WFO", "office"]
     assert "times in Asia/Tokyo" in console.get("/console/bookings").text
 
