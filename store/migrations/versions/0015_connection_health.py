@@ -22,21 +22,21 @@ _STATUS = sa.Enum(
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("connections") as batch_op:
-        batch_op.add_column(sa.Column("failing", _STATUS, nullable=True))
-        batch_op.add_column(sa.Column("channel_error", sa.Text(), nullable=True))
+    # Not batches: on SQLite a batch copies the table, and dropping the old one cascades to its children
+    # (the organisation's members, the connection's calendars), as 0014 found.
+    op.add_column("connections", sa.Column("failing", _STATUS, nullable=True))
+    op.add_column("connections", sa.Column("channel_error", sa.Text(), nullable=True))
     # Connections failing now are failing already: their next failure is no news, a good sync is.
     op.execute(
         "UPDATE connections SET failing = status WHERE status IN ('error', 'action_required')"
     )
     op.execute("UPDATE connections SET failing = 'error' WHERE status = 'syncing' AND last_error IS NOT NULL")
-    with op.batch_alter_table("organisations") as batch_op:
-        batch_op.add_column(sa.Column("release_on_absence", sa.Boolean(), server_default=sa.false(), nullable=False))
+    op.add_column(
+        "organisations", sa.Column("release_on_absence", sa.Boolean(), server_default=sa.false(), nullable=False)
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("organisations") as batch_op:
-        batch_op.drop_column("release_on_absence")
-    with op.batch_alter_table("connections") as batch_op:
-        batch_op.drop_column("channel_error")
-        batch_op.drop_column("failing")
+    op.drop_column("organisations", "release_on_absence")
+    op.drop_column("connections", "channel_error")
+    op.drop_column("connections", "failing")
