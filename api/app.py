@@ -18,6 +18,7 @@ from api.push.resourceguru import route as resourceguru_hooks
 from api.usage import TokenUsage
 from api.v1 import common
 from api.v1 import router as v1
+from store.reads import reads_for
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
@@ -27,6 +28,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         app.state.token_usage.flush()  # the uses noted since the last batch
+        await app.state.reads.close()
 
     # /docs and /redoc load Swagger UI and ReDoc from files the package ships, not from a CDN.
     app = FastAPIOffline(
@@ -40,6 +42,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     )
     app.state.context = ctx
     app.state.token_usage = TokenUsage(ctx.session_factory)
+    app.state.reads = reads_for(ctx.session_factory)
     errors.install(app)
     app.add_middleware(Guard, max_body_bytes=ctx.max_body_bytes, max_import_bytes=ctx.max_import_bytes)
     app.add_middleware(metrics.RequestMetrics)  # added last: outermost, so it sees every answer

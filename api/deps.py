@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any, NamedTuple, TypeVar
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, NamedTuple
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -13,8 +13,11 @@ from starlette.concurrency import run_in_threadpool
 from api.context import ApiContext
 from api.errors import ApiError
 from api.ratelimit import day_window
+from api.usage import TokenUsage
 from store.models import Role
+from store.reads import Reads
 from store.services import tokens
+from store.services.members import hash_secret
 from store.services.tokens import Caller
 
 _SCHEMES = ("token", "bearer")
@@ -100,9 +103,32 @@ def authenticate_request(request: Request, db: Session, secret: str) -> Caller:
     past it), its figures left in `request.state.ratelimit` for the `X-RateLimit-*` headers."""
     caller = tokens.authenticate(db, secret)
     if caller is None:
-        raise ApiError(401, "Invalid token.", code="invalid_token", headers={"WWW-Authenticate": "Token"})
-    request.app.state.token_usage.note(caller.token_id)
-    figures = count_request(context(request), caller.member.id)
+        raise _invalid_token()
+    usage: TokenUsage = request.app.state.token_usage
+    if usage.note(caller.token_id):
+        usage.flush()
+    return _limited(request, caller, count_request(context(request), caller.member.id))
+
+
+async def authenticate_on_loop(request: Request, secret: str) -> Caller:
+    """`authenticate_request` for a coroutine: the token looked up and the request counted on the event
+    loop (`reads`, `Counter.hit_async`), without a trip to the thread pool."""
+    row = await reads(request).first(tokens.AUTHENTICATE, {"token_hash": hash_secret(secret)})
+    if row is None:
+        raise _invalid_token()
+    caller = tokens.caller_of(row)
+    usage: TokenUsage = request.app.state.token_usage
+    if usage.note(caller.token_id):
+        await run_in_threadpool(usage.flush)
+    return _limited(request, caller, await count_request_async(context(request), caller.member.id))
+
+
+def _invalid_token() -> ApiError:
+    return ApiError(401, "Invalid token.", code="invalid_token", headers={"WWW-Authenticate": "Token"})
+
+
+def _limited(request: Request, caller: Caller, figures: RateLimit | None) -> Caller:
+    """`caller`, the figures left for the `X-RateLimit-*` headers; 429 past the limit."""
     if figures is None:
         return caller
     request.state.ratelimit = figures
@@ -131,7 +157,19 @@ def count_request(ctx: ApiContext, member_id: int) -> RateLimit | None:
     if limit <= 0:
         return None
     day, reset = day_window()
-    used = ctx.counter.hit(f"ratelimit:{member_id}:{day}", reset)
+    return _figures(limit, reset, ctx.counter.hit(f"ratelimit:{member_id}:{day}", reset))
+
+
+async def count_request_async(ctx: ApiContext, member_id: int) -> RateLimit | None:
+    """`count_request` for a coroutine."""
+    limit = ctx.rate_limit_per_day
+    if limit <= 0:
+        return None
+    day, reset = day_window()
+    return _figures(limit, reset, await ctx.counter.hit_async(f"ratelimit:{member_id}:{day}", reset))
+
+
+def _figures(limit: int, reset: int, used: int) -> RateLimit:
     return RateLimit(limit, max(0, limit - used), reset, used > limit)
 
 
@@ -185,30 +223,24 @@ async def admin_without_switch(caller: Annotated[Caller, Depends(authenticated)]
 
 ApiCaller = Annotated[Caller, Depends(api_caller)]
 AdminCaller = Annotated[Caller, Depends(admin_caller)]
-# What the routes that authenticate in `as_api_caller` declare in the OpenAPI document, as `ApiCaller`'s
+# What the routes that authenticate in `api_caller_on_loop` declare in the OpenAPI document, as `ApiCaller`'s
 # security dependencies (TOKEN, BEARER) make FastAPI declare it: either scheme.
 SECURITY: dict[str, Any] = {"security": [{TOKEN.scheme_name: []}, {BEARER.scheme_name: []}]}
 
-Result = TypeVar("Result")
+
+def reads(request: Request) -> Reads:
+    """The store's reads on the event loop (see store.reads; made by `api.app.create_app`)."""
+    found: Reads = request.app.state.reads
+    return found
 
 
-async def as_api_caller(request: Request, read: Callable[[Session, Caller], Result]) -> Result:
-    """Authenticate the request's token as an API caller (what `ApiCaller` checks, in the same order) and
-    run `read` for them, in one trip to the thread pool and one store session, closed there. `read` only reads.
+async def api_caller_on_loop(request: Request) -> Caller:
+    """The request's caller, checked as `ApiCaller` checks it (in the same order), without leaving the
+    event loop: for the busiest reads, which then read through `reads`.
 
-    The API's busiest routes are reads, and each hop between the event loop and a worker thread costs
-    about as much as their query: as dependencies, authentication, the route and closing the session
-    would take three. The header is read here rather than by security dependencies, which FastAPI would
-    solve one by one on every request; such a route declares `SECURITY` for the document.
+    Each hop between the event loop and a worker thread costs about as much as such a route's query.
+    The header is read here rather than by security dependencies, which FastAPI would solve one by one
+    on every request; such a route declares `SECURITY` for the document.
     """
     secret = required_secret(request.headers.get("authorization"))
-
-    def run() -> Result:
-        with context(request).session_factory() as db:
-            # Reads only, so no transaction: that spares the BEGIN and ROLLBACK round trips, and psycopg
-            # keeps the statements it prepared on the connection (a rollback makes it forget them).
-            db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-            caller = check_api_access(authenticate_request(request, db, secret))
-            return read(db, caller)
-
-    return await run_in_threadpool(run)
+    return check_api_access(await authenticate_on_loop(request, secret))

@@ -26,13 +26,11 @@ class TokenUsage:
         self._lock = threading.Lock()
         self._next_flush = time.monotonic() + interval
 
-    def note(self, token_id: int) -> None:
-        """Remember a use; flush if the interval has passed (from a worker thread, never the loop)."""
+    def note(self, token_id: int) -> bool:
+        """Remember a use; True when the interval has passed and the caller should `flush` (off the loop)."""
         with self._lock:
             self._used.add(token_id)
-            due = time.monotonic() >= self._next_flush
-        if due:
-            self.flush()
+            return time.monotonic() >= self._next_flush
 
     def flush(self, at: datetime | None = None) -> None:
         """Write every use noted since the last flush."""

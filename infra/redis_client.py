@@ -18,7 +18,9 @@ import time
 from typing import Any
 
 import redis
+import redis.asyncio
 from prometheus_client import Counter, Gauge
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -39,13 +41,10 @@ UNREACHABLE = Gauge(
 )
 
 
-class FailFastPool(redis.ConnectionPool):
-    """A connection pool that, once connecting has failed, refuses at once for `retry_seconds`."""
+class Circuit:
+    """The outage state of one named client: open (refusing) for `retry_seconds` after connecting failed."""
 
-    def __init__(
-        self, *, name: str, meanwhile: str, retry_seconds: float = RETRY_SECONDS, **connection_kwargs: Any
-    ) -> None:
-        super().__init__(**connection_kwargs)
+    def __init__(self, name: str, meanwhile: str, retry_seconds: float = RETRY_SECONDS) -> None:
         self.name = name
         self.meanwhile = meanwhile
         self.retry_seconds = retry_seconds
@@ -54,28 +53,18 @@ class FailFastPool(redis.ConnectionPool):
         self._state = threading.Lock()
         UNREACHABLE.labels(name).set(0)
 
-    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
-        """A connected connection, or ConnectionError at once while an outage's retry interval runs."""
-        if self.down_since is not None:
-            self._claim_retry()
-        try:
-            connection = super().get_connection(*args, **kwargs)
-        except redis.RedisError as error:
-            self._failed(error)
-            raise
-        if self.down_since is not None:
-            self._recovered()
-        return connection
-
-    def _claim_retry(self) -> None:
-        """Let one caller a `retry_seconds` through to try Redis; refuse the others at once."""
+    def claim_retry(self) -> None:
+        """During an outage, let one caller a `retry_seconds` through to try Redis; refuse the others at once."""
+        if self.down_since is None:
+            return
         with self._state:
             now = time.monotonic()
             if now < self._next_try:
                 raise redis.ConnectionError(f"Redis ({self.name}) is unreachable; not tried again yet")
             self._next_try = now + self.retry_seconds
 
-    def _failed(self, error: redis.RedisError) -> None:
+    def failed(self, error: redis.RedisError) -> None:
+        """Connecting failed: the outage starts (logged once) or goes on."""
         with self._state:
             self._next_try = time.monotonic() + self.retry_seconds
             if self.down_since is not None:
@@ -91,6 +80,11 @@ class FailFastPool(redis.ConnectionPool):
             self.retry_seconds,
         )
 
+    def connected(self) -> None:
+        """Connecting worked: an outage, if one ran, is over (logged once)."""
+        if self.down_since is not None:
+            self._recovered()
+
     def _recovered(self) -> None:
         with self._state:
             if self.down_since is None:
@@ -98,6 +92,58 @@ class FailFastPool(redis.ConnectionPool):
             lasted, self.down_since = time.monotonic() - self.down_since, None
         UNREACHABLE.labels(self.name).set(0)
         logger.warning("%s: Redis answers again after %.0f s", self.name, lasted)
+
+
+class FailFastPool(redis.ConnectionPool):
+    """A connection pool that, once connecting has failed, refuses at once for `retry_seconds`."""
+
+    def __init__(
+        self, *, name: str, meanwhile: str, retry_seconds: float = RETRY_SECONDS, **connection_kwargs: Any
+    ) -> None:
+        super().__init__(**connection_kwargs)
+        self.circuit = Circuit(name, meanwhile, retry_seconds)
+
+    @property
+    def down_since(self) -> float | None:
+        """When the outage began (monotonic), or None while Redis answers."""
+        return self.circuit.down_since
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        """A connected connection, or ConnectionError at once while an outage's retry interval runs."""
+        self.circuit.claim_retry()
+        try:
+            connection = super().get_connection(*args, **kwargs)
+        except redis.RedisError as error:
+            self.circuit.failed(error)
+            raise
+        self.circuit.connected()
+        return connection
+
+
+class AsyncFailFastPool(redis.asyncio.ConnectionPool):
+    """`FailFastPool` for asyncio clients, on the same kind of circuit."""
+
+    def __init__(
+        self, *, name: str, meanwhile: str, retry_seconds: float = RETRY_SECONDS, **connection_kwargs: Any
+    ) -> None:
+        super().__init__(**connection_kwargs)
+        self.circuit = Circuit(name, meanwhile, retry_seconds)
+
+    @property
+    def down_since(self) -> float | None:
+        """When the outage began (monotonic), or None while Redis answers."""
+        return self.circuit.down_since
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        """A connected connection, or ConnectionError at once while an outage's retry interval runs."""
+        self.circuit.claim_retry()
+        try:
+            connection = await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+        except redis.RedisError as error:
+            self.circuit.failed(error)
+            raise
+        self.circuit.connected()
+        return connection
 
 
 def fail_fast_client(
@@ -114,6 +160,21 @@ def fail_fast_client(
         retry=Retry(NoBackoff(), retries),
     )
     return redis.Redis(connection_pool=pool)
+
+
+def async_fail_fast_client(
+    url: str, *, name: str, meanwhile: str, connect_timeout: float, command_timeout: float
+) -> redis.asyncio.Redis:
+    """`fail_fast_client` for coroutines (redis.asyncio), with no retries."""
+    pool = AsyncFailFastPool.from_url(
+        url,
+        name=name,
+        meanwhile=meanwhile,
+        socket_connect_timeout=connect_timeout,
+        socket_timeout=command_timeout,
+        retry=AsyncRetry(NoBackoff(), 0),
+    )
+    return redis.asyncio.Redis(connection_pool=pool)
 
 
 def note_unsent(log: logging.Logger, message: str, *args: object) -> None:

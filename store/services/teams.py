@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy import delete as sql_delete
 from sqlalchemy.orm import Session
 
@@ -11,7 +11,8 @@ from store.errors import Conflict, Invalid, NotFound
 from store.models import Member, Team, TeamMembership
 
 
-def _name_key(name: str) -> str:
+def name_key(name: str) -> str:
+    """How team names are compared: spaces collapsed, case folded."""
     name = " ".join(name.split())
     if not name:
         raise Invalid("a team needs a name", field="name")
@@ -28,7 +29,7 @@ def _unique(session: Session, organisation_id: int, key: str, team_id: int = 0) 
 
 def create(session: Session, organisation_id: int, name: str) -> Team:
     """Create a team; names are unique per organisation, ignoring case and repeated spaces."""
-    key = _name_key(name)
+    key = name_key(name)
     _unique(session, organisation_id, key)
     team = Team(organisation_id=organisation_id, name=" ".join(name.split()), name_key=key)
     session.add(team)
@@ -44,8 +45,15 @@ def get(session: Session, organisation_id: int, team_id: int) -> Team:
     return team
 
 
+# Built once, for reads on the event loop (store.reads): the id of the organisation's team whose
+# `name_key` is `:name_key`.
+TEAM_ID_BY_NAME = select(Team.id).where(
+    Team.organisation_id == bindparam("organisation_id"), Team.name_key == bindparam("name_key")
+)
+
+
 def get_by_name(session: Session, organisation_id: int, name: str) -> Team:
-    team = session.scalar(select(Team).where(Team.organisation_id == organisation_id, Team.name_key == _name_key(name)))
+    team = session.scalar(select(Team).where(Team.organisation_id == organisation_id, Team.name_key == name_key(name)))
     if team is None:
         raise NotFound(f"no team named {name!r}", field="team_name")
     return team
@@ -64,7 +72,7 @@ def member_ids(session: Session, team: Team) -> list[int]:
 
 
 def rename(session: Session, team: Team, name: str) -> Team:
-    key, name = _name_key(name), " ".join(name.split())
+    key, name = name_key(name), " ".join(name.split())
     if name != team.name:
         _unique(session, team.organisation_id, key, team.id)
         team.name, team.name_key = name, key

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.orm import Session
@@ -86,8 +87,9 @@ class Caller:
     organisation: CallerOrganisation
 
 
-# Built once: every API request runs it, and building a statement costs more than running it.
-_AUTHENTICATE = (
+# Built once: every API request runs it, and building a statement costs more than running it. Bound:
+# `token_hash` (`hash_secret`); rows become callers with `caller_of`.
+AUTHENTICATE = (
     select(
         ApiToken.id,
         Member.id,
@@ -114,9 +116,12 @@ def authenticate(session: Session, secret: str) -> Caller | None:
     Reads only: callers note the use with `record_use`, in batches, so requests do not each write.
     """
     # On the session's connection: a plain statement of columns needs none of the ORM's execution.
-    row = session.connection().execute(_AUTHENTICATE, {"token_hash": hash_secret(secret)}).one_or_none()
-    if row is None:
-        return None
+    row = session.connection().execute(AUTHENTICATE, {"token_hash": hash_secret(secret)}).one_or_none()
+    return None if row is None else caller_of(row)
+
+
+def caller_of(row: Sequence[Any]) -> Caller:
+    """The caller an `AUTHENTICATE` row describes."""
     token_id, member_id, email, role, api_access, organisation_id, timezone, api_enabled = row
     return Caller(
         token_id,

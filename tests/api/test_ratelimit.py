@@ -3,15 +3,18 @@ counted in the process, so the limit still holds per process, and the counter sa
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import threading
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import redis
 
-from api.ratelimit import RedisCounter
+from api.ratelimit import RedisCounter, day_window
 from infra.redis_client import FailFastPool
+from tests.conftest import REDIS_URL
 
 
 def test_with_redis_unreachable_requests_are_counted_in_the_process() -> None:
@@ -67,3 +70,43 @@ def test_the_redis_counter_counts_in_redis_and_gives_a_key_its_expiry_once(redis
     redis_client.script_flush()  # Redis forgot the script (a restart): it is loaded again
     assert counter.hit("ratelimit:1:20260101", 60) == 5
     assert counter.degraded is None
+
+
+def test_coroutines_count_on_the_shared_redis_from_any_event_loop(redis_client: redis.Redis) -> None:
+    counter = RedisCounter.from_url(REDIS_URL)
+    key = "ratelimit:1:20260101"
+
+    counts = [asyncio.run(counter.hit_async(key, 60)), counter.hit(key, 60), asyncio.run(counter.hit_async(key, 60))]
+
+    assert counts == [1, 2, 3]  # one count, whichever client (and loop) asked
+    assert 0 < redis_client.ttl(key) <= 60
+    assert counter.degraded is None
+
+
+def test_with_redis_unreachable_coroutines_count_in_the_process() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    counter = RedisCounter.from_url(f"redis://127.0.0.1:{port}/3")
+
+    async def count() -> list[int]:
+        return [await counter.hit_async("ratelimit:1:20260101", 60) for _ in range(3)]
+
+    assert asyncio.run(count()) == [1, 2, 3]
+    assert counter.degraded == "rate limits are counted per process: Redis is unreachable"
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        (datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), ("20261231", 1)),
+        (datetime(2026, 12, 31, 23, 59, 58, 500000, tzinfo=UTC), ("20261231", 1)),
+        (datetime(2027, 1, 1, 0, 0, 0, tzinfo=UTC), ("20270101", 86400)),
+        (datetime(2027, 1, 1, 0, 0, 0, 500000, tzinfo=UTC), ("20270101", 86399)),
+        (datetime(2027, 1, 1, 13, 0, 0, tzinfo=timezone(timedelta(hours=14))), ("20261231", 3600)),
+    ],
+)
+def test_the_day_window_is_the_utc_day_and_the_whole_seconds_left_of_it(
+    now: datetime, expected: tuple[str, int]
+) -> None:
+    assert day_window(now) == expected
