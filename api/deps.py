@@ -244,3 +244,8 @@ async def api_caller_on_loop(request: Request) -> Caller:
     """
     secret = required_secret(request.headers.get("authorization"))
     return check_api_access(await authenticate_on_loop(request, secret))
+
+
+# `ApiCaller` for an `async def` route that reads through `reads`: checked on the event loop (still before any
+# query parameter is judged, as `ApiCaller` is). Such a route declares `SECURITY` for the document.
+LoopApiCaller = Annotated[Caller, Depends(api_caller_on_loop)]

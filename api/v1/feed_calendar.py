@@ -22,7 +22,7 @@ from connectors.records import BookingEntry
 from store.columns import utcnow
 from store.models import Booking, BookingStatus, Desk, Feed, Member, MemberStatus, Organisation, Team
 from store.services import calendars
-from store.services.bookings import BookingFilter, booking_conditions
+from store.services.bookings import BookingFilter, filtered
 
 HISTORY = timedelta(days=30)  # how far back bookings (and cancellations) are kept in a feed
 # A feed is rendered whole on every poll that changed; a team feed past this many bookings keeps the
@@ -52,17 +52,15 @@ def serve(session: Session, feed: Feed, public_base_url: str, now: datetime | No
     organisation = session.get_one(Organisation, feed.organisation_id)
     since, until = now - HISTORY, calendars.window(organisation, now.date())[1]
     where = BookingFilter(member_id=feed.member_id, team_id=feed.team_id, ends_after=since, starts_before=until)
-    rows = session.execute(
+    query = (
         select(Booking, Desk, Member)
         .join(Member, Member.id == Booking.member_id)
         .outerjoin(Desk, Desk.id == Booking.desk_id)
-        .where(
-            *booking_conditions(organisation.id, where),
-            or_(Booking.status != BookingStatus.CANCELLED, Booking.cancelled_at >= since),
-        )
+        .where(or_(Booking.status != BookingStatus.CANCELLED, Booking.cancelled_at >= since))
         .order_by(Booking.start_at, Booking.id)
         .limit(MAX_BOOKINGS)
-    ).all()
+    )
+    rows = session.execute(filtered(query, organisation.id, where)).all()
     team = feed.team_id is not None
     entries = [_entry(booking, desk, member, organisation.timezone, team=team) for booking, desk, member in rows]
     cancelled = {booking.id for booking, _, _ in rows if booking.status is BookingStatus.CANCELLED}

@@ -10,13 +10,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import BigInteger, ColumnElement, Select, and_, or_
+from sqlalchemy import BigInteger, BindParameter, ColumnElement, Integer, Select, and_, bindparam, or_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from api.errors import ApiError
@@ -73,7 +74,29 @@ def fetch(db: Session, query: Select[Row], keyset: Keyset, paging: PageRequest) 
     """One page of `query`'s rows in keyset order, and the cursor of the next page (None at the end)."""
     if paging.cursor is not None:
         query = query.where(_after(keyset.columns, _decode(keyset, paging.cursor)))
-    rows = list(db.scalars(query.order_by(*keyset.columns).limit(paging.limit + 1)))
+    return cut(list(db.scalars(query.order_by(*keyset.columns).limit(paging.limit + 1))), keyset, paging)
+
+
+def keyset_query(query: Select[Row], keyset: Keyset, *, after: bool) -> Select[Row]:
+    """`query` in keyset order, `:limit` rows at most, starting after the sort key bound as `:after_0`,
+    `:after_1`… when `after`: a statement built once (see `keyset_params`), whatever the page."""
+    if after:
+        bound: list[BindParameter[Any]] = [bindparam(f"after_{index}") for index in range(len(keyset.columns))]
+        query = query.where(_after(keyset.columns, bound))
+    return query.order_by(*keyset.columns).limit(bindparam("limit", type_=Integer))
+
+
+def keyset_params(keyset: Keyset, paging: PageRequest) -> dict[str, Any]:
+    """The parameters of `keyset_query` for the page asked for (one row more than the page holds, to tell
+    whether another follows); 422 for a cursor that is not this listing's."""
+    params: dict[str, Any] = {"limit": paging.limit + 1}
+    if paging.cursor is not None:
+        params.update({f"after_{index}": value for index, value in enumerate(_decode(keyset, paging.cursor))})
+    return params
+
+
+def cut(rows: list[Row], keyset: Keyset, paging: PageRequest) -> tuple[list[Row], str | None]:
+    """The page of `rows` (read with one row more than it holds) and the cursor of the next (None at the end)."""
     if len(rows) <= paging.limit:
         return rows, None
     rows = rows[: paging.limit]
@@ -85,7 +108,7 @@ def page_of(items: list[Item], next_cursor: str | None) -> Page[Item]:
     return Page[Item](data=items, next_cursor=next_cursor, has_more=next_cursor is not None)
 
 
-def _after(columns: tuple[InstrumentedAttribute[Any], ...], values: list[Any]) -> ColumnElement[bool]:
+def _after(columns: tuple[InstrumentedAttribute[Any], ...], values: Sequence[Any]) -> ColumnElement[bool]:
     """(a, b, c) > (x, y, z), spelt out so that every backend and column type handles it."""
     first, value = columns[0], values[0]
     later: ColumnElement[bool] = first > value

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import ColumnElement, Select, exists, func, select
+from sqlalchemy import ColumnElement, Select, bindparam, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -245,27 +246,70 @@ class BookingFilter:
     ends_after: datetime | None = None
     starts_before: datetime | None = None
 
-
-def booking_conditions(organisation_id: int, where: BookingFilter) -> list[ColumnElement[bool]]:
-    """The WHERE clauses selecting an organisation's bookings that match `where`."""
-    clauses: list[ColumnElement[bool]] = [Booking.organisation_id == organisation_id]
-    if where.member_id is not None:
-        clauses.append(Booking.member_id == where.member_id)
-    if where.team_id is not None:
-        clauses.append(
-            exists().where(TeamMembership.team_id == where.team_id, TeamMembership.member_id == Booking.member_id)
+    def shape(self) -> FilterShape:
+        """Which of the filters are set (and how many statuses): what the WHERE clauses depend on."""
+        return FilterShape(
+            self.member_id is not None,
+            self.team_id is not None,
+            self.desk_id is not None,
+            len(self.statuses),
+            self.ends_after is not None,
+            self.starts_before is not None,
         )
-    if where.desk_id is not None:
-        clauses.append(Booking.desk_id == where.desk_id)
-    if where.statuses:
-        clauses.append(Booking.status.in_(where.statuses))
-    if where.ends_after is not None:
-        clauses.append(Booking.end_at > where.ends_after)
-    if where.starts_before is not None:
-        clauses.append(Booking.start_at < where.starts_before)
-    return clauses
+
+    def values(self, organisation_id: int) -> dict[str, Any]:
+        """The parameters `bound_conditions(self.shape())` take."""
+        values: dict[str, Any] = {"organisation_id": organisation_id}
+        for name in ("member_id", "team_id", "desk_id", "ends_after", "starts_before"):
+            if (value := getattr(self, name)) is not None:
+                values[name] = value
+        values.update({f"status_{index}": status for index, status in enumerate(self.statuses)})
+        return values
+
+
+class FilterShape(NamedTuple):
+    """Which of a `BookingFilter`'s filters are set."""
+
+    member: bool
+    team: bool
+    desk: bool
+    statuses: int
+    ends_after: bool
+    starts_before: bool
+
+
+@functools.cache
+def bound_conditions(shape: FilterShape) -> tuple[ColumnElement[bool], ...]:
+    """The WHERE clauses of a booking listing of this shape, with named parameters (`BookingFilter.values`):
+    built once per shape, so that a listing's statement can be compiled and prepared once."""
+    clauses: list[ColumnElement[bool]] = [Booking.organisation_id == bindparam("organisation_id")]
+    if shape.member:
+        clauses.append(Booking.member_id == bindparam("member_id"))
+    if shape.team:
+        clauses.append(
+            exists().where(
+                TeamMembership.team_id == bindparam("team_id"), TeamMembership.member_id == Booking.member_id
+            )
+        )
+    if shape.desk:
+        clauses.append(Booking.desk_id == bindparam("desk_id"))
+    if shape.statuses:
+        clauses.append(Booking.status.in_([bindparam(f"status_{index}") for index in range(shape.statuses)]))
+    if shape.ends_after:
+        clauses.append(Booking.end_at > bindparam("ends_after"))
+    if shape.starts_before:
+        clauses.append(Booking.start_at < bindparam("starts_before"))
+    return tuple(clauses)
+
+
+Query = TypeVar("Query", bound=Select[*tuple[Any, ...]])
+
+
+def filtered(query: Query, organisation_id: int, where: BookingFilter) -> Query:
+    """`query` narrowed to the organisation's bookings that match `where`, its values bound."""
+    return query.where(*bound_conditions(where.shape())).params(where.values(organisation_id))
 
 
 def select_bookings(organisation_id: int, where: BookingFilter) -> Select[Booking]:
     """The bookings of an organisation matching `where`, unordered."""
-    return select(Booking).where(*booking_conditions(organisation_id, where))
+    return filtered(select(Booking), organisation_id, where)

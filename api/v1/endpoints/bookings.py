@@ -5,14 +5,17 @@ Everyone may read the organisation's bookings; members change their own, admins 
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import Field, ValidationInfo, field_validator
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from api.deps import DB, ApiCaller
+from api.deps import DB, SECURITY, ApiCaller, LoopApiCaller, context, reads
 from api.errors import ApiError
 from api.v1.common import (
     PatchBody,
@@ -27,10 +30,10 @@ from api.v1.common import (
     problems,
     query_id,
 )
-from api.v1.pagination import Keyset, Page, Paging, fetch, page_of
+from api.v1.pagination import Keyset, Page, Paging, cut, keyset_params, keyset_query
 from store.models import Booking, BookingStatus
 from store.services import bookings, desks, members, teams
-from store.services.bookings import BookingFilter
+from store.services.bookings import BookingFilter, FilterShape
 from store.services.tokens import Caller
 
 router = APIRouter(prefix="/bookings", tags=["bookings"])
@@ -139,10 +142,12 @@ def create_booking(body: BookingIn, response: Response, caller: ApiCaller, db: D
     return BookingOut.model_validate(booking)
 
 
-@router.get("", summary="List bookings", responses=problems(404, 422))
-def list_bookings(
-    caller: ApiCaller,
-    db: DB,
+@router.get(
+    "", summary="List bookings", response_model=Page[BookingOut], responses=problems(404, 422), openapi_extra=SECURITY
+)
+async def list_bookings(
+    request: Request,
+    caller: LoopApiCaller,
     paging: Paging,
     ends_after: Annotated[
         QueryTime | None,
@@ -156,7 +161,7 @@ def list_bookings(
     team_id: Annotated[int | None, query_id("Only bookings of this team's members.")] = None,
     desk_id: Annotated[int | None, query_id("Only bookings of this desk.")] = None,
     status: Annotated[list[BookingStatus] | None, Query(description="Only these statuses; repeat for several.")] = None,
-) -> Page[BookingOut]:
+) -> Response:
     """The organisation's bookings by start time. `from` and `to` select the bookings overlapping
     that window. An unknown member, team or desk is a 404."""
     if ends_after is not None and starts_before is not None and starts_before <= ends_after:
@@ -164,17 +169,18 @@ def list_bookings(
     organisation_id = caller.organisation.id
 
     def check_filters() -> None:
-        if member_id is not None:
-            members.get(db, organisation_id, member_id)
-        if team_id is not None:
-            teams.get(db, organisation_id, team_id)
-        if desk_id is not None:
-            desks.get(db, organisation_id, desk_id)
+        with context(request).session_factory() as db:
+            if member_id is not None:
+                members.get(db, organisation_id, member_id)
+            if team_id is not None:
+                teams.get(db, organisation_id, team_id)
+            if desk_id is not None:
+                desks.get(db, organisation_id, desk_id)
 
     # A row on the page proves its member, team and desk are the organisation's: the filters are looked
     # up (404 when unknown) only for an empty page, or before reading a cursor, as ever.
     if paging.cursor is not None:
-        check_filters()
+        await run_in_threadpool(check_filters)
     where = BookingFilter(
         member_id=member_id,
         team_id=team_id,
@@ -183,10 +189,26 @@ def list_bookings(
         ends_after=ends_after,
         starts_before=starts_before,
     )
-    rows, cursor = fetch(db, bookings.select_bookings(organisation_id, where), KEYSET, paging)
+    params = where.values(organisation_id) | keyset_params(KEYSET, paging)
+    rows, cursor = cut(
+        await reads(request).all(_listing(where.shape(), paging.cursor is not None), params), KEYSET, paging
+    )
     if not rows and paging.cursor is None:
-        check_filters()
-    return page_of([BookingOut.model_validate(row) for row in rows], cursor)
+        await run_in_threadpool(check_filters)
+    page = Page[BookingOut].model_validate(
+        {"data": rows, "next_cursor": cursor, "has_more": cursor is not None}, from_attributes=True
+    )
+    return Response(page.model_dump_json(), media_type="application/json")
+
+
+# The columns `BookingOut` shows, by the names it reads them by.
+_COLUMNS = [Booking.__table__.c[str(field.validation_alias or name)] for name, field in BookingOut.model_fields.items()]
+
+
+@functools.cache
+def _listing(shape: FilterShape, after: bool) -> Select[*tuple[Any, ...]]:
+    """The listing's statement for filters of this shape, built once per shape (see `store.reads`)."""
+    return keyset_query(select(*_COLUMNS).where(*bookings.bound_conditions(shape)), KEYSET, after=after)
 
 
 @router.get("/{booking_id}", summary="Get a booking", responses=problems(404))

@@ -71,3 +71,51 @@ def test_event_feed(backend_client: TestClient, backend_world: World) -> None:
             break
     assert walked == everything
     assert [e["seq"] for e in walked] == list(range(1, len(walked) + 1))
+
+
+def test_booking_filters_select_the_same_bookings_on_both_stores(
+    backend_client: TestClient, session_factory: sessionmaker[Session], backend_world: World
+) -> None:
+    admin = auth(backend_world.org.admin_token)
+    world = backend_world
+    made = []
+    for start, desk in ((1, None), (26, world.desk_id), (50, None)):
+        body = {"start": hours_from_now(start).isoformat(), "end": hours_from_now(start + 2).isoformat()}
+        made.append(backend_client.post("/v1/bookings", json={**body, "desk_id": desk}, headers=admin).json())
+    assert backend_client.post(f"/v1/bookings/{made[2]['id']}/cancel", headers=admin).status_code == 200
+    everything = backend_client.get("/v1/bookings", headers=admin).json()["data"]
+    assert len(everything) == 4
+    middle = hours_from_now(24).isoformat()
+
+    cases: dict[str, tuple[dict[str, object], list[int]]] = {
+        "member": ({"member_id": world.member_id}, [world.booking_id]),
+        "team": ({"team_id": world.team_id}, [world.booking_id]),
+        "desk": ({"desk_id": world.desk_id}, [world.booking_id, made[1]["id"]]),
+        "statuses": ({"status": ["cancelled", "checked_in"]}, [made[2]["id"]]),
+        "from": ({"from": middle}, [made[1]["id"], made[2]["id"]]),
+        "to": ({"to": middle}, [world.booking_id, made[0]["id"]]),
+        "all at once": (
+            {"member_id": world.org.admin.id, "desk_id": world.desk_id, "status": ["booked"], "from": middle},
+            [made[1]["id"]],
+        ),
+    }
+    for name, (query, expected) in cases.items():
+        response = backend_client.get("/v1/bookings", params=query, headers=admin)
+        assert response.status_code == 200, (name, response.text)
+        data = response.json()["data"]
+        assert [booking["id"] for booking in data] == expected, name
+        assert data == [booking for booking in everything if booking["id"] in expected], name
+
+    # A page of the filtered listing at a time, through its cursors.
+    pages, cursor = [], None
+    while True:
+        params = {"desk_id": world.desk_id, "limit": 1, **({"cursor": cursor} if cursor else {})}
+        page = backend_client.get("/v1/bookings", params=params, headers=admin).json()
+        pages.append([booking["id"] for booking in page["data"]])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == [[world.booking_id], [made[1]["id"]]]
+
+    unknown = backend_client.get("/v1/bookings", params={"member_id": 999_999}, headers=admin)
+    assert_problem(unknown, 404)

@@ -6,8 +6,11 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from fastapi.testclient import TestClient
+from pydantic import TypeAdapter
 
+from api.v1.common import Timestamp
 from store.times import iso
 from tests.conftest import Org, auth
 
@@ -19,6 +22,23 @@ def test_iso_is_utc_with_z() -> None:
     assert iso(datetime(2030, 1, 31, 10, 0, tzinfo=paris)) == "2030-01-31T08:00:00Z"
     assert iso(datetime(2030, 1, 31, 8, 0, 0, 250000, tzinfo=UTC)) == "2030-01-31T08:00:00.250000Z"
     assert iso(datetime(2030, 1, 31, 8, 0)) == "2030-01-31T08:00:00Z"  # a stored (naive) time is UTC
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime(2030, 1, 31, 10, 0, tzinfo=timezone(timedelta(hours=2))),
+        datetime(2030, 1, 31, 8, 0, 0, 250000, tzinfo=UTC),
+        datetime(2030, 1, 31, 8, 0, 0, 1, tzinfo=timezone(timedelta(hours=-9, minutes=-30))),
+        datetime(1, 1, 1, 12, 0, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ],
+)
+def test_a_timestamp_in_an_answer_is_written_as_iso_writes_it(value: datetime) -> None:
+    adapter = TypeAdapter(Timestamp)
+    written = adapter.dump_json(adapter.validate_python(value)).decode()  # as an answer's model does
+    assert written == f'"{iso(value)}"'
+    assert ONE_FORM.match(written.strip('"'))
 
 
 def test_an_answer_and_its_event_write_the_same_times(client: TestClient, org: Org) -> None:
