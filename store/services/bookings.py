@@ -252,7 +252,7 @@ class BookingFilter:
             self.member_id is not None,
             self.team_id is not None,
             self.desk_id is not None,
-            len(self.statuses),
+            len(self._distinct_statuses()),
             self.ends_after is not None,
             self.starts_before is not None,
         )
@@ -263,8 +263,12 @@ class BookingFilter:
         for name in ("member_id", "team_id", "desk_id", "ends_after", "starts_before"):
             if (value := getattr(self, name)) is not None:
                 values[name] = value
-        values.update({f"status_{index}": status for index, status in enumerate(self.statuses)})
+        values.update({f"status_{index}": status for index, status in enumerate(self._distinct_statuses())})
         return values
+
+    def _distinct_statuses(self) -> tuple[BookingStatus, ...]:
+        # A status asked for twice is asked for once: so there are only so many shapes, whatever the request.
+        return tuple(dict.fromkeys(self.statuses))
 
 
 class FilterShape(NamedTuple):

@@ -324,3 +324,15 @@ def test_select_bookings_filters(session_factory: sessionmaker[Session], acme: O
     assert ids(BookingFilter(ends_after=END)) == [tomorrow]
     assert ids(BookingFilter(starts_before=START)) == []
     assert ids(BookingFilter(ends_after=START, starts_before=START + hours(1))) == [mine, admins]
+
+
+def test_a_status_asked_for_twice_makes_no_new_shape() -> None:
+    once = BookingFilter(statuses=[BookingStatus.BOOKED, BookingStatus.CANCELLED])
+    often = BookingFilter(statuses=[BookingStatus.BOOKED, BookingStatus.CANCELLED, BookingStatus.BOOKED] * 50)
+
+    assert often.shape() == once.shape()
+    assert often.values(1) == once.values(1) == {
+        "organisation_id": 1,
+        "status_0": BookingStatus.BOOKED,
+        "status_1": BookingStatus.CANCELLED,
+    }
