@@ -101,17 +101,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def prepare_database(server_url: str, database: str, reuse: bool) -> str:
     """The URL of a migrated, loaded bench database, made from scratch unless `reuse` finds it complete."""
+    from store.db import make_engine
+    from store.migrate import upgrade
+
     url = psycopg.conninfo.make_conninfo(server_url, dbname=database)
     if reuse and load.is_loaded(url):
-        print(f"Reusing database {database!r}: it already holds {load.DATA_VERSION}.")
+        print(f"Reusing database {database!r}: it already holds {load.DATA_VERSION}; migrating it to this schema.")
+        engine = make_engine(sqlalchemy_url(url))
+        upgrade(engine)
+        engine.dispose()
         return url
     print(f"Creating database {database!r} and loading {load.DATA_VERSION}:", flush=True)
     with psycopg.connect(server_url, autocommit=True) as connection:
         connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
         connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-    from store.db import make_engine
-    from store.migrate import upgrade
-
     engine = make_engine(sqlalchemy_url(url))
     upgrade(engine)
     engine.dispose()

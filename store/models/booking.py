@@ -38,7 +38,7 @@ class Booking(Timestamps, Base):
     __table_args__ = (
         CheckConstraint("end_at > start_at", name="end_after_start"),
         Index("ix_bookings_member_end", "member_id", "end_at"),
-        Index("ix_bookings_org_start", "organisation_id", "start_at"),
+        Index("ix_bookings_org_start_id", "organisation_id", "start_at", "id"),  # the listings' keyset
         Index("ix_bookings_desk_start", "desk_id", "start_at"),
         ExcludeConstraint(
             ("desk_id", "="),

@@ -331,8 +331,12 @@ def test_a_status_asked_for_twice_makes_no_new_shape() -> None:
     often = BookingFilter(statuses=[BookingStatus.BOOKED, BookingStatus.CANCELLED, BookingStatus.BOOKED] * 50)
 
     assert often.shape() == once.shape()
-    assert often.values(1) == once.values(1) == {
-        "organisation_id": 1,
-        "status_0": BookingStatus.BOOKED,
-        "status_1": BookingStatus.CANCELLED,
-    }
+    assert (
+        often.values(1)
+        == once.values(1)
+        == {
+            "organisation_id": 1,
+            "status_0": BookingStatus.BOOKED,
+            "status_1": BookingStatus.CANCELLED,
+        }
+    )
