@@ -11,12 +11,14 @@ Names and queues are what messages already in Redis carry: change neither.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import dramatiq
+from dramatiq.middleware import CurrentMessage
 
 from infra.redis_client import note_unsent
 from worker import after_commit, channels, invitations, runtime, sign_in_links
@@ -27,7 +29,7 @@ from worker.directory import held_mail
 from worker.directory import sync as directory_sync
 from worker.peers import hooks
 from worker.queue import ActorName, Queue
-from worker.webhooks import delivery, enqueue
+from worker.webhooks import delivery, enqueue, inline
 
 logger = logging.getLogger(__name__)
 
@@ -104,11 +106,25 @@ def deliver_webhook(delivery_id: int) -> None:
     delivery.attempt_batch(worker_runtime, [delivery_id], partial(enqueue.deliveries, worker_runtime.queue))
 
 
-def relay_outbox() -> None:
-    """Turn committed events into deliveries and enqueue them, and go on while commits keep coming."""
+def relay_outbox(handover: str | None = None) -> None:
+    """Turn committed events into deliveries, post a small pass's itself and enqueue the others, and go
+    on while commits keep coming. `handover`: the token of a busy relay job this one takes over from."""
     worker_runtime = runtime.current()
-    relay_once = partial(delivery.relay, worker_runtime, partial(enqueue.deliveries, worker_runtime.queue))
-    after_commit.relay_while_busy(worker_runtime.queue.broker, relay_once)
+    queue = worker_runtime.queue
+    send = partial(enqueue.deliveries, queue)
+    message = CurrentMessage.get_current_message()
+    in_flight = inline.InFlight.of(queue.broker, message.message_id if message else uuid.uuid4().hex)
+    inline.recover(worker_runtime, in_flight, send)
+    post = partial(inline.post, worker_runtime, enqueue=send, in_flight=in_flight)
+    try:
+        after_commit.relay_while_busy(
+            queue.broker,
+            partial(delivery.relay, worker_runtime, send, post=post),
+            taking_over=handover,
+            hand_over=lambda token: queue.send(ActorName.RELAY_OUTBOX, token),
+        )
+    finally:
+        in_flight.settle()  # the message is acknowledged once what it posted is recorded
 
 
 def sync_connection(connection_id: int) -> None:
@@ -202,6 +218,10 @@ DECLARED: tuple[Declared, ...] = (
 def bind(broker: dramatiq.Broker) -> Queue:
     """Declare every actor on `broker` and return the table senders go through. Once per broker:
     Dramatiq refuses a second actor of one name on a broker."""
+    # The relay job writes down what it posts itself under its message's id (worker.webhooks.inline),
+    # and ends when the worker stops (after_commit.relay_while_busy).
+    broker.add_middleware(CurrentMessage())
+    broker.add_middleware(after_commit.StopRelaying())
     bound: dict[ActorName, dramatiq.Actor[..., Any]] = {}
     for declared in DECLARED:
         options = declared.options()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from store.models import OutboxEvent, WebhookEndpoint
 from store.services.deliveries import insert_missing, new_delivery
+from store.services.delivery_attempts import DeliveryJob
 from store.services.webhook_endpoints import matches
 
 _EVENTS: Table = OutboxEvent.__table__  # type: ignore[assignment]
@@ -38,15 +39,25 @@ def relay(session: Session, *, limit: int = 500, now: datetime) -> list[int]:
 
 @dataclass(frozen=True)
 class Relayed:
-    """What one `relay_due` did: how many events it took, and the new deliveries due now."""
+    """What one `relay_due` did: how many events it took, and the new deliveries due now (with what
+    sending each takes, when asked for)."""
 
     events: int
     due: list[tuple[int, int]]  # (endpoint id, delivery id), in event order
+    jobs: list[DeliveryJob] = field(default_factory=list)  # the same deliveries, in the same order
 
 
-def relay_due(session: Session, *, limit: int = 500, now: datetime, lease_until: datetime | None = None) -> Relayed:
+def relay_due(
+    session: Session,
+    *,
+    limit: int = 500,
+    now: datetime,
+    lease_until: datetime | None = None,
+    jobs: bool = False,
+) -> Relayed:
     """As `relay`; with `lease_until`, the deliveries due now are made leased until then (see `lease`),
-    for a caller that enqueues them at once."""
+    for a caller that enqueues them at once. With `jobs`, what their attempts need too (as
+    `delivery_attempts.attempt_contexts` reads it), for a caller that sends them itself."""
     events = _take_unrelayed(session, limit)
     if not events:
         return Relayed(0, [])
@@ -58,13 +69,18 @@ def relay_due(session: Session, *, limit: int = 500, now: datetime, lease_until:
         if _wants(endpoint, event)
     ]
     created = insert_missing(session, rows)
+    by_id = {endpoint.id: endpoint for group in endpoints.values() for endpoint in group}
     session.execute(_MARK_RELAYED, {"event_ids": [event.id for event in events], "relayed_now": now})
     paused = {endpoint.id for group in endpoints.values() for endpoint in group if endpoint.paused}
     position = {event.id: index for index, event in enumerate(events)}
-    due = sorted((position[event_id], endpoint_id, delivery_id) for delivery_id, endpoint_id, event_id in created)
-    return Relayed(
-        len(events), [(endpoint_id, delivery_id) for _, endpoint_id, delivery_id in due if endpoint_id not in paused]
-    )
+    due = [
+        (position[event_id], endpoint_id, delivery_id)
+        for delivery_id, endpoint_id, event_id in created
+        if endpoint_id not in paused
+    ]
+    due.sort()
+    made = [_job(delivery_id, events[at], by_id[endpoint_id]) for at, endpoint_id, delivery_id in due] if jobs else []
+    return Relayed(len(events), [(endpoint_id, delivery_id) for _, endpoint_id, delivery_id in due], made)
 
 
 def has_unrelayed(session: Session) -> bool:
@@ -105,6 +121,17 @@ _LIVE_ENDPOINTS = (
         WebhookEndpoint.created_at,
         WebhookEndpoint.event_types,
         WebhookEndpoint.paused,
+        # What sending takes, so that a relay that sends the deliveries itself need not read them again.
+        WebhookEndpoint.url,
+        WebhookEndpoint.payload_format,
+        WebhookEndpoint.kind,
+        WebhookEndpoint.secret_encrypted,
+        WebhookEndpoint.previous_secret_encrypted,
+        WebhookEndpoint.previous_secret_expires_at,
+        WebhookEndpoint.signature,
+        WebhookEndpoint.private_key_encrypted,
+        WebhookEndpoint.ordered,
+        WebhookEndpoint.rate_limit_per_second,
     )
     .where(
         WebhookEndpoint.organisation_id.in_(bindparam("organisation_ids", expanding=True)),
@@ -130,6 +157,33 @@ def _endpoints_by_organisation(session: Session, organisation_ids: set[int]) -> 
     for endpoint in cast(Sequence[Row[Any]], found):
         grouped[endpoint.organisation_id].append(endpoint)
     return grouped
+
+
+def _job(delivery_id: int, event: Row[Any], endpoint: Row[Any]) -> DeliveryJob:
+    """A new delivery's attempt context, as `attempt_contexts` would read it (no attempt made yet)."""
+    return DeliveryJob(
+        delivery_id=delivery_id,
+        attempts=0,
+        organisation_id=event.organisation_id,
+        endpoint_id=endpoint.id,
+        url=endpoint.url,
+        payload_format=endpoint.payload_format,
+        kind=endpoint.kind,
+        paused=endpoint.paused,
+        disabled=False,
+        secret_encrypted=endpoint.secret_encrypted,
+        previous_secret_encrypted=endpoint.previous_secret_encrypted,
+        previous_secret_expires_at=endpoint.previous_secret_expires_at,
+        event_id=event.id,
+        event_type=event.type,
+        event_seq=event.seq,
+        event_created_at=event.created_at,
+        event_data=event.data,
+        signature=endpoint.signature,
+        private_key_encrypted=endpoint.private_key_encrypted,
+        ordered=endpoint.ordered,
+        rate_limit_per_second=endpoint.rate_limit_per_second,
+    )
 
 
 def _wants(endpoint: Row[Any], event: Row[Any]) -> bool:

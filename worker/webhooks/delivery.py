@@ -66,6 +66,10 @@ MAX_BATCH = 200
 BATCH_BUDGET = 2.0
 # Requests a job posts at once at most (as many of its endpoint's slots as are free, up to this).
 LANES = 4
+# A relay pass that made at most this many deliveries due posts them itself (worker.webhooks.inline):
+# at a trickle of commits a job per endpoint and pass costs more than the requests. Larger passes (a
+# burst) go by job, spread over every worker.
+INLINE_MAX = 32
 # Endpoint secrets kept decrypted (as signers) in each process, by their encrypted form.
 SIGNERS_CACHED = 1024
 
@@ -96,13 +100,13 @@ def attempt_batch(
     head, later = ids[:MAX_BATCH], ids[MAX_BATCH:]
     with transaction(runtime.session_factory) as session:
         jobs = delivery_attempts.attempt_contexts(session, head)
-    groups = _by_endpoint(jobs)
+    groups = by_endpoint(jobs)
     for other in groups[1:]:
-        _requeue(runtime, [job.delivery_id for job in other], 0, enqueue, due=utcnow())
+        requeue(runtime, [job.delivery_id for job in other], 0, enqueue, due=utcnow())
     group = groups[0] if groups else []
     if not group or group[0].paused or group[0].disabled:
         if later:
-            _requeue(runtime, later, 0, enqueue, due=utcnow())
+            requeue(runtime, later, 0, enqueue, due=utcnow())
         return {}
     if group[0].ordered:
         return _attempt_ordered(runtime, group[0], [job.delivery_id for job in group] + later, enqueue, budget)
@@ -111,20 +115,20 @@ def attempt_batch(
     if rate:
         granted, wait_ms = take_tokens(group[0].endpoint_id, rate, len(group))
         if not granted:
-            _requeue(runtime, [job.delivery_id for job in group] + later, wait_ms, enqueue, due=utcnow())
+            requeue(runtime, [job.delivery_id for job in group] + later, wait_ms, enqueue, due=utcnow())
             return {}
         group, held_back = group[:granted], [job.delivery_id for job in group[granted:]]
     sent = _send_in_slots(runtime, group, enqueue, budget, 1 if in_order else LANES)
     if sent is None:
         waiting = [job.delivery_id for job in group] + held_back + later
-        _requeue(runtime, waiting, BUSY_RETRY_MS + random.randrange(BUSY_RETRY_MS), enqueue, due=utcnow())
+        requeue(runtime, waiting, BUSY_RETRY_MS + random.randrange(BUSY_RETRY_MS), enqueue, due=utcnow())
         return {}
     failures, successes, rest = sent
-    results = {**failures, **_record_successes(runtime, successes)}
+    results = {**failures, **record_successes(runtime, successes)}
     if rest or held_back or later:
         # Leased anew: a long backlog handed on from job to job outlasts the lease it started with.
         lease(runtime, rest + held_back + later)
-        _requeue(runtime, rest + held_back + later, wait_ms if held_back else 0, enqueue, due=utcnow())
+        requeue(runtime, rest + held_back + later, wait_ms if held_back else 0, enqueue, due=utcnow())
     return {job.delivery_id: results[job.delivery_id] for job in group if job.delivery_id in results}
 
 
@@ -140,7 +144,7 @@ def _attempt_ordered(
     results: dict[int, AttemptResult] = {}
     with endpoint_slots(endpoint_id, 1, limit=1) as taken:
         if not taken:
-            _requeue(runtime, asked, BUSY_RETRY_MS + random.randrange(BUSY_RETRY_MS), enqueue, due=utcnow())
+            requeue(runtime, asked, BUSY_RETRY_MS + random.randrange(BUSY_RETRY_MS), enqueue, due=utcnow())
             return results
         started = time.monotonic()
         while True:
@@ -155,17 +159,17 @@ def _attempt_ordered(
                     granted, wait_ms = take_tokens(endpoint_id, rate, 1)
                 if (rate and not granted) or (results and time.monotonic() - started > budget):
                     lease(runtime, remaining)
-                    _requeue(runtime, remaining, wait_ms, enqueue, due=utcnow())
+                    requeue(runtime, remaining, wait_ms, enqueue, due=utcnow())
                     return results
                 failures, successes, _ = _send_group(runtime, [job], enqueue, budget, 1)
                 results.update(failures)
-                results.update(_record_successes(runtime, successes))
+                results.update(record_successes(runtime, successes))
                 result = results.get(job.delivery_id)
                 if result is None or result.state == "retry" or result.endpoint_disabled or result.endpoint_deleted:
                     return results
 
 
-def _by_endpoint(jobs: Sequence[DeliveryJob]) -> list[list[DeliveryJob]]:
+def by_endpoint(jobs: Sequence[DeliveryJob]) -> list[list[DeliveryJob]]:
     """The jobs grouped by endpoint, in the order of each endpoint's first job, each group in order."""
     groups: dict[int, list[DeliveryJob]] = {}
     for job in jobs:
@@ -205,21 +209,21 @@ def _send_group(runtime: Runtime, group: Sequence[DeliveryJob], enqueue: Enqueue
         raise TypeError("the runtime's webhook_client must be made by worker.webhooks.sender.make_client")
     now = utcnow()
     try:
-        requests = [_prepare(job, signers(job, runtime.secret_box, now)) for job in group]
+        requests = [prepare(job, signers(job, runtime.secret_box, now)) for job in group]
     except UndecryptableSecret:
         return _unsigned(runtime, group, enqueue), [], []
     outcomes = client.poster.post_all(requests, lanes=lanes, budget=budget, timeout=request_timeout(client))
     results: dict[int, AttemptResult] = {}
     successes: list[tuple[DeliveryJob, AttemptOutcome]] = []
     for job, sent in zip(group, outcomes, strict=False):
-        outcome = _attempt_outcome(sent)
+        outcome = attempt_outcome(sent)
         if outcome.succeeded:
             successes.append((job, outcome))
             continue
         # The successes before it first, so that the endpoint's failing streak starts with this failure.
-        results.update(_record_successes(runtime, successes))
+        results.update(record_successes(runtime, successes))
         successes = []
-        result = _record_failure(runtime, job, outcome, enqueue)
+        result = record_failure(runtime, job, outcome, enqueue)
         if result is not None:
             results[job.delivery_id] = result
     if any(sent.gone for sent in outcomes):
@@ -241,15 +245,17 @@ def _unsigned(runtime: Runtime, group: Sequence[DeliveryJob], enqueue: Enqueue) 
     outcome = AttemptOutcome(status_code=None, duration_ms=0, error=UNDECRYPTABLE)
     results: dict[int, AttemptResult] = {}
     for job in group:
-        result = _record_failure(runtime, job, outcome, enqueue)
+        result = record_failure(runtime, job, outcome, enqueue)
         if result is not None:
             results[job.delivery_id] = result
     return results
 
 
-def _record_successes(
+def record_successes(
     runtime: Runtime, successes: Sequence[tuple[DeliveryJob, AttemptOutcome]]
 ) -> dict[int, AttemptResult]:
+    """Record 2xx attempts (of one endpoint or several) in one transaction; where each delivery stands
+    (those finished meanwhile are left out)."""
     if not successes:
         return {}
     now = utcnow()
@@ -269,7 +275,7 @@ def _record_successes(
     return results
 
 
-def _record_failure(
+def record_failure(
     runtime: Runtime, job: DeliveryJob, outcome: AttemptOutcome, enqueue: Enqueue
 ) -> AttemptResult | None:
     """Record a failed attempt and enqueue its retry if it is due soon; None when the delivery is gone."""
@@ -294,11 +300,11 @@ def _record_failure(
         tell_admins(runtime, job.endpoint_id)
     if result.next_attempt_at is not None and wait is not None and wait <= SHORT_RETRY:
         delay_ms = max(0, int(wait.total_seconds() * 1000))
-        _requeue(runtime, [job.delivery_id], delay_ms, enqueue, due=result.next_attempt_at)
+        requeue(runtime, [job.delivery_id], delay_ms, enqueue, due=result.next_attempt_at)
     return result
 
 
-def _requeue(runtime: Runtime, delivery_ids: list[int], delay_ms: int, enqueue: Enqueue, *, due: datetime) -> None:
+def requeue(runtime: Runtime, delivery_ids: list[int], delay_ms: int, enqueue: Enqueue, *, due: datetime) -> None:
     """Enqueue the deliveries' next attempt; if the broker fails, leave them to the sweep from `due` on.
 
     The attempts before are recorded whatever happens here, so this does not raise: a delivery still
@@ -311,21 +317,22 @@ def _requeue(runtime: Runtime, delivery_ids: list[int], delay_ms: int, enqueue: 
         release(runtime, delivery_ids, due)
 
 
-def _prepare(job: DeliveryJob, job_signers: Sequence[Signer]) -> Prepare:
+def prepare(job: DeliveryJob, job_signers: Sequence[Signer]) -> Prepare:
     """The job's request, built and signed when the poster is about to send it (its webhook-timestamp
     is the time it went out)."""
 
-    def prepare() -> SignedPost:
+    def signed() -> SignedPost:
         now = utcnow()
         body = build_body(
             [event_payload(job.event_id, job.event_type, job.event_created_at, job.event_data)], job.payload_format
         )
         return SignedPost(job.url, body, sign_headers_with(job.event_id, body, job_signers, now))
 
-    return prepare
+    return signed
 
 
-def _attempt_outcome(sent: Outcome) -> AttemptOutcome:
+def attempt_outcome(sent: Outcome) -> AttemptOutcome:
+    """What the poster's `Outcome` is to the store."""
     return AttemptOutcome(
         status_code=sent.status_code,
         duration_ms=sent.duration_ms,
@@ -372,17 +379,32 @@ def _observe_failure(job: DeliveryJob, result: AttemptResult, outcome: AttemptOu
         )
 
 
-def relay(runtime: Runtime, enqueue: Enqueue, *, limit: int = 500) -> int:
-    """Turn waiting outbox events into deliveries and enqueue those due; returns how many were enqueued."""
+# Posts some of a relay pass's deliveries itself and returns the ids it leaves to jobs (worker.webhooks.inline).
+PostInline = Callable[[Sequence[DeliveryJob]], list[int]]
+
+
+def relay(runtime: Runtime, enqueue: Enqueue, *, limit: int = 500, post: PostInline | None = None) -> int:
+    """Turn waiting outbox events into deliveries and enqueue those due; returns how many were due.
+
+    `post` (the relay job's): a pass that made at most INLINE_MAX deliveries due hands them to it
+    (`worker.webhooks.inline`, which posts them itself rather than through a job per endpoint);
+    those it leaves are enqueued.
+    """
     total = 0
     while True:
         now = utcnow()
         with transaction(runtime.session_factory) as session:
-            relayed = outbox_relay.relay_due(session, limit=limit, now=now, lease_until=now + LEASE)
+            relayed = outbox_relay.relay_due(
+                session, limit=limit, now=now, lease_until=now + LEASE, jobs=post is not None
+            )
             # Fewer events than the limit: none was left when this relay looked (and a commit after
             # that schedules a relay of its own). Events another relay holds are its own.
             more = relayed.events >= limit and outbox_relay.has_unrelayed(session)
-        _enqueue_all(runtime, relayed.due, enqueue, now)
+        due = relayed.due
+        if post is not None and 0 < len(due) <= INLINE_MAX:
+            left = set(post(relayed.jobs))
+            due = [(endpoint_id, delivery_id) for endpoint_id, delivery_id in due if delivery_id in left]
+        _enqueue_all(runtime, due, enqueue, now)
         total += len(relayed.due)
         if not more:
             return total

@@ -175,6 +175,23 @@ def take_tokens(endpoint_id: int | str, rate: int, wanted: int) -> tuple[int, in
     return _limits.counter.take_tokens(f"{RATE_KEY_PREFIX}{endpoint_id}", rate, wanted)
 
 
+def acquire_slots(endpoint_id: int | str, wanted: int, *, limit: int | None = None) -> int:
+    """Take up to `wanted` of the endpoint's delivery slots and return how many were free and taken (0,
+    at once, when none is); whoever gets some gives them back with `release_slots` once its requests
+    are answered. May raise (Redis unreachable). `endpoint_slots` is the same as a `with` block."""
+    if wanted < 1:
+        raise ValueError("wanted must be at least 1")
+    limits = _limits
+    return limits.counter.acquire(f"{KEY_PREFIX}{endpoint_id}", limit or limits.per_endpoint, wanted)
+
+
+def release_slots(endpoint_id: int | str, count: int) -> None:
+    """Give back `count` slots taken with `acquire_slots`. May raise (Redis unreachable): the slots
+    then come back when the counter expires (SLOT_TTL_MS)."""
+    if count > 0:
+        _limits.counter.release(f"{KEY_PREFIX}{endpoint_id}", count)
+
+
 @contextmanager
 def endpoint_slots(endpoint_id: int | str, wanted: int, *, limit: int | None = None) -> Iterator[int]:
     """Hold up to `wanted` of the endpoint's delivery slots for the `with` block; yields how many were
@@ -184,15 +201,11 @@ def endpoint_slots(endpoint_id: int | str, wanted: int, *, limit: int | None = N
     The slots are given back when the block ends, also when it raises. Taking them may raise (Redis
     unreachable); so may giving them back, after the block.
     """
-    if wanted < 1:
-        raise ValueError("wanted must be at least 1")
-    limits = _limits
-    key = f"{KEY_PREFIX}{endpoint_id}"
-    taken = limits.counter.acquire(key, limit or limits.per_endpoint, wanted)
+    taken = acquire_slots(endpoint_id, wanted, limit=limit)
     if not taken:
         yield 0
         return
     try:
         yield taken
     finally:
-        limits.counter.release(key, taken)
+        release_slots(endpoint_id, taken)

@@ -234,15 +234,30 @@ class Poster:
         wants no more), nor, but for the first, once `budget` seconds have passed. Each request is
         prepared (built and signed) just before it is sent, and may take `timeout` seconds in all.
         """
+        return self.submit_all(requests, lanes=lanes, budget=budget, timeout=timeout).outcomes()
+
+    def submit_all(
+        self,
+        requests: Sequence[Prepare],
+        *,
+        lanes: int = 1,
+        budget: float | None = None,
+        timeout: float = TIMEOUT_SECONDS,
+    ) -> Posting:
+        """`post_all` without waiting for it: the requests start on the loop now, and the `Posting`
+        returned gives their outcomes (`Posting.outcomes` waits as `post_all` does)."""
         if lanes < 1:
             raise ValueError("lanes must be at least 1")
         if not requests:
-            return []
-        session = self._session_now()
+            return Posting(self, None, 0.0)
+        session, loop, thread = self._session_now()
         # The first request alone, then each lane's last one, may each take `timeout`: the batch cannot
         # take longer than this unless the loop is stuck.
         longest = (budget if budget is not None else timeout * len(requests)) + 2 * timeout + self.stuck_margin
-        return self._run(_post_all(session, requests, lanes, budget, timeout, self.allow_private), wait=longest)
+        future = asyncio.run_coroutine_threadsafe(
+            _post_all(session, requests, lanes, budget, timeout, self.allow_private), loop
+        )
+        return Posting(self, future, longest, loop, thread)
 
     def close(self) -> None:
         """Close the session and stop the loop (a later request starts them again)."""
@@ -260,12 +275,13 @@ class Poster:
         if not loop.is_running():
             loop.close()
 
-    def _session_now(self) -> aiohttp.ClientSession:
+    def _session_now(self) -> tuple[aiohttp.ClientSession, asyncio.AbstractEventLoop, threading.Thread | None]:
         with self._lock:
             if self._loop is None or self._pid != os.getpid():
                 self._start()
             assert self._session is not None
-            return self._session
+            assert self._loop is not None
+            return self._session, self._loop, self._thread
 
     def _start(self) -> None:
         loop = uvloop.new_event_loop()
@@ -278,7 +294,15 @@ class Poster:
     def _run(self, coroutine: Coroutine[Any, Any, T], *, wait: float | None = None) -> T:
         loop, thread = self._loop, self._thread
         assert loop is not None
-        future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+        return self._wait(asyncio.run_coroutine_threadsafe(coroutine, loop), wait, loop, thread)
+
+    def _wait(
+        self,
+        future: concurrent.futures.Future[T],
+        wait: float | None,
+        loop: asyncio.AbstractEventLoop,
+        thread: threading.Thread | None,
+    ) -> T:
         try:
             return future.result(timeout=wait)
         except concurrent.futures.TimeoutError:
@@ -298,6 +322,33 @@ class Poster:
         frame = sys._current_frames().get(thread.ident) if thread is not None and thread.ident else None
         where = "".join(traceback.format_stack(frame)) if frame is not None else "(its thread is gone)\n"
         logger.error("the webhook poster's loop is stuck; a new one takes over. It is at:\n%s", where)
+
+
+class Posting:
+    """Requests under way on a `Poster`'s loop (`Poster.submit_all`)."""
+
+    def __init__(
+        self,
+        poster: Poster,
+        future: concurrent.futures.Future[list[Outcome]] | None,
+        longest: float,
+        loop: asyncio.AbstractEventLoop | None = None,
+        thread: threading.Thread | None = None,
+    ) -> None:
+        self._poster, self.future, self._longest, self._loop, self._thread = poster, future, longest, loop, thread
+        self._started = time.monotonic()
+
+    def done(self) -> bool:
+        """Whether every request started was answered (or failed), so that `outcomes` returns at once."""
+        return self.future is None or self.future.done()
+
+    def outcomes(self) -> list[Outcome]:
+        """The outcomes of the requests sent, in order (as `Poster.post_all`), waiting for them as long as
+        the batch can take from its start; PosterStuck when the loop does not answer by then."""
+        if self.future is None or self._loop is None:
+            return []
+        wait = max(0.0, self._started + self._longest - time.monotonic())
+        return self._poster._wait(self.future, wait, self._loop, self._thread)
 
 
 async def _open_session(allow_private: bool, max_connections: int) -> aiohttp.ClientSession:
