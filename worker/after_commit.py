@@ -87,7 +87,7 @@ return 0
 """
 # Passes of a relay job start at least this far apart: commits coming faster share a pass, and the
 # delivery jobs it enqueues (a job per endpoint and pass), at the cost of this much latency at most.
-PASS_INTERVAL = 0.02
+PASS_INTERVAL = 0.04
 
 _lock = threading.Lock()
 _relay_at = 0.0  # monotonic time the latest relay job was scheduled to run

@@ -58,7 +58,7 @@ def relay_due(
     """As `relay`; with `lease_until`, the deliveries due now are made leased until then (see `lease`),
     for a caller that enqueues them at once. With `jobs`, what their attempts need too (as
     `delivery_attempts.attempt_contexts` reads it), for a caller that sends them itself."""
-    events = _take_unrelayed(session, limit)
+    events = _take_unrelayed(session, limit, now)
     if not events:
         return Relayed(0, [])
     endpoints = _endpoints_by_organisation(session, {event.organisation_id for event in events})
@@ -70,7 +70,6 @@ def relay_due(
     ]
     created = insert_missing(session, rows)
     by_id = {endpoint.id: endpoint for group in endpoints.values() for endpoint in group}
-    session.execute(_MARK_RELAYED, {"event_ids": [event.id for event in events], "relayed_now": now})
     paused = {endpoint.id for group in endpoints.values() for endpoint in group if endpoint.paused}
     position = {event.id: index for index, event in enumerate(events)}
     due = [
@@ -97,19 +96,24 @@ def oldest_unrelayed(session: Session) -> datetime | None:
     return session.scalar(select(func.min(OutboxEvent.created_at)).where(OutboxEvent.relayed_at.is_(None)))
 
 
+# The oldest unrelayed events taken and marked relayed in one statement (the transaction makes the
+# deliveries before it commits, so no event is marked without them).
 _TAKE_UNRELAYED = (
-    select(
-        OutboxEvent.id,
-        OutboxEvent.organisation_id,
-        OutboxEvent.seq,
-        OutboxEvent.type,
-        OutboxEvent.created_at,
-        OutboxEvent.data,
+    update(_EVENTS)
+    .where(
+        _EVENTS.c.id.in_(
+            select(_EVENTS.c.id)
+            .where(_EVENTS.c.relayed_at.is_(None))
+            .order_by(_EVENTS.c.created_at, _EVENTS.c.organisation_id, _EVENTS.c.seq)
+            .limit(bindparam("limit", type_=Integer))
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
     )
-    .where(OutboxEvent.relayed_at.is_(None))
-    .order_by(OutboxEvent.created_at, OutboxEvent.organisation_id, OutboxEvent.seq)
-    .limit(bindparam("limit", type_=Integer))
-    .with_for_update(skip_locked=True)
+    .values(relayed_at=bindparam("relayed_now"))
+    .returning(
+        _EVENTS.c.id, _EVENTS.c.organisation_id, _EVENTS.c.seq, _EVENTS.c.type, _EVENTS.c.created_at, _EVENTS.c.data
+    )
 )
 # KEY SHARE: an endpoint cannot be deleted under the relay (its new deliveries would lose their
 # foreign key), yet attempts may still update it. Only the columns the relay reads: loading whole
@@ -140,15 +144,12 @@ _LIVE_ENDPOINTS = (
     .order_by(WebhookEndpoint.id)
     .with_for_update(read=True, key_share=True)
 )
-_MARK_RELAYED = (
-    update(_EVENTS)
-    .where(_EVENTS.c.id.in_(bindparam("event_ids", expanding=True)))
-    .values(relayed_at=bindparam("relayed_now"))
-)
 
 
-def _take_unrelayed(session: Session, limit: int) -> Sequence[Row[Any]]:
-    return session.execute(_TAKE_UNRELAYED, {"limit": limit}).all()
+def _take_unrelayed(session: Session, limit: int, now: datetime) -> list[Row[Any]]:
+    """The oldest unrelayed events (up to `limit`), marked relayed at `now`, in the order they are relayed."""
+    taken = session.execute(_TAKE_UNRELAYED, {"limit": limit, "relayed_now": now}).all()
+    return sorted(taken, key=lambda event: (event.created_at, event.organisation_id, event.seq))
 
 
 def _endpoints_by_organisation(session: Session, organisation_ids: set[int]) -> dict[int, list[Row[Any]]]:

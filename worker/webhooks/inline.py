@@ -40,7 +40,7 @@ from store.services.delivery_attempts import AttemptOutcome, DeliveryJob
 from worker.runtime import Runtime
 from worker.webhooks import delivery
 from worker.webhooks.delivery import Enqueue
-from worker.webhooks.limits import acquire_slots, release_slots
+from worker.webhooks.limits import acquire_slots_of, release_slots_of
 from worker.webhooks.sender import Outcome, Posting, Prepare, WebhookClient
 
 logger = logging.getLogger(__name__)
@@ -142,14 +142,15 @@ def post(
     if not isinstance(client, WebhookClient):
         return [job.delivery_id for job in jobs]  # their jobs say what is wrong with it
     now = utcnow()
-    ready: list[tuple[_Started, list[Prepare]]] = []
     left: list[int] = []
+    signed: list[tuple[list[DeliveryJob], list[Prepare]]] = []
     for group in delivery.by_endpoint(jobs):
-        taken = _take(runtime, group, now)
-        if taken is None:
+        requests = _requests(runtime, group, now)
+        if requests is None:
             left.extend(job.delivery_id for job in group)
         else:
-            ready.append(taken)
+            signed.append((group, requests))
+    ready = _take_slots(signed, left)
     if ready and not _hold(in_flight, [started for started, _ in ready]):
         left.extend(job.delivery_id for started, _ in ready for job in started.group)
         ready = []
@@ -166,21 +167,35 @@ def post(
     return sorted(left, key=order.__getitem__)
 
 
-def _take(runtime: Runtime, group: list[DeliveryJob], now: datetime) -> tuple[_Started, list[Prepare]] | None:
-    """The group's requests and slots, or None when it is left to a job (no slot taken then)."""
+def _requests(runtime: Runtime, group: list[DeliveryJob], now: datetime) -> list[Prepare] | None:
+    """The group's requests, or None when it is left to a job."""
     first = group[0]
     if first.ordered or first.rate_limit_per_second or first.paused or first.disabled:
         return None
     try:
-        requests = [delivery.prepare(job, delivery.signers(job, runtime.secret_box, now)) for job in group]
+        return [delivery.prepare(job, delivery.signers(job, runtime.secret_box, now)) for job in group]
     except UndecryptableSecret:
         return None
+
+
+def _take_slots(
+    signed: list[tuple[list[DeliveryJob], list[Prepare]]], left: list[int]
+) -> list[tuple[_Started, list[Prepare]]]:
+    """Take the endpoints' slots in one go; the groups that got some. Those of the others go to `left`."""
+    if not signed:
+        return []
     try:
-        slots = acquire_slots(first.endpoint_id, min(delivery.LANES, len(group)))
+        taken = acquire_slots_of([(group[0].endpoint_id, min(delivery.LANES, len(group))) for group, _ in signed])
     except Exception:
-        note_unsent(logger, "could not take endpoint %s's slots; its deliveries go by job", first.endpoint_id)
-        return None
-    return (_Started(group, slots), requests) if slots else None
+        note_unsent(logger, "could not take %d endpoints' slots; their deliveries go by job", len(signed))
+        taken = [0] * len(signed)
+    ready: list[tuple[_Started, list[Prepare]]] = []
+    for (group, requests), slots in zip(signed, taken, strict=True):
+        if slots:
+            ready.append((_Started(group, slots), requests))
+        else:
+            left.extend(job.delivery_id for job in group)
+    return ready
 
 
 def _hold(in_flight: InFlight, ready: Sequence[_Started]) -> bool:
@@ -189,8 +204,7 @@ def _hold(in_flight: InFlight, ready: Sequence[_Started]) -> bool:
         in_flight.hold([job.delivery_id for started in ready for job in started.group])
     except Exception:
         note_unsent(logger, "could not write down a relay pass's deliveries; they go by job")
-        for started in ready:
-            _give_back(started)
+        _give_back(ready)
         return False
     return True
 
@@ -202,10 +216,9 @@ def _submit(client: WebhookClient, started: _Started, requests: list[Prepare]) -
         )
     except Exception:
         # Nothing was sent (the poster's loop would not start): its job tries again.
-        logger.exception(
-            "endpoint %s: the relay could not post; its deliveries go by job", started.group[0].endpoint_id
-        )
-        _give_back(started)
+        endpoint_id = started.group[0].endpoint_id
+        logger.exception("endpoint %s: the relay could not post; its deliveries go by job", endpoint_id)
+        _give_back([started])
         return None
 
 
@@ -227,20 +240,20 @@ def finish(runtime: Runtime, posted: Sequence[_Started], enqueue: Enqueue, in_fl
     on its own after the successes before it, what was not sent (a budget used up) enqueued. Never
     raises: it may run on a finisher, and what is not recorded is leased (sent again once the lease ends).
     """
-    successes: list[tuple[DeliveryJob, AttemptOutcome]] = []
+    answered: list[tuple[_Started, list[Outcome]]] = []
     for inline in posted:
-        endpoint_id = inline.group[0].endpoint_id
         try:
-            outcomes = inline.posting.outcomes() if inline.posting is not None else []
+            answered.append((inline, inline.posting.outcomes() if inline.posting is not None else []))
         except Exception:
+            endpoint_id = inline.group[0].endpoint_id
             logger.exception("endpoint %s: the relay's posts were lost; the sweep sends them", endpoint_id)
-            continue
-        finally:
-            _give_back(inline)
+    _give_back(posted)
+    successes: list[tuple[DeliveryJob, AttemptOutcome]] = []
+    for inline, outcomes in answered:
         try:
             successes.extend(_record_failures(runtime, inline.group, outcomes, enqueue))
         except Exception:
-            logger.exception("endpoint %s: the relay's failed attempts were not recorded", endpoint_id)
+            logger.exception("endpoint %s: the relay's failed attempts were not recorded", inline.group[0].endpoint_id)
     try:
         delivery.record_successes(runtime, successes)
     except Exception:
@@ -269,8 +282,8 @@ def _record_failures(
     return successes
 
 
-def _give_back(started: _Started) -> None:
+def _give_back(posted: Sequence[_Started]) -> None:
     try:
-        release_slots(started.group[0].endpoint_id, started.slots)
+        release_slots_of([(started.group[0].endpoint_id, started.slots) for started in posted])
     except Exception:
-        note_unsent(logger, "could not give back the slots of endpoint %s; they expire", started.group[0].endpoint_id)
+        note_unsent(logger, "could not give back the slots of %d endpoints; they expire", len(posted))

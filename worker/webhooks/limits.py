@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
@@ -82,6 +82,10 @@ class _Counter(Protocol):
 
     def release(self, key: str, count: int) -> None: ...
 
+    def acquire_many(self, asked: Sequence[tuple[str, int, int]]) -> list[int]: ...
+
+    def release_many(self, given: Sequence[tuple[str, int]]) -> None: ...
+
     def take_tokens(self, key: str, rate: int, wanted: int) -> tuple[int, int]: ...
 
 
@@ -110,6 +114,13 @@ class _MemoryCounter:
             else:
                 self._held.pop(key, None)
 
+    def acquire_many(self, asked: Sequence[tuple[str, int, int]]) -> list[int]:
+        return [self.acquire(key, limit, wanted) for key, limit, wanted in asked]
+
+    def release_many(self, given: Sequence[tuple[str, int]]) -> None:
+        for key, count in given:
+            self.release(key, count)
+
     def take_tokens(self, key: str, rate: int, wanted: int) -> tuple[int, int]:
         with self._lock:
             now = time.monotonic()
@@ -136,6 +147,19 @@ class _RedisCounter:
 
     def release(self, key: str, count: int) -> None:
         self._release(keys=[key], args=[count])
+
+    def acquire_many(self, asked: Sequence[tuple[str, int, int]]) -> list[int]:
+        # One round trip for every endpoint of a relay pass.
+        with self._client.pipeline(transaction=False) as pipe:
+            for key, limit, wanted in asked:
+                self._acquire(keys=[key], args=[limit, SLOT_TTL_MS, wanted], client=pipe)
+            return [int(taken) for taken in pipe.execute()]
+
+    def release_many(self, given: Sequence[tuple[str, int]]) -> None:
+        with self._client.pipeline(transaction=False) as pipe:
+            for key, count in given:
+                self._release(keys=[key], args=[count], client=pipe)
+            pipe.execute()
 
     def take_tokens(self, key: str, rate: int, wanted: int) -> tuple[int, int]:
         taken, wait = self._take_tokens(keys=[key], args=[rate, wanted])
@@ -183,6 +207,27 @@ def acquire_slots(endpoint_id: int | str, wanted: int, *, limit: int | None = No
         raise ValueError("wanted must be at least 1")
     limits = _limits
     return limits.counter.acquire(f"{KEY_PREFIX}{endpoint_id}", limit or limits.per_endpoint, wanted)
+
+
+def acquire_slots_of(asked: Sequence[tuple[int, int]]) -> list[int]:
+    """`acquire_slots` for several endpoints at once, (endpoint id, slots wanted) each, with their
+    default limit; how many each got, in the same order. One round trip on Redis. May raise."""
+    if any(wanted < 1 for _, wanted in asked):
+        raise ValueError("wanted must be at least 1")
+    if not asked:
+        return []
+    limits = _limits
+    return limits.counter.acquire_many(
+        [(f"{KEY_PREFIX}{endpoint_id}", limits.per_endpoint, wanted) for endpoint_id, wanted in asked]
+    )
+
+
+def release_slots_of(given: Sequence[tuple[int, int]]) -> None:
+    """`release_slots` for several endpoints at once, (endpoint id, slots taken) each. May raise (the
+    slots then come back when their counters expire)."""
+    taken = [(f"{KEY_PREFIX}{endpoint_id}", count) for endpoint_id, count in given if count > 0]
+    if taken:
+        _limits.counter.release_many(taken)
 
 
 def release_slots(endpoint_id: int | str, count: int) -> None:
