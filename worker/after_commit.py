@@ -175,22 +175,22 @@ def _relay_until_idle(
     """The relay's loop; True when it ended by handing over to a successor, False when it should let go."""
     handed_over = f"{HANDOVER_PREFIX}{token}".encode()
     started = held = passed = time.monotonic()
-    successor_sent = False
+    sent_at: float | None = None  # when the successor was sent
     relay_once()
     while not STOPPING.is_set():
         now = time.monotonic()
         if now - started > BUSY_SECONDS:
-            if hand_over is None or now - started > 2 * BUSY_SECONDS:
+            if hand_over is None or (sent_at is not None and now - sent_at > BUSY_SECONDS):
                 return False  # no successor, or none started
-            if not successor_sent:
-                successor_sent = _hand_over(hand_over, token)
-                if not successor_sent:
+            if sent_at is None:
+                if not _hand_over(hand_over, token):
                     return False
+                sent_at = now
         if now - held > PENDING_TTL_MS / 4000:
             if not _claim(client, token, None):
                 return True  # another job took over (this one was too slow to say it still runs)
             held = now
-        woken = client.blpop([handed_over, WAKE_KEY] if successor_sent else [WAKE_KEY], timeout=LINGER_SECONDS)
+        woken = client.blpop([WAKE_KEY] if sent_at is None else [handed_over, WAKE_KEY], timeout=LINGER_SECONDS)
         if woken is None:
             if hand_over is None:
                 return False

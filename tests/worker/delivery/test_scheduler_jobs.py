@@ -97,10 +97,11 @@ def test_leases_keep_the_jobs_from_enqueueing_a_delivery_twice(
     assert jobs["webhooks.sweep"]() == 0  # the delivery is leased: its job is on the queue
     assert pipeline.queued("webhooks") == 1
 
-    pipeline.start_worker()  # runs the relay job of the commit too: it finds nothing new
+    worker = pipeline.start_worker()  # runs the relay job of the commit too: it finds nothing new
 
     wait_until(delivered(pipeline, endpoint, 1), "the delivery")
-    pipeline.broker.join("relay", timeout=20_000)
     pipeline.broker.join("webhooks", timeout=20_000)
+    worker.stop(timeout=20_000)  # the relay job stays until its worker stops
+    pipeline.broker.join("relay", timeout=20_000)
     assert [request.webhook_id for request in receiver.snapshot()] == [event_id]
     assert jobs["webhooks.sweep"]() == 0
