@@ -11,14 +11,15 @@ The relay takes every event waiting, so a burst of commits needs one relay job, 
 
 - On Redis, a commit enqueues a relay job only when none is waiting or running (worker/coalesce.py,
   under `PENDING_KEY`), and in the same round trip pushes to `WAKE_KEY`. The job does not end with
-  its pass: while commits keep coming it stays (`relay_while_busy`), holding `PENDING_KEY` and waiting
-  on `WAKE_KEY` (BLPOP) between passes, so a steady trickle of commits costs a pass each, not a job
-  each; its passes start PASS_INTERVAL apart at least, so commits closer together share one.
-  Idle for LINGER_SECONDS (or busy for BUSY_SECONDS, so that a worker thread is handed back now and
-  then), it clears the key (`relay_starting`: commits from then on enqueue another job) and makes a
-  last pass for the commits that came before. A lost job only costs an extra one later (the key
-  expires; the scheduler relays every 2 s anyway). No delay, so the job does not go through a delay
-  queue.
+  its pass: one relay job at a time is the relay (`OWNER_KEY`), holding `PENDING_KEY` and waiting on
+  `WAKE_KEY` (BLPOP) between passes, while commits come and while none does, so a steady trickle of
+  commits costs a pass each, not a job each, and a commit after a quiet spell is relayed at once
+  (a new job would wait for Dramatiq's consumer, which polls an idle queue once a second); its passes
+  start PASS_INTERVAL apart at least, so commits closer together share one. Every BUSY_SECONDS it
+  hands over to a successor job without a gap (`relay_while_busy`); it ends when its worker stops,
+  clearing the keys (commits from then on enqueue another job) and making a last pass for the commits
+  that came before. A lost job only costs an extra one later (the keys expire; the scheduler relays
+  every 2 s anyway). No delay, so the job does not go through a delay queue.
 - In-process (the embedded mode), at most one relay job per RELAY_WINDOW from this process: a commit
   within the window of the last one schedules one at the window's end, unless one is scheduled already.
 """

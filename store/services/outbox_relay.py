@@ -53,11 +53,11 @@ def relay_due(
     limit: int = 500,
     now: datetime,
     lease_until: datetime | None = None,
-    jobs: bool = False,
+    jobs_up_to: int = 0,
 ) -> Relayed:
     """As `relay`; with `lease_until`, the deliveries due now are made leased until then (see `lease`),
-    for a caller that enqueues them at once. With `jobs`, what their attempts need too (as
-    `delivery_attempts.attempt_contexts` reads it), for a caller that sends them itself."""
+    for a caller that enqueues them at once. When at most `jobs_up_to` are due, what their attempts
+    need too (as `delivery_attempts.attempt_contexts` reads it), for a caller that sends them itself."""
     events = _take_unrelayed(session, limit, now)
     if not events:
         return Relayed(0, [])
@@ -78,7 +78,9 @@ def relay_due(
         if endpoint_id not in paused
     ]
     due.sort()
-    made = [_job(delivery_id, events[at], by_id[endpoint_id]) for at, endpoint_id, delivery_id in due] if jobs else []
+    made = []
+    if len(due) <= jobs_up_to:
+        made = [_job(delivery_id, events[at], by_id[endpoint_id]) for at, endpoint_id, delivery_id in due]
     return Relayed(len(events), [(endpoint_id, delivery_id) for _, endpoint_id, delivery_id in due], made)
 
 

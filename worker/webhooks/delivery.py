@@ -395,7 +395,7 @@ def relay(runtime: Runtime, enqueue: Enqueue, *, limit: int = 500, post: PostInl
         now = utcnow()
         with transaction(runtime.session_factory) as session:
             relayed = outbox_relay.relay_due(
-                session, limit=limit, now=now, lease_until=now + LEASE, jobs=post is not None
+                session, limit=limit, now=now, lease_until=now + LEASE, jobs_up_to=INLINE_MAX if post else 0
             )
             # Fewer events than the limit: none was left when this relay looked (and a commit after
             # that schedules a relay of its own). Events another relay holds are its own.
