@@ -247,8 +247,8 @@ def test_invitation_email_through_the_real_redis_broker(
     worker.start()
     try:
         _, invitation_id = invite(factory)
+        # The email job done (not worker.join(): the commit's relay job stays until the worker stops).
         redis_broker.join(actor.queue_name, timeout=JOIN_TIMEOUT_MS)
-        worker.join()
     finally:
         worker.stop()
         redis_broker.close()
