@@ -1,7 +1,8 @@
 """Webhook delivery jobs, from the store to the receivers and back, and the relay that feeds them.
 
 A job carries the ids of up to MAX_BATCH deliveries of one endpoint, in event order: the relay makes
-one per endpoint for the events it takes, the sweep one per endpoint for what is due, a resume or a
+one per endpoint for the events it takes (the relay job posts a small pass's itself instead, through
+worker.webhooks.inline, with the functions here), the sweep one per endpoint for what is due, a resume or a
 replay one for the backlog, a short retry one for its delivery. The job reads them with their events
 in one query, takes up to LANES of the endpoint's slots (one a request in flight), posts them through
 the process's `Poster` that many at a time (a backlog job, which promises event order, one after the
