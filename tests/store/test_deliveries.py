@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func, inspect, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.columns import utcnow
-from store.db import make_engine, make_session_factory, transaction
+from store.db import make_engine, make_session_factory, one_statement, transaction
 from store.errors import Invalid, NotAllowed, NotFound
 from store.migrate import upgrade
 from store.models import Delivery, DeliveryAttempt, DeliveryStatus, OutboxEvent, WebhookEndpoint
@@ -1013,6 +1013,28 @@ def test_record_successes_finishes_them_in_one_go(
     assert (logged_b.duration_ms, len(logged_b.response_excerpt)) == (0, 1024)
     assert load(session_factory, WebhookEndpoint, endpoint_id).failing_since is None
     assert load(session_factory, Delivery, c).status is DeliveryStatus.PENDING
+
+
+def test_record_successes_as_one_statement_outside_a_transaction(
+    session_factory: sessionmaker[Session], drained: Org, box: SecretBox
+) -> None:
+    """`one_statement`, as the workers record successes: autocommit on PostgreSQL, and the pooled
+    connection is back to transactions afterwards (a block that raises leaves nothing)."""
+    endpoint(session_factory, drained, box, event_types=["desk.created"])
+    desk_events(session_factory, drained, "A", "B")
+    a, b = relay(session_factory)
+    with one_statement(session_factory) as session:
+        assert sorted(delivery_attempts.record_successes(session, [(a, OK), (b, OK)], now=utcnow())) == [a, b]
+    assert [load(session_factory, Delivery, made).status for made in (a, b)] == [DeliveryStatus.SUCCEEDED] * 2
+
+    def change_then_fail() -> None:
+        with transaction(session_factory) as session:
+            session.execute(update(Delivery).where(Delivery.id == a).values(attempts=99))
+            raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError):
+        change_then_fail()
+    assert load(session_factory, Delivery, a).attempts == 1
 
 
 def test_record_successes_leaves_finished_and_deleted_deliveries_alone(

@@ -31,7 +31,7 @@ import httpx
 
 from infra.redis_client import note_unsent
 from store.columns import utcnow
-from store.db import transaction
+from store.db import one_statement, transaction
 from store.errors import NotFound
 from store.models import SignatureScheme
 from store.secret_box import SecretBox, UndecryptableSecret
@@ -260,7 +260,8 @@ def record_successes(
     if not successes:
         return {}
     now = utcnow()
-    with transaction(runtime.session_factory) as session:
+    # One statement on PostgreSQL (a few on SQLite, in a transaction there).
+    with one_statement(runtime.session_factory) as session:
         recorded = set(
             delivery_attempts.record_successes(
                 session, [(job.delivery_id, outcome) for job, outcome in successes], now=now
