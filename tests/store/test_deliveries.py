@@ -128,7 +128,7 @@ def test_relay_makes_one_delivery_per_matching_endpoint(
         assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == (DeliveryStatus.PENDING, 0, now)
         assert delivery.organisation_id == drained.organisation.id
     with session_factory() as session:
-        events = {event.id: event for event in session.scalars(select(OutboxEvent))}
+        events = {event.id: event for event in session.scalars(select(OutboxEvent).order_by(OutboxEvent.seq))}
     assert [event.type for event in events.values() if event.relayed_at == now] == [
         "endpoint.created",
         "endpoint.created",
