@@ -40,8 +40,18 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 SERVER_SETTINGS = {"plan_cache_mode": "force_generic_plan", "application_name": "deskbridge-api-reads"}
 
 Processor = Callable[[Any], Any] | None
-# What a connection that died meanwhile raises on its next use.
-LOST = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError)
+# What a read on a connection the server ended raises, by when asyncpg learns of it: a closed connection
+# (InterfaceError, ConnectionDoesNotExistError, OSError), the server's word that it ends this backend
+# (pg_terminate_backend: AdminShutdownError; a crash: CrashShutdownError), or, when that word came in while
+# the connection was idle and the close not yet, a protocol still busy with it (InternalClientError).
+LOST = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    OSError,
+)
 
 
 class Reads(Protocol):
@@ -164,15 +174,13 @@ class PostgresReads:
         arguments = prepared.arguments(params)
         self._follow_loop()
         async with self._slots:
-            if self._idle:
-                try:
-                    return prepared.rows(await self._fetch(self._idle.pop(), prepared.sql, arguments))
-                except LOST:
-                    pass  # it died idle in the pool (the server restarted): once more, on a new connection
-            connection = await asyncpg.connect(
-                self._dsn, timeout=CONNECT_TIMEOUT_SECONDS, server_settings=SERVER_SETTINGS
-            )
-            return prepared.rows(await self._fetch(connection, prepared.sql, arguments))
+            connection = self._idle.pop() if self._idle else await self._connect()
+            try:
+                return prepared.rows(await self._fetch(connection, prepared.sql, arguments))
+            except LOST:
+                # The server ended the connection, idle in the pool or in the middle of this read (a restart,
+                # pg_terminate_backend): a read is safe to repeat, once, on a new connection.
+                return prepared.rows(await self._fetch(await self._connect(), prepared.sql, arguments))
 
     async def first(self, statement: Select[*tuple[Any, ...]], params: Mapping[str, Any]) -> Any | None:
         rows = await self.all(statement, params)
@@ -183,6 +191,12 @@ class PostgresReads:
         idle, self._idle = self._idle, []
         for connection in idle:
             await connection.close()
+
+    async def _connect(self) -> asyncpg.Connection:
+        connection: asyncpg.Connection = await asyncpg.connect(
+            self._dsn, timeout=CONNECT_TIMEOUT_SECONDS, server_settings=SERVER_SETTINGS
+        )
+        return connection
 
     async def _fetch(self, connection: asyncpg.Connection, sql: str, arguments: list[Any]) -> list[Any]:
         """The rows, the connection back in the pool; a connection whose read failed or was cut off (the

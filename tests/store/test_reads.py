@@ -1,5 +1,6 @@
 """Reads on the event loop (store.reads): the rows SQLAlchemy would give, on both stores; and on
-PostgreSQL, a pool that survives a read cut off, a connection the server ended, and a new event loop."""
+PostgreSQL, a pool that survives a read cut off, a connection the server ended (idle, or in the middle
+of a read), and a new event loop."""
 
 from __future__ import annotations
 
@@ -101,10 +102,22 @@ def _postgres_reads(engine: Engine) -> PostgresReads:
     return PostgresReads.of(engine, size=2)
 
 
-def _backends(engine: Engine) -> set[int]:
+def _backends(engine: Engine, running: str = "") -> set[int]:
+    """The reads' backends on this test's database (others' are not ours to end); only those running a
+    statement that contains `running`, if given."""
+    query = "SELECT pid FROM pg_stat_activity WHERE application_name = 'deskbridge-api-reads'"
+    query += " AND datname = current_database()"
+    if running:
+        query += " AND state = 'active' AND strpos(query, :running) > 0"
     with engine.connect() as connection:
-        query = text("SELECT pid FROM pg_stat_activity WHERE application_name = 'deskbridge-api-reads'")
-        return {pid for (pid,) in connection.execute(query)}
+        return {pid for (pid,) in connection.execute(text(query), {"running": running})}
+
+
+def _terminate(engine: Engine, pids: set[int]) -> None:
+    """End the backends `pids` as an operator would (pg_terminate_backend), waiting until they are gone."""
+    with engine.connect() as connection:
+        for pid in pids:
+            connection.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
 
 
 def test_a_read_cut_off_leaves_no_busy_connection_behind(engine: Engine) -> None:
@@ -148,3 +161,42 @@ def test_reads_follow_a_new_event_loop(engine: Engine) -> None:
     assert asyncio.run(reads.first(one, {}))[0] == 0
     assert asyncio.run(reads.first(one, {}))[0] == 0  # another loop: the first one's connection is let go
     asyncio.run(reads.close())
+
+
+@pytest.mark.parametrize("turns", range(6))
+def test_a_connection_the_server_ended_is_replaced_whenever_the_next_read_comes(engine: Engine, turns: int) -> None:
+    # asyncpg learns of the end in steps as the loop turns (the server's word, then the close): each
+    # step fails a read differently (InternalClientError once the word is in but not the close).
+    reads = _postgres_reads(engine)
+    one = select(func.count()).select_from(Member)
+
+    async def scenario() -> int:
+        await reads.first(one, {})
+        _terminate(engine, _backends(engine))
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        counted = await reads.first(one, {})
+        await reads.close()
+        return int(counted[0])
+
+    assert asyncio.run(scenario()) == 0
+
+
+def test_a_read_the_server_ends_midway_is_read_again_on_a_new_connection(engine: Engine) -> None:
+    reads = _postgres_reads(engine)
+    slow = select(func.pg_sleep(0.3), func.pg_backend_pid())
+    ended: set[int] = set()
+
+    def end_the_read() -> None:
+        while not ended:
+            ended.update(_backends(engine, "pg_sleep"))
+        _terminate(engine, ended)
+
+    async def scenario() -> int:
+        read = asyncio.ensure_future(reads.first(slow, {}))
+        await asyncio.to_thread(end_the_read)
+        row = await read
+        await reads.close()
+        return int(row[1])
+
+    assert asyncio.run(scenario()) not in ended
