@@ -51,8 +51,18 @@ def _plus_from_query(value: Any) -> Any:
     return value.replace(" ", "+") if isinstance(value, str) else value
 
 
-Time = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
-QueryTime = Annotated[AwareDatetime, BeforeValidator(_plus_from_query)]
+def _representable_in_utc(value: datetime) -> datetime:
+    # Times are kept in UTC: one whose UTC form falls outside years 1 to 9999 (0001-01-01T00:00:00+14:00)
+    # cannot be kept, nor compared with those kept.
+    try:
+        value.astimezone(UTC)
+    except OverflowError as error:
+        raise ValueError("This time is out of range: in UTC it falls before year 1 or after year 9999.") from error
+    return value
+
+
+Time = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_representable_in_utc)]
+QueryTime = Annotated[AwareDatetime, BeforeValidator(_plus_from_query), AfterValidator(_representable_in_utc)]
 
 
 class RequestBody(BaseModel):

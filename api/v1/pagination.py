@@ -12,7 +12,7 @@ import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query
@@ -134,7 +134,7 @@ def _decode(keyset: Keyset, cursor: str) -> list[Any]:
         if payload["k"] != keyset.name or len(payload["v"]) != len(keyset.columns):
             raise ValueError("cursor of another listing")
         return [_typed(column, value) for column, value in zip(keyset.columns, payload["v"], strict=True)]
-    except (binascii.Error, ValueError, TypeError, KeyError) as error:
+    except (binascii.Error, ValueError, TypeError, KeyError, OverflowError) as error:
         raise ApiError(
             422,
             "This cursor is not valid here; use a next_cursor this listing returned.",
@@ -148,6 +148,7 @@ def _typed(column: InstrumentedAttribute[Any], value: Any) -> Any:
         parsed = datetime.fromisoformat(value)
         if parsed.tzinfo is None:
             raise ValueError("naive time in cursor")
+        parsed.astimezone(UTC)  # OverflowError for a time no row holds: UTC before year 1 or after 9999
         return parsed
     # Within the column's range: a key beyond it is no row's, and the database would refuse to compare.
     largest = MAX_BIG_KEY if isinstance(column.expression.type, BigInteger) else MAX_KEY

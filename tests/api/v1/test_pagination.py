@@ -119,6 +119,9 @@ def _cursor(payload: object) -> str:
         _cursor({"k": "bookings", "v": [1]}),
         _cursor({"k": "bookings", "v": ["2030-01-01T00:00:00Z", 2**70]}),
         _cursor({"k": "bookings", "v": ["2030-01-01T00:00:00Z", True]}),
+        # Times no row holds: in UTC before year 1 or after 9999.
+        _cursor({"k": "bookings", "v": ["0001-01-01T00:00:00+14:00", 1]}),
+        _cursor({"k": "bookings", "v": ["9999-12-31T23:59:59-14:00", 1]}),
         _cursor(["bookings"]),
         _cursor("bookings"),
         base64.urlsafe_b64encode(b"\xff\xfe").decode(),
