@@ -25,6 +25,9 @@ from infra.redis_client import AsyncFailFastPool, FailFastPool, async_fail_fast_
 
 CONNECT_TIMEOUT_SECONDS = 0.25
 COMMAND_TIMEOUT_SECONDS = 0.5
+# Connections of a process's asyncio client: requests on the event loop beyond these wait for one (a count
+# takes well under a millisecond), as those in the thread pool wait for a thread.
+MAX_CONNECTIONS = 50
 # Count a request and give a new key its expiry: one command (EVALSHA) per request, lighter for the
 # client than a pipeline of two.
 _HIT = """
@@ -91,7 +94,10 @@ class RedisCounter:
             "connect_timeout": CONNECT_TIMEOUT_SECONDS,
             "command_timeout": COMMAND_TIMEOUT_SECONDS,
         }
-        return cls(fail_fast_client(url, **options), lambda: async_fail_fast_client(url, **options))
+        return cls(
+            fail_fast_client(url, **options),
+            lambda: async_fail_fast_client(url, **options, max_connections=MAX_CONNECTIONS),
+        )
 
     @property
     def degraded(self) -> str | None:

@@ -120,8 +120,14 @@ class FailFastPool(redis.ConnectionPool):
         return connection
 
 
-class AsyncFailFastPool(redis.asyncio.ConnectionPool):
-    """`FailFastPool` for asyncio clients, on the same kind of circuit."""
+class AsyncFailFastPool(redis.asyncio.BlockingConnectionPool):
+    """`FailFastPool` for asyncio clients, on the same kind of circuit.
+
+    Blocking: a coroutine that finds every connection in use waits for one (up to the pool's `timeout`),
+    as a thread of the blocking client waits for its turn in the thread pool. redis-py's plain asyncio pool
+    would raise MaxConnectionsError at once, which the circuit would take for an outage: a burst of
+    requests on the event loop would turn counting over to the process for RETRY_SECONDS.
+    """
 
     def __init__(
         self, *, name: str, meanwhile: str, retry_seconds: float = RETRY_SECONDS, **connection_kwargs: Any
@@ -163,9 +169,18 @@ def fail_fast_client(
 
 
 def async_fail_fast_client(
-    url: str, *, name: str, meanwhile: str, connect_timeout: float, command_timeout: float
+    url: str,
+    *,
+    name: str,
+    meanwhile: str,
+    connect_timeout: float,
+    command_timeout: float,
+    max_connections: int = 50,
+    wait_timeout: float = RETRY_SECONDS,
 ) -> redis.asyncio.Redis:
-    """`fail_fast_client` for coroutines (redis.asyncio), with no retries."""
+    """`fail_fast_client` for coroutines (redis.asyncio), with no retries, on at most `max_connections`
+    connections: a coroutine waits for a free one up to `wait_timeout` (a wait that long means Redis does
+    not answer: an outage)."""
     pool = AsyncFailFastPool.from_url(
         url,
         name=name,
@@ -173,6 +188,8 @@ def async_fail_fast_client(
         socket_connect_timeout=connect_timeout,
         socket_timeout=command_timeout,
         retry=AsyncRetry(NoBackoff(), 0),
+        max_connections=max_connections,
+        timeout=wait_timeout,
     )
     return redis.asyncio.Redis(connection_pool=pool)
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 import redis
 
-from api.ratelimit import RedisCounter, day_window
+from api.ratelimit import MAX_CONNECTIONS, RedisCounter, day_window
 from infra.redis_client import FailFastPool
 from tests.conftest import REDIS_URL
 
@@ -80,6 +80,21 @@ def test_coroutines_count_on_the_shared_redis_from_any_event_loop(redis_client: 
 
     assert counts == [1, 2, 3]  # one count, whichever client (and loop) asked
     assert 0 < redis_client.ttl(key) <= 60
+    assert counter.degraded is None
+
+
+def test_more_coroutines_at_once_than_the_pool_holds_all_count_on_redis(redis_client: redis.Redis) -> None:
+    # A burst of requests on the event loop asks for more connections at once than the asyncio pool
+    # holds: they wait for one, rather than take Redis for unreachable and count in the process.
+    counter = RedisCounter.from_url(REDIS_URL)
+    key = "ratelimit:1:20260101"
+    burst = 3 * MAX_CONNECTIONS
+
+    async def count() -> list[int]:
+        return list(await asyncio.gather(*(counter.hit_async(key, 60) for _ in range(burst))))
+
+    assert sorted(asyncio.run(count())) == list(range(1, burst + 1))
+    assert int(redis_client.get(key) or 0) == burst
     assert counter.degraded is None
 
 
