@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 
@@ -39,16 +40,20 @@ def query_id(description: str) -> Any:
     return Query(ge=1, le=MAX_ID, description=description)
 
 
+# What pydantic would read as a Unix time when given as text ("1700000000", "-1").
+_NUMBER = re.compile(r"[+-]?\d+(\.\d*)?")
+
+
 def _iso_text(value: Any) -> Any:
-    # pydantic would also take numbers as Unix times; the API speaks ISO 8601 only.
-    if not isinstance(value, str):
+    # pydantic would also take numbers, and numbers as text, as Unix times; the API speaks ISO 8601 only.
+    if not isinstance(value, str) or _NUMBER.fullmatch(value):
         raise ValueError("Give the time as ISO 8601 text with an offset, such as 2030-01-31T09:00:00+01:00.")
     return value
 
 
 def _plus_from_query(value: Any) -> Any:
     # An unescaped '+' in a query string arrives as a space: '09:00:00 02:00' meant '09:00:00+02:00'.
-    return value.replace(" ", "+") if isinstance(value, str) else value
+    return _iso_text(value.replace(" ", "+") if isinstance(value, str) else value)
 
 
 def _representable_in_utc(value: datetime) -> datetime:

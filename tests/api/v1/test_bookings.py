@@ -111,6 +111,7 @@ def test_booking_refuses_bad_input(client: TestClient, api_factory: sessionmaker
         ({"start": "tomorrow", "end": iso(end)}, {"start"}),
         ({"start": "2031-02-30T09:00:00Z", "end": iso(end)}, {"start"}),
         ({"start": start.timestamp(), "end": iso(end)}, {"start"}),
+        ({"start": str(int(start.timestamp())), "end": iso(end)}, {"start"}),  # a Unix time, even as text
         ({"start": start.date().isoformat(), "end": iso(end)}, {"start"}),
         ({"start": "0001-01-01T00:00:00+14:00", "end": iso(end)}, {"start"}),  # in UTC before year 1
         ({"start": iso(start), "end": "9999-12-31T23:59:59-14:00"}, {"end"}),  # in UTC after 9999
@@ -180,6 +181,8 @@ def test_list_bookings_refuses_bad_filters(
         ({"from": iso(hours_from_now(5)), "to": iso(hours_from_now(1))}, "to"),
         ({"from": "0001-01-01T00:00:00+14:00"}, "from"),  # in UTC before year 1
         ({"to": "9999-12-31T23:59:59-14:00"}, "to"),  # in UTC after 9999
+        ({"from": "1700000000"}, "from"),  # a Unix time: ISO 8601 only, as in a body
+        ({"to": "-1"}, "to"),
         ({"status": "lost"}, "status.0"),
         ({"member_id": "me"}, "member_id"),
         ({"limit": 0}, "limit"),
