@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import anyio.to_thread
 import asyncpg
 from sqlalchemy import Engine, Select
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
@@ -74,7 +75,8 @@ class SessionReads:
         self._factory = factory
 
     async def all(self, statement: Select[*tuple[Any, ...]], params: Mapping[str, Any]) -> list[Any]:
-        return await asyncio.to_thread(self._run, statement, params)
+        # AnyIO's worker threads, as the API's other routes use (asyncio's own pool has only cores + 4).
+        return await anyio.to_thread.run_sync(self._run, statement, params)
 
     async def first(self, statement: Select[*tuple[Any, ...]], params: Mapping[str, Any]) -> Any | None:
         rows = await self.all(statement, params)
