@@ -10,8 +10,9 @@ it does not post goes by job as before: an ordered endpoint's (its jobs keep the
 rate-limited one's (its jobs take from the bucket), one without a free slot, one whose secret no key
 opens (the job records why), and a larger pass's.
 
-The relay waits INLINE_WAIT for the answers; what is still under way then is finished on a thread
-of its own (`_finishers`), so a slow receiver holds up neither the next pass nor other endpoints.
+The relay does not wait for the answers: a finisher thread (`_finishers`) gathers a pass's for up to
+GATHER seconds and records those in together; an endpoint still answering then is finished on its
+own. So a slow receiver holds up neither the next pass nor other endpoints.
 
 Crashes: the deliveries are leased as for a job (the sweep takes them when the lease ends), and on
 Redis what a relay job has under way is written down first (`InFlight`: a set under its message's
@@ -45,16 +46,17 @@ from worker.webhooks.sender import Outcome, Posting, Prepare, WebhookClient
 
 logger = logging.getLogger(__name__)
 
-# Seconds a relay pass waits for the answers to what it posted before a finisher takes them over.
-INLINE_WAIT = 0.5
+# Seconds a finisher waits for a pass's answers to record them together; an endpoint slower than this
+# is recorded on its own once it answers.
+GATHER = 0.05
 KEY_PREFIX = "deskbridge:relay-in-flight:"
 # A relay job's set outlives the wait for Dramatiq to put a dead worker's job back (its heartbeat
 # timeout and upkeep); after that the lease's sweep is the net.
 IN_FLIGHT_TTL_MS = 600_000
 
-# Threads that finish what a relay pass posted and stopped waiting for (a slow receiver), shared by
-# the process's relay jobs.
-_finishers = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook-finisher")
+# Threads that wait for the answers to what relay passes posted and record them, shared by the
+# process's relay jobs: a pass's, and a slow endpoint's each (waiting costs a thread nothing else).
+_finishers = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="webhook-finisher")
 
 
 class InFlight:
@@ -107,10 +109,14 @@ class InFlight:
             self._finishing.append(future)
 
     def settle(self) -> None:
-        """Wait until the finishers have recorded what this job posted (each posting has a time limit)."""
-        with self._lock:
-            finishing, self._finishing = self._finishing, []
-        concurrent.futures.wait(finishing)
+        """Wait until the finishers have recorded what this job posted (each posting has a time limit);
+        a finisher may hand a slow endpoint on to another, which is waited for too."""
+        while True:
+            with self._lock:
+                finishing, self._finishing = self._finishing, []
+            if not finishing:
+                return
+            concurrent.futures.wait(finishing)
 
 
 def recover(runtime: Runtime, in_flight: InFlight, enqueue: Enqueue) -> int:
@@ -134,7 +140,7 @@ class _Started:
 
 
 def post(
-    runtime: Runtime, jobs: Sequence[DeliveryJob], enqueue: Enqueue, in_flight: InFlight, *, wait: float = INLINE_WAIT
+    runtime: Runtime, jobs: Sequence[DeliveryJob], enqueue: Enqueue, in_flight: InFlight, *, gather: float = GATHER
 ) -> list[int]:
     """Post new deliveries of a relay pass now, every endpoint at once; the ids left for jobs, in the
     order given (see the module's docstring for which, and what a post promises)."""
@@ -162,7 +168,8 @@ def post(
             in_flight.done([job.delivery_id for job in inline.group])
         else:
             started.append(inline)
-    _wait_and_record(runtime, started, enqueue, in_flight, wait)
+    if started:
+        in_flight.finish_later(_finishers.submit(_gather_and_record, runtime, started, enqueue, in_flight, gather))
     order = {job.delivery_id: index for index, job in enumerate(jobs)}
     return sorted(left, key=order.__getitem__)
 
@@ -222,17 +229,19 @@ def _submit(client: WebhookClient, started: _Started, requests: list[Prepare]) -
         return None
 
 
-def _wait_and_record(
-    runtime: Runtime, started: list[_Started], enqueue: Enqueue, in_flight: InFlight, wait: float
+def _gather_and_record(
+    runtime: Runtime, started: list[_Started], enqueue: Enqueue, in_flight: InFlight, gather: float
 ) -> None:
+    """A finisher's work for a pass: what is answered within `gather` seconds recorded together, each
+    endpoint still answering then on its own (another finisher)."""
     futures = [inline.posting.future for inline in started if inline.posting and inline.posting.future]
-    concurrent.futures.wait(futures, timeout=wait)
+    concurrent.futures.wait(futures, timeout=gather)
     done = [inline for inline in started if inline.posting is None or inline.posting.done()]
-    slow = [inline for inline in started if inline.posting is not None and not inline.posting.done()]
     if done:
         finish(runtime, done, enqueue, in_flight)
-    if slow:
-        in_flight.finish_later(_finishers.submit(finish, runtime, slow, enqueue, in_flight))
+    for inline in started:
+        if inline.posting is not None and not inline.posting.done():
+            in_flight.finish_later(_finishers.submit(finish, runtime, [inline], enqueue, in_flight))
 
 
 def finish(runtime: Runtime, posted: Sequence[_Started], enqueue: Enqueue, in_flight: InFlight) -> None:
