@@ -236,12 +236,14 @@ def _gather_and_record(
     endpoint still answering then on its own (another finisher)."""
     futures = [inline.posting.future for inline in started if inline.posting and inline.posting.future]
     concurrent.futures.wait(futures, timeout=gather)
-    done = [inline for inline in started if inline.posting is None or inline.posting.done()]
+    done: list[_Started] = []
+    slow: list[_Started] = []
+    for inline in started:  # each looked at once: one answered meanwhile is in one list only
+        (done if inline.posting is None or inline.posting.done() else slow).append(inline)
     if done:
         finish(runtime, done, enqueue, in_flight)
-    for inline in started:
-        if inline.posting is not None and not inline.posting.done():
-            in_flight.finish_later(_finishers.submit(finish, runtime, [inline], enqueue, in_flight))
+    for inline in slow:
+        in_flight.finish_later(_finishers.submit(finish, runtime, [inline], enqueue, in_flight))
 
 
 def finish(runtime: Runtime, posted: Sequence[_Started], enqueue: Enqueue, in_flight: InFlight) -> None:
