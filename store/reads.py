@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import functools
 from collections import namedtuple
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -30,6 +30,9 @@ import asyncpg
 from sqlalchemy import Engine, Select
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.types import TypeEngine
+
+from store.columns import UTCDateTime
 
 _DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
 # Connections each API process keeps for reads on the loop: its requests hold one only while their
@@ -100,7 +103,7 @@ class Prepared:
     order: tuple[str, ...]
     constants: dict[str, Any]
     binds: dict[str, Processor]
-    results: tuple[Processor, ...]
+    results: tuple[tuple[int, Callable[[Any], Any]], ...]  # (column, processor) of the columns that have one
     row: type[tuple[Any, ...]]
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
@@ -117,15 +120,16 @@ class Prepared:
     def rows(self, raw: Iterable[Iterable[Any]]) -> list[Any]:
         """The driver's rows, processed as SQLAlchemy would, as named tuples."""
         make: Callable[[Iterable[Any]], Any] = self.row._make  # type: ignore[attr-defined]
-        results = self.results
-        if not any(results):
+        if not self.results:
             return [make(values) for values in raw]
-        return [make(_processed(results, values)) for values in raw]
-
-
-def _processed(results: tuple[Processor, ...], values: Iterable[Any]) -> Iterator[Any]:
-    for process, value in zip(results, values, strict=True):
-        yield value if process is None or value is None else process(value)
+        rows = []
+        for record in raw:
+            values = list(record)
+            for index, process in self.results:
+                if values[index] is not None:
+                    values[index] = process(values[index])
+            rows.append(make(values))
+        return rows
 
 
 @functools.cache
@@ -146,10 +150,19 @@ def prepare(statement: Select[*tuple[Any, ...]]) -> Prepared:
         constants[name] = process(value) if process is not None and value is not None else value
     binds: dict[str, Processor] = {key: named[key].type.bind_processor(_DIALECT) for key in unset}
     columns = list(statement.selected_columns)
-    results = tuple(column.type.result_processor(_DIALECT, None) for column in columns)
+    processors = [_result_processor(column.type) for column in columns]
+    results = tuple((index, process) for index, process in enumerate(processors) if process is not None)
     row = namedtuple("Row", [column.key or f"c{index}" for index, column in enumerate(columns)], rename=True)  # type: ignore[misc]
     order = tuple(expanded.positiontup or ())
     return Prepared(expanded.statement, order, constants, binds, results, row)
+
+
+def _result_processor(column_type: TypeEngine[Any]) -> Processor:
+    # asyncpg reads a `timestamptz` as an aware time in UTC already: what UTCDateTime would make of it, so a
+    # page's times (five a booking) need no call each.
+    if isinstance(column_type, UTCDateTime):
+        return None
+    return column_type.result_processor(_DIALECT, None)
 
 
 class PostgresReads:

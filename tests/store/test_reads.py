@@ -73,7 +73,7 @@ def test_reads_give_the_rows_sqlalchemy_gives(session_factory: sessionmaker[Sess
         (ids[2], BookingStatus.BOOKED, "D-1", Role.MEMBER),
     ]
     assert rows[0].start_at == START
-    assert rows[0].start_at.tzinfo is not None
+    assert all(row.start_at.tzinfo is UTC for row in rows)  # aware, in UTC, as UTCDateTime gives them
 
 
 def test_a_token_authenticates_through_reads_as_through_a_session(session_factory: sessionmaker[Session]) -> None:
