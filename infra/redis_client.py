@@ -94,8 +94,8 @@ class Circuit:
         logger.warning("%s: Redis answers again after %.0f s", self.name, lasted)
 
 
-class FailFastPool(redis.ConnectionPool):
-    """A connection pool that, once connecting has failed, refuses at once for `retry_seconds`."""
+class _OnCircuit:
+    """A connection pool's part in its circuit: made with it, and asked when the outage began."""
 
     def __init__(
         self, *, name: str, meanwhile: str, retry_seconds: float = RETRY_SECONDS, **connection_kwargs: Any
@@ -107,6 +107,10 @@ class FailFastPool(redis.ConnectionPool):
     def down_since(self) -> float | None:
         """When the outage began (monotonic), or None while Redis answers."""
         return self.circuit.down_since
+
+
+class FailFastPool(_OnCircuit, redis.ConnectionPool):
+    """A connection pool that, once connecting has failed, refuses at once for `retry_seconds`."""
 
     def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         """A connected connection, or ConnectionError at once while an outage's retry interval runs."""
@@ -120,7 +124,7 @@ class FailFastPool(redis.ConnectionPool):
         return connection
 
 
-class AsyncFailFastPool(redis.asyncio.BlockingConnectionPool):
+class AsyncFailFastPool(_OnCircuit, redis.asyncio.BlockingConnectionPool):
     """`FailFastPool` for asyncio clients, on the same kind of circuit.
 
     Blocking: a coroutine that finds every connection in use waits for one (up to the pool's `timeout`),
@@ -128,17 +132,6 @@ class AsyncFailFastPool(redis.asyncio.BlockingConnectionPool):
     would raise MaxConnectionsError at once, which the circuit would take for an outage: a burst of
     requests on the event loop would turn counting over to the process for RETRY_SECONDS.
     """
-
-    def __init__(
-        self, *, name: str, meanwhile: str, retry_seconds: float = RETRY_SECONDS, **connection_kwargs: Any
-    ) -> None:
-        super().__init__(**connection_kwargs)
-        self.circuit = Circuit(name, meanwhile, retry_seconds)
-
-    @property
-    def down_since(self) -> float | None:
-        """When the outage began (monotonic), or None while Redis answers."""
-        return self.circuit.down_since
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         """A connected connection, or ConnectionError at once while an outage's retry interval runs."""
