@@ -25,9 +25,15 @@ from infra.redis_client import AsyncFailFastPool, FailFastPool, async_fail_fast_
 
 CONNECT_TIMEOUT_SECONDS = 0.25
 COMMAND_TIMEOUT_SECONDS = 0.5
+# The asyncio client's timeouts run on the event loop, so they include the time a busy loop takes to come
+# back to the answer: a burst of requests must not read as an outage. Longer, then; the circuit keeps a
+# real outage from costing more than one request in RETRY_SECONDS that long.
+LOOP_CONNECT_TIMEOUT_SECONDS = 1.0
+LOOP_COMMAND_TIMEOUT_SECONDS = 1.0
 # Connections of a process's asyncio client: requests on the event loop beyond these wait for one (a count
-# takes well under a millisecond), as those in the thread pool wait for a thread.
-MAX_CONNECTIONS = 50
+# takes well under a millisecond), as those in the thread pool wait for a thread. Few, so that a burst on a
+# cold process opens few at once.
+MAX_CONNECTIONS = 8
 # Count a request and give a new key its expiry: one command (EVALSHA) per request, lighter for the
 # client than a pipeline of two.
 _HIT = """
@@ -94,10 +100,12 @@ class RedisCounter:
             "connect_timeout": CONNECT_TIMEOUT_SECONDS,
             "command_timeout": COMMAND_TIMEOUT_SECONDS,
         }
-        return cls(
-            fail_fast_client(url, **options),
-            lambda: async_fail_fast_client(url, **options, max_connections=MAX_CONNECTIONS),
-        )
+        on_loop = options | {
+            "connect_timeout": LOOP_CONNECT_TIMEOUT_SECONDS,
+            "command_timeout": LOOP_COMMAND_TIMEOUT_SECONDS,
+            "max_connections": MAX_CONNECTIONS,
+        }
+        return cls(fail_fast_client(url, **options), lambda: async_fail_fast_client(url, **on_loop))
 
     @property
     def degraded(self) -> str | None:
